@@ -1,0 +1,367 @@
+"""The middleware's settings: one frozen, validated :class:`SSOConfig`.
+
+Settings are the field names of :class:`SSOConfig`.  The same names work as
+keyword arguments to :class:`~sso_middleware.SSOMiddleware`, in a PasteDeploy
+``[filter:sso]`` section (values are strings, converted here by
+:meth:`SSOConfig.from_settings`) and as ``SSO_<NAME>`` environment variables
+(:meth:`SSOConfig.from_env`).  Everything is checked when the object is built,
+and a bad value raises one :class:`~sso_middleware.errors.ConfigError` that
+names the setting -- never an error on the first request.
+
+Security caveat: ``allow_insecure_http`` exists for tests and local demos on
+loopback only; it is refused for any other host and it changes no
+process-wide state (no ``OAUTHLIB_INSECURE_TRANSPORT``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import os
+import re
+import tempfile
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+#: ID-token signature algorithms the middleware knows how to verify.
+KNOWN_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "HS256"}
+)
+FALLBACKS = ("interactive", "anonymous")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+SESSION_TYPES = ("file",)
+_LOOPBACK_NAMES = frozenset({"localhost"})
+_PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*$")
+_CLAIM_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def _setting(default: Any, help: str, **kwargs: Any) -> Any:
+    return field(default=default, metadata={"help": help}, **kwargs)
+
+
+@dataclass(frozen=True)
+class SSOConfig:
+    """All settings of one middleware instance.  See the README's table."""
+
+    issuer: str = _setting("", "OpenID Provider issuer URL, exactly as its discovery document says it.")
+    domain: str = _setting("", "Auth0 domain (`tenant.eu.auth0.com`); shorthand for `issuer=https://DOMAIN/`.")
+    client_id: str = _setting("", "Client (application) id registered at the provider. Required.")
+    client_secret: str = _setting("", "Client secret. Required.", repr=False)
+    base_url: str = _setting("", "Public origin (and prefix) of the wrapped app, e.g. `https://app2.example`. Required.")
+    session_secret: str = _setting("", "Secret signing the session cookie; 32+ characters. Required.", repr=False)
+    scope: str = _setting("openid profile email", "Scopes asked for; must include `openid`.")
+    audience: str = _setting("", "Auth0 `audience`: the API an access token is asked for.")
+    sso_path: str = _setting("/auth/sso", "The SSO entry point (`?connection=...&target_url=...`).")
+    login_path: str = _setting("/auth/login", "Interactive login (`?target_url=...`, optional `connection`).")
+    callback_path: str = _setting("/auth/callback", "Redirect URI path; `redirect_uri = base_url + callback_path`.")
+    logout_path: str = _setting("/auth/logout", "Sign-out (`?target_url=...`).")
+    failure_path: str = _setting("/auth/failure", "Failure page (`?error=CODE`).")
+    default_connection: str = _setting("", "Connection used when a request names none.")
+    allowed_connections: tuple[str, ...] = _setting((), "If set, the only connections accepted.")
+    allowed_redirect_origins: tuple[str, ...] = _setting(
+        (), "Origins (`https://host[:port]`) that absolute `target_url`s may point to, besides `base_url`'s."
+    )
+    protected_paths: tuple[str, ...] = _setting((), "Path prefixes that require a signed-in user.")
+    remote_user_claim: str = _setting("sub", "Claim copied to `REMOTE_USER`.")
+    silent_sso: bool = _setting(True, "`/auth/sso` first tries `prompt=none` (no login screen).")
+    silent_sso_fallback: str = _setting(
+        "interactive",
+        "When silent SSO finds no provider session: `interactive` (one retry with a login screen) "
+        "or `anonymous` (go to the target without a user).",
+    )
+    provider_logout: bool = _setting(True, "Sign-out also ends the provider session (RP-initiated logout).")
+    token_endpoint_auth_method: str = _setting(
+        "client_secret_basic", "`client_secret_basic` or `client_secret_post`."
+    )
+    id_token_algorithms: tuple[str, ...] = _setting(
+        ("RS256", "PS256", "ES256"), "Accepted ID-token signature algorithms (`none` is never accepted)."
+    )
+    clock_skew: int = _setting(60, "Leeway in seconds for `exp`/`iat` checks.")
+    http_timeout: float = _setting(5.0, "Timeout in seconds of each request to the provider.")
+    discovery_ttl: int = _setting(3600, "Seconds the discovery document and JWKS are cached.")
+    transaction_ttl: int = _setting(600, "Seconds a started sign-in may take before its `state` expires.")
+    session_idle_timeout: int = _setting(86400, "Seconds of inactivity after which a session ends.")
+    session_absolute_timeout: int = _setting(604800, "Seconds after sign-in at which a session ends regardless.")
+    session_type: str = _setting("file", "Beaker session store: `file`.")
+    session_data_dir: str = _setting(
+        "", "Directory of the `file` store (default: a private per-application folder in the temp dir)."
+    )
+    cookie_name: str = _setting("sso_session", "Name of the session cookie.")
+    cookie_domain: str = _setting("", "Domain attribute of the session cookie (default: host-only).")
+    allow_insecure_http: bool = _setting(False, "Allow an `http://` issuer and base_url, on loopback hosts only.")
+    serve_failure_page: bool = _setting(
+        True, "Serve the built-in failure page; if false, `failure_path` passes through to the app."
+    )
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("tuple[str, ...]", tuple[str, ...]) and isinstance(value, (list, str)):
+                items = re.split(r"[\s,]+", value.strip()) if isinstance(value, str) else value
+                object.__setattr__(self, f.name, tuple(item for item in items if item))
+        _validate(self)
+
+    # -- derived values -------------------------------------------------
+
+    @property
+    def issuer_url(self) -> str:
+        """The issuer the provider must announce (from ``issuer`` or ``domain``)."""
+        return self.issuer or f"https://{self.domain}/"
+
+    @property
+    def discovery_url(self) -> str:
+        return self.issuer_url.rstrip("/") + "/.well-known/openid-configuration"
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.base_url + self.callback_path
+
+    @property
+    def origin(self) -> str:
+        """``scheme://host[:port]`` of ``base_url``."""
+        return origin_of(self.base_url) or ""
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def is_auth0(self) -> bool:
+        """True when the provider is an Auth0 tenant (legacy ``/v2/logout`` applies)."""
+        host = urlsplit(self.issuer_url).hostname or ""
+        return bool(self.domain) or host.endswith(".auth0.com")
+
+    @property
+    def data_dir(self) -> str:
+        """Where the ``file`` store keeps sessions (private default per application)."""
+        if self.session_data_dir:
+            return self.session_data_dir
+        digest = hashlib.sha256(f"{self.issuer_url}|{self.client_id}|{self.base_url}".encode()).hexdigest()[:16]
+        return os.path.join(tempfile.gettempdir(), f"sso_middleware-{os.getuid()}", digest)
+
+    # -- other ways to build one -----------------------------------------
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> SSOConfig:
+        """Build from string values (PasteDeploy ``[filter:sso]``), converting by field type."""
+        kwargs: dict[str, Any] = {}
+        hints = _field_types()
+        for name, value in settings.items():
+            if name not in hints:
+                raise ConfigError(name, "unknown setting")
+            kwargs[name] = _convert(name, hints[name], value)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, prefix: str = "SSO_") -> SSOConfig:
+        """Build from ``SSO_<NAME>`` environment variables; unknown ``SSO_*`` names are errors."""
+        source = os.environ if environ is None else environ
+        settings = {
+            key[len(prefix):].lower(): value
+            for key, value in source.items()
+            if key.startswith(prefix)
+        }
+        return cls.from_settings(settings)
+
+    def replace(self, **changes: Any) -> SSOConfig:
+        """A copy with some settings changed (validated again)."""
+        unknown = set(changes) - set(_field_types())
+        if unknown:
+            raise ConfigError(sorted(unknown)[0], "unknown setting")
+        return dataclasses.replace(self, **changes)
+
+
+def origin_of(url: str) -> Optional[str]:
+    """``scheme://host[:port]`` of an absolute http(s) URL (lower-cased, default port dropped), or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or (scheme, port) in (("http", 80), ("https", 443)):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint_url(name: str, url: str, allow_insecure_http: bool) -> None:
+    """Refuse a URL that is not https (or http on loopback when allowed); used for provider URLs too."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ConfigError(name, f"{url!r} is not a valid URL") from exc
+    if not parts.hostname or parts.scheme not in ("http", "https"):
+        raise ConfigError(name, f"{url!r} must be an absolute https:// URL")
+    if parts.scheme == "http":
+        if not allow_insecure_http:
+            raise ConfigError(name, f"{url!r} uses http://; use https:// (allow_insecure_http is for loopback tests)")
+        if not is_loopback_host(parts.hostname):
+            raise ConfigError(name, f"{url!r}: http:// is allowed only on a loopback host")
+    if parts.username or parts.password:
+        raise ConfigError(name, "must not contain credentials")
+
+
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(SSOConfig)
+
+
+def _convert(name: str, kind: Any, value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if kind is bool:
+        lowered = text.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ConfigError(name, f"{value!r} is not a boolean (true/false)")
+    if kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(name, f"{value!r} is not an integer") from None
+    if kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(name, f"{value!r} is not a number") from None
+    if kind == tuple[str, ...]:
+        return tuple(item for item in re.split(r"[\s,]+", text) if item)
+    return text
+
+
+def _validate(config: SSOConfig) -> None:
+    for f in dataclasses.fields(config):
+        _check_type(f.name, getattr(config, f.name), typing.get_type_hints(SSOConfig)[f.name])
+
+    if config.issuer and config.domain:
+        raise ConfigError("domain", "give either issuer or domain, not both")
+    if not config.issuer and not config.domain:
+        raise ConfigError("issuer", "required (or set domain for an Auth0 tenant)")
+    if config.domain and not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]+)?", config.domain):
+        raise ConfigError("domain", f"{config.domain!r} is not a host name (no scheme, no path)")
+    check_endpoint_url("issuer" if config.issuer else "domain", config.issuer_url, config.allow_insecure_http)
+    if urlsplit(config.issuer_url).query or urlsplit(config.issuer_url).fragment:
+        raise ConfigError("issuer", "must not have a query or fragment")
+
+    for name in ("client_id", "client_secret"):
+        if not getattr(config, name):
+            raise ConfigError(name, "required")
+    if not config.base_url:
+        raise ConfigError("base_url", "required (public origin of the app, e.g. https://app.example)")
+    check_endpoint_url("base_url", config.base_url, config.allow_insecure_http)
+    base = urlsplit(config.base_url)
+    if base.query or base.fragment or config.base_url.endswith("/"):
+        raise ConfigError("base_url", "must be an origin with an optional path prefix, without a trailing slash")
+    if len(config.session_secret) < 32:
+        raise ConfigError("session_secret", "required, at least 32 characters of random data")
+
+    if "openid" not in config.scope.split():
+        raise ConfigError("scope", "must include 'openid'")
+    if any(ord(c) < 0x20 for c in config.scope + config.audience):
+        raise ConfigError("scope", "must not contain control characters")
+
+    paths = {}
+    for name in ("sso_path", "login_path", "callback_path", "logout_path", "failure_path"):
+        value = getattr(config, name)
+        if not _PATH_RE.match(value) or "//" in value:
+            raise ConfigError(name, f"{value!r} is not an absolute path like /auth/login")
+        if value in paths:
+            raise ConfigError(name, f"same path as {paths[value]}")
+        paths[value] = name
+
+    for name in ("default_connection",):
+        if getattr(config, name) and not is_valid_connection(getattr(config, name)):
+            raise ConfigError(name, "not a valid connection name")
+    for connection in config.allowed_connections:
+        if not is_valid_connection(connection):
+            raise ConfigError("allowed_connections", f"{connection!r} is not a valid connection name")
+    if config.default_connection and config.allowed_connections:
+        if config.default_connection not in config.allowed_connections:
+            raise ConfigError("default_connection", "is not among allowed_connections")
+    for origin in config.allowed_redirect_origins:
+        if origin_of(origin) != origin.rstrip("/").lower() or urlsplit(origin).path not in ("", "/"):
+            raise ConfigError("allowed_redirect_origins", f"{origin!r} is not an origin like https://host[:port]")
+    for prefix in config.protected_paths:
+        if not _PATH_RE.match(prefix):
+            raise ConfigError("protected_paths", f"{prefix!r} is not an absolute path")
+
+    if not _CLAIM_RE.match(config.remote_user_claim):
+        raise ConfigError("remote_user_claim", "must be a claim name")
+    if config.silent_sso_fallback not in FALLBACKS:
+        raise ConfigError("silent_sso_fallback", f"must be one of {', '.join(FALLBACKS)}")
+    if config.token_endpoint_auth_method not in AUTH_METHODS:
+        raise ConfigError("token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}")
+    if not config.id_token_algorithms:
+        raise ConfigError("id_token_algorithms", "must list at least one algorithm")
+    for alg in config.id_token_algorithms:
+        if alg not in KNOWN_ALGORITHMS:
+            raise ConfigError("id_token_algorithms", f"{alg!r} is not supported (never 'none')")
+
+    _positive(config, "clock_skew", allow_zero=True, maximum=600)
+    _positive(config, "http_timeout", maximum=120)
+    _positive(config, "discovery_ttl")
+    _positive(config, "transaction_ttl")
+    _positive(config, "session_idle_timeout")
+    _positive(config, "session_absolute_timeout")
+    if config.session_type not in SESSION_TYPES:
+        raise ConfigError("session_type", f"must be one of {', '.join(SESSION_TYPES)}")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", config.cookie_name):
+        raise ConfigError("cookie_name", "must be a short token of letters, digits, '_', '.', '-'")
+    if config.cookie_domain and not re.fullmatch(r"\.?[A-Za-z0-9.-]+", config.cookie_domain):
+        raise ConfigError("cookie_domain", "must be a host name")
+
+
+def _check_type(name: str, value: Any, kind: Any) -> None:
+    if kind == tuple[str, ...]:
+        ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
+        expected = "a tuple of strings"
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        expected = "a number"
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        expected = "an integer"
+    else:
+        ok = isinstance(value, kind)
+        expected = f"a {kind.__name__}"
+    if not ok:
+        raise ConfigError(name, f"must be {expected}, not {type(value).__name__}")
+
+
+def _positive(config: SSOConfig, name: str, allow_zero: bool = False, maximum: Optional[float] = None) -> None:
+    value = getattr(config, name)
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(name, "must be a positive number")
+    if maximum is not None and value > maximum:
+        raise ConfigError(name, f"must be at most {maximum}")
+
+
+def is_valid_connection(value: str) -> bool:
+    """Connection names: printable ASCII without spaces, at most 128 characters."""
+    return bool(re.fullmatch(r"[\x21-\x7e]{1,128}", value))

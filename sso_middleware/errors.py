@@ -1,0 +1,99 @@
+"""Exceptions, and the catalogue of sign-in error codes.
+
+Every failure the middleware can meet while signing a user in or out is an
+:class:`AuthFailure` carrying a short machine-readable ``code`` (for instance
+``invalid_state`` or ``provider_error:access_denied``).  Handlers raise it; the
+middleware turns it into a redirect to the failure page in exactly one place.
+The code travels in the failure page's query string, so it never carries a
+token, a secret or provider-supplied free text: provider error codes are
+reduced to a safe alphabet by :func:`provider_error_code`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; raised when the middleware is built.
+
+    ``setting`` names the offending setting so one message tells the operator
+    what to fix.
+    """
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"sso_middleware setting {setting!r}: {message}")
+        self.setting = setting
+        self.message = message
+
+
+class AuthFailure(Exception):
+    """A sign-in, sign-out or SSO request that cannot go on.
+
+    ``code`` is shown to the user (escaped) and selects the failure page's
+    status and message; ``detail`` is for the operator's log only and must
+    not contain tokens or secrets.
+    """
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(code if not detail else f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+class ProviderError(AuthFailure):
+    """The provider could not be used: unreachable, slow, or answering nonsense."""
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """How the failure page presents one error code."""
+
+    status: int
+    message: str
+
+
+_PROVIDER_ERROR_PREFIX = "provider_error:"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+
+ERRORS: dict[str, ErrorInfo] = {
+    "missing_target_url": ErrorInfo(400, "The link is incomplete: it does not say where to go after signing in."),
+    "invalid_target_url": ErrorInfo(400, "The link asks to go to an address this site does not send people to."),
+    "missing_connection": ErrorInfo(400, "The link is incomplete: it does not say which sign-in connection to use."),
+    "invalid_connection": ErrorInfo(400, "The link names a sign-in connection that is not valid."),
+    "connection_not_allowed": ErrorInfo(400, "The link asks for a sign-in connection this site does not accept."),
+    "invalid_state": ErrorInfo(
+        400, "This sign-in link has expired or was already used. Please start signing in again."
+    ),
+    "missing_code": ErrorInfo(400, "The sign-in provider's answer was incomplete. Please start signing in again."),
+    "issuer_mismatch": ErrorInfo(
+        400, "The sign-in answer did not come from the expected provider. Please start signing in again."
+    ),
+    "invalid_id_token": ErrorInfo(401, "The sign-in provider's identity token could not be verified."),
+    "userinfo_mismatch": ErrorInfo(401, "The sign-in provider returned inconsistent identity information."),
+    "invalid_token_response": ErrorInfo(502, "The sign-in provider gave an answer that could not be understood."),
+    "provider_bad_response": ErrorInfo(502, "The sign-in provider gave an answer that could not be understood."),
+    "provider_unreachable": ErrorInfo(503, "The sign-in provider cannot be reached right now. Please try again later."),
+    "provider_timeout": ErrorInfo(504, "The sign-in provider did not answer in time. Please try again later."),
+}
+
+_UNKNOWN = ErrorInfo(400, "Signing in did not succeed. Please try again.")
+_PROVIDER_REFUSED = ErrorInfo(401, "The sign-in provider did not sign you in ({detail}).")
+
+
+def provider_error_code(error: str) -> str:
+    """The failure code for an ``error`` value the provider sent, made safe for a URL."""
+    cleaned = _UNSAFE.sub("", error)[:64] or "unknown"
+    return _PROVIDER_ERROR_PREFIX + cleaned
+
+
+def describe(code: str) -> tuple[int, str]:
+    """Status and human message for a failure code (unknown codes get a generic 400)."""
+    info = ERRORS.get(code)
+    if info is not None:
+        return info.status, info.message
+    if code.startswith(_PROVIDER_ERROR_PREFIX) and len(code) > len(_PROVIDER_ERROR_PREFIX):
+        detail = code[len(_PROVIDER_ERROR_PREFIX):]
+        return _PROVIDER_REFUSED.status, _PROVIDER_REFUSED.message.format(detail=detail)
+    return _UNKNOWN.status, _UNKNOWN.message

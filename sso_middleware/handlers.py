@@ -1,0 +1,183 @@
+"""One function per authentication route: a WebOb ``Request`` in, a ``Response`` out.
+
+The handlers hold no per-request state on ``self`` (workers are threaded);
+each call gets the request and that request's :class:`~.session.SSOSession`.
+They raise :class:`~.errors.AuthFailure` for anything that stops a sign-in;
+the middleware turns that into the failure page in one place.
+
+Routes (paths are settings):
+
+* ``sso``: ``?connection=...&target_url=...`` -- redirect when already signed in
+  through that connection, else start a (by default silent) sign-in.
+* ``login``: ``?target_url=...`` (optional ``connection``) -- interactive sign-in.
+* ``callback``: the authorization response: checks ``state`` (single use),
+  RFC 9207 ``iss``, falls back once from a failed silent attempt, exchanges
+  the code and signs the user in under a new session id.
+* ``logout``: deletes the session, then ends the provider session.
+* ``failure``: the escaped failure page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Optional
+from urllib.parse import urlencode
+
+from webob import Request, Response
+from webob.exc import HTTPSeeOther
+
+from .config import SSOConfig, is_valid_connection
+from .errors import AuthFailure, provider_error_code
+from .oidc import OIDCClient
+from .pages import failure_page, no_store
+from .redirects import absolute_target, checked_target
+from .session import SignedInUser, SSOSession, Transaction
+
+log = logging.getLogger("sso_middleware")
+
+#: Provider answers to ``prompt=none`` that mean "the user must interact".
+SILENT_FAILURES = frozenset({"login_required", "consent_required", "interaction_required", "account_selection_required"})
+
+#: ID-token claims about the token itself rather than the user; kept out of ``sso.userinfo``.
+PROTOCOL_CLAIMS = frozenset(
+    {"aud", "iss", "iat", "exp", "nbf", "nonce", "azp", "at_hash", "c_hash", "s_hash", "jti", "sid", "auth_time"}
+)
+
+Handler = Callable[[Request, SSOSession], Response]
+
+
+class Handlers:
+    """The authentication routes of one middleware instance."""
+
+    def __init__(self, config: SSOConfig, client: OIDCClient, clock: Callable[[], float]) -> None:
+        self.config = config
+        self.client = client
+        self.clock = clock
+
+    def routes(self) -> dict[str, Handler]:
+        config = self.config
+        routes: dict[str, Handler] = {
+            config.sso_path: self.sso,
+            config.login_path: self.login,
+            config.callback_path: self.callback,
+            config.logout_path: self.logout,
+        }
+        if config.serve_failure_page:
+            routes[config.failure_path] = self.failure
+        return routes
+
+    # -- entry points ------------------------------------------------------
+
+    def sso(self, request: Request, session: SSOSession) -> Response:
+        target = self._target(request, required=True)
+        connection = self._connection(request, required=True)
+        user = session.current_user(self.clock())
+        if user is not None and user.connection == connection:
+            return self._redirect(request, target)
+        prompt = "none" if self.config.silent_sso else None
+        return self._start_sign_in(request, session, target, connection, prompt)
+
+    def login(self, request: Request, session: SSOSession) -> Response:
+        target = self._target(request, required=False)
+        connection = self._connection(request, required=False)
+        return self._start_sign_in(request, session, target, connection, prompt=None)
+
+    def callback(self, request: Request, session: SSOSession) -> Response:
+        params = request.params
+        state = params.get("state")
+        transaction = session.pop_transaction(state, self.clock()) if state else None
+        if transaction is None:
+            raise AuthFailure("invalid_state", "unknown, expired or already used state")
+        self.client.check_response_issuer(params.get("iss"))
+
+        error = params.get("error")
+        if error is not None:
+            if transaction.prompt == "none" and error in SILENT_FAILURES:
+                return self._after_silent_failure(request, session, transaction, error)
+            raise AuthFailure(provider_error_code(error), "the provider refused the sign-in")
+        code = params.get("code")
+        if not code:
+            raise AuthFailure("missing_code", "authorization response has neither code nor error")
+
+        result = self.client.sign_in(code, transaction.nonce, transaction.code_verifier)
+        claims = {key: value for key, value in result.claims.items() if key not in PROTOCOL_CLAIMS}
+        claims.update(result.userinfo)
+        now = self.clock()
+        session.sign_in(SignedInUser(claims=claims, connection=transaction.connection,
+                                     id_token=result.id_token, signed_in_at=now), now)
+        log.info("sso: signed in sub=%r through connection %r", result.claims["sub"], transaction.connection)
+        return self._redirect(request, transaction.target_url)
+
+    def logout(self, request: Request, session: SSOSession) -> Response:
+        target = self._target(request, required=False)
+        user = session.current_user(self.clock())
+        session.sign_out()
+        if user is not None and self.config.provider_logout:
+            url = self.client.end_session_url(user.id_token, absolute_target(target, self.config.base_url))
+            if url is not None:
+                return self._redirect(request, url)
+        return self._redirect(request, target)
+
+    def failure(self, request: Request, session: SSOSession) -> Response:
+        return failure_page(request.GET.get("error", ""), request.script_name + "/")
+
+    # -- helpers -----------------------------------------------------------
+
+    def _start_sign_in(
+        self,
+        request: Request,
+        session: SSOSession,
+        target: str,
+        connection: Optional[str],
+        prompt: Optional[str],
+    ) -> Response:
+        login = self.client.new_login_request()
+        url = self.client.authorization_url(login, prompt=prompt, connection=connection)
+        now = self.clock()
+        session.add_transaction(
+            login.state,
+            Transaction(nonce=login.nonce, code_verifier=login.code_verifier, target_url=target,
+                        connection=connection, prompt=prompt, expires_at=now + self.config.transaction_ttl),
+            now,
+        )
+        return self._redirect(request, url)
+
+    def _after_silent_failure(
+        self, request: Request, session: SSOSession, transaction: Transaction, error: str
+    ) -> Response:
+        if self.config.silent_sso_fallback == "anonymous":
+            log.info("sso: silent sign-in answered %s; continuing without a user", error)
+            return self._redirect(request, transaction.target_url)
+        log.info("sso: silent sign-in answered %s; retrying once interactively", error)
+        return self._start_sign_in(request, session, transaction.target_url, transaction.connection, prompt=None)
+
+    def _target(self, request: Request, required: bool) -> str:
+        value = request.GET.get("target_url")
+        if not value:
+            if required:
+                raise AuthFailure("missing_target_url")
+            return "/"
+        target = checked_target(value, self.config.origin, self.config.allowed_redirect_origins)
+        if target is None:
+            raise AuthFailure("invalid_target_url", "refused redirect target")
+        return target
+
+    def _connection(self, request: Request, required: bool) -> Optional[str]:
+        connection = request.GET.get("connection") or self.config.default_connection or None
+        if connection is None:
+            if required:
+                raise AuthFailure("missing_connection")
+            return None
+        if not is_valid_connection(connection):
+            raise AuthFailure("invalid_connection")
+        if self.config.allowed_connections and connection not in self.config.allowed_connections:
+            raise AuthFailure("connection_not_allowed", f"connection {connection!r} is not allowed")
+        return connection
+
+    def _redirect(self, request: Request, target: str) -> Response:
+        location = request.script_name + target if target.startswith("/") else target
+        return no_store(HTTPSeeOther(location=location))
+
+    def failure_location(self, request: Request, code: str) -> str:
+        return f"{request.script_name}{self.config.failure_path}?{urlencode({'error': code})}"

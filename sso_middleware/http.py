@@ -1,0 +1,79 @@
+"""Talking to the provider over HTTP: bounded in time and in size.
+
+Every call to the provider goes through :class:`ProviderHTTP`, which uses a
+shared :class:`requests.Session` (connection pooling, thread-safe for these
+simple calls), a timeout on every request, and reads at most
+``MAX_RESPONSE_BYTES`` of any answer, so a provider that is down, slow or
+answering with an endless body costs a bounded time and memory.  Failures
+become :class:`~sso_middleware.errors.ProviderError` with the code
+``provider_unreachable``, ``provider_timeout`` or ``provider_bad_response``.
+
+Tests replace the transport by mounting a ``requests`` adapter on
+:attr:`ProviderHTTP.session`; nothing else is faked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any, Optional
+
+import requests
+import urllib3.exceptions
+
+from .errors import ProviderError
+
+log = logging.getLogger("sso_middleware")
+
+MAX_RESPONSE_BYTES = 1024 * 1024
+USER_AGENT = "sso_middleware"
+
+
+class ProviderHTTP:
+    """A small JSON-over-HTTP client for the provider's endpoints."""
+
+    def __init__(self, timeout: float, session: Optional[requests.Session] = None) -> None:
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.session.trust_env = False
+
+    def get_json(self, url: str, what: str, headers: Optional[Mapping[str, str]] = None) -> tuple[int, Any]:
+        """GET ``url``; returns (status, parsed JSON).  ``what`` names the endpoint in errors."""
+        return self._request("GET", url, what, headers=headers)
+
+    def post_form(
+        self,
+        url: str,
+        what: str,
+        data: str,
+        headers: Optional[Mapping[str, str]] = None,
+        auth: Optional[tuple[str, str]] = None,
+    ) -> tuple[int, Any]:
+        """POST a form-encoded body; returns (status, parsed JSON)."""
+        merged = {"Content-Type": "application/x-www-form-urlencoded"}
+        merged.update(headers or {})
+        return self._request("POST", url, what, headers=merged, data=data, auth=auth)
+
+    def _request(self, method: str, url: str, what: str, **kwargs: Any) -> tuple[int, Any]:
+        headers = {"Accept": "application/json"}
+        headers.update(kwargs.pop("headers", None) or {})
+        try:
+            with self.session.request(
+                method, url, headers=headers, timeout=self.timeout, stream=True, allow_redirects=False, **kwargs
+            ) as response:
+                body = response.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
+                status = response.status_code
+        except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
+            raise ProviderError("provider_timeout", f"{what}: no answer within {self.timeout}s") from exc
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ProviderError("provider_unreachable", f"{what}: {type(exc).__name__}") from exc
+        if len(body) > MAX_RESPONSE_BYTES:
+            raise ProviderError("provider_bad_response", f"{what}: answer larger than {MAX_RESPONSE_BYTES} bytes")
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            if status >= 500:
+                raise ProviderError("provider_unreachable", f"{what}: HTTP {status}") from None
+            raise ProviderError("provider_bad_response", f"{what}: HTTP {status}, body is not JSON") from None

@@ -1,0 +1,127 @@
+"""The provider's signing keys: fetched lazily, cached, refetched with restraint.
+
+:class:`KeySet` keeps the provider's JSON Web Key Set in memory for
+``ttl`` seconds.  A token whose ``kid`` is unknown triggers one refetch
+(the provider may have rotated its keys), but refetches are rate limited by a
+small token bucket: a flood of forged tokens with random ``kid`` values cannot
+make the middleware hammer the provider, yet a genuine rotation right after a
+scheduled fetch is still picked up.  When a scheduled refresh fails, the old
+keys stay in use for ``grace`` seconds.
+
+Security caveat: a key is only ever used with an algorithm of its own family
+(RSA keys for ``RS*``/``PS*``, EC for ``ES*``, OKP for ``EdDSA``) and only if
+its ``use`` and ``alg`` members, when present, allow it -- so a public key can
+never be abused as an HMAC secret (algorithm confusion).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Optional
+
+from jwt import PyJWK
+from jwt.exceptions import PyJWKError
+
+from .errors import AuthFailure, ProviderError
+
+log = logging.getLogger("sso_middleware")
+
+_FAMILY = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+
+
+def key_type_for(alg: str) -> Optional[str]:
+    """The JWK ``kty`` an algorithm needs (None for HMAC and unknown algorithms)."""
+    return _FAMILY.get(alg[:2])
+
+
+class KeySet:
+    """A cached JWKS with rate-limited refetching on unknown key ids."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], Any],
+        ttl: float,
+        grace: float = 86400.0,
+        burst: int = 3,
+        refill_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._ttl = ttl
+        self._grace = grace
+        self._burst = burst
+        self._refill_seconds = refill_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._keys: list[dict[str, Any]] = []
+        self._fetched_at: Optional[float] = None
+        self._tokens = float(burst)
+        self._tokens_at = clock()
+
+    def key_for(self, kid: Optional[str], alg: str) -> Any:
+        """The public key (a ``cryptography`` object) to verify a token with this header."""
+        keys = self._current_keys()
+        found = _select(keys, kid, alg)
+        if found is None and self._may_refetch():
+            log.info("sso: signing key %r not in the cached JWKS; refetching once", kid)
+            keys = self._refresh(force=True)
+            found = _select(keys, kid, alg)
+        if found is None:
+            raise AuthFailure("invalid_id_token", f"no usable {alg} key with kid {kid!r} in the provider's JWKS")
+        try:
+            return PyJWK(found, algorithm=alg).key
+        except PyJWKError as exc:
+            raise AuthFailure("invalid_id_token", f"unusable JWK {kid!r}: {exc}") from None
+
+    def _current_keys(self) -> list[dict[str, Any]]:
+        fetched_at = self._fetched_at
+        if fetched_at is not None and self._clock() - fetched_at < self._ttl:
+            return self._keys
+        return self._refresh(force=False)
+
+    def _refresh(self, force: bool) -> list[dict[str, Any]]:
+        with self._lock:
+            now = self._clock()
+            if not force and self._fetched_at is not None and now - self._fetched_at < self._ttl:
+                return self._keys  # another thread refreshed meanwhile
+            try:
+                document = self._fetch()
+            except ProviderError:
+                if self._fetched_at is not None and now - self._fetched_at < self._ttl + self._grace:
+                    log.warning("sso: JWKS refresh failed; using the cached keys")
+                    return self._keys
+                raise
+            keys = document.get("keys") if isinstance(document, dict) else None
+            if not isinstance(keys, list):
+                raise ProviderError("provider_bad_response", "JWKS has no 'keys' list")
+            self._keys = [key for key in keys if isinstance(key, dict)]
+            self._fetched_at = now
+            return self._keys
+
+    def _may_refetch(self) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self._burst, self._tokens + (now - self._tokens_at) / self._refill_seconds)
+            self._tokens_at = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return True
+            return False
+
+
+def _select(keys: list[dict[str, Any]], kid: Optional[str], alg: str) -> Optional[dict[str, Any]]:
+    kty = key_type_for(alg)
+    candidates = [
+        key
+        for key in keys
+        if key.get("kty") == kty
+        and key.get("use", "sig") == "sig"
+        and key.get("alg", alg) == alg
+        and (kid is None or key.get("kid") == kid)
+    ]
+    if len(candidates) == 1 or (kid is not None and candidates):
+        return candidates[0]
+    return None

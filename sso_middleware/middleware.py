@@ -1,0 +1,150 @@
+"""``SSOMiddleware``: server-side single sign-on in front of any WSGI application.
+
+Wrap the application once::
+
+    app = SSOMiddleware(legacy_app, issuer="https://tenant.eu.auth0.com/",
+                        client_id="...", client_secret="...",
+                        base_url="https://app2.example", session_secret="...")
+
+Requests to the authentication paths (``/auth/sso``, ``/auth/login``,
+``/auth/callback``, ``/auth/logout``, ``/auth/failure`` by default) are answered
+here.  Every other request passes through to the application untouched except
+for the environ: when a user is signed in, ``environ["sso.userinfo"]`` holds
+their claims and ``REMOTE_USER`` the ``remote_user_claim``; otherwise both are
+absent.  Anonymous requests for ``protected_paths`` are sent to sign in (page
+loads) or answered 401 (API calls).
+
+Security caveat: ``REMOTE_USER`` (and ``sso.*`` keys) arriving from outside are
+always removed, so the application can trust them -- but only if nothing
+between this middleware and the application sets them again.  Mount it
+outermost among the authentication-related middlewares.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any, Callable, Optional
+from urllib.parse import urlencode
+
+from webob import Request, Response
+
+from .config import SSOConfig
+from .environ import CONNECTION_KEY, USERINFO_KEY
+from .errors import AuthFailure, ConfigError, ProviderError
+from .handlers import Handler, Handlers
+from .oidc import OIDCClient
+from .pages import login_required, no_store, server_error
+from .session import SessionStore, SSOSession
+
+log = logging.getLogger("sso_middleware")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class SSOMiddleware:
+    """WSGI middleware adding OpenID Connect single sign-on to ``app``.
+
+    Settings come as an :class:`SSOConfig`, as keyword arguments with the same
+    names, or both (keywords override the config's values).
+    """
+
+    def __init__(self, app: WSGIApp, config: Optional[SSOConfig] = None, **settings: Any) -> None:
+        if config is None:
+            config = SSOConfig(**_known(settings))
+        elif settings:
+            config = config.replace(**settings)
+        self.app = app
+        self.config = config
+        self.clock: Callable[[], float] = time.time
+        self.client = OIDCClient(config, clock=lambda: self.clock())
+        self.store = SessionStore(config)
+        self.handlers = Handlers(config, self.client, clock=lambda: self.clock())
+        self.routes: dict[str, Handler] = self.handlers.routes()
+        self.protected = tuple(prefix.rstrip("/") for prefix in config.protected_paths)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        handler = self.routes.get(environ.get("PATH_INFO", ""))
+        if handler is not None:
+            return self._answer(handler, environ, start_response)
+        return self._pass_through(environ, start_response)
+
+    # -- authentication routes ---------------------------------------------
+
+    def _answer(self, handler: Handler, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        session = self.store.open(environ)
+        try:
+            response = handler(request, session)
+        except AuthFailure as failure:
+            level = logging.WARNING if isinstance(failure, ProviderError) else logging.INFO
+            log.log(level, "sso: %s failed: %s", request.path_info, failure)
+            response = no_store(Response(status=303, location=self.handlers.failure_location(request, failure.code)))
+        except Exception:
+            log.exception("sso: unexpected error on %s", request.path_info)
+            response = server_error()
+        response.headerlist.extend(session.commit())
+        return response(environ, start_response)
+
+    # -- everything else ---------------------------------------------------
+
+    def _pass_through(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ.pop("REMOTE_USER", None)
+        environ.pop(USERINFO_KEY, None)
+        environ.pop(CONNECTION_KEY, None)
+        session = self.store.open(environ)
+        user = session.current_user(self.clock())
+        if user is not None:
+            claims = dict(user.claims)
+            environ[USERINFO_KEY] = claims
+            environ[CONNECTION_KEY] = user.connection
+            remote_user = claims.get(self.config.remote_user_claim)
+            if remote_user is not None:
+                environ["REMOTE_USER"] = str(remote_user)
+        headers = session.commit()
+        if user is None and self._is_protected(environ.get("PATH_INFO", "")):
+            return self._require_login(environ, headers, start_response)
+        if not headers:
+            return self.app(environ, start_response)
+
+        def start_with_cookie(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, list(response_headers) + headers, exc_info)
+
+        return self.app(environ, start_with_cookie)
+
+    def _is_protected(self, path: str) -> bool:
+        return any(path == prefix or path.startswith(prefix + "/") for prefix in self.protected)
+
+    def _require_login(
+        self, environ: dict[str, Any], headers: list[tuple[str, str]], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        request = Request(environ)
+        login_url = f"{request.script_name}{self.config.login_path}?{urlencode({'target_url': request.path_qs})}"
+        if _is_page_load(request):
+            response: Response = no_store(Response(status=303, location=login_url))
+        else:
+            response = login_required(login_url, self.config.origin)
+        response.headerlist.extend(headers)
+        return response(environ, start_response)
+
+
+def _is_page_load(request: Request) -> bool:
+    """True for a top-level navigation (which may be redirected to sign in), False for API calls."""
+    if request.method not in ("GET", "HEAD"):
+        return False
+    mode = request.headers.get("Sec-Fetch-Mode")
+    if mode is not None:
+        return mode == "navigate"
+    if request.headers.get("X-Requested-With"):
+        return False
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def _known(settings: dict[str, Any]) -> dict[str, Any]:
+    """Refuse unknown keyword settings with the same one-line error as the config."""
+    names = SSOConfig.__dataclass_fields__
+    for name in settings:
+        if name not in names:
+            raise ConfigError(name, "unknown setting")
+    return settings

@@ -1,0 +1,301 @@
+"""The OpenID Connect protocol client: discovery, authorization, tokens, userinfo, logout.
+
+:class:`OIDCClient` knows the provider and nothing of WSGI.  Discovery is
+fetched lazily on first use, cached for ``discovery_ttl`` and shared by all
+threads; its ``issuer`` must equal the configured issuer exactly and every
+endpoint must be https (or loopback http under ``allow_insecure_http``).
+Authorization requests always carry ``state``, ``nonce`` and a PKCE S256
+challenge.  The code exchange authenticates the client with the configured
+method, and the ID token is validated completely (:mod:`.id_token`) before the
+userinfo endpoint is called, whose ``sub`` must match.
+
+oauthlib builds the authorization URL and token request and parses the token
+response; the HTTP calls are our own (:mod:`.http`) because oauthlib and
+requests-oauthlib gate ``http://`` endpoints on the process-wide
+``OAUTHLIB_INSECURE_TRANSPORT`` variable, which a library must not set.
+Security caveat: none of the values returned here are logged; errors carry
+only codes and the names of the failing checks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Optional
+from urllib.parse import quote, urlencode, urlsplit
+
+from oauthlib.oauth2 import WebApplicationClient
+from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+
+from .config import SSOConfig, check_endpoint_url
+from .errors import AuthFailure, ConfigError, ProviderError, provider_error_code
+from .http import ProviderHTTP
+from .id_token import validate_id_token
+from .jwks import KeySet
+
+log = logging.getLogger("sso_middleware")
+
+#: Seconds a failed discovery is remembered, so an outage is not hammered.
+DISCOVERY_RETRY_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ProviderMetadata:
+    """The parts of the discovery document the middleware uses."""
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    userinfo_endpoint: Optional[str]
+    end_session_endpoint: Optional[str]
+    iss_parameter_supported: bool
+
+    @classmethod
+    def parse(cls, document: Any, config: SSOConfig) -> ProviderMetadata:
+        """Validate a discovery document against the configuration."""
+        if not isinstance(document, dict):
+            raise ProviderError("provider_bad_response", "discovery document is not a JSON object")
+        if document.get("issuer") != config.issuer_url:
+            raise ProviderError(
+                "provider_bad_response",
+                f"discovery issuer {document.get('issuer')!r} differs from the configured {config.issuer_url!r}",
+            )
+        urls: dict[str, Optional[str]] = {}
+        for name in ("authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint",
+                     "end_session_endpoint"):
+            value = document.get(name)
+            required = name in ("authorization_endpoint", "token_endpoint", "jwks_uri")
+            if value is None and not required:
+                urls[name] = None
+                continue
+            if not isinstance(value, str):
+                raise ProviderError("provider_bad_response", f"discovery {name} is missing or not a string")
+            try:
+                check_endpoint_url(name, value, config.allow_insecure_http)
+            except ConfigError as exc:
+                raise ProviderError("provider_bad_response", f"discovery {exc.message}") from None
+            urls[name] = value
+        methods = document.get("code_challenge_methods_supported")
+        if isinstance(methods, list) and "S256" not in methods:
+            log.warning("sso: the provider does not advertise PKCE S256; sending it anyway")
+        return cls(
+            issuer=config.issuer_url,
+            authorization_endpoint=str(urls["authorization_endpoint"]),
+            token_endpoint=str(urls["token_endpoint"]),
+            jwks_uri=str(urls["jwks_uri"]),
+            userinfo_endpoint=urls["userinfo_endpoint"],
+            end_session_endpoint=urls["end_session_endpoint"],
+            iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
+        )
+
+
+@dataclass(frozen=True)
+class LoginRequest:
+    """The secrets of one sign-in attempt; stored server-side until the callback."""
+
+    state: str
+    nonce: str
+    code_verifier: str
+    code_challenge: str
+
+
+@dataclass(frozen=True)
+class SignInResult:
+    """What a successful code exchange yields."""
+
+    id_token: str
+    claims: dict[str, Any]
+    userinfo: dict[str, Any]
+    access_token: str
+
+
+class OIDCClient:
+    """Protocol operations against one provider, for one client."""
+
+    def __init__(
+        self,
+        config: SSOConfig,
+        http: Optional[ProviderHTTP] = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.http = http or ProviderHTTP(config.http_timeout)
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._metadata: Optional[ProviderMetadata] = None
+        self._metadata_at = 0.0
+        self._failure: Optional[tuple[float, ProviderError]] = None
+        self.keys = KeySet(self._fetch_jwks, ttl=config.discovery_ttl)
+
+    # -- discovery ---------------------------------------------------------
+
+    def metadata(self) -> ProviderMetadata:
+        """The provider's metadata, fetched on first use and cached for ``discovery_ttl``."""
+        metadata = self._metadata
+        if metadata is not None and time.monotonic() - self._metadata_at < self.config.discovery_ttl:
+            return metadata
+        with self._lock:
+            now = time.monotonic()
+            if self._metadata is not None and now - self._metadata_at < self.config.discovery_ttl:
+                return self._metadata
+            if self._failure is not None and now - self._failure[0] < DISCOVERY_RETRY_SECONDS:
+                raise self._failure[1]
+            try:
+                status, document = self.http.get_json(self.config.discovery_url, "discovery")
+                if status != 200:
+                    raise ProviderError("provider_unreachable", f"discovery: HTTP {status}")
+                fresh = ProviderMetadata.parse(document, self.config)
+            except ProviderError as exc:
+                if self._metadata is not None:
+                    log.warning("sso: discovery refresh failed (%s); keeping the cached metadata", exc)
+                    self._metadata_at = now
+                    return self._metadata
+                self._failure = (now, exc)
+                raise
+            self._metadata, self._metadata_at, self._failure = fresh, now, None
+            return fresh
+
+    def _fetch_jwks(self) -> Any:
+        status, document = self.http.get_json(self.metadata().jwks_uri, "jwks")
+        if status != 200:
+            raise ProviderError("provider_unreachable", f"jwks: HTTP {status}")
+        return document
+
+    # -- authorization -----------------------------------------------------
+
+    @staticmethod
+    def new_login_request() -> LoginRequest:
+        """Fresh ``state``, ``nonce`` and PKCE verifier/challenge for one sign-in."""
+        client = WebApplicationClient("")
+        verifier = client.create_code_verifier(64)
+        return LoginRequest(
+            state=secrets.token_urlsafe(32),
+            nonce=secrets.token_urlsafe(32),
+            code_verifier=verifier,
+            code_challenge=client.create_code_challenge(verifier, "S256"),
+        )
+
+    def authorization_url(self, login: LoginRequest, prompt: Optional[str], connection: Optional[str]) -> str:
+        """The provider URL that starts a sign-in (authorization code flow, PKCE S256)."""
+        client = WebApplicationClient(self.config.client_id)
+        extra = {"nonce": login.nonce, "prompt": prompt, "connection": connection, "audience": self.config.audience}
+        return str(
+            client.prepare_request_uri(
+                self.metadata().authorization_endpoint,
+                redirect_uri=self.config.redirect_uri,
+                scope=self.config.scope,
+                state=login.state,
+                code_challenge=login.code_challenge,
+                code_challenge_method="S256",
+                **{key: value for key, value in extra.items() if value},
+            )
+        )
+
+    # -- callback ----------------------------------------------------------
+
+    def check_response_issuer(self, iss: Optional[str]) -> None:
+        """RFC 9207: the authorization response's ``iss`` must be our issuer when sent or promised."""
+        if iss is None:
+            if self.metadata().iss_parameter_supported:
+                raise AuthFailure("issuer_mismatch", "the provider promises 'iss' in responses but sent none")
+            return
+        if iss != self.config.issuer_url:
+            raise AuthFailure("issuer_mismatch", "authorization response 'iss' is not our issuer (mix-up?)")
+
+    def sign_in(self, code: str, nonce: str, code_verifier: str) -> SignInResult:
+        """Exchange the code, validate the ID token, fetch userinfo and check its ``sub``."""
+        tokens = self._exchange_code(code, code_verifier)
+        id_token = tokens.get("id_token")
+        access_token = tokens.get("access_token")
+        if not isinstance(id_token, str) or not isinstance(access_token, str):
+            raise AuthFailure("invalid_token_response", "token response lacks id_token or access_token")
+        if str(tokens.get("token_type", "")).lower() != "bearer":
+            raise AuthFailure("invalid_token_response", "token_type is not Bearer")
+        claims = validate_id_token(
+            id_token,
+            keys=self.keys,
+            issuer=self.config.issuer_url,
+            client_id=self.config.client_id,
+            client_secret=self.config.client_secret,
+            algorithms=self.config.id_token_algorithms,
+            nonce=nonce,
+            leeway=self.config.clock_skew,
+            now=self.clock(),
+            access_token=access_token,
+        )
+        userinfo = self._userinfo(access_token, claims["sub"])
+        return SignInResult(id_token=id_token, claims=claims, userinfo=userinfo, access_token=access_token)
+
+    def _exchange_code(self, code: str, code_verifier: str) -> dict[str, Any]:
+        client = WebApplicationClient(self.config.client_id)
+        auth: Optional[tuple[str, str]] = None
+        if self.config.token_endpoint_auth_method == "client_secret_post":
+            body = client.prepare_request_body(
+                code=code,
+                redirect_uri=self.config.redirect_uri,
+                code_verifier=code_verifier,
+                include_client_id=True,
+                client_secret=self.config.client_secret,
+            )
+        else:
+            body = client.prepare_request_body(
+                code=code, redirect_uri=self.config.redirect_uri, code_verifier=code_verifier,
+                include_client_id=False,
+            )
+            # RFC 6749 section 2.3.1: form-encode both parts before Basic encoding.
+            auth = (quote(self.config.client_id, safe=""), quote(self.config.client_secret, safe=""))
+        status, document = self.http.post_form(self.metadata().token_endpoint, "token", body, auth=auth)
+        if not isinstance(document, dict):
+            raise AuthFailure("invalid_token_response", f"token endpoint: HTTP {status}, not a JSON object")
+        if status >= 500:
+            raise ProviderError("provider_unreachable", f"token endpoint: HTTP {status}")
+        if "error" in document or status != 200:
+            raise AuthFailure(provider_error_code(str(document.get("error", f"http_{status}"))),
+                              f"token endpoint refused the code (HTTP {status})")
+        try:
+            return dict(client.parse_request_body_response(json.dumps(document), scope=None))
+        except (OAuth2Error, ValueError) as exc:
+            raise AuthFailure("invalid_token_response", f"token response: {type(exc).__name__}") from None
+
+    def _userinfo(self, access_token: str, sub: str) -> dict[str, Any]:
+        endpoint = self.metadata().userinfo_endpoint
+        if endpoint is None:
+            return {}
+        status, document = self.http.get_json(endpoint, "userinfo", headers={"Authorization": f"Bearer {access_token}"})
+        if status >= 500:
+            raise ProviderError("provider_unreachable", f"userinfo: HTTP {status}")
+        if status != 200 or not isinstance(document, dict):
+            raise AuthFailure("provider_bad_response", f"userinfo: HTTP {status}")
+        if document.get("sub") != sub:
+            raise AuthFailure("userinfo_mismatch", "userinfo sub differs from the ID token's")
+        return document
+
+    # -- logout ------------------------------------------------------------
+
+    def end_session_url(self, id_token_hint: Optional[str], post_logout_redirect_uri: str) -> Optional[str]:
+        """Where to send the browser to end the provider session, or None if the provider has no way."""
+        try:
+            endpoint = self.metadata().end_session_endpoint
+        except ProviderError as exc:
+            log.warning("sso: cannot reach the provider for logout (%s); signed out locally only", exc.code)
+            return None
+        if endpoint is not None:
+            params = {"post_logout_redirect_uri": post_logout_redirect_uri, "client_id": self.config.client_id}
+            if id_token_hint:
+                params["id_token_hint"] = id_token_hint
+            return _add_query(endpoint, params)
+        if self.config.is_auth0:
+            legacy = self.config.issuer_url.rstrip("/") + "/v2/logout"
+            return _add_query(legacy, {"client_id": self.config.client_id, "returnTo": post_logout_redirect_uri})
+        return None
+
+
+def _add_query(url: str, params: dict[str, str]) -> str:
+    separator = "&" if urlsplit(url).query else "?"
+    return url + separator + urlencode(params)

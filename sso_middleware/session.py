@@ -1,0 +1,232 @@
+"""The signed-in user and the pending sign-ins, kept in a Beaker session.
+
+:class:`SessionStore` is built once per middleware and opens one
+:class:`SSOSession` per request.  The Beaker session behind it is created
+lazily: a request without the session cookie never touches the store, and a
+signed-in request reads it once and writes nothing unless something changed
+(the idle-timeout stamp is refreshed at most every ``STAMP_INTERVAL`` seconds
+instead of Beaker's rewrite-on-every-request ``timeout``).
+
+What is stored (JSON-serializable, Beaker's ``json`` serializer):
+
+* ``transactions``: ``{state: {...}}``, one per sign-in in flight (several
+  tabs may sign in at once), each with its nonce, PKCE verifier, target,
+  connection, prompt and expiry; popped (single use) by the callback.
+* ``user``: the claims, the connection signed in through, the sign-in time
+  and the ID token (kept as the logout hint).
+* ``last_seen``: the idle-timeout stamp.
+
+Security caveats: the session id changes when a user signs in (fixation
+defence: the old id is deleted server-side) and sign-out deletes the data
+server-side, not just the cookie.  The cookie is HttpOnly, SameSite=Lax,
+signed with ``session_secret``, and Secure whenever ``base_url`` is https.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
+
+from beaker.session import Session
+
+from .config import SSOConfig
+from .errors import ConfigError
+
+log = logging.getLogger("sso_middleware")
+
+#: Most sign-ins one browser session may have in flight; older ones are dropped.
+MAX_TRANSACTIONS = 8
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One sign-in in flight, keyed by its ``state``."""
+
+    nonce: str
+    code_verifier: str
+    target_url: str
+    connection: Optional[str]
+    prompt: Optional[str]
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class SignedInUser:
+    """The user of a session."""
+
+    claims: dict[str, Any]
+    connection: Optional[str]
+    id_token: str
+    signed_in_at: float
+
+
+class SessionStore:
+    """Opens the per-request :class:`SSOSession` over the configured Beaker store."""
+
+    def __init__(self, config: SSOConfig) -> None:
+        self.config = config
+        self.cookie_name = config.cookie_name
+        self.stamp_interval = min(60.0, config.session_idle_timeout / 10)
+        data_dir = config.data_dir
+        try:
+            os.makedirs(data_dir, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError("session_data_dir", f"cannot create {data_dir!r}: {exc.strerror}") from None
+        if not os.access(data_dir, os.W_OK):
+            raise ConfigError("session_data_dir", f"{data_dir!r} is not writable")
+        self.beaker_options: dict[str, Any] = {
+            "type": config.session_type,
+            "data_dir": data_dir,
+            "lock_dir": os.path.join(data_dir, "locks"),
+            "key": config.cookie_name,
+            "secret": config.session_secret,
+            "httponly": True,
+            "secure": config.secure_cookies,
+            "samesite": "Lax",
+            "cookie_domain": config.cookie_domain or None,
+            "cookie_path": "/",
+            "data_serializer": "json",
+            "invalidate_corrupt": True,
+            "cookie_expires": True,
+        }
+
+    def open(self, environ: dict[str, Any]) -> SSOSession:
+        """The session of this request; nothing is read until it is needed."""
+        cookie_header = environ.get("HTTP_COOKIE", "")
+        has_cookie = self.cookie_name + "=" in cookie_header
+        return SSOSession(self, cookie_header if has_cookie else "")
+
+    def beaker_session(self, cookie_header: str) -> Session:
+        return Session({"cookie": cookie_header}, **self.beaker_options)
+
+
+class SSOSession:
+    """One request's view of the session: the user, the sign-ins in flight, and what to write back."""
+
+    def __init__(self, store: SessionStore, cookie_header: str) -> None:
+        self._store = store
+        self._cookie_header = cookie_header
+        self._beaker: Optional[Session] = None
+        self._dirty = False
+        self._send_cookie = False
+        self._deleted_cookie = ""
+
+    # -- reading -----------------------------------------------------------
+
+    @property
+    def _data(self) -> Session:
+        if self._beaker is None:
+            self._beaker = self._store.beaker_session(self._cookie_header)
+        return self._beaker
+
+    def current_user(self, now: float) -> Optional[SignedInUser]:
+        """The signed-in user, or None; an expired session is signed out here."""
+        if not self._cookie_header and self._beaker is None:
+            return None
+        record = self._data.get("user")
+        if not isinstance(record, dict):
+            return None
+        try:
+            user = SignedInUser(**record)
+        except TypeError:
+            log.warning("sso: discarding a session with an unreadable user record")
+            self.sign_out()
+            return None
+        config = self._store.config
+        last_seen = self._data.get("last_seen", user.signed_in_at)
+        if now - user.signed_in_at > config.session_absolute_timeout or now - last_seen > config.session_idle_timeout:
+            log.info("sso: session expired; signing out")
+            self.sign_out()
+            return None
+        if now - last_seen > self._store.stamp_interval:
+            self._data["last_seen"] = now
+            self._dirty = True
+        return user
+
+    # -- sign-ins in flight -------------------------------------------------
+
+    def add_transaction(self, state: str, transaction: Transaction, now: float) -> None:
+        pending = {
+            key: value
+            for key, value in self._transactions().items()
+            if isinstance(value, dict) and value.get("expires_at", 0) > now
+        }
+        while len(pending) >= MAX_TRANSACTIONS:
+            oldest = min(pending, key=lambda key: pending[key].get("expires_at", 0))
+            del pending[oldest]
+        pending[state] = asdict(transaction)
+        self._data["transactions"] = pending
+        self._dirty = True
+
+    def pop_transaction(self, state: str, now: float) -> Optional[Transaction]:
+        """The transaction for ``state`` (removed: single use), or None if unknown or expired."""
+        if not self._cookie_header and self._beaker is None:
+            return None
+        pending = self._transactions()
+        record = pending.pop(state, None)
+        if record is None:
+            return None
+        self._data["transactions"] = pending
+        self._dirty = True
+        try:
+            transaction = Transaction(**record)
+        except TypeError:
+            return None
+        return transaction if transaction.expires_at > now else None
+
+    def _transactions(self) -> dict[str, Any]:
+        pending = self._data.get("transactions")
+        return dict(pending) if isinstance(pending, dict) else {}
+
+    # -- signing in and out -------------------------------------------------
+
+    def sign_in(self, user: SignedInUser, now: float) -> None:
+        """Store the user under a new session id; the old id is deleted server-side."""
+        keep = {"transactions": self._transactions()}
+        self._discard()
+        fresh = self._store.beaker_session("")
+        fresh.update(keep)
+        fresh["user"] = asdict(user)
+        fresh["last_seen"] = now
+        self._beaker = fresh
+        self._dirty = True
+        self._send_cookie = True
+
+    def sign_out(self) -> None:
+        """Delete the session server-side and expire the cookie."""
+        self._discard()
+        self._beaker = None
+        self._cookie_header = ""
+
+    def _discard(self) -> None:
+        if self._beaker is None and not self._cookie_header:
+            return
+        data = self._data
+        if not data.is_new:
+            data.delete()
+            data.save()  # an empty session removes the stored record
+        else:
+            data.delete()
+        self._deleted_cookie = str(data.request["cookie_out"])
+        self._send_cookie = True
+        self._dirty = False
+
+    # -- writing back -------------------------------------------------------
+
+    def commit(self) -> list[tuple[str, str]]:
+        """Persist changes; the headers (``Set-Cookie``) to add to the response."""
+        beaker = self._beaker
+        if self._dirty and beaker is not None:
+            beaker.save()
+            self._dirty = False
+            if beaker.is_new:
+                self._send_cookie = True
+        if not self._send_cookie:
+            return []
+        if beaker is not None:
+            cookie = str(beaker.request["cookie_out"])
+        else:
+            cookie = self._deleted_cookie
+        return [("Set-Cookie", cookie.strip())]

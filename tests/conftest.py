@@ -1,0 +1,82 @@
+"""Shared fixtures: a fake provider transport, a tiny legacy app, and the middleware around it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import pytest
+import webtest
+
+from sso_middleware import SSOMiddleware
+
+from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider, FakeProviderAdapter
+
+SESSION_SECRET = "s" * 40
+
+
+def legacy_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """A legacy WSGI app that shows what the middleware told it."""
+    body = json.dumps(
+        {
+            "path": environ.get("PATH_INFO"),
+            "query": environ.get("QUERY_STRING"),
+            "remote_user": environ.get("REMOTE_USER"),
+            "userinfo": environ.get("sso.userinfo"),
+            "connection": environ.get("sso.connection"),
+        }
+    ).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+@pytest.fixture
+def provider() -> FakeProvider:
+    return FakeProvider()
+
+
+@pytest.fixture
+def settings(tmp_path: Any) -> dict[str, Any]:
+    """Keyword settings for a middleware talking to the fake provider."""
+    return {
+        "issuer": ISSUER,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "base_url": BASE_URL,
+        "session_secret": SESSION_SECRET,
+        "session_data_dir": str(tmp_path / "sessions"),
+    }
+
+
+@pytest.fixture
+def make_middleware(provider: FakeProvider, settings: dict[str, Any]) -> Callable[..., SSOMiddleware]:
+    """Build a middleware over ``legacy_app`` whose provider calls go to ``provider``."""
+
+    def build(app: Any = legacy_app, **overrides: Any) -> SSOMiddleware:
+        middleware = SSOMiddleware(app, **{**settings, **overrides})
+        middleware.client.http.session.mount("https://op.example/", FakeProviderAdapter(provider))
+        return middleware
+
+    return build
+
+
+@pytest.fixture
+def make_browser(make_middleware: Callable[..., SSOMiddleware]) -> Callable[..., webtest.TestApp]:
+    """A cookie-keeping ``webtest.TestApp`` on https://app2.example around a fresh middleware."""
+
+    def build(**overrides: Any) -> webtest.TestApp:
+        return browser_for(make_middleware(**overrides))
+
+    return build
+
+
+def browser_for(middleware: SSOMiddleware) -> webtest.TestApp:
+    return webtest.TestApp(
+        middleware, extra_environ={"wsgi.url_scheme": "https", "HTTP_HOST": "app2.example"}
+    )
+
+
+@pytest.fixture
+def browser(make_browser: Callable[..., webtest.TestApp]) -> Iterator[webtest.TestApp]:
+    yield make_browser()

@@ -1,0 +1,277 @@
+"""A scriptable in-memory OpenID Provider behind a fake ``requests`` transport.
+
+Only the transport is fake: the middleware's real ``requests`` session sends
+real requests objects, which :class:`FakeProviderAdapter` answers the way a
+provider would.  Tokens are real JWTs signed with real RSA keys
+(:meth:`FakeProvider.make_id_token`), codes are bound to their PKCE challenge,
+redirect URI and client, and every call is recorded in ``provider.calls`` so
+tests can assert on what went over the wire.
+
+Tests script faults and forgeries by changing attributes: ``id_token_overrides``
+(claims), ``id_token_header`` / ``id_token_key`` (signature), ``token_response``
+(replace the token endpoint's JSON), ``userinfo`` (replace the userinfo JSON),
+``fail`` (URL suffix -> exception or status).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import jwt
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+from requests.adapters import BaseAdapter
+
+ISSUER = "https://op.example/"
+CLIENT_ID = "app2-client"
+CLIENT_SECRET = "app2-secret-value"
+BASE_URL = "https://app2.example"
+
+_KEYS: dict[str, rsa.RSAPrivateKey] = {}
+
+
+def rsa_key(name: str = "default") -> rsa.RSAPrivateKey:
+    """A real RSA key, generated once per test session per name."""
+    if name not in _KEYS:
+        _KEYS[name] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return _KEYS[name]
+
+
+def public_jwk(key: rsa.RSAPrivateKey, kid: str, **extra: Any) -> dict[str, Any]:
+    jwk: dict[str, Any] = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update({"kid": kid, "use": "sig", "alg": "RS256"})
+    jwk.update(extra)
+    return jwk
+
+
+def s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+
+
+@dataclass
+class Grant:
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    nonce: Optional[str]
+    sub: str
+    params: dict[str, str]
+
+
+Fault = Union[Exception, int, Callable[[requests.PreparedRequest], requests.Response]]
+
+
+@dataclass
+class FakeProvider:
+    """The provider's state and behaviour; see the module docstring."""
+
+    issuer: str = ISSUER
+    client_id: str = CLIENT_ID
+    client_secret: str = CLIENT_SECRET
+    kid: str = "key-1"
+    users: dict[str, dict[str, Any]] = field(
+        default_factory=lambda: {
+            "alice": {"sub": "alice", "name": "Alice Example", "email": "alice@example.com"},
+            "bob": {"sub": "bob", "name": "Bob Example", "email": "bob@example.com"},
+        }
+    )
+    discovery_overrides: dict[str, Any] = field(default_factory=dict)
+    id_token_overrides: dict[str, Any] = field(default_factory=dict)
+    id_token_header: dict[str, Any] = field(default_factory=dict)
+    id_token_key: Any = None
+    id_token_alg: str = "RS256"
+    token_response: Optional[dict[str, Any]] = None
+    userinfo: Optional[dict[str, Any]] = None
+    end_session: bool = True
+    fail: dict[str, Fault] = field(default_factory=dict)
+    calls: list[requests.PreparedRequest] = field(default_factory=list)
+    grants: dict[str, Grant] = field(default_factory=dict)
+    last_grant: Optional[Grant] = None
+    jwks_keys: Optional[list[dict[str, Any]]] = None
+
+    @property
+    def key(self) -> rsa.RSAPrivateKey:
+        return rsa_key()
+
+    def discovery(self) -> dict[str, Any]:
+        base = self.issuer.rstrip("/")
+        document: dict[str, Any] = {
+            "issuer": self.issuer,
+            "authorization_endpoint": base + "/authorize",
+            "token_endpoint": base + "/oauth/token",
+            "jwks_uri": base + "/.well-known/jwks.json",
+            "userinfo_endpoint": base + "/userinfo",
+            "response_types_supported": ["code"],
+            "code_challenge_methods_supported": ["S256"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "authorization_response_iss_parameter_supported": True,
+        }
+        if self.end_session:
+            document["end_session_endpoint"] = base + "/oidc/logout"
+        document.update(self.discovery_overrides)
+        return {key: value for key, value in document.items() if value is not None}
+
+    def jwks(self) -> dict[str, Any]:
+        keys = self.jwks_keys if self.jwks_keys is not None else [public_jwk(self.key, self.kid)]
+        return {"keys": keys}
+
+    # -- what a test does in place of the browser at the provider -----------
+
+    def authorize(self, authorize_url: str, user: str = "alice", **response: Optional[str]) -> str:
+        """Approve an authorization request; returns the callback URL the browser goes to next.
+
+        Keyword arguments override (or with None, remove) response parameters,
+        e.g. ``error="login_required"`` or ``iss=None``.
+        """
+        query = {key: values[0] for key, values in parse_qs(urlsplit(authorize_url).query).items()}
+        assert authorize_url.startswith(self.discovery()["authorization_endpoint"] + "?")
+        params: dict[str, Optional[str]] = {"state": query.get("state"), "iss": self.issuer}
+        if "error" not in response:
+            code = secrets.token_urlsafe(16)
+            grant = Grant(
+                client_id=query["client_id"],
+                redirect_uri=query["redirect_uri"],
+                code_challenge=query["code_challenge"],
+                nonce=query.get("nonce"),
+                sub=user,
+                params=query,
+            )
+            self.grants[code] = grant
+            self.last_grant = grant
+            params["code"] = code
+        params.update(response)
+        clean = {key: value for key, value in params.items() if value is not None}
+        return query["redirect_uri"] + "?" + urlencode(clean)
+
+    def make_id_token(self, sub: str = "alice", nonce: Optional[str] = None, **overrides: Any) -> str:
+        """A real signed ID token; ``overrides`` replace claims (None removes one)."""
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": sub,
+            "aud": self.client_id,
+            "exp": now + 300,
+            "iat": now,
+            "auth_time": now,
+            "sid": "provider-session-1",
+        }
+        if nonce is not None:
+            claims["nonce"] = nonce
+        claims.update(self.users.get(sub, {}))
+        claims.update(self.id_token_overrides)
+        claims.update(overrides)
+        claims = {key: value for key, value in claims.items() if value is not None}
+        header = {"kid": self.kid}
+        header.update(self.id_token_header)
+        header = {key: value for key, value in header.items() if value is not None}
+        key = self.id_token_key if self.id_token_key is not None else self.key
+        return jwt.encode(claims, key, algorithm=self.id_token_alg, headers=header)
+
+    # -- the endpoints -------------------------------------------------------
+
+    def handle(self, request: requests.PreparedRequest) -> tuple[int, Any]:
+        url = str(request.url)
+        for suffix, fault in self.fail.items():
+            if urlsplit(url).path.endswith(suffix):
+                if isinstance(fault, Exception):
+                    raise fault
+                if isinstance(fault, int):
+                    return fault, {"error": "server_error"}
+                return 0, fault(request)
+        path = urlsplit(url).path
+        base_path = urlsplit(self.issuer).path.rstrip("/")
+        route = path[len(base_path):]
+        if route == "/.well-known/openid-configuration":
+            return 200, self.discovery()
+        if route == "/.well-known/jwks.json":
+            return 200, self.jwks()
+        if route == "/oauth/token":
+            return self._token(request)
+        if route == "/userinfo":
+            return self._userinfo(request)
+        return 404, {"error": "not_found"}
+
+    def _token(self, request: requests.PreparedRequest) -> tuple[int, Any]:
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
+        form = {key: values[0] for key, values in parse_qs(body).items()}
+        auth = request.headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+        else:
+            client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        if (client_id, secret) != (self.client_id, self.client_secret):
+            return 401, {"error": "invalid_client"}
+        grant = self.grants.pop(form.get("code", ""), None)
+        if grant is None or grant.client_id != client_id or grant.redirect_uri != form.get("redirect_uri"):
+            return 400, {"error": "invalid_grant"}
+        if s256(form.get("code_verifier", "")) != grant.code_challenge:
+            return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
+        if self.token_response is not None:
+            return 200, self.token_response
+        access_token = "at-" + secrets.token_urlsafe(16)
+        self._access_tokens[access_token] = grant.sub
+        return 200, {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "id_token": self.make_id_token(sub=grant.sub, nonce=grant.nonce),
+            "scope": grant.params.get("scope", ""),
+        }
+
+    def _userinfo(self, request: requests.PreparedRequest) -> tuple[int, Any]:
+        auth = request.headers.get("Authorization", "")
+        sub = self._access_tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
+        if sub is None:
+            return 401, {"error": "invalid_token"}
+        if self.userinfo is not None:
+            return 200, self.userinfo
+        return 200, dict(self.users[sub], email_verified=True)
+
+    def __post_init__(self) -> None:
+        self._access_tokens: dict[str, str] = {}
+
+    def requests_to(self, suffix: str) -> list[requests.PreparedRequest]:
+        return [call for call in self.calls if urlsplit(str(call.url)).path.endswith(suffix)]
+
+
+class FakeProviderAdapter(BaseAdapter):
+    """A ``requests`` transport that answers from a :class:`FakeProvider`."""
+
+    def __init__(self, provider: FakeProvider) -> None:
+        super().__init__()
+        self.provider = provider
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self.provider.calls.append(request)
+        status, payload = self.provider.handle(request)
+        if isinstance(payload, requests.Response):
+            return payload
+        return make_response(request, status, json.dumps(payload).encode())
+
+    def close(self) -> None:
+        pass
+
+
+def make_response(request: requests.PreparedRequest, status: int, body: bytes,
+                  content_type: str = "application/json") -> requests.Response:
+    """A ``requests.Response`` with a readable ``raw`` body, as a real transport gives."""
+    import io
+
+    from urllib3.response import HTTPResponse
+
+    response = requests.Response()
+    response.status_code = status
+    response.raw = HTTPResponse(body=io.BytesIO(body), status=status, preload_content=False,
+                                headers={"Content-Type": content_type})
+    response.headers["Content-Type"] = content_type
+    response.url = str(request.url)
+    response.request = request
+    return response
