@@ -55,7 +55,9 @@ class SSOConfig:
     domain: str = _setting("", "Auth0 domain (`tenant.eu.auth0.com`); shorthand for `issuer=https://DOMAIN/`.")
     client_id: str = _setting("", "Client (application) id registered at the provider. Required.")
     client_secret: str = _setting("", "Client secret. Required.", repr=False)
-    base_url: str = _setting("", "Public origin (and prefix) of the wrapped app, e.g. `https://app2.example`. Required.")
+    base_url: str = _setting(
+        "", "Public origin (and path prefix) of the wrapped app, e.g. `https://app2.example`. Required."
+    )
     session_secret: str = _setting("", "Secret signing the session cookie; 32+ characters. Required.", repr=False)
     scope: str = _setting("openid profile email", "Scopes asked for; must include `openid`.")
     audience: str = _setting("", "Auth0 `audience`: the API an access token is asked for.")
@@ -286,7 +288,7 @@ def _validate(config: SSOConfig) -> None:
     if any(ord(c) < 0x20 for c in config.scope + config.audience):
         raise ConfigError("scope", "must not contain control characters")
 
-    paths = {}
+    paths: dict[str, str] = {}
     for name in ("sso_path", "login_path", "callback_path", "logout_path", "failure_path"):
         value = getattr(config, name)
         if not _PATH_RE.match(value) or "//" in value:
@@ -295,15 +297,15 @@ def _validate(config: SSOConfig) -> None:
             raise ConfigError(name, f"same path as {paths[value]}")
         paths[value] = name
 
-    for name in ("default_connection",):
-        if getattr(config, name) and not is_valid_connection(getattr(config, name)):
-            raise ConfigError(name, "not a valid connection name")
+    if config.default_connection and not is_valid_connection(config.default_connection):
+        raise ConfigError("default_connection", "not a valid connection name")
     for connection in config.allowed_connections:
         if not is_valid_connection(connection):
             raise ConfigError("allowed_connections", f"{connection!r} is not a valid connection name")
-    if config.default_connection and config.allowed_connections:
-        if config.default_connection not in config.allowed_connections:
-            raise ConfigError("default_connection", "is not among allowed_connections")
+    if config.default_connection and config.allowed_connections and (
+        config.default_connection not in config.allowed_connections
+    ):
+        raise ConfigError("default_connection", "is not among allowed_connections")
     for origin in config.allowed_redirect_origins:
         if origin_of(origin) != origin.rstrip("/").lower() or urlsplit(origin).path not in ("", "/"):
             raise ConfigError("allowed_redirect_origins", f"{origin!r} is not an origin like https://host[:port]")

@@ -37,7 +37,9 @@ from .session import SignedInUser, SSOSession, Transaction
 log = logging.getLogger("sso_middleware")
 
 #: Provider answers to ``prompt=none`` that mean "the user must interact".
-SILENT_FAILURES = frozenset({"login_required", "consent_required", "interaction_required", "account_selection_required"})
+SILENT_FAILURES = frozenset(
+    {"login_required", "consent_required", "interaction_required", "account_selection_required"}
+)
 
 #: ID-token claims about the token itself rather than the user; kept out of ``sso.userinfo``.
 PROTOCOL_CLAIMS = frozenset(

@@ -85,9 +85,8 @@ def validate_id_token(
         token_nonce = claims.get("nonce")
         if not isinstance(token_nonce, str) or not hmac.compare_digest(token_nonce, nonce):
             raise AuthFailure("invalid_id_token", "nonce does not match this sign-in")
-    if "at_hash" in claims and access_token is not None:
-        if not _hash_matches(claims["at_hash"], access_token, alg):
-            raise AuthFailure("invalid_id_token", "at_hash does not match the access token")
+    if "at_hash" in claims and access_token is not None and not _hash_matches(claims["at_hash"], access_token, alg):
+        raise AuthFailure("invalid_id_token", "at_hash does not match the access token")
     return claims
 
 

@@ -36,7 +36,7 @@ from .errors import AuthFailure, ConfigError, ProviderError
 from .handlers import Handler, Handlers
 from .oidc import OIDCClient
 from .pages import login_required, no_store, server_error
-from .session import SessionStore, SSOSession
+from .session import SessionStore
 
 log = logging.getLogger("sso_middleware")
 
@@ -85,7 +85,8 @@ class SSOMiddleware:
             log.exception("sso: unexpected error on %s", request.path_info)
             response = server_error()
         response.headerlist.extend(session.commit())
-        return response(environ, start_response)
+        result: Iterable[bytes] = response(environ, start_response)
+        return result
 
     # -- everything else ---------------------------------------------------
 
@@ -126,7 +127,8 @@ class SSOMiddleware:
         else:
             response = login_required(login_url, self.config.origin)
         response.headerlist.extend(headers)
-        return response(environ, start_response)
+        result: Iterable[bytes] = response(environ, start_response)
+        return result
 
 
 def _is_page_load(request: Request) -> bool:
@@ -135,7 +137,7 @@ def _is_page_load(request: Request) -> bool:
         return False
     mode = request.headers.get("Sec-Fetch-Mode")
     if mode is not None:
-        return mode == "navigate"
+        return bool(mode == "navigate")
     if request.headers.get("X-Requested-With"):
         return False
     return "text/html" in request.headers.get("Accept", "")

@@ -225,8 +225,5 @@ class SSOSession:
                 self._send_cookie = True
         if not self._send_cookie:
             return []
-        if beaker is not None:
-            cookie = str(beaker.request["cookie_out"])
-        else:
-            cookie = self._deleted_cookie
+        cookie = str(beaker.request["cookie_out"]) if beaker is not None else self._deleted_cookie
         return [("Set-Cookie", cookie.strip())]
