@@ -9,10 +9,11 @@ challenge.  The code exchange authenticates the client with the configured
 method, and the ID token is validated completely (:mod:`.id_token`) before the
 userinfo endpoint is called, whose ``sub`` must match.
 
-oauthlib builds the authorization URL and token request and parses the token
-response; the HTTP calls are our own (:mod:`.http`) because oauthlib and
-requests-oauthlib gate ``http://`` endpoints on the process-wide
-``OAUTHLIB_INSECURE_TRANSPORT`` variable, which a library must not set.
+oauthlib makes the PKCE pair, builds the token request and parses the token
+response; the authorization URL and the HTTP calls are our own (:mod:`.http`)
+because oauthlib's URL builder and requests-oauthlib gate ``http://`` endpoints
+on the process-wide ``OAUTHLIB_INSECURE_TRANSPORT`` variable, which a library
+must not set.
 Security caveat: none of the values returned here are logged; errors carry
 only codes and the names of the failing checks.
 """
@@ -182,19 +183,26 @@ class OIDCClient:
         )
 
     def authorization_url(self, login: LoginRequest, prompt: Optional[str], connection: Optional[str]) -> str:
-        """The provider URL that starts a sign-in (authorization code flow, PKCE S256)."""
-        client = WebApplicationClient(self.config.client_id)
-        extra = {"nonce": login.nonce, "prompt": prompt, "connection": connection, "audience": self.config.audience}
-        return str(
-            client.prepare_request_uri(
-                self.metadata().authorization_endpoint,
-                redirect_uri=self.config.redirect_uri,
-                scope=self.config.scope,
-                state=login.state,
-                code_challenge=login.code_challenge,
-                code_challenge_method="S256",
-                **{key: value for key, value in extra.items() if value},
-            )
+        """The provider URL that starts a sign-in (authorization code flow, PKCE S256).
+
+        Built here rather than with oauthlib's ``prepare_request_uri``, which refuses
+        ``http://`` endpoints unless a process-wide environment variable is set.
+        """
+        params = {
+            "response_type": "code",
+            "client_id": self.config.client_id,
+            "redirect_uri": self.config.redirect_uri,
+            "scope": self.config.scope,
+            "state": login.state,
+            "nonce": login.nonce,
+            "code_challenge": login.code_challenge,
+            "code_challenge_method": "S256",
+            "prompt": prompt,
+            "connection": connection,
+            "audience": self.config.audience,
+        }
+        return _add_query(
+            self.metadata().authorization_endpoint, {key: value for key, value in params.items() if value}
         )
 
     # -- callback ----------------------------------------------------------
@@ -296,6 +304,6 @@ class OIDCClient:
         return None
 
 
-def _add_query(url: str, params: dict[str, str]) -> str:
+def _add_query(url: str, params: dict[str, Optional[str]]) -> str:
     separator = "&" if urlsplit(url).query else "?"
     return url + separator + urlencode(params)

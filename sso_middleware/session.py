@@ -118,7 +118,12 @@ class SSOSession:
     @property
     def _data(self) -> Session:
         if self._beaker is None:
-            self._beaker = self._store.beaker_session(self._cookie_header)
+            beaker = self._store.beaker_session(self._cookie_header)
+            if beaker.is_new and self._cookie_header:
+                # The cookie names no stored session (expired, deleted, or another app's):
+                # never adopt a client-supplied id; start over with a fresh one.
+                beaker = self._store.beaker_session("")
+            self._beaker = beaker
         return self._beaker
 
     def current_user(self, now: float) -> Optional[SignedInUser]:

@@ -1,0 +1,838 @@
+/**
+ * devprovider — a development OpenID Provider for sso_middleware's tests and local demo.
+ *
+ * Built on the npm package `oidc-provider` (v9). It stands in for an Auth0 tenant: it
+ * accepts Auth0's `connection` and `audience` authorize parameters, treats every client as
+ * first-party (no consent screen, so `prompt=none` works across clients once the user has
+ * a provider session), and records what relying parties send on the wire so tests can
+ * assert it. NOT FOR PRODUCTION: it listens on a loopback address only, keeps everything in
+ * memory, knows two fixed users and allows dynamic client registration.
+ *
+ * Usage:
+ *   npm ci && node server.mjs [options]
+ *
+ * Options (each also settable through the environment variable in brackets):
+ *   --port N                  port to listen on; 0 = pick a free one [DEVPROVIDER_PORT] (default 0)
+ *   --host ADDR               loopback address to bind: 127.x.y.z, ::1 or localhost
+ *                             [DEVPROVIDER_HOST] (default 127.0.0.1)
+ *   --issuer URL              issuer identifier; "{port}" is replaced by the bound port
+ *                             [DEVPROVIDER_ISSUER] (default http://<host>:<port>). Must have no
+ *                             path other than "/", e.g. "http://127.0.0.1:{port}/" gives an
+ *                             Auth0-style issuer with a trailing slash.
+ *   --keys FILE               signing keys: a JWKS JSON with private keys; the first key signs
+ *                             [DEVPROVIDER_KEYS] (default: a fresh RS256 key with a random kid)
+ *   --previous-keys FILE      a JWKS (with private keys) still published for verification after
+ *                             a rotation; the first key of --keys (or the fresh key) signs
+ *   --write-keys FILE         write the whole JWKS (private keys!) to FILE at start
+ *   --clients FILE            JSON list of oidc-provider client metadata replacing the default
+ *                             clients [DEVPROVIDER_CLIENTS]
+ *   --registration-token TOK  initial access token required for dynamic client registration
+ *                             (Authorization: Bearer TOK) [DEVPROVIDER_REGISTRATION_TOKEN]
+ *                             (default: open registration)
+ *   --access-token-ttl SECS   access token lifetime [DEVPROVIDER_ACCESS_TOKEN_TTL] (default 3600)
+ *   --id-token-ttl SECS       ID token lifetime [DEVPROVIDER_ID_TOKEN_TTL] (default 3600)
+ *   --watch-stdin             exit when stdin reaches EOF (the parent process died)
+ *   --verbose                 log every request to stderr
+ *
+ * Once listening it prints exactly one line to stdout:
+ *   devprovider ready issuer=<issuer> port=<port> pid=<pid>
+ * Everything else (warnings, logs) goes to stderr. SIGTERM / SIGINT shut it down cleanly.
+ *
+ * Default clients (confidential, grant types authorization_code + refresh_token):
+ *   app1 / app1-secret  client_secret_basic  http://127.0.0.1:5001/auth/callback  logout -> http://127.0.0.1:5001/
+ *   app2 / app2-secret  client_secret_post   http://127.0.0.1:5002/auth/callback  logout -> http://127.0.0.1:5002/
+ * Users (sub = username): alice / alice-password, bob / bob-password.
+ *
+ * Endpoints (Auth0-like paths; always read them from discovery):
+ *   /.well-known/openid-configuration, /authorize, /oauth/token, /userinfo,
+ *   /.well-known/jwks.json, /oidc/logout (RP-initiated logout, confirmation form),
+ *   /oidc/register (dynamic client registration), /oauth/revoke
+ * Development-only routes:
+ *   GET /interaction/:uid           the login form (records an "interaction" event)
+ *   POST /interaction/:uid/login    form fields login, password
+ *   POST /interaction/:uid/abort    the user cancels: the client gets error=access_denied
+ *   GET /_dev/events[?type=T]       JSON list of recorded events (oldest first)
+ *   DELETE /_dev/events             clear the event list
+ *
+ * Recorded events (objects with "type" and "at" = epoch milliseconds):
+ *   authorize               {client_id, method, params (every query/body parameter), status, error}
+ *   interaction             {uid, prompt: "login"|"consent", client_id, params}
+ *   login                   {uid, client_id, login, ok}
+ *   authorization_response  {client_id, error}   (error null on success)
+ *   token                   {client_id, grant_type, auth_method, params (secrets redacted),
+ *                            status, error, issued: [names of tokens returned]}
+ *   userinfo                {status, auth: "header"|"body"|"query"|"none"}
+ *   end_session             {client_id, method, params}
+ *   end_session_confirm     {logout: bool}
+ *   backchannel_logout      {client_id, sub, sid, ok, error}
+ *   registration            {client_id, status, metadata (secrets redacted)}
+ * auth_method is what the client actually used on the wire: "client_secret_basic" (an
+ * Authorization: Basic header), "client_secret_post" (client_secret in the body),
+ * "client_secret_jwt"/"private_key_jwt"/"client_assertion", "none", or "multiple".
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import { parseArgs } from 'node:util';
+
+import Provider from 'oidc-provider';
+
+// ---------------------------------------------------------------------------------------
+// configuration
+
+function fail(message) {
+  process.stderr.write(`devprovider: ${message}\n`);
+  process.exit(2);
+}
+
+const { values: args } = parseArgs({
+  options: {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    issuer: { type: 'string' },
+    keys: { type: 'string' },
+    'previous-keys': { type: 'string' },
+    'write-keys': { type: 'string' },
+    clients: { type: 'string' },
+    'registration-token': { type: 'string' },
+    'access-token-ttl': { type: 'string' },
+    'id-token-ttl': { type: 'string' },
+    'watch-stdin': { type: 'boolean', default: false },
+    verbose: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+  strict: true,
+  allowPositionals: false,
+});
+
+if (args.help) {
+  const source = fs.readFileSync(new URL(import.meta.url), 'utf8');
+  process.stdout.write(`${source.slice(source.indexOf('/**'), source.indexOf('*/') + 2)}\n`);
+  process.exit(0);
+}
+
+const env = process.env;
+
+function intOption(name, envName, fallback, { min = 0, max = 2 ** 31 } = {}) {
+  const raw = args[name] ?? env[envName];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(String(raw))) fail(`--${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  const value = Number(raw);
+  if (value < min || value > max) fail(`--${name} must be between ${min} and ${max}`);
+  return value;
+}
+
+const PORT = intOption('port', 'DEVPROVIDER_PORT', 0, { max: 65535 });
+const ACCESS_TOKEN_TTL = intOption('access-token-ttl', 'DEVPROVIDER_ACCESS_TOKEN_TTL', 3600, { min: 1 });
+const ID_TOKEN_TTL = intOption('id-token-ttl', 'DEVPROVIDER_ID_TOKEN_TTL', 3600, { min: 1 });
+const HOST = args.host ?? env.DEVPROVIDER_HOST ?? '127.0.0.1';
+const ISSUER_TEMPLATE = args.issuer ?? env.DEVPROVIDER_ISSUER;
+const KEYS_FILE = args.keys ?? env.DEVPROVIDER_KEYS;
+const CLIENTS_FILE = args.clients ?? env.DEVPROVIDER_CLIENTS;
+const REGISTRATION_TOKEN = args['registration-token'] ?? env.DEVPROVIDER_REGISTRATION_TOKEN;
+const VERBOSE = args.verbose;
+
+function isLoopbackHost(host) {
+  if (host === 'localhost' || host === '::1') return true;
+  return net.isIPv4(host) && host.startsWith('127.');
+}
+
+if (!isLoopbackHost(HOST)) fail(`--host must be a loopback address (127.x.y.z, ::1, localhost), got ${HOST}`);
+
+function readJson(file, what) {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    return fail(`cannot read ${what} from ${file}: ${err.message}`);
+  }
+}
+
+// --- signing keys ---
+
+function generateSigningKey() {
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = privateKey.export({ format: 'jwk' });
+  return { ...jwk, kid: `dev-${crypto.randomBytes(8).toString('hex')}`, alg: 'RS256', use: 'sig' };
+}
+
+let jwks;
+if (KEYS_FILE) {
+  jwks = readJson(KEYS_FILE, 'signing keys');
+  if (!Array.isArray(jwks?.keys) || jwks.keys.length === 0) fail(`${KEYS_FILE} must be a JWKS: {"keys": [...]}`);
+  if (!jwks.keys.some((k) => k.d)) fail(`${KEYS_FILE} holds no private key ("d")`);
+} else {
+  jwks = { keys: [generateSigningKey()] };
+}
+if (args['previous-keys']) {
+  const previous = readJson(args['previous-keys'], 'previous signing keys');
+  if (!Array.isArray(previous?.keys)) fail(`${args['previous-keys']} must be a JWKS: {"keys": [...]}`);
+  const seen = new Set(jwks.keys.map((k) => k.kid));
+  jwks = { keys: [...jwks.keys, ...previous.keys.filter((k) => !seen.has(k.kid))] };
+}
+if (args['write-keys']) {
+  fs.writeFileSync(args['write-keys'], `${JSON.stringify(jwks, null, 2)}\n`, { mode: 0o600 });
+}
+
+// --- clients ---
+
+const FIRST_PARTY_DEFAULTS = {
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+};
+
+const DEFAULT_CLIENTS = [
+  {
+    client_id: 'app1',
+    client_secret: 'app1-secret',
+    client_name: 'App 1',
+    token_endpoint_auth_method: 'client_secret_basic',
+    redirect_uris: ['http://127.0.0.1:5001/auth/callback'],
+    post_logout_redirect_uris: ['http://127.0.0.1:5001/'],
+    ...FIRST_PARTY_DEFAULTS,
+  },
+  {
+    client_id: 'app2',
+    client_secret: 'app2-secret',
+    client_name: 'App 2',
+    token_endpoint_auth_method: 'client_secret_post',
+    redirect_uris: ['http://127.0.0.1:5002/auth/callback'],
+    post_logout_redirect_uris: ['http://127.0.0.1:5002/'],
+    ...FIRST_PARTY_DEFAULTS,
+  },
+];
+
+// Registration responses carry these; they are not client metadata a static client may have.
+const REGISTRATION_ONLY = ['registration_access_token', 'registration_client_uri', 'client_id_issued_at', 'client_secret_expires_at'];
+
+let clients = DEFAULT_CLIENTS;
+if (CLIENTS_FILE) {
+  const loaded = readJson(CLIENTS_FILE, 'clients');
+  if (!Array.isArray(loaded)) fail(`${CLIENTS_FILE} must hold a JSON list of client metadata objects`);
+  clients = loaded.map((c) => {
+    const copy = { ...FIRST_PARTY_DEFAULTS, ...c };
+    for (const key of REGISTRATION_ONLY) delete copy[key];
+    return copy;
+  });
+}
+
+// --- users ---
+
+const USERS = {
+  alice: {
+    password: 'alice-password',
+    claims: {
+      name: 'Alice Example',
+      given_name: 'Alice',
+      family_name: 'Example',
+      nickname: 'alice',
+      preferred_username: 'alice',
+      email: 'alice@example.com',
+      email_verified: true,
+    },
+  },
+  bob: {
+    password: 'bob-password',
+    claims: {
+      name: 'Bob Example',
+      given_name: 'Bob',
+      family_name: 'Example',
+      nickname: 'bob',
+      preferred_username: 'bob',
+      email: 'bob@example.com',
+      email_verified: true,
+    },
+  },
+};
+
+function checkPassword(login, password) {
+  const user = Object.hasOwn(USERS, login) ? USERS[login] : undefined;
+  if (!user || typeof password !== 'string') return false;
+  const a = Buffer.from(user.password);
+  const b = Buffer.from(password);
+  return a.length === b.length && crypto.timingSafeEqual(a, b);
+}
+
+// ---------------------------------------------------------------------------------------
+// event log
+
+const MAX_EVENTS = 10000;
+let events = [];
+
+function record(type, data) {
+  events.push({ type, at: Date.now(), ...data });
+  if (events.length > MAX_EVENTS) events = events.slice(-MAX_EVENTS);
+}
+
+const SECRET_PARAMS = new Set([
+  'client_secret', 'client_assertion', 'code', 'code_verifier', 'refresh_token', 'password',
+  'registration_access_token', 'token', 'access_token', 'subject_token', 'actor_token',
+]);
+
+function redact(params) {
+  const out = {};
+  for (const [key, value] of Object.entries(params ?? {})) {
+    out[key] = SECRET_PARAMS.has(key) ? '<redacted>' : value;
+  }
+  return out;
+}
+
+function plainParams(obj) {
+  // koa's ctx.query / querystring.parse results have a null prototype; copy them.
+  return Object.fromEntries(Object.entries(obj ?? {}));
+}
+
+// "connection" of the authorization a token descends from (code -> tokens -> refreshed tokens)
+const connectionByJti = new Map();
+
+function connectionFor(ctx, token) {
+  if (token?.jti && connectionByJti.has(token.jti)) return connectionByJti.get(token.jti);
+  const entities = ctx?.oidc?.entities ?? {};
+  for (const name of ['AuthorizationCode', 'RotatedRefreshToken', 'RefreshToken', 'AccessToken']) {
+    const jti = entities[name]?.jti;
+    if (jti && connectionByJti.has(jti)) return connectionByJti.get(jti);
+  }
+  if (ctx?.oidc?.route === 'authorization' || ctx?.oidc?.route === 'resume') {
+    return ctx.oidc.params?.connection;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------
+// oidc-provider configuration
+
+async function findAccount(ctx, sub, token) {
+  if (!Object.hasOwn(USERS, sub)) return undefined;
+  const user = USERS[sub];
+  return {
+    accountId: sub,
+    async claims(use, scope, claims, rejected) {
+      const connection = connectionFor(ctx, token);
+      return { sub, ...user.claims, ...(connection ? { connection } : {}) };
+    },
+  };
+}
+
+/** Grant everything the request asks for: every client is first-party, never ask consent. */
+async function grantRequested(ctx, grant) {
+  const { oidc } = ctx;
+  const scopes = [...(oidc.requestParamOIDCScopes ?? [])];
+  if (scopes.length) grant.addOIDCScope(scopes.join(' '));
+  const claims = [...(oidc.requestParamClaims ?? [])];
+  if (claims.length) grant.addOIDCClaims(claims);
+  for (const [indicator, resourceServer] of Object.entries(oidc.resourceServers ?? {})) {
+    const requested = [...(oidc.requestParamScopes ?? [])].filter((s) => resourceServer.scopes?.has(s));
+    if (requested.length) grant.addResourceScope(indicator, requested.join(' '));
+  }
+  await grant.save();
+  return grant;
+}
+
+async function loadExistingGrant(ctx) {
+  const { oidc } = ctx;
+  const accountId = oidc.account?.accountId ?? oidc.session.accountId;
+  const grantId = oidc.result?.consent?.grantId || oidc.session.grantIdFor(oidc.client.clientId);
+  let grant = grantId ? await oidc.provider.Grant.find(grantId) : undefined;
+  if (!grant || grant.accountId !== accountId || grant.clientId !== oidc.client.clientId) {
+    grant = new oidc.provider.Grant({ accountId, clientId: oidc.client.clientId });
+  }
+  return grantRequested(ctx, grant);
+}
+
+function isLoopbackOrigin(origin) {
+  try {
+    const { protocol, hostname } = new URL(origin);
+    return (protocol === 'http:' || protocol === 'https:') && isLoopbackHost(hostname.replace(/^\[|\]$/g, ''));
+  } catch {
+    return false;
+  }
+}
+
+const ROUTES = {
+  authorization: '/authorize',
+  token: '/oauth/token',
+  userinfo: '/userinfo',
+  jwks: '/.well-known/jwks.json',
+  end_session: '/oidc/logout',
+  registration: '/oidc/register',
+  revocation: '/oauth/revoke',
+  introspection: '/oauth/introspect',
+  pushed_authorization_request: '/oauth/par',
+};
+
+function buildConfiguration() {
+  return {
+    clients,
+    clientDefaults: {
+      ...FIRST_PARTY_DEFAULTS,
+      id_token_signed_response_alg: 'RS256',
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    jwks,
+    findAccount,
+    loadExistingGrant,
+    // Auth0-style authorize parameters; unknown parameters would be dropped silently.
+    extraParams: ['connection', 'audience'],
+    claims: {
+      openid: ['sub', 'connection'],
+      profile: ['name', 'given_name', 'family_name', 'nickname', 'preferred_username'],
+      email: ['email', 'email_verified'],
+      acr: null,
+      amr: null,
+      sid: null,
+      auth_time: null,
+      iss: null,
+    },
+    // Like Auth0, put the scope-granted claims into the ID token as well (oidc-provider's
+    // default only puts them into userinfo when an access token is issued).
+    conformIdTokenClaims: false,
+    scopes: ['openid', 'offline_access', 'profile', 'email'],
+    responseTypes: ['code'],
+    pkce: { required: () => true },
+    issueRefreshToken: async (ctx, client, code) => client.grantTypeAllowed('refresh_token')
+      && code.scopes.has('offline_access'),
+    rotateRefreshToken: true,
+    clientBasedCORS: (ctx, origin) => isLoopbackOrigin(origin),
+    cookies: {
+      keys: [crypto.randomBytes(32).toString('base64url')],
+      // distinct names: on 127.0.0.1 cookies are shared by every port (RPs included)
+      names: {
+        session: '_devop_session',
+        interaction: '_devop_interaction',
+        resume: '_devop_interaction_resume',
+      },
+    },
+    features: {
+      devInteractions: { enabled: false },
+      registration: {
+        enabled: true,
+        initialAccessToken: REGISTRATION_TOKEN ? REGISTRATION_TOKEN : false,
+      },
+      rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
+      backchannelLogout: { enabled: true },
+      revocation: { enabled: true },
+      // resource indicators are not used; Auth0's "audience" is an extra param only
+      resourceIndicators: { enabled: false },
+    },
+    interactions: {
+      url: (ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    routes: ROUTES,
+    ttl: {
+      AccessToken: ACCESS_TOKEN_TTL,
+      AuthorizationCode: 60,
+      IdToken: ID_TOKEN_TTL,
+      RefreshToken: 14 * 24 * 60 * 60,
+      Interaction: 60 * 60,
+      Session: 14 * 24 * 60 * 60,
+      Grant: 14 * 24 * 60 * 60,
+    },
+    renderError,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// HTML
+
+function esc(value) {
+  return String(value ?? '')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}
+
+function page(title, body) {
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)}</title>
+<style>body{font-family:sans-serif;max-width:28em;margin:3em auto}label,input,button{display:block;margin:.4em 0}
+.error{color:#b00020}.note{color:#555;font-size:.9em}</style>
+</head>
+<body>
+<h1>${esc(title)}</h1>
+${body}
+</body>
+</html>
+`;
+}
+
+function loginPage(uid, { clientId, clientName, connection, login = '', error } = {}) {
+  const who = clientName ? `${clientName} (${clientId})` : clientId;
+  return page('Sign in — devprovider', `
+<p class="note">Development OpenID Provider. Signing in to <strong id="client">${esc(who)}</strong>${connection ? ` with connection <strong id="connection">${esc(connection)}</strong>` : ''}.</p>
+${error ? `<p class="error" id="error" data-error="${esc(error)}">${esc(error)}</p>` : ''}
+<form id="login-form" method="post" action="/interaction/${esc(uid)}/login" autocomplete="off">
+<label for="login">Username</label>
+<input id="login" name="login" type="text" required value="${esc(login)}" ${login ? '' : 'autofocus'}>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" required ${login ? 'autofocus' : ''}>
+<button type="submit" id="submit">Sign in</button>
+</form>
+<form id="abort-form" method="post" action="/interaction/${esc(uid)}/abort">
+<button type="submit" id="abort">Cancel</button>
+</form>
+<p class="note">Test users: alice / alice-password, bob / bob-password.</p>`);
+}
+
+async function logoutSource(ctx, form) {
+  ctx.type = 'html';
+  ctx.body = page('Sign out — devprovider', `
+<p id="logout-question">Do you want to sign out from ${esc(ctx.host)}?</p>
+${form}
+<button autofocus type="submit" form="op.logoutForm" value="yes" name="logout" id="logout-yes">Yes, sign me out</button>
+<button type="submit" form="op.logoutForm" id="logout-no">No, stay signed in</button>`);
+}
+
+async function postLogoutSuccessSource(ctx) {
+  ctx.type = 'html';
+  const display = ctx.oidc.client?.clientName || ctx.oidc.client?.clientId;
+  ctx.body = page('Signed out — devprovider', `<p id="logout-success">Your sign-out${display ? ` from ${esc(display)}` : ''} was successful.</p>`);
+}
+
+async function renderError(ctx, out) {
+  ctx.type = 'html';
+  ctx.body = page('Error — devprovider', Object.entries(out)
+    .map(([key, value]) => `<p><strong>${esc(key)}</strong>: <span class="${esc(key)}">${esc(value)}</span></p>`)
+    .join('\n'));
+}
+
+// ---------------------------------------------------------------------------------------
+// raw HTTP helpers for the custom routes
+
+function send(res, status, body, type = 'text/html; charset=utf-8', headers = {}) {
+  res.writeHead(status, {
+    'Content-Type': type,
+    'Cache-Control': 'no-store',
+    'Content-Length': Buffer.byteLength(body),
+    ...headers,
+  });
+  res.end(body);
+}
+
+function sendJson(res, status, value) {
+  send(res, status, `${JSON.stringify(value)}\n`, 'application/json; charset=utf-8');
+}
+
+async function readForm(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += chunk.length;
+    if (size > 64 * 1024) throw new Error('request body too large');
+    chunks.push(chunk);
+  }
+  return Object.fromEntries(new URLSearchParams(Buffer.concat(chunks).toString('utf8')));
+}
+
+// ---------------------------------------------------------------------------------------
+// interactions (login form; consent is granted automatically)
+
+async function autoConsent(provider, req, res, details) {
+  const { prompt: { details: missing = {} }, params, session } = details;
+  let grant = details.grantId ? await provider.Grant.find(details.grantId) : undefined;
+  if (!grant) grant = new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+  if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+  if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+    grant.addResourceScope(indicator, scopes.join(' '));
+  }
+  const grantId = await grant.save();
+  await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+}
+
+async function clientInfo(provider, clientId) {
+  const client = clientId ? await provider.Client.find(String(clientId)) : undefined;
+  return { clientId, clientName: client?.clientName };
+}
+
+async function handleInteraction(provider, req, res, uid, action) {
+  let details;
+  try {
+    details = await provider.interactionDetails(req, res);
+  } catch (err) {
+    send(res, 400, page('Sign-in expired — devprovider',
+      `<p class="error" id="error">${esc(err.error_description || err.message)}</p><p>Start the sign-in again from the application.</p>`));
+    return;
+  }
+  if (details.uid !== uid) {
+    send(res, 400, page('Sign-in mismatch — devprovider', '<p class="error" id="error">interaction id does not match the interaction cookie</p>'));
+    return;
+  }
+  const { prompt, params } = details;
+  const info = { ...(await clientInfo(provider, params.client_id)), connection: params.connection };
+
+  if (action === undefined) {
+    if (req.method !== 'GET') { send(res, 405, 'method not allowed', 'text/plain', { Allow: 'GET' }); return; }
+    record('interaction', { uid, prompt: prompt.name, reasons: prompt.reasons, client_id: params.client_id, params: redact(params) });
+    if (prompt.name === 'consent') {
+      await autoConsent(provider, req, res, details);
+      return;
+    }
+    if (prompt.name !== 'login') {
+      send(res, 500, page('Unsupported prompt — devprovider', `<p class="error" id="error">prompt ${esc(prompt.name)} is not supported</p>`));
+      return;
+    }
+    send(res, 200, loginPage(uid, { ...info, login: params.login_hint ?? '' }));
+    return;
+  }
+
+  if (req.method !== 'POST') { send(res, 405, 'method not allowed', 'text/plain', { Allow: 'POST' }); return; }
+
+  if (action === 'abort') {
+    record('login', { uid, client_id: params.client_id, login: null, ok: false, aborted: true });
+    await provider.interactionFinished(req, res, {
+      error: 'access_denied',
+      error_description: 'End-User aborted interaction',
+    }, { mergeWithLastSubmission: false });
+    return;
+  }
+
+  // action === 'login'
+  if (prompt.name !== 'login') {
+    send(res, 400, page('Unexpected sign-in — devprovider', '<p class="error" id="error">this interaction does not ask for a login</p>'));
+    return;
+  }
+  const form = await readForm(req);
+  const login = typeof form.login === 'string' ? form.login.trim() : '';
+  const ok = checkPassword(login, form.password);
+  record('login', { uid, client_id: params.client_id, login, ok });
+  if (!ok) {
+    send(res, 200, loginPage(uid, { ...info, login, error: 'Wrong username or password.' }));
+    return;
+  }
+  await provider.interactionFinished(req, res, {
+    login: { accountId: login, amr: ['pwd'] },
+  }, { mergeWithLastSubmission: false });
+}
+
+// ---------------------------------------------------------------------------------------
+// recording middleware (runs inside oidc-provider's Koa app, before its router)
+
+function detectAuthMethod(headers, body) {
+  const methods = [];
+  if (/^basic\s/i.test(headers.authorization ?? '')) methods.push('client_secret_basic');
+  if (body?.client_secret !== undefined) methods.push('client_secret_post');
+  if (body?.client_assertion !== undefined) methods.push('client_assertion');
+  if (methods.length > 1) return 'multiple';
+  return methods[0] ?? 'none';
+}
+
+function basicClientId(headers) {
+  const match = /^basic\s+(\S+)/i.exec(headers.authorization ?? '');
+  if (!match) return undefined;
+  const decoded = Buffer.from(match[1], 'base64').toString('utf8');
+  const i = decoded.indexOf(':');
+  if (i === -1) return undefined;
+  try {
+    return decodeURIComponent(decoded.slice(0, i).replace(/\+/g, '%20'));
+  } catch {
+    return decoded.slice(0, i);
+  }
+}
+
+function errorOf(ctx) {
+  if (ctx.status < 400) return null;
+  const body = ctx.body;
+  if (body && typeof body === 'object' && !Buffer.isBuffer(body) && body.error) return body.error;
+  return `http_${ctx.status}`;
+}
+
+function redirectError(ctx) {
+  const location = ctx.response.get('location');
+  if (!location) return null;
+  try {
+    const url = new URL(location, ctx.href);
+    if (url.origin === ctx.origin) return null;
+    return url.searchParams.get('error');
+  } catch {
+    return null;
+  }
+}
+
+function recordingMiddleware() {
+  return async function devRecorder(ctx, next) {
+    const { path, method } = ctx;
+    const query = plainParams(ctx.query);
+    await next();
+    const body = plainParams(ctx.oidc?.body);
+    const clientId = ctx.oidc?.client?.clientId;
+
+    if (path === ROUTES.authorization && (method === 'GET' || method === 'POST')) {
+      const params = method === 'GET' ? query : body;
+      record('authorize', {
+        client_id: params.client_id ?? clientId ?? null,
+        method,
+        params: redact(params),
+        status: ctx.status,
+        error: errorOf(ctx) ?? redirectError(ctx),
+      });
+    } else if (path === ROUTES.token && method === 'POST') {
+      let authMethod = detectAuthMethod(ctx.headers, body);
+      if (authMethod === 'client_assertion' && ctx.oidc?.client) {
+        const registered = ctx.oidc.client.clientAuthMethod;
+        if (registered === 'private_key_jwt' || registered === 'client_secret_jwt') authMethod = registered;
+      }
+      const ok = ctx.status < 400 && ctx.body && typeof ctx.body === 'object';
+      record('token', {
+        client_id: clientId ?? body.client_id ?? basicClientId(ctx.headers) ?? null,
+        grant_type: body.grant_type ?? null,
+        auth_method: authMethod,
+        params: redact(body),
+        status: ctx.status,
+        error: errorOf(ctx),
+        issued: ok ? ['access_token', 'id_token', 'refresh_token'].filter((k) => ctx.body[k]) : [],
+      });
+    } else if (path === ROUTES.userinfo) {
+      let auth = 'none';
+      if (/^(bearer|dpop)\s/i.test(ctx.headers.authorization ?? '')) auth = 'header';
+      else if (body.access_token) auth = 'body';
+      else if (query.access_token) auth = 'query';
+      record('userinfo', { method, status: ctx.status, auth, error: errorOf(ctx) });
+    } else if (path === ROUTES.end_session && (method === 'GET' || method === 'POST')) {
+      const params = method === 'GET' ? query : body;
+      record('end_session', {
+        client_id: params.client_id ?? clientId ?? null,
+        method,
+        params,
+        status: ctx.status,
+      });
+    } else if (path === `${ROUTES.end_session}/confirm` && method === 'POST') {
+      record('end_session_confirm', { logout: Boolean(body.logout), status: ctx.status, error: errorOf(ctx) });
+    } else if (path === ROUTES.registration && method === 'POST') {
+      const metadata = ctx.status < 400 && ctx.body && typeof ctx.body === 'object' ? redact(ctx.body) : null;
+      record('registration', {
+        client_id: metadata?.client_id ?? null,
+        status: ctx.status,
+        error: errorOf(ctx),
+        metadata,
+      });
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// startup
+
+const httpServer = http.createServer();
+const sockets = new Set();
+httpServer.on('connection', (socket) => {
+  sockets.add(socket);
+  socket.on('close', () => sockets.delete(socket));
+});
+
+let shuttingDown = false;
+function shutdown(signal) {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  if (VERBOSE) process.stderr.write(`devprovider: ${signal}, shutting down\n`);
+  httpServer.close(() => process.exit(0));
+  httpServer.closeAllConnections?.();
+  for (const socket of sockets) socket.destroy();
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
+process.on('SIGHUP', () => shutdown('SIGHUP'));
+if (args['watch-stdin']) {
+  process.stdin.on('end', () => shutdown('stdin closed'));
+  process.stdin.on('close', () => shutdown('stdin closed'));
+  process.stdin.on('error', () => shutdown('stdin error'));
+  process.stdin.resume();
+}
+
+httpServer.on('error', (err) => {
+  fail(`cannot listen on ${HOST}:${PORT}: ${err.message}`);
+});
+
+httpServer.listen(PORT, HOST, () => {
+  const { port } = httpServer.address();
+  const hostForUrl = HOST.includes(':') ? `[${HOST}]` : HOST;
+  const issuer = ISSUER_TEMPLATE
+    ? ISSUER_TEMPLATE.replaceAll('{port}', String(port))
+    : `http://${hostForUrl}:${port}`;
+  let parsedIssuer;
+  try {
+    parsedIssuer = new URL(issuer);
+  } catch {
+    fail(`--issuer is not a URL: ${issuer}`);
+  }
+  if (parsedIssuer.pathname !== '/' || parsedIssuer.search || parsedIssuer.hash) {
+    fail(`--issuer must have no path, query or fragment (the provider is mounted at /): ${issuer}`);
+  }
+
+  let provider;
+  try {
+    provider = new Provider(issuer, buildConfiguration());
+  } catch (err) {
+    fail(`invalid configuration: ${err.message}`);
+  }
+  provider.use(recordingMiddleware());
+
+  // remember which connection each token descends from (for the "connection" claim)
+  for (const eventName of ['authorization_code.saved', 'access_token.saved', 'refresh_token.saved']) {
+    provider.on(eventName, (token) => {
+      const connection = connectionFor(Provider.ctx);
+      if (connection) connectionByJti.set(token.jti, connection);
+    });
+  }
+  provider.on('authorization.success', (ctx) => {
+    record('authorization_response', { client_id: ctx.oidc?.client?.clientId ?? null, error: null });
+  });
+  provider.on('authorization.error', (ctx, err) => {
+    record('authorization_response', {
+      client_id: ctx.oidc?.client?.clientId ?? null,
+      error: err.error ?? 'server_error',
+      error_description: err.error_description ?? null,
+    });
+  });
+  provider.on('backchannel.success', (ctx, client, accountId, sid) => {
+    record('backchannel_logout', { client_id: client.clientId, sub: accountId, sid, ok: true, error: null });
+  });
+  provider.on('backchannel.error', (ctx, err, client, accountId, sid) => {
+    record('backchannel_logout', { client_id: client.clientId, sub: accountId, sid, ok: false, error: String(err?.message ?? err) });
+  });
+  provider.on('server_error', (ctx, err) => {
+    process.stderr.write(`devprovider: server_error on ${ctx.method} ${ctx.path}: ${err?.stack ?? err}\n`);
+  });
+
+  const callback = provider.callback();
+
+  httpServer.on('request', (req, res) => {
+    const url = new URL(req.url, 'http://devprovider.invalid');
+    if (VERBOSE) process.stderr.write(`devprovider: ${req.method} ${url.pathname}\n`);
+    const route = (async () => {
+      if (url.pathname === '/_dev/events') {
+        if (req.method === 'GET') {
+          const type = url.searchParams.get('type');
+          sendJson(res, 200, type ? events.filter((e) => e.type === type) : events);
+        } else if (req.method === 'DELETE') {
+          events = [];
+          sendJson(res, 200, []);
+        } else {
+          send(res, 405, 'method not allowed', 'text/plain', { Allow: 'GET, DELETE' });
+        }
+        return true;
+      }
+      const match = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/(login|abort))?\/?$/.exec(url.pathname);
+      if (match) {
+        await handleInteraction(provider, req, res, match[1], match[2]);
+        return true;
+      }
+      return false;
+    })();
+    route.then((handled) => {
+      if (!handled) callback(req, res);
+    }).catch((err) => {
+      process.stderr.write(`devprovider: error on ${req.method} ${url.pathname}: ${err?.stack ?? err}\n`);
+      if (!res.headersSent) send(res, 500, page('Error — devprovider', `<p class="error" id="error">${esc(err?.message ?? err)}</p>`));
+      else res.destroy();
+    });
+  });
+
+  process.stdout.write(`devprovider ready issuer=${issuer} port=${port} pid=${process.pid}\n`);
+});
