@@ -1,0 +1,135 @@
+"""The demo's two-app scenario in a real headless Chromium (Debian's), driven by Playwright.
+
+Signs in at App 1 through the provider's login form, follows the link to App
+2's ``/auth/sso`` and checks the dashboard shows the user with no login form on
+the way (every navigation request is recorded), signs out on App 2 and checks
+the dashboard asks for a login again.  A screenshot of each step is saved under
+``test-artifacts/browser/`` (or ``$SSO_TEST_ARTIFACTS``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Request, sync_playwright
+
+import demo_app
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(os.environ.get("SSO_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[demo_app.Demo]:
+    running = demo_app.start_demo(
+        app1_port=free_port(),
+        app2_port=free_port(),
+        provider_port=free_port(),
+        environ={},
+        session_dir=str(tmp_path_factory.mktemp("demo-sessions")),
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, chromium_sandbox=False, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+class Recorder:
+    """Every top-level navigation request (redirect hops included) and numbered screenshots."""
+
+    def __init__(self, page: Page, folder: Path) -> None:
+        self.page = page
+        self.folder = folder
+        self.navigations: list[str] = []
+        self.step = 0
+        folder.mkdir(parents=True, exist_ok=True)
+        page.on("request", self._on_request)
+
+    def _on_request(self, request: Request) -> None:
+        if request.is_navigation_request() and request.frame == self.page.main_frame:
+            self.navigations.append(request.url)
+
+    def shot(self, name: str) -> Path:
+        self.step += 1
+        path = self.folder / f"{self.step:02d}-{name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+
+def test_two_app_single_sign_on_in_a_real_browser(demo: demo_app.Demo, browser: Browser) -> None:
+    context = browser.new_context(viewport={"width": 900, "height": 640})
+    page = context.new_page()
+    record = Recorder(page, ARTIFACTS / "browser")
+
+    # 1. App 1, anonymous; sign in through the provider's login form.
+    page.goto(demo.app1_url + "/")
+    assert page.locator("h2").inner_text() == "You are not signed in"
+    record.shot("app1-anonymous")
+    page.click("#sign-in")
+    page.wait_for_selector("#login-form")
+    assert page.url.startswith(demo.provider_url)
+    page.fill("#login", "alice")
+    page.fill("#password", "alice-password")
+    record.shot("provider-login-form")
+    page.click("#submit")
+    page.wait_for_url(demo.app1_url + "/")
+    assert page.locator("h2").inner_text() == "You are signed in"
+    assert page.locator("#user-email").inner_text() == "alice@example.com"
+    record.shot("app1-signed-in")
+
+    # 2. The link to App 2's /auth/sso: the dashboard, signed in, no login form on the way.
+    record.navigations.clear()
+    page.click("#to-app2")
+    page.wait_for_url(demo.app2_url + "/dashboard")
+    assert page.locator("#user-name").inner_text() == "Alice Example"
+    assert page.locator("#user-email").inner_text() == "alice@example.com"
+    assert page.locator("#user-sub").inner_text() == "alice"
+    assert page.locator("#remote-user").inner_text() == "alice"
+    hops = record.navigations
+    assert hops[0].startswith(demo.app2_url + "/auth/sso?connection=")
+    assert any(url.startswith(demo.provider_url) and "prompt=none" in url for url in hops), hops
+    assert not any("/interaction/" in url for url in hops), f"a login page was shown: {hops}"
+    assert page.locator("#login-form").count() == 0
+    record.shot("app2-dashboard-signed-in-silently")
+
+    # 3. Sign out on App 2 (RP-initiated logout at the provider), then the dashboard asks for a login.
+    page.click("#sign-out")
+    page.wait_for_selector("#logout-yes")
+    record.shot("provider-logout-confirmation")
+    page.click("#logout-yes")
+    page.wait_for_url(demo.app2_url + "/")
+    assert "not signed in" in page.locator("main").inner_text()
+    record.shot("app2-signed-out")
+    page.goto(demo.app2_url + "/dashboard")
+    page.wait_for_selector("#login-form")
+    assert page.url.startswith(demo.provider_url)
+    record.shot("app2-dashboard-asks-login-again")
+    context.close()
