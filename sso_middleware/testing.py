@@ -370,6 +370,16 @@ def _form_by_id(response: requests.Response, form_id: str) -> _Form | None:
     return next((f for f in _forms(response) if f.attrs.get("id") == form_id), None)
 
 
+def _auto_submit_form(response: requests.Response) -> _Form | None:
+    """The form of oidc-provider's self-submitting pages (form_post), if this is one."""
+    if "document.forms[0].submit()" not in response.text:
+        return None
+    forms = _forms(response)
+    if forms and forms[0].attrs.get("method", "get").lower() == "post":
+        return forms[0]
+    return None
+
+
 # ---------------------------------------------------------------------------------------
 # the provider process
 
@@ -469,7 +479,11 @@ class DevProvider:
             installed = ensure_devprovider_installed(self.home)
             if self._workdir is None:
                 self._workdir = Path(tempfile.mkdtemp(prefix="sso-devprovider-"))
-            self._launch(node, installed, port=self._port or self._requested_port)
+            try:
+                self._launch(node, installed, port=self._port or self._requested_port)
+            except BaseException:
+                self.stop()
+                raise
             with _live_lock:
                 _live.add(self)
             return self
@@ -704,6 +718,10 @@ class DevProvider:
         application) until a non-redirect response. If the credentials are wrong the
         returned response is the login form again (200, ``id="error"`` in it). Silent
         flows (an existing provider session, ``prompt=none``) never show the form.
+        The provider's self-submitting pages are submitted like a browser with JavaScript
+        would (signing in as another user than the session's first ends the old provider
+        session that way); a ``response_mode=form_post`` page addressed to the client is
+        returned as is unless ``follow_to_client``.
         """
         account = user if isinstance(user, DevUser) else self.users.get(user)
         username = user.username if isinstance(user, DevUser) else user
@@ -719,23 +737,30 @@ class DevProvider:
         submitted = False
         for _ in range(max_steps):
             if current.status_code in _REDIRECT_CODES and "Location" in current.headers:
-                current = self._follow(http_session, current, follow_to_client, timeout)
-                if current.status_code in _REDIRECT_CODES and self._left_provider(current):
+                if self._left_provider(current) and not follow_to_client:
                     return current
+                target = urljoin(current.url, current.headers["Location"])
+                current = http_session.get(target, allow_redirects=False, timeout=timeout)
                 continue
-            form = _form_by_id(current, "login-form") if self.is_provider_url(current.url) else None
+            if not self.is_provider_url(current.url):
+                return current
+            auto = _auto_submit_form(current)
+            if auto is not None:  # e.g. the provider ending the old session on an account switch
+                action = urljoin(current.url, auto.attrs.get("action", ""))
+                if not self.is_provider_url(action) and not follow_to_client:
+                    return current  # response_mode=form_post back to the client
+                current = http_session.post(action, data=auto.fields, allow_redirects=False, timeout=timeout)
+                continue
+            form = _form_by_id(current, "login-form")
             if form is None or submitted:
                 return current
-            action = urljoin(current.url, form.attrs.get("action", ""))
             current = http_session.post(
-                action,
+                urljoin(current.url, form.attrs.get("action", "")),
                 data={"login": username, "password": secret},
                 allow_redirects=False,
                 timeout=timeout,
             )
             submitted = True
-            if current.status_code in _REDIRECT_CODES and self._left_provider(current) and not follow_to_client:
-                return current
         raise DevProviderError(f"login() did not finish within {max_steps} steps (at {current.url})")
 
     def cancel_login(
@@ -844,29 +869,22 @@ class DevProvider:
         clients_file.write_text(json.dumps(clients, indent=2))
         clients_file.chmod(0o600)
         issuer_host = f"[{self.host}]" if ":" in self.host else self.host
-        command = [
-            node,
-            str(installed / "server.mjs"),
-            "--host",
-            self.host,
-            "--port",
-            str(port),
-            "--clients",
-            str(clients_file),
-            "--write-keys",
-            str(self._workdir / f"keys-{gen}.json"),
-            "--registration-token",
-            self.registration_token,
-            "--access-token-ttl",
-            str(self.access_token_ttl),
-            "--id-token-ttl",
-            str(self.id_token_ttl),
-            "--watch-stdin",
-        ]
+        # "--name=value": parseArgs refuses a separate value starting with "-" (random tokens may)
+        options = {
+            "host": self.host,
+            "port": str(port),
+            "clients": str(clients_file),
+            "write-keys": str(self._workdir / f"keys-{gen}.json"),
+            "registration-token": self.registration_token,
+            "access-token-ttl": str(self.access_token_ttl),
+            "id-token-ttl": str(self.id_token_ttl),
+        }
         if self.trailing_slash:
-            command += ["--issuer", f"http://{issuer_host}:{{port}}/"]
+            options["issuer"] = f"http://{issuer_host}:{{port}}/"
         if previous_keys is not None:
-            command += ["--previous-keys", str(previous_keys)]
+            options["previous-keys"] = str(previous_keys)
+        command = [node, str(installed / "server.mjs"), "--watch-stdin"]
+        command += [f"--{name}={value}" for name, value in options.items()]
         if self.verbose:
             command.append("--verbose")
         stdout_path = self._workdir / f"stdout-{gen}.log"

@@ -38,6 +38,16 @@
  *   devprovider ready issuer=<issuer> port=<port> pid=<pid>
  * Everything else (warnings, logs) goes to stderr. SIGTERM / SIGINT shut it down cleanly.
  *
+ * Auth0-like behaviour worth knowing:
+ *   - every client is first-party: requested scopes/claims are granted without a consent
+ *     screen, so prompt=none succeeds for any client while the user has a provider session
+ *     (and answers error=login_required without one);
+ *   - a refresh token is issued whenever the authorization request asked for offline_access
+ *     and the client may use the refresh_token grant — also with prompt=none (plain
+ *     oidc-provider drops offline_access unless prompt=consent); refresh tokens rotate;
+ *   - ID tokens carry the profile/email claims (not only userinfo) and "connection" when the
+ *     authorization request had one; PKCE (S256) is required for every client.
+ *
  * Default clients (confidential, grant types authorization_code + refresh_token):
  *   app1 / app1-secret  client_secret_basic  http://127.0.0.1:5001/auth/callback  logout -> http://127.0.0.1:5001/
  *   app2 / app2-secret  client_secret_post   http://127.0.0.1:5002/auth/callback  logout -> http://127.0.0.1:5002/
@@ -282,33 +292,76 @@ function plainParams(obj) {
   return Object.fromEntries(Object.entries(obj ?? {}));
 }
 
-// "connection" of the authorization a token descends from (code -> tokens -> refreshed tokens)
-const connectionByJti = new Map();
+// What the authorization request a token descends from asked for (code -> tokens ->
+// refreshed tokens): its "connection", and whether it asked for offline_access.
+const lineageByJti = new Map();
+// the same, for authorization requests parked at an interaction (login form), by uid
+const lineageByInteraction = new Map();
+const MAX_LINEAGE = 50000;
 
-function connectionFor(ctx, token) {
-  if (token?.jti && connectionByJti.has(token.jti)) return connectionByJti.get(token.jti);
-  const entities = ctx?.oidc?.entities ?? {};
-  for (const name of ['AuthorizationCode', 'RotatedRefreshToken', 'RefreshToken', 'AccessToken']) {
-    const jti = entities[name]?.jti;
-    if (jti && connectionByJti.has(jti)) return connectionByJti.get(jti);
+function remember(map, key, value) {
+  map.set(key, value);
+  if (map.size > MAX_LINEAGE) map.delete(map.keys().next().value);
+}
+
+function asksOffline(scope) {
+  return typeof scope === 'string' && scope.split(' ').includes('offline_access');
+}
+
+/** Lineage of the authorization request being processed in ctx (authorize or resume). */
+function requestLineage(ctx) {
+  const { oidc } = ctx;
+  if (oidc?.route === 'authorization') {
+    const raw = ctx.method === 'POST' ? (oidc.body ?? {}) : ctx.query;
+    return { connection: oidc.params?.connection, offline: asksOffline(raw.scope) };
   }
-  if (ctx?.oidc?.route === 'authorization' || ctx?.oidc?.route === 'resume') {
-    return ctx.oidc.params?.connection;
+  if (oidc?.route === 'resume') {
+    const uid = oidc.entities?.Interaction?.uid;
+    return {
+      connection: oidc.params?.connection,
+      offline: Boolean(uid && lineageByInteraction.get(uid)?.offline),
+    };
   }
   return undefined;
 }
 
+/** Lineage of a token, or of the token ctx is working from (code, refresh token, access token). */
+function lineageFor(ctx, token) {
+  if (token?.jti && lineageByJti.has(token.jti)) return lineageByJti.get(token.jti);
+  const entities = ctx?.oidc?.entities ?? {};
+  for (const name of ['AuthorizationCode', 'RotatedRefreshToken', 'RefreshToken', 'AccessToken']) {
+    const jti = entities[name]?.jti;
+    if (jti && lineageByJti.has(jti)) return lineageByJti.get(jti);
+  }
+  return ctx ? requestLineage(ctx) : undefined;
+}
+
 // ---------------------------------------------------------------------------------------
 // oidc-provider configuration
+
+/** The provider session's "sid" for the client of ctx (like Auth0, in every ID token). */
+async function sessionSid(ctx, token) {
+  const clientId = ctx?.oidc?.client?.clientId;
+  if (!clientId) return undefined;
+  let session = ctx.oidc.route === 'token' ? undefined : ctx.oidc.session;
+  if (!session && token?.sessionUid) session = await ctx.oidc.provider.Session.findByUid(token.sessionUid);
+  return token?.sid ?? session?.sidFor(clientId);
+}
 
 async function findAccount(ctx, sub, token) {
   if (!Object.hasOwn(USERS, sub)) return undefined;
   const user = USERS[sub];
   return {
     accountId: sub,
-    async claims(use, scope, claims, rejected) {
-      const connection = connectionFor(ctx, token);
-      return { sub, ...user.claims, ...(connection ? { connection } : {}) };
+    async claims(use) {
+      const out = { sub, ...user.claims };
+      const connection = lineageFor(ctx, token)?.connection;
+      if (connection) out.connection = connection;
+      if (use === 'id_token') {
+        const sid = await sessionSid(ctx, token);
+        if (sid) out.sid = sid;
+      }
+      return out;
     },
   };
 }
@@ -374,12 +427,11 @@ function buildConfiguration() {
     // Auth0-style authorize parameters; unknown parameters would be dropped silently.
     extraParams: ['connection', 'audience'],
     claims: {
-      openid: ['sub', 'connection'],
+      openid: ['sub', 'connection', 'sid'],
       profile: ['name', 'given_name', 'family_name', 'nickname', 'preferred_username'],
       email: ['email', 'email_verified'],
       acr: null,
       amr: null,
-      sid: null,
       auth_time: null,
       iss: null,
     },
@@ -389,8 +441,10 @@ function buildConfiguration() {
     scopes: ['openid', 'offline_access', 'profile', 'email'],
     responseTypes: ['code'],
     pkce: { required: () => true },
-    issueRefreshToken: async (ctx, client, code) => client.grantTypeAllowed('refresh_token')
-      && code.scopes.has('offline_access'),
+    // Auth0 semantics: a refresh token whenever the authorization request asked for
+    // offline_access. (oidc-provider alone drops offline_access unless prompt=consent.)
+    issueRefreshToken: async (ctx, client, source) => client.grantTypeAllowed('refresh_token')
+      && (source.scopes.has('offline_access') || lineageFor(ctx, source)?.offline === true),
     rotateRefreshToken: true,
     clientBasedCORS: (ctx, origin) => isLoopbackOrigin(origin),
     cookies: {
@@ -428,6 +482,14 @@ function buildConfiguration() {
       Grant: 14 * 24 * 60 * 60,
     },
     renderError,
+    // oidc-provider's outgoing requests (back-channel logout, jwks_uri, ...) refuse special-use
+    // addresses such as 127.0.0.0/8 (SSRF protection via options.dispatcher); the relying
+    // parties of this dev server live on loopback, so allow exactly those.
+    fetch: (url, options) => {
+      const { hostname } = new URL(url);
+      if (isLoopbackHost(hostname.replace(/^\[|\]$/g, ''))) delete options.dispatcher;
+      return globalThis.fetch(url, options);
+    },
   };
 }
 
@@ -662,6 +724,13 @@ function recordingMiddleware() {
     const body = plainParams(ctx.oidc?.body);
     const clientId = ctx.oidc?.client?.clientId;
 
+    if (path.startsWith(`${ROUTES.authorization}`) && ctx.oidc && ['authorization', 'resume'].includes(ctx.oidc.route)) {
+      // an authorization request parked at the login form: remember what it asked for
+      const location = ctx.response.get('location');
+      const parked = location ? /^\/interaction\/([A-Za-z0-9_-]+)$/.exec(new URL(location, ctx.href).pathname) : null;
+      const lineage = parked ? requestLineage(ctx) : undefined;
+      if (lineage) remember(lineageByInteraction, parked[1], lineage);
+    }
     if (path === ROUTES.authorization && (method === 'GET' || method === 'POST')) {
       const params = method === 'GET' ? query : body;
       record('authorize', {
@@ -773,11 +842,11 @@ httpServer.listen(PORT, HOST, () => {
   }
   provider.use(recordingMiddleware());
 
-  // remember which connection each token descends from (for the "connection" claim)
+  // remember what each token descends from (the "connection" claim, offline_access)
   for (const eventName of ['authorization_code.saved', 'access_token.saved', 'refresh_token.saved']) {
     provider.on(eventName, (token) => {
-      const connection = connectionFor(Provider.ctx);
-      if (connection) connectionByJti.set(token.jti, connection);
+      const lineage = lineageFor(Provider.ctx);
+      if (lineage) remember(lineageByJti, token.jti, lineage);
     });
   }
   provider.on('authorization.success', (ctx) => {
@@ -794,7 +863,8 @@ httpServer.listen(PORT, HOST, () => {
     record('backchannel_logout', { client_id: client.clientId, sub: accountId, sid, ok: true, error: null });
   });
   provider.on('backchannel.error', (ctx, err, client, accountId, sid) => {
-    record('backchannel_logout', { client_id: client.clientId, sub: accountId, sid, ok: false, error: String(err?.message ?? err) });
+    const error = [err?.message ?? String(err), err?.cause?.message].filter(Boolean).join(': ');
+    record('backchannel_logout', { client_id: client.clientId, sub: accountId, sid, ok: false, error });
   });
   provider.on('server_error', (ctx, err) => {
     process.stderr.write(`devprovider: server_error on ${ctx.method} ${ctx.path}: ${err?.stack ?? err}\n`);
