@@ -17,7 +17,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check sso_middleware tests demo_app.py
+	$(BIN)/ruff check sso_middleware tests examples demo_app.py
 	$(BIN)/mypy
 
 test: lint

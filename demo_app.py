@@ -86,7 +86,7 @@ def make_app1(app2_sso_url: str) -> bottle.Bottle:
     """App 1: where the user signs in; links to App 2 through its SSO entry point."""
     app = bottle.Bottle()
 
-    @app.get("/")  # type: ignore[misc]
+    @app.get("/")  # type: ignore[untyped-decorator]
     def home() -> str:
         user = get_userinfo(bottle.request.environ)
         if user is None:

@@ -26,9 +26,10 @@ import logging
 import time
 from collections.abc import Iterable
 from typing import Any, Callable, Optional
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from webob import Request, Response
+from webob.request import PATH_SAFE
 
 from .config import SSOConfig
 from .environ import CONNECTION_KEY, USERINFO_KEY
@@ -80,13 +81,20 @@ class SSOMiddleware:
         except AuthFailure as failure:
             level = logging.WARNING if isinstance(failure, ProviderError) else logging.INFO
             log.log(level, "sso: %s failed: %s", request.path_info, failure)
-            response = no_store(Response(status=303, location=self.handlers.failure_location(request, failure.code)))
+            response = self._to_failure_page(request, failure.code)
+        except UnicodeDecodeError:
+            # Query or form parameters that are not UTF-8: bad input, answered 4xx like any other.
+            log.info("sso: %s failed: parameters are not valid UTF-8", request.path_info)
+            response = self._to_failure_page(request, "invalid_request")
         except Exception:
             log.exception("sso: unexpected error on %s", request.path_info)
             response = server_error()
         response.headerlist.extend(session.commit())
         result: Iterable[bytes] = response(environ, start_response)
         return result
+
+    def _to_failure_page(self, request: Request, code: str) -> Response:
+        return no_store(Response(status=303, location=self.handlers.failure_location(request, code)))
 
     # -- everything else ---------------------------------------------------
 
@@ -121,7 +129,7 @@ class SSOMiddleware:
         self, environ: dict[str, Any], headers: list[tuple[str, str]], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         request = Request(environ)
-        login_url = f"{request.script_name}{self.config.login_path}?{urlencode({'target_url': request.path_qs})}"
+        login_url = f"{request.script_name}{self.config.login_path}?{urlencode({'target_url': _app_path_qs(environ)})}"
         if _is_page_load(request):
             response: Response = no_store(Response(status=303, location=login_url))
         else:
@@ -129,6 +137,18 @@ class SSOMiddleware:
         response.headerlist.extend(headers)
         result: Iterable[bytes] = response(environ, start_response)
         return result
+
+
+def _app_path_qs(environ: dict[str, Any]) -> str:
+    """The request's path and query below the mount point (SCRIPT_NAME), URL-quoted: a login target."""
+    raw = environ.get("PATH_INFO", "")
+    try:
+        data = raw.encode("latin-1")  # PEP 3333: the bytes the client sent, as latin-1
+    except UnicodeEncodeError:
+        data = raw.encode("utf-8", "surrogatepass")
+    path = quote(data, safe=PATH_SAFE)
+    query = environ.get("QUERY_STRING", "")
+    return f"{path}?{query}" if query else path
 
 
 def _is_page_load(request: Request) -> bool:

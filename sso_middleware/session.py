@@ -94,12 +94,26 @@ class SessionStore:
 
     def open(self, environ: dict[str, Any]) -> SSOSession:
         """The session of this request; nothing is read until it is needed."""
-        cookie_header = environ.get("HTTP_COOKIE", "")
-        has_cookie = self.cookie_name + "=" in cookie_header
-        return SSOSession(self, cookie_header if has_cookie else "")
+        return SSOSession(self, own_cookie(environ.get("HTTP_COOKIE", ""), self.cookie_name))
 
     def beaker_session(self, cookie_header: str) -> Session:
         return Session({"cookie": cookie_header}, **self.beaker_options)
+
+
+def own_cookie(cookie_header: str, name: str) -> str:
+    """``name=value`` for our session cookie alone (the first one sent), or "" when there is none.
+
+    Only our cookie is handed to Beaker: Python's cookie parser gives up on a
+    whole header when any cookie in it is malformed by its rules (a JSON value,
+    a space, a stray quote), and cookies of sibling applications on the parent
+    domain must not sign our users out.
+    """
+    for part in cookie_header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == name:
+            value = value.strip()
+            return f"{name}={value}" if value else ""
+    return ""
 
 
 class SSOSession:
@@ -210,10 +224,8 @@ class SSOSession:
             return
         data = self._data
         if not data.is_new:
-            data.delete()
-            data.save()  # an empty session removes the stored record
-        else:
-            data.delete()
+            data.namespace.remove()  # delete the stored record itself, not just its contents
+        data.delete()
         self._deleted_cookie = str(data.request["cookie_out"])
         self._send_cookie = True
         self._dirty = False

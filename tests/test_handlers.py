@@ -1,0 +1,1094 @@
+"""The authentication routes, end to end through ``webtest.TestApp`` around the middleware.
+
+Each test plays the browser (a cookie-keeping ``TestApp``) and, through
+``provider.authorize``, the user at the provider; the provider's back channel is
+the fake transport of :mod:`tests.fakes`, so every call the middleware makes is
+recorded in ``provider.calls``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import pickle
+import time
+import zlib
+from typing import Any, Callable, Optional
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import pytest
+import requests
+import webtest
+
+from sso_middleware import SSOMiddleware
+
+from .conftest import SESSION_SECRET, browser_for, legacy_app
+from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider, FakeProviderAdapter, rsa_key, s256
+
+CONNECTION = "Username-Password-Authentication"
+AUTHORIZE = ISSUER.rstrip("/") + "/authorize"
+COOKIE = "sso_session"
+
+Browser = webtest.TestApp
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+def query(url: str) -> dict[str, str]:
+    """The query parameters of ``url``; each must appear once."""
+    parsed = parse_qs(urlsplit(url).query, keep_blank_values=True)
+    assert all(len(values) == 1 for values in parsed.values()), parsed
+    return {key: values[0] for key, values in parsed.items()}
+
+
+def failure_code(response: webtest.TestResponse) -> str:
+    """The error code of a redirect to the failure page (asserting it is one)."""
+    assert response.status_int == 303, response
+    parts = urlsplit(response.location)
+    assert (parts.scheme, parts.netloc, parts.path) == ("https", "app2.example", "/auth/failure"), response.location
+    return query(response.location)["error"]
+
+
+def is_authorize(response: webtest.TestResponse) -> bool:
+    return response.status_int == 303 and response.location.startswith(AUTHORIZE + "?")
+
+
+def start_sso(browser: Browser, target: str = "/dashboard", connection: Optional[str] = CONNECTION,
+              **extra: str) -> webtest.TestResponse:
+    params = {"target_url": target, **extra}
+    if connection is not None:
+        params["connection"] = connection
+    return browser.get("/auth/sso", params)
+
+
+def sign_in(browser: Browser, provider: FakeProvider, target: str = "/dashboard",
+            connection: Optional[str] = CONNECTION, user: str = "alice") -> webtest.TestResponse:
+    """A complete, successful silent sign-in; returns the final redirect to the target."""
+    response = start_sso(browser, target, connection)
+    assert is_authorize(response), response
+    response = browser.get(provider.authorize(response.location, user=user))
+    assert response.status_int == 303, response
+    return response
+
+
+def drive(browser: Browser, provider: FakeProvider, response: webtest.TestResponse,
+          answers: list[dict[str, Any]]) -> tuple[webtest.TestResponse, list[str]]:
+    """Follow provider round trips, answering the n-th authorization request with ``answers[n]``.
+
+    Returns the first response that is not a redirect to the provider, and the
+    authorization URLs visited.  Running out of answers means the middleware
+    looped, which fails the test.
+    """
+    visited: list[str] = []
+    while is_authorize(response):
+        assert len(visited) < len(answers), f"redirect loop: {len(visited) + 1} trips to the provider"
+        visited.append(response.location)
+        response = browser.get(provider.authorize(response.location, **answers[len(visited) - 1]))
+    return response, visited
+
+
+def app_view(browser: Browser) -> dict[str, Any]:
+    """What the legacy app sees on a plain page."""
+    result: dict[str, Any] = browser.get("/page").json
+    return result
+
+
+def set_cookies(response: webtest.TestResponse) -> list[str]:
+    return list(response.headers.getall("Set-Cookie"))
+
+
+def fresh_browser(middleware: SSOMiddleware, cookie: Optional[str] = None) -> Browser:
+    """Another browser on the same middleware, optionally holding a given session cookie value."""
+    browser = browser_for(middleware)
+    if cookie is not None:
+        browser.set_cookie(COOKIE, cookie)
+    return browser
+
+
+def stored_sessions(data_dir: str) -> list[dict[str, Any]]:
+    """Every session record in Beaker's file store, decoded (JSON inside Beaker's container)."""
+    records = []
+    for root, _dirs, files in os.walk(os.path.join(data_dir, "container_file")):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as handle:
+                container = pickle.load(handle)  # Beaker's own container format
+            if "session" in container:
+                records.append(json.loads(zlib.decompress(base64.b64decode(container["session"]))))
+    return records
+
+
+def unverified(token: str) -> dict[str, Any]:
+    claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    return claims
+
+
+# -- /auth/sso -----------------------------------------------------------------
+
+
+def test_sso_requires_target_url(browser: Browser, provider: FakeProvider) -> None:
+    assert failure_code(browser.get("/auth/sso", {"connection": CONNECTION})) == "missing_target_url"
+    assert failure_code(browser.get("/auth/sso", {"connection": CONNECTION, "target_url": ""})) == "missing_target_url"
+    assert provider.calls == []
+
+
+def test_sso_requires_connection(browser: Browser, provider: FakeProvider) -> None:
+    assert failure_code(start_sso(browser, connection=None)) == "missing_connection"
+    assert failure_code(start_sso(browser, connection="")) == "missing_connection"
+    assert provider.calls == []
+    assert COOKIE not in browser.cookies
+
+
+def test_sso_uses_default_connection_when_none_is_given(make_browser: Callable[..., Browser],
+                                                        provider: FakeProvider) -> None:
+    browser = make_browser(default_connection="google-oauth2")
+    response = start_sso(browser, connection=None)
+    assert is_authorize(response)
+    assert query(response.location)["connection"] == "google-oauth2"
+    # An explicit connection still wins over the default.
+    assert query(start_sso(browser, connection="github").location)["connection"] == "github"
+
+
+@pytest.mark.parametrize(
+    ("connection", "code"),
+    [
+        pytest.param("github", "connection_not_allowed", id="not-listed"),
+        pytest.param("username-password-authentication", "connection_not_allowed", id="other-case"),
+        pytest.param("Username-Password-Authentication ", "invalid_connection", id="trailing-space"),
+        pytest.param("bad connection", "invalid_connection", id="space-inside"),
+        pytest.param("x" * 129, "invalid_connection", id="too-long"),
+    ],
+)
+def test_sso_refuses_connections_outside_allowed_connections(
+    make_browser: Callable[..., Browser], provider: FakeProvider, connection: str, code: str
+) -> None:
+    browser = make_browser(allowed_connections=[CONNECTION, "google-oauth2"])
+    assert failure_code(start_sso(browser, connection=connection)) == code
+    assert provider.calls == []
+    assert is_authorize(start_sso(browser, connection="google-oauth2"))
+
+
+OPEN_REDIRECT_PROBES = [
+    pytest.param("//evil.example/x", id="protocol-relative"),
+    pytest.param("///evil.example/x", id="triple-slash"),
+    pytest.param("/\\evil.example/x", id="slash-backslash"),
+    pytest.param("\\\\evil.example/x", id="double-backslash"),
+    pytest.param("https://evil.example/x", id="other-origin"),
+    pytest.param("http://app2.example/x", id="own-host-other-scheme"),
+    pytest.param("https://app2.example:8443/x", id="own-host-other-port"),
+    pytest.param("https://app2.example.evil.example/x", id="suffix-host"),
+    pytest.param("https://app2.example@evil.example/x", id="userinfo"),
+    pytest.param("https://evil.example\\@app2.example/x", id="backslash-userinfo"),
+    pytest.param("https:evil.example/x", id="scheme-no-slashes"),
+    pytest.param("javascript:alert(1)", id="javascript"),
+    pytest.param("JaVaScRiPt:alert(1)", id="javascript-mixed-case"),
+    pytest.param("data:text/html,<script>alert(1)</script>", id="data"),
+    pytest.param("ftp://app2.example/x", id="ftp"),
+    pytest.param("dashboard", id="relative-no-slash"),
+    pytest.param("/x\r\nLocation: https://evil.example", id="crlf"),
+    pytest.param("/x\nSet-Cookie: a=b", id="lf"),
+    pytest.param("/\t/evil.example", id="tab"),
+    pytest.param(" /x", id="leading-space"),
+    pytest.param("/x\x00", id="nul"),
+    pytest.param("/%2f%2fevil.example", id="encoded-slashes"),
+    pytest.param("/%2F%2Fevil.example", id="encoded-slashes-upper"),
+    pytest.param("/%5cevil.example", id="encoded-backslash"),
+    pytest.param("/%252f%252fevil.example", id="double-encoded-slashes"),
+    pytest.param("/x%0d%0aSet-Cookie:a=b", id="encoded-crlf"),
+    pytest.param("/\u2215\u2215evil.example", id="unicode-slashes"),
+    pytest.param("/caf\u00e9", id="non-ascii"),
+    pytest.param("/" + "a" * 3000, id="too-long"),
+]
+
+
+@pytest.mark.parametrize("target", OPEN_REDIRECT_PROBES)
+def test_sso_refuses_unsafe_target_urls(browser: Browser, provider: FakeProvider, target: str) -> None:
+    response = start_sso(browser, target=target)
+    assert failure_code(response) == "invalid_target_url"
+    assert provider.calls == []
+    assert COOKIE not in browser.cookies
+
+
+@pytest.mark.parametrize("target", OPEN_REDIRECT_PROBES)
+def test_login_refuses_unsafe_target_urls(browser: Browser, target: str) -> None:
+    assert failure_code(browser.get("/auth/login", {"target_url": target})) == "invalid_target_url"
+
+
+@pytest.mark.parametrize(
+    ("target", "location"),
+    [
+        pytest.param("/dashboard", "https://app2.example/dashboard", id="path"),
+        pytest.param("/a/b?c=d&e=f#frag", "https://app2.example/a/b?c=d&e=f#frag", id="query-fragment"),
+        pytest.param("https://app2.example/x", "https://app2.example/x", id="own-origin"),
+        pytest.param("https://app1.example/spa", "https://app1.example/spa", id="allowed-origin"),
+    ],
+)
+def test_sso_accepts_safe_targets_and_lands_on_them(
+    make_browser: Callable[..., Browser], provider: FakeProvider, target: str, location: str
+) -> None:
+    browser = make_browser(allowed_redirect_origins=["https://app1.example"])
+    assert sign_in(browser, provider, target=target).location == location
+
+
+def test_sso_redirects_to_the_provider_with_a_complete_silent_request(browser: Browser,
+                                                                      provider: FakeProvider) -> None:
+    response = start_sso(browser)
+    assert response.status_int == 303
+    assert response.headers["Cache-Control"] == "no-store"
+    assert is_authorize(response)
+    params = query(response.location)
+    assert params["connection"] == CONNECTION
+    assert params["response_type"] == "code"
+    assert params["scope"] == "openid profile email"
+    assert params["client_id"] == CLIENT_ID
+    assert params["redirect_uri"] == BASE_URL + "/auth/callback"
+    assert params["prompt"] == "none"
+    assert params["code_challenge_method"] == "S256"
+    assert len(params["state"]) >= 32
+    assert len(params["nonce"]) >= 32
+    assert params["state"] != params["nonce"]
+    assert len(params["code_challenge"]) == 43  # base64url of a SHA-256 digest
+    # The verifier is never in the URL; the challenge is S256 of what the token request proves.
+    assert "code_verifier" not in params
+    browser.get(provider.authorize(response.location))
+    token_request = query("?" + provider.requests_to("/oauth/token")[0].body)
+    assert s256(token_request["code_verifier"]) == params["code_challenge"]
+    # The session cookie started here carries the transaction.
+    assert any(cookie.startswith(COOKIE + "=") for cookie in set_cookies(response))
+
+
+def test_each_sign_in_gets_fresh_state_nonce_and_verifier(browser: Browser) -> None:
+    first = query(start_sso(browser).location)
+    second = query(start_sso(browser).location)
+    for name in ("state", "nonce", "code_challenge"):
+        assert first[name] != second[name]
+
+
+def test_sso_passes_audience_when_configured(make_browser: Callable[..., Browser]) -> None:
+    browser = make_browser(audience="https://api.example/", scope="openid email")
+    params = query(start_sso(browser).location)
+    assert params["audience"] == "https://api.example/"
+    assert params["scope"] == "openid email"
+
+
+def test_sso_when_signed_in_through_the_same_connection_goes_straight_to_target(
+    browser: Browser, provider: FakeProvider
+) -> None:
+    sign_in(browser, provider)
+    calls = len(provider.calls)
+    response = start_sso(browser, target="/reports?year=2024")
+    assert response.status_int == 303
+    assert response.location == "https://app2.example/reports?year=2024"
+    assert len(provider.calls) == calls
+    assert set_cookies(response) == []
+
+
+def test_sso_through_another_connection_signs_in_again_and_keeps_the_user_meanwhile(
+    browser: Browser, provider: FakeProvider
+) -> None:
+    sign_in(browser, provider, connection="google-oauth2", user="alice")
+    response = start_sso(browser, target="/other", connection=CONNECTION)
+    assert is_authorize(response)
+    assert query(response.location)["connection"] == CONNECTION
+    # Until that sign-in succeeds, the current user stays signed in.
+    view = app_view(browser)
+    assert (view["remote_user"], view["connection"]) == ("alice", "google-oauth2")
+    final = browser.get(provider.authorize(response.location, user="bob"))
+    assert final.location == "https://app2.example/other"
+    view = app_view(browser)
+    assert (view["remote_user"], view["connection"]) == ("bob", CONNECTION)
+
+
+def test_a_failed_sign_in_through_another_connection_keeps_the_current_user(
+    browser: Browser, provider: FakeProvider
+) -> None:
+    sign_in(browser, provider, connection="google-oauth2")
+    response = start_sso(browser, connection=CONNECTION)
+    response = browser.get(provider.authorize(response.location, error="access_denied"))
+    assert failure_code(response) == "provider_error:access_denied"
+    view = app_view(browser)
+    assert (view["remote_user"], view["connection"]) == ("alice", "google-oauth2")
+
+
+def test_sso_without_silent_sso_asks_interactively(make_browser: Callable[..., Browser]) -> None:
+    browser = make_browser(silent_sso=False)
+    params = query(start_sso(browser).location)
+    assert "prompt" not in params
+    assert params["connection"] == CONNECTION
+
+
+# -- silent sign-in fallback ---------------------------------------------------
+
+
+@pytest.mark.parametrize("error", ["login_required", "consent_required", "interaction_required"])
+def test_silent_failure_retries_once_interactively(browser: Browser, provider: FakeProvider, error: str) -> None:
+    response = start_sso(browser, target="/dashboard?tab=2")
+    final, visited = drive(browser, provider, response, [{"error": error}, {}])
+    assert final.location == "https://app2.example/dashboard?tab=2"
+    assert len(visited) == 2
+    first, retry = query(visited[0]), query(visited[1])
+    assert first["prompt"] == "none"
+    assert "prompt" not in retry
+    assert retry["connection"] == CONNECTION
+    assert retry["state"] != first["state"]
+    assert retry["nonce"] != first["nonce"]
+    assert app_view(browser)["remote_user"] == "alice"
+
+
+@pytest.mark.parametrize("error", ["login_required", "consent_required", "interaction_required"])
+def test_silent_failure_is_retried_only_once(browser: Browser, provider: FakeProvider, error: str) -> None:
+    response = start_sso(browser)
+    final, visited = drive(browser, provider, response, [{"error": error}, {"error": "login_required"}])
+    assert len(visited) == 2
+    assert failure_code(final) == "provider_error:login_required"
+    assert app_view(browser)["remote_user"] is None
+
+
+def test_a_silent_failure_answer_to_an_interactive_request_is_not_retried(
+    make_browser: Callable[..., Browser], provider: FakeProvider
+) -> None:
+    browser = make_browser(silent_sso=False)
+    final, visited = drive(browser, provider, start_sso(browser), [{"error": "login_required"}])
+    assert len(visited) == 1
+    assert failure_code(final) == "provider_error:login_required"
+
+
+def test_silent_failure_with_anonymous_fallback_goes_to_target_without_user(
+    make_browser: Callable[..., Browser], provider: FakeProvider
+) -> None:
+    browser = make_browser(silent_sso_fallback="anonymous")
+    final, visited = drive(browser, provider, start_sso(browser, target="/welcome"), [{"error": "login_required"}])
+    assert len(visited) == 1
+    assert final.status_int == 303
+    assert final.location == "https://app2.example/welcome"
+    assert app_view(browser)["remote_user"] is None
+    assert provider.requests_to("/oauth/token") == []
+
+
+def test_other_provider_errors_on_a_silent_attempt_are_failures(browser: Browser, provider: FakeProvider) -> None:
+    final, visited = drive(browser, provider, start_sso(browser), [{"error": "access_denied"}])
+    assert len(visited) == 1
+    assert failure_code(final) == "provider_error:access_denied"
+
+
+# -- /auth/login ---------------------------------------------------------------
+
+
+def test_login_defaults_target_to_root_and_is_interactive(browser: Browser, provider: FakeProvider) -> None:
+    response = browser.get("/auth/login")
+    assert is_authorize(response)
+    params = query(response.location)
+    assert "prompt" not in params
+    assert "connection" not in params
+    final = browser.get(provider.authorize(response.location))
+    assert final.location == "https://app2.example/"
+    view = app_view(browser)
+    assert view["remote_user"] == "alice"
+    assert view["connection"] is None
+
+
+def test_login_takes_target_and_connection(browser: Browser, provider: FakeProvider) -> None:
+    response = browser.get("/auth/login", {"target_url": "/after", "connection": "github"})
+    params = query(response.location)
+    assert params["connection"] == "github"
+    assert "prompt" not in params
+    assert browser.get(provider.authorize(response.location)).location == "https://app2.example/after"
+    assert app_view(browser)["connection"] == "github"
+
+
+def test_login_respects_allowed_connections(make_browser: Callable[..., Browser]) -> None:
+    browser = make_browser(allowed_connections=[CONNECTION])
+    assert failure_code(browser.get("/auth/login", {"connection": "github"})) == "connection_not_allowed"
+
+
+# -- /auth/callback: state -----------------------------------------------------
+
+
+def test_callback_without_state_is_refused(browser: Browser, provider: FakeProvider) -> None:
+    response = start_sso(browser)
+    callback = provider.authorize(response.location, state=None)
+    assert failure_code(browser.get(callback)) == "invalid_state"
+    assert provider.requests_to("/oauth/token") == []
+
+
+def test_callback_with_unknown_state_is_refused(browser: Browser, provider: FakeProvider) -> None:
+    response = start_sso(browser)
+    callback = provider.authorize(response.location, state="forged-state-value")
+    assert failure_code(browser.get(callback)) == "invalid_state"
+    assert provider.requests_to("/oauth/token") == []
+    assert app_view(browser)["remote_user"] is None
+
+
+def test_callback_without_any_session_creates_none(make_middleware: Callable[..., SSOMiddleware],
+                                                   provider: FakeProvider) -> None:
+    middleware = make_middleware()
+    browser = browser_for(middleware)
+    response = browser.get("/auth/callback", {"state": "x", "code": "y", "iss": ISSUER})
+    assert failure_code(response) == "invalid_state"
+    assert set_cookies(response) == []
+    assert stored_sessions(middleware.config.data_dir) == []
+
+
+def test_callback_replayed_is_refused(browser: Browser, provider: FakeProvider) -> None:
+    callback = provider.authorize(start_sso(browser).location)
+    assert browser.get(callback).location == "https://app2.example/dashboard"
+    assert failure_code(browser.get(callback)) == "invalid_state"
+    assert len(provider.requests_to("/oauth/token")) == 1
+
+
+def test_callback_from_another_browser_session_is_refused(make_middleware: Callable[..., SSOMiddleware],
+                                                          provider: FakeProvider) -> None:
+    middleware = make_middleware()
+    browser_a, browser_b = browser_for(middleware), browser_for(middleware)
+    callback = provider.authorize(start_sso(browser_a).location)
+    response = browser_b.get(callback)
+    assert failure_code(response) == "invalid_state"
+    assert provider.requests_to("/oauth/token") == []
+    assert app_view(browser_b)["remote_user"] is None
+    # Browser B's attempt did not use up browser A's sign-in.
+    assert browser_a.get(callback).location == "https://app2.example/dashboard"
+    assert app_view(browser_a)["remote_user"] == "alice"
+
+
+def test_callback_after_the_transaction_expired_is_refused(make_middleware: Callable[..., SSOMiddleware],
+                                                           provider: FakeProvider) -> None:
+    middleware = make_middleware(transaction_ttl=300)
+    browser = browser_for(middleware)
+    callback = provider.authorize(start_sso(browser).location)
+    started = time.time()
+    middleware.clock = lambda: started + 301
+    assert failure_code(browser.get(callback)) == "invalid_state"
+    assert provider.requests_to("/oauth/token") == []
+
+
+def test_callback_just_before_the_transaction_expires_succeeds(make_middleware: Callable[..., SSOMiddleware],
+                                                               provider: FakeProvider) -> None:
+    middleware = make_middleware(transaction_ttl=300)
+    browser = browser_for(middleware)
+    callback = provider.authorize(start_sso(browser).location)
+    started = time.time()
+    middleware.clock = lambda: started + 240
+    assert browser.get(callback).location == "https://app2.example/dashboard"
+
+
+@pytest.mark.parametrize("order", [pytest.param((0, 1), id="in-order"), pytest.param((1, 0), id="reversed")])
+def test_several_tabs_sign_in_at_once(browser: Browser, provider: FakeProvider, order: tuple[int, int]) -> None:
+    starts = [start_sso(browser, target="/tab-one"), start_sso(browser, target="/tab-two")]
+    callbacks = [provider.authorize(response.location) for response in starts]
+    targets = ["https://app2.example/tab-one", "https://app2.example/tab-two"]
+    for index in order:
+        assert browser.get(callbacks[index]).location == targets[index]
+    assert app_view(browser)["remote_user"] == "alice"
+
+
+# -- /auth/callback: RFC 9207 iss, provider errors, code -----------------------
+
+
+@pytest.mark.parametrize(
+    "iss",
+    [
+        pytest.param("https://evil.example/", id="other-issuer"),
+        pytest.param("https://op.example", id="no-trailing-slash"),
+        pytest.param("", id="empty"),
+        pytest.param(None, id="missing-but-advertised"),
+    ],
+)
+def test_callback_checks_the_authorization_response_issuer(browser: Browser, provider: FakeProvider,
+                                                           iss: Optional[str]) -> None:
+    callback = provider.authorize(start_sso(browser).location, iss=iss)
+    assert failure_code(browser.get(callback)) == "issuer_mismatch"
+    assert provider.requests_to("/oauth/token") == []
+    assert app_view(browser)["remote_user"] is None
+
+
+def test_callback_without_iss_is_fine_when_the_provider_does_not_advertise_it(
+    make_browser: Callable[..., Browser], provider: FakeProvider
+) -> None:
+    provider.discovery_overrides["authorization_response_iss_parameter_supported"] = False
+    browser = make_browser()
+    callback = provider.authorize(start_sso(browser).location, iss=None)
+    assert browser.get(callback).location == "https://app2.example/dashboard"
+    # ... but a wrong one is still refused.
+    callback = provider.authorize(start_sso(browser, connection="github").location, iss="https://evil.example/")
+    assert failure_code(browser.get(callback)) == "issuer_mismatch"
+
+
+def test_a_mix_up_error_response_is_refused_on_its_issuer(browser: Browser, provider: FakeProvider) -> None:
+    callback = provider.authorize(start_sso(browser).location, error="login_required", iss="https://evil.example/")
+    assert failure_code(browser.get(callback)) == "issuer_mismatch"
+    assert provider.requests_to("/oauth/token") == []
+
+
+def test_provider_refusal_is_a_failure(make_browser: Callable[..., Browser], provider: FakeProvider) -> None:
+    browser = make_browser(silent_sso=False)
+    callback = provider.authorize(start_sso(browser).location, error="access_denied",
+                                  error_description="User cancelled the login")
+    response = browser.get(callback)
+    assert failure_code(response) == "provider_error:access_denied"
+    assert "cancelled" not in response.location
+    page = browser.get(response.location, status=401)
+    assert "access_denied" in page.text
+    assert "cancelled" not in page.text
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        pytest.param("<script>alert(1)</script>", "provider_error:scriptalert1script", id="html"),
+        pytest.param("x\r\nSet-Cookie: a=b", "provider_error:xSet-Cookieab", id="crlf"),
+        pytest.param("bad&error=access_granted", "provider_error:baderroraccess_granted", id="query-injection"),
+        pytest.param("\u00e9t\u00e9", "provider_error:t", id="non-ascii"),
+        pytest.param("<>\"'", "provider_error:unknown", id="nothing-left"),
+        pytest.param("e" * 500, "provider_error:" + "e" * 64, id="long"),
+    ],
+)
+def test_hostile_provider_error_values_are_sanitized(make_browser: Callable[..., Browser], provider: FakeProvider,
+                                                    error: str, code: str) -> None:
+    browser = make_browser(silent_sso=False)
+    response = browser.get(provider.authorize(start_sso(browser).location, error=error))
+    assert failure_code(response) == code
+    assert set(response.location) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:/.?=_-%")
+    page = browser.get(response.location, status=401)
+    assert "<script>" not in page.text
+
+
+def test_callback_without_code_is_refused(browser: Browser, provider: FakeProvider) -> None:
+    callback = provider.authorize(start_sso(browser).location, code=None)
+    assert failure_code(browser.get(callback)) == "missing_code"
+    assert provider.requests_to("/oauth/token") == []
+
+
+def test_callback_accepts_a_posted_authorization_response(browser: Browser, provider: FakeProvider) -> None:
+    callback = provider.authorize(start_sso(browser).location)
+    response = browser.post("/auth/callback", query(callback))
+    assert response.location == "https://app2.example/dashboard"
+    assert app_view(browser)["remote_user"] == "alice"
+
+
+# -- /auth/callback: tokens ----------------------------------------------------
+
+
+def expect_no_sign_in(browser: Browser, provider: FakeProvider, middleware: SSOMiddleware, code: str) -> None:
+    response = start_sso(browser)
+    before = browser.cookies.get(COOKIE)
+    response = browser.get(provider.authorize(response.location))
+    assert failure_code(response) == code
+    assert set_cookies(response) == []
+    assert browser.cookies.get(COOKIE) == before
+    assert app_view(browser)["remote_user"] is None
+    assert all("user" not in record for record in stored_sessions(middleware.config.data_dir))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"aud": "another-client"}, id="wrong-aud"),
+        pytest.param({"aud": ["another-client", CLIENT_ID]}, id="several-aud-no-azp"),
+        pytest.param({"azp": "another-client"}, id="wrong-azp"),
+        pytest.param({"nonce": "not-the-nonce"}, id="wrong-nonce"),
+        pytest.param({"iss": "https://evil.example/"}, id="wrong-iss"),
+        pytest.param({"exp": int(time.time()) - 3600}, id="expired"),
+        pytest.param({"iat": int(time.time()) + 3600}, id="issued-in-future"),
+        pytest.param({"sub": None}, id="no-sub"),
+    ],
+)
+def test_bad_id_token_claims_sign_nobody_in(make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider,
+                                            overrides: dict[str, Any]) -> None:
+    middleware = make_middleware()
+    provider.id_token_overrides = overrides
+    expect_no_sign_in(browser_for(middleware), provider, middleware, "invalid_id_token")
+    assert provider.requests_to("/userinfo") == []
+
+
+def test_id_token_without_nonce_is_refused(make_middleware: Callable[..., SSOMiddleware],
+                                           provider: FakeProvider) -> None:
+    middleware = make_middleware()
+    provider.id_token_overrides = {"nonce": None}
+    expect_no_sign_in(browser_for(middleware), provider, middleware, "invalid_id_token")
+    assert provider.requests_to("/userinfo") == []
+
+
+def test_id_token_with_a_bad_signature_is_refused(make_middleware: Callable[..., SSOMiddleware],
+                                                  provider: FakeProvider) -> None:
+    middleware = make_middleware()
+    provider.id_token_key = rsa_key("attacker")
+    expect_no_sign_in(browser_for(middleware), provider, middleware, "invalid_id_token")
+    assert provider.requests_to("/userinfo") == []
+
+
+def test_id_token_with_alg_none_is_refused(browser: Browser, provider: FakeProvider) -> None:
+    started = start_sso(browser)
+    now = int(time.time())
+    claims = {"iss": ISSUER, "sub": "alice", "aud": CLIENT_ID, "exp": now + 300, "iat": now,
+              "nonce": query(started.location)["nonce"]}
+    header = {"alg": "none", "kid": provider.kid}
+    unsigned = b".".join(base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=") for part in (header, claims))
+    provider.token_response = {"access_token": "at", "token_type": "Bearer", "id_token": unsigned.decode() + "."}
+    assert failure_code(browser.get(provider.authorize(started.location))) == "invalid_id_token"
+    assert provider.requests_to("/userinfo") == []
+    assert app_view(browser)["remote_user"] is None
+
+
+def test_userinfo_with_another_sub_is_refused(make_middleware: Callable[..., SSOMiddleware],
+                                              provider: FakeProvider) -> None:
+    middleware = make_middleware()
+    provider.userinfo = {"sub": "mallory", "email": "mallory@example.com"}
+    expect_no_sign_in(browser_for(middleware), provider, middleware, "userinfo_mismatch")
+
+
+def test_userinfo_is_fetched_with_the_access_token_as_bearer(browser: Browser, provider: FakeProvider) -> None:
+    sign_in(browser, provider)
+    (request,) = provider.requests_to("/userinfo")
+    assert request.method == "GET"
+    assert request.headers["Authorization"].startswith("Bearer at-")
+    assert "at-" not in str(request.url)
+
+
+def test_signed_in_claims_merge_id_token_and_userinfo_without_protocol_claims(browser: Browser,
+                                                                             provider: FakeProvider) -> None:
+    sign_in(browser, provider)
+    userinfo = app_view(browser)["userinfo"]
+    assert userinfo["sub"] == "alice"
+    assert userinfo["email"] == "alice@example.com"
+    assert userinfo["email_verified"] is True  # only in the userinfo response
+    for claim in ("nonce", "aud", "iss", "exp", "iat", "sid", "at_hash"):
+        assert claim not in userinfo
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "status"),
+    [
+        pytest.param(requests.ConnectionError("refused"), "provider_unreachable", 503, id="connection-error"),
+        pytest.param(requests.Timeout("slow"), "provider_timeout", 504, id="timeout"),
+        pytest.param(500, "provider_unreachable", 503, id="http-500"),
+        pytest.param(503, "provider_unreachable", 503, id="http-503"),
+    ],
+)
+def test_token_endpoint_faults_show_the_unavailable_page(make_middleware: Callable[..., SSOMiddleware],
+                                                        provider: FakeProvider, fault: Any, code: str,
+                                                        status: int) -> None:
+    middleware = make_middleware()
+    browser = browser_for(middleware)
+    provider.fail["/oauth/token"] = fault
+    expect_no_sign_in(browser, provider, middleware, code)
+    page = browser.get(f"/auth/failure?error={code}", status=status)
+    assert "try again later" in page.text
+
+
+def test_token_endpoint_refusal_is_a_provider_error(browser: Browser, provider: FakeProvider) -> None:
+    provider.client_secret = "rotated-secret"
+    callback = provider.authorize(start_sso(browser).location)
+    assert failure_code(browser.get(callback)) == "provider_error:invalid_client"
+
+
+def test_userinfo_endpoint_down_is_unreachable(make_middleware: Callable[..., SSOMiddleware],
+                                               provider: FakeProvider) -> None:
+    middleware = make_middleware()
+    provider.fail["/userinfo"] = requests.ConnectionError("down")
+    expect_no_sign_in(browser_for(middleware), provider, middleware, "provider_unreachable")
+
+
+def test_discovery_down_when_starting_is_unreachable(browser: Browser, provider: FakeProvider) -> None:
+    provider.fail["/.well-known/openid-configuration"] = requests.ConnectionError("down")
+    response = start_sso(browser)
+    assert failure_code(response) == "provider_unreachable"
+    assert COOKIE not in browser.cookies
+    browser.get(response.location, status=503)
+
+
+def test_client_authenticates_with_basic_by_default(browser: Browser, provider: FakeProvider) -> None:
+    sign_in(browser, provider)
+    (request,) = provider.requests_to("/oauth/token")
+    assert request.method == "POST"
+    auth = request.headers["Authorization"]
+    assert auth.startswith("Basic ")
+    assert base64.b64decode(auth[6:]).decode() == f"{CLIENT_ID}:{CLIENT_SECRET}"
+    form = query("?" + request.body)
+    assert form["grant_type"] == "authorization_code"
+    assert form["redirect_uri"] == BASE_URL + "/auth/callback"
+    assert "code_verifier" in form
+    assert "client_secret" not in form
+    assert CLIENT_SECRET not in request.body
+
+
+def test_client_authenticates_with_post_when_configured(make_browser: Callable[..., Browser],
+                                                        provider: FakeProvider) -> None:
+    browser = make_browser(token_endpoint_auth_method="client_secret_post")
+    sign_in(browser, provider)
+    (request,) = provider.requests_to("/oauth/token")
+    assert "Authorization" not in request.headers
+    form = query("?" + request.body)
+    assert (form["client_id"], form["client_secret"]) == (CLIENT_ID, CLIENT_SECRET)
+    assert "code_verifier" in form
+
+
+def test_basic_auth_form_encodes_the_credentials(make_browser: Callable[..., Browser],
+                                                 provider: FakeProvider) -> None:
+    """RFC 6749 section 2.3.1: client id and secret are form-encoded before the Basic encoding."""
+    browser = make_browser(client_secret="p@ss:w/rd+")
+    browser.get(provider.authorize(start_sso(browser).location))
+    auth = provider.requests_to("/oauth/token")[0].headers["Authorization"]
+    assert base64.b64decode(auth[6:]).decode() == f"{CLIENT_ID}:p%40ss%3Aw%2Frd%2B"
+
+
+# -- session id and cookies ----------------------------------------------------
+
+
+def test_session_id_is_regenerated_at_sign_in(make_middleware: Callable[..., SSOMiddleware],
+                                              provider: FakeProvider) -> None:
+    middleware = make_middleware()
+    browser = browser_for(middleware)
+    response = start_sso(browser)
+    before = browser.cookies[COOKIE]
+    final = browser.get(provider.authorize(response.location))
+    after = browser.cookies[COOKIE]
+    assert any(cookie.startswith(f"{COOKIE}={after};") for cookie in set_cookies(final))
+    assert before != after
+    assert app_view(browser)["remote_user"] == "alice"
+    # The pre-sign-in id is worth nothing now: replaying it is anonymous.
+    assert app_view(fresh_browser(middleware, before))["remote_user"] is None
+    assert app_view(fresh_browser(middleware, after))["remote_user"] == "alice"
+
+
+def test_a_planted_session_id_does_not_survive_sign_in(make_middleware: Callable[..., SSOMiddleware],
+                                                       provider: FakeProvider) -> None:
+    """Session fixation: an attacker's own session cookie planted in the victim's browser."""
+    middleware = make_middleware()
+    attacker = browser_for(middleware)
+    start_sso(attacker)
+    planted = attacker.cookies[COOKIE]
+    victim = fresh_browser(middleware, planted)
+    sign_in(victim, provider)
+    assert victim.cookies[COOKIE] != planted
+    assert app_view(fresh_browser(middleware, planted))["remote_user"] is None
+
+
+def cookie_attributes(header: str) -> tuple[str, set[str]]:
+    name_value, *attributes = (part.strip() for part in header.split(";"))
+    return name_value, {attribute.lower() for attribute in attributes}
+
+
+def test_cookies_are_httponly_samesite_lax_and_secure_on_https(browser: Browser, provider: FakeProvider) -> None:
+    started = start_sso(browser)
+    final = browser.get(provider.authorize(started.location))
+    headers = set_cookies(started) + set_cookies(final)
+    assert len(headers) == 2
+    for header in headers:
+        name_value, attributes = cookie_attributes(header)
+        assert name_value.startswith(COOKIE + "=")
+        assert {"httponly", "samesite=lax", "secure", "path=/"} <= attributes
+        assert not any(attribute.startswith("domain=") for attribute in attributes)
+        # A browser-session cookie: the server enforces the session lifetime.
+        assert not any(attribute.startswith(("expires=", "max-age=")) for attribute in attributes)
+
+
+def test_cookie_domain_and_name_settings(make_browser: Callable[..., Browser], provider: FakeProvider) -> None:
+    browser = make_browser(cookie_name="app2_sso", cookie_domain="app2.example")
+    header = set_cookies(start_sso(browser))[0]
+    name_value, attributes = cookie_attributes(header)
+    assert name_value.startswith("app2_sso=")
+    assert "domain=app2.example" in attributes
+
+
+LOOPBACK_ISSUER = "http://127.0.0.1:8999/"
+LOOPBACK_BASE = "http://127.0.0.1:8080"
+
+
+def test_http_loopback_setup_has_no_secure_cookie_and_signs_in(settings: dict[str, Any]) -> None:
+    provider = FakeProvider(issuer=LOOPBACK_ISSUER)
+    middleware = SSOMiddleware(legacy_app, **{**settings, "issuer": LOOPBACK_ISSUER, "base_url": LOOPBACK_BASE,
+                                              "allow_insecure_http": True})
+    middleware.client.http.session.mount(LOOPBACK_ISSUER, FakeProviderAdapter(provider))
+    browser = webtest.TestApp(middleware, extra_environ={"HTTP_HOST": "127.0.0.1:8080"})
+    started = browser.get("/auth/sso", {"connection": CONNECTION, "target_url": "/home"})
+    assert started.location.startswith(LOOPBACK_ISSUER + "authorize?")
+    assert query(started.location)["redirect_uri"] == LOOPBACK_BASE + "/auth/callback"
+    final = browser.get(provider.authorize(started.location))
+    assert final.location == LOOPBACK_BASE + "/home"
+    for header in set_cookies(started) + set_cookies(final):
+        _, attributes = cookie_attributes(header)
+        assert {"httponly", "samesite=lax"} <= attributes
+        assert "secure" not in attributes
+    assert browser.get("/page").json["remote_user"] == "alice"
+    assert "OAUTHLIB_INSECURE_TRANSPORT" not in os.environ
+
+
+# -- /auth/logout --------------------------------------------------------------
+
+
+def test_logout_destroys_the_session_and_ends_the_provider_session(make_middleware: Callable[..., SSOMiddleware],
+                                                                   provider: FakeProvider) -> None:
+    middleware = make_middleware()
+    browser = browser_for(middleware)
+    sign_in(browser, provider)
+    old = browser.cookies[COOKIE]
+    response = browser.get("/auth/logout", {"target_url": "/goodbye?x=1"})
+    assert response.status_int == 303
+    assert response.headers["Cache-Control"] == "no-store"
+    location = urlsplit(response.location)
+    assert f"{location.scheme}://{location.netloc}{location.path}" == "https://op.example/oidc/logout"
+    params = query(response.location)
+    assert params["post_logout_redirect_uri"] == "https://app2.example/goodbye?x=1"
+    assert params["client_id"] == CLIENT_ID
+    hint = unverified(params["id_token_hint"])
+    assert (hint["sub"], hint["aud"], hint["iss"]) == ("alice", CLIENT_ID, ISSUER)
+    # The cookie is expired in the browser and the session is gone server-side.
+    assert any(header.startswith(COOKIE + "=") and "expires=" in header.lower() for header in set_cookies(response))
+    assert COOKIE not in browser.cookies
+    assert app_view(browser)["remote_user"] is None
+    assert app_view(fresh_browser(middleware, old))["remote_user"] is None
+    assert all("user" not in record for record in stored_sessions(middleware.config.data_dir))
+
+
+def test_logout_by_post(browser: Browser, provider: FakeProvider) -> None:
+    sign_in(browser, provider)
+    response = browser.post("/auth/logout?target_url=/bye")
+    assert response.location.startswith("https://op.example/oidc/logout?")
+    assert app_view(browser)["remote_user"] is None
+
+
+def test_logout_defaults_target_to_root(browser: Browser, provider: FakeProvider) -> None:
+    sign_in(browser, provider)
+    params = query(browser.get("/auth/logout").location)
+    assert params["post_logout_redirect_uri"] == "https://app2.example/"
+
+
+def test_logout_to_an_allowed_absolute_target(make_browser: Callable[..., Browser], provider: FakeProvider) -> None:
+    browser = make_browser(allowed_redirect_origins=["https://app1.example"])
+    sign_in(browser, provider)
+    params = query(browser.get("/auth/logout", {"target_url": "https://app1.example/out"}).location)
+    assert params["post_logout_redirect_uri"] == "https://app1.example/out"
+
+
+def test_logout_without_provider_logout_goes_to_target(make_browser: Callable[..., Browser],
+                                                       provider: FakeProvider) -> None:
+    browser = make_browser(provider_logout=False)
+    sign_in(browser, provider)
+    response = browser.get("/auth/logout", {"target_url": "/bye"})
+    assert response.location == "https://app2.example/bye"
+    assert app_view(browser)["remote_user"] is None
+
+
+@pytest.mark.parametrize("target", OPEN_REDIRECT_PROBES)
+def test_logout_refuses_unsafe_targets(browser: Browser, provider: FakeProvider, target: str) -> None:
+    response = browser.get("/auth/logout", {"target_url": target})
+    assert failure_code(response) == "invalid_target_url"
+    assert provider.calls == []
+
+
+def test_anonymous_logout_goes_to_target(browser: Browser, provider: FakeProvider) -> None:
+    response = browser.get("/auth/logout", {"target_url": "/bye"})
+    assert response.location == "https://app2.example/bye"
+    assert provider.calls == []
+    assert set_cookies(response) == []
+
+
+def test_logout_when_the_provider_has_no_end_session_endpoint(make_browser: Callable[..., Browser],
+                                                              provider: FakeProvider) -> None:
+    provider.end_session = False
+    browser = make_browser()
+    sign_in(browser, provider)
+    assert browser.get("/auth/logout", {"target_url": "/bye"}).location == "https://app2.example/bye"
+    assert app_view(browser)["remote_user"] is None
+
+
+def test_logout_when_the_provider_is_down_still_signs_out_locally(make_middleware: Callable[..., SSOMiddleware],
+                                                                  provider: FakeProvider) -> None:
+    browser = browser_for(make_middleware())
+    sign_in(browser, provider)
+    old = browser.cookies[COOKIE]
+    provider.fail["/.well-known/openid-configuration"] = requests.ConnectionError("down")
+    # Another worker on the same session store, which has not fetched discovery yet.
+    other_worker = make_middleware()
+    response = fresh_browser(other_worker, old).get("/auth/logout", {"target_url": "/bye"})
+    assert response.location == "https://app2.example/bye"
+    assert app_view(fresh_browser(other_worker, old))["remote_user"] is None
+    assert app_view(browser)["remote_user"] is None
+
+
+AUTH0_ISSUER = "https://tenant.auth0.com/"
+
+
+def test_auth0_logout_without_end_session_endpoint_uses_v2_logout(settings: dict[str, Any]) -> None:
+    provider = FakeProvider(issuer=AUTH0_ISSUER, end_session=False)
+    config = {**settings, "domain": "tenant.auth0.com"}
+    del config["issuer"]
+    middleware = SSOMiddleware(legacy_app, **config)
+    middleware.client.http.session.mount(AUTH0_ISSUER, FakeProviderAdapter(provider))
+    browser = browser_for(middleware)
+    started = start_sso(browser)
+    assert started.location.startswith(AUTH0_ISSUER + "authorize?")
+    browser.get(provider.authorize(started.location))
+    assert app_view(browser)["remote_user"] == "alice"
+    response = browser.get("/auth/logout", {"target_url": "/bye"})
+    location = urlsplit(response.location)
+    assert f"{location.scheme}://{location.netloc}{location.path}" == "https://tenant.auth0.com/v2/logout"
+    assert query(response.location) == {"client_id": CLIENT_ID, "returnTo": "https://app2.example/bye"}
+    assert app_view(browser)["remote_user"] is None
+
+
+# -- /auth/failure -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        pytest.param("missing_target_url", 400, id="missing_target_url"),
+        pytest.param("invalid_target_url", 400, id="invalid_target_url"),
+        pytest.param("missing_connection", 400, id="missing_connection"),
+        pytest.param("connection_not_allowed", 400, id="connection_not_allowed"),
+        pytest.param("invalid_state", 400, id="invalid_state"),
+        pytest.param("missing_code", 400, id="missing_code"),
+        pytest.param("issuer_mismatch", 400, id="issuer_mismatch"),
+        pytest.param("invalid_id_token", 401, id="invalid_id_token"),
+        pytest.param("userinfo_mismatch", 401, id="userinfo_mismatch"),
+        pytest.param("provider_error:access_denied", 401, id="provider_error"),
+        pytest.param("provider_error:login_required", 401, id="provider_error-login_required"),
+        pytest.param("invalid_token_response", 502, id="invalid_token_response"),
+        pytest.param("provider_bad_response", 502, id="provider_bad_response"),
+        pytest.param("provider_unreachable", 503, id="provider_unreachable"),
+        pytest.param("provider_timeout", 504, id="provider_timeout"),
+        pytest.param("no_such_code", 400, id="unknown"),
+        pytest.param("", 400, id="empty"),
+        pytest.param("provider_error:", 400, id="provider_error-without-detail"),
+    ],
+)
+def test_failure_page_status_by_code(browser: Browser, code: str, status: int) -> None:
+    page = browser.get("/auth/failure", {"error": code}, status=status)
+    assert page.content_type == "text/html"
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert "<h1>" in page.text
+    assert "Traceback" not in page.text
+
+
+def test_failure_page_without_error_parameter(browser: Browser) -> None:
+    page = browser.get("/auth/failure", status=400)
+    assert "Signing in did not succeed" in page.text
+
+
+def test_unknown_codes_get_the_generic_message(browser: Browser) -> None:
+    page = browser.get("/auth/failure", {"error": "made_up"}, status=400)
+    assert "Signing in did not succeed" in page.text
+    assert "<code>made_up</code>" in page.text
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param("<script>alert(1)</script>", id="script"),
+        pytest.param("provider_error:<script>alert(1)</script>", id="provider-script"),
+        pytest.param('"><img src=x onerror=alert(1)>', id="attribute-break"),
+        pytest.param("provider_error:<b>&amp;</b>", id="entities"),
+    ],
+)
+def test_failure_page_escapes_everything_it_echoes(browser: Browser, code: str) -> None:
+    page = browser.get("/auth/failure", {"error": code}, status=(400, 401))
+    assert "<script>" not in page.text
+    assert "<img" not in page.text
+    assert "<b>" not in page.text
+    assert "&lt;" in page.text
+
+
+def test_failure_page_links_home_under_the_mount_prefix(browser: Browser) -> None:
+    page = browser.get("/auth/failure", {"error": "invalid_state"}, status=400,
+                       extra_environ={"SCRIPT_NAME": "/app2"})
+    assert 'href="/app2/"' in page.text
+
+
+def test_failure_page_can_be_left_to_the_app(make_browser: Callable[..., Browser]) -> None:
+    browser = make_browser(serve_failure_page=False)
+    page = browser.get("/auth/failure", {"error": "invalid_state"})
+    assert page.status_int == 200
+    assert page.json["path"] == "/auth/failure"
+    assert page.json["query"] == "error=invalid_state"
+    # Failures still send the browser there, for the app to explain.
+    assert failure_code(browser.get("/auth/sso", {"connection": CONNECTION})) == "missing_target_url"
+
+
+def test_custom_route_paths(make_browser: Callable[..., Browser], provider: FakeProvider) -> None:
+    browser = make_browser(sso_path="/sso", callback_path="/oidc/cb", failure_path="/oops", logout_path="/bye",
+                           login_path="/signin")
+    response = browser.get("/sso", {"connection": CONNECTION, "target_url": "/t"})
+    assert query(response.location)["redirect_uri"] == BASE_URL + "/oidc/cb"
+    assert browser.get(provider.authorize(response.location)).location == "https://app2.example/t"
+    assert is_authorize(browser.get("/signin"))
+    assert browser.get("/auth/sso").json["path"] == "/auth/sso"  # the default paths now belong to the app
+    assert urlsplit(browser.get("/sso").location).path == "/oops"
+    browser.get("/oops", {"error": "invalid_state"}, status=400)
+    assert browser.get("/bye").location.startswith("https://op.example/oidc/logout?")
+
+
+# -- bad input never becomes a 500 --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("/auth/sso?target_url=%ff&connection=x", id="sso-bad-utf8-target"),
+        pytest.param("/auth/sso?target_url=/x&connection=%ff%fe", id="sso-bad-utf8-connection"),
+        pytest.param("/auth/login?target_url=%c3", id="login-bad-utf8"),
+        pytest.param("/auth/callback?state=%ff&code=x", id="callback-bad-utf8"),
+        pytest.param("/auth/logout?target_url=%ff", id="logout-bad-utf8"),
+        pytest.param("/auth/callback?state=" + "x" * 5000, id="callback-long-state"),
+        pytest.param("/auth/sso?target_url=/x&connection=a&connection=%00", id="nul-connection"),
+    ],
+)
+def test_malformed_requests_get_a_4xx_not_a_500(browser: Browser, url: str) -> None:
+    response = browser.get(url, expect_errors=True)
+    if response.status_int == 303:
+        code = failure_code(response)
+        status = browser.get(response.location, expect_errors=True).status_int
+        assert 400 <= status < 500, code
+    else:
+        assert 400 <= response.status_int < 500, response
+
+
+def test_failure_page_with_undecodable_error_is_a_4xx(browser: Browser) -> None:
+    response = browser.get("/auth/failure?error=%ff", expect_errors=True)
+    if response.status_int == 303:
+        response = browser.get(response.location, expect_errors=True)
+    assert 400 <= response.status_int < 500
+
+
+def test_posted_callback_with_undecodable_body_is_a_4xx(browser: Browser) -> None:
+    response = browser.post("/auth/callback", b"state=%ff&code=%fe",
+                            content_type="application/x-www-form-urlencoded", expect_errors=True)
+    if response.status_int == 303:
+        response = browser.get(response.location, expect_errors=True)
+    assert 400 <= response.status_int < 500
+
+
+# -- nothing secret in the logs ------------------------------------------------
+
+
+def test_tokens_and_secrets_never_appear_in_logs(make_middleware: Callable[..., SSOMiddleware],
+                                                 provider: FakeProvider, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    middleware = make_middleware()
+    browser = browser_for(middleware)
+    secrets = [CLIENT_SECRET, SESSION_SECRET]
+    # A failed sign-in (forged signature), a silent retry, a successful one and a logout.
+    provider.id_token_key = rsa_key("attacker")
+    started = start_sso(browser)
+    secrets += [query(started.location)[name] for name in ("state", "nonce")]
+    callback = provider.authorize(started.location)
+    secrets.append(query(callback)["code"])
+    assert failure_code(browser.get(callback)) == "invalid_id_token"
+    provider.id_token_key = None
+    final, visited = drive(browser, provider, start_sso(browser), [{"error": "login_required"}, {}])
+    secrets += [query(url)[name] for url in visited for name in ("state", "nonce")]
+    assert final.location == "https://app2.example/dashboard"
+    secrets.append(browser.cookies[COOKIE])
+    secrets += [query("?" + request.body)["code_verifier"] for request in provider.requests_to("/oauth/token")]
+    secrets += [query("?" + request.body)["code"] for request in provider.requests_to("/oauth/token")]
+    secrets += list(provider._access_tokens)
+    secrets.append(query(browser.get("/auth/logout").location)["id_token_hint"])
+    logged = "\n".join(f"{record.name} {record.getMessage()} {record.exc_text or ''}" for record in caplog.records
+                       if not record.name.startswith("beaker"))
+    assert "sso:" in logged  # the middleware did log what happened
+    for secret in secrets:
+        assert secret not in logged

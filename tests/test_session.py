@@ -1,0 +1,310 @@
+"""SessionStore / SSOSession directly: transactions, sign-in and sign-out, what is stored and how."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pickle
+import zlib
+from typing import Any
+
+import pytest
+
+from sso_middleware import ConfigError, SSOConfig
+from sso_middleware.session import (
+    MAX_TRANSACTIONS,
+    SessionStore,
+    SignedInUser,
+    SSOSession,
+    Transaction,
+    own_cookie,
+)
+
+NOW = 1_700_000_000.0
+
+
+@pytest.fixture
+def store(settings: dict[str, Any]) -> SessionStore:
+    return SessionStore(SSOConfig(**settings))
+
+
+def transaction(target: str = "/", expires_at: float = NOW + 600, **fields: Any) -> Transaction:
+    values: dict[str, Any] = {"nonce": "n", "code_verifier": "v" * 43, "target_url": target,
+                              "connection": "c", "prompt": None, "expires_at": expires_at}
+    values.update(fields)
+    return Transaction(**values)
+
+
+def user(sub: str = "alice", signed_in_at: float = NOW) -> SignedInUser:
+    return SignedInUser(claims={"sub": sub, "email": f"{sub}@example.com"}, connection="c",
+                        id_token="header.payload.signature", signed_in_at=signed_in_at)
+
+
+def reopen(store: SessionStore, headers: list[tuple[str, str]], previous: str = "") -> tuple[SSOSession, str]:
+    """The next request's session, sending back the cookie set by ``headers`` (or the previous one)."""
+    cookie = previous
+    for name, value in headers:
+        if name == "Set-Cookie":
+            cookie = value.split(";", 1)[0]
+    return store.open({"HTTP_COOKIE": cookie} if cookie else {}), cookie
+
+
+def session_files(store: SessionStore) -> list[str]:
+    root_dir = os.path.join(store.config.data_dir, "container_file")
+    return sorted(os.path.join(root, name) for root, _dirs, names in os.walk(root_dir) for name in names)
+
+
+def all_files(store: SessionStore) -> list[str]:
+    return sorted(os.path.join(root, name) for root, _dirs, names in os.walk(store.config.data_dir) for name in names)
+
+
+# -- lazy opening --------------------------------------------------------------
+
+
+def test_a_session_without_cookie_reads_and_writes_nothing(store: SessionStore) -> None:
+    session = store.open({})
+    assert session.current_user(NOW) is None
+    assert session.pop_transaction("state", NOW) is None
+    assert session.commit() == []
+    assert all_files(store) == []
+
+
+def test_signing_out_nobody_writes_nothing(store: SessionStore) -> None:
+    session = store.open({})
+    session.sign_out()
+    assert session.commit() == []
+    assert all_files(store) == []
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        pytest.param("", "", id="none"),
+        pytest.param("sso_session=abc", "sso_session=abc", id="alone"),
+        pytest.param('a={"x": 1}; sso_session=abc; b=c d', "sso_session=abc", id="among-odd-cookies"),
+        pytest.param("sso_session=abc; sso_session=def", "sso_session=abc", id="first-wins"),
+        pytest.param(" sso_session = abc ", "sso_session=abc", id="spaces"),
+        pytest.param("xsso_session=abc; sso_session_old=def", "", id="similar-names"),
+        pytest.param("sso_session=", "", id="empty-value"),
+        pytest.param("sso_session", "", id="no-equals"),
+    ],
+)
+def test_only_our_cookie_is_handed_to_beaker(header: str, expected: str) -> None:
+    assert own_cookie(header, "sso_session") == expected
+
+
+# -- transactions --------------------------------------------------------------
+
+
+def test_a_transaction_round_trips_and_is_single_use(store: SessionStore) -> None:
+    session = store.open({})
+    stored = transaction(target="/dashboard", prompt="none")
+    session.add_transaction("state-1", stored, NOW)
+    headers = session.commit()
+    assert len(headers) == 1
+    next_request, cookie = reopen(store, headers)
+    assert next_request.pop_transaction("state-1", NOW + 1) == stored
+    assert next_request.commit() == []  # an existing session: no new cookie
+    again, _ = reopen(store, [], cookie)
+    assert again.pop_transaction("state-1", NOW + 2) is None
+
+
+def test_an_unknown_state_leaves_the_others_alone(store: SessionStore) -> None:
+    session = store.open({})
+    session.add_transaction("state-1", transaction(), NOW)
+    next_request, cookie = reopen(store, session.commit())
+    assert next_request.pop_transaction("other", NOW) is None
+    next_request.commit()
+    assert reopen(store, [], cookie)[0].pop_transaction("state-1", NOW) is not None
+
+
+def test_an_expired_transaction_is_refused_and_removed(store: SessionStore) -> None:
+    session = store.open({})
+    session.add_transaction("state-1", transaction(expires_at=NOW + 600), NOW)
+    next_request, cookie = reopen(store, session.commit())
+    assert next_request.pop_transaction("state-1", NOW + 600) is None
+    next_request.commit()
+    assert reopen(store, [], cookie)[0].pop_transaction("state-1", NOW) is None
+
+
+def test_expired_transactions_are_pruned_when_a_new_one_starts(store: SessionStore) -> None:
+    session = store.open({})
+    session.add_transaction("old", transaction(expires_at=NOW + 10), NOW)
+    session.add_transaction("new", transaction(expires_at=NOW + 700), NOW + 100)
+    assert set(session._transactions()) == {"new"}
+
+
+def test_at_most_max_transactions_are_kept_oldest_dropped_first(store: SessionStore) -> None:
+    session = store.open({})
+    extra = 3
+    for index in range(MAX_TRANSACTIONS + extra):
+        session.add_transaction(f"state-{index}", transaction(expires_at=NOW + 600 + index), NOW)
+    next_request, _ = reopen(store, session.commit())
+    kept = [index for index in range(MAX_TRANSACTIONS + extra)
+            if next_request.pop_transaction(f"state-{index}", NOW) is not None]
+    assert kept == list(range(extra, MAX_TRANSACTIONS + extra))
+    assert 2 <= MAX_TRANSACTIONS <= 32
+
+
+def test_an_unreadable_transaction_record_is_refused(store: SessionStore) -> None:
+    session = store.open({})
+    session.add_transaction("state-1", transaction(), NOW)
+    session._data["transactions"]["state-2"] = {"nonce": "only"}
+    session._data["transactions"]["state-3"] = "not a record"
+    assert session.pop_transaction("state-2", NOW) is None
+    assert session.pop_transaction("state-3", NOW) is None
+    assert session.pop_transaction("state-1", NOW) is not None
+
+
+# -- sign-in and sign-out ------------------------------------------------------
+
+
+def test_sign_in_stores_the_user_under_a_new_id_and_removes_the_old_record(store: SessionStore) -> None:
+    session = store.open({})
+    session.add_transaction("tab-1", transaction(), NOW)
+    session.add_transaction("tab-2", transaction(target="/two"), NOW)
+    first, old_cookie = reopen(store, session.commit())
+    (old_file,) = session_files(store)
+    assert first.pop_transaction("tab-1", NOW) is not None
+    first.sign_in(user(), NOW)
+    headers = first.commit()
+    second, new_cookie = reopen(store, headers)
+    assert new_cookie != old_cookie
+    assert second.current_user(NOW + 1) == user()
+    # The other tab's sign-in survives the new id; the old record is gone from the store.
+    assert second.pop_transaction("tab-2", NOW + 1) == transaction(target="/two")
+    assert old_file not in session_files(store)
+    assert len(session_files(store)) == 1
+    assert reopen(store, [], old_cookie)[0].current_user(NOW + 1) is None
+
+
+def test_sign_out_removes_the_record_and_expires_the_cookie(store: SessionStore) -> None:
+    session = store.open({})
+    session.sign_in(user(), NOW)
+    current, cookie = reopen(store, session.commit())
+    assert session_files(store) != []
+    assert current.current_user(NOW) is not None
+    current.sign_out()
+    (header,) = current.commit()
+    name, value = header
+    assert name == "Set-Cookie"
+    assert value.startswith("sso_session=") and "expires=" in value.lower()
+    assert session_files(store) == []
+    assert reopen(store, [], cookie)[0].current_user(NOW) is None
+
+
+def test_an_unreadable_user_record_signs_out(store: SessionStore) -> None:
+    session = store.open({})
+    session.sign_in(user(), NOW)
+    current, cookie = reopen(store, session.commit())
+    current._data["user"] = {"claims": {"sub": "alice"}}  # fields missing
+    current._dirty = True
+    current.commit()
+    broken, _ = reopen(store, [], cookie)
+    assert broken.current_user(NOW) is None
+    assert any("expires=" in value.lower() for _, value in broken.commit())
+    assert session_files(store) == []
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "signed_in"),
+    [
+        pytest.param(0, True, id="fresh"),
+        pytest.param(86400, True, id="exactly-idle-limit"),
+        pytest.param(86401, False, id="idle"),
+    ],
+)
+def test_idle_timeout(store: SessionStore, elapsed: float, signed_in: bool) -> None:
+    session = store.open({})
+    session.sign_in(user(), NOW)
+    current, _ = reopen(store, session.commit())
+    assert (current.current_user(NOW + elapsed) is not None) is signed_in
+
+
+def test_absolute_timeout_ignores_activity(settings: dict[str, Any]) -> None:
+    store = SessionStore(SSOConfig(**settings, session_idle_timeout=100, session_absolute_timeout=250))
+    session = store.open({})
+    session.sign_in(user(), NOW)
+    _, cookie = reopen(store, session.commit())
+    for now in (NOW + 90, NOW + 180, NOW + 250):
+        current, _ = reopen(store, [], cookie)
+        assert current.current_user(now) is not None
+        current.commit()
+    current, _ = reopen(store, [], cookie)
+    assert current.current_user(NOW + 251) is None
+
+
+def test_the_idle_stamp_is_written_at_most_once_per_interval(settings: dict[str, Any]) -> None:
+    store = SessionStore(SSOConfig(**settings, session_idle_timeout=300))
+    assert store.stamp_interval == 30
+    session = store.open({})
+    session.sign_in(user(), NOW)
+    _, cookie = reopen(store, session.commit())
+    (path,) = session_files(store)
+    mtime = os.stat(path).st_mtime_ns
+    quiet, _ = reopen(store, [], cookie)
+    quiet.current_user(NOW + 30)
+    assert quiet.commit() == []
+    assert os.stat(path).st_mtime_ns == mtime
+    stamped, _ = reopen(store, [], cookie)
+    stamped.current_user(NOW + 31)
+    assert stamped.commit() == []
+    assert stored_record(path)["last_seen"] == NOW + 31
+
+
+def test_default_stamp_interval_is_a_minute(store: SessionStore) -> None:
+    assert store.stamp_interval == 60
+
+
+# -- what is stored, and how ---------------------------------------------------
+
+
+def stored_record(path: str) -> dict[str, Any]:
+    with open(path, "rb") as handle:
+        container = pickle.load(handle)  # Beaker's file container (its own format)
+    record: dict[str, Any] = json.loads(zlib.decompress(base64.b64decode(container["session"])))
+    return record
+
+
+def test_session_data_is_stored_as_json_not_pickle(store: SessionStore) -> None:
+    assert store.beaker_options["data_serializer"] == "json"
+    session = store.open({})
+    session.add_transaction("state-1", transaction(), NOW)
+    session.commit()
+    (path,) = session_files(store)
+    record = stored_record(path)
+    assert record["transactions"]["state-1"]["code_verifier"] == "v" * 43
+
+
+def test_the_signed_in_user_record(store: SessionStore) -> None:
+    session = store.open({})
+    session.sign_in(user(), NOW)
+    session.commit()
+    (path,) = session_files(store)
+    record = stored_record(path)
+    assert record["user"] == {"claims": {"sub": "alice", "email": "alice@example.com"}, "connection": "c",
+                              "id_token": "header.payload.signature", "signed_in_at": NOW}
+    assert record["last_seen"] == NOW
+
+
+def test_store_files_are_private(store: SessionStore) -> None:
+    assert os.stat(store.config.data_dir).st_mode & 0o077 == 0
+
+
+def test_beaker_options(store: SessionStore) -> None:
+    options = store.beaker_options
+    assert options["httponly"] is True
+    assert options["samesite"] == "Lax"
+    assert options["secure"] is True
+    assert options["key"] == "sso_session"
+    assert options["cookie_expires"] is True
+    assert "timeout" not in options  # the idle timeout is kept by us, without a write per request
+
+
+def test_an_unwritable_data_dir_fails_at_construction(settings: dict[str, Any], tmp_path: Any) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError) as caught:
+        SessionStore(SSOConfig(**{**settings, "session_data_dir": str(blocker / "sessions")}))
+    assert caught.value.setting == "session_data_dir"
