@@ -112,9 +112,10 @@ class Handlers:
         return self._redirect(request, transaction.target_url)
 
     def logout(self, request: Request, session: SSOSession) -> Response:
-        target = self._target(request, required=False)
+        # Sign out first: a refused target_url must not leave the user signed in.
         user = session.current_user(self.clock())
         session.sign_out()
+        target = self._target(request, required=False)
         if user is not None and self.config.provider_logout:
             url = self.client.end_session_url(user.id_token, absolute_target(target, self.config.base_url))
             if url is not None:

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
@@ -38,6 +40,8 @@ log = logging.getLogger("sso_middleware")
 
 #: Most sign-ins one browser session may have in flight; older ones are dropped.
 MAX_TRANSACTIONS = 8
+#: Seconds between two sweeps of abandoned session files (per process).
+SWEEP_INTERVAL = 600.0
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,29 @@ class SessionStore:
             "invalidate_corrupt": True,
             "cookie_expires": True,
         }
+        self._sweep_lock = threading.Lock()
+        self._next_sweep = 0.0
+
+    def session_created(self, now: float) -> None:
+        """Called when a new session is stored: sweep abandoned ones now and then, off the request path.
+
+        Beaker's file store never removes records, and every anonymous visit to
+        ``/auth/sso`` stores one (its sign-in transaction), so without a sweep
+        abandoned records would fill the disk.
+        """
+        with self._sweep_lock:
+            if now < self._next_sweep:
+                return
+            self._next_sweep = now + SWEEP_INTERVAL
+        config = self.config
+        idle = max(config.session_idle_timeout, config.transaction_ttl) + self.stamp_interval + 60
+        thread = threading.Thread(
+            target=sweep_file_store,
+            args=(config.data_dir, now - idle, now - config.session_absolute_timeout - idle),
+            name="sso-session-sweep",
+            daemon=True,
+        )
+        thread.start()
 
     def open(self, environ: dict[str, Any]) -> SSOSession:
         """The session of this request; nothing is read until it is needed."""
@@ -98,6 +125,31 @@ class SessionStore:
 
     def beaker_session(self, cookie_header: str) -> Session:
         return Session({"cookie": cookie_header}, **self.beaker_options)
+
+
+def sweep_file_store(data_dir: str, records_before: float, locks_before: float) -> int:
+    """Delete session records not written since ``records_before``, and lock files older than ``locks_before``.
+
+    A live session is written at least every ``stamp_interval`` while in use, so
+    an old record is an idle one.  Lock files are only removed once no session
+    that could use them can still be alive (past the absolute timeout).
+    Returns how many files were removed; errors (a file already gone) are ignored.
+    """
+    removed = 0
+    for folder, cutoff in ((os.path.join(data_dir, "container_file"), records_before),
+                           (os.path.join(data_dir, "locks"), locks_before)):
+        for root, _dirs, files in os.walk(folder):
+            for name in files:
+                path = os.path.join(root, name)
+                try:
+                    if os.stat(path).st_mtime < cutoff:
+                        os.remove(path)
+                        removed += 1
+                except OSError:
+                    continue
+    if removed:
+        log.info("sso: removed %d abandoned session files", removed)
+    return removed
 
 
 def own_cookie(cookie_header: str, name: str) -> str:
@@ -240,6 +292,7 @@ class SSOSession:
             self._dirty = False
             if beaker.is_new:
                 self._send_cookie = True
+                self._store.session_created(time.time())
         if not self._send_cookie:
             return []
         cookie = str(beaker.request["cookie_out"]) if beaker is not None else self._deleted_cookie

@@ -879,6 +879,14 @@ def test_logout_refuses_unsafe_targets(browser: Browser, provider: FakeProvider,
     assert provider.calls == []
 
 
+def test_logout_with_an_unsafe_target_still_signs_out(browser: Browser, provider: FakeProvider) -> None:
+    sign_in(browser, provider)
+    assert app_view(browser)["remote_user"] == "alice"
+    response = browser.get("/auth/logout", {"target_url": "//evil.example/"})
+    assert failure_code(response) == "invalid_target_url"
+    assert app_view(browser)["remote_user"] is None
+
+
 def test_anonymous_logout_goes_to_target(browser: Browser, provider: FakeProvider) -> None:
     response = browser.get("/auth/logout", {"target_url": "/bye"})
     assert response.location == "https://app2.example/bye"

@@ -308,3 +308,52 @@ def test_an_unwritable_data_dir_fails_at_construction(settings: dict[str, Any], 
     with pytest.raises(ConfigError) as caught:
         SessionStore(SSOConfig(**{**settings, "session_data_dir": str(blocker / "sessions")}))
     assert caught.value.setting == "session_data_dir"
+
+
+def test_sweep_removes_idle_records_and_dead_locks_only(tmp_path) -> None:
+    import os
+    import time
+
+    from sso_middleware.session import sweep_file_store
+
+    now = time.time()
+    records = tmp_path / "container_file" / "a" / "ab"
+    locks = tmp_path / "locks" / "e" / "e6"
+    records.mkdir(parents=True)
+    locks.mkdir(parents=True)
+    old_record, fresh_record = records / "old.cache", records / "fresh.cache"
+    old_lock, young_lock = locks / "old.lock", locks / "young.lock"
+    for path in (old_record, fresh_record, old_lock, young_lock):
+        path.write_text("x")
+    os.utime(old_record, (now - 5000, now - 5000))
+    os.utime(young_lock, (now - 5000, now - 5000))  # idle-old, but its session may still be alive
+    os.utime(old_lock, (now - 50000, now - 50000))
+
+    removed = sweep_file_store(str(tmp_path), records_before=now - 1000, locks_before=now - 20000)
+
+    assert removed == 2
+    assert not old_record.exists() and not old_lock.exists()
+    assert fresh_record.exists() and young_lock.exists()
+
+
+def test_new_sessions_trigger_at_most_one_sweep_per_interval(tmp_path, monkeypatch) -> None:
+    from sso_middleware import session as session_module
+    from sso_middleware.config import SSOConfig
+    from sso_middleware.session import SessionStore
+
+    calls = []
+    monkeypatch.setattr(session_module, "sweep_file_store", lambda *args: calls.append(args))
+    store = SessionStore(SSOConfig(issuer="https://op.example/", client_id="c", client_secret="s",
+                                   base_url="https://app.example", session_secret="x" * 32,
+                                   session_data_dir=str(tmp_path)))
+    store.session_created(1000.0)
+    store.session_created(1001.0)
+    store.session_created(1000.0 + session_module.SWEEP_INTERVAL + 1)
+    for thread in __import__("threading").enumerate():
+        if thread.name == "sso-session-sweep":
+            thread.join(5)
+    assert len(calls) == 2
+    data_dir, records_before, locks_before = calls[0]
+    assert data_dir == str(tmp_path)
+    assert records_before < 1000.0 - 86400 < 1000.0
+    assert locks_before < records_before
