@@ -110,6 +110,9 @@ class SSOConfig:
                 items = re.split(r"[\s,]+", value.strip()) if isinstance(value, str) else value
                 object.__setattr__(self, f.name, tuple(item for item in items if item))
         _validate(self)
+        # Compared with origin_of(target) later, so keep them in that canonical form.
+        origins = tuple(dict.fromkeys(origin_of(origin) or origin for origin in self.allowed_redirect_origins))
+        object.__setattr__(self, "allowed_redirect_origins", origins)
 
     # -- derived values -------------------------------------------------
 
@@ -285,8 +288,9 @@ def _validate(config: SSOConfig) -> None:
 
     if "openid" not in config.scope.split():
         raise ConfigError("scope", "must include 'openid'")
-    if any(ord(c) < 0x20 for c in config.scope + config.audience):
-        raise ConfigError("scope", "must not contain control characters")
+    for name in ("scope", "audience"):
+        if any(ord(c) < 0x20 or c == "\x7f" for c in getattr(config, name)):
+            raise ConfigError(name, "must not contain control characters")
 
     paths: dict[str, str] = {}
     for name in ("sso_path", "login_path", "callback_path", "logout_path", "failure_path"):
@@ -324,6 +328,9 @@ def _validate(config: SSOConfig) -> None:
     for alg in config.id_token_algorithms:
         if alg not in KNOWN_ALGORITHMS:
             raise ConfigError("id_token_algorithms", f"{alg!r} is not supported (never 'none')")
+    if "HS256" in config.id_token_algorithms and len(config.client_secret.encode()) < 32:
+        # RFC 7518 section 3.2: the HMAC key (here the client secret) must be at least as long as the hash.
+        raise ConfigError("client_secret", "must be at least 32 bytes long when id_token_algorithms allows HS256")
 
     _positive(config, "clock_skew", allow_zero=True, maximum=600)
     _positive(config, "http_timeout", maximum=120)
@@ -358,7 +365,7 @@ def _check_type(name: str, value: Any, kind: Any) -> None:
 
 def _positive(config: SSOConfig, name: str, allow_zero: bool = False, maximum: Optional[float] = None) -> None:
     value = getattr(config, name)
-    if value < 0 or (value == 0 and not allow_zero):
+    if not value >= 0 or (value == 0 and not allow_zero):  # "not >=" also refuses NaN
         raise ConfigError(name, "must be a positive number")
     if maximum is not None and value > maximum:
         raise ConfigError(name, f"must be at most {maximum}")

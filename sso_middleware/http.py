@@ -3,8 +3,10 @@
 Every call to the provider goes through :class:`ProviderHTTP`, which uses a
 shared :class:`requests.Session` (connection pooling, thread-safe for these
 simple calls), a timeout on every request, and reads at most
-``MAX_RESPONSE_BYTES`` of any answer, so a provider that is down, slow or
-answering with an endless body costs a bounded time and memory.  Failures
+``MAX_RESPONSE_BYTES`` of any answer, which must be complete within about the
+timeout, so a provider that is down, slow, dripping its answer or answering with
+an endless body costs a bounded time and memory.  Redirects are never followed
+(nor their bodies read), and no cookies are kept between requests.  Failures
 become :class:`~sso_middleware.errors.ProviderError` with the code
 ``provider_unreachable``, ``provider_timeout`` or ``provider_bad_response``.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, Optional
 
@@ -28,6 +31,7 @@ log = logging.getLogger("sso_middleware")
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 USER_AGENT = "sso_middleware"
+_CHUNK_BYTES = 64 * 1024
 
 
 class ProviderHTTP:
@@ -59,11 +63,15 @@ class ProviderHTTP:
     def _request(self, method: str, url: str, what: str, **kwargs: Any) -> tuple[int, Any]:
         headers = {"Accept": "application/json"}
         headers.update(kwargs.pop("headers", None) or {})
+        deadline = time.monotonic() + self.timeout
         try:
-            with self.session.request(
-                method, url, headers=headers, timeout=self.timeout, stream=True, allow_redirects=False, **kwargs
-            ) as response:
-                body = response.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
+            # Straight to the transport adapter: Session.send would read a redirect's whole body
+            # (unbounded) even with allow_redirects=False, and would keep the provider's cookies.
+            prepared = self.session.prepare_request(requests.Request(method, url, headers=headers, **kwargs))
+            adapter = self.session.get_adapter(str(prepared.url))
+            with adapter.send(prepared, stream=True, timeout=self.timeout, verify=True, cert=None,
+                              proxies={}) as response:
+                body = _read_body(response, deadline, what)
                 status = response.status_code
         except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
             raise ProviderError("provider_timeout", f"{what}: no answer within {self.timeout}s") from exc
@@ -73,7 +81,27 @@ class ProviderHTTP:
             raise ProviderError("provider_bad_response", f"{what}: answer larger than {MAX_RESPONSE_BYTES} bytes")
         try:
             return status, json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             if status >= 500:
                 raise ProviderError("provider_unreachable", f"{what}: HTTP {status}") from None
             raise ProviderError("provider_bad_response", f"{what}: HTTP {status}, body is not JSON") from None
+
+
+def _read_body(response: requests.Response, deadline: float, what: str) -> bytes:
+    """At most ``MAX_RESPONSE_BYTES + 1`` bytes of the body, arriving by ``deadline``.
+
+    Each network read is bounded by the socket timeout; the deadline bounds their sum, so
+    a provider that drips its answer a byte at a time cannot hold a worker indefinitely.
+    """
+    read = getattr(response.raw, "read1", None) or response.raw.read  # read1: urllib3 >= 2
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_RESPONSE_BYTES:
+        if chunks and time.monotonic() > deadline:
+            raise ProviderError("provider_timeout", f"{what}: answer not complete in time")
+        chunk = read(min(_CHUNK_BYTES, MAX_RESPONSE_BYTES + 1 - size), decode_content=True)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

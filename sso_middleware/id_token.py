@@ -6,7 +6,8 @@ signature verifies with a key from the issuer's JWKS (or, for ``HS256`` when
 explicitly allowed, the client secret); ``iss`` equals the issuer exactly;
 ``aud`` contains the client id, and ``azp`` is the client id when present and
 present when there are several audiences; ``exp`` is in the future and
-``iat`` not in the future (both within ``leeway`` seconds); ``sub`` is a
+``iat`` (and ``nbf``, when present) not in the future, all numbers compared
+with the caller's ``now`` within ``leeway`` seconds; ``sub`` is a
 non-empty string; ``nonce`` equals the one stored for this sign-in; and
 ``at_hash``, when present, matches the access token.  The JOSE work is
 PyJWT's; the rest is here so each rule is visible and tested.
@@ -63,8 +64,8 @@ def validate_id_token(
             algorithms=[alg],
             audience=client_id,
             issuer=issuer,
-            leeway=leeway,
-            options={"require": _REQUIRED, "verify_iat": True},
+            # The time checks are ours, below: PyJWT's would use the wall clock, not ``now``.
+            options={"require": _REQUIRED, "verify_exp": False, "verify_iat": False, "verify_nbf": False},
         )
     except jwt.PyJWTError as exc:
         raise AuthFailure("invalid_id_token", f"{type(exc).__name__}: {exc}") from None
@@ -72,9 +73,15 @@ def validate_id_token(
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise AuthFailure("invalid_id_token", "sub is missing or empty")
-    iat = claims["iat"]
-    if not isinstance(iat, (int, float)) or iat > now + leeway:
+    exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf", 0)
+    if not all(_is_number(value) for value in (exp, iat, nbf)):
+        raise AuthFailure("invalid_id_token", "exp, iat and nbf must be numbers")
+    if exp <= now - leeway:
+        raise AuthFailure("invalid_id_token", "token has expired")
+    if iat > now + leeway:
         raise AuthFailure("invalid_id_token", "iat is in the future")
+    if nbf > now + leeway:
+        raise AuthFailure("invalid_id_token", "token is not valid yet (nbf)")
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     azp = claims.get("azp")
     if azp is not None and azp != client_id:
@@ -88,6 +95,10 @@ def validate_id_token(
     if "at_hash" in claims and access_token is not None and not _hash_matches(claims["at_hash"], access_token, alg):
         raise AuthFailure("invalid_id_token", "at_hash does not match the access token")
     return claims
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
 
 
 def _hash_matches(expected: Any, value: str, alg: str) -> bool:

@@ -6,7 +6,8 @@
 small token bucket: a flood of forged tokens with random ``kid`` values cannot
 make the middleware hammer the provider, yet a genuine rotation right after a
 scheduled fetch is still picked up.  When a scheduled refresh fails, the old
-keys stay in use for ``grace`` seconds.
+keys stay in use for ``grace`` seconds, and a failed fetch is not retried for
+``retry_seconds`` (an outage is not hammered, nor are requests queued behind it).
 
 Security caveat: a key is only ever used with an algorithm of its own family
 (RSA keys for ``RS*``/``PS*``, EC for ``ES*``, OKP for ``EdDSA``) and only if
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, Optional
 
 from jwt import PyJWK
-from jwt.exceptions import PyJWKError
+from jwt.exceptions import PyJWTError
 
 from .errors import AuthFailure, ProviderError
 
@@ -47,6 +48,7 @@ class KeySet:
         grace: float = 86400.0,
         burst: int = 3,
         refill_seconds: float = 60.0,
+        retry_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
@@ -54,10 +56,12 @@ class KeySet:
         self._grace = grace
         self._burst = burst
         self._refill_seconds = refill_seconds
+        self._retry_seconds = retry_seconds
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: list[dict[str, Any]] = []
         self._fetched_at: Optional[float] = None
+        self._failure: Optional[tuple[float, ProviderError]] = None
         self._tokens = float(burst)
         self._tokens_at = clock()
 
@@ -73,7 +77,7 @@ class KeySet:
             raise AuthFailure("invalid_id_token", f"no usable {alg} key with kid {kid!r} in the provider's JWKS")
         try:
             return PyJWK(found, algorithm=alg).key
-        except PyJWKError as exc:
+        except (PyJWTError, ValueError) as exc:  # InvalidKeyError is not a PyJWKError
             raise AuthFailure("invalid_id_token", f"unusable JWK {kid!r}: {exc}") from None
 
     def _current_keys(self) -> list[dict[str, Any]]:
@@ -87,19 +91,27 @@ class KeySet:
             now = self._clock()
             if not force and self._fetched_at is not None and now - self._fetched_at < self._ttl:
                 return self._keys  # another thread refreshed meanwhile
+            if self._failure is not None and now - self._failure[0] < self._retry_seconds:
+                # A fetch failed moments ago: do not queue every request behind another attempt.
+                return self._stale_keys(now, self._failure[1])
             try:
                 document = self._fetch()
-            except ProviderError:
-                if self._fetched_at is not None and now - self._fetched_at < self._ttl + self._grace:
-                    log.warning("sso: JWKS refresh failed; using the cached keys")
-                    return self._keys
-                raise
-            keys = document.get("keys") if isinstance(document, dict) else None
-            if not isinstance(keys, list):
-                raise ProviderError("provider_bad_response", "JWKS has no 'keys' list")
+                keys = document.get("keys") if isinstance(document, dict) else None
+                if not isinstance(keys, list):
+                    raise ProviderError("provider_bad_response", "JWKS has no 'keys' list")
+            except ProviderError as exc:
+                self._failure = (now, exc)
+                log.warning("sso: JWKS refresh failed (%s)", exc.code)
+                return self._stale_keys(now, exc)
             self._keys = [key for key in keys if isinstance(key, dict)]
-            self._fetched_at = now
+            self._fetched_at, self._failure = now, None
             return self._keys
+
+    def _stale_keys(self, now: float, error: ProviderError) -> list[dict[str, Any]]:
+        """The cached keys while within ``ttl + grace`` of the last good fetch, else ``error``."""
+        if self._fetched_at is not None and now - self._fetched_at < self._ttl + self._grace:
+            return self._keys
+        raise error
 
     def _may_refetch(self) -> bool:
         with self._lock:

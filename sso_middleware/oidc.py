@@ -25,7 +25,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import quote, urlencode, urlsplit
@@ -78,7 +78,9 @@ class ProviderMetadata:
             if not isinstance(value, str):
                 raise ProviderError("provider_bad_response", f"discovery {name} is missing or not a string")
             try:
-                check_endpoint_url(name, value, config.allow_insecure_http)
+                # An https issuer's endpoints are https too; loopback http only for an http issuer.
+                insecure_ok = config.allow_insecure_http and urlsplit(config.issuer_url).scheme == "http"
+                check_endpoint_url(name, value, insecure_ok)
             except ConfigError as exc:
                 raise ProviderError("provider_bad_response", f"discovery {exc.message}") from None
             urls[name] = value
@@ -304,6 +306,6 @@ class OIDCClient:
         return None
 
 
-def _add_query(url: str, params: dict[str, Optional[str]]) -> str:
+def _add_query(url: str, params: Mapping[str, Optional[str]]) -> str:
     separator = "&" if urlsplit(url).query else "?"
     return url + separator + urlencode(params)

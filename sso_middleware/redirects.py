@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from .config import origin_of
 
 MAX_TARGET_LENGTH = 2048
+_MAX_DECODE_ROUNDS = 8
 
 
 def checked_target(value: Optional[str], own_origin: str, allowed_origins: Collection[str]) -> Optional[str]:
@@ -50,8 +51,13 @@ def _is_plain_path(value: str) -> bool:
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or value.startswith("//"):
         return False
-    # Refuse encoded tricks that some frameworks would decode into "//host" or "/\host".
-    decoded = unquote(unquote(parts.path))
-    if decoded.startswith("//") or "\\" in decoded:
-        return False
-    return all("\x1f" < char != "\x7f" for char in decoded)
+    # Refuse encoded tricks that some frameworks would decode into "//host" or "/\host",
+    # however many times the path was percent-encoded: decode until nothing changes.
+    decoded = parts.path
+    for _ in range(_MAX_DECODE_ROUNDS):
+        if decoded.startswith("//") or "\\" in decoded or not all("\x1f" < char != "\x7f" for char in decoded):
+            return False
+        previous, decoded = decoded, unquote(decoded)
+        if decoded == previous:
+            return True
+    return False

@@ -1,0 +1,814 @@
+"""SSOConfig: validation (one ConfigError naming the setting), conversions, derived values."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from typing import Any
+
+import pytest
+
+from sso_middleware import SSOConfig, SSOMiddleware
+from sso_middleware.config import is_loopback_host, origin_of
+from sso_middleware.errors import ConfigError
+
+from .conftest import legacy_app
+from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER
+
+SECRET = "s" * 40
+
+VALID: dict[str, Any] = {
+    "issuer": ISSUER,
+    "client_id": CLIENT_ID,
+    "client_secret": CLIENT_SECRET,
+    "base_url": BASE_URL,
+    "session_secret": SECRET,
+}
+
+
+def build(**changes: Any) -> SSOConfig:
+    settings = {**VALID, **changes}
+    return SSOConfig(**{key: value for key, value in settings.items() if value is not None})
+
+
+def refused(setting: str, **changes: Any) -> ConfigError:
+    with pytest.raises(ConfigError) as caught:
+        build(**changes)
+    assert caught.value.setting == setting, caught.value
+    assert repr(setting) in str(caught.value)
+    return caught.value
+
+
+def test_valid_minimal_config_has_the_documented_defaults() -> None:
+    config = build()
+    assert config.issuer_url == ISSUER
+    assert (config.sso_path, config.login_path, config.callback_path, config.logout_path, config.failure_path) == (
+        "/auth/sso", "/auth/login", "/auth/callback", "/auth/logout", "/auth/failure"
+    )
+    assert config.scope == "openid profile email"
+    assert config.remote_user_claim == "sub"
+    assert config.token_endpoint_auth_method == "client_secret_basic"
+    assert config.silent_sso is True
+    assert config.silent_sso_fallback == "interactive"
+    assert config.provider_logout is True
+    assert config.allow_insecure_http is False
+    assert "none" not in config.id_token_algorithms
+    assert 0 < config.http_timeout <= 10
+    assert config.session_type == "file"
+
+
+def test_config_is_frozen() -> None:
+    config = build()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.client_id = "other"  # type: ignore[misc]
+
+
+def test_secrets_are_not_in_the_repr() -> None:
+    text = repr(build(client_secret="very-secret-client-value", session_secret="x" * 31 + "session-secret"))
+    assert "very-secret-client-value" not in text
+    assert "session-secret" not in text
+    assert CLIENT_ID in text
+
+
+# -- required settings ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        pytest.param("issuer", id="issuer"),
+        pytest.param("client_id", id="client_id"),
+        pytest.param("client_secret", id="client_secret"),
+        pytest.param("base_url", id="base_url"),
+        pytest.param("session_secret", id="session_secret"),
+    ],
+)
+@pytest.mark.parametrize("how", [pytest.param(None, id="absent"), pytest.param("", id="empty")])
+def test_every_required_setting_missing_is_named(setting: str, how: Any) -> None:
+    error = refused(setting, **{setting: how})
+    assert "required" in error.message
+
+
+def test_nothing_given_names_the_first_required_setting() -> None:
+    with pytest.raises(ConfigError) as caught:
+        SSOConfig()
+    assert caught.value.setting == "issuer"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        pytest.param("client_id", None, id="client_id-None"),
+        pytest.param("client_id", 123, id="client_id-int"),
+        pytest.param("silent_sso", "yes", id="bool-as-string-kwarg"),
+        pytest.param("silent_sso", 1, id="bool-as-int"),
+        pytest.param("clock_skew", 1.5, id="int-as-float"),
+        pytest.param("clock_skew", True, id="int-as-bool"),
+        pytest.param("clock_skew", "60", id="int-as-string-kwarg"),
+        pytest.param("http_timeout", "5", id="float-as-string-kwarg"),
+        pytest.param("http_timeout", False, id="float-as-bool"),
+        pytest.param("allowed_connections", ["a", 1], id="list-with-non-string"),
+        pytest.param("allowed_connections", {"a": 1}, id="dict-for-list"),
+    ],
+)
+def test_wrong_python_types_are_refused_by_name(setting: str, value: Any) -> None:
+    refused(setting, **{setting: value})
+
+
+# -- issuer and domain ------------------------------------------------------------
+
+
+def test_domain_means_an_https_issuer_with_trailing_slash() -> None:
+    config = build(issuer="", domain="tenant.eu.auth0.com")
+    assert config.issuer_url == "https://tenant.eu.auth0.com/"
+    assert config.discovery_url == "https://tenant.eu.auth0.com/.well-known/openid-configuration"
+    assert config.is_auth0
+
+
+def test_issuer_and_domain_together_are_refused() -> None:
+    refused("domain", domain="tenant.eu.auth0.com")
+
+
+@pytest.mark.parametrize(
+    "domain",
+    [
+        pytest.param("https://tenant.auth0.com", id="scheme"),
+        pytest.param("tenant.auth0.com/", id="trailing-slash"),
+        pytest.param("tenant.auth0.com/path", id="path"),
+        pytest.param("user@tenant.auth0.com", id="userinfo"),
+        pytest.param("tenant auth0.com", id="space"),
+        pytest.param("tenant.auth0.com?x=1", id="query"),
+    ],
+)
+def test_domain_must_be_a_bare_host(domain: str) -> None:
+    refused("domain", issuer="", domain=domain)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "discovery"),
+    [
+        pytest.param("https://op.example/", "https://op.example/.well-known/openid-configuration", id="slash"),
+        pytest.param("https://op.example", "https://op.example/.well-known/openid-configuration", id="no-slash"),
+        pytest.param(
+            "https://op.example/tenant/", "https://op.example/tenant/.well-known/openid-configuration", id="path"
+        ),
+        pytest.param(
+            "https://op.example:8443/", "https://op.example:8443/.well-known/openid-configuration", id="port"
+        ),
+    ],
+)
+def test_discovery_url_follows_the_issuer(issuer: str, discovery: str) -> None:
+    config = build(issuer=issuer)
+    assert config.discovery_url == discovery
+    assert config.issuer_url == issuer  # kept exactly: discovery must announce this very string
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        pytest.param("op.example", id="no-scheme"),
+        pytest.param("/relative", id="relative"),
+        pytest.param("ftp://op.example/", id="ftp"),
+        pytest.param("javascript:alert(1)", id="javascript"),
+        pytest.param("https://", id="no-host"),
+        pytest.param("https://op.example:99999/", id="bad-port"),
+        pytest.param("https://user:pw@op.example/", id="credentials"),
+        pytest.param("https://op.example/?tenant=1", id="query"),
+        pytest.param("https://op.example/#frag", id="fragment"),
+    ],
+)
+def test_malformed_issuers_are_refused(issuer: str) -> None:
+    refused("issuer", issuer=issuer)
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        pytest.param("http://op.example/", id="remote"),
+        pytest.param("http://127.0.0.1:8080/", id="loopback-without-flag"),
+        pytest.param("http://localhost/", id="localhost-without-flag"),
+    ],
+)
+def test_http_issuer_refused_without_allow_insecure_http(issuer: str) -> None:
+    error = refused("issuer", issuer=issuer, base_url="http://127.0.0.1:5000")
+    assert "http" in error.message
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        pytest.param("http://localhost:3000/", id="localhost"),
+        pytest.param("http://LOCALHOST:3000/", id="localhost-upper"),
+        pytest.param("http://127.0.0.1:3000/", id="127.0.0.1"),
+        pytest.param("http://127.1.2.3/", id="127.x"),
+        pytest.param("http://[::1]:3000/", id="ipv6-loopback"),
+    ],
+)
+def test_http_issuer_allowed_on_loopback_with_the_flag(issuer: str) -> None:
+    config = build(issuer=issuer, base_url="http://127.0.0.1:5000", allow_insecure_http=True)
+    assert config.issuer_url == issuer
+    assert config.discovery_url.startswith(issuer.rstrip("/"))
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        pytest.param("http://example.com/", id="example.com"),
+        pytest.param("http://op.example/", id="op.example"),
+        pytest.param("http://10.0.0.1/", id="private-ip"),
+        pytest.param("http://0.0.0.0/", id="unspecified"),
+        pytest.param("http://[::]/", id="ipv6-unspecified"),
+        pytest.param("http://localhost.evil.com/", id="localhost-prefix"),
+        pytest.param("http://127.0.0.1.nip.io/", id="loopback-lookalike"),
+        pytest.param("http://evil.com#@127.0.0.1/", id="fragment-trick"),
+    ],
+)
+def test_http_issuer_refused_for_other_hosts_even_with_the_flag(issuer: str) -> None:
+    refused("issuer", issuer=issuer, base_url="http://127.0.0.1:5000", allow_insecure_http=True)
+
+
+def test_allow_insecure_http_changes_no_process_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
+    before = dict(os.environ)
+    build(issuer="http://127.0.0.1:3000/", base_url="http://127.0.0.1:5000", allow_insecure_http=True)
+    assert dict(os.environ) == before
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        pytest.param("localhost", True, id="localhost"),
+        pytest.param("127.0.0.1", True, id="127.0.0.1"),
+        pytest.param("127.255.255.254", True, id="127/8"),
+        pytest.param("::1", True, id="::1"),
+        pytest.param("[::1]", True, id="[::1]"),
+        pytest.param("128.0.0.1", False, id="128"),
+        pytest.param("example.com", False, id="name"),
+        pytest.param("localhost.example", False, id="localhost-suffix"),
+        pytest.param("", False, id="empty"),
+    ],
+)
+def test_is_loopback_host(host: str, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
+
+
+# -- base_url -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base_url", "extra"),
+    [
+        pytest.param("https://app2.example/", {}, id="trailing-slash"),
+        pytest.param("https://app2.example/prefix/", {}, id="prefix-trailing-slash"),
+        pytest.param("https://app2.example?x=1", {}, id="query"),
+        pytest.param("https://app2.example#top", {}, id="fragment"),
+        pytest.param("app2.example", {}, id="no-scheme"),
+        pytest.param("/app", {}, id="relative"),
+        pytest.param("https://user:pw@app2.example", {}, id="credentials"),
+        pytest.param("http://app2.example", {}, id="http"),
+        pytest.param("http://app2.example", {"allow_insecure_http": True}, id="http-remote-with-flag"),
+        pytest.param("http://127.0.0.1:5000", {}, id="http-loopback-without-flag"),
+    ],
+)
+def test_bad_base_urls_are_refused(base_url: str, extra: dict[str, Any]) -> None:
+    refused("base_url", base_url=base_url, **extra)
+
+
+def test_base_url_may_carry_a_path_prefix() -> None:
+    config = build(base_url="https://app2.example/prefix")
+    assert config.redirect_uri == "https://app2.example/prefix/auth/callback"
+    assert config.origin == "https://app2.example"
+
+
+def test_http_loopback_base_url_with_the_flag() -> None:
+    config = build(issuer="http://127.0.0.1:3000/", base_url="http://localhost:5000", allow_insecure_http=True)
+    assert config.redirect_uri == "http://localhost:5000/auth/callback"
+    assert config.secure_cookies is False
+
+
+# -- secrets, scope, audience -----------------------------------------------------
+
+
+@pytest.mark.parametrize("length", [pytest.param(1, id="1"), pytest.param(31, id="31")])
+def test_short_session_secret_is_refused(length: int) -> None:
+    refused("session_secret", session_secret="x" * length)
+
+
+def test_session_secret_of_32_characters_is_enough() -> None:
+    assert build(session_secret="x" * 32).session_secret == "x" * 32
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        pytest.param("profile email", id="no-openid"),
+        pytest.param("openidprofile", id="glued"),
+        pytest.param("OPENID profile", id="upper-case"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_scope_must_include_openid(scope: str) -> None:
+    refused("scope", scope=scope)
+
+
+@pytest.mark.parametrize(
+    "scope", [pytest.param("openid", id="only"), pytest.param("profile openid offline_access", id="middle")]
+)
+def test_scope_with_openid_is_accepted(scope: str) -> None:
+    assert build(scope=scope).scope == scope
+
+
+def test_scope_with_control_characters_is_refused() -> None:
+    refused("scope", scope="openid\nprofile")
+
+
+def test_audience_with_control_characters_is_refused_by_name() -> None:
+    refused("audience", audience="https://api.example\r\nX: y")
+
+
+# -- routes -------------------------------------------------------------------------
+
+
+ROUTES = ["sso_path", "login_path", "callback_path", "logout_path", "failure_path"]
+
+
+@pytest.mark.parametrize("setting", [pytest.param(name, id=name) for name in ROUTES])
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("auth/x", id="relative"),
+        pytest.param("//evil.example/x", id="protocol-relative"),
+        pytest.param("/auth//x", id="double-slash"),
+        pytest.param("/auth/x y", id="space"),
+        pytest.param("/auth/x?y=1", id="query"),
+        pytest.param("/auth/x#y", id="fragment"),
+        pytest.param("https://app2.example/auth/x", id="absolute"),
+        pytest.param("/auth/\\x", id="backslash"),
+        pytest.param("/auth/caf\u00e9", id="non-ascii"),
+    ],
+)
+def test_route_paths_must_be_absolute_paths(setting: str, value: str) -> None:
+    refused(setting, **{setting: value})
+
+
+def test_routes_can_be_moved() -> None:
+    config = build(sso_path="/sso", login_path="/login", callback_path="/oidc/cb", logout_path="/bye",
+                   failure_path="/oops")
+    assert config.redirect_uri == BASE_URL + "/oidc/cb"
+
+
+@pytest.mark.parametrize(
+    ("changes", "setting"),
+    [
+        pytest.param({"login_path": "/auth/sso"}, "login_path", id="login=sso"),
+        pytest.param({"failure_path": "/auth/callback"}, "failure_path", id="failure=callback"),
+        pytest.param({"logout_path": "/auth/login"}, "logout_path", id="logout=login"),
+        pytest.param({"sso_path": "/x", "callback_path": "/x"}, "callback_path", id="both-moved"),
+    ],
+)
+def test_duplicate_route_paths_are_refused(changes: dict[str, str], setting: str) -> None:
+    error = refused(setting, **changes)
+    assert "same path" in error.message
+
+
+# -- connections, origins, protected paths, claims -----------------------------
+
+
+def test_connections() -> None:
+    config = build(default_connection="db", allowed_connections="db, google-oauth2")
+    assert config.allowed_connections == ("db", "google-oauth2")
+    refused("default_connection", default_connection="other", allowed_connections=["db"])
+    refused("default_connection", default_connection="has space")
+    refused("allowed_connections", allowed_connections=["ok", "caf\u00e9"])
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("https://app3.example", ("https://app3.example",), id="one"),
+        pytest.param("https://app3.example:8443", ("https://app3.example:8443",), id="port"),
+        pytest.param("http://localhost:3000", ("http://localhost:3000",), id="http-localhost"),
+        pytest.param(["https://a.example", "https://b.example"], ("https://a.example", "https://b.example"),
+                     id="list"),
+        pytest.param("https://a.example, https://b.example", ("https://a.example", "https://b.example"),
+                     id="comma-string"),
+        pytest.param("https://App3.Example", ("https://app3.example",), id="upper-case-normalized"),
+        pytest.param("https://app3.example/", ("https://app3.example",), id="trailing-slash-normalized"),
+        pytest.param("https://[::1]:8443", ("https://[::1]:8443",), id="ipv6"),
+    ],
+)
+def test_allowed_redirect_origins_accepted(value: Any, expected: tuple[str, ...]) -> None:
+    assert build(allowed_redirect_origins=value).allowed_redirect_origins == expected
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        pytest.param("app3.example", id="bare-host"),
+        pytest.param("https://app3.example/path", id="path"),
+        pytest.param("https://app3.example?x=1", id="query"),
+        pytest.param("https://app3.example#x", id="fragment"),
+        pytest.param("https://user@app3.example", id="userinfo"),
+        pytest.param("javascript:alert(1)", id="javascript"),
+        pytest.param("ftp://app3.example", id="ftp"),
+        pytest.param("*", id="star"),
+        pytest.param("//app3.example", id="protocol-relative"),
+        pytest.param("https://app3.example:99999", id="bad-port"),
+    ],
+)
+def test_allowed_redirect_origins_refused(origin: str) -> None:
+    refused("allowed_redirect_origins", allowed_redirect_origins=[origin])
+
+
+def test_protected_paths() -> None:
+    assert build(protected_paths="/admin /reports").protected_paths == ("/admin", "/reports")
+    refused("protected_paths", protected_paths=["admin"])
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        pytest.param("remote_user_claim", "", id="claim-empty"),
+        pytest.param("remote_user_claim", "user name", id="claim-space"),
+        pytest.param("cookie_name", "a b", id="cookie-space"),
+        pytest.param("cookie_name", "a;b", id="cookie-semicolon"),
+        pytest.param("cookie_domain", "evil com", id="cookie-domain-space"),
+        pytest.param("session_type", "memory", id="session-type"),
+    ],
+)
+def test_other_malformed_settings(setting: str, value: str) -> None:
+    refused(setting, **{setting: value})
+
+
+# -- algorithms, auth method, fallback, numbers -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "algorithms",
+    [
+        pytest.param(("none",), id="none"),
+        pytest.param(("RS256", "none"), id="none-among-others"),
+        pytest.param(("NONE",), id="NONE"),
+        pytest.param(("rs256",), id="lower-case"),
+        pytest.param(("HS512",), id="HS512"),
+        pytest.param(("RS1",), id="unknown"),
+        pytest.param((), id="empty"),
+        pytest.param("", id="empty-string"),
+    ],
+)
+def test_bad_id_token_algorithms_are_refused(algorithms: Any) -> None:
+    refused("id_token_algorithms", id_token_algorithms=algorithms)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(["RS256"], ("RS256",), id="list"),
+        pytest.param("RS256 ES256", ("RS256", "ES256"), id="string"),
+        pytest.param(("PS256", "EdDSA"), ("PS256", "EdDSA"), id="tuple"),
+    ],
+)
+def test_id_token_algorithms_accepted(value: Any, expected: tuple[str, ...]) -> None:
+    assert build(id_token_algorithms=value).id_token_algorithms == expected
+
+
+def test_hs256_needs_a_client_secret_of_at_least_256_bits() -> None:
+    # RFC 7518 section 3.2: the HMAC key (the client secret) must be as long as the hash.
+    refused("client_secret", id_token_algorithms=("RS256", "HS256"), client_secret="short-secret")
+    config = build(id_token_algorithms=("RS256", "HS256"), client_secret="c" * 32)
+    assert "HS256" in config.id_token_algorithms
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_token_endpoint_auth_methods(method: str) -> None:
+    assert build(token_endpoint_auth_method=method).token_endpoint_auth_method == method
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        pytest.param("client_secret_jwt", id="jwt"),
+        pytest.param("private_key_jwt", id="private-key"),
+        pytest.param("none", id="none"),
+        pytest.param("", id="empty"),
+        pytest.param("CLIENT_SECRET_BASIC", id="upper"),
+    ],
+)
+def test_bad_token_endpoint_auth_method(method: str) -> None:
+    refused("token_endpoint_auth_method", token_endpoint_auth_method=method)
+
+
+@pytest.mark.parametrize("value", ["interactive", "anonymous"])
+def test_silent_sso_fallback_values(value: str) -> None:
+    assert build(silent_sso_fallback=value).silent_sso_fallback == value
+
+
+@pytest.mark.parametrize("value", ["", "none", "Anonymous", "login"])
+def test_bad_silent_sso_fallback(value: str) -> None:
+    refused("silent_sso_fallback", silent_sso_fallback=value)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        pytest.param("http_timeout", 0, id="http_timeout-0"),
+        pytest.param("http_timeout", -1.0, id="http_timeout-negative"),
+        pytest.param("http_timeout", float("nan"), id="http_timeout-nan"),
+        pytest.param("http_timeout", float("inf"), id="http_timeout-inf"),
+        pytest.param("http_timeout", 121, id="http_timeout-too-long"),
+        pytest.param("clock_skew", -1, id="clock_skew-negative"),
+        pytest.param("clock_skew", 601, id="clock_skew-too-large"),
+        pytest.param("discovery_ttl", 0, id="discovery_ttl-0"),
+        pytest.param("transaction_ttl", 0, id="transaction_ttl-0"),
+        pytest.param("transaction_ttl", -5, id="transaction_ttl-negative"),
+        pytest.param("session_idle_timeout", 0, id="idle-0"),
+        pytest.param("session_absolute_timeout", -1, id="absolute-negative"),
+    ],
+)
+def test_timeouts_must_be_positive_and_sane(setting: str, value: float) -> None:
+    refused(setting, **{setting: value})
+
+
+def test_numbers_in_range_are_accepted() -> None:
+    config = build(http_timeout=0.5, clock_skew=0, discovery_ttl=1, transaction_ttl=30,
+                   session_idle_timeout=60, session_absolute_timeout=3600)
+    assert (config.http_timeout, config.clock_skew) == (0.5, 0)
+    assert build(http_timeout=3).http_timeout == 3
+
+
+# -- unknown settings ---------------------------------------------------------------
+
+
+def test_unknown_keyword_via_middleware_is_named(tmp_path: Any) -> None:
+    with pytest.raises(ConfigError) as caught:
+        SSOMiddleware(legacy_app, **VALID, session_data_dir=str(tmp_path), client_secrett="typo")
+    assert caught.value.setting == "client_secrett"
+
+
+def test_unknown_keyword_next_to_a_config_is_named(tmp_path: Any) -> None:
+    config = build(session_data_dir=str(tmp_path))
+    with pytest.raises(ConfigError) as caught:
+        SSOMiddleware(legacy_app, config, bogus="1")
+    assert caught.value.setting == "bogus"
+
+
+def test_middleware_keywords_override_a_config(tmp_path: Any) -> None:
+    config = build(session_data_dir=str(tmp_path))
+    middleware = SSOMiddleware(legacy_app, config, login_path="/signin")
+    assert middleware.config.login_path == "/signin"
+    assert config.login_path == "/auth/login"
+
+
+def test_invalid_keyword_via_middleware_fails_at_construction(tmp_path: Any) -> None:
+    with pytest.raises(ConfigError) as caught:
+        SSOMiddleware(legacy_app, **{**VALID, "scope": "profile"}, session_data_dir=str(tmp_path))
+    assert caught.value.setting == "scope"
+
+
+def test_unknown_setting_in_from_settings() -> None:
+    with pytest.raises(ConfigError) as caught:
+        SSOConfig.from_settings({**VALID, "use": "egg:sso_middleware#main"})
+    assert caught.value.setting == "use"
+
+
+def test_unknown_setting_in_from_env() -> None:
+    with pytest.raises(ConfigError) as caught:
+        SSOConfig.from_env(env(SSO_CLIENTID="x"))
+    assert caught.value.setting == "clientid"
+
+
+def test_unknown_setting_in_replace() -> None:
+    with pytest.raises(ConfigError) as caught:
+        build().replace(nope=1)
+    assert caught.value.setting == "nope"
+
+
+# -- from_settings (PasteDeploy strings) -------------------------------------------
+
+
+STRINGS = {key: str(value) for key, value in VALID.items()}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("true", True, id="true"),
+        pytest.param("True", True, id="True"),
+        pytest.param(" yes ", True, id="yes-padded"),
+        pytest.param("on", True, id="on"),
+        pytest.param("1", True, id="1"),
+        pytest.param("false", False, id="false"),
+        pytest.param("FALSE", False, id="FALSE"),
+        pytest.param("no", False, id="no"),
+        pytest.param("off", False, id="off"),
+        pytest.param("0", False, id="0"),
+    ],
+)
+def test_from_settings_booleans(text: str, expected: bool) -> None:
+    config = SSOConfig.from_settings({**STRINGS, "silent_sso": text, "provider_logout": text})
+    assert config.silent_sso is expected
+    assert config.provider_logout is expected
+
+
+@pytest.mark.parametrize(
+    ("setting", "text"),
+    [
+        pytest.param("silent_sso", "maybe", id="bool-maybe"),
+        pytest.param("silent_sso", "2", id="bool-2"),
+        pytest.param("allow_insecure_http", "enabled", id="bool-enabled"),
+        pytest.param("clock_skew", "1.5", id="int-float"),
+        pytest.param("clock_skew", "sixty", id="int-word"),
+        pytest.param("transaction_ttl", "", id="int-empty"),
+        pytest.param("http_timeout", "fast", id="float-word"),
+        pytest.param("http_timeout", "nan", id="float-nan"),
+        pytest.param("http_timeout", "0", id="float-zero"),
+        pytest.param("discovery_ttl", "-1", id="int-negative"),
+    ],
+)
+def test_from_settings_bad_values_name_the_setting(setting: str, text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        SSOConfig.from_settings({**STRINGS, setting: text})
+    assert caught.value.setting == setting
+
+
+def test_from_settings_numbers() -> None:
+    config = SSOConfig.from_settings({**STRINGS, "clock_skew": " 30 ", "http_timeout": "2.5", "discovery_ttl": "60"})
+    assert (config.clock_skew, config.http_timeout, config.discovery_ttl) == (30, 2.5, 60)
+    assert isinstance(config.clock_skew, int)
+    assert SSOConfig.from_settings({**STRINGS, "http_timeout": "3"}).http_timeout == 3.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("db", ("db",), id="one"),
+        pytest.param("db google", ("db", "google"), id="spaces"),
+        pytest.param("db,google", ("db", "google"), id="commas"),
+        pytest.param("db, google ,  github", ("db", "google", "github"), id="commas-and-spaces"),
+        pytest.param("\n    db\n    google\n", ("db", "google"), id="newlines"),
+        pytest.param("db\tgoogle", ("db", "google"), id="tab"),
+        pytest.param("", (), id="empty"),
+    ],
+)
+def test_from_settings_lists(text: str, expected: tuple[str, ...]) -> None:
+    assert SSOConfig.from_settings({**STRINGS, "allowed_connections": text}).allowed_connections == expected
+
+
+def test_from_settings_strips_strings_and_accepts_python_values() -> None:
+    config = SSOConfig.from_settings({**STRINGS, "client_id": "  app2-client \n", "clock_skew": 5,
+                                      "silent_sso": False, "protected_paths": ["/admin"]})
+    assert config.client_id == "app2-client"
+    assert (config.clock_skew, config.silent_sso, config.protected_paths) == (5, False, ("/admin",))
+
+
+def test_from_settings_invalid_value_is_named() -> None:
+    with pytest.raises(ConfigError) as caught:
+        SSOConfig.from_settings({**STRINGS, "id_token_algorithms": "RS256 none"})
+    assert caught.value.setting == "id_token_algorithms"
+
+
+# -- from_env -------------------------------------------------------------------------
+
+
+def env(**extra: str) -> dict[str, str]:
+    base = {"SSO_" + key.upper(): value for key, value in STRINGS.items()}
+    return {**base, "PATH": "/usr/bin", "HOME": "/root", "SSOX_IGNORED": "1", **extra}
+
+
+def test_from_env_reads_prefixed_variables() -> None:
+    config = SSOConfig.from_env(env(SSO_ALLOWED_CONNECTIONS="db,google", SSO_SILENT_SSO="off",
+                                    SSO_HTTP_TIMEOUT="2"))
+    assert config.issuer_url == ISSUER
+    assert config.client_id == CLIENT_ID
+    assert config.allowed_connections == ("db", "google")
+    assert config.silent_sso is False
+    assert config.http_timeout == 2.0
+
+
+def test_from_env_bad_value_is_named() -> None:
+    with pytest.raises(ConfigError) as caught:
+        SSOConfig.from_env(env(SSO_CLOCK_SKEW="soon"))
+    assert caught.value.setting == "clock_skew"
+
+
+def test_from_env_missing_required_is_named() -> None:
+    variables = env()
+    del variables["SSO_SESSION_SECRET"]
+    with pytest.raises(ConfigError) as caught:
+        SSOConfig.from_env(variables)
+    assert caught.value.setting == "session_secret"
+
+
+def test_from_env_with_another_prefix() -> None:
+    variables = {"APP2_" + key.upper(): value for key, value in STRINGS.items()}
+    assert SSOConfig.from_env(variables, prefix="APP2_").client_id == CLIENT_ID
+
+
+def test_from_env_defaults_to_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("SSO_"):
+            monkeypatch.delenv(key)
+    for key, value in env().items():
+        if key.startswith("SSO_"):
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("SSO_DEFAULT_CONNECTION", "db")
+    assert SSOConfig.from_env().default_connection == "db"
+
+
+# -- Python lists, replace() -----------------------------------------------------------
+
+
+def test_python_lists_become_tuples() -> None:
+    config = build(allowed_connections=["db", "google"], protected_paths=["/admin"],
+                   id_token_algorithms=["RS256", "ES256"])
+    assert config.allowed_connections == ("db", "google")
+    assert config.protected_paths == ("/admin",)
+    assert config.id_token_algorithms == ("RS256", "ES256")
+    assert hash(config.allowed_connections)  # immutable, hashable
+
+
+def test_replace_returns_a_validated_copy() -> None:
+    config = build()
+    changed = config.replace(login_path="/signin", allowed_connections=["db"])
+    assert changed.login_path == "/signin"
+    assert changed.allowed_connections == ("db",)
+    assert config.login_path == "/auth/login"
+    with pytest.raises(ConfigError) as caught:
+        config.replace(session_secret="short")
+    assert caught.value.setting == "session_secret"
+    with pytest.raises(ConfigError) as caught:
+        config.replace(login_path="/auth/callback")
+    assert caught.value.setting in ("login_path", "callback_path")
+    assert "login_path" in str(caught.value)
+
+
+# -- derived values -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base_url", "origin"),
+    [
+        pytest.param("https://app2.example", "https://app2.example", id="plain"),
+        pytest.param("https://APP2.example", "https://app2.example", id="upper-case"),
+        pytest.param("https://app2.example:443", "https://app2.example", id="default-port"),
+        pytest.param("https://app2.example:8443/prefix", "https://app2.example:8443", id="port-and-prefix"),
+    ],
+)
+def test_origin(base_url: str, origin: str) -> None:
+    assert build(base_url=base_url).origin == origin
+
+
+def test_redirect_uri_and_secure_cookies() -> None:
+    config = build()
+    assert config.redirect_uri == "https://app2.example/auth/callback"
+    assert config.secure_cookies is True
+
+
+@pytest.mark.parametrize(
+    ("changes", "auth0"),
+    [
+        pytest.param({"issuer": "", "domain": "tenant.eu.auth0.com"}, True, id="domain"),
+        pytest.param({"issuer": "https://tenant.eu.auth0.com/"}, True, id="auth0-issuer"),
+        pytest.param({"issuer": "https://op.example/"}, False, id="generic"),
+        pytest.param({"issuer": "https://auth0.com.evil.example/"}, False, id="lookalike"),
+    ],
+)
+def test_is_auth0(changes: dict[str, str], auth0: bool) -> None:
+    assert build(**changes).is_auth0 is auth0
+
+
+def test_data_dir_default_is_private_per_application() -> None:
+    one = build()
+    assert one.data_dir == build().data_dir  # stable across restarts and workers
+    assert os.path.dirname(one.data_dir) == os.path.join(tempfile.gettempdir(), f"sso_middleware-{os.getuid()}")
+    others = {
+        build(client_id="other-client").data_dir,
+        build(base_url="https://app3.example").data_dir,
+        build(issuer="https://op2.example/").data_dir,
+    }
+    assert one.data_dir not in others
+    assert len(others) == 3
+
+
+def test_explicit_session_data_dir_wins(tmp_path: Any) -> None:
+    assert build(session_data_dir=str(tmp_path)).data_dir == str(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        pytest.param("https://a.example/x?y#z", "https://a.example", id="path"),
+        pytest.param("HTTPS://A.EXAMPLE:443", "https://a.example", id="case-and-port"),
+        pytest.param("http://a.example:80/", "http://a.example", id="http-default-port"),
+        pytest.param("http://a.example:443/", "http://a.example:443", id="http-on-443"),
+        pytest.param("https://[::1]:8443/", "https://[::1]:8443", id="ipv6"),
+        pytest.param("ftp://a.example/", None, id="ftp"),
+        pytest.param("//a.example/", None, id="protocol-relative"),
+        pytest.param("https://a.example:x/", None, id="bad-port"),
+        pytest.param("/path", None, id="path-only"),
+    ],
+)
+def test_origin_of(url: str, origin: Any) -> None:
+    assert origin_of(url) == origin

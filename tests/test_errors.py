@@ -1,0 +1,89 @@
+"""Exceptions and the catalogue of failure codes."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sso_middleware.errors import ERRORS, AuthFailure, ConfigError, ProviderError, describe, provider_error_code
+
+
+def test_config_error_names_the_setting() -> None:
+    error = ConfigError("client_id", "required")
+    assert isinstance(error, ValueError)
+    assert (error.setting, error.message) == ("client_id", "required")
+    assert str(error) == "sso_middleware setting 'client_id': required"
+
+
+def test_auth_failure_carries_code_and_detail() -> None:
+    error = AuthFailure("invalid_state", "no transaction for this state")
+    assert (error.code, error.detail) == ("invalid_state", "no transaction for this state")
+    assert str(error) == "invalid_state: no transaction for this state"
+    assert str(AuthFailure("invalid_state")) == "invalid_state"
+
+
+def test_provider_error_is_an_auth_failure() -> None:
+    error = ProviderError("provider_timeout", "discovery")
+    assert isinstance(error, AuthFailure)
+    assert error.code == "provider_timeout"
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        pytest.param("access_denied", "provider_error:access_denied", id="plain"),
+        pytest.param("login_required", "provider_error:login_required", id="underscore"),
+        pytest.param("a.b-c", "provider_error:a.b-c", id="dot-dash"),
+        pytest.param("<script>alert(1)</script>", "provider_error:scriptalert1script", id="markup"),
+        pytest.param("bad\r\nSet-Cookie: x=y", "provider_error:badSet-Cookiexy", id="crlf"),
+        pytest.param("token=eyJ&x=1", "provider_error:tokeneyJx1", id="query-characters"),
+        pytest.param("caf\u00e9", "provider_error:caf", id="non-ascii"),
+        pytest.param("", "provider_error:unknown", id="empty"),
+        pytest.param("<>!", "provider_error:unknown", id="nothing-left"),
+        pytest.param("x" * 500, "provider_error:" + "x" * 64, id="truncated"),
+    ],
+)
+def test_provider_error_code_is_url_safe(error: str, code: str) -> None:
+    assert provider_error_code(error) == code
+    assert re.fullmatch(r"provider_error:[A-Za-z0-9_.\-]{1,64}", provider_error_code(error))
+
+
+@pytest.mark.parametrize("code", sorted(ERRORS))
+def test_every_known_code_has_a_status_and_message(code: str) -> None:
+    status, message = describe(code)
+    assert (status, message) == (ERRORS[code].status, ERRORS[code].message)
+    assert message and "{" not in message
+
+
+def test_statuses_are_4xx_except_provider_trouble() -> None:
+    for code, info in ERRORS.items():
+        if info.status >= 500:
+            assert info.status in (502, 503, 504), code
+            assert code in ("provider_bad_response", "provider_unreachable", "provider_timeout",
+                            "invalid_token_response"), code
+        else:
+            assert info.status in (400, 401), code
+    assert describe("provider_unreachable")[0] == 503
+    assert describe("provider_timeout")[0] == 504
+
+
+def test_provider_error_codes_are_described() -> None:
+    status, message = describe("provider_error:access_denied")
+    assert status == 401
+    assert "access_denied" in message
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pytest.param("provider_error:", id="provider-error-without-detail"),
+        pytest.param("something_else", id="unknown"),
+        pytest.param("<script>", id="markup"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_unknown_codes_get_a_generic_400(code: str) -> None:
+    status, message = describe(code)
+    assert status == 400
+    assert code not in message or not code

@@ -1,0 +1,403 @@
+"""validate_id_token with real signed tokens: every claim, signature and header rule."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any, Callable, Optional
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from jwt.algorithms import get_default_algorithms
+
+from sso_middleware.errors import AuthFailure
+from sso_middleware.id_token import validate_id_token
+from sso_middleware.jwks import KeySet
+
+from .tokens import (
+    CLIENT_ID,
+    ISSUER,
+    JWKSFetch,
+    b64url,
+    claims,
+    ec_jwk,
+    ec_key,
+    forge,
+    hmac_token,
+    public_jwk,
+    rsa_key,
+    sign,
+)
+
+HMAC_SECRET = "client-secret-of-at-least-32-bytes-long"
+LEEWAY = 60
+
+
+def validate(
+    token: str,
+    *,
+    keys: Optional[list[dict[str, Any]]] = None,
+    algorithms: tuple[str, ...] = ("RS256",),
+    nonce: Optional[str] = "nonce-1",
+    now: Optional[float] = None,
+    access_token: Optional[str] = None,
+    client_secret: str = HMAC_SECRET,
+) -> dict[str, Any]:
+    fetch = JWKSFetch(keys)
+    return validate_id_token(
+        token,
+        keys=KeySet(fetch, ttl=3600),
+        issuer=ISSUER,
+        client_id=CLIENT_ID,
+        client_secret=client_secret,
+        algorithms=algorithms,
+        nonce=nonce,
+        leeway=LEEWAY,
+        now=time.time() if now is None else now,
+        access_token=access_token,
+    )
+
+
+def refused(token: str, **kwargs: Any) -> AuthFailure:
+    with pytest.raises(AuthFailure) as caught:
+        validate(token, **kwargs)
+    assert caught.value.code == "invalid_id_token", caught.value
+    assert token not in str(caught.value) or not token  # the token itself is never in the message
+    return caught.value
+
+
+def at_hash(access_token: str) -> str:
+    return b64url(hashlib.sha256(access_token.encode()).digest()[:16])
+
+
+def public_pem() -> bytes:
+    return rsa_key().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+# -- the valid cases ---------------------------------------------------------------
+
+
+def test_valid_token_passes_and_returns_its_claims() -> None:
+    result = validate(sign(claims(email="alice@example.com")))
+    assert result["sub"] == "alice"
+    assert result["email"] == "alice@example.com"
+
+
+NOW = int(time.time())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "what"),
+    [
+        pytest.param({"aud": [CLIENT_ID]}, "aud list of one without azp", id="aud-list-of-one"),
+        pytest.param({"aud": [CLIENT_ID, "https://api.example"], "azp": CLIENT_ID}, "several aud with azp",
+                     id="aud-list-with-azp"),
+        pytest.param({"azp": CLIENT_ID}, "azp equal to client", id="azp-single-aud"),
+        pytest.param({"exp": NOW - LEEWAY + 10}, "expired within leeway", id="exp-within-leeway"),
+        pytest.param({"iat": NOW + LEEWAY - 10}, "iat ahead within leeway", id="iat-within-leeway"),
+        pytest.param({"nbf": NOW + LEEWAY - 10}, "nbf ahead within leeway", id="nbf-within-leeway"),
+        pytest.param({"iat": NOW - 3600, "exp": NOW + 60}, "old iat", id="old-iat"),
+        pytest.param({"exp": NOW + 300.5, "iat": NOW + 0.5}, "float times", id="float-times"),
+    ],
+)
+def test_valid_variants(overrides: dict[str, Any], what: str) -> None:
+    assert validate(sign(claims(now=NOW, **overrides)), now=NOW)["sub"] == "alice", what
+
+
+def test_no_nonce_expected_means_none_checked() -> None:
+    assert validate(sign(claims(nonce=None)), nonce=None)["sub"] == "alice"
+
+
+# -- claims ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"iss": "https://evil.example/"}, id="wrong-iss"),
+        pytest.param({"iss": ISSUER.rstrip("/")}, id="iss-without-trailing-slash"),
+        pytest.param({"iss": ISSUER.upper()}, id="iss-upper-case"),
+        pytest.param({"iss": None}, id="missing-iss"),
+        pytest.param({"iss": [ISSUER]}, id="iss-list"),
+        pytest.param({"aud": "someone-else"}, id="wrong-aud"),
+        pytest.param({"aud": None}, id="missing-aud"),
+        pytest.param({"aud": []}, id="empty-aud-list"),
+        pytest.param({"aud": ["someone-else"]}, id="aud-list-without-client"),
+        pytest.param({"aud": [CLIENT_ID, "https://api.example"]}, id="aud-list-without-azp"),
+        pytest.param({"aud": [CLIENT_ID, "https://api.example"], "azp": "someone-else"}, id="aud-list-azp-mismatch"),
+        pytest.param({"azp": "someone-else"}, id="azp-mismatch"),
+        pytest.param({"aud": CLIENT_ID.upper()}, id="aud-upper-case"),
+        pytest.param({"exp": NOW - 3600}, id="expired"),
+        pytest.param({"exp": NOW - LEEWAY - 5}, id="expired-just-beyond-leeway"),
+        pytest.param({"exp": None}, id="missing-exp"),
+        pytest.param({"exp": "9999999999"}, id="exp-string"),
+        pytest.param({"exp": True}, id="exp-bool"),
+        pytest.param({"iat": NOW + LEEWAY + 60}, id="iat-in-the-future"),
+        pytest.param({"iat": None}, id="missing-iat"),
+        pytest.param({"iat": "now"}, id="iat-string"),
+        pytest.param({"nbf": NOW + LEEWAY + 60}, id="nbf-in-the-future"),
+        pytest.param({"nbf": "later"}, id="nbf-string"),
+        pytest.param({"sub": None}, id="missing-sub"),
+        pytest.param({"sub": ""}, id="empty-sub"),
+        pytest.param({"sub": 123}, id="integer-sub"),
+        pytest.param({"sub": ["alice"]}, id="list-sub"),
+        pytest.param({"nonce": None}, id="missing-nonce"),
+        pytest.param({"nonce": "nonce-2"}, id="nonce-mismatch"),
+        pytest.param({"nonce": ""}, id="empty-nonce"),
+        pytest.param({"nonce": 1}, id="integer-nonce"),
+        pytest.param({"nonce": ["nonce-1"]}, id="list-nonce"),
+    ],
+)
+def test_claim_failures(overrides: dict[str, Any]) -> None:
+    refused(sign(claims(now=NOW, **overrides)), now=NOW)
+
+
+def test_time_checks_use_the_given_now_not_the_wall_clock() -> None:
+    issued = 1_000_000_000  # 2001: long expired by the wall clock
+    token = sign(claims(now=issued))
+    assert validate(token, now=issued + 10)["sub"] == "alice"
+    refused(token, now=issued + 300 + LEEWAY + 1)  # expired at the given time
+    refused(token, now=issued - LEEWAY - 1)  # issued in the future at the given time
+    fresh = sign(claims())
+    refused(fresh, now=time.time() + 3600)
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+def test_nan_times_are_refused(claim: str) -> None:
+    # Python's JSON parser accepts the non-standard NaN literal; NaN compares false with everything.
+    values = claims()
+    body = json.dumps({**values, claim: 0}).replace(f'"{claim}": 0', f'"{claim}": NaN')
+    head = b64url(json.dumps({"alg": "RS256", "kid": "key-1"}).encode())
+    signing_input = f"{head}.{b64url(body.encode())}"
+    signature = get_default_algorithms()["RS256"].sign(signing_input.encode(), rsa_key())
+    refused(f"{signing_input}.{b64url(signature)}")
+
+
+def test_expiry_boundary_with_leeway() -> None:
+    token = sign(claims(now=NOW, exp=NOW + 100))
+    assert validate(token, now=NOW + 100 + LEEWAY - 1)["sub"] == "alice"
+    refused(token, now=NOW + 100 + LEEWAY)
+
+
+# -- signatures and algorithms -------------------------------------------------
+
+
+def test_signature_by_another_key_is_refused() -> None:
+    refused(sign(claims(), key=rsa_key("attacker")))
+
+
+def test_tampered_payload_is_refused() -> None:
+    head, _, signature = sign(claims()).split(".")
+    forged_body = forge({}, claims(sub="mallory")).split(".")[1]
+    refused(f"{head}.{forged_body}.{signature}")
+
+
+def test_tampered_header_is_refused() -> None:
+    _, body, signature = sign(claims()).split(".")
+    forged_head = forge({"alg": "RS256", "kid": "key-1", "typ": "JWT"}, {}).split(".")[0]
+    refused(f"{forged_head}.{body}.{signature}")
+
+
+def test_signature_stripped_is_refused() -> None:
+    head, body, _ = sign(claims()).split(".")
+    refused(f"{head}.{body}.")
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        pytest.param({"alg": "none"}, id="none"),
+        pytest.param({"alg": "none", "kid": "key-1"}, id="none-with-kid"),
+        pytest.param({"alg": "None"}, id="None"),
+        pytest.param({"alg": "NONE"}, id="NONE"),
+        pytest.param({"typ": "JWT"}, id="no-alg"),
+        pytest.param({"alg": ""}, id="empty-alg"),
+        pytest.param({"alg": ["RS256"]}, id="alg-list"),
+    ],
+)
+def test_unsigned_tokens_are_refused(header: dict[str, Any]) -> None:
+    refused(forge(header, claims()))
+
+
+def test_alg_none_is_refused_even_if_a_caller_lists_it() -> None:
+    refused(forge({"alg": "none"}, claims()), algorithms=("RS256", "none"))
+
+
+def test_algorithm_outside_the_allow_list_is_refused() -> None:
+    token = sign(claims(), alg="RS512")
+    refused(token, algorithms=("RS256",), keys=[public_jwk(rsa_key(), "key-1", alg="RS512")])
+    # ...and accepted once allowed, so it is the allow-list that refused it.
+    assert validate(token, algorithms=("RS512",), keys=[public_jwk(rsa_key(), "key-1", alg="RS512")])
+
+
+def test_ps256_with_an_rsa_key() -> None:
+    token = sign(claims(), alg="PS256")
+    keys = [public_jwk(rsa_key(), "key-1", alg="PS256")]
+    assert validate(token, algorithms=("PS256",), keys=keys)["sub"] == "alice"
+    refused(token, algorithms=("RS256",), keys=keys)
+
+
+def test_hs256_signed_with_the_public_key_pem_when_hs256_is_not_allowed() -> None:
+    token = hmac_token({"alg": "HS256", "kid": "key-1"}, claims(), public_pem())
+    refused(token, algorithms=("RS256",))
+
+
+def test_hs256_signed_with_the_public_key_pem_when_hs256_is_allowed() -> None:
+    # Algorithm confusion: the verifier must use the client secret as HMAC key, never a JWK.
+    token = hmac_token({"alg": "HS256", "kid": "key-1"}, claims(), public_pem())
+    refused(token, algorithms=("RS256", "HS256"))
+    refused(hmac_token({"alg": "HS256"}, claims(), public_pem()), algorithms=("RS256", "HS256"))
+
+
+def test_hs256_signed_with_the_jwk_modulus_is_refused() -> None:
+    jwk = public_jwk(rsa_key(), "key-1")
+    token = hmac_token({"alg": "HS256", "kid": "key-1"}, claims(), jwk["n"].encode())
+    refused(token, algorithms=("RS256", "HS256"))
+
+
+def test_hs256_signed_with_the_client_secret_passes_when_allowed() -> None:
+    token = sign(claims(), key=HMAC_SECRET.encode(), alg="HS256", kid=None)
+    assert validate(token, algorithms=("RS256", "HS256"))["sub"] == "alice"
+    refused(token, algorithms=("RS256",))
+    refused(sign(claims(), key=b"another-secret-of-at-least-32-bytes!!", alg="HS256", kid=None),
+            algorithms=("RS256", "HS256"))
+
+
+# -- keys ----------------------------------------------------------------------------
+
+
+def test_unknown_kid_is_refused() -> None:
+    refused(sign(claims(), kid="key-unknown"))
+
+
+def test_missing_kid_with_one_key_is_accepted() -> None:
+    assert validate(sign(claims(), kid=None))["sub"] == "alice"
+
+
+def test_missing_kid_with_two_keys_is_refused() -> None:
+    keys = [public_jwk(rsa_key(), "key-1"), public_jwk(rsa_key("second"), "key-2")]
+    refused(sign(claims(), kid=None), keys=keys)
+    assert validate(sign(claims(), kid="key-1"), keys=keys)["sub"] == "alice"
+    assert validate(sign(claims(), key=rsa_key("second"), kid="key-2"), keys=keys)["sub"] == "alice"
+
+
+@pytest.mark.parametrize(
+    "kid",
+    [pytest.param(1, id="int"), pytest.param(["key-1"], id="list"), pytest.param({"k": 1}, id="object")],
+)
+def test_non_string_kid_is_refused(kid: Any) -> None:
+    refused(sign(claims(), kid=kid))
+
+
+def test_a_key_for_encryption_is_not_used_for_signatures() -> None:
+    refused(sign(claims()), keys=[public_jwk(rsa_key(), "key-1", use="enc")])
+
+
+def test_a_key_whose_alg_differs_is_not_used() -> None:
+    refused(sign(claims()), keys=[public_jwk(rsa_key(), "key-1", alg="RS512")])
+    refused(sign(claims()), keys=[public_jwk(rsa_key(), "key-1", alg="PS256")])
+
+
+def test_a_key_without_use_and_alg_is_usable() -> None:
+    jwk = public_jwk(rsa_key(), "key-1")
+    del jwk["use"], jwk["alg"]
+    assert validate(sign(claims()), keys=[jwk])["sub"] == "alice"
+
+
+def test_an_ec_key_is_refused_for_rs256() -> None:
+    keys = [ec_jwk(ec_key(), "key-1", alg=None)]
+    keys[0].pop("alg")
+    refused(sign(claims()), keys=keys)
+    refused(sign(claims()), keys=[ec_jwk(ec_key(), "key-1")], algorithms=("RS256", "ES256"))
+
+
+def test_es256_with_an_ec_key() -> None:
+    token = sign(claims(), key=ec_key(), alg="ES256", kid="ec-1")
+    keys = [public_jwk(rsa_key(), "key-1"), ec_jwk(ec_key(), "ec-1")]
+    assert validate(token, algorithms=("RS256", "ES256"), keys=keys)["sub"] == "alice"
+    refused(token, algorithms=("RS256",), keys=keys)
+    # An RSA key under the EC key's kid is not used for ES256.
+    refused(token, algorithms=("ES256",), keys=[public_jwk(rsa_key(), "ec-1", alg="ES256")])
+
+
+def test_rsa_token_claiming_es256_is_refused() -> None:
+    _, body, signature = sign(claims()).split(".")
+    forged_head = forge({"alg": "ES256", "kid": "key-1"}, {}).split(".")[0]
+    refused(f"{forged_head}.{body}.{signature}", algorithms=("RS256", "ES256"))
+
+
+@pytest.mark.parametrize(
+    "crit",
+    [pytest.param(["exp"], id="exp"), pytest.param(["b64"], id="b64"), pytest.param([], id="empty-list")],
+)
+def test_crit_header_is_refused(crit: list[str]) -> None:
+    refused(sign(claims(), crit=crit))
+
+
+# -- at_hash -------------------------------------------------------------------------
+
+
+def test_at_hash_correct() -> None:
+    assert validate(sign(claims(at_hash=at_hash("at-123"))), access_token="at-123")["sub"] == "alice"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(at_hash("another-token"), id="other-token"),
+        pytest.param(b64url(hashlib.sha256(b"at-123").digest()), id="full-hash"),
+        pytest.param("", id="empty"),
+        pytest.param(123, id="integer"),
+    ],
+)
+def test_at_hash_incorrect(value: Any) -> None:
+    refused(sign(claims(at_hash=value)), access_token="at-123")
+
+
+def test_at_hash_uses_the_algorithm_hash() -> None:
+    token_value = "at-512"
+    expected = b64url(hashlib.sha512(token_value.encode()).digest()[:32])
+    keys = [public_jwk(rsa_key(), "key-1", alg="RS512")]
+    token = sign(claims(at_hash=expected), alg="RS512")
+    assert validate(token, algorithms=("RS512",), keys=keys, access_token=token_value)["sub"] == "alice"
+    refused(sign(claims(at_hash=at_hash(token_value)), alg="RS512"), algorithms=("RS512",), keys=keys,
+            access_token=token_value)
+
+
+# -- malformed tokens ----------------------------------------------------------------
+
+
+def _payload_not_object() -> str:
+    return sign([1, 2])  # type: ignore[arg-type]
+
+
+def _payload_not_json() -> str:
+    head, _, _ = sign({}).split(".")
+    body = b64url(b"not json")
+    signature = get_default_algorithms()["RS256"].sign(f"{head}.{body}".encode(), rsa_key())
+    return f"{head}.{body}.{b64url(signature)}"
+
+
+MALFORMED: list[Any] = [
+    pytest.param(lambda: "", id="empty"),
+    pytest.param(lambda: "a.b", id="two-segments"),
+    pytest.param(lambda: "a.b.c", id="three-garbage-segments"),
+    pytest.param(lambda: "garbage", id="garbage"),
+    pytest.param(lambda: "....", id="dots"),
+    pytest.param(lambda: "a.b.c.d.e", id="five-segments-jwe-shape"),
+    pytest.param(lambda: "\u00e9\u00e9.\u00e9.\u00e9", id="non-ascii"),
+    pytest.param(lambda: b64url(b"[1]") + ".e30.", id="header-not-object"),
+    pytest.param(lambda: b64url(b"{not json") + ".e30.", id="header-not-json"),
+    pytest.param(lambda: sign(claims()) + "x", id="signature-with-extra-char"),
+    pytest.param(lambda: " " + sign(claims()), id="leading-space"),
+    pytest.param(_payload_not_object, id="payload-not-object"),
+    pytest.param(_payload_not_json, id="payload-not-json"),
+]
+
+
+@pytest.mark.parametrize("make", MALFORMED)
+def test_malformed_tokens_are_refused(make: Callable[[], str]) -> None:
+    refused(make())

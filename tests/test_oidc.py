@@ -1,0 +1,695 @@
+"""OIDCClient against the fake provider: discovery, authorization URL, code exchange, userinfo, logout."""
+
+from __future__ import annotations
+
+import base64
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qs, unquote_plus, urlsplit
+
+import pytest
+import requests
+
+from sso_middleware import oidc
+from sso_middleware.config import SSOConfig
+from sso_middleware.errors import AuthFailure, ProviderError
+from sso_middleware.oidc import LoginRequest, OIDCClient
+
+from .fakes import (
+    BASE_URL,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    ISSUER,
+    FakeProvider,
+    FakeProviderAdapter,
+    make_response,
+    public_jwk,
+    rsa_key,
+    s256,
+)
+
+SETTINGS: dict[str, Any] = {
+    "issuer": ISSUER,
+    "client_id": CLIENT_ID,
+    "client_secret": CLIENT_SECRET,
+    "base_url": BASE_URL,
+    "session_secret": "s" * 40,
+}
+DISCOVERY = "/.well-known/openid-configuration"
+
+
+def make_client(provider: FakeProvider, **overrides: Any) -> OIDCClient:
+    config = SSOConfig(**{**SETTINGS, **overrides})
+    client = OIDCClient(config)
+    client.http.session.mount(provider.issuer.rstrip("/") + "/", FakeProviderAdapter(provider))
+    return client
+
+
+@pytest.fixture
+def client(provider: FakeProvider) -> OIDCClient:
+    return make_client(provider)
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 10_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def monotonic(monkeypatch: pytest.MonkeyPatch) -> FakeMonotonic:
+    """Replace the monotonic clock the client's discovery cache uses (only in that module)."""
+    fake = FakeMonotonic()
+    monkeypatch.setattr(oidc, "time", SimpleNamespace(monotonic=fake.monotonic, time=__import__("time").time))
+    return fake
+
+
+def query_of(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query, keep_blank_values=True)
+
+
+def single(url: str) -> dict[str, str]:
+    query = query_of(url)
+    assert all(len(values) == 1 for values in query.values()), query
+    return {key: values[0] for key, values in query.items()}
+
+
+def start_login(client: OIDCClient, provider: FakeProvider, user: str = "alice") -> tuple[LoginRequest, str]:
+    """Run the browser's part: authorization request, approval; returns the login and the code."""
+    login = client.new_login_request()
+    callback = provider.authorize(client.authorization_url(login, prompt=None, connection=None), user=user)
+    return login, single(callback)["code"]
+
+
+def sign_in(client: OIDCClient, provider: FakeProvider) -> Any:
+    login, code = start_login(client, provider)
+    return client.sign_in(code, login.nonce, login.code_verifier)
+
+
+def form(request: requests.PreparedRequest) -> dict[str, str]:
+    body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
+    parsed = parse_qs(body, keep_blank_values=True)
+    assert all(len(values) == 1 for values in parsed.values()), parsed
+    return {key: values[0] for key, values in parsed.items()}
+
+
+def failure(call: Any, *args: Any) -> AuthFailure:
+    with pytest.raises(AuthFailure) as caught:
+        call(*args)
+    for secret in (CLIENT_SECRET, "s" * 40):
+        assert secret not in str(caught.value)
+    return caught.value
+
+
+# -- discovery ----------------------------------------------------------------------
+
+
+def test_discovery_is_fetched_once_and_cached(client: OIDCClient, provider: FakeProvider) -> None:
+    assert provider.calls == []  # lazy
+    for _ in range(20):
+        client.metadata()
+        client.authorization_url(client.new_login_request(), prompt=None, connection=None)
+    assert len(provider.requests_to(DISCOVERY)) == 1
+    assert provider.requests_to(DISCOVERY)[0].url == "https://op.example/.well-known/openid-configuration"
+    metadata = client.metadata()
+    assert metadata.issuer == ISSUER
+    assert metadata.token_endpoint == "https://op.example/oauth/token"
+    assert metadata.iss_parameter_supported is True
+
+
+def test_discovery_is_refetched_after_its_ttl(provider: FakeProvider, monotonic: FakeMonotonic) -> None:
+    client = make_client(provider, discovery_ttl=100)
+    client.metadata()
+    monotonic.now += 99
+    client.metadata()
+    assert len(provider.requests_to(DISCOVERY)) == 1
+    monotonic.now += 1
+    client.metadata()
+    assert len(provider.requests_to(DISCOVERY)) == 2
+
+
+def test_failed_discovery_refresh_keeps_the_cached_metadata(provider: FakeProvider,
+                                                             monotonic: FakeMonotonic) -> None:
+    client = make_client(provider, discovery_ttl=100)
+    first = client.metadata()
+    provider.fail[DISCOVERY] = 503
+    monotonic.now += 101
+    assert client.metadata() == first
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        pytest.param("https://evil.example/", id="other-host"),
+        pytest.param("https://op.example", id="missing-trailing-slash"),
+        pytest.param("https://op.example//", id="extra-trailing-slash"),
+        pytest.param("https://OP.example/", id="case"),
+        pytest.param("http://op.example/", id="http"),
+        pytest.param(None, id="missing"),
+        pytest.param(["https://op.example/"], id="list"),
+    ],
+)
+def test_discovery_issuer_must_match_exactly(provider: FakeProvider, client: OIDCClient, issuer: Any) -> None:
+    provider.discovery_overrides["issuer"] = issuer
+    with pytest.raises(ProviderError) as caught:
+        client.metadata()
+    assert caught.value.code == "provider_bad_response"
+
+
+def test_configured_issuer_without_slash_needs_discovery_without_slash(provider: FakeProvider) -> None:
+    client = make_client(provider, issuer="https://op.example")
+    with pytest.raises(ProviderError) as caught:
+        client.metadata()  # the fake announces "https://op.example/"
+    assert caught.value.code == "provider_bad_response"
+
+
+ENDPOINTS = ["authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint", "end_session_endpoint"]
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, id=name) for name in ENDPOINTS])
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("http://op.example/x", id="http"),
+        pytest.param("http://127.0.0.1:3000/x", id="http-loopback"),
+        pytest.param("/relative", id="relative"),
+        pytest.param("javascript:alert(1)", id="javascript"),
+        pytest.param("https://user:pw@op.example/x", id="credentials"),
+        pytest.param(42, id="number"),
+    ],
+)
+def test_bad_endpoints_in_discovery_are_refused(provider: FakeProvider, name: str, url: Any) -> None:
+    provider.discovery_overrides[name] = url
+    with pytest.raises(ProviderError) as caught:
+        make_client(provider).metadata()
+    assert caught.value.code == "provider_bad_response"
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, id=name) for name in ENDPOINTS])
+def test_http_endpoint_refused_for_an_https_issuer_even_with_allow_insecure_http(
+    provider: FakeProvider, name: str
+) -> None:
+    provider.discovery_overrides[name] = "http://127.0.0.1:3000/x"
+    client = make_client(provider, allow_insecure_http=True)
+    with pytest.raises(ProviderError) as caught:
+        client.metadata()
+    assert caught.value.code == "provider_bad_response"
+
+
+def test_http_loopback_issuer_with_allow_insecure_http() -> None:
+    provider = FakeProvider(issuer="http://127.0.0.1:3000/")
+    client = make_client(provider, issuer="http://127.0.0.1:3000/", base_url="http://127.0.0.1:5000",
+                         allow_insecure_http=True)
+    assert client.metadata().token_endpoint == "http://127.0.0.1:3000/oauth/token"
+    url = client.authorization_url(client.new_login_request(), prompt="none", connection=None)
+    assert url.startswith("http://127.0.0.1:3000/authorize?")
+    result = sign_in(client, provider)
+    assert result.claims["sub"] == "alice"
+
+
+@pytest.mark.parametrize("name", ["authorization_endpoint", "token_endpoint", "jwks_uri"])
+def test_required_endpoints_missing(provider: FakeProvider, client: OIDCClient, name: str) -> None:
+    provider.discovery_overrides[name] = None
+    with pytest.raises(ProviderError) as caught:
+        client.metadata()
+    assert caught.value.code == "provider_bad_response"
+
+
+def test_optional_endpoints_may_be_missing(provider: FakeProvider, client: OIDCClient) -> None:
+    provider.discovery_overrides.update(userinfo_endpoint=None, end_session_endpoint=None,
+                                        authorization_response_iss_parameter_supported=None)
+    metadata = client.metadata()
+    assert metadata.userinfo_endpoint is None
+    assert metadata.end_session_endpoint is None
+    assert metadata.iss_parameter_supported is False
+
+
+@pytest.mark.parametrize(
+    ("fault", "code"),
+    [
+        pytest.param(404, "provider_unreachable", id="404"),
+        pytest.param(500, "provider_unreachable", id="500"),
+        pytest.param(requests.ConnectionError("refused"), "provider_unreachable", id="connection-error"),
+        pytest.param(requests.Timeout("slow"), "provider_timeout", id="timeout"),
+        pytest.param(lambda request: make_response(request, 200, b"<html>"), "provider_bad_response",
+                     id="not-json"),
+        pytest.param(lambda request: make_response(request, 200, b"[1, 2]"), "provider_bad_response",
+                     id="json-list"),
+    ],
+)
+def test_discovery_failures(provider: FakeProvider, client: OIDCClient, fault: Any, code: str) -> None:
+    provider.fail[DISCOVERY] = fault
+    with pytest.raises(ProviderError) as caught:
+        client.metadata()
+    assert caught.value.code == code
+
+
+def test_discovery_failure_is_remembered_then_retried(provider: FakeProvider, client: OIDCClient,
+                                                      monotonic: FakeMonotonic) -> None:
+    provider.fail[DISCOVERY] = 503
+    for _ in range(10):
+        with pytest.raises(ProviderError):
+            client.metadata()
+    assert len(provider.requests_to(DISCOVERY)) == 1
+    monotonic.now += oidc.DISCOVERY_RETRY_SECONDS - 0.1
+    with pytest.raises(ProviderError):
+        client.metadata()
+    assert len(provider.requests_to(DISCOVERY)) == 1
+    del provider.fail[DISCOVERY]
+    monotonic.now += 0.1
+    assert client.metadata().issuer == ISSUER
+    assert len(provider.requests_to(DISCOVERY)) == 2
+
+
+def test_discovery_failure_is_remembered_in_real_time(provider: FakeProvider, client: OIDCClient,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setattr(oidc, "DISCOVERY_RETRY_SECONDS", 0.05)
+    provider.fail[DISCOVERY] = requests.ConnectionError("down")
+    with pytest.raises(ProviderError):
+        client.metadata()
+    with pytest.raises(ProviderError):
+        client.metadata()
+    assert len(provider.requests_to(DISCOVERY)) == 1
+    del provider.fail[DISCOVERY]
+    time.sleep(0.06)
+    client.metadata()
+    assert len(provider.requests_to(DISCOVERY)) == 2
+
+
+# -- authorization URL --------------------------------------------------------------
+
+
+def test_new_login_request_is_fresh_and_pkce_s256() -> None:
+    logins = [OIDCClient.new_login_request() for _ in range(20)]
+    assert len({login.state for login in logins}) == 20
+    assert len({login.nonce for login in logins}) == 20
+    assert len({login.code_verifier for login in logins}) == 20
+    for login in logins:
+        assert 43 <= len(login.code_verifier) <= 128
+        assert login.code_challenge == s256(login.code_verifier)
+        assert len(login.state) >= 32 and len(login.nonce) >= 32
+
+
+def test_authorization_url_carries_the_protocol_parameters(client: OIDCClient) -> None:
+    login = client.new_login_request()
+    url = client.authorization_url(login, prompt=None, connection=None)
+    assert url.startswith("https://op.example/authorize?")
+    params = single(url)
+    assert params == {
+        "response_type": "code",
+        "client_id": CLIENT_ID,
+        "redirect_uri": "https://app2.example/auth/callback",
+        "scope": "openid profile email",
+        "state": login.state,
+        "nonce": login.nonce,
+        "code_challenge": login.code_challenge,
+        "code_challenge_method": "S256",
+    }
+    assert login.code_verifier not in url
+
+
+def test_authorization_url_optional_parameters_only_when_set(provider: FakeProvider) -> None:
+    client = make_client(provider, audience="https://api.example/", scope="openid email")
+    login = client.new_login_request()
+    params = single(client.authorization_url(login, prompt="none", connection="Username-Password-Authentication"))
+    assert params["prompt"] == "none"
+    assert params["connection"] == "Username-Password-Authentication"
+    assert params["audience"] == "https://api.example/"
+    assert params["scope"] == "openid email"
+    params = single(client.authorization_url(login, prompt="", connection=""))
+    assert not {"prompt", "connection"} & set(params)
+
+
+def test_authorization_url_encodes_values(client: OIDCClient) -> None:
+    login = client.new_login_request()
+    url = client.authorization_url(login, prompt=None, connection="a&prompt=login#x")
+    params = single(url)
+    assert params["connection"] == "a&prompt=login#x"
+    assert "prompt" not in params
+    assert "#" not in url
+
+
+def test_authorization_endpoint_with_a_query(provider: FakeProvider) -> None:
+    provider.discovery_overrides["authorization_endpoint"] = "https://op.example/authorize?tenant=t1"
+    client = make_client(provider)
+    params = single(client.authorization_url(client.new_login_request(), prompt=None, connection=None))
+    assert params["tenant"] == "t1"
+    assert params["response_type"] == "code"
+
+
+# -- code exchange -----------------------------------------------------------------
+
+
+def test_sign_in_with_client_secret_basic(client: OIDCClient, provider: FakeProvider) -> None:
+    login, code = start_login(client, provider)
+    result = client.sign_in(code, login.nonce, login.code_verifier)
+    assert result.claims["sub"] == "alice"
+    assert result.userinfo["email"] == "alice@example.com"
+    assert result.access_token.startswith("at-")
+    [request] = provider.requests_to("/oauth/token")
+    assert request.method == "POST"
+    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    user, _, password = base64.b64decode(request.headers["Authorization"][len("Basic "):]).decode().partition(":")
+    assert (user, password) == (CLIENT_ID, CLIENT_SECRET)
+    body = form(request)
+    assert body == {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": "https://app2.example/auth/callback",
+        "code_verifier": login.code_verifier,
+    }
+    assert CLIENT_SECRET not in str(request.body)
+
+
+def test_sign_in_with_client_secret_post(provider: FakeProvider) -> None:
+    client = make_client(provider, token_endpoint_auth_method="client_secret_post")
+    login, code = start_login(client, provider)
+    assert client.sign_in(code, login.nonce, login.code_verifier).claims["sub"] == "alice"
+    [request] = provider.requests_to("/oauth/token")
+    assert "Authorization" not in request.headers
+    body = form(request)
+    assert body["client_id"] == CLIENT_ID
+    assert body["client_secret"] == CLIENT_SECRET
+    assert body["code_verifier"] == login.code_verifier
+    assert body["grant_type"] == "authorization_code"
+
+
+@pytest.mark.parametrize(
+    ("client_id", "client_secret"),
+    [
+        pytest.param("app:2", "se:cr:et", id="colons"),
+        pytest.param("app 2", "s e+c%r&e=t/?", id="space-plus-percent-amp"),
+        pytest.param("app\u00e9", "s\u00e9cr\u00e8t-\u2603", id="non-ascii"),
+    ],
+)
+def test_basic_auth_form_encodes_id_and_secret(provider: FakeProvider, client_id: str, client_secret: str) -> None:
+    # RFC 6749 section 2.3.1: both are application/x-www-form-urlencoded before Basic encoding.
+    client = make_client(provider, client_id=client_id, client_secret=client_secret)
+    provider.client_id = client_id
+    login, code = start_login(client, provider)
+    with pytest.raises(AuthFailure):  # the fake provider does not decode them; only the request matters
+        client.sign_in(code, login.nonce, login.code_verifier)
+    [request] = provider.requests_to("/oauth/token")
+    decoded = base64.b64decode(request.headers["Authorization"][len("Basic "):]).decode("ascii")
+    assert decoded.count(":") == 1
+    user, _, password = decoded.partition(":")
+    assert (unquote_plus(user), unquote_plus(password)) == (client_id, client_secret)
+
+
+def test_wrong_code_is_a_provider_error(client: OIDCClient, provider: FakeProvider) -> None:
+    login, _ = start_login(client, provider)
+    error = failure(client.sign_in, "not-the-code", login.nonce, login.code_verifier)
+    assert error.code == "provider_error:invalid_grant"
+    assert not provider.requests_to("/userinfo")
+
+
+def test_wrong_code_verifier_is_refused_by_the_provider(client: OIDCClient, provider: FakeProvider) -> None:
+    login, code = start_login(client, provider)
+    error = failure(client.sign_in, code, login.nonce, OIDCClient.new_login_request().code_verifier)
+    assert error.code == "provider_error:invalid_grant"
+
+
+def test_code_is_single_use_at_the_provider(client: OIDCClient, provider: FakeProvider) -> None:
+    login, code = start_login(client, provider)
+    client.sign_in(code, login.nonce, login.code_verifier)
+    assert failure(client.sign_in, code, login.nonce, login.code_verifier).code == "provider_error:invalid_grant"
+
+
+def test_wrong_client_secret(provider: FakeProvider) -> None:
+    client = make_client(provider, client_secret="not-the-secret")
+    login, code = start_login(client, provider)
+    assert failure(client.sign_in, code, login.nonce, login.code_verifier).code == "provider_error:invalid_client"
+
+
+def token_fault(status: int, body: bytes) -> Any:
+    return lambda request: make_response(request, status, body)
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "kind"),
+    [
+        pytest.param(500, "provider_unreachable", ProviderError, id="500-json"),
+        pytest.param(503, "provider_unreachable", ProviderError, id="503-json"),
+        pytest.param(token_fault(502, b"<html>Bad gateway</html>"), "provider_unreachable", ProviderError,
+                     id="502-html"),
+        pytest.param(token_fault(200, b"access_token=x&token_type=bearer"), "provider_bad_response",
+                     ProviderError, id="200-form-encoded"),
+        pytest.param(token_fault(200, b"[]"), "invalid_token_response", AuthFailure, id="200-json-list"),
+        pytest.param(token_fault(400, b'{"error": "invalid_request"}'), "provider_error:invalid_request",
+                     AuthFailure, id="400-error"),
+        pytest.param(token_fault(400, b'{"error": "<script>alert(1)</script>"}'), "provider_error:scriptalert1script",
+                     AuthFailure, id="400-hostile-error"),
+        pytest.param(token_fault(403, b"{}"), "provider_error:http_403", AuthFailure, id="403-no-error"),
+        pytest.param(token_fault(200, b'{"error": "access_denied"}'), "provider_error:access_denied", AuthFailure,
+                     id="200-with-error"),
+        pytest.param(token_fault(302, b"{}"), "provider_error:http_302", AuthFailure, id="redirect"),
+        pytest.param(requests.ConnectionError("reset"), "provider_unreachable", ProviderError, id="connection"),
+        pytest.param(requests.ReadTimeout("slow"), "provider_timeout", ProviderError, id="timeout"),
+    ],
+)
+def test_token_endpoint_failures(client: OIDCClient, provider: FakeProvider, fault: Any, code: str,
+                                 kind: type) -> None:
+    login, token_code = start_login(client, provider)
+    provider.fail["/oauth/token"] = fault
+    error = failure(client.sign_in, token_code, login.nonce, login.code_verifier)
+    assert (type(error), error.code) == (kind, code)
+    assert not provider.requests_to("/userinfo")
+
+
+def scripted_token_response(provider: FakeProvider, login: LoginRequest, **changes: Any) -> None:
+    response: dict[str, Any] = {
+        "access_token": "at-scripted",
+        "token_type": "Bearer",
+        "expires_in": 3600,
+        "id_token": provider.make_id_token(nonce=login.nonce),
+    }
+    response.update(changes)
+    provider.token_response = {key: value for key, value in response.items() if value is not None}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"token_type": "mac"}, id="token-type-mac"),
+        pytest.param({"token_type": None}, id="token-type-missing"),
+        pytest.param({"token_type": "DPoP"}, id="token-type-dpop"),
+        pytest.param({"id_token": None}, id="id-token-missing"),
+        pytest.param({"id_token": 42}, id="id-token-number"),
+        pytest.param({"access_token": None}, id="access-token-missing"),
+        pytest.param({"access_token": ["x"]}, id="access-token-list"),
+    ],
+)
+def test_invalid_token_responses(client: OIDCClient, provider: FakeProvider, changes: dict[str, Any]) -> None:
+    login, code = start_login(client, provider)
+    scripted_token_response(provider, login, **changes)
+    assert failure(client.sign_in, code, login.nonce, login.code_verifier).code == "invalid_token_response"
+    assert not provider.requests_to("/userinfo")
+
+
+def test_bearer_token_type_is_case_insensitive(client: OIDCClient, provider: FakeProvider) -> None:
+    login, code = start_login(client, provider)
+    scripted_token_response(provider, login, token_type="bearer")
+    provider.userinfo = {"sub": "alice"}
+    provider._access_tokens["at-scripted"] = "alice"
+    assert client.sign_in(code, login.nonce, login.code_verifier).access_token == "at-scripted"
+
+
+# -- ID token and userinfo -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"aud": "someone-else"}, id="aud"),
+        pytest.param({"iss": "https://evil.example/"}, id="iss"),
+        pytest.param({"nonce": "replayed"}, id="nonce"),
+        pytest.param({"exp": 1}, id="expired"),
+        pytest.param({"sub": ""}, id="empty-sub"),
+        pytest.param({"at_hash": "AAAAAAAAAAAAAAAAAAAAAA"}, id="at_hash"),
+    ],
+)
+def test_bad_id_token_stops_before_userinfo(client: OIDCClient, provider: FakeProvider,
+                                            overrides: dict[str, Any]) -> None:
+    provider.id_token_overrides = overrides
+    login, code = start_login(client, provider)
+    assert failure(client.sign_in, code, login.nonce, login.code_verifier).code == "invalid_id_token"
+    assert len(provider.requests_to("/oauth/token")) == 1
+    assert provider.requests_to("/userinfo") == []
+
+
+def test_id_token_signed_by_another_key_stops_before_userinfo(client: OIDCClient, provider: FakeProvider) -> None:
+    provider.id_token_key = rsa_key("attacker")
+    login, code = start_login(client, provider)
+    assert failure(client.sign_in, code, login.nonce, login.code_verifier).code == "invalid_id_token"
+    assert provider.requests_to("/userinfo") == []
+
+
+def test_nonce_of_another_login_is_refused(client: OIDCClient, provider: FakeProvider) -> None:
+    login, code = start_login(client, provider)
+    other = client.new_login_request()
+    assert failure(client.sign_in, code, other.nonce, login.code_verifier).code == "invalid_id_token"
+
+
+def test_jwks_is_fetched_from_discovery_and_cached(client: OIDCClient, provider: FakeProvider) -> None:
+    sign_in(client, provider)
+    sign_in(client, provider)
+    assert len(provider.requests_to("/.well-known/jwks.json")) == 1
+    assert len(provider.requests_to(DISCOVERY)) == 1
+
+
+def test_key_rotation_is_picked_up(client: OIDCClient, provider: FakeProvider) -> None:
+    sign_in(client, provider)
+    provider.kid = "key-2"
+    provider.id_token_key = rsa_key("rotated")
+    provider.jwks_keys = [public_jwk(rsa_key("rotated"), "key-2")]
+    assert sign_in(client, provider).claims["sub"] == "alice"
+    assert len(provider.requests_to("/.well-known/jwks.json")) == 2
+
+
+def test_userinfo_uses_the_bearer_access_token(client: OIDCClient, provider: FakeProvider) -> None:
+    result = sign_in(client, provider)
+    [request] = provider.requests_to("/userinfo")
+    assert request.method == "GET"
+    assert request.headers["Authorization"] == f"Bearer {result.access_token}"
+    assert result.access_token not in str(request.url)
+
+
+@pytest.mark.parametrize(
+    "userinfo",
+    [
+        pytest.param({"sub": "bob", "email": "bob@example.com"}, id="other-sub"),
+        pytest.param({"email": "alice@example.com"}, id="missing-sub"),
+        pytest.param({"sub": "ALICE"}, id="case"),
+        pytest.param({"sub": ["alice"]}, id="list"),
+    ],
+)
+def test_userinfo_sub_mismatch(client: OIDCClient, provider: FakeProvider, userinfo: dict[str, Any]) -> None:
+    provider.userinfo = userinfo
+    login, code = start_login(client, provider)
+    assert failure(client.sign_in, code, login.nonce, login.code_verifier).code == "userinfo_mismatch"
+
+
+@pytest.mark.parametrize(
+    ("fault", "code", "kind"),
+    [
+        pytest.param(500, "provider_unreachable", ProviderError, id="500"),
+        pytest.param(401, "provider_bad_response", AuthFailure, id="401"),
+        pytest.param(token_fault(200, b"[1]"), "provider_bad_response", AuthFailure, id="json-list"),
+        pytest.param(token_fault(200, b"eyJhbGciOi.x.y"), "provider_bad_response", ProviderError, id="jwt"),
+        pytest.param(requests.ConnectionError("reset"), "provider_unreachable", ProviderError, id="connection"),
+    ],
+)
+def test_userinfo_failures(client: OIDCClient, provider: FakeProvider, fault: Any, code: str, kind: type) -> None:
+    provider.fail["/userinfo"] = fault
+    login, token_code = start_login(client, provider)
+    error = failure(client.sign_in, token_code, login.nonce, login.code_verifier)
+    assert (type(error), error.code) == (kind, code)
+
+
+def test_no_userinfo_endpoint_means_no_userinfo_call(provider: FakeProvider) -> None:
+    provider.discovery_overrides["userinfo_endpoint"] = None
+    client = make_client(provider)
+    result = sign_in(client, provider)
+    assert result.userinfo == {}
+    assert result.claims["sub"] == "alice"
+    assert provider.requests_to("/userinfo") == []
+
+
+# -- RFC 9207 ------------------------------------------------------------------------
+
+
+def test_response_issuer_matching_is_accepted(client: OIDCClient) -> None:
+    client.check_response_issuer(ISSUER)
+
+
+@pytest.mark.parametrize(
+    "iss",
+    [
+        pytest.param("https://evil.example/", id="other"),
+        pytest.param("https://op.example", id="no-trailing-slash"),
+        pytest.param("", id="empty"),
+        pytest.param(ISSUER + " ", id="trailing-space"),
+    ],
+)
+def test_wrong_response_issuer_is_refused(client: OIDCClient, iss: str) -> None:
+    assert failure(client.check_response_issuer, iss).code == "issuer_mismatch"
+
+
+def test_missing_response_issuer_refused_when_advertised(client: OIDCClient) -> None:
+    assert failure(client.check_response_issuer, None).code == "issuer_mismatch"
+
+
+def test_missing_response_issuer_accepted_when_not_advertised(provider: FakeProvider) -> None:
+    provider.discovery_overrides["authorization_response_iss_parameter_supported"] = None
+    make_client(provider).check_response_issuer(None)
+    provider.discovery_overrides["authorization_response_iss_parameter_supported"] = "true"  # not a JSON true
+    make_client(provider).check_response_issuer(None)
+
+
+def test_wrong_response_issuer_refused_even_when_not_advertised(provider: FakeProvider) -> None:
+    provider.discovery_overrides["authorization_response_iss_parameter_supported"] = False
+    assert failure(make_client(provider).check_response_issuer, "https://evil.example/").code == "issuer_mismatch"
+
+
+# -- logout ----------------------------------------------------------------------------
+
+
+def test_end_session_url_with_an_end_session_endpoint(client: OIDCClient) -> None:
+    url = client.end_session_url("the.id.token", "https://app2.example/bye")
+    assert url is not None
+    assert url.startswith("https://op.example/oidc/logout?")
+    assert single(url) == {
+        "id_token_hint": "the.id.token",
+        "post_logout_redirect_uri": "https://app2.example/bye",
+        "client_id": CLIENT_ID,
+    }
+
+
+def test_end_session_url_without_id_token_hint(client: OIDCClient) -> None:
+    url = client.end_session_url(None, "https://app2.example/")
+    assert url is not None
+    assert "id_token_hint" not in single(url)
+
+
+def test_end_session_endpoint_with_a_query(provider: FakeProvider) -> None:
+    provider.discovery_overrides["end_session_endpoint"] = "https://op.example/logout?tenant=t1"
+    url = make_client(provider).end_session_url("tok", "https://app2.example/")
+    assert url is not None
+    assert single(url)["tenant"] == "t1"
+    assert single(url)["client_id"] == CLIENT_ID
+
+
+def auth0_client() -> tuple[OIDCClient, FakeProvider]:
+    provider = FakeProvider(issuer="https://tenant.eu.auth0.com/", end_session=False)
+    return make_client(provider, issuer="", domain="tenant.eu.auth0.com"), provider
+
+
+def test_auth0_legacy_logout_without_end_session_endpoint() -> None:
+    client, _ = auth0_client()
+    url = client.end_session_url("the.id.token", "https://app2.example/bye?x=1")
+    assert url is not None
+    assert url.startswith("https://tenant.eu.auth0.com/v2/logout?")
+    assert single(url) == {"client_id": CLIENT_ID, "returnTo": "https://app2.example/bye?x=1"}
+
+
+def test_auth0_with_an_end_session_endpoint_uses_it() -> None:
+    client, provider = auth0_client()
+    provider.end_session = True
+    url = client.end_session_url("the.id.token", "https://app2.example/")
+    assert url is not None
+    assert url.startswith("https://tenant.eu.auth0.com/oidc/logout?")
+
+
+def test_generic_provider_without_end_session_endpoint(provider: FakeProvider) -> None:
+    provider.end_session = False
+    assert make_client(provider).end_session_url("the.id.token", "https://app2.example/") is None
+
+
+def test_end_session_url_when_the_provider_is_unreachable(provider: FakeProvider) -> None:
+    provider.fail[DISCOVERY] = requests.ConnectionError("down")
+    assert make_client(provider).end_session_url("the.id.token", "https://app2.example/") is None
+
