@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -74,12 +75,7 @@ class SessionStore:
         self.cookie_name = config.cookie_name
         self.stamp_interval = min(60.0, config.session_idle_timeout / 10)
         data_dir = config.data_dir
-        try:
-            os.makedirs(data_dir, mode=0o700, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError("session_data_dir", f"cannot create {data_dir!r}: {exc.strerror}") from None
-        if not os.access(data_dir, os.W_OK):
-            raise ConfigError("session_data_dir", f"{data_dir!r} is not writable")
+        _prepare_data_dir(data_dir, private=not config.session_data_dir)
         self.beaker_options: dict[str, Any] = {
             "type": config.session_type,
             "data_dir": data_dir,
@@ -125,6 +121,31 @@ class SessionStore:
 
     def beaker_session(self, cookie_header: str) -> Session:
         return Session({"cookie": cookie_header}, **self.beaker_options)
+
+
+def _prepare_data_dir(data_dir: str, private: bool) -> None:
+    """Create the file store's folder; the default one (in the shared temp dir) must be ours alone.
+
+    Sessions hold ID tokens, so another local user must not be able to read them
+    or to pre-create the (predictable) default folder for us to write into.
+    """
+    try:
+        if private:
+            os.makedirs(os.path.dirname(data_dir), mode=0o700, exist_ok=True)
+        os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("session_data_dir", f"cannot create {data_dir!r}: {exc.strerror}") from None
+    if private:
+        for folder in (os.path.dirname(data_dir), data_dir):
+            info = os.lstat(folder)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+                raise ConfigError(
+                    "session_data_dir",
+                    f"the default session folder {folder!r} is not a private (0700) folder of this user; "
+                    "remove it or set session_data_dir",
+                )
+    if not os.access(data_dir, os.W_OK):
+        raise ConfigError("session_data_dir", f"{data_dir!r} is not writable")
 
 
 def sweep_file_store(data_dir: str, records_before: float, locks_before: float) -> int:

@@ -357,3 +357,26 @@ def test_new_sessions_trigger_at_most_one_sweep_per_interval(tmp_path, monkeypat
     assert data_dir == str(tmp_path)
     assert records_before < 1000.0 - 86400 < 1000.0
     assert locks_before < records_before
+
+
+def test_default_data_dir_is_private_and_refused_when_not(tmp_path, monkeypatch) -> None:
+    import os
+    import stat
+
+    import pytest
+
+    from sso_middleware.config import SSOConfig
+    from sso_middleware.errors import ConfigError
+    from sso_middleware.session import SessionStore
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    config = SSOConfig(issuer="https://op.example/", client_id="c", client_secret="s",
+                       base_url="https://app.example", session_secret="x" * 32)
+    SessionStore(config)
+    for folder in (os.path.dirname(config.data_dir), config.data_dir):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    # Someone (another user, or a careless chmod) opened the folder: refuse to store sessions there.
+    os.chmod(config.data_dir, 0o777)
+    with pytest.raises(ConfigError) as refused:
+        SessionStore(config)
+    assert refused.value.setting == "session_data_dir"
