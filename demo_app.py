@@ -25,7 +25,6 @@ Any other ``SSO_*`` variable is a middleware setting shared by both apps.
 
 from __future__ import annotations
 
-import contextlib
 import html
 import os
 import secrets
@@ -263,9 +262,10 @@ def main() -> None:
         flush=True,
     )
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with contextlib.suppress(KeyboardInterrupt):
-        stop.wait()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # Ctrl-C, or a service manager's stop
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(1.0):  # a timeout keeps the main thread responsive to signals
+        pass
     print("stopping...", flush=True)
     demo.stop()
 

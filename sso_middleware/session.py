@@ -138,6 +138,9 @@ def _prepare_data_dir(data_dir: str, private: bool) -> None:
     if private:
         for folder in (os.path.dirname(data_dir), data_dir):
             info = os.lstat(folder)
+            if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077:
+                os.chmod(folder, 0o700)  # ours, merely too open (an older version, a umask): close it
+                info = os.lstat(folder)
             if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
                 raise ConfigError(
                     "session_data_dir",

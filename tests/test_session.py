@@ -375,8 +375,13 @@ def test_default_data_dir_is_private_and_refused_when_not(tmp_path, monkeypatch)
     SessionStore(config)
     for folder in (os.path.dirname(config.data_dir), config.data_dir):
         assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
-    # Someone (another user, or a careless chmod) opened the folder: refuse to store sessions there.
+    # Ours but too open (an older version, a umask): closed again.
     os.chmod(config.data_dir, 0o777)
+    SessionStore(config)
+    assert stat.S_IMODE(os.stat(config.data_dir).st_mode) == 0o700
+    # Not a folder of ours (here: a symlink planted in its place): refused.
+    os.rename(config.data_dir, str(tmp_path / "elsewhere"))
+    os.symlink(str(tmp_path / "elsewhere"), config.data_dir)
     with pytest.raises(ConfigError) as refused:
         SessionStore(config)
     assert refused.value.setting == "session_data_dir"
