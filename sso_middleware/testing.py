@@ -13,7 +13,7 @@ sso_middleware relies on — as a ``node`` child process on a loopback address:
 
 Requirements: Node.js >= 20 and npm on ``PATH``. The npm dependencies are installed once
 (``npm ci`` from the committed ``package-lock.json``) into a cache directory —
-``$SSO_DEVPROVIDER_HOME`` or ``~/.cache/sso_middleware`` (``$XDG_CACHE_HOME`` honoured) —
+``$DEVPROVIDER_HOME`` or ``~/.cache/sso_middleware`` (``$XDG_CACHE_HOME`` honoured) —
 so the installed Python package may be read-only.
 
 The provider knows two users (``alice``/``alice-password``, ``bob``/``bob-password``) and,
@@ -203,7 +203,7 @@ def devprovider_source_dir() -> Path:
 
 
 def _cache_base() -> Path:
-    configured = os.environ.get("SSO_DEVPROVIDER_HOME")
+    configured = os.environ.get("DEVPROVIDER_HOME")
     if configured:
         return Path(configured).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
@@ -266,7 +266,7 @@ def ensure_devprovider_installed(home: Path | None = None, *, npm: str | None = 
     """Return a directory holding ``server.mjs`` with its npm dependencies installed.
 
     The directory is ``<home>/devprovider-<hash>`` where the hash covers ``package.json``
-    and ``package-lock.json``; ``home`` defaults to ``$SSO_DEVPROVIDER_HOME`` or
+    and ``package-lock.json``; ``home`` defaults to ``$DEVPROVIDER_HOME`` or
     ``~/.cache/sso_middleware``. ``npm ci`` runs only when that directory does not exist
     yet, in a temporary directory renamed into place when it succeeded; a file lock
     keeps concurrent test processes from installing twice. ``server.mjs`` is refreshed

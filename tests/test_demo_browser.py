@@ -4,7 +4,7 @@ Signs in at App 1 through the provider's login form, follows the link to App
 2's ``/auth/sso`` and checks the dashboard shows the user with no login form on
 the way (every navigation request is recorded), signs out on App 2 and checks
 the dashboard asks for a login again.  A screenshot of each step is saved under
-``test-artifacts/browser/`` (or ``$SSO_TEST_ARTIFACTS``).
+``test-artifacts/browser/`` (or ``$TEST_ARTIFACTS_DIR``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Page, Request, sync_playwright
 import demo_app
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("SSO_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS_DIR", Path(__file__).resolve().parent.parent / "test-artifacts"))
 CHROMIUM_FLAGS = [
     "--headless=new",
     "--disable-gpu",
