@@ -96,7 +96,11 @@ class SSOConfig:
     session_data_dir: str = _setting(
         "", "Directory of the `file` store (default: a private per-application folder in the temp dir)."
     )
-    cookie_name: str = _setting("sso_session", "Name of the session cookie.")
+    cookie_name: str = _setting(
+        "",
+        "Name of the session cookie (default: `__Host-sso_session` when base_url is https and no cookie_domain "
+        "is set, so a sibling subdomain cannot plant it; else `sso_session`).",
+    )
     cookie_domain: str = _setting("", "Domain attribute of the session cookie (default: host-only).")
     allow_insecure_http: bool = _setting(False, "Allow an `http://` issuer and base_url, on loopback hosts only.")
     serve_failure_page: bool = _setting(
@@ -137,6 +141,13 @@ class SSOConfig:
     @property
     def secure_cookies(self) -> bool:
         return self.base_url.startswith("https://")
+
+    @property
+    def session_cookie_name(self) -> str:
+        """``cookie_name``, or the default: ``__Host-`` prefixed whenever the browser can enforce it."""
+        if self.cookie_name:
+            return self.cookie_name
+        return "__Host-sso_session" if self.secure_cookies and not self.cookie_domain else "sso_session"
 
     @property
     def is_auth0(self) -> bool:
@@ -228,6 +239,8 @@ def check_endpoint_url(name: str, url: str, allow_insecure_http: bool) -> None:
             raise ConfigError(name, f"{url!r}: http:// is allowed only on a loopback host")
     if parts.username or parts.password:
         raise ConfigError(name, "must not contain credentials")
+    if parts.fragment or "#" in url or not all("\x21" <= char <= "\x7e" for char in url):
+        raise ConfigError(name, f"{url!r} must not contain a fragment, spaces or control characters")
 
 
 def _field_types() -> dict[str, Any]:
@@ -340,8 +353,12 @@ def _validate(config: SSOConfig) -> None:
     _positive(config, "session_absolute_timeout")
     if config.session_type not in SESSION_TYPES:
         raise ConfigError("session_type", f"must be one of {', '.join(SESSION_TYPES)}")
-    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", config.cookie_name):
+    if config.cookie_name and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", config.cookie_name):
         raise ConfigError("cookie_name", "must be a short token of letters, digits, '_', '.', '-'")
+    if config.cookie_name.startswith(("__Host-", "__Secure-")) and not config.secure_cookies:
+        raise ConfigError("cookie_name", "a __Host-/__Secure- cookie needs an https base_url")
+    if config.cookie_name.startswith("__Host-") and config.cookie_domain:
+        raise ConfigError("cookie_name", "a __Host- cookie cannot have a cookie_domain")
     if config.cookie_domain and not re.fullmatch(r"\.?[A-Za-z0-9.-]+", config.cookie_domain):
         raise ConfigError("cookie_domain", "must be a host name")
 

@@ -58,6 +58,7 @@ _PROVIDER_ERROR_PREFIX = "provider_error:"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 ERRORS: dict[str, ErrorInfo] = {
+    "invalid_request": ErrorInfo(400, "The link is malformed. Please start again from the application."),
     "missing_target_url": ErrorInfo(400, "The link is incomplete: it does not say where to go after signing in."),
     "invalid_target_url": ErrorInfo(400, "The link asks to go to an address this site does not send people to."),
     "missing_connection": ErrorInfo(400, "The link is incomplete: it does not say which sign-in connection to use."),
@@ -81,6 +82,15 @@ ERRORS: dict[str, ErrorInfo] = {
 _UNKNOWN = ErrorInfo(400, "Signing in did not succeed. Please try again.")
 _PROVIDER_REFUSED = ErrorInfo(401, "The sign-in provider did not sign you in ({detail}).")
 
+#: ``error`` values of RFC 6749, OpenID Connect Core and RFC 9126 that the failure page names.
+OAUTH_ERRORS = frozenset({
+    "access_denied", "invalid_request", "unauthorized_client", "unsupported_response_type", "invalid_scope",
+    "server_error", "temporarily_unavailable", "login_required", "consent_required", "interaction_required",
+    "account_selection_required", "invalid_request_uri", "invalid_request_object", "request_not_supported",
+    "request_uri_not_supported", "registration_not_supported", "invalid_grant", "invalid_client",
+    "unsupported_grant_type", "invalid_target", "mfa_required", "unauthorized",
+})
+
 
 def provider_error_code(error: str) -> str:
     """The failure code for an ``error`` value the provider sent, made safe for a URL."""
@@ -88,12 +98,19 @@ def provider_error_code(error: str) -> str:
     return _PROVIDER_ERROR_PREFIX + cleaned
 
 
-def describe(code: str) -> tuple[int, str]:
-    """Status and human message for a failure code (unknown codes get a generic 400)."""
+def describe(code: str) -> tuple[int, str, str]:
+    """Status, human message and the code to show for a failure code.
+
+    The code arrives in a URL anyone can craft, so only codes of the catalogue and
+    provider errors from the OAuth/OpenID vocabulary are shown; anything else is a
+    generic 400 shown as ``unknown_error``, and no free text reaches the page.
+    """
     info = ERRORS.get(code)
     if info is not None:
-        return info.status, info.message
-    if code.startswith(_PROVIDER_ERROR_PREFIX) and len(code) > len(_PROVIDER_ERROR_PREFIX):
-        detail = code[len(_PROVIDER_ERROR_PREFIX):]
-        return _PROVIDER_REFUSED.status, _PROVIDER_REFUSED.message.format(detail=detail)
-    return _UNKNOWN.status, _UNKNOWN.message
+        return info.status, info.message, code
+    detail = code[len(_PROVIDER_ERROR_PREFIX):] if code.startswith(_PROVIDER_ERROR_PREFIX) else ""
+    if detail in OAUTH_ERRORS:
+        return _PROVIDER_REFUSED.status, _PROVIDER_REFUSED.message.format(detail=detail.replace("_", " ")), code
+    if detail:
+        return _PROVIDER_REFUSED.status, _PROVIDER_REFUSED.message.format(detail="other reason"), "provider_error"
+    return _UNKNOWN.status, _UNKNOWN.message, "unknown_error"

@@ -86,19 +86,18 @@ class Handlers:
         return self._start_sign_in(request, session, target, connection, prompt=None)
 
     def callback(self, request: Request, session: SSOSession) -> Response:
-        params = request.params
-        state = params.get("state")
+        state = _param(request, "state")
         transaction = session.pop_transaction(state, self.clock()) if state else None
         if transaction is None:
             raise AuthFailure("invalid_state", "unknown, expired or already used state")
-        self.client.check_response_issuer(params.get("iss"))
+        self.client.check_response_issuer(_param(request, "iss"))
 
-        error = params.get("error")
+        error = _param(request, "error")
         if error is not None:
             if transaction.prompt == "none" and error in SILENT_FAILURES:
                 return self._after_silent_failure(request, session, transaction, error)
             raise AuthFailure(provider_error_code(error), "the provider refused the sign-in")
-        code = params.get("code")
+        code = _param(request, "code")
         if not code:
             raise AuthFailure("missing_code", "authorization response has neither code nor error")
 
@@ -112,8 +111,9 @@ class Handlers:
         return self._redirect(request, transaction.target_url)
 
     def logout(self, request: Request, session: SSOSession) -> Response:
-        # Sign out first: a refused target_url must not leave the user signed in.
-        user = session.current_user(self.clock())
+        # Sign out first: a refused target_url must not leave the user signed in.  An expired
+        # session still names the user whose provider session should end.
+        user = session.stored_user()
         session.sign_out()
         target = self._target(request, required=False)
         if user is not None and self.config.provider_logout:
@@ -123,7 +123,7 @@ class Handlers:
         return self._redirect(request, target)
 
     def failure(self, request: Request, session: SSOSession) -> Response:
-        return failure_page(request.GET.get("error", ""), request.script_name + "/")
+        return failure_page(_param(request, "error") or "", self.config.base_url + "/")
 
     # -- helpers -----------------------------------------------------------
 
@@ -156,7 +156,7 @@ class Handlers:
         return self._start_sign_in(request, session, transaction.target_url, transaction.connection, prompt=None)
 
     def _target(self, request: Request, required: bool) -> str:
-        value = request.GET.get("target_url")
+        value = _param(request, "target_url")
         if not value:
             if required:
                 raise AuthFailure("missing_target_url")
@@ -167,7 +167,7 @@ class Handlers:
         return target
 
     def _connection(self, request: Request, required: bool) -> Optional[str]:
-        connection = request.GET.get("connection") or self.config.default_connection or None
+        connection = _param(request, "connection") or self.config.default_connection or None
         if connection is None:
             if required:
                 raise AuthFailure("missing_connection")
@@ -179,8 +179,26 @@ class Handlers:
         return connection
 
     def _redirect(self, request: Request, target: str) -> Response:
-        location = request.script_name + target if target.startswith("/") else target
-        return no_store(HTTPSeeOther(location=location))
+        return redirect(absolute_target(target, self.config.base_url))
 
-    def failure_location(self, request: Request, code: str) -> str:
-        return f"{request.script_name}{self.config.failure_path}?{urlencode({'error': code})}"
+    def failure_location(self, code: str) -> str:
+        return f"{self.config.base_url}{self.config.failure_path}?{urlencode({'error': code})}"
+
+
+def redirect(location: str) -> Response:
+    """A 303 that is never cached.  ``location`` is absolute: never built from the request's Host."""
+    return no_store(HTTPSeeOther(location=location))
+
+
+def _param(request: Request, name: str) -> Optional[str]:
+    """One text parameter, from the query string or else a form body; anything unreadable is bad input."""
+    try:
+        value = request.GET.get(name)
+        if value is None and request.method == "POST":
+            value = request.POST.get(name)
+    except (UnicodeDecodeError, LookupError, ValueError, TypeError, Warning):
+        # Warning: WebOb raises DeprecationWarning for a form body in another charset than UTF-8.
+        raise AuthFailure("invalid_request", "unreadable request parameters") from None
+    if value is not None and not isinstance(value, str):
+        raise AuthFailure("invalid_request", f"parameter {name!r} is not text")
+    return value

@@ -70,6 +70,8 @@ def validate_id_token(
     except jwt.PyJWTError as exc:
         raise AuthFailure("invalid_id_token", f"{type(exc).__name__}: {exc}") from None
 
+    if claims.get("iss") != issuer:  # exact match, whatever the PyJWT version does
+        raise AuthFailure("invalid_id_token", "iss is not the issuer")
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise AuthFailure("invalid_id_token", "sub is missing or empty")

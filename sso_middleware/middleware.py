@@ -23,23 +23,27 @@ outermost among the authentication-related middlewares.
 from __future__ import annotations
 
 import logging
+import posixpath
+import re
 import time
 from collections.abc import Iterable
 from typing import Any, Callable, Optional
 from urllib.parse import quote, urlencode
 
-from webob import Request, Response
+from webob import Request
 from webob.request import PATH_SAFE
 
 from .config import SSOConfig
 from .environ import CONNECTION_KEY, USERINFO_KEY
 from .errors import AuthFailure, ConfigError, ProviderError
-from .handlers import Handler, Handlers
+from .handlers import Handler, Handlers, redirect
 from .oidc import OIDCClient
-from .pages import login_required, no_store, server_error
+from .pages import login_required, server_error
 from .session import SessionStore
 
 log = logging.getLogger("sso_middleware")
+
+_SLASHES = re.compile(r"/{2,}")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -81,20 +85,13 @@ class SSOMiddleware:
         except AuthFailure as failure:
             level = logging.WARNING if isinstance(failure, ProviderError) else logging.INFO
             log.log(level, "sso: %s failed: %s", request.path_info, failure)
-            response = self._to_failure_page(request, failure.code)
-        except UnicodeDecodeError:
-            # Query or form parameters that are not UTF-8: bad input, answered 4xx like any other.
-            log.info("sso: %s failed: parameters are not valid UTF-8", request.path_info)
-            response = self._to_failure_page(request, "invalid_request")
+            response = redirect(self.handlers.failure_location(failure.code))
         except Exception:
             log.exception("sso: unexpected error on %s", request.path_info)
             response = server_error()
         response.headerlist.extend(session.commit())
         result: Iterable[bytes] = response(environ, start_response)
         return result
-
-    def _to_failure_page(self, request: Request, code: str) -> Response:
-        return no_store(Response(status=303, location=self.handlers.failure_location(request, code)))
 
     # -- everything else ---------------------------------------------------
 
@@ -123,17 +120,19 @@ class SSOMiddleware:
         return self.app(environ, start_with_cookie)
 
     def _is_protected(self, path: str) -> bool:
+        if not self.protected:
+            return False
+        # Match the path the application will most likely route: "//admin" and "/./admin" are "/admin".
+        path = posixpath.normpath(_SLASHES.sub("/", path)) if path else "/"
         return any(path == prefix or path.startswith(prefix + "/") for prefix in self.protected)
 
     def _require_login(
         self, environ: dict[str, Any], headers: list[tuple[str, str]], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         request = Request(environ)
-        login_url = f"{request.script_name}{self.config.login_path}?{urlencode({'target_url': _app_path_qs(environ)})}"
-        if _is_page_load(request):
-            response: Response = no_store(Response(status=303, location=login_url))
-        else:
-            response = login_required(login_url, self.config.origin)
+        query = urlencode({"target_url": _app_path_qs(environ)})
+        login_url = f"{self.config.base_url}{self.config.login_path}?{query}"
+        response = redirect(login_url) if _is_page_load(request) else login_required(login_url, self.config.origin)
         response.headerlist.extend(headers)
         result: Iterable[bytes] = response(environ, start_response)
         return result

@@ -270,7 +270,7 @@ class OIDCClient:
                               f"token endpoint refused the code (HTTP {status})")
         try:
             return dict(client.parse_request_body_response(json.dumps(document), scope=None))
-        except (OAuth2Error, ValueError) as exc:
+        except (OAuth2Error, ValueError, TypeError, AttributeError) as exc:  # malformed members
             raise AuthFailure("invalid_token_response", f"token response: {type(exc).__name__}") from None
 
     def _userinfo(self, access_token: str, sub: str) -> dict[str, Any]:

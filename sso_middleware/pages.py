@@ -42,12 +42,12 @@ def no_store(response: Response) -> Response:
 
 def failure_page(code: str, home: str) -> Response:
     """The failure page for an error code: status and message by code, all text escaped."""
-    status, message = describe(code)
+    status, message, shown_code = describe(code)
     title = "Sign-in service unavailable" if status >= 500 else "Signing in did not work"
     body = _PAGE.format(
         title=html.escape(title),
         message=html.escape(message),
-        code=html.escape(code[:200]),
+        code=html.escape(shown_code),
         home=html.escape(home, quote=True),
     )
     response = Response(body=body.encode(), status=status, content_type="text/html", charset="utf-8")

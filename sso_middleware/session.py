@@ -72,7 +72,7 @@ class SessionStore:
 
     def __init__(self, config: SSOConfig) -> None:
         self.config = config
-        self.cookie_name = config.cookie_name
+        self.cookie_name = config.session_cookie_name
         self.stamp_interval = min(60.0, config.session_idle_timeout / 10)
         data_dir = config.data_dir
         _prepare_data_dir(data_dir, private=not config.session_data_dir)
@@ -80,7 +80,7 @@ class SessionStore:
             "type": config.session_type,
             "data_dir": data_dir,
             "lock_dir": os.path.join(data_dir, "locks"),
-            "key": config.cookie_name,
+            "key": self.cookie_name,
             "secret": config.session_secret,
             "httponly": True,
             "secure": config.secure_cookies,
@@ -109,7 +109,7 @@ class SessionStore:
         idle = max(config.session_idle_timeout, config.transaction_ttl) + self.stamp_interval + 60
         thread = threading.Thread(
             target=sweep_file_store,
-            args=(config.data_dir, now - idle, now - config.session_absolute_timeout - idle),
+            args=(config.data_dir, now - idle),
             name="sso-session-sweep",
             daemon=True,
         )
@@ -138,8 +138,10 @@ def _prepare_data_dir(data_dir: str, private: bool) -> None:
     if private:
         for folder in (os.path.dirname(data_dir), data_dir):
             info = os.lstat(folder)
-            if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077:
-                os.chmod(folder, 0o700)  # ours, merely too open (an older version, a umask): close it
+            if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022:
+                # Ours, readable by others but never writable by them (so nothing can have been
+                # planted inside): an older version or a umask left it open; close it.
+                os.chmod(folder, 0o700)
                 info = os.lstat(folder)
             if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
                 raise ConfigError(
@@ -151,22 +153,25 @@ def _prepare_data_dir(data_dir: str, private: bool) -> None:
         raise ConfigError("session_data_dir", f"{data_dir!r} is not writable")
 
 
-def sweep_file_store(data_dir: str, records_before: float, locks_before: float) -> int:
-    """Delete session records not written since ``records_before``, and lock files older than ``locks_before``.
+def sweep_file_store(data_dir: str, before: float) -> int:
+    """Delete session records and lock files not written since ``before``.
 
     A live session is written at least every ``stamp_interval`` while in use, so
-    an old record is an idle one.  Lock files are only removed once no session
-    that could use them can still be alive (past the absolute timeout).
-    Returns how many files were removed; errors (a file already gone) are ignored.
+    an old record is an idle one; Beaker recreates a lock file when it needs it.
+    Symbolic links are never followed.  Returns how many files were removed;
+    errors (a file already gone) are ignored.
     """
     removed = 0
-    for folder, cutoff in ((os.path.join(data_dir, "container_file"), records_before),
-                           (os.path.join(data_dir, "locks"), locks_before)):
+    for folder in (os.path.join(data_dir, "container_file"), os.path.join(data_dir, "locks")):
+        if os.path.islink(folder):
+            log.warning("sso: %s is a symbolic link; not sweeping it", folder)
+            continue
         for root, _dirs, files in os.walk(folder):
             for name in files:
                 path = os.path.join(root, name)
                 try:
-                    if os.stat(path).st_mtime < cutoff:
+                    info = os.lstat(path)
+                    if stat.S_ISREG(info.st_mode) and info.st_mtime < before:
                         os.remove(path)
                         removed += 1
                 except OSError:
@@ -200,43 +205,59 @@ class SSOSession:
         self._cookie_header = cookie_header
         self._beaker: Optional[Session] = None
         self._dirty = False
-        self._send_cookie = False
-        self._deleted_cookie = ""
+        self._cookie_out: Optional[str] = None  # the Set-Cookie value to send, if any
 
     # -- reading -----------------------------------------------------------
 
-    @property
-    def _data(self) -> Session:
-        if self._beaker is None:
+    def _loaded(self) -> Optional[Session]:
+        """The session the cookie names (read once), or None when there is none stored."""
+        if self._beaker is None and self._cookie_header:
             beaker = self._store.beaker_session(self._cookie_header)
-            if beaker.is_new and self._cookie_header:
-                # The cookie names no stored session (expired, deleted, or another app's):
-                # never adopt a client-supplied id; start over with a fresh one.
-                beaker = self._store.beaker_session("")
-            self._beaker = beaker
+            self._cookie_header = ""
+            if beaker.is_new:
+                # The cookie names no stored session (expired, deleted, swept): never adopt a
+                # client-supplied id, and clear the cookie so the lookup is not repeated.
+                beaker.delete()
+                self._cookie_out = str(beaker.request["cookie_out"])
+            else:
+                self._beaker = beaker
         return self._beaker
 
-    def current_user(self, now: float) -> Optional[SignedInUser]:
-        """The signed-in user, or None; an expired session is signed out here."""
-        if not self._cookie_header and self._beaker is None:
-            return None
-        record = self._data.get("user")
+    @property
+    def _data(self) -> Session:
+        """The session to write to: the stored one, or a new one with a fresh id."""
+        beaker = self._loaded()
+        if beaker is None:
+            beaker = self._beaker = self._store.beaker_session("")
+        return beaker
+
+    def stored_user(self) -> Optional[SignedInUser]:
+        """The user recorded in the session, expired or not (logout still needs the ID token)."""
+        beaker = self._loaded()
+        record = beaker.get("user") if beaker is not None else None
         if not isinstance(record, dict):
             return None
         try:
-            user = SignedInUser(**record)
+            return SignedInUser(**record)
         except TypeError:
             log.warning("sso: discarding a session with an unreadable user record")
             self.sign_out()
             return None
+
+    def current_user(self, now: float) -> Optional[SignedInUser]:
+        """The signed-in user, or None; an expired session is signed out here."""
+        user = self.stored_user()
+        if user is None:
+            return None
         config = self._store.config
-        last_seen = self._data.get("last_seen", user.signed_in_at)
+        data = self._data
+        last_seen = data.get("last_seen", user.signed_in_at)
         if now - user.signed_in_at > config.session_absolute_timeout or now - last_seen > config.session_idle_timeout:
             log.info("sso: session expired; signing out")
             self.sign_out()
             return None
         if now - last_seen > self._store.stamp_interval:
-            self._data["last_seen"] = now
+            data["last_seen"] = now
             self._dirty = True
         return user
 
@@ -257,8 +278,6 @@ class SSOSession:
 
     def pop_transaction(self, state: str, now: float) -> Optional[Transaction]:
         """The transaction for ``state`` (removed: single use), or None if unknown or expired."""
-        if not self._cookie_header and self._beaker is None:
-            return None
         pending = self._transactions()
         record = pending.pop(state, None)
         if record is None:
@@ -272,7 +291,8 @@ class SSOSession:
         return transaction if transaction.expires_at > now else None
 
     def _transactions(self) -> dict[str, Any]:
-        pending = self._data.get("transactions")
+        beaker = self._loaded()
+        pending = beaker.get("transactions") if beaker is not None else None
         return dict(pending) if isinstance(pending, dict) else {}
 
     # -- signing in and out -------------------------------------------------
@@ -281,29 +301,24 @@ class SSOSession:
         """Store the user under a new session id; the old id is deleted server-side."""
         keep = {"transactions": self._transactions()}
         self._discard()
-        fresh = self._store.beaker_session("")
+        fresh = self._data
         fresh.update(keep)
         fresh["user"] = asdict(user)
         fresh["last_seen"] = now
-        self._beaker = fresh
         self._dirty = True
-        self._send_cookie = True
 
     def sign_out(self) -> None:
         """Delete the session server-side and expire the cookie."""
         self._discard()
-        self._beaker = None
-        self._cookie_header = ""
 
     def _discard(self) -> None:
-        if self._beaker is None and not self._cookie_header:
-            return
-        data = self._data
-        if not data.is_new:
-            data.namespace.remove()  # delete the stored record itself, not just its contents
-        data.delete()
-        self._deleted_cookie = str(data.request["cookie_out"])
-        self._send_cookie = True
+        beaker = self._loaded()
+        if beaker is not None:
+            if not beaker.is_new:
+                beaker.namespace.remove()  # delete the stored record itself, not just its contents
+            beaker.delete()
+            self._cookie_out = str(beaker.request["cookie_out"])
+        self._beaker = None
         self._dirty = False
 
     # -- writing back -------------------------------------------------------
@@ -312,12 +327,12 @@ class SSOSession:
         """Persist changes; the headers (``Set-Cookie``) to add to the response."""
         beaker = self._beaker
         if self._dirty and beaker is not None:
+            created = beaker.is_new
             beaker.save()
             self._dirty = False
-            if beaker.is_new:
-                self._send_cookie = True
+            if created:
+                self._cookie_out = str(beaker.request["cookie_out"])
                 self._store.session_created(time.time())
-        if not self._send_cookie:
+        if self._cookie_out is None:
             return []
-        cookie = str(beaker.request["cookie_out"]) if beaker is not None else self._deleted_cookie
-        return [("Set-Cookie", cookie.strip())]
+        return [("Set-Cookie", self._cookie_out.strip())]

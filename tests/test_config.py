@@ -812,3 +812,38 @@ def test_explicit_session_data_dir_wins(tmp_path: Any) -> None:
 )
 def test_origin_of(url: str, origin: Any) -> None:
     assert origin_of(url) == origin
+
+
+
+@pytest.mark.parametrize("url", ["https://op.example/authorize#frag", "https://op.example/a b",
+                                 "https://op.example/a\r\nX: y", "https://op.example/\x7f"])
+def test_endpoint_urls_with_fragments_or_control_characters_are_refused(url: str) -> None:
+    from sso_middleware.config import check_endpoint_url
+
+    with pytest.raises(ConfigError):
+        check_endpoint_url("authorization_endpoint", url, allow_insecure_http=False)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        pytest.param({}, "__Host-sso_session", id="https-host-only"),
+        pytest.param({"cookie_domain": "example.com"}, "sso_session", id="domain-cookie"),
+        pytest.param({"cookie_name": "mine"}, "mine", id="explicit"),
+    ],
+)
+def test_session_cookie_name_defaults_to_a_host_prefixed_cookie(overrides: dict[str, Any], expected: str) -> None:
+    config = SSOConfig(issuer="https://op.example/", client_id="c", client_secret="s", base_url="https://app.example",
+                       session_secret="x" * 32, **overrides)
+    assert config.session_cookie_name == expected
+
+
+def test_host_prefixed_cookie_names_need_https_and_no_domain() -> None:
+    base = {"issuer": "https://op.example/", "client_id": "c", "client_secret": "s", "session_secret": "x" * 32}
+    with pytest.raises(ConfigError, match="cookie_name"):
+        SSOConfig(**base, base_url="https://app.example", cookie_name="__Host-x", cookie_domain="app.example")
+    with pytest.raises(ConfigError, match="cookie_name"):
+        SSOConfig(**{**base, "issuer": "http://127.0.0.1:1/"}, base_url="http://127.0.0.1:2",
+                  allow_insecure_http=True, cookie_name="__Host-x")
+    assert SSOConfig(**{**base, "issuer": "http://127.0.0.1:1/"}, base_url="http://127.0.0.1:2",
+                     allow_insecure_http=True).session_cookie_name == "sso_session"

@@ -51,8 +51,8 @@ def test_provider_error_code_is_url_safe(error: str, code: str) -> None:
 
 @pytest.mark.parametrize("code", sorted(ERRORS))
 def test_every_known_code_has_a_status_and_message(code: str) -> None:
-    status, message = describe(code)
-    assert (status, message) == (ERRORS[code].status, ERRORS[code].message)
+    status, message, shown = describe(code)
+    assert (status, message, shown) == (ERRORS[code].status, ERRORS[code].message, code)
     assert message and "{" not in message
 
 
@@ -69,9 +69,18 @@ def test_statuses_are_4xx_except_provider_trouble() -> None:
 
 
 def test_provider_error_codes_are_described() -> None:
-    status, message = describe("provider_error:access_denied")
+    status, message, shown = describe("provider_error:access_denied")
     assert status == 401
-    assert "access_denied" in message
+    assert "access denied" in message
+    assert shown == "provider_error:access_denied"
+
+
+@pytest.mark.parametrize("detail", ["Your account is locked. Call +1-555-0100", "x" * 500, "made_up_error"])
+def test_provider_errors_outside_the_oauth_vocabulary_show_no_detail(detail: str) -> None:
+    status, message, shown = describe("provider_error:" + detail)
+    assert status == 401
+    assert detail not in message and "555" not in message
+    assert shown == "provider_error"
 
 
 @pytest.mark.parametrize(
@@ -84,6 +93,7 @@ def test_provider_error_codes_are_described() -> None:
     ],
 )
 def test_unknown_codes_get_a_generic_400(code: str) -> None:
-    status, message = describe(code)
+    status, message, shown = describe(code)
     assert status == 400
     assert code not in message or not code
+    assert shown == "unknown_error"

@@ -30,7 +30,7 @@ from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider, Fak
 
 CONNECTION = "Username-Password-Authentication"
 AUTHORIZE = ISSUER.rstrip("/") + "/authorize"
-COOKIE = "sso_session"
+COOKIE = "__Host-sso_session"
 
 Browser = webtest.TestApp
 
@@ -981,7 +981,8 @@ def test_failure_page_without_error_parameter(browser: Browser) -> None:
 def test_unknown_codes_get_the_generic_message(browser: Browser) -> None:
     page = browser.get("/auth/failure", {"error": "made_up"}, status=400)
     assert "Signing in did not succeed" in page.text
-    assert "<code>made_up</code>" in page.text
+    assert "made_up" not in page.text
+    assert "<code>unknown_error</code>" in page.text
 
 
 @pytest.mark.parametrize(
@@ -998,13 +999,21 @@ def test_failure_page_escapes_everything_it_echoes(browser: Browser, code: str) 
     assert "<script>" not in page.text
     assert "<img" not in page.text
     assert "<b>" not in page.text
-    assert "&lt;" in page.text
+    assert "alert" not in page.text  # unrecognised codes are not echoed at all
 
 
-def test_failure_page_links_home_under_the_mount_prefix(browser: Browser) -> None:
+def test_failure_page_links_home_under_the_mount_prefix(make_browser: Callable[..., Browser]) -> None:
+    browser = make_browser(base_url="https://app2.example/app2")
     page = browser.get("/auth/failure", {"error": "invalid_state"}, status=400,
                        extra_environ={"SCRIPT_NAME": "/app2"})
-    assert 'href="/app2/"' in page.text
+    assert 'href="https://app2.example/app2/"' in page.text
+
+
+@pytest.mark.parametrize("path", ["/auth/sso?connection=c&target_url=/x", "/auth/login", "/auth/logout",
+                                  "/auth/sso?connection=c"])
+def test_redirects_never_follow_a_spoofed_host_header(browser: Browser, path: str) -> None:
+    response = browser.get(path, extra_environ={"HTTP_HOST": "evil.example"}, status=303)
+    assert not urlsplit(response.location).netloc.endswith("evil.example")
 
 
 def test_failure_page_can_be_left_to_the_app(make_browser: Callable[..., Browser]) -> None:
@@ -1100,3 +1109,65 @@ def test_tokens_and_secrets_never_appear_in_logs(make_middleware: Callable[..., 
     assert "sso:" in logged  # the middleware did log what happened
     for secret in secrets:
         assert secret not in logged
+
+
+# -- hostile requests found in review -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        pytest.param("multipart/form-data; boundary=XX",
+                     b'--XX\r\nContent-Disposition: form-data; name="state"; filename="a.txt"\r\n'
+                     b"Content-Type: text/plain\r\n\r\nabc\r\n--XX--\r\n", id="state-as-file"),
+        pytest.param("multipart/form-data", b"state=x", id="multipart-without-boundary"),
+        pytest.param("application/x-www-form-urlencoded; charset=bogus-xx", b"state=x", id="unknown-charset"),
+        pytest.param("application/x-www-form-urlencoded; charset=utf-16", b"state=x", id="utf-16"),
+        pytest.param("application/x-www-form-urlencoded", b"state=%ff%fe", id="not-utf-8"),
+    ],
+)
+def test_hostile_callback_posts_get_a_clean_4xx(browser: Browser, content_type: str, body: bytes) -> None:
+    response = browser.post("/auth/callback", body, headers={"Content-Type": content_type}, status=303)
+    assert failure_code(response) in ("invalid_request", "invalid_state")
+    browser.get(response.location, status=400)
+
+
+def test_a_file_field_named_error_is_refused(browser: Browser, provider: FakeProvider) -> None:
+    start = start_sso(browser)
+    state = query(start.location)["state"]
+    body = (b'--XX\r\nContent-Disposition: form-data; name="error"; filename="e"\r\n\r\nx\r\n'
+            b'--XX\r\nContent-Disposition: form-data; name="iss"\r\n\r\n' + provider.issuer.encode()
+            + b"\r\n--XX--\r\n")
+    response = browser.post(f"/auth/callback?state={state}", body,
+                            headers={"Content-Type": "multipart/form-data; boundary=XX"}, status=303)
+    assert failure_code(response) == "invalid_request"
+
+
+def test_the_failure_page_shows_no_attacker_prose(browser: Browser) -> None:
+    page = browser.get("/auth/failure", {"error": "provider_error:Your account is locked. Call +1-555-0100 " * 5},
+                       status=401)
+    assert "Call" not in page.text and "555" not in page.text
+    assert "<code>provider_error</code>" in page.text
+
+
+def test_logout_of_an_expired_session_still_ends_the_provider_session(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider
+) -> None:
+    middleware = make_middleware()
+    browser = browser_for(middleware)
+    sign_in(browser, provider)
+    later = middleware.clock() + 2 * 86400
+    middleware.clock = lambda: later
+    response = browser.get("/auth/logout", {"target_url": "/bye"})
+    assert response.location.startswith("https://op.example/oidc/logout?")
+    assert "id_token_hint" in query(response.location)
+    assert app_view(browser)["remote_user"] is None
+
+
+def test_a_token_response_with_malformed_members_is_a_clean_failure(browser: Browser, provider: FakeProvider) -> None:
+    start = start_sso(browser)
+    provider.token_response = {"access_token": "at", "token_type": "Bearer", "scope": 5,
+                               "id_token": provider.make_id_token(nonce=query(start.location)["nonce"])}
+    response = browser.get(provider.authorize(start.location), status=303)
+    assert failure_code(response) == "invalid_token_response"
+    assert app_view(browser)["remote_user"] is None

@@ -22,7 +22,7 @@ from .conftest import browser_for, legacy_app
 from .fakes import FakeProvider
 
 CONNECTION = "Username-Password-Authentication"
-COOKIE = "sso_session"
+COOKIE = "__Host-sso_session"
 
 Browser = webtest.TestApp
 
@@ -237,7 +237,16 @@ def test_a_tampered_session_cookie_is_anonymous(middleware: SSOMiddleware, provi
         other = browser_for(middleware)
         response = other.get("/page", headers={"Cookie": f"{COOKIE}={tampered}"})
         assert response.json["remote_user"] is None
-        assert response.headers.getall("Set-Cookie") == []
+        assert_only_clears_cookie(response)
+
+
+def assert_only_clears_cookie(response: Any) -> None:
+    """No session is created: any Set-Cookie only expires the bad cookie."""
+    from email.utils import parsedate_to_datetime
+
+    for header in response.headers.getall("Set-Cookie"):
+        expires = header.split("expires=")[1].split(";")[0]
+        assert parsedate_to_datetime(expires).timestamp() < time.time(), header
 
 
 @pytest.mark.parametrize(
@@ -362,7 +371,7 @@ def test_anonymous_api_call_to_a_protected_path_gets_401(guarded: Browser, metho
     body = json.loads(response.body)
     assert body["error"] == "login_required"
     assert login_target(body["login_url"]) == "/admin/data?x=1"
-    assert body["login_url"].startswith("/auth/login?")
+    assert body["login_url"].startswith("https://app2.example/auth/login?")
 
 
 @pytest.mark.parametrize(
@@ -680,3 +689,24 @@ def test_construction_makes_no_provider_call(make_middleware: Callable[..., SSOM
     browser = browser_for(make_middleware())
     browser.get("/page")
     assert provider.calls == []
+
+
+
+def test_a_cookie_naming_a_vanished_session_is_cleared_once(middleware: SSOMiddleware,
+                                                            provider: FakeProvider) -> None:
+    browser = browser_for(middleware)
+    sign_in(browser, provider)
+    cookie = browser.cookies[COOKIE]
+    browser.get("/auth/logout", {"target_url": "/"})  # the record is gone server-side
+    stale = browser_for(middleware)
+    response = stale.get("/page", headers={"Cookie": f"{COOKIE}={cookie}"})
+    assert response.json["remote_user"] is None
+    assert_only_clears_cookie(response)
+    assert response.headers.getall("Set-Cookie"), "the stale cookie is expired, so the lookup is not repeated"
+
+
+
+@pytest.mark.parametrize("path", ["//admin", "/./admin", "/x/../admin", "/admin//data", "/admin/./x", "///admin/"])
+def test_protected_paths_cannot_be_sidestepped_with_path_variants(make_browser: Callable[..., Any], path: str) -> None:
+    browser = make_browser(protected_paths=["/admin"])
+    assert browser.get(path, headers={"Accept": "application/json"}, expect_errors=True).status_int == 401

@@ -189,7 +189,7 @@ def test_sign_out_removes_the_record_and_expires_the_cookie(store: SessionStore)
     (header,) = current.commit()
     name, value = header
     assert name == "Set-Cookie"
-    assert value.startswith("sso_session=") and "expires=" in value.lower()
+    assert value.startswith("__Host-sso_session=") and "expires=" in value.lower()
     assert session_files(store) == []
     assert reopen(store, [], cookie)[0].current_user(NOW) is None
 
@@ -297,7 +297,7 @@ def test_beaker_options(store: SessionStore) -> None:
     assert options["httponly"] is True
     assert options["samesite"] == "Lax"
     assert options["secure"] is True
-    assert options["key"] == "sso_session"
+    assert options["key"] == "__Host-sso_session"
     assert options["cookie_expires"] is True
     assert "timeout" not in options  # the idle timeout is kept by us, without a write per request
 
@@ -310,7 +310,7 @@ def test_an_unwritable_data_dir_fails_at_construction(settings: dict[str, Any], 
     assert caught.value.setting == "session_data_dir"
 
 
-def test_sweep_removes_idle_records_and_dead_locks_only(tmp_path) -> None:
+def test_sweep_removes_idle_records_and_locks_and_never_follows_links(tmp_path) -> None:
     import os
     import time
 
@@ -322,18 +322,39 @@ def test_sweep_removes_idle_records_and_dead_locks_only(tmp_path) -> None:
     records.mkdir(parents=True)
     locks.mkdir(parents=True)
     old_record, fresh_record = records / "old.cache", records / "fresh.cache"
-    old_lock, young_lock = locks / "old.lock", locks / "young.lock"
-    for path in (old_record, fresh_record, old_lock, young_lock):
+    old_lock, fresh_lock = locks / "old.lock", locks / "fresh.lock"
+    for path in (old_record, fresh_record, old_lock, fresh_lock):
         path.write_text("x")
-    os.utime(old_record, (now - 5000, now - 5000))
-    os.utime(young_lock, (now - 5000, now - 5000))  # idle-old, but its session may still be alive
-    os.utime(old_lock, (now - 50000, now - 50000))
+    for path in (old_record, old_lock):
+        os.utime(path, (now - 5000, now - 5000))
+    # A link planted inside points at someone else's old file: it must survive.
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    os.utime(victim, (now - 5000, now - 5000))
+    (records / "link.cache").symlink_to(victim)
 
-    removed = sweep_file_store(str(tmp_path), records_before=now - 1000, locks_before=now - 20000)
+    removed = sweep_file_store(str(tmp_path), before=now - 1000)
 
     assert removed == 2
     assert not old_record.exists() and not old_lock.exists()
-    assert fresh_record.exists() and young_lock.exists()
+    assert fresh_record.exists() and fresh_lock.exists() and victim.exists()
+
+
+def test_sweep_refuses_a_linked_store_folder(tmp_path) -> None:
+    import os
+    import time
+
+    from sso_middleware.session import sweep_file_store
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "old").write_text("x")
+    os.utime(elsewhere / "old", (1, 1))
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "container_file").symlink_to(elsewhere)
+    assert sweep_file_store(str(store), before=time.time()) == 0
+    assert (elsewhere / "old").exists()
 
 
 def test_new_sessions_trigger_at_most_one_sweep_per_interval(tmp_path, monkeypatch) -> None:
@@ -353,10 +374,9 @@ def test_new_sessions_trigger_at_most_one_sweep_per_interval(tmp_path, monkeypat
         if thread.name == "sso-session-sweep":
             thread.join(5)
     assert len(calls) == 2
-    data_dir, records_before, locks_before = calls[0]
+    data_dir, before = calls[0]
     assert data_dir == str(tmp_path)
-    assert records_before < 1000.0 - 86400 < 1000.0
-    assert locks_before < records_before
+    assert before < 1000.0 - 86400
 
 
 def test_default_data_dir_is_private_and_refused_when_not(tmp_path, monkeypatch) -> None:
@@ -375,10 +395,15 @@ def test_default_data_dir_is_private_and_refused_when_not(tmp_path, monkeypatch)
     SessionStore(config)
     for folder in (os.path.dirname(config.data_dir), config.data_dir):
         assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
-    # Ours but too open (an older version, a umask): closed again.
-    os.chmod(config.data_dir, 0o777)
+    # Ours, only readable by others (an older version, a umask): closed again.
+    os.chmod(config.data_dir, 0o755)
     SessionStore(config)
     assert stat.S_IMODE(os.stat(config.data_dir).st_mode) == 0o700
+    # Writable by others: something may have been planted inside; refused.
+    os.chmod(config.data_dir, 0o777)
+    with pytest.raises(ConfigError):
+        SessionStore(config)
+    os.chmod(config.data_dir, 0o700)
     # Not a folder of ours (here: a symlink planted in its place): refused.
     os.rename(config.data_dir, str(tmp_path / "elsewhere"))
     os.symlink(str(tmp_path / "elsewhere"), config.data_dir)
