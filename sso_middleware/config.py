@@ -16,6 +16,7 @@ process-wide state (no ``OAUTHLIB_INSECURE_TRANSPORT``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import ipaddress
 import os
@@ -111,8 +112,7 @@ class SSOConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.type in ("tuple[str, ...]", tuple[str, ...]) and isinstance(value, (list, str)):
-                items = re.split(r"[\s,]+", value.strip()) if isinstance(value, str) else value
-                object.__setattr__(self, f.name, tuple(item for item in items if item))
+                object.__setattr__(self, f.name, _split_list(value) if isinstance(value, str) else tuple(value))
         _validate(self)
         # Compared with origin_of(target) later, so keep them in that canonical form.
         origins = tuple(dict.fromkeys(origin_of(origin) or origin for origin in self.allowed_redirect_origins))
@@ -168,13 +168,8 @@ class SSOConfig:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> SSOConfig:
         """Build from string values (PasteDeploy ``[filter:sso]``), converting by field type."""
-        kwargs: dict[str, Any] = {}
         hints = _field_types()
-        for name, value in settings.items():
-            if name not in hints:
-                raise ConfigError(name, "unknown setting")
-            kwargs[name] = _convert(name, hints[name], value)
-        return cls(**kwargs)
+        return cls(**{name: _convert(name, hints[name], value) for name, value in check_known(settings).items()})
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, prefix: str = "SSO_") -> SSOConfig:
@@ -189,10 +184,7 @@ class SSOConfig:
 
     def replace(self, **changes: Any) -> SSOConfig:
         """A copy with some settings changed (validated again)."""
-        unknown = set(changes) - set(_field_types())
-        if unknown:
-            raise ConfigError(sorted(unknown)[0], "unknown setting")
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **check_known(changes))
 
 
 def origin_of(url: str) -> Optional[str]:
@@ -243,8 +235,23 @@ def check_endpoint_url(name: str, url: str, allow_insecure_http: bool) -> None:
         raise ConfigError(name, f"{url!r} must not contain a fragment, spaces or control characters")
 
 
+def check_known(settings: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``settings``, after refusing any name that is not a setting (one error naming it)."""
+    known = _field_types()
+    for name in settings:
+        if name not in known:
+            raise ConfigError(name, "unknown setting")
+    return settings
+
+
+@functools.cache
 def _field_types() -> dict[str, Any]:
     return typing.get_type_hints(SSOConfig)
+
+
+def _split_list(text: str) -> tuple[str, ...]:
+    """A list setting given as one string: items separated by spaces, commas or new lines."""
+    return tuple(item for item in re.split(r"[\s,]+", text.strip()) if item)
 
 
 def _convert(name: str, kind: Any, value: Any) -> Any:
@@ -269,13 +276,13 @@ def _convert(name: str, kind: Any, value: Any) -> Any:
         except ValueError:
             raise ConfigError(name, f"{value!r} is not a number") from None
     if kind == tuple[str, ...]:
-        return tuple(item for item in re.split(r"[\s,]+", text) if item)
+        return _split_list(text)
     return text
 
 
 def _validate(config: SSOConfig) -> None:
-    for f in dataclasses.fields(config):
-        _check_type(f.name, getattr(config, f.name), typing.get_type_hints(SSOConfig)[f.name])
+    for name, kind in _field_types().items():
+        _check_type(name, getattr(config, name), kind)
 
     if config.issuer and config.domain:
         raise ConfigError("domain", "give either issuer or domain, not both")

@@ -6,7 +6,8 @@ simple calls), a timeout on every request, and reads at most
 ``MAX_RESPONSE_BYTES`` of any answer, which must be complete within about the
 timeout, so a provider that is down, slow, dripping its answer or answering with
 an endless body costs a bounded time and memory.  Redirects are never followed
-(nor their bodies read), and no cookies are kept between requests.  Failures
+(a redirect's body is read within the same bounds, then refused), and no
+cookies are kept between requests.  Failures
 become :class:`~sso_middleware.errors.ProviderError` with the code
 ``provider_unreachable``, ``provider_timeout`` or ``provider_bad_response``.
 

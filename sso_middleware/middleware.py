@@ -14,8 +14,8 @@ their claims and ``REMOTE_USER`` the ``remote_user_claim``; otherwise both are
 absent.  Anonymous requests for ``protected_paths`` are sent to sign in (page
 loads) or answered 401 (API calls).
 
-Security caveat: ``REMOTE_USER`` (and ``sso.*`` keys) arriving from outside are
-always removed, so the application can trust them -- but only if nothing
+Security caveat: ``REMOTE_USER``, ``sso.userinfo`` and ``sso.connection``
+arriving from outside are always removed, so the application can trust them -- but only if nothing
 between this middleware and the application sets them again.  Mount it
 outermost among the authentication-related middlewares.
 """
@@ -33,9 +33,9 @@ from urllib.parse import quote, urlencode
 from webob import Request
 from webob.request import PATH_SAFE
 
-from .config import SSOConfig
+from .config import SSOConfig, check_known
 from .environ import CONNECTION_KEY, USERINFO_KEY
-from .errors import AuthFailure, ConfigError, ProviderError
+from .errors import AuthFailure, ProviderError
 from .handlers import Handler, Handlers, redirect
 from .oidc import OIDCClient
 from .pages import login_required, server_error
@@ -57,7 +57,7 @@ class SSOMiddleware:
 
     def __init__(self, app: WSGIApp, config: Optional[SSOConfig] = None, **settings: Any) -> None:
         if config is None:
-            config = SSOConfig(**_known(settings))
+            config = SSOConfig(**check_known(settings))
         elif settings:
             config = config.replace(**settings)
         self.app = app
@@ -161,11 +161,3 @@ def _is_page_load(request: Request) -> bool:
         return False
     return "text/html" in request.headers.get("Accept", "")
 
-
-def _known(settings: dict[str, Any]) -> dict[str, Any]:
-    """Refuse unknown keyword settings with the same one-line error as the config."""
-    names = SSOConfig.__dataclass_fields__
-    for name in settings:
-        if name not in names:
-            raise ConfigError(name, "unknown setting")
-    return settings
