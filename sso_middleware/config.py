@@ -36,7 +36,7 @@ KNOWN_ALGORITHMS = frozenset(
 )
 FALLBACKS = ("interactive", "anonymous")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
-SESSION_TYPES = ("file",)
+SESSION_TYPES = ("file", "ext:redis", "ext:memcached", "cookie", "environ")
 _LOOPBACK_NAMES = frozenset({"localhost"})
 _PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*$")
 _CLAIM_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
@@ -67,6 +67,9 @@ class SSOConfig:
     callback_path: str = _setting("/auth/callback", "Redirect URI path; `redirect_uri = base_url + callback_path`.")
     logout_path: str = _setting("/auth/logout", "Sign-out (`?target_url=...`).")
     failure_path: str = _setting("/auth/failure", "Failure page (`?error=CODE`).")
+    backchannel_logout_path: str = _setting(
+        "/auth/backchannel-logout", "OpenID Connect Back-Channel Logout endpoint (POST); empty to disable."
+    )
     default_connection: str = _setting("", "Connection used when a request names none.")
     allowed_connections: tuple[str, ...] = _setting((), "If set, the only connections accepted.")
     allowed_redirect_origins: tuple[str, ...] = _setting(
@@ -93,7 +96,16 @@ class SSOConfig:
     transaction_ttl: int = _setting(600, "Seconds a started sign-in may take before its `state` expires.")
     session_idle_timeout: int = _setting(86400, "Seconds of inactivity after which a session ends.")
     session_absolute_timeout: int = _setting(604800, "Seconds after sign-in at which a session ends regardless.")
-    session_type: str = _setting("file", "Beaker session store: `file`.")
+    session_type: str = _setting(
+        "file", "Session store: `file`, `ext:redis`, `ext:memcached`, `cookie` or `environ` (see Session stores)."
+    )
+    session_url: str = _setting(
+        "", "`ext:redis`: `redis://host:port/db`; `ext:memcached`: `host:port` servers separated by `;`."
+    )
+    session_environ_key: str = _setting(
+        "beaker.session", "`environ`: the environ key of the outer Beaker `SessionMiddleware`'s session."
+    )
+    session_store_timeout: float = _setting(2.0, "Timeout in seconds of each call to a Redis/memcached store.")
     session_data_dir: str = _setting(
         "", "Directory of the `file` store (default: a private per-application folder in the temp dir)."
     )
@@ -313,8 +325,10 @@ def _validate(config: SSOConfig) -> None:
             raise ConfigError(name, "must not contain control characters")
 
     paths: dict[str, str] = {}
-    for name in ("sso_path", "login_path", "callback_path", "logout_path", "failure_path"):
+    for name in ("sso_path", "login_path", "callback_path", "logout_path", "failure_path", "backchannel_logout_path"):
         value = getattr(config, name)
+        if not value and name == "backchannel_logout_path":
+            continue
         if not _PATH_RE.match(value) or "//" in value:
             raise ConfigError(name, f"{value!r} is not an absolute path like /auth/login")
         if value in paths:
@@ -360,6 +374,17 @@ def _validate(config: SSOConfig) -> None:
     _positive(config, "session_absolute_timeout")
     if config.session_type not in SESSION_TYPES:
         raise ConfigError("session_type", f"must be one of {', '.join(SESSION_TYPES)}")
+    _positive(config, "session_store_timeout", maximum=60)
+    if config.session_type == "ext:redis" and not re.match(r"^(rediss?|unix)://", config.session_url):
+        raise ConfigError("session_url", "ext:redis needs a redis://host:port/db (or rediss://, unix://) URL")
+    if config.session_type == "ext:memcached" and not re.fullmatch(
+        r"[A-Za-z0-9.\-\[\]:]+(;[A-Za-z0-9.\-\[\]:]+)*", config.session_url
+    ):
+        raise ConfigError("session_url", "ext:memcached needs servers like 127.0.0.1:11211;10.0.0.2:11211")
+    if config.session_type == "ext:memcached" and config.session_idle_timeout > 30 * 86400:
+        raise ConfigError("session_idle_timeout", "memcached keeps records at most 30 days")
+    if config.session_type == "environ" and not config.session_environ_key:
+        raise ConfigError("session_environ_key", "required with session_type = environ")
     if config.cookie_name and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", config.cookie_name):
         raise ConfigError("cookie_name", "must be a short token of letters, digits, '_', '.', '-'")
     if config.cookie_name.startswith(("__Host-", "__Secure-")) and not config.secure_cookies:

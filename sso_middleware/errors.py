@@ -72,11 +72,16 @@ ERRORS: dict[str, ErrorInfo] = {
         400, "The sign-in answer did not come from the expected provider. Please start signing in again."
     ),
     "invalid_id_token": ErrorInfo(401, "The sign-in provider's identity token could not be verified."),
+    "invalid_logout_token": ErrorInfo(400, "The logout token could not be verified."),
     "userinfo_mismatch": ErrorInfo(401, "The sign-in provider returned inconsistent identity information."),
     "invalid_token_response": ErrorInfo(502, "The sign-in provider gave an answer that could not be understood."),
     "provider_bad_response": ErrorInfo(502, "The sign-in provider gave an answer that could not be understood."),
     "provider_unreachable": ErrorInfo(503, "The sign-in provider cannot be reached right now. Please try again later."),
     "provider_timeout": ErrorInfo(504, "The sign-in provider did not answer in time. Please try again later."),
+    "session_store_unavailable": ErrorInfo(503, "Sessions cannot be read or saved right now. Please try again soon."),
+    "session_too_large": ErrorInfo(
+        503, "Your session is too large for this site's cookie storage; the site's operator has been told."
+    ),
 }
 
 _UNKNOWN = ErrorInfo(400, "Signing in did not succeed. Please try again.")

@@ -15,24 +15,28 @@ Routes (paths are settings):
   the code and signs the user in under a new session id.
 * ``logout``: deletes the session, then ends the provider session.
 * ``failure``: the escaped failure page.
+* ``backchannel_logout``: a provider-signed ``logout_token`` (POST) ends every
+  session of its ``sid`` (or ``sub``), on every process sharing the store.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 from collections.abc import Callable
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import urlencode
 
 from webob import Request, Response
 from webob.exc import HTTPSeeOther
 
 from .config import SSOConfig, is_valid_connection
-from .errors import AuthFailure, provider_error_code
+from .errors import AuthFailure, ProviderError, provider_error_code
 from .oidc import OIDCClient
 from .pages import failure_page, no_store
 from .redirects import absolute_target, checked_target
-from .session import SignedInUser, SSOSession, Transaction
+from .session import SessionStore, SignedInUser, SSOSession, Transaction
 
 log = logging.getLogger("sso_middleware")
 
@@ -52,10 +56,13 @@ Handler = Callable[[Request, SSOSession], Response]
 class Handlers:
     """The authentication routes of one middleware instance."""
 
-    def __init__(self, config: SSOConfig, client: OIDCClient, clock: Callable[[], float]) -> None:
+    def __init__(self, config: SSOConfig, client: OIDCClient, store: SessionStore, clock: Callable[[], float]) -> None:
         self.config = config
         self.client = client
+        self.store = store
         self.clock = clock
+        self._seen_jti: dict[str, float] = {}
+        self._jti_lock = threading.Lock()
 
     def routes(self) -> dict[str, Handler]:
         config = self.config
@@ -67,6 +74,8 @@ class Handlers:
         }
         if config.serve_failure_page:
             routes[config.failure_path] = self.failure
+        if config.backchannel_logout_path:
+            routes[config.backchannel_logout_path] = self.backchannel_logout
         return routes
 
     # -- entry points ------------------------------------------------------
@@ -105,8 +114,9 @@ class Handlers:
         claims = {key: value for key, value in result.claims.items() if key not in PROTOCOL_CLAIMS}
         claims.update(result.userinfo)
         now = self.clock()
-        session.sign_in(SignedInUser(claims=claims, connection=transaction.connection,
-                                     id_token=result.id_token, signed_in_at=now), now)
+        sid = result.claims.get("sid")
+        session.sign_in(SignedInUser(claims=claims, connection=transaction.connection, id_token=result.id_token,
+                                     signed_in_at=now, sid=sid if isinstance(sid, str) else None), now)
         log.info("sso: signed in sub=%r through connection %r", result.claims["sub"], transaction.connection)
         return self._redirect(request, transaction.target_url)
 
@@ -121,6 +131,42 @@ class Handlers:
             if url is not None:
                 return self._redirect(request, url)
         return self._redirect(request, target)
+
+    def backchannel_logout(self, request: Request, session: SSOSession) -> Response:
+        """OpenID Connect Back-Channel Logout 1.0 section 2.5-2.8: 200 when done, 400 when refused."""
+        if request.method != "POST":
+            response = _json(405, {"error": "invalid_request", "error_description": "POST a logout_token"})
+            response.headers["Allow"] = "POST"
+            return response
+        try:
+            token = _param(request, "logout_token") if request.GET.get("logout_token") is None else None
+            if not token:
+                raise AuthFailure("invalid_request", "no logout_token in the POST body")
+            claims = self.client.validate_logout_token(token)
+            self._check_replay(claims)
+        except ProviderError as failure:
+            log.warning("sso: back-channel logout could not be checked: %s", failure)
+            return _json(503, {"error": "temporarily_unavailable"})
+        except AuthFailure as failure:
+            log.warning("sso: back-channel logout refused: %s", failure)
+            return _json(400, {"error": "invalid_request", "error_description": failure.code})
+        sid, sub = claims.get("sid"), claims.get("sub")
+        ended = self.store.end_sessions(sid, sub, self.clock())
+        log.info("sso: back-channel logout for %s ended %d session(s)", "sid" if sid else "sub", ended)
+        return _json(200, None)
+
+    def _check_replay(self, claims: dict[str, Any]) -> None:
+        """Refuse a logout token whose ``jti`` this process has already accepted (until it expires)."""
+        jti = claims.get("jti")
+        if not isinstance(jti, str):
+            return
+        now = self.clock()
+        with self._jti_lock:
+            if len(self._seen_jti) > 10000:
+                self._seen_jti = {key: exp for key, exp in self._seen_jti.items() if exp > now}
+            if jti in self._seen_jti:
+                raise AuthFailure("invalid_logout_token", "jti already used (replay)")
+            self._seen_jti[jti] = float(claims["exp"]) + self.config.clock_skew
 
     def failure(self, request: Request, session: SSOSession) -> Response:
         return failure_page(_param(request, "error") or "", self.config.base_url + "/")
@@ -183,6 +229,16 @@ class Handlers:
 
     def failure_location(self, code: str) -> str:
         return f"{self.config.base_url}{self.config.failure_path}?{urlencode({'error': code})}"
+
+
+def _json(status: int, body: Optional[dict[str, Any]]) -> Response:
+    """A JSON (or empty) answer that is never cached (Back-Channel Logout 1.0 section 2.8)."""
+    response = Response(status=status)
+    if body is not None:
+        response.content_type = "application/json"
+        response.charset = None
+        response.body = json.dumps(body).encode()
+    return no_store(response)
 
 
 def redirect(location: str) -> Response:

@@ -1,4 +1,4 @@
-"""ID-token validation, per OpenID Connect Core 1.0 section 3.1.3.7.
+"""ID-token validation (OpenID Connect Core 1.0 section 3.1.3.7) and logout-token validation.
 
 :func:`validate_id_token` accepts a token only if all of these hold:
 its algorithm is in the configured allow-list (``none`` never is); its
@@ -11,6 +11,9 @@ with the caller's ``now`` within ``leeway`` seconds; ``sub`` is a
 non-empty string; ``nonce`` equals the one stored for this sign-in; and
 ``at_hash``, when present, matches the access token.  The JOSE work is
 PyJWT's; the rest is here so each rule is visible and tested.
+
+:func:`validate_logout_token` applies the same signature, issuer, audience and
+time rules to Back-Channel Logout 1.0 logout tokens, plus that spec's own.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from typing import Any, Optional
 
 import jwt
 
-from .errors import AuthFailure
+from .errors import AuthFailure, ProviderError
 from .jwks import KeySet
 
 _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 _REQUIRED = ["iss", "sub", "aud", "exp", "iat"]
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 def validate_id_token(
@@ -43,20 +47,98 @@ def validate_id_token(
     access_token: Optional[str] = None,
 ) -> dict[str, Any]:
     """The token's claims, or :class:`AuthFailure` ``invalid_id_token`` with the reason."""
+    code = "invalid_id_token"
+    claims, alg = _verified_claims(
+        token, code, keys=keys, issuer=issuer, client_id=client_id, client_secret=client_secret,
+        algorithms=algorithms, leeway=leeway, now=now, required=_REQUIRED,
+    )
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise AuthFailure(code, "sub is missing or empty")
+    if nonce is not None:
+        token_nonce = claims.get("nonce")
+        if not isinstance(token_nonce, str) or not hmac.compare_digest(token_nonce, nonce):
+            raise AuthFailure(code, "nonce does not match this sign-in")
+    if "at_hash" in claims and access_token is not None and not _hash_matches(claims["at_hash"], access_token, alg):
+        raise AuthFailure(code, "at_hash does not match the access token")
+    return claims
+
+
+def validate_logout_token(
+    token: str,
+    *,
+    keys: KeySet,
+    issuer: str,
+    client_id: str,
+    client_secret: str,
+    algorithms: tuple[str, ...],
+    leeway: float,
+    now: float,
+) -> dict[str, Any]:
+    """A back-channel logout token's claims (Back-Channel Logout 1.0 section 2.6), or ``invalid_logout_token``.
+
+    Beyond the signature, ``iss``, ``aud``, ``iat`` and ``exp`` checks shared with
+    ID tokens: the ``events`` member must hold the back-channel logout event, a
+    ``sub`` or a ``sid`` must be present, a ``nonce`` must not (so an ID token
+    cannot be replayed as a logout token), and an explicit ``typ`` must be
+    ``logout+jwt``.
+    """
+    code = "invalid_logout_token"
+    claims, _ = _verified_claims(
+        token, code, keys=keys, issuer=issuer, client_id=client_id, client_secret=client_secret,
+        algorithms=algorithms, leeway=leeway, now=now, required=["iss", "aud", "iat", "exp"],
+        typ=("logout+jwt", "application/logout+jwt", "JWT"),
+    )
+    events = claims.get("events")
+    if not isinstance(events, dict) or not isinstance(events.get(LOGOUT_EVENT), dict):
+        raise AuthFailure(code, "events does not hold the back-channel logout event")
+    if "nonce" in claims:
+        raise AuthFailure(code, "a logout token must not contain a nonce")
+    sub, sid = claims.get("sub"), claims.get("sid")
+    if not (isinstance(sub, str) and sub) and not (isinstance(sid, str) and sid):
+        raise AuthFailure(code, "neither sub nor sid")
+    for name in ("sub", "sid"):
+        if name in claims and not (isinstance(claims[name], str) and claims[name]):
+            raise AuthFailure(code, f"{name} is not a string")
+    return claims
+
+
+def _verified_claims(
+    token: str,
+    code: str,
+    *,
+    keys: KeySet,
+    issuer: str,
+    client_id: str,
+    client_secret: str,
+    algorithms: tuple[str, ...],
+    leeway: float,
+    now: float,
+    required: list[str],
+    typ: Optional[tuple[str, ...]] = None,
+) -> tuple[dict[str, Any], str]:
+    """Checks shared by ID and logout tokens: header, algorithm, key, signature, iss, aud/azp, times."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
-        raise AuthFailure("invalid_id_token", f"malformed token: {exc}") from None
+        raise AuthFailure(code, f"malformed token: {exc}") from None
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in algorithms:
-        raise AuthFailure("invalid_id_token", f"algorithm {alg!r} is not accepted")
+        raise AuthFailure(code, f"algorithm {alg!r} is not accepted")
     if "crit" in header:
-        raise AuthFailure("invalid_id_token", "token has critical header parameters we do not understand")
+        raise AuthFailure(code, "token has critical header parameters we do not understand")
+    if typ is not None and "typ" in header and header["typ"] not in typ:
+        raise AuthFailure(code, f"typ {header['typ']!r} is not accepted here")
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
-        raise AuthFailure("invalid_id_token", "kid is not a string")
+        raise AuthFailure(code, "kid is not a string")
 
-    key: Any = client_secret.encode() if alg.startswith("HS") else keys.key_for(kid, alg)
+    try:
+        key: Any = client_secret.encode() if alg.startswith("HS") else keys.key_for(kid, alg)
+    except ProviderError:
+        raise  # the JWKS could not be fetched: a provider fault, not a bad token
+    except AuthFailure as failure:
+        raise AuthFailure(code, failure.detail) from None
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -65,38 +147,29 @@ def validate_id_token(
             audience=client_id,
             issuer=issuer,
             # The time checks are ours, below: PyJWT's would use the wall clock, not ``now``.
-            options={"require": _REQUIRED, "verify_exp": False, "verify_iat": False, "verify_nbf": False},
+            options={"require": required, "verify_exp": False, "verify_iat": False, "verify_nbf": False},
         )
     except jwt.PyJWTError as exc:
-        raise AuthFailure("invalid_id_token", f"{type(exc).__name__}: {exc}") from None
+        raise AuthFailure(code, f"{type(exc).__name__}: {exc}") from None
 
     if claims.get("iss") != issuer:  # exact match, whatever the PyJWT version does
-        raise AuthFailure("invalid_id_token", "iss is not the issuer")
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub:
-        raise AuthFailure("invalid_id_token", "sub is missing or empty")
+        raise AuthFailure(code, "iss is not the issuer")
     exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf", 0)
     if not all(_is_number(value) for value in (exp, iat, nbf)):
-        raise AuthFailure("invalid_id_token", "exp, iat and nbf must be numbers")
+        raise AuthFailure(code, "exp, iat and nbf must be numbers")
     if exp <= now - leeway:
-        raise AuthFailure("invalid_id_token", "token has expired")
+        raise AuthFailure(code, "token has expired")
     if iat > now + leeway:
-        raise AuthFailure("invalid_id_token", "iat is in the future")
+        raise AuthFailure(code, "iat is in the future")
     if nbf > now + leeway:
-        raise AuthFailure("invalid_id_token", "token is not valid yet (nbf)")
+        raise AuthFailure(code, "token is not valid yet (nbf)")
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     azp = claims.get("azp")
     if azp is not None and azp != client_id:
-        raise AuthFailure("invalid_id_token", "azp is not this client")
+        raise AuthFailure(code, "azp is not this client")
     if len(audiences) > 1 and azp is None:
-        raise AuthFailure("invalid_id_token", "several audiences and no azp")
-    if nonce is not None:
-        token_nonce = claims.get("nonce")
-        if not isinstance(token_nonce, str) or not hmac.compare_digest(token_nonce, nonce):
-            raise AuthFailure("invalid_id_token", "nonce does not match this sign-in")
-    if "at_hash" in claims and access_token is not None and not _hash_matches(claims["at_hash"], access_token, alg):
-        raise AuthFailure("invalid_id_token", "at_hash does not match the access token")
-    return claims
+        raise AuthFailure(code, "several audiences and no azp")
+    return claims, alg
 
 
 def _is_number(value: Any) -> bool:

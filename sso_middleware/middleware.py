@@ -38,8 +38,8 @@ from .environ import CONNECTION_KEY, USERINFO_KEY
 from .errors import AuthFailure, ProviderError
 from .handlers import Handler, Handlers, redirect
 from .oidc import OIDCClient
-from .pages import login_required, server_error
-from .session import SessionStore
+from .pages import failure_page, login_required, server_error
+from .session import SessionStore, SessionTooLarge, SSOSession, StoreUnavailable
 
 log = logging.getLogger("sso_middleware")
 
@@ -65,7 +65,7 @@ class SSOMiddleware:
         self.clock: Callable[[], float] = time.time
         self.client = OIDCClient(config, clock=lambda: self.clock())
         self.store = SessionStore(config)
-        self.handlers = Handlers(config, self.client, clock=lambda: self.clock())
+        self.handlers = Handlers(config, self.client, self.store, clock=lambda: self.clock())
         self.routes: dict[str, Handler] = self.handlers.routes()
         self.protected = tuple(prefix.rstrip("/") for prefix in config.protected_paths)
 
@@ -82,14 +82,19 @@ class SSOMiddleware:
         session = self.store.open(environ)
         try:
             response = handler(request, session)
+            headers = session.commit()
         except AuthFailure as failure:
             level = logging.WARNING if isinstance(failure, ProviderError) else logging.INFO
             log.log(level, "sso: %s failed: %s", request.path_info, failure)
             response = redirect(self.handlers.failure_location(failure.code))
+            headers = _commit_quietly(session)  # a popped sign-in stays used up
+        except (StoreUnavailable, SessionTooLarge) as exc:
+            response = redirect(self.handlers.failure_location(_store_failure(exc)))
+            headers = []
         except Exception:
             log.exception("sso: unexpected error on %s", request.path_info)
-            response = server_error()
-        response.headerlist.extend(session.commit())
+            response, headers = server_error(), []
+        response.headerlist.extend(headers)
         result: Iterable[bytes] = response(environ, start_response)
         return result
 
@@ -100,7 +105,13 @@ class SSOMiddleware:
         environ.pop(USERINFO_KEY, None)
         environ.pop(CONNECTION_KEY, None)
         session = self.store.open(environ)
-        user = session.current_user(self.clock())
+        try:
+            user = session.current_user(self.clock())
+            headers = session.commit()
+        except (StoreUnavailable, SessionTooLarge) as exc:
+            page = failure_page(_store_failure(exc), self.config.base_url + "/")
+            answer: Iterable[bytes] = page(environ, start_response)
+            return answer
         if user is not None:
             claims = dict(user.claims)
             environ[USERINFO_KEY] = claims
@@ -108,7 +119,6 @@ class SSOMiddleware:
             remote_user = claims.get(self.config.remote_user_claim)
             if remote_user is not None:
                 environ["REMOTE_USER"] = str(remote_user)
-        headers = session.commit()
         if user is None and self._is_protected(environ.get("PATH_INFO", "")):
             return self._require_login(environ, headers, start_response)
         if not headers:
@@ -148,6 +158,24 @@ def _app_path_qs(environ: dict[str, Any]) -> str:
     path = quote(data, safe=PATH_SAFE)
     query = environ.get("QUERY_STRING", "")
     return f"{path}?{query}" if query else path
+
+
+def _store_failure(exc: Exception) -> str:
+    """Log a session-store failure for the operator; the failure code for the user."""
+    if isinstance(exc, SessionTooLarge):
+        log.error("sso: the session does not fit in a cookie (%s); choose a server-side session_type "
+                  "(file, ext:redis or ext:memcached)", exc)
+        return "session_too_large"
+    log.error("sso: session store unavailable: %s", exc)
+    return "session_store_unavailable"
+
+
+def _commit_quietly(session: SSOSession) -> list[tuple[str, str]]:
+    try:
+        return session.commit()
+    except (StoreUnavailable, SessionTooLarge) as exc:
+        _store_failure(exc)
+        return []
 
 
 def _is_page_load(request: Request) -> bool:

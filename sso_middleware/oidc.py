@@ -36,7 +36,7 @@ from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from .config import SSOConfig, check_endpoint_url
 from .errors import AuthFailure, ConfigError, ProviderError, provider_error_code
 from .http import ProviderHTTP
-from .id_token import validate_id_token
+from .id_token import validate_id_token, validate_logout_token
 from .jwks import KeySet
 
 log = logging.getLogger("sso_middleware")
@@ -287,6 +287,19 @@ class OIDCClient:
         return document
 
     # -- logout ------------------------------------------------------------
+
+    def validate_logout_token(self, token: str) -> dict[str, Any]:
+        """A back-channel logout token's claims, validated (``invalid_logout_token`` otherwise)."""
+        return validate_logout_token(
+            token,
+            keys=self.keys,
+            issuer=self.config.issuer_url,
+            client_id=self.config.client_id,
+            client_secret=self.config.client_secret,
+            algorithms=self.config.id_token_algorithms,
+            leeway=self.config.clock_skew,
+            now=self.clock(),
+        )
 
     def end_session_url(self, id_token_hint: Optional[str], post_logout_redirect_uri: str) -> Optional[str]:
         """Where to send the browser to end the provider session, or None if the provider has no way."""

@@ -1,29 +1,35 @@
 """The signed-in user and the pending sign-ins, kept in a Beaker session.
 
 :class:`SessionStore` is built once per middleware and opens one
-:class:`SSOSession` per request.  The Beaker session behind it is created
-lazily: a request without the session cookie never touches the store, and a
-signed-in request reads it once and writes nothing unless something changed
-(the idle-timeout stamp is refreshed at most every ``STAMP_INTERVAL`` seconds
-instead of Beaker's rewrite-on-every-request ``timeout``).
+:class:`SSOSession` per request.  The session behind it is read lazily: a
+request without the session cookie never touches the store, and a signed-in
+request reads it once and writes nothing unless something changed (the
+idle-timeout stamp is refreshed at most every ``stamp_interval`` seconds instead
+of Beaker's rewrite-on-every-request ``timeout``).  Where sessions live is
+:mod:`.stores`' concern.
 
-What is stored (JSON-serializable, Beaker's ``json`` serializer):
+What is stored (JSON, Beaker's ``json`` serializer):
 
 * ``transactions``: ``{state: {...}}``, one per sign-in in flight (several
   tabs may sign in at once), each with its nonce, PKCE verifier, target,
   connection, prompt and expiry; popped (single use) by the callback.
-* ``user``: the claims, the connection signed in through, the sign-in time
-  and the ID token (kept as the logout hint).
+* ``user``: the claims, the connection signed in through, the sign-in time,
+  the provider's ``sid`` and the ID token (kept as the logout hint).
 * ``last_seen``: the idle-timeout stamp.
 
 Security caveats: the session id changes when a user signs in (fixation
-defence: the old id is deleted server-side) and sign-out deletes the data
-server-side, not just the cookie.  The cookie is HttpOnly, SameSite=Lax,
-signed with ``session_secret``, and Secure whenever ``base_url`` is https.
+defence: the old record is deleted server-side; a cookie store's content is
+replaced whole) and sign-out deletes the data server-side, not just the cookie.
+The cookie is HttpOnly, SameSite=Lax, signed with ``session_secret`` (and
+encrypted for the cookie store), and Secure whenever ``base_url`` is https.
+A cookie naming no stored session is never adopted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
 import os
 import stat
@@ -32,17 +38,25 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
-from beaker.session import Session
-
 from .config import SSOConfig
 from .errors import ConfigError
+from .stores import BeakerStore, SessionTooLarge, StoreUnavailable
 
 log = logging.getLogger("sso_middleware")
+
+#: A Beaker session (or an outer ``SessionObject``): a dict with Beaker's methods; Beaker is untyped.
+Container = Any
 
 #: Most sign-ins one browser session may have in flight; older ones are dropped.
 MAX_TRANSACTIONS = 8
 #: Seconds between two sweeps of abandoned session files (per process).
 SWEEP_INTERVAL = 600.0
+#: Prefix of the records that map a provider ``sid``/``sub`` to session ids (back-channel logout).
+INDEX_PREFIX = "sso-index-"
+#: Key prefix of our data inside an outer application's session (``session_type = environ``).
+ENVIRON_PREFIX = "sso_middleware."
+
+__all__ = ["SSOSession", "SessionStore", "SessionTooLarge", "SignedInUser", "StoreUnavailable", "Transaction"]
 
 
 @dataclass(frozen=True)
@@ -65,43 +79,54 @@ class SignedInUser:
     connection: Optional[str]
     id_token: str
     signed_in_at: float
+    sid: Optional[str] = None
+
+    @property
+    def sub(self) -> str:
+        return str(self.claims.get("sub", ""))
 
 
 class SessionStore:
-    """Opens the per-request :class:`SSOSession` over the configured Beaker store."""
+    """Opens the per-request :class:`SSOSession`; ends sessions named by a back-channel logout."""
 
     def __init__(self, config: SSOConfig) -> None:
         self.config = config
+        self.kind = config.session_type
         self.cookie_name = config.session_cookie_name
         self.stamp_interval = min(60.0, config.session_idle_timeout / 10)
-        data_dir = config.data_dir
-        _prepare_data_dir(data_dir, private=not config.session_data_dir)
-        self.beaker_options: dict[str, Any] = {
-            "type": config.session_type,
-            "data_dir": data_dir,
-            "lock_dir": os.path.join(data_dir, "locks"),
-            "key": self.cookie_name,
-            "secret": config.session_secret,
-            "httponly": True,
-            "secure": config.secure_cookies,
-            "samesite": "Lax",
-            "cookie_domain": config.cookie_domain or None,
-            "cookie_path": "/",
-            "data_serializer": "json",
-            "invalidate_corrupt": True,
-            "cookie_expires": True,
-        }
-        self._sweep_lock = threading.Lock()
+        if self.kind == "file":
+            _prepare_data_dir(config.data_dir, private=not config.session_data_dir)
+        self.beaker = BeakerStore(config, self.cookie_name, config.data_dir) if self.kind != "environ" else None
+        # Sessions a back-channel logout ended but that cannot be found to delete (cookie and
+        # environ stores): "sid:<sid>" / "sub:<sub>" -> time of the logout.  Per process.
+        self.revoked: dict[str, float] = {}
+        self._lock = threading.Lock()
         self._next_sweep = 0.0
 
+    @property
+    def searchable(self) -> bool:
+        """True when sessions can be found by id and deleted (server-side stores we own)."""
+        return self.beaker is not None and self.beaker.server_side
+
+    def open(self, environ: dict[str, Any]) -> SSOSession:
+        """The session of this request; nothing is read until it is needed."""
+        if self.kind == "environ":
+            return EnvironSSOSession(self, environ)
+        return SSOSession(self, own_cookie(environ.get("HTTP_COOKIE", ""), self.cookie_name))
+
+    # -- housekeeping ------------------------------------------------------
+
     def session_created(self, now: float) -> None:
-        """Called when a new session is stored: sweep abandoned ones now and then, off the request path.
+        """Called when a new session is stored: sweep abandoned files now and then, off the request path.
 
         Beaker's file store never removes records, and every anonymous visit to
         ``/auth/sso`` stores one (its sign-in transaction), so without a sweep
-        abandoned records would fill the disk.
+        abandoned records would fill the disk.  Redis and memcached expire
+        records by their TTL.
         """
-        with self._sweep_lock:
+        if self.kind != "file":
+            return
+        with self._lock:
             if now < self._next_sweep:
                 return
             self._next_sweep = now + SWEEP_INTERVAL
@@ -109,18 +134,80 @@ class SessionStore:
         idle = max(config.session_idle_timeout, config.transaction_ttl) + self.stamp_interval + 60
         thread = threading.Thread(
             target=sweep_file_store,
-            args=(config.data_dir, now - idle),
+            args=(config.data_dir, now - idle, now - config.session_absolute_timeout - idle),
             name="sso-session-sweep",
             daemon=True,
         )
         thread.start()
 
-    def open(self, environ: dict[str, Any]) -> SSOSession:
-        """The session of this request; nothing is read until it is needed."""
-        return SSOSession(self, own_cookie(environ.get("HTTP_COOKIE", ""), self.cookie_name))
+    # -- back-channel logout -------------------------------------------------
 
-    def beaker_session(self, cookie_header: str) -> Session:
-        return Session({"cookie": cookie_header}, **self.beaker_options)
+    def remember(self, user: SignedInUser, session_id: str) -> None:
+        """Index a new sign-in by ``sid`` and ``sub`` so a back-channel logout can find it."""
+        if not self.searchable:
+            return
+        for key in _index_keys(user.sid, user.sub):
+            self._update_index(key, lambda ids, sid=session_id: [*ids[-31:], sid])
+
+    def end_sessions(self, sid: Optional[str], sub: Optional[str], now: float) -> int:
+        """End every session of ``sid`` (or, without one, of ``sub``); how many were found."""
+        key = f"sid:{sid}" if sid else f"sub:{sub}"
+        if not self.searchable:
+            with self._lock:
+                self.revoked[key] = now
+                horizon = now - self.config.session_absolute_timeout
+                for old in [name for name, when in self.revoked.items() if when < horizon]:
+                    del self.revoked[old]
+            return 0
+        assert self.beaker is not None
+        ended: list[str] = []
+
+        def take_all(ids: list[str]) -> list[str]:
+            ended.extend(ids)
+            return []
+
+        self._update_index(_index_key(key), take_all)
+        for session_id in ended:
+            self.beaker.remove_id(session_id)
+        return len(ended)
+
+    def is_revoked(self, user: SignedInUser) -> bool:
+        """True when a back-channel logout (after this sign-in) named the user's sid or sub."""
+        if not self.revoked:
+            return False
+        for key in (f"sid:{user.sid}", f"sub:{user.sub}"):
+            when = self.revoked.get(key)
+            if when is not None and when >= user.signed_in_at:
+                return True
+        return False
+
+    def _update_index(self, index_id: str, change: Any) -> None:
+        assert self.beaker is not None
+        namespace = self.beaker.namespace(index_id, ttl=int(self.config.session_absolute_timeout + 180))
+        try:
+            namespace.acquire_write_lock()
+            try:
+                try:
+                    current = json.loads(namespace["session"])
+                except (KeyError, ValueError, TypeError):
+                    current = []
+                updated = change(current if isinstance(current, list) else [])
+                if updated:
+                    namespace["session"] = json.dumps(updated).encode()
+                elif "session" in namespace:
+                    del namespace["session"]
+            finally:
+                namespace.release_write_lock()
+        except OSError as exc:
+            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
+
+
+def _index_key(key: str) -> str:
+    return INDEX_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
+def _index_keys(sid: Optional[str], sub: str) -> list[str]:
+    return [_index_key(key) for key in ((f"sid:{sid}" if sid else ""), f"sub:{sub}") if key]
 
 
 def _prepare_data_dir(data_dir: str, private: bool) -> None:
@@ -153,14 +240,17 @@ def _prepare_data_dir(data_dir: str, private: bool) -> None:
         raise ConfigError("session_data_dir", f"{data_dir!r} is not writable")
 
 
-def sweep_file_store(data_dir: str, before: float) -> int:
+def sweep_file_store(data_dir: str, before: float, index_before: Optional[float] = None) -> int:
     """Delete session records and lock files not written since ``before``.
 
     A live session is written at least every ``stamp_interval`` while in use, so
     an old record is an idle one; Beaker recreates a lock file when it needs it.
+    Back-channel logout index records (``sso-index-*``) are written only at
+    sign-in, so they are kept until ``index_before`` (past the absolute timeout).
     Symbolic links are never followed.  Returns how many files were removed;
     errors (a file already gone) are ignored.
     """
+    index_cutoff = before if index_before is None else index_before
     removed = 0
     for folder in (os.path.join(data_dir, "container_file"), os.path.join(data_dir, "locks")):
         if os.path.islink(folder):
@@ -171,7 +261,8 @@ def sweep_file_store(data_dir: str, before: float) -> int:
                 path = os.path.join(root, name)
                 try:
                     info = os.lstat(path)
-                    if stat.S_ISREG(info.st_mode) and info.st_mtime < before:
+                    cutoff = index_cutoff if name.startswith(INDEX_PREFIX) else before
+                    if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
                         os.remove(path)
                         removed += 1
                 except OSError:
@@ -203,38 +294,58 @@ class SSOSession:
     def __init__(self, store: SessionStore, cookie_header: str) -> None:
         self._store = store
         self._cookie_header = cookie_header
-        self._beaker: Optional[Session] = None
+        self._beaker: Optional[Container] = None
         self._dirty = False
         self._cookie_out: Optional[str] = None  # the Set-Cookie value to send, if any
+        self._new_user: Optional[SignedInUser] = None
 
-    # -- reading -----------------------------------------------------------
+    # -- the container: a Beaker session we own (the environ variant overrides these) ---------
 
-    def _loaded(self) -> Optional[Session]:
+    def _loaded(self) -> Optional[Container]:
         """The session the cookie names (read once), or None when there is none stored."""
         if self._beaker is None and self._cookie_header:
-            beaker = self._store.beaker_session(self._cookie_header)
-            self._cookie_header = ""
-            if beaker.is_new:
-                # The cookie names no stored session (expired, deleted, swept): never adopt a
-                # client-supplied id, and clear the cookie so the lookup is not repeated.
-                beaker.delete()
-                self._cookie_out = str(beaker.request["cookie_out"])
+            assert self._store.beaker is not None
+            header, self._cookie_header = self._cookie_header, ""
+            try:
+                beaker = self._store.beaker.session(header)
+            except ValueError:  # unreadable record or cookie: start over
+                beaker = None
+            if beaker is None or beaker.is_new:
+                # The cookie names no stored session (expired, deleted, swept, tampered): never
+                # adopt a client-supplied id, and clear the cookie so the lookup is not repeated.
+                self._cookie_out = self._expired_cookie()
             else:
                 self._beaker = beaker
         return self._beaker
 
+    def _fresh(self) -> Container:
+        """A new, empty session (new id) to write to."""
+        assert self._store.beaker is not None
+        return self._store.beaker.session("")
+
+    def _key(self, name: str) -> str:
+        return name
+
+    def _expired_cookie(self) -> str:
+        assert self._store.beaker is not None
+        blank = self._store.beaker.session("")
+        blank.delete()
+        return str(blank.request["cookie_out"])
+
     @property
-    def _data(self) -> Session:
+    def _data(self) -> Container:
         """The session to write to: the stored one, or a new one with a fresh id."""
-        beaker = self._loaded()
-        if beaker is None:
-            beaker = self._beaker = self._store.beaker_session("")
-        return beaker
+        container = self._loaded()
+        if container is None:
+            container = self._beaker = self._fresh()
+        return container
+
+    # -- reading -----------------------------------------------------------
 
     def stored_user(self) -> Optional[SignedInUser]:
         """The user recorded in the session, expired or not (logout still needs the ID token)."""
-        beaker = self._loaded()
-        record = beaker.get("user") if beaker is not None else None
+        container = self._loaded()
+        record = container.get(self._key("user")) if container is not None else None
         if not isinstance(record, dict):
             return None
         try:
@@ -245,19 +356,23 @@ class SSOSession:
             return None
 
     def current_user(self, now: float) -> Optional[SignedInUser]:
-        """The signed-in user, or None; an expired session is signed out here."""
+        """The signed-in user, or None; an expired or revoked session is signed out here."""
         user = self.stored_user()
         if user is None:
             return None
         config = self._store.config
         data = self._data
-        last_seen = data.get("last_seen", user.signed_in_at)
+        last_seen = data.get(self._key("last_seen"), user.signed_in_at)
         if now - user.signed_in_at > config.session_absolute_timeout or now - last_seen > config.session_idle_timeout:
             log.info("sso: session expired; signing out")
             self.sign_out()
             return None
+        if self._store.is_revoked(user):
+            log.info("sso: session ended by a back-channel logout; signing out")
+            self.sign_out()
+            return None
         if now - last_seen > self._store.stamp_interval:
-            data["last_seen"] = now
+            data[self._key("last_seen")] = now
             self._dirty = True
         return user
 
@@ -273,7 +388,7 @@ class SSOSession:
             oldest = min(pending, key=lambda key: pending[key].get("expires_at", 0))
             del pending[oldest]
         pending[state] = asdict(transaction)
-        self._data["transactions"] = pending
+        self._data[self._key("transactions")] = pending
         self._dirty = True
 
     def pop_transaction(self, state: str, now: float) -> Optional[Transaction]:
@@ -282,7 +397,7 @@ class SSOSession:
         record = pending.pop(state, None)
         if record is None:
             return None
-        self._data["transactions"] = pending
+        self._data[self._key("transactions")] = pending
         self._dirty = True
         try:
             transaction = Transaction(**record)
@@ -291,21 +406,22 @@ class SSOSession:
         return transaction if transaction.expires_at > now else None
 
     def _transactions(self) -> dict[str, Any]:
-        beaker = self._loaded()
-        pending = beaker.get("transactions") if beaker is not None else None
+        container = self._loaded()
+        pending = container.get(self._key("transactions")) if container is not None else None
         return dict(pending) if isinstance(pending, dict) else {}
 
     # -- signing in and out -------------------------------------------------
 
     def sign_in(self, user: SignedInUser, now: float) -> None:
         """Store the user under a new session id; the old id is deleted server-side."""
-        keep = {"transactions": self._transactions()}
+        keep = self._transactions()
         self._discard()
         fresh = self._data
-        fresh.update(keep)
-        fresh["user"] = asdict(user)
-        fresh["last_seen"] = now
+        fresh[self._key("transactions")] = keep
+        fresh[self._key("user")] = asdict(user)
+        fresh[self._key("last_seen")] = now
         self._dirty = True
+        self._new_user = user
 
     def sign_out(self) -> None:
         """Delete the session server-side and expire the cookie."""
@@ -314,8 +430,8 @@ class SSOSession:
     def _discard(self) -> None:
         beaker = self._loaded()
         if beaker is not None:
-            if not beaker.is_new:
-                beaker.namespace.remove()  # delete the stored record itself, not just its contents
+            assert self._store.beaker is not None
+            self._store.beaker.remove(beaker)
             beaker.delete()
             self._cookie_out = str(beaker.request["cookie_out"])
         self._beaker = None
@@ -324,15 +440,78 @@ class SSOSession:
     # -- writing back -------------------------------------------------------
 
     def commit(self) -> list[tuple[str, str]]:
-        """Persist changes; the headers (``Set-Cookie``) to add to the response."""
+        """Persist changes; the headers (``Set-Cookie``) to add to the response.
+
+        Raises :class:`StoreUnavailable` or :class:`SessionTooLarge`; nothing is
+        half-written then (the user is not signed in).
+        """
         beaker = self._beaker
         if self._dirty and beaker is not None:
+            assert self._store.beaker is not None
             created = beaker.is_new
-            beaker.save()
+            self._store.beaker.save(beaker)
             self._dirty = False
-            if created:
+            if created or self._store.kind == "cookie":
                 self._cookie_out = str(beaker.request["cookie_out"])
+            if created:
                 self._store.session_created(time.time())
+            if self._new_user is not None:
+                self._store.remember(self._new_user, beaker.id)
         if self._cookie_out is None:
             return []
         return [("Set-Cookie", self._cookie_out.strip())]
+
+
+class EnvironSSOSession(SSOSession):
+    """Our data inside an outer Beaker ``SessionMiddleware``'s session, under ``sso_middleware.*`` keys.
+
+    The outer middleware owns the cookie, the store and when to save; sign-in
+    regenerates its session id where its store supports that (server-side
+    stores; a cookie store's content is replaced anyway), and sign-out deletes
+    the whole outer session.
+    """
+
+    def __init__(self, store: SessionStore, environ: dict[str, Any]) -> None:
+        super().__init__(store, "")
+        self._environ = environ
+
+    def _outer(self) -> Any:
+        outer = self._environ.get(self._store.config.session_environ_key)
+        if outer is None:
+            raise StoreUnavailable(
+                f"no Beaker session at environ[{self._store.config.session_environ_key!r}]: "
+                "wrap this middleware in beaker.middleware.SessionMiddleware"
+            )
+        return outer
+
+    def _loaded(self) -> Optional[Container]:
+        if self._beaker is None and "HTTP_COOKIE" in self._environ:
+            self._beaker = self._outer()
+        return self._beaker
+
+    def _fresh(self) -> Container:
+        return self._outer()
+
+    def _key(self, name: str) -> str:
+        return ENVIRON_PREFIX + name
+
+    def sign_in(self, user: SignedInUser, now: float) -> None:
+        outer = self._data
+        with contextlib.suppress(AttributeError):  # a cookie session: replaced whole, nothing to fixate
+            outer.regenerate_id()
+        outer[self._key("user")] = asdict(user)
+        outer[self._key("last_seen")] = now
+        self._dirty = True
+
+    def _discard(self) -> None:
+        outer = self._loaded()
+        if outer is not None and any(self._key(name) in outer for name in ("user", "transactions")):
+            outer.delete()
+        self._beaker = None
+        self._dirty = False
+
+    def commit(self) -> list[tuple[str, str]]:
+        if self._dirty and self._beaker is not None:
+            self._beaker.save()  # marks it for the outer middleware to persist
+            self._dirty = False
+        return []

@@ -61,7 +61,7 @@ def test_statuses_are_4xx_except_provider_trouble() -> None:
         if info.status >= 500:
             assert info.status in (502, 503, 504), code
             assert code in ("provider_bad_response", "provider_unreachable", "provider_timeout",
-                            "invalid_token_response"), code
+                            "invalid_token_response", "session_store_unavailable", "session_too_large"), code
         else:
             assert info.status in (400, 401), code
     assert describe("provider_unreachable")[0] == 503

@@ -114,6 +114,8 @@ def stored_sessions(data_dir: str) -> list[dict[str, Any]]:
     records = []
     for root, _dirs, files in os.walk(os.path.join(data_dir, "container_file")):
         for name in files:
+            if name.startswith("sso-index-"):  # back-channel logout index records, not sessions
+                continue
             with open(os.path.join(root, name), "rb") as handle:
                 container = pickle.load(handle)  # Beaker's own container format
             if "session" in container:

@@ -51,8 +51,12 @@ def reopen(store: SessionStore, headers: list[tuple[str, str]], previous: str = 
 
 
 def session_files(store: SessionStore) -> list[str]:
+    """The session records (not the back-channel logout index records)."""
+    from sso_middleware.session import INDEX_PREFIX
+
     root_dir = os.path.join(store.config.data_dir, "container_file")
-    return sorted(os.path.join(root, name) for root, _dirs, names in os.walk(root_dir) for name in names)
+    return sorted(os.path.join(root, name) for root, _dirs, names in os.walk(root_dir) for name in names
+                  if not name.startswith(INDEX_PREFIX))
 
 
 def all_files(store: SessionStore) -> list[str]:
@@ -268,7 +272,7 @@ def stored_record(path: str) -> dict[str, Any]:
 
 
 def test_session_data_is_stored_as_json_not_pickle(store: SessionStore) -> None:
-    assert store.beaker_options["data_serializer"] == "json"
+    assert store.beaker.options["data_serializer"] == "json"
     session = store.open({})
     session.add_transaction("state-1", transaction(), NOW)
     session.commit()
@@ -284,7 +288,7 @@ def test_the_signed_in_user_record(store: SessionStore) -> None:
     (path,) = session_files(store)
     record = stored_record(path)
     assert record["user"] == {"claims": {"sub": "alice", "email": "alice@example.com"}, "connection": "c",
-                              "id_token": "header.payload.signature", "signed_in_at": NOW}
+                              "id_token": "header.payload.signature", "signed_in_at": NOW, "sid": None}
     assert record["last_seen"] == NOW
 
 
@@ -293,7 +297,7 @@ def test_store_files_are_private(store: SessionStore) -> None:
 
 
 def test_beaker_options(store: SessionStore) -> None:
-    options = store.beaker_options
+    options = store.beaker.options
     assert options["httponly"] is True
     assert options["samesite"] == "Lax"
     assert options["secure"] is True
@@ -374,9 +378,9 @@ def test_new_sessions_trigger_at_most_one_sweep_per_interval(tmp_path, monkeypat
         if thread.name == "sso-session-sweep":
             thread.join(5)
     assert len(calls) == 2
-    data_dir, before = calls[0]
+    data_dir, before, index_before = calls[0]
     assert data_dir == str(tmp_path)
-    assert before < 1000.0 - 86400
+    assert index_before < before < 1000.0 - 86400
 
 
 def test_default_data_dir_is_private_and_refused_when_not(tmp_path, monkeypatch) -> None:

@@ -1,0 +1,279 @@
+"""Where sessions live: Beaker's back ends, configured safely for sharing between processes.
+
+``session_type`` selects one Beaker back end:
+
+* ``file`` (default): one machine, any number of processes (file locks).
+* ``ext:redis``: ``session_url = redis://host:port/db``; many hosts.
+* ``ext:memcached``: ``session_url = host:port;host:port``; many hosts (needs the
+  ``python-memcached`` client).
+* ``cookie``: the whole session, encrypted and signed, in the cookie itself (about
+  4 KB at most); no server-side state.
+* ``environ``: an existing Beaker session from an outer ``SessionMiddleware``
+  (``environ[session_environ_key]``); that middleware owns the cookie and the store.
+
+Security caveats.  Beaker's own Redis back end pickles what it stores, and
+python-memcached unpickles whatever a value's flags ask for: anyone able to
+write to a shared cache could then run code in every process.  The namespace
+managers here store the session's JSON text as plain bytes and refuse pickled or
+compressed values.  Server-side records get a TTL a little longer than the idle
+timeout.  Removing a record deletes that one key (Beaker's memcached ``remove``
+would flush the whole server).  Connection failures become
+:class:`StoreUnavailable`, answered 503 by the middleware, and every call is
+bounded by ``session_store_timeout``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Any, Optional
+
+from beaker.container import FileNamespaceManager, NamespaceManager
+from beaker.exceptions import BeakerException
+from beaker.session import CookieSession, Session
+from beaker.util import SyncDict
+
+from .config import SSOConfig
+
+try:  # optional back ends
+    import redis
+except ImportError:  # pragma: no cover - exercised only without the extra
+    redis = None  # type: ignore[assignment]
+try:
+    import memcache
+except ImportError:  # pragma: no cover
+    memcache = None
+
+
+class StoreUnavailable(Exception):
+    """The session store cannot be reached; the request is answered 503."""
+
+
+class SessionTooLarge(Exception):
+    """A cookie session would not fit in a cookie."""
+
+
+class _RefusingUnpickler:
+    """python-memcached's unpickler: a value flagged as pickled is refused, never loaded."""
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+
+    def load(self) -> Any:
+        raise ValueError("pickled values are refused")
+
+
+def _refuse_compressed(data: bytes) -> bytes:
+    raise ValueError("compressed values are refused")
+
+
+class JsonRedisNamespace(NamespaceManager):  # type: ignore[misc]
+    """A Beaker namespace over Redis that stores bytes as they are (no pickle), with a TTL."""
+
+    clients = SyncDict()
+
+    def __init__(self, namespace: str, url: str, ttl: Optional[int] = None,
+                 socket_timeout: float = 2.0, **kw: Any) -> None:
+        super().__init__(namespace)
+        if redis is None:
+            raise StoreUnavailable("the redis package is not installed (pip install redis)")
+        self.ttl = ttl
+        self.client = self.clients.get(
+            (url, socket_timeout),
+            lambda: redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout),
+        )
+
+    def _key(self, key: str) -> str:
+        return f"sso_middleware:{self.namespace}:{key}"
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, method)(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._call("get", self._key(key))
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: str) -> bool:
+        return bool(self._call("exists", self._key(key)))
+
+    def has_key(self, key: str) -> bool:
+        return key in self
+
+    def set_value(self, key: str, value: Any, expiretime: Optional[int] = None) -> None:
+        ttl = expiretime or self.ttl
+        self._call("set", self._key(key), value, ex=int(ttl) if ttl else None)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.set_value(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._call("delete", self._key(key))
+
+    def do_remove(self) -> None:
+        self._call("delete", self._key("session"))
+
+    def keys(self) -> list[str]:
+        return ["session"] if "session" in self else []
+
+
+class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
+    """A Beaker namespace over memcached (python-memcached) that never unpickles, with a TTL."""
+
+    clients = SyncDict()
+
+    def __init__(self, namespace: str, url: str, ttl: Optional[int] = None,
+                 socket_timeout: float = 2.0, **kw: Any) -> None:
+        super().__init__(namespace)
+        if memcache is None:
+            raise StoreUnavailable("the python-memcached package is not installed (pip install python-memcached)")
+        self.ttl = ttl
+        self.mc = self.clients.get(
+            (url, socket_timeout),
+            lambda: memcache.Client(
+                url.split(";"), unpickler=_RefusingUnpickler, decompressor=_refuse_compressed,
+                socket_timeout=socket_timeout, dead_retry=1,
+            ),
+        )
+
+    def _key(self, key: str) -> str:
+        return hashlib.sha256(f"sso_middleware:{self.namespace}:{key}".encode()).hexdigest()
+
+    def _down(self) -> bool:
+        now = time.time()
+        return all(server.deaduntil > now for server in self.mc.servers)
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            value = self.mc.get(self._key(key))
+        except ValueError:  # a value we would not have written (pickled, compressed, odd flags)
+            raise KeyError(key) from None
+        if value is None:
+            if self._down():
+                raise StoreUnavailable("memcached: no server answers")
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: str) -> bool:
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+    def has_key(self, key: str) -> bool:
+        return key in self
+
+    def set_value(self, key: str, value: Any, expiretime: Optional[int] = None) -> None:
+        ttl = int(expiretime or self.ttl or 0)
+        if not self.mc.set(self._key(key), value, time=ttl):
+            raise StoreUnavailable("memcached: the value was not stored")
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.set_value(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.mc.delete(self._key(key))
+
+    def do_remove(self) -> None:
+        self.mc.delete(self._key("session"))  # never flush_all, which would sign everyone out
+
+    def keys(self) -> list[str]:
+        return ["session"] if "session" in self else []
+
+
+_NAMESPACES: dict[str, Any] = {"ext:redis": JsonRedisNamespace, "ext:memcached": JsonMemcachedNamespace}
+
+
+def derived_key(secret: str, purpose: str) -> str:
+    """A key for one purpose derived from ``session_secret`` (HMAC-SHA256)."""
+    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()
+
+
+class BeakerStore:
+    """Builds, loads and removes Beaker session objects for one configuration."""
+
+    def __init__(self, config: SSOConfig, cookie_name: str, data_dir: Optional[str]) -> None:
+        self.kind = config.session_type
+        self.ttl = int(config.session_idle_timeout + 180)
+        options: dict[str, Any] = {
+            "key": cookie_name,
+            "httponly": True,
+            "secure": config.secure_cookies,
+            "samesite": "Lax",
+            "cookie_domain": config.cookie_domain or None,
+            "cookie_path": "/",
+            "data_serializer": "json",
+            "invalidate_corrupt": False,  # corruption and outages are told apart in load()
+            "cookie_expires": True,
+        }
+        if self.kind == "cookie":
+            options["encrypt_key"] = derived_key(config.session_secret, "sso_middleware cookie encryption")
+            options["validate_key"] = derived_key(config.session_secret, "sso_middleware cookie signature")
+        elif self.kind == "file":
+            options.update(type="file", secret=config.session_secret, data_dir=data_dir, lock_dir=f"{data_dir}/locks")
+        else:  # Beaker hands the extra keywords to the namespace manager of each record
+            options.update(type=self.kind, secret=config.session_secret, namespace_class=_NAMESPACES[self.kind],
+                           url=config.session_url, ttl=self.ttl, socket_timeout=config.session_store_timeout)
+        self.options = options
+        self.server_side = self.kind != "cookie"
+
+    def namespace_args(self) -> dict[str, Any]:
+        """What Beaker passes to the namespace manager of a record."""
+        names = ("data_dir", "lock_dir") if self.kind == "file" else ("url", "ttl", "socket_timeout")
+        return {name: self.options[name] for name in names}
+
+    def session(self, cookie_header: str) -> Session:
+        """The session a cookie header names (loaded), or a new one for ``""``.
+
+        Raises :class:`StoreUnavailable` when the store cannot be read, and
+        ``ValueError`` when the record (or cookie) is unreadable.
+        """
+        request = {"cookie": cookie_header}
+        try:
+            if self.kind == "cookie":
+                return CookieSession(request, **self.options)
+            return Session(request, **self.options)
+        except StoreUnavailable:
+            raise
+        except OSError as exc:
+            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
+        except Exception as exc:  # undecodable cookie, corrupt record (bad pickle, JSON, base64...)
+            raise ValueError(f"unreadable session: {type(exc).__name__}") from None
+
+    def save(self, session: Session) -> None:
+        try:
+            session.save()
+        except StoreUnavailable:
+            raise
+        except OSError as exc:
+            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
+        except BeakerException as exc:
+            if "too long" in str(exc):
+                raise SessionTooLarge(str(exc)) from None
+            raise
+
+    def remove(self, session: Session) -> None:
+        """Delete a stored record (server-side stores); the cookie is expired by the caller."""
+        if self.server_side and not session.is_new:
+            self.remove_id(session.id)
+
+    def remove_id(self, session_id: str) -> None:
+        """Delete the record of a session id (back-channel logout)."""
+        try:
+            self.namespace(session_id).remove()
+        except OSError as exc:
+            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
+
+    def namespace(self, record_id: str, ttl: Optional[int] = None) -> NamespaceManager:
+        """The Beaker namespace manager of one record (``ttl`` overrides the sessions' TTL)."""
+        args = self.namespace_args()
+        if ttl is not None and "ttl" in args:
+            args["ttl"] = ttl
+        namespace_class = self.options.get("namespace_class") or FileNamespaceManager
+        return namespace_class(record_id, digest_filenames=False, **args)
