@@ -97,7 +97,7 @@ class JsonRedisNamespace(NamespaceManager):  # type: ignore[misc]
         value = self._call("get", self._key(key))
         if value is None:
             raise KeyError(key)
-        return value
+        return value.decode("utf-8")  # Beaker stores (and expects back) the session as base64 text
 
     def __contains__(self, key: str) -> bool:
         return bool(self._call("exists", self._key(key)))
