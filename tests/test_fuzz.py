@@ -1,0 +1,224 @@
+"""Property-based fuzzing of every auth route and the pass-through path (hypothesis).
+
+Random methods, paths, query strings, bodies, cookies (garbage, tampered,
+truncated, oversized, another app's) and headers are thrown at the middleware
+as raw WSGI environs.  Whatever arrives, these must hold:
+
+* no 5xx and no traceback in the body;
+* no CR or LF in any response header, and every header is latin-1 text;
+* every redirect goes to the application's own origin or the provider's
+  authorization endpoint (never elsewhere);
+* garbage creates no session: only a well-formed ``/auth/sso`` or
+  ``/auth/login`` may store one (their sign-in transaction);
+* ``REMOTE_USER`` reaches the app only for the one signed-in cookie.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sso_middleware import SSOMiddleware
+
+from .conftest import legacy_app
+from .fakes import BASE_URL, FakeProvider
+
+AUTH_PATHS = ["/auth/sso", "/auth/login", "/auth/callback", "/auth/logout", "/auth/failure",
+              "/auth/backchannel-logout"]
+PATHS = st.one_of(st.sampled_from([*AUTH_PATHS, "/", "/dashboard", "/dashboard/x", "/public"]),
+                  st.text(max_size=40).map(lambda text: "/" + text))
+PARAM_NAMES = st.sampled_from(["target_url", "connection", "state", "code", "error", "iss", "logout_token",
+                               "error_description", "x"])
+PARAM_VALUES = st.one_of(
+    st.text(max_size=60),
+    st.sampled_from(["/dashboard", "//evil.example", "/\\evil.example", "https://evil.example/", "javascript:alert(1)",
+                     "/%0d%0aSet-Cookie:%20x=1", "%ff%fe", "login_required", "https://op.example/",
+                     "Username-Password-Authentication", "a" * 3000]),
+)
+QUERY = st.lists(st.tuples(PARAM_NAMES, PARAM_VALUES), max_size=5).map(
+    lambda pairs: "&".join(f"{name}={value}" for name, value in pairs)
+)
+RAW_QUERY = st.one_of(QUERY, st.binary(max_size=80).map(lambda data: data.decode("latin-1")))
+HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=80)
+CONTENT_TYPES = st.sampled_from(["application/x-www-form-urlencoded", "multipart/form-data",
+                                 "multipart/form-data; boundary=XX", "application/json", "text/plain",
+                                 "application/x-www-form-urlencoded; charset=utf-16", ""])
+
+
+def cookie_values(signed_in: str) -> st.SearchStrategy[str]:
+    """Cookie headers: garbage, our valid cookie tampered or truncated, oversized, others' cookies."""
+    name, _, value = signed_in.partition("=")
+    return st.one_of(
+        st.just(""),
+        HEADER_TEXT,
+        st.just(signed_in),
+        st.integers(0, max(len(value) - 1, 0)).map(lambda cut: f"{name}={value[:cut]}"),
+        st.integers(0, max(len(value) - 1, 0)).map(
+            lambda at: f"{name}={value[:at]}{'0' if value[at:at + 1] != '0' else '1'}{value[at + 1:]}"),
+        st.just(f"{name}={'a' * 5000}"),
+        st.just(f'{name}="{value}"; {name}=other'),
+        st.just('prefs={"a":1}; sso_session=abc; other_app_session=zzz'),
+        HEADER_TEXT.map(lambda text: f"{name}={text}"),
+    )
+
+
+def environ_for(method: str, path: str, query: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "SERVER_NAME": "app2.example",
+        "SERVER_PORT": "443",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "https",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": io.StringIO(),
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "HTTP_HOST": "app2.example",
+        "CONTENT_LENGTH": str(len(body)),
+    }
+    for name, value in headers.items():
+        if name == "Content-Type":
+            environ["CONTENT_TYPE"] = value
+        else:
+            environ["HTTP_" + name.upper().replace("-", "_")] = value
+    return environ
+
+
+def call(app: Callable[..., Any], environ: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    captured: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., Any]:
+        captured["status"], captured["headers"] = status, headers
+        return lambda data: None
+
+    body = b"".join(app(environ, start_response))
+    return int(captured["status"].split()[0]), captured["headers"], body
+
+
+class Target:
+    """One middleware (file store) and a signed-in user whose cookie seeds the mutations."""
+
+    def __init__(self, directory: str) -> None:
+        from .conftest import SESSION_SECRET
+        from .fakes import CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProviderAdapter
+
+        self.provider = FakeProvider()
+        self.middleware = SSOMiddleware(
+            legacy_app, issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, base_url=BASE_URL,
+            session_secret=SESSION_SECRET, session_data_dir=directory, protected_paths=["/dashboard"],
+        )
+        self.middleware.client.http.session.mount("https://op.example/", FakeProviderAdapter(self.provider))
+        self.cookie = ""
+
+    def signed_in_cookie(self) -> str:
+        """The seed cookie, signing in again if a fuzzed request signed the user out."""
+        if not self.cookie or b'"remote_user": "alice"' not in call(
+            self.middleware, environ_for("GET", "/page", "", b"", {"Cookie": self.cookie}))[2]:
+            from .conftest import browser_for
+            from .test_handlers import sign_in
+
+            browser = browser_for(self.middleware)
+            sign_in(browser, self.provider)
+            name = self.middleware.store.cookie_name
+            self.cookie = f"{name}={browser.cookies[name]}"
+        return self.cookie
+
+
+@pytest.fixture(scope="module")
+def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Target:
+    return Target(str(tmp_path_factory.mktemp("fuzz") / "sessions"))
+
+
+def stored_records(middleware: SSOMiddleware) -> int:
+    root = os.path.join(middleware.config.data_dir, "container_file")
+    return sum(len(files) for _root, _dirs, files in os.walk(root))
+
+
+def check_invariants(middleware: SSOMiddleware, environ: dict[str, Any], signed_in_cookie: str) -> None:
+    path = environ["PATH_INFO"]
+    before = stored_records(middleware)
+    seen: dict[str, Any] = {}
+    inner = middleware.app
+
+    def spy(env: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        seen["remote_user"] = env.get("REMOTE_USER")
+        return inner(env, start_response)
+
+    middleware.app = spy
+    try:
+        status, headers, body = call(middleware, environ)
+    finally:
+        middleware.app = inner
+    assert status < 500, (status, body[:300])
+    assert b"Traceback" not in body
+    for name, value in headers:
+        assert "\r" not in value and "\n" not in value, (name, value)
+        value.encode("latin-1")
+        if name.lower() == "location":
+            parts = urlsplit(value)
+            origin = f"{parts.scheme}://{parts.netloc}"
+            assert origin in (BASE_URL, "https://op.example"), value
+            if origin == "https://op.example":
+                assert parts.path in ("/authorize", "/oidc/logout"), value
+    creates = path in ("/auth/sso", "/auth/login") and status == 303
+    if not creates:
+        assert stored_records(middleware) <= before, f"{environ['REQUEST_METHOD']} {path} stored a session"
+    if seen.get("remote_user") is not None:  # only the real session's value (quoted or not) signs in
+        assert signed_in_cookie.partition("=")[2] in environ.get("HTTP_COOKIE", ""), environ.get("HTTP_COOKIE")
+
+
+FUZZ_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_any_request_gets_a_clean_answer(fuzz_target: Target, data: Any) -> None:
+    middleware, cookie = fuzz_target.middleware, fuzz_target.signed_in_cookie()
+    method = data.draw(st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"]))
+    path = data.draw(PATHS)
+    query = data.draw(RAW_QUERY)
+    body = data.draw(st.one_of(QUERY.map(str.encode), st.binary(max_size=200)))
+    headers = {
+        "Cookie": data.draw(cookie_values(cookie)),
+        "Content-Type": data.draw(CONTENT_TYPES),
+        "Accept": data.draw(st.sampled_from(["text/html", "application/json", "*/*", "", "image/png"])),
+        "Sec-Fetch-Mode": data.draw(st.sampled_from(["navigate", "cors", "no-cors", ""])),
+        "X-Requested-With": data.draw(st.sampled_from(["", "XMLHttpRequest"])),
+        "Remote-User": data.draw(HEADER_TEXT),
+    }
+    headers = {name: value for name, value in headers.items() if value}
+    environ = environ_for(method, path, query, body, headers)
+    if data.draw(st.booleans()):
+        environ["REMOTE_USER"] = "spoofed-admin"
+    check_invariants(middleware, environ, cookie)
+
+
+@FUZZ_SETTINGS
+@given(query=QUERY, cookie_choice=st.integers(0, 8), method=st.sampled_from(["GET", "POST"]))
+def test_callback_with_hostile_parameters(fuzz_target: Target, query: str, cookie_choice: int, method: str) -> None:
+    middleware, cookie = fuzz_target.middleware, fuzz_target.signed_in_cookie()
+    cookies = ["", cookie, cookie[:-3], cookie + "00", "x=1", cookie.replace("=", "=0"), "a" * 100,
+               f"{cookie}; {cookie}", "sso_session=1"]
+    environ = environ_for(method, "/auth/callback", query if method == "GET" else "",
+                          query.encode() if method == "POST" else b"",
+                          {"Cookie": cookies[cookie_choice], "Content-Type": "application/x-www-form-urlencoded"})
+    check_invariants(middleware, environ, cookie)
+
+
+def test_the_seed_cookie_is_a_real_session(fuzz_target: Target) -> None:
+    """The seed cookie is valid (so the invariants above were checked against a real session)."""
+    cookie = fuzz_target.signed_in_cookie()
+    status, _headers, body = call(fuzz_target.middleware, environ_for("GET", "/page", "", b"", {"Cookie": cookie}))
+    assert status == 200
+    assert b'"remote_user": "alice"' in body
