@@ -139,7 +139,7 @@ class Handlers:
             response.headers["Allow"] = "POST"
             return response
         try:
-            token = _param(request, "logout_token") if request.GET.get("logout_token") is None else None
+            token = _param(request, "logout_token", body_only=True)
             if not token:
                 raise AuthFailure("invalid_request", "no logout_token in the POST body")
             claims = self.client.validate_logout_token(token)
@@ -246,10 +246,13 @@ def redirect(location: str) -> Response:
     return no_store(HTTPSeeOther(location=location))
 
 
-def _param(request: Request, name: str) -> Optional[str]:
-    """One text parameter, from the query string or else a form body; anything unreadable is bad input."""
+def _param(request: Request, name: str, body_only: bool = False) -> Optional[str]:
+    """One text parameter, from the query string (unless ``body_only``) or else a form body.
+
+    Anything unreadable (bad encodings, file uploads, odd charsets) is bad input, never a 500.
+    """
     try:
-        value = request.GET.get(name)
+        value = None if body_only else request.GET.get(name)
         if value is None and request.method == "POST":
             value = request.POST.get(name)
     except (UnicodeDecodeError, LookupError, ValueError, TypeError, Warning):

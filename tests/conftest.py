@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Iterator
 from typing import Any, Callable
 
@@ -11,9 +13,42 @@ import webtest
 
 from sso_middleware import SSOMiddleware
 
-from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider, FakeProviderAdapter
+from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUED_SECRETS, ISSUER, FakeProvider, FakeProviderAdapter
 
 SESSION_SECRET = "s" * 40
+
+#: What must never reach a log line: JWTs, bearer headers, session ids (32 hex digits), our secrets.
+_SECRET_PATTERNS = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.|Bearer |\b[0-9a-f]{32}\b")
+_KNOWN_SECRETS = (CLIENT_SECRET, SESSION_SECRET, "alice-password", "bob-password", "app1-secret", "app2-secret")
+
+
+class _Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture(autouse=True)
+def no_secrets_in_logs() -> Iterator[None]:
+    """Across the whole suite: no token, code, secret or session id in any sso_middleware log line."""
+    recorder = _Recorder()
+    recorder.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("sso_middleware")
+    logger.addHandler(recorder)
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(recorder)
+        logger.setLevel(previous)
+    for line in recorder.lines:
+        assert not _SECRET_PATTERNS.search(line), f"a secret-looking value was logged: {line!r}"
+        assert not any(secret in line for secret in _KNOWN_SECRETS), f"a secret was logged: {line!r}"
+        assert not any(secret in line for secret in ISSUED_SECRETS), f"a code or token was logged: {line!r}"
 
 
 def legacy_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

@@ -37,6 +37,14 @@ BASE_URL = "https://app2.example"
 
 _KEYS: dict[str, rsa.RSAPrivateKey] = {}
 
+#: Every authorization code and access token the fake provider handed out (the log check looks for them).
+ISSUED_SECRETS: set[str] = set()
+
+
+def issued(secret: str) -> str:
+    ISSUED_SECRETS.add(secret)
+    return secret
+
 
 def rsa_key(name: str = "default") -> rsa.RSAPrivateKey:
     """A real RSA key, generated once per test session per name."""
@@ -135,7 +143,7 @@ class FakeProvider:
         assert authorize_url.startswith(self.discovery()["authorization_endpoint"] + "?")
         params: dict[str, Optional[str]] = {"state": query.get("state"), "iss": self.issuer}
         if "error" not in response:
-            code = secrets.token_urlsafe(16)
+            code = issued(secrets.token_urlsafe(16))
             grant = Grant(
                 client_id=query["client_id"],
                 redirect_uri=query["redirect_uri"],
@@ -216,7 +224,7 @@ class FakeProvider:
             return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
         if self.token_response is not None:
             return 200, self.token_response
-        access_token = "at-" + secrets.token_urlsafe(16)
+        access_token = issued("at-" + secrets.token_urlsafe(16))
         self._access_tokens[access_token] = grant.sub
         return 200, {
             "access_token": access_token,
