@@ -125,6 +125,8 @@ class Handlers:
         # session still names the user whose provider session should end.
         user = session.stored_user()
         session.sign_out()
+        if user is not None:
+            log.info("sso: signed out sub=%r", user.sub)
         target = self._target(request, required=False)
         if user is not None and self.config.provider_logout:
             url = self.client.end_session_url(user.id_token, absolute_target(target, self.config.base_url))

@@ -46,6 +46,10 @@ except ImportError:  # pragma: no cover
     memcache = None
 
 
+#: memcached takes an expiry time above 30 days as an absolute Unix time, not as seconds from now.
+MEMCACHED_MAX_RELATIVE_TTL = 30 * 86400
+
+
 class StoreUnavailable(Exception):
     """The session store cannot be reached; the request is answered 503."""
 
@@ -171,6 +175,8 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
 
     def set_value(self, key: str, value: Any, expiretime: Optional[int] = None) -> None:
         ttl = int(expiretime or self.ttl or 0)
+        if ttl > MEMCACHED_MAX_RELATIVE_TTL:  # memcached reads a larger number as a Unix time
+            ttl += int(time.time())
         if not self.mc.set(self._key(key), value, time=ttl):
             raise StoreUnavailable("memcached: the value was not stored")
 
