@@ -82,7 +82,7 @@ class ProviderMetadata:
                 insecure_ok = config.allow_insecure_http and urlsplit(config.issuer_url).scheme == "http"
                 check_endpoint_url(name, value, insecure_ok)
             except ConfigError as exc:
-                raise ProviderError("provider_bad_response", f"discovery {exc.message}") from None
+                raise ProviderError("provider_bad_response", f"discovery {exc.setting}: {exc.message}") from None
             urls[name] = value
         methods = document.get("code_challenge_methods_supported")
         if isinstance(methods, list) and "S256" not in methods:
@@ -270,7 +270,7 @@ class OIDCClient:
                               f"token endpoint refused the code (HTTP {status})")
         try:
             return dict(client.parse_request_body_response(json.dumps(document), scope=None))
-        except (OAuth2Error, ValueError, TypeError, AttributeError) as exc:  # malformed members
+        except (OAuth2Error, ValueError, TypeError, AttributeError, ArithmeticError) as exc:  # malformed members
             raise AuthFailure("invalid_token_response", f"token response: {type(exc).__name__}") from None
 
     def _userinfo(self, access_token: str, sub: str) -> dict[str, Any]:

@@ -161,6 +161,15 @@ class FakeProvider:
 
     def make_id_token(self, sub: str = "alice", nonce: Optional[str] = None, **overrides: Any) -> str:
         """A real signed ID token; ``overrides`` replace claims (None removes one)."""
+        claims = self.id_token_claims(sub, nonce, **overrides)
+        header = {"kid": self.kid}
+        header.update(self.id_token_header)
+        header = {key: value for key, value in header.items() if value is not None}
+        key = self.id_token_key if self.id_token_key is not None else self.key
+        return jwt.encode(claims, key, algorithm=self.id_token_alg, headers=header)
+
+    def id_token_claims(self, sub: str = "alice", nonce: Optional[str] = None, **overrides: Any) -> dict[str, Any]:
+        """The claims :meth:`make_id_token` signs (for tests that sign or forge tokens themselves)."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -176,12 +185,7 @@ class FakeProvider:
         claims.update(self.users.get(sub, {}))
         claims.update(self.id_token_overrides)
         claims.update(overrides)
-        claims = {key: value for key, value in claims.items() if value is not None}
-        header = {"kid": self.kid}
-        header.update(self.id_token_header)
-        header = {key: value for key, value in header.items() if value is not None}
-        key = self.id_token_key if self.id_token_key is not None else self.key
-        return jwt.encode(claims, key, algorithm=self.id_token_alg, headers=header)
+        return {key: value for key, value in claims.items() if value is not None}
 
     # -- the endpoints -------------------------------------------------------
 
