@@ -36,7 +36,7 @@ from .errors import AuthFailure, ProviderError, provider_error_code
 from .oidc import OIDCClient
 from .pages import failure_page, no_store
 from .redirects import absolute_target, checked_target
-from .session import SessionStore, SignedInUser, SSOSession, Transaction
+from .session import SessionStore, SignedInUser, SSOSession, StoreUnavailable, Transaction
 
 log = logging.getLogger("sso_middleware")
 
@@ -153,7 +153,14 @@ class Handlers:
             log.warning("sso: back-channel logout refused: %s", failure)
             return _json(400, {"error": "invalid_request", "error_description": failure.code})
         sid, sub = claims.get("sid"), claims.get("sub")
-        ended = self.store.end_sessions(sid, sub, self.clock())
+        try:
+            ended = self.store.end_sessions(sid, sub, self.clock())
+        except StoreUnavailable as exc:
+            # Not done: a 503 (not the browser's failure-page redirect), and the provider's retry
+            # of this very token must not be refused as a replay.
+            self._forget_jti(claims)
+            log.error("sso: back-channel logout could not end the sessions: %s", exc)
+            return _json(503, {"error": "temporarily_unavailable"})
         log.info("sso: back-channel logout for %s ended %d session(s)", "sid" if sid else "sub", ended)
         return _json(200, None)
 
@@ -169,6 +176,12 @@ class Handlers:
             if jti in self._seen_jti:
                 raise AuthFailure("invalid_logout_token", "jti already used (replay)")
             self._seen_jti[jti] = float(claims["exp"]) + self.config.clock_skew
+
+    def _forget_jti(self, claims: dict[str, Any]) -> None:
+        jti = claims.get("jti")
+        if isinstance(jti, str):
+            with self._jti_lock:
+                self._seen_jti.pop(jti, None)
 
     def failure(self, request: Request, session: SSOSession) -> Response:
         return failure_page(_param(request, "error") or "", self.config.base_url + "/")

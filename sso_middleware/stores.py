@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import socket
 import time
 from typing import Any, Optional
 
@@ -35,6 +36,7 @@ from beaker.session import CookieSession, Session
 from beaker.util import SyncDict
 
 from .config import SSOConfig
+from .errors import ConfigError
 
 try:  # optional back ends
     import redis
@@ -80,10 +82,15 @@ class JsonRedisNamespace(NamespaceManager):  # type: ignore[misc]
     def __init__(self, namespace: str, url: str, ttl: Optional[int] = None,
                  socket_timeout: float = 2.0, **kw: Any) -> None:
         super().__init__(namespace)
+        self.ttl = ttl
+        self.client = self.client_for(url, socket_timeout)
+
+    @classmethod
+    def client_for(cls, url: str, socket_timeout: float) -> Any:
+        """The (shared) client of a URL; ``ValueError`` for a URL it cannot parse.  Does not connect."""
         if redis is None:
             raise StoreUnavailable("the redis package is not installed (pip install redis)")
-        self.ttl = ttl
-        self.client = self.clients.get(
+        return cls.clients.get(
             (url, socket_timeout),
             lambda: redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout),
         )
@@ -126,6 +133,17 @@ class JsonRedisNamespace(NamespaceManager):  # type: ignore[misc]
         return ["session"] if "session" in self else []
 
 
+def _accepts(server: Any) -> bool:
+    """True when a python-memcached server accepts a connection now (probed on a socket closed at once)."""
+    try:
+        with socket.socket(server.family, socket.SOCK_STREAM) as probe:
+            probe.settimeout(server.socket_timeout)
+            probe.connect(server.address)
+    except (OSError, OverflowError):
+        return False
+    return True
+
+
 class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
     """A Beaker namespace over memcached (python-memcached) that never unpickles, with a TTL."""
 
@@ -134,16 +152,27 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
     def __init__(self, namespace: str, url: str, ttl: Optional[int] = None,
                  socket_timeout: float = 2.0, **kw: Any) -> None:
         super().__init__(namespace)
+        self.ttl = ttl
+        self.mc = self.client_for(url, socket_timeout)
+
+    @classmethod
+    def client_for(cls, url: str, socket_timeout: float) -> Any:
+        """The (shared) client of a server list; ``ValueError`` for one it cannot parse.  Does not connect."""
         if memcache is None:
             raise StoreUnavailable("the python-memcached package is not installed (pip install python-memcached)")
-        self.ttl = ttl
-        self.mc = self.clients.get(
-            (url, socket_timeout),
-            lambda: memcache.Client(
+
+        def create() -> Any:
+            client = memcache.Client(
                 url.split(";"), unpickler=_RefusingUnpickler, decompressor=_refuse_compressed,
                 socket_timeout=socket_timeout, dead_retry=1,
-            ),
-        )
+            )
+            for server in client.servers:  # an out-of-range port would raise OverflowError on every call
+                port = getattr(server, "port", None)  # None for a unix socket
+                if port is not None and not 0 < port < 65536:
+                    raise ValueError(f"port {port} is out of range")
+            return client
+
+        return cls.clients.get((url, socket_timeout), create)
 
     def _key(self, key: str) -> str:
         return hashlib.sha256(f"sso_middleware:{self.namespace}:{key}".encode()).hexdigest()
@@ -152,9 +181,28 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
         now = time.time()
         return all(server.deaduntil > now for server in self.mc.servers)
 
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A python-memcached call, made once more if it broke on a connection opened before.
+
+        python-memcached marks a server dead for ``dead_retry`` as soon as a call fails, also
+        when the call merely found its idle connection closed (memcached was restarted): without
+        this retry every thread's first request after a restart would be answered 503.  It is
+        made only when the server accepts a connection again; a server that is down is left
+        marked dead, and later calls skip it until ``dead_retry`` has passed.
+        """
+        now = time.time()
+        connected = [server for server in self.mc.servers if server.socket is not None and server.deaduntil <= now]
+        result = getattr(self.mc, method)(*args, **kwargs)
+        reopened = [server for server in connected if server.deaduntil > now and _accepts(server)]
+        if reopened:
+            for server in reopened:
+                server.deaduntil = 0
+            result = getattr(self.mc, method)(*args, **kwargs)
+        return result
+
     def __getitem__(self, key: str) -> Any:
         try:
-            value = self.mc.get(self._key(key))
+            value = self._call("get", self._key(key))
         except ValueError:  # a value we would not have written (pickled, compressed, odd flags)
             raise KeyError(key) from None
         if value is None:
@@ -177,17 +225,20 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
         ttl = int(expiretime or self.ttl or 0)
         if ttl > MEMCACHED_MAX_RELATIVE_TTL:  # memcached reads a larger number as a Unix time
             ttl += int(time.time())
-        if not self.mc.set(self._key(key), value, time=ttl):
+        if not self._call("set", self._key(key), value, time=ttl):
             raise StoreUnavailable("memcached: the value was not stored")
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.set_value(key, value)
 
     def __delitem__(self, key: str) -> None:
-        self.mc.delete(self._key(key))
+        # python-memcached answers 0 both for "no such key" and for a failure: tell them apart,
+        # or a sign-out (or back-channel logout) would report success with the record still there.
+        if not self._call("delete", self._key(key)) and self._down():
+            raise StoreUnavailable("memcached: no server answers")
 
     def do_remove(self) -> None:
-        self.mc.delete(self._key("session"))  # never flush_all, which would sign everyone out
+        del self["session"]  # one key: never flush_all, which would sign everyone out
 
     def keys(self) -> list[str]:
         return ["session"] if "session" in self else []
@@ -224,6 +275,12 @@ class BeakerStore:
         elif self.kind == "file":
             options.update(type="file", secret=config.session_secret, data_dir=data_dir, lock_dir=f"{data_dir}/locks")
         else:  # Beaker hands the extra keywords to the namespace manager of each record
+            try:  # a URL the client cannot use fails here, at construction, not on the first request
+                _NAMESPACES[self.kind].client_for(config.session_url, config.session_store_timeout)
+            except ValueError as exc:
+                raise ConfigError("session_url", str(exc)) from None  # not the URL: it may hold a password
+            except StoreUnavailable as exc:
+                raise ConfigError("session_type", str(exc)) from None
             options.update(type=self.kind, secret=config.session_secret, namespace_class=_NAMESPACES[self.kind],
                            url=config.session_url, ttl=self.ttl, socket_timeout=config.session_store_timeout)
         self.options = options

@@ -847,3 +847,185 @@ def test_host_prefixed_cookie_names_need_https_and_no_domain() -> None:
                   allow_insecure_http=True, cookie_name="__Host-x")
     assert SSOConfig(**{**base, "issuer": "http://127.0.0.1:1/"}, base_url="http://127.0.0.1:2",
                      allow_insecure_http=True).session_cookie_name == "sso_session"
+
+
+# -- session stores and back-channel logout -------------------------------------------
+
+
+def middleware_refused(setting: str, **changes: Any) -> ConfigError:
+    """Refused when the middleware is built (the store's client parses the URL), naming the setting."""
+    with pytest.raises(ConfigError) as caught:
+        SSOMiddleware(legacy_app, **{**VALID, **changes})
+    assert caught.value.setting == setting, caught.value
+    return caught.value
+
+
+def test_store_settings_defaults() -> None:
+    config = build()
+    assert config.session_type == "file"
+    assert config.session_url == ""
+    assert config.session_environ_key == "beaker.session"
+    assert config.session_store_timeout == 2.0
+    assert config.backchannel_logout_path == "/auth/backchannel-logout"
+
+
+@pytest.mark.parametrize(
+    ("session_type", "session_url"),
+    [
+        pytest.param("file", "", id="file"),
+        pytest.param("cookie", "", id="cookie"),
+        pytest.param("environ", "", id="environ"),
+        pytest.param("ext:redis", "redis://127.0.0.1:6379/0", id="redis"),
+        pytest.param("ext:redis", "redis://:password@cache.example:6380/2", id="redis-password"),
+        pytest.param("ext:redis", "rediss://cache.example:6380/0", id="rediss"),
+        pytest.param("ext:redis", "unix:///run/redis/redis.sock", id="redis-unix"),
+        pytest.param("ext:memcached", "127.0.0.1:11211", id="memcached"),
+        pytest.param("ext:memcached", "127.0.0.1:11211;10.0.0.2:11211", id="memcached-two"),
+        pytest.param("ext:memcached", "cache.example", id="memcached-default-port"),
+        pytest.param("ext:memcached", "inet6:[::1]:11211", id="memcached-ipv6"),
+    ],
+)
+def test_session_stores_accepted(session_type: str, session_url: str, tmp_path: Any) -> None:
+    config = build(session_type=session_type, session_url=session_url)
+    assert (config.session_type, config.session_url) == (session_type, session_url)
+    # The middleware builds too (clients are created without connecting anywhere).
+    SSOMiddleware(legacy_app, config, session_data_dir=str(tmp_path / "sessions"))
+
+
+@pytest.mark.parametrize(
+    "session_type",
+    ["memory", "redis", "memcached", "ext:database", "ext:mongodb", "FILE", "Cookie", "", "cookie "],
+)
+def test_unknown_session_types_are_refused(session_type: str) -> None:
+    error = refused("session_type", session_type=session_type)
+    assert "ext:redis" in str(error)  # the message lists the choices
+
+
+@pytest.mark.parametrize(
+    "session_url",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("127.0.0.1:6379", id="no-scheme"),
+        pytest.param("http://127.0.0.1:6379", id="http"),
+        pytest.param("redis:/127.0.0.1", id="one-slash"),
+        pytest.param("memcached://127.0.0.1:11211", id="other-scheme"),
+    ],
+)
+def test_bad_redis_urls_are_refused(session_url: str) -> None:
+    refused("session_url", session_type="ext:redis", session_url=session_url)
+
+
+@pytest.mark.parametrize(
+    "session_url",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("127.0.0.1:11211,10.0.0.2:11211", id="comma"),
+        pytest.param("127.0.0.1:11211;", id="trailing-separator"),
+        pytest.param("127.0.0.1 11211", id="space"),
+        pytest.param("redis://127.0.0.1:6379", id="redis-url"),
+        pytest.param("memcached://127.0.0.1:11211", id="scheme"),
+        pytest.param("unix:/tmp/memcached.sock", id="unix-path"),
+    ],
+)
+def test_bad_memcached_server_lists_are_refused(session_url: str) -> None:
+    refused("session_url", session_type="ext:memcached", session_url=session_url)
+
+
+@pytest.mark.parametrize(
+    ("session_type", "session_url"),
+    [
+        pytest.param("ext:redis", "redis://127.0.0.1:notaport/0", id="redis-port-not-a-number"),
+        pytest.param("ext:redis", "redis://127.0.0.1:99999/0", id="redis-port-out-of-range"),
+        pytest.param("ext:redis", "redis://127.0.0.1:6379/0?socket_timeout=soon", id="redis-bad-option"),
+        pytest.param("ext:memcached", "127.0.0.1:abc", id="memcached-port-not-a-number"),
+        pytest.param("ext:memcached", "127.0.0.1:99999", id="memcached-port-out-of-range"),
+        pytest.param("ext:memcached", "127.0.0.1:1:2", id="memcached-two-ports"),
+        pytest.param("ext:memcached", "[::1]:11211", id="memcached-ipv6-without-inet6"),
+    ],
+)
+def test_urls_the_client_cannot_use_are_refused_when_the_middleware_is_built(session_type: str,
+                                                                             session_url: str) -> None:
+    middleware_refused("session_url", session_type=session_type, session_url=session_url)
+
+
+def test_a_refused_redis_url_is_not_echoed_with_its_password() -> None:
+    error = middleware_refused("session_url", session_type="ext:redis",
+                               session_url="redis://:hunter2-password@127.0.0.1:notaport/0")
+    assert "hunter2" not in str(error)
+
+
+@pytest.mark.parametrize("value", [0, -1, float("nan"), float("inf"), 60.5, 3600])
+def test_session_store_timeout_bounds(value: float) -> None:
+    refused("session_store_timeout", session_store_timeout=value)
+
+
+@pytest.mark.parametrize("value", [0.05, 0.5, 2, 60])
+def test_session_store_timeout_accepted(value: float) -> None:
+    assert build(session_store_timeout=value).session_store_timeout == value
+
+
+def test_session_store_timeout_type_and_strings() -> None:
+    refused("session_store_timeout", session_store_timeout="2")
+    refused("session_store_timeout", session_store_timeout=True)
+    assert SSOConfig.from_settings({**VALID, "session_store_timeout": " 0.25 "}).session_store_timeout == 0.25
+    with pytest.raises(ConfigError) as caught:
+        SSOConfig.from_settings({**VALID, "session_store_timeout": "soon"})
+    assert caught.value.setting == "session_store_timeout"
+
+
+def test_environ_store_needs_an_environ_key() -> None:
+    refused("session_environ_key", session_type="environ", session_environ_key="")
+    assert build(session_type="environ", session_environ_key="myapp.session").session_environ_key == "myapp.session"
+    assert build(session_type="file", session_environ_key="").session_type == "file"  # only environ needs it
+
+
+def test_memcached_idle_timeout_is_at_most_30_days() -> None:
+    memcached = {"session_type": "ext:memcached", "session_url": "127.0.0.1:11211"}
+    refused("session_idle_timeout", **memcached, session_idle_timeout=30 * 86400 + 1)
+    assert build(**memcached, session_idle_timeout=30 * 86400).session_idle_timeout == 30 * 86400
+    assert build(session_idle_timeout=60 * 86400).session_idle_timeout == 60 * 86400  # other stores: no limit
+
+
+def test_backchannel_logout_path_may_be_empty_to_disable_the_route(tmp_path: Any) -> None:
+    config = build(backchannel_logout_path="")
+    assert config.backchannel_logout_path == ""
+    middleware = SSOMiddleware(legacy_app, config, session_data_dir=str(tmp_path / "sessions"))
+    assert "" not in middleware.routes
+    assert "/auth/backchannel-logout" not in middleware.routes
+    assert SSOConfig.from_settings({**VALID, "backchannel_logout_path": ""}).backchannel_logout_path == ""
+    assert SSOConfig.from_env({f"SSO_{key.upper()}": value for key, value in VALID.items()}
+                              | {"SSO_BACKCHANNEL_LOGOUT_PATH": ""}).backchannel_logout_path == ""
+
+
+def test_backchannel_logout_path_is_routed(tmp_path: Any) -> None:
+    middleware = SSOMiddleware(legacy_app, build(backchannel_logout_path="/oidc/bc"),
+                               session_data_dir=str(tmp_path / "sessions"))
+    assert middleware.routes["/oidc/bc"] == middleware.handlers.backchannel_logout
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"backchannel_logout_path": "/auth/logout"}, id="same-as-logout"),
+        pytest.param({"backchannel_logout_path": "/auth/callback"}, id="same-as-callback"),
+        pytest.param({"backchannel_logout_path": "/auth/failure"}, id="same-as-failure"),
+        pytest.param({"backchannel_logout_path": "/bc", "sso_path": "/bc"}, id="same-as-sso"),
+    ],
+)
+def test_backchannel_logout_path_duplicating_another_route_is_refused(changes: dict[str, str]) -> None:
+    error = refused("backchannel_logout_path", **changes)
+    assert "same path as" in str(error)
+
+
+@pytest.mark.parametrize("path", ["auth/backchannel", "//evil.example/bc", "/a b", "/bc?x=1", "/bc#x", " "])
+def test_malformed_backchannel_logout_paths_are_refused(path: str) -> None:
+    refused("backchannel_logout_path", backchannel_logout_path=path)
+
+
+def test_store_settings_from_the_environment() -> None:
+    environ = {f"SSO_{key.upper()}": value for key, value in VALID.items()}
+    environ.update({"SSO_SESSION_TYPE": "ext:redis", "SSO_SESSION_URL": "redis://127.0.0.1:6379/1",
+                    "SSO_SESSION_STORE_TIMEOUT": "1.5", "SSO_BACKCHANNEL_LOGOUT_PATH": "/oidc/backchannel"})
+    config = SSOConfig.from_env(environ)
+    assert (config.session_type, config.session_url, config.session_store_timeout, config.backchannel_logout_path) == (
+        "ext:redis", "redis://127.0.0.1:6379/1", 1.5, "/oidc/backchannel")

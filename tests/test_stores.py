@@ -1,0 +1,706 @@
+"""The session stores (:mod:`sso_middleware.stores`) end to end, against real Redis and memcached.
+
+Each server test starts its own ``redis-server`` / ``memcached`` on a free
+loopback port (:mod:`tests.store_servers`) and reads what the middleware wrote
+with a raw client -- the redis client, or memcached's text protocol over a
+socket -- so the assertions are about the bytes in the store, not about what
+our namespace managers say they wrote.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import pickle
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable, Optional
+from urllib.parse import parse_qs, urlsplit
+
+import memcache
+import pytest
+import redis
+import webtest
+from beaker.middleware import SessionMiddleware
+from beaker.session import CookieSession
+
+from sso_middleware import SSOMiddleware
+from sso_middleware.session import _index_key
+from sso_middleware.stores import StoreUnavailable, derived_key
+
+from .conftest import SESSION_SECRET, browser_for
+from .fakes import FakeProvider
+from .store_servers import StoreServer
+
+CONNECTION = "Username-Password-Authentication"
+COOKIE = "__Host-sso_session"
+IDLE = 1000
+ABSOLUTE = 5000
+
+Browser = webtest.TestApp
+
+
+# -- servers and helpers -----------------------------------------------------------
+
+
+@pytest.fixture(params=["redis", "memcached"])
+def server(request: pytest.FixtureRequest) -> Iterator[StoreServer]:
+    running = StoreServer(request.param).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def store_settings(server: StoreServer) -> dict[str, Any]:
+    return {"session_type": server.session_type, "session_url": server.url, "session_store_timeout": 0.5,
+            "session_idle_timeout": IDLE, "session_absolute_timeout": ABSOLUTE}
+
+
+def sign_in(browser: Browser, provider: FakeProvider, user: str = "alice", target: str = "/dashboard") -> None:
+    response = browser.get("/auth/sso", {"connection": CONNECTION, "target_url": target})
+    assert response.status_int == 303 and response.location.startswith("https://op.example/authorize?"), response
+    response = browser.get(provider.authorize(response.location, user=user))
+    assert response.status_int == 303, response
+    assert response.location == "https://app2.example" + target, response.location
+
+
+def app_view(browser: Browser, **kwargs: Any) -> dict[str, Any]:
+    result: dict[str, Any] = browser.get("/page", **kwargs).json
+    return result
+
+
+def failure_code(response: webtest.TestResponse) -> str:
+    assert response.status_int == 303, response
+    parts = urlsplit(response.location)
+    assert (parts.netloc, parts.path) == ("app2.example", "/auth/failure"), response.location
+    return parse_qs(parts.query)["error"][0]
+
+
+def session_id(browser: Browser) -> str:
+    """The session id inside our signed cookie (40 hex characters of HMAC, then the id)."""
+    value = browser.cookies[COOKIE]
+    assert len(value) > 40
+    return value[40:]
+
+
+def raw_key(server: StoreServer, record_id: str) -> str:
+    """Where a record lives in the server, as our namespace managers name it."""
+    name = f"sso_middleware:{record_id}:session"
+    return name if server.kind == "redis" else hashlib.sha256(name.encode()).hexdigest()
+
+
+def raw_value(server: StoreServer, record_id: str) -> Optional[bytes]:
+    if server.kind == "redis":
+        value = redis.Redis(port=server.port).get(raw_key(server, record_id))
+        return value if value is None else bytes(value)
+    found = server.memcached_get(raw_key(server, record_id))
+    return None if found is None else found[1]
+
+
+def raw_ttl(server: StoreServer, record_id: str) -> Optional[int]:
+    if server.kind == "redis":
+        ttl = int(redis.Redis(port=server.port).ttl(raw_key(server, record_id)))
+        return None if ttl == -2 else ttl
+    return server.memcached_ttl(raw_key(server, record_id))
+
+
+def decode_record(raw: bytes) -> dict[str, Any]:
+    """Beaker's ``json`` serializer inside its container text: base64(zlib(JSON))."""
+    record: dict[str, Any] = json.loads(zlib.decompress(base64.b64decode(raw, validate=True)))
+    return record
+
+
+def no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    for record in caplog.records:
+        assert record.exc_info is None, record.getMessage()
+        assert "Traceback" not in record.getMessage()
+
+
+class SideEffect:
+    """A pickle whose unpickling touches a file: proof, by its absence, that nothing unpickled it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def armed_pickle(marker: Path, protocol: int) -> bytes:
+    """The payload, after checking that unpickling it really does create ``marker``."""
+    payload = pickle.dumps(SideEffect(marker), protocol=protocol)
+    pickle.loads(payload)  # the control: this payload does have a visible side effect
+    assert marker.exists()
+    marker.unlink()
+    return payload
+
+
+# -- redis and memcached -----------------------------------------------------------
+
+
+def test_a_sign_in_works_through_the_store(make_browser: Callable[..., Browser], provider: FakeProvider,
+                                           store_settings: dict[str, Any], server: StoreServer,
+                                           tmp_path: Path) -> None:
+    browser = make_browser(**store_settings)
+    sign_in(browser, provider)
+    seen = app_view(browser)
+    assert seen["remote_user"] == "alice"
+    assert seen["userinfo"]["email"] == "alice@example.com"
+    assert raw_value(server, session_id(browser)) is not None
+    assert not (tmp_path / "sessions").exists()  # nothing went to the file store
+
+
+def test_the_stored_value_is_the_sessions_json_text_never_a_pickle(
+    make_browser: Callable[..., Browser], provider: FakeProvider, store_settings: dict[str, Any], server: StoreServer
+) -> None:
+    browser = make_browser(**store_settings)
+    sign_in(browser, provider)
+    raw = raw_value(server, session_id(browser))
+    assert raw is not None
+    raw.decode("ascii")  # base64 text
+    assert not raw.startswith(b"\x80")  # not a binary pickle
+    record = decode_record(raw)
+    assert record["user"]["claims"]["sub"] == "alice"
+    assert record["user"]["sid"] == "provider-session-1"
+    assert isinstance(record["last_seen"], float)
+    if server.kind == "memcached":
+        flags, _ = server.memcached_get(raw_key(server, session_id(browser))) or (None, b"")
+        assert flags is not None and not flags & memcache.Client._FLAG_PICKLE
+        assert not flags & memcache.Client._FLAG_COMPRESSED
+    # The back-channel logout index records are JSON lists of session ids.
+    index = raw_value(server, _index_key("sid:provider-session-1"))
+    assert index is not None and json.loads(index) == [session_id(browser)]
+
+
+@pytest.mark.parametrize("protocol", [0, pickle.HIGHEST_PROTOCOL], ids=["ascii-pickle", "binary-pickle"])
+def test_a_pickled_record_is_never_unpickled(make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider,
+                                             store_settings: dict[str, Any], server: StoreServer,
+                                             tmp_path: Path, protocol: int,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    middleware = make_middleware(**store_settings)
+    browser = browser_for(middleware)
+    sign_in(browser, provider)
+    marker = tmp_path / "unpickled"
+    payload = armed_pickle(marker, protocol)
+    key = raw_key(server, session_id(browser))
+    if server.kind == "redis":
+        redis.Redis(port=server.port).set(key, payload, ex=600)
+    else:
+        # What someone able to write to the cache would do: python-memcached pickles any
+        # non-str object and flags it so that every reader unpickles it.
+        client = memcache.Client([server.url])
+        assert client.set(key, SideEffect(marker), time=600)
+        client.disconnect_all()
+        flags, _ = server.memcached_get(key) or (0, b"")
+        assert flags & memcache.Client._FLAG_PICKLE
+    response = browser.get("/page")
+    assert response.status_int == 200
+    assert response.json["remote_user"] is None  # unreadable record: anonymous
+    assert not marker.exists(), "the planted pickle was unpickled"
+    # The cookie naming an unreadable record is cleared, so the lookup is not repeated.
+    assert any(header.startswith(f"{COOKIE}=") and "expires=" in header.lower()
+               for header in response.headers.getall("Set-Cookie"))
+    # A sign-in afterwards works (a fresh record under a fresh id).
+    sign_in(browser, provider)
+    assert app_view(browser)["remote_user"] == "alice"
+    assert not marker.exists()
+    no_traceback(caplog)
+
+
+def test_a_pickled_index_record_is_never_unpickled(make_browser: Callable[..., Browser], provider: FakeProvider,
+                                                   store_settings: dict[str, Any], server: StoreServer,
+                                                   tmp_path: Path) -> None:
+    marker = tmp_path / "unpickled"
+    key = raw_key(server, _index_key("sid:provider-session-1"))
+    if server.kind == "redis":
+        redis.Redis(port=server.port).set(key, armed_pickle(marker, pickle.HIGHEST_PROTOCOL), ex=600)
+    else:
+        armed_pickle(marker, pickle.HIGHEST_PROTOCOL)
+        client = memcache.Client([server.url])
+        assert client.set(key, SideEffect(marker), time=600)
+        client.disconnect_all()
+    browser = make_browser(**store_settings)
+    sign_in(browser, provider)  # reads and rewrites the sid's index record
+    assert not marker.exists(), "the planted pickle was unpickled"
+    assert app_view(browser)["remote_user"] == "alice"
+    index = raw_value(server, _index_key("sid:provider-session-1"))
+    assert index is not None and json.loads(index) == [session_id(browser)]
+
+
+def test_records_carry_ttls(make_browser: Callable[..., Browser], provider: FakeProvider,
+                            store_settings: dict[str, Any], server: StoreServer) -> None:
+    browser = make_browser(**store_settings)
+    sign_in(browser, provider)
+    session_ttl = raw_ttl(server, session_id(browser))
+    assert session_ttl is not None and IDLE + 180 - 10 <= session_ttl <= IDLE + 180
+    for index in ("sid:provider-session-1", "sub:alice"):
+        index_ttl = raw_ttl(server, _index_key(index))
+        assert index_ttl is not None and ABSOLUTE + 180 - 10 <= index_ttl <= ABSOLUTE + 180, index
+
+
+def test_a_pending_sign_in_record_has_a_ttl_too(make_browser: Callable[..., Browser],
+                                                store_settings: dict[str, Any], server: StoreServer) -> None:
+    browser = make_browser(**store_settings)
+    browser.get("/auth/sso", {"connection": CONNECTION, "target_url": "/"})
+    ttl = raw_ttl(server, session_id(browser))
+    assert ttl is not None and 0 < ttl <= IDLE + 180
+
+
+def test_the_ttl_is_renewed_when_the_idle_stamp_is_written(make_middleware: Callable[..., SSOMiddleware],
+                                                          provider: FakeProvider, store_settings: dict[str, Any],
+                                                          server: StoreServer) -> None:
+    middleware = make_middleware(**store_settings)
+    browser = browser_for(middleware)
+    sign_in(browser, provider)
+    record_id = session_id(browser)
+    key = raw_key(server, record_id)
+    if server.kind == "redis":
+        redis.Redis(port=server.port).expire(key, 50)
+    else:
+        assert server.memcached(b"touch " + key.encode() + b" 50").startswith(b"TOUCHED")
+    ttl = raw_ttl(server, record_id)
+    assert ttl is not None and ttl <= 50
+    start = time.time()
+    middleware.clock = lambda: start + 200  # past the stamp interval (60 s), within the idle timeout
+    assert app_view(browser)["remote_user"] == "alice"
+    ttl = raw_ttl(server, record_id)
+    assert ttl is not None and IDLE + 180 - 10 <= ttl <= IDLE + 180
+
+
+def test_memcached_ttls_beyond_30_days_are_sent_as_timestamps(make_browser: Callable[..., Browser],
+                                                             provider: FakeProvider, tmp_path: Path) -> None:
+    """memcached reads a TTL over 30 days as a Unix time (in 1970): the record would vanish at once."""
+    server = StoreServer("memcached").start()
+    try:
+        browser = make_browser(session_type="ext:memcached", session_url=server.url,
+                               session_idle_timeout=30 * 86400, session_absolute_timeout=90 * 86400)
+        sign_in(browser, provider)
+        assert app_view(browser)["remote_user"] == "alice"
+        session_ttl = raw_ttl(server, session_id(browser))
+        assert session_ttl is not None and 30 * 86400 + 170 <= session_ttl <= 30 * 86400 + 181
+        index_ttl = raw_ttl(server, _index_key("sid:provider-session-1"))
+        assert index_ttl is not None and 90 * 86400 + 170 <= index_ttl <= 90 * 86400 + 181
+    finally:
+        server.stop()
+
+
+def test_sign_out_deletes_just_that_record(make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider,
+                                          store_settings: dict[str, Any], server: StoreServer) -> None:
+    middleware = make_middleware(**store_settings)
+    alice, bob = browser_for(middleware), browser_for(middleware)
+    sign_in(alice, provider, "alice")
+    sign_in(bob, provider, "bob")  # deletes bob's pre-sign-in record: that must not touch alice's
+    alice_id, bob_id = session_id(alice), session_id(bob)
+    # Another application's key in the same server.
+    if server.kind == "redis":
+        redis.Redis(port=server.port).set("other-app:key", b"keep me")
+    else:
+        assert server.memcached(b"set other-app-key 0 0 7\r\nkeep me") == b"STORED\r\n"
+        # memcached's flush_all spares items written within the last second or so: let them age,
+        # so that a flush_all in place of a delete would show.
+        time.sleep(2.1)
+    assert app_view(alice)["remote_user"] == "alice"
+    assert app_view(bob)["remote_user"] == "bob"
+
+    alice.get("/auth/logout", {"target_url": "/bye"})
+
+    assert raw_value(server, alice_id) is None
+    assert raw_value(server, bob_id) is not None
+    assert app_view(bob)["remote_user"] == "bob"
+    assert app_view(alice)["remote_user"] is None
+    if server.kind == "redis":
+        assert redis.Redis(port=server.port).get("other-app:key") == b"keep me"
+    else:
+        assert server.memcached_get("other-app-key") == (0, b"keep me")  # no flush_all
+
+
+def test_a_signed_out_cookie_replayed_is_anonymous(make_middleware: Callable[..., SSOMiddleware],
+                                                   provider: FakeProvider, store_settings: dict[str, Any]) -> None:
+    middleware = make_middleware(**store_settings)
+    browser = browser_for(middleware)
+    sign_in(browser, provider)
+    stolen = browser.cookies[COOKIE]
+    browser.get("/auth/logout")
+    replay = browser_for(middleware)
+    replay.set_cookie(COOKIE, stolen)
+    assert app_view(replay)["remote_user"] is None
+
+
+def test_store_down_gives_a_clean_503_and_service_resumes_after_a_restart(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, store_settings: dict[str, Any],
+    server: StoreServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="sso_middleware")
+    middleware = make_middleware(**store_settings)
+    browser = browser_for(middleware)
+    sign_in(browser, provider)
+    assert app_view(browser)["remote_user"] == "alice"
+
+    server.stop()
+    started = time.monotonic()
+    page = browser.get("/page", status=503)
+    assert time.monotonic() - started < 5
+    assert page.content_type == "text/html"
+    assert "session_store_unavailable" in page.text
+    assert "Traceback" not in page.text
+    assert page.headers["Cache-Control"] == "no-store"
+    assert "session store unavailable" in caplog.text
+    # The auth routes send the browser to the failure page with the same code.
+    assert failure_code(browser.get("/auth/logout")) == "session_store_unavailable"
+    anonymous = browser_for(middleware)
+    response = anonymous.get("/auth/sso", {"connection": CONNECTION, "target_url": "/"})
+    assert failure_code(response) == "session_store_unavailable"
+    assert "Set-Cookie" not in response.headers
+    failure = anonymous.get(response.location, status=503)
+    assert "session_store_unavailable" in failure.text
+    # Requests without a session cookie never touch the store: they pass through.
+    assert app_view(anonymous)["remote_user"] is None
+    no_traceback(caplog)
+
+    server.start()  # same port; the store lost its records (--save '', memcached keeps nothing)
+    if server.kind == "memcached":
+        time.sleep(1.1)  # python-memcached retries a dead server after dead_retry (1 s)
+    response = browser.get("/page")
+    assert response.status_int == 200 and response.json["remote_user"] is None
+    sign_in(browser, provider)
+    assert app_view(browser)["remote_user"] == "alice"
+    no_traceback(caplog)
+
+
+def test_a_hung_store_times_out_and_the_session_survives(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, store_settings: dict[str, Any],
+    server: StoreServer, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A store that stops answering (SIGSTOP) costs ``session_store_timeout``, not a hung worker."""
+    middleware = make_middleware(**store_settings)
+    browser = browser_for(middleware)
+    sign_in(browser, provider)
+    server.pause()
+    try:
+        started = time.monotonic()
+        page = browser.get("/page", status=503)
+        assert time.monotonic() - started < 3
+        assert "session_store_unavailable" in page.text
+    finally:
+        server.resume()
+    if server.kind == "memcached":
+        time.sleep(1.1)  # dead_retry
+    deadline = time.monotonic() + 5
+    while True:  # the connection that timed out is dropped; the next one works
+        response = browser.get("/page", expect_errors=True)
+        if response.status_int == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert response.status_int == 200
+    assert response.json["remote_user"] == "alice"  # the record was kept: no sign-in needed
+    no_traceback(caplog)
+
+
+# -- the cookie store -----------------------------------------------------------------
+
+
+def cookie_session(value: str, secret: str = SESSION_SECRET) -> CookieSession:
+    """Our cookie, opened with the keys the middleware derives from ``session_secret``."""
+    return CookieSession(
+        {"cookie": f"{COOKIE}={value}"}, key=COOKIE, data_serializer="json",
+        encrypt_key=derived_key(secret, "sso_middleware cookie encryption"),
+        validate_key=derived_key(secret, "sso_middleware cookie signature"),
+    )
+
+
+def decodings(value: str) -> list[bytes]:
+    """Every base64 reading of every suffix of ``value`` (and their zlib inflations, where they inflate)."""
+    found = [value.encode()]
+    for start in range(len(value)):
+        chunk = value[start:]
+        for decode in (base64.b64decode, base64.urlsafe_b64decode):
+            try:
+                data = decode(chunk + "=" * (-len(chunk) % 4))
+            except ValueError:
+                continue
+            found.append(data)
+            with contextlib.suppress(zlib.error):
+                found.append(zlib.decompress(data))
+    return found
+
+
+def test_cookie_store_signs_in_without_any_server_side_state(make_browser: Callable[..., Browser],
+                                                             provider: FakeProvider, tmp_path: Path) -> None:
+    browser = make_browser(session_type="cookie")
+    sign_in(browser, provider)
+    seen = app_view(browser)
+    assert seen["remote_user"] == "alice"
+    assert seen["userinfo"]["email"] == "alice@example.com"
+    assert list(tmp_path.iterdir()) == []  # no session folder, no files
+
+
+def test_the_cookie_is_encrypted(make_browser: Callable[..., Browser], provider: FakeProvider) -> None:
+    browser = make_browser(session_type="cookie")
+    sign_in(browser, provider)
+    value = browser.cookies[COOKIE]
+    for data in decodings(value):
+        assert b"alice@example.com" not in data
+        assert b"Alice Example" not in data
+    # It is there, for whoever holds the keys.
+    opened = cookie_session(value)
+    assert opened["user"]["claims"]["email"] == "alice@example.com"
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda v: v[:50] + ("A" if v[50] != "A" else "B") + v[51:], id="payload-byte"),
+        pytest.param(lambda v: ("0" if v[0] != "0" else "1") + v[1:], id="signature-byte"),
+        pytest.param(lambda v: v[:-8], id="truncated"),
+        pytest.param(lambda v: v[:40] + base64.b64encode(b'{"user": {"claims": {"sub": "admin"}}}').decode(),
+                     id="plaintext-payload"),
+        pytest.param(lambda v: "garbage", id="garbage"),
+    ],
+)
+def test_a_tampered_cookie_is_anonymous(make_browser: Callable[..., Browser], provider: FakeProvider,
+                                        tamper: Callable[[str], str], caplog: pytest.LogCaptureFixture) -> None:
+    browser = make_browser(session_type="cookie")
+    sign_in(browser, provider)
+    forged = tamper(browser.cookies[COOKIE])
+    assert forged != browser.cookies[COOKIE]
+    browser.set_cookie(COOKIE, forged)
+    response = browser.get("/page")
+    assert response.json["remote_user"] is None and response.json["userinfo"] is None
+    assert any(header.startswith(f"{COOKIE}=") and "expires=" in header.lower()
+               for header in response.headers.getall("Set-Cookie"))
+    no_traceback(caplog)
+
+
+def test_a_cookie_of_another_deployment_is_anonymous(make_browser: Callable[..., Browser],
+                                                     provider: FakeProvider) -> None:
+    other = make_browser(session_type="cookie", session_secret="o" * 40)
+    sign_in(other, provider)
+    browser = make_browser(session_type="cookie")
+    browser.set_cookie(COOKIE, other.cookies[COOKIE])
+    assert app_view(browser)["remote_user"] is None
+
+
+def test_cookie_store_session_fixation_a_planted_cookie_is_replaced_whole(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider
+) -> None:
+    middleware = make_middleware(session_type="cookie")
+    attacker = browser_for(middleware)
+    attacker.get("/auth/sso", {"connection": CONNECTION, "target_url": "/"})
+    planted = attacker.cookies[COOKIE]
+    planted_session = cookie_session(planted)
+
+    victim = browser_for(middleware)
+    victim.set_cookie(COOKIE, planted)
+    sign_in(victim, provider)
+    fresh = victim.cookies[COOKIE]
+    assert fresh != planted
+    signed_in = cookie_session(fresh)
+    assert signed_in["user"]["claims"]["sub"] == "alice"
+    assert signed_in["_id"] != planted_session["_id"]  # a new session, not the planted one updated
+    assert signed_in["_creation_time"] > planted_session["_creation_time"]
+    # The attacker's copy is worth nothing.
+    assert app_view(attacker)["remote_user"] is None
+
+
+def test_a_session_too_large_for_a_cookie_gets_the_failure_page(
+    make_browser: Callable[..., Browser], provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider.userinfo = {"sub": "alice", "blob": base64.b64encode(os.urandom(6000)).decode()}  # incompressible
+    browser = make_browser(session_type="cookie")
+    started = browser.get("/auth/sso", {"connection": CONNECTION, "target_url": "/"})
+    response = browser.get(provider.authorize(started.location))
+    assert failure_code(response) == "session_too_large"
+    page = browser.get(response.location, status=503)
+    assert "session_too_large" in page.text
+    assert "Traceback" not in page.text
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors and "server-side session_type" in errors[-1].getMessage()
+    no_traceback(caplog)
+    assert app_view(browser)["remote_user"] is None
+
+
+def test_cookie_store_writes_a_new_cookie_when_the_idle_stamp_changes(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider
+) -> None:
+    middleware = make_middleware(session_type="cookie")
+    browser = browser_for(middleware)
+    sign_in(browser, provider)
+    before = browser.cookies[COOKIE]
+    response = browser.get("/page")
+    assert "Set-Cookie" not in response.headers  # nothing changed: nothing written
+    later = time.time() + 120
+    middleware.clock = lambda: later
+    response = browser.get("/page")
+    assert response.json["remote_user"] == "alice"
+    assert any(header.startswith(f"{COOKIE}=") for header in response.headers.getall("Set-Cookie"))
+    after = browser.cookies[COOKIE]
+    assert after != before
+    assert cookie_session(after)["last_seen"] == later
+
+
+def test_cookie_store_sign_out_expires_the_cookie(make_browser: Callable[..., Browser],
+                                                  provider: FakeProvider) -> None:
+    browser = make_browser(session_type="cookie")
+    sign_in(browser, provider)
+    response = browser.get("/auth/logout", {"target_url": "/bye"})
+    assert any(header.startswith(f"{COOKIE}=") and "expires=" in header.lower()
+               for header in response.headers.getall("Set-Cookie"))
+    assert app_view(browser)["remote_user"] is None
+
+
+# -- the environ store: an outer Beaker SessionMiddleware ------------------------------------
+
+
+def outer_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """An app with its own data in the outer Beaker session: ``/cart?item=x`` adds, ``/page`` shows."""
+    session = environ["beaker.session"]
+    if environ.get("PATH_INFO") == "/cart":
+        session["cart"] = [*session.get("cart", []), parse_qs(environ.get("QUERY_STRING", ""))["item"][0]]
+        session.save()
+    body = json.dumps({"remote_user": environ.get("REMOTE_USER"), "userinfo": environ.get("sso.userinfo"),
+                       "cart": session.get("cart"), "session_id": session.id}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+OUTER_SECRET = "outer-app-secret-" + "o" * 30
+
+
+def outer_options(kind: str, tmp_path: Path) -> dict[str, Any]:
+    if kind == "file":
+        return {"type": "file", "data_dir": str(tmp_path / "outer"), "lock_dir": str(tmp_path / "outer-locks"),
+                "secret": OUTER_SECRET}
+    return {"type": "cookie", "encrypt_key": "e" * 32, "validate_key": OUTER_SECRET}
+
+
+@pytest.fixture(params=["file", "cookie"])
+def outer_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def environ_browser(make_middleware: Callable[..., SSOMiddleware], outer_kind: str, tmp_path: Path) -> Browser:
+    inner = make_middleware(outer_app, session_type="environ")
+    wrapped = SessionMiddleware(inner, key="app_session", data_serializer="json", httponly=True,
+                                **outer_options(outer_kind, tmp_path))
+    return webtest.TestApp(wrapped, extra_environ={"wsgi.url_scheme": "https", "HTTP_HOST": "app2.example"})
+
+
+def test_environ_store_signs_in_inside_the_outer_session(environ_browser: Browser, provider: FakeProvider,
+                                                         tmp_path: Path) -> None:
+    sign_in(environ_browser, provider)
+    seen = app_view(environ_browser)
+    assert seen["remote_user"] == "alice"
+    assert seen["userinfo"]["email"] == "alice@example.com"
+    assert COOKIE not in environ_browser.cookies  # the outer middleware owns the cookie
+    assert "app_session" in environ_browser.cookies
+    assert not (tmp_path / "sessions").exists()
+
+
+def test_environ_store_keeps_the_apps_data_through_sign_in(environ_browser: Browser, provider: FakeProvider,
+                                                           outer_kind: str) -> None:
+    environ_browser.get("/cart", {"item": "book"})
+    before = app_view(environ_browser)
+    assert before["cart"] == ["book"] and before["remote_user"] is None
+    old_cookie = environ_browser.cookies["app_session"]
+    sign_in(environ_browser, provider)
+    after = app_view(environ_browser)
+    assert after["remote_user"] == "alice"
+    assert after["cart"] == ["book"]
+    assert environ_browser.cookies["app_session"] != old_cookie
+    if outer_kind == "file":
+        assert after["session_id"] != before["session_id"]  # regenerated at sign-in (fixation defence)
+    # The pre-sign-in cookie does not carry the user.
+    replay = webtest.TestApp(environ_browser.app, extra_environ=environ_browser.extra_environ)
+    replay.set_cookie("app_session", old_cookie)
+    assert app_view(replay)["remote_user"] is None
+
+
+def test_environ_store_sign_out_deletes_the_outer_session(environ_browser: Browser, provider: FakeProvider,
+                                                          outer_kind: str) -> None:
+    environ_browser.get("/cart", {"item": "book"})
+    sign_in(environ_browser, provider)
+    signed_in_cookie = environ_browser.cookies["app_session"]
+    environ_browser.get("/auth/logout", {"target_url": "/bye"})
+    seen = app_view(environ_browser)
+    assert seen["remote_user"] is None
+    assert seen["cart"] is None
+    if outer_kind == "file":  # server-side: the record itself is emptied, so the old cookie is worthless
+        replay = webtest.TestApp(environ_browser.app, extra_environ=environ_browser.extra_environ)
+        replay.set_cookie("app_session", signed_in_cookie)
+        replayed = app_view(replay)
+        assert replayed["remote_user"] is None and replayed["cart"] is None
+
+
+def test_environ_store_without_the_outer_middleware_is_a_clear_503(
+    make_browser: Callable[..., Browser], caplog: pytest.LogCaptureFixture
+) -> None:
+    browser = make_browser(session_type="environ")
+    response = browser.get("/auth/sso", {"connection": CONNECTION, "target_url": "/"})
+    assert failure_code(response) == "session_store_unavailable"
+    assert "wrap this middleware in beaker.middleware.SessionMiddleware" in caplog.text
+    page = browser.get(response.location, status=503)
+    assert "session_store_unavailable" in page.text
+    # A request with a cookie needs the session: the same 503 page, never a 500.
+    page = browser.get("/page", headers={"Cookie": "app_session=whatever"}, status=503)
+    assert "session_store_unavailable" in page.text
+    no_traceback(caplog)
+
+
+def test_environ_store_with_the_outer_session_under_another_key(make_middleware: Callable[..., SSOMiddleware],
+                                                                provider: FakeProvider, tmp_path: Path) -> None:
+    inner = make_middleware(session_type="environ", session_environ_key="myapp.session")
+    wrapped = SessionMiddleware(inner, environ_key="myapp.session", key="app_session", data_serializer="json",
+                                **outer_options("file", tmp_path))
+    browser = webtest.TestApp(wrapped, extra_environ={"wsgi.url_scheme": "https", "HTTP_HOST": "app2.example"})
+    sign_in(browser, provider)
+    assert app_view(browser)["remote_user"] == "alice"
+
+
+def test_every_store_call_reports_an_outage(make_middleware: Callable[..., SSOMiddleware],
+                                            store_settings: dict[str, Any], server: StoreServer) -> None:
+    """Reads, writes and deletes all raise StoreUnavailable (never a silent success) when the server is gone."""
+    beaker = make_middleware(**store_settings).store.beaker
+    assert beaker is not None
+    namespace = beaker.namespace("some-record")
+    namespace["session"] = "dGV4dA=="
+    assert namespace["session"] == "dGV4dA=="
+    assert "session" in namespace
+    server.stop()
+    calls: list[Callable[[], Any]] = [
+        lambda: namespace["session"],
+        lambda: "session" in namespace,
+        lambda: namespace.__setitem__("session", "dGV4dA=="),
+        lambda: namespace.__delitem__("session"),
+        namespace.remove,
+        lambda: beaker.remove_id("some-record"),
+    ]
+    for call in calls:
+        with pytest.raises(StoreUnavailable):
+            call()
+
+
+def test_a_restart_nobody_saw_costs_no_request(make_middleware: Callable[..., SSOMiddleware],
+                                               provider: FakeProvider, store_settings: dict[str, Any],
+                                               server: StoreServer, caplog: pytest.LogCaptureFixture) -> None:
+    """A client still holding a connection from before the restart reconnects instead of answering 503."""
+    middleware = make_middleware(**store_settings)
+    browser = browser_for(middleware)
+    sign_in(browser, provider)
+    assert app_view(browser)["remote_user"] == "alice"  # the client now holds an open connection
+    server.stop()
+    server.start()  # no request in between: nothing has noticed
+    response = browser.get("/page", expect_errors=True)
+    assert response.status_int == 200, response.text[:300]
+    assert response.json["remote_user"] is None  # the record went with the old process
+    sign_in(browser, provider)
+    assert app_view(browser)["remote_user"] == "alice"
+    no_traceback(caplog)
