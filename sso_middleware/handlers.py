@@ -36,7 +36,8 @@ from .errors import AuthFailure, ProviderError, provider_error_code
 from .oidc import OIDCClient
 from .pages import failure_page, no_store
 from .redirects import absolute_target, checked_target
-from .session import SessionStore, SignedInUser, SSOSession, StoreUnavailable, Transaction
+from .session import SessionStore, SignedInUser, SSOSession, StoreUnavailable
+from .transactions import Transaction, TransactionCookies
 
 log = logging.getLogger("sso_middleware")
 
@@ -61,6 +62,7 @@ class Handlers:
         self.client = client
         self.store = store
         self.clock = clock
+        self.transactions = TransactionCookies(config)
         self._seen_jti: dict[str, float] = {}
         self._jti_lock = threading.Lock()
 
@@ -96,7 +98,10 @@ class Handlers:
 
     def callback(self, request: Request, session: SSOSession) -> Response:
         state = _param(request, "state")
-        transaction = session.pop_transaction(state, self.clock()) if state else None
+        transaction = None
+        if state:
+            transaction, expire = self.transactions.redeem(state, request.headers.get("Cookie", ""), self.clock())
+            session.headers.extend(expire)  # used once, whatever happens next
         if transaction is None:
             raise AuthFailure("invalid_state", "unknown, expired or already used state")
         self.client.check_response_issuer(_param(request, "iss"))
@@ -199,12 +204,10 @@ class Handlers:
         login = self.client.new_login_request()
         url = self.client.authorization_url(login, prompt=prompt, connection=connection)
         now = self.clock()
-        session.add_transaction(
-            login.state,
-            Transaction(nonce=login.nonce, code_verifier=login.code_verifier, target_url=target,
-                        connection=connection, prompt=prompt, expires_at=now + self.config.transaction_ttl),
-            now,
-        )
+        transaction = Transaction(nonce=login.nonce, code_verifier=login.code_verifier, target_url=target,
+                                  connection=connection, prompt=prompt, expires_at=now + self.config.transaction_ttl)
+        cookies = request.headers.get("Cookie", "")
+        session.headers.extend(self.transactions.issue(login.state, transaction, cookies, now))
         return self._redirect(request, url)
 
     def _after_silent_failure(

@@ -108,6 +108,8 @@ class SSOMiddleware:
         try:
             user = session.current_user(self.clock())
             headers = session.commit()
+            if session.ended_elsewhere:  # signed out by a concurrent request: not signed in any more
+                user = None
         except (StoreUnavailable, SessionTooLarge) as exc:
             page = failure_page(_store_failure(exc), self.config.base_url + "/")
             answer: Iterable[bytes] = page(environ, start_response)

@@ -8,11 +8,9 @@ idle-timeout stamp is refreshed at most every ``stamp_interval`` seconds instead
 of Beaker's rewrite-on-every-request ``timeout``).  Where sessions live is
 :mod:`.stores`' concern.
 
-What is stored (JSON, Beaker's ``json`` serializer):
+What is stored (JSON, Beaker's ``json`` serializer) -- sign-ins in flight are
+not: they live in their own cookies (:mod:`.transactions`):
 
-* ``transactions``: ``{state: {...}}``, one per sign-in in flight (several
-  tabs may sign in at once), each with its nonce, PKCE verifier, target,
-  connection, prompt and expiry; popped (single use) by the callback.
 * ``user``: the claims, the connection signed in through, the sign-in time,
   the provider's ``sid`` and the ID token (kept as the logout hint).
 * ``last_seen``: the idle-timeout stamp.
@@ -29,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import stat
@@ -47,8 +44,6 @@ log = logging.getLogger("sso_middleware")
 #: A Beaker session (or an outer ``SessionObject``): a dict with Beaker's methods; Beaker is untyped.
 Container = Any
 
-#: Most sign-ins one browser session may have in flight; older ones are dropped.
-MAX_TRANSACTIONS = 8
 #: Seconds between two sweeps of abandoned session files (per process).
 SWEEP_INTERVAL = 600.0
 #: Prefix of the records that map a provider ``sid``/``sub`` to session ids (back-channel logout).
@@ -56,19 +51,7 @@ INDEX_PREFIX = "sso-index-"
 #: Key prefix of our data inside an outer application's session (``session_type = environ``).
 ENVIRON_PREFIX = "sso_middleware."
 
-__all__ = ["SSOSession", "SessionStore", "SessionTooLarge", "SignedInUser", "StoreUnavailable", "Transaction"]
-
-
-@dataclass(frozen=True)
-class Transaction:
-    """One sign-in in flight, keyed by its ``state``."""
-
-    nonce: str
-    code_verifier: str
-    target_url: str
-    connection: Optional[str]
-    prompt: Optional[str]
-    expires_at: float
+__all__ = ["SSOSession", "SessionStore", "SessionTooLarge", "SignedInUser", "StoreUnavailable"]
 
 
 @dataclass(frozen=True)
@@ -119,9 +102,8 @@ class SessionStore:
     def session_created(self, now: float) -> None:
         """Called when a new session is stored: sweep abandoned files now and then, off the request path.
 
-        Beaker's file store never removes records, and every anonymous visit to
-        ``/auth/sso`` stores one (its sign-in transaction), so without a sweep
-        abandoned records would fill the disk.  Redis and memcached expire
+        Beaker's file store never removes records, so without a sweep the records
+        of users who never come back would fill the disk.  Redis and memcached expire
         records by their TTL.
         """
         if self.kind != "file":
@@ -146,8 +128,10 @@ class SessionStore:
         """Index a new sign-in by ``sid`` and ``sub`` so a back-channel logout can find it."""
         if not self.searchable:
             return
+        assert self.beaker is not None
+        ttl = int(self.config.session_absolute_timeout + 180)
         for key in _index_keys(user.sid, user.sub):
-            self._update_index(key, lambda ids, sid=session_id: [*ids[-31:], sid])
+            self.beaker.index_add(key, session_id, ttl)
 
     def end_sessions(self, sid: Optional[str], sub: Optional[str], now: float) -> int:
         """End every session of ``sid`` (or, without one, of ``sub``); how many were found."""
@@ -160,16 +144,7 @@ class SessionStore:
                     del self.revoked[old]
             return 0
         assert self.beaker is not None
-        ended: list[str] = []
-
-        def take_all(ids: list[str]) -> list[str]:
-            ended.extend(ids)
-            return []
-
-        self._update_index(_index_key(key), take_all)
-        for session_id in ended:
-            self.beaker.remove_id(session_id)
-        return len(ended)
+        return len(self.beaker.end_index(_index_key(key)))
 
     def is_revoked(self, user: SignedInUser) -> bool:
         """True when a back-channel logout (after this sign-in) named the user's sid or sub."""
@@ -180,26 +155,6 @@ class SessionStore:
             if when is not None and when >= user.signed_in_at:
                 return True
         return False
-
-    def _update_index(self, index_id: str, change: Any) -> None:
-        assert self.beaker is not None
-        namespace = self.beaker.namespace(index_id, ttl=int(self.config.session_absolute_timeout + 180))
-        try:
-            namespace.acquire_write_lock()
-            try:
-                try:
-                    current = json.loads(namespace["session"])
-                except (KeyError, ValueError, TypeError):
-                    current = []
-                updated = change(current if isinstance(current, list) else [])
-                if updated:
-                    namespace["session"] = json.dumps(updated).encode()
-                elif "session" in namespace:
-                    del namespace["session"]
-            finally:
-                namespace.release_write_lock()
-        except OSError as exc:
-            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
 
 
 def _index_key(key: str) -> str:
@@ -298,6 +253,8 @@ class SSOSession:
         self._dirty = False
         self._cookie_out: Optional[str] = None  # the Set-Cookie value to send, if any
         self._new_user: Optional[SignedInUser] = None
+        self.headers: list[tuple[str, str]] = []  # more headers for this response (transaction cookies)
+        self.ended_elsewhere = False  # an update found the record deleted by a concurrent sign-out
 
     # -- the container: a Beaker session we own (the environ variant overrides these) ---------
 
@@ -376,48 +333,12 @@ class SSOSession:
             self._dirty = True
         return user
 
-    # -- sign-ins in flight -------------------------------------------------
-
-    def add_transaction(self, state: str, transaction: Transaction, now: float) -> None:
-        pending = {
-            key: value
-            for key, value in self._transactions().items()
-            if isinstance(value, dict) and value.get("expires_at", 0) > now
-        }
-        while len(pending) >= MAX_TRANSACTIONS:
-            oldest = min(pending, key=lambda key: pending[key].get("expires_at", 0))
-            del pending[oldest]
-        pending[state] = asdict(transaction)
-        self._data[self._key("transactions")] = pending
-        self._dirty = True
-
-    def pop_transaction(self, state: str, now: float) -> Optional[Transaction]:
-        """The transaction for ``state`` (removed: single use), or None if unknown or expired."""
-        pending = self._transactions()
-        record = pending.pop(state, None)
-        if record is None:
-            return None
-        self._data[self._key("transactions")] = pending
-        self._dirty = True
-        try:
-            transaction = Transaction(**record)
-        except TypeError:
-            return None
-        return transaction if transaction.expires_at > now else None
-
-    def _transactions(self) -> dict[str, Any]:
-        container = self._loaded()
-        pending = container.get(self._key("transactions")) if container is not None else None
-        return dict(pending) if isinstance(pending, dict) else {}
-
     # -- signing in and out -------------------------------------------------
 
     def sign_in(self, user: SignedInUser, now: float) -> None:
         """Store the user under a new session id; the old id is deleted server-side."""
-        keep = self._transactions()
         self._discard()
         fresh = self._data
-        fresh[self._key("transactions")] = keep
         fresh[self._key("user")] = asdict(user)
         fresh[self._key("last_seen")] = now
         self._dirty = True
@@ -449,8 +370,12 @@ class SSOSession:
         if self._dirty and beaker is not None:
             assert self._store.beaker is not None
             created = beaker.is_new
-            self._store.beaker.save(beaker)
             self._dirty = False
+            if not self._store.beaker.save(beaker, existing=not created):
+                log.info("sso: the session ended elsewhere meanwhile; not writing it back")
+                self.ended_elsewhere = True
+                self._cookie_out = self._expired_cookie()
+                return [("Set-Cookie", self._cookie_out.strip()), *self.headers]
             if created or self._store.kind == "cookie":
                 self._cookie_out = str(beaker.request["cookie_out"])
             if created:
@@ -458,8 +383,8 @@ class SSOSession:
             if self._new_user is not None:
                 self._store.remember(self._new_user, beaker.id)
         if self._cookie_out is None:
-            return []
-        return [("Set-Cookie", self._cookie_out.strip())]
+            return list(self.headers)
+        return [("Set-Cookie", self._cookie_out.strip()), *self.headers]
 
 
 class EnvironSSOSession(SSOSession):
@@ -505,7 +430,7 @@ class EnvironSSOSession(SSOSession):
 
     def _discard(self) -> None:
         outer = self._loaded()
-        if outer is not None and any(self._key(name) in outer for name in ("user", "transactions")):
+        if outer is not None and self._key("user") in outer:
             outer.delete()
         self._beaker = None
         self._dirty = False
@@ -514,4 +439,4 @@ class EnvironSSOSession(SSOSession):
         if self._dirty and self._beaker is not None:
             self._beaker.save()  # marks it for the outer middleware to persist
             self._dirty = False
-        return []
+        return list(self.headers)

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import os
 import socket
 import time
 from typing import Any, Optional
@@ -58,6 +60,10 @@ class StoreUnavailable(Exception):
 
 class SessionTooLarge(Exception):
     """A cookie session would not fit in a cookie."""
+
+
+class RecordGone(Exception):
+    """An update found its record deleted meanwhile (signed out elsewhere): it is not written back."""
 
 
 class _RefusingUnpickler:
@@ -116,9 +122,36 @@ class JsonRedisNamespace(NamespaceManager):  # type: ignore[misc]
     def has_key(self, key: str) -> bool:
         return key in self
 
+    #: Set by the store for an update of an existing session: never recreate a deleted record.
+    only_if_exists = False
+
     def set_value(self, key: str, value: Any, expiretime: Optional[int] = None) -> None:
         ttl = expiretime or self.ttl
-        self._call("set", self._key(key), value, ex=int(ttl) if ttl else None)
+        stored = self._call("set", self._key(key), value, ex=int(ttl) if ttl else None, xx=self.only_if_exists)
+        if not stored:
+            raise RecordGone(self.namespace)
+
+    def index_add(self, member: str) -> None:
+        """Add a session id to this index record (a Redis set; atomic, refreshed TTL)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.sadd(self._key("index"), member)
+        pipe.expire(self._key("index"), int(self.ttl or 0) or 86400)
+        self._call_pipe(pipe)
+
+    def index_members(self) -> list[str]:
+        """The session ids of this index record (read only: a timed-out call changes nothing)."""
+        return sorted(member.decode("utf-8", "replace") for member in self._call("smembers", self._key("index")))
+
+    def index_remove(self, members: list[str]) -> None:
+        """Remove session ids (already deleted) from this index record."""
+        if members:
+            self._call("srem", self._key("index"), *members)
+
+    def _call_pipe(self, pipe: Any) -> Any:
+        try:
+            return pipe.execute()
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.set_value(key, value)
@@ -153,6 +186,7 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
                  socket_timeout: float = 2.0, **kw: Any) -> None:
         super().__init__(namespace)
         self.ttl = ttl
+        self.socket_timeout = socket_timeout
         self.mc = self.client_for(url, socket_timeout)
 
     @classmethod
@@ -164,7 +198,7 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
         def create() -> Any:
             client = memcache.Client(
                 url.split(";"), unpickler=_RefusingUnpickler, decompressor=_refuse_compressed,
-                socket_timeout=socket_timeout, dead_retry=1,
+                socket_timeout=socket_timeout, dead_retry=1, cache_cas=True,
             )
             for server in client.servers:  # an out-of-range port would raise OverflowError on every call
                 port = getattr(server, "port", None)  # None for a unix socket
@@ -193,6 +227,8 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
         now = time.time()
         connected = [server for server in self.mc.servers if server.socket is not None and server.deaduntil <= now]
         result = getattr(self.mc, method)(*args, **kwargs)
+        if time.time() - now > self.socket_timeout / 2:
+            return result  # it timed out (a hung server), not a stale connection: no second wait
         reopened = [server for server in connected if server.deaduntil > now and _accepts(server)]
         if reopened:
             for server in reopened:
@@ -225,7 +261,12 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
         ttl = int(expiretime or self.ttl or 0)
         if ttl > MEMCACHED_MAX_RELATIVE_TTL:  # memcached reads a larger number as a Unix time
             ttl += int(time.time())
-        if not self._call("set", self._key(key), value, time=ttl):
+        if self.only_if_exists:  # an update: "replace" never recreates a record deleted meanwhile
+            if not self._call("replace", self._key(key), value, time=ttl):
+                if self._down():
+                    raise StoreUnavailable("memcached: the value was not stored")
+                raise RecordGone(self.namespace)
+        elif not self._call("set", self._key(key), value, time=ttl):
             raise StoreUnavailable("memcached: the value was not stored")
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -239,6 +280,52 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
 
     def do_remove(self) -> None:
         del self["session"]  # one key: never flush_all, which would sign everyone out
+
+    #: Set by the store for an update of an existing session: never recreate a deleted record.
+    only_if_exists = False
+
+    def index_add(self, member: str) -> None:
+        """Add a session id to this index record (compare-and-swap, so concurrent sign-ins are kept)."""
+        self._swap(lambda members: sorted({*members, member}))
+
+    def index_members(self) -> list[str]:
+        """The session ids of this index record (read only)."""
+        try:
+            raw = self._call("get", self._key("index"))
+        except ValueError:
+            raw = None
+        if raw is None:
+            if self._down():
+                raise StoreUnavailable("memcached: no server answers")
+            return []
+        try:
+            return [str(member) for member in json.loads(raw)]
+        except (ValueError, TypeError):
+            return []
+
+    def index_remove(self, members: list[str]) -> None:
+        """Remove session ids (already deleted) from this index record (compare-and-swap)."""
+        gone = set(members)
+        if gone:
+            self._swap(lambda current: [member for member in current if member not in gone])
+
+    def _swap(self, change: Any) -> None:
+        key, ttl = self._key("index"), int(self.ttl or 0)
+        for _attempt in range(20):
+            raw = self._call("gets", key)
+            if raw is None:
+                if self._down():
+                    raise StoreUnavailable("memcached: no server answers")
+                if self._call("add", key, json.dumps(change([])), time=ttl):
+                    return
+                continue  # someone created it meanwhile: read again
+            try:
+                members = [str(member) for member in json.loads(raw)]
+            except (ValueError, TypeError):
+                members = []
+            if self._call("cas", key, json.dumps(change(members)), time=ttl):
+                return
+        raise StoreUnavailable("memcached: the index kept changing")
 
     def keys(self) -> list[str]:
         return ["session"] if "session" in self else []
@@ -309,9 +396,21 @@ class BeakerStore:
         except Exception as exc:  # undecodable cookie, corrupt record (bad pickle, JSON, base64...)
             raise ValueError(f"unreadable session: {type(exc).__name__}") from None
 
-    def save(self, session: Session) -> None:
+    def save(self, session: Session, existing: bool = False) -> bool:
+        """Write a session; for an ``existing`` one, only if its record is still there.
+
+        Returns False when the record was deleted meanwhile (a sign-out or a back-channel
+        logout on another request): an update must not bring a signed-out session back.
+        """
+        namespace = getattr(session, "namespace", None)
+        if namespace is not None and hasattr(namespace, "only_if_exists"):
+            namespace.only_if_exists = existing
+        elif existing and self.kind == "file" and namespace is not None and not os.path.exists(namespace.file):
+            return False  # Beaker's file store has no conditional write; this check narrows the window
         try:
             session.save()
+        except RecordGone:
+            return False
         except StoreUnavailable:
             raise
         except OSError as exc:
@@ -320,6 +419,62 @@ class BeakerStore:
             if "too long" in str(exc):
                 raise SessionTooLarge(str(exc)) from None
             raise
+        return True
+
+    def index_add(self, index_id: str, session_id: str, ttl: int) -> None:
+        """Record that ``session_id`` belongs to an index (a provider ``sid`` or ``sub``)."""
+        namespace = self.namespace(index_id, ttl=ttl)
+        if hasattr(namespace, "index_add"):
+            namespace.index_add(session_id)
+        else:
+            self._locked_file_index(namespace, lambda members: sorted({*members, session_id}))
+
+    def end_index(self, index_id: str) -> list[str]:
+        """Delete every session of an index, then those ids from the index; the ids ended.
+
+        Idempotent, so a provider retrying after a store outage completes the job: the
+        index is only read before the sessions are deleted, and trimmed after.
+        """
+        namespace = self.namespace(index_id)
+        if hasattr(namespace, "index_members"):
+            members = list(namespace.index_members())
+        else:
+            found: list[str] = []
+
+            def read(current: list[str]) -> list[str]:
+                found[:] = current
+                return current
+
+            self._locked_file_index(namespace, read)
+            members = found
+        for session_id in members:
+            self.remove_id(session_id)
+        if hasattr(namespace, "index_remove"):
+            namespace.index_remove(members)
+        else:
+            gone = set(members)
+            self._locked_file_index(namespace, lambda current: [member for member in current if member not in gone])
+        return members
+
+    @staticmethod
+    def _locked_file_index(namespace: Any, change: Any) -> None:
+        """Read, change and write a JSON list in a file record under its file lock."""
+        try:
+            namespace.acquire_write_lock()
+            try:
+                try:
+                    current = json.loads(namespace["index"])
+                except (KeyError, ValueError, TypeError):
+                    current = []
+                updated = change([str(member) for member in current] if isinstance(current, list) else [])
+                if updated:
+                    namespace["index"] = json.dumps(updated)
+                elif "index" in namespace:
+                    del namespace["index"]
+            finally:
+                namespace.release_write_lock()
+        except OSError as exc:
+            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
 
     def remove(self, session: Session) -> None:
         """Delete a stored record (server-side stores); the cookie is expired by the caller."""
