@@ -28,3 +28,17 @@ demo: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The benchmarks (bench/run.py, about four minutes): install what they need (Debian packages
+# when root, the bench extra), run every server on loopback, print the tables and write
+# docs/performance.md.  BENCH_ARGS=--quick for a short smoke run; --help for the options.
+.PHONY: bench
+
+$(BIN)/.bench-installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(BIN)/.bench-installed
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
