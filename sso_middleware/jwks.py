@@ -60,6 +60,7 @@ class KeySet:
         self._clock = clock
         self._lock = threading.Lock()
         self._keys: list[dict[str, Any]] = []
+        self._parsed: dict[tuple[int, str], tuple[dict[str, Any], Any]] = {}  # JWK -> key object, per alg
         self._fetched_at: Optional[float] = None
         self._failure: Optional[tuple[float, ProviderError]] = None
         self._tokens = float(burst)
@@ -75,10 +76,16 @@ class KeySet:
             found = _select(keys, kid, alg)
         if found is None:
             raise AuthFailure("invalid_id_token", f"no usable {alg} key with kid {kid!r} in the provider's JWKS")
+        cache_key = (id(found), alg)  # the JWK dicts are replaced (new ids) whenever the set is refetched
+        parsed = self._parsed.get(cache_key)
+        if parsed is not None and parsed[0] is found:
+            return parsed[1]
         try:
-            return PyJWK(found, algorithm=alg).key
+            key = PyJWK(found, algorithm=alg).key
         except (PyJWTError, ValueError) as exc:  # InvalidKeyError is not a PyJWKError
             raise AuthFailure("invalid_id_token", f"unusable JWK {kid!r}: {exc}") from None
+        self._parsed[cache_key] = (found, key)
+        return key
 
     def _current_keys(self) -> list[dict[str, Any]]:
         fetched_at = self._fetched_at
@@ -104,6 +111,7 @@ class KeySet:
                 log.warning("sso: JWKS refresh failed (%s)", exc.code)
                 return self._stale_keys(now, exc)
             self._keys = [key for key in keys if isinstance(key, dict)]
+            self._parsed = {}
             self._fetched_at, self._failure = now, None
             return self._keys
 

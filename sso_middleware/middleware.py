@@ -87,13 +87,13 @@ class SSOMiddleware:
             level = logging.WARNING if isinstance(failure, ProviderError) else logging.INFO
             log.log(level, "sso: %s failed: %s", request.path_info, failure)
             response = redirect(self.handlers.failure_location(failure.code))
-            headers = _commit_quietly(session)  # a popped sign-in stays used up
+            headers = _commit_quietly(session)  # a redeemed sign-in stays used up
         except (StoreUnavailable, SessionTooLarge) as exc:
             response = redirect(self.handlers.failure_location(_store_failure(exc)))
-            headers = []
+            headers = list(session.headers)  # transaction cookies need no store: a redeemed one is still expired
         except Exception:
             log.exception("sso: unexpected error on %s", request.path_info)
-            response, headers = server_error(), []
+            response, headers = server_error(), list(session.headers)
         response.headerlist.extend(headers)
         result: Iterable[bytes] = response(environ, start_response)
         return result
@@ -104,6 +104,10 @@ class SSOMiddleware:
         environ.pop("REMOTE_USER", None)
         environ.pop(USERINFO_KEY, None)
         environ.pop(CONNECTION_KEY, None)
+        if not self.store.may_have_session(environ):  # anonymous, no cookie: touch nothing
+            if self.protected and self._is_protected(environ.get("PATH_INFO", "")):
+                return self._require_login(environ, [], start_response)
+            return self.app(environ, start_response)
         session = self.store.open(environ)
         try:
             user = session.current_user(self.clock())
@@ -177,7 +181,7 @@ def _commit_quietly(session: SSOSession) -> list[tuple[str, str]]:
         return session.commit()
     except (StoreUnavailable, SessionTooLarge) as exc:
         _store_failure(exc)
-        return []
+        return list(session.headers)
 
 
 def _is_page_load(request: Request) -> bool:

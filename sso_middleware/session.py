@@ -91,6 +91,12 @@ class SessionStore:
         """True when sessions can be found by id and deleted (server-side stores we own)."""
         return self.beaker is not None and self.beaker.server_side
 
+    def may_have_session(self, environ: dict[str, Any]) -> bool:
+        """False when the request cannot carry a session (no cookie of ours): the hot path's shortcut."""
+        if self.kind == "environ":
+            return "HTTP_COOKIE" in environ
+        return self.cookie_name in environ.get("HTTP_COOKIE", "")
+
     def open(self, environ: dict[str, Any]) -> SSOSession:
         """The session of this request; nothing is read until it is needed."""
         if self.kind == "environ":
