@@ -107,6 +107,8 @@ class JsonRedisNamespace(NamespaceManager):  # type: ignore[misc]
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return getattr(self.client, method)(*args, **kwargs)
+        except redis.ResponseError:
+            raise  # the server answered: a wrong type under our key, handled by the caller
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
 
@@ -133,14 +135,24 @@ class JsonRedisNamespace(NamespaceManager):  # type: ignore[misc]
 
     def index_add(self, member: str) -> None:
         """Add a session id to this index record (a Redis set; atomic, refreshed TTL)."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.sadd(self._key("index"), member)
-        pipe.expire(self._key("index"), int(self.ttl or 0) or 86400)
-        self._call_pipe(pipe)
+        for _attempt in range(2):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.sadd(self._key("index"), member)
+            pipe.expire(self._key("index"), int(self.ttl or 0) or 86400)
+            try:
+                self._call_pipe(pipe)
+                return
+            except redis.ResponseError:  # something else was planted under our key: replace it
+                self._call("delete", self._key("index"))
+        raise StoreUnavailable("redis: the index record cannot be written")
 
     def index_members(self) -> list[str]:
         """The session ids of this index record (read only: a timed-out call changes nothing)."""
-        return sorted(member.decode("utf-8", "replace") for member in self._call("smembers", self._key("index")))
+        try:
+            members = self._call("smembers", self._key("index"))
+        except redis.ResponseError:  # not a set: nothing we wrote
+            return []
+        return sorted(member.decode("utf-8", "replace") for member in members)
 
     def index_remove(self, members: list[str]) -> None:
         """Remove session ids (already deleted) from this index record."""
@@ -150,6 +162,8 @@ class JsonRedisNamespace(NamespaceManager):  # type: ignore[misc]
     def _call_pipe(self, pipe: Any) -> Any:
         try:
             return pipe.execute()
+        except redis.ResponseError:
+            raise
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
 
@@ -257,10 +271,14 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
     def has_key(self, key: str) -> bool:
         return key in self
 
+    def _expiry(self, ttl: Optional[int]) -> int:
+        seconds = int(ttl or self.ttl or 0)
+        if seconds > MEMCACHED_MAX_RELATIVE_TTL:  # memcached reads a larger number as a Unix time
+            seconds += int(time.time())
+        return seconds
+
     def set_value(self, key: str, value: Any, expiretime: Optional[int] = None) -> None:
-        ttl = int(expiretime or self.ttl or 0)
-        if ttl > MEMCACHED_MAX_RELATIVE_TTL:  # memcached reads a larger number as a Unix time
-            ttl += int(time.time())
+        ttl = self._expiry(expiretime)
         if self.only_if_exists:  # an update: "replace" never recreates a record deleted meanwhile
             if not self._call("replace", self._key(key), value, time=ttl):
                 if self._down():
@@ -310,14 +328,19 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
             self._swap(lambda current: [member for member in current if member not in gone])
 
     def _swap(self, change: Any) -> None:
-        key, ttl = self._key("index"), int(self.ttl or 0)
+        key, ttl = self._key("index"), self._expiry(None)
         for _attempt in range(20):
-            raw = self._call("gets", key)
+            try:
+                raw = self._call("gets", key)
+            except ValueError:  # a value we would not have written (odd flags)
+                raw = None
             if raw is None:
                 if self._down():
                     raise StoreUnavailable("memcached: no server answers")
                 if self._call("add", key, json.dumps(change([])), time=ttl):
                     return
+                if _attempt:  # it exists but cannot be read (a planted pickle): replace it
+                    self._call("delete", key)
                 continue  # someone created it meanwhile: read again
             try:
                 members = [str(member) for member in json.loads(raw)]

@@ -35,6 +35,7 @@ from sso_middleware.session import _index_key
 from sso_middleware.stores import StoreUnavailable, derived_key
 
 from .conftest import SESSION_SECRET, browser_for
+from .cookies import summary, tx_name
 from .fakes import FakeProvider
 from .store_servers import StoreServer
 
@@ -97,6 +98,31 @@ def raw_key(server: StoreServer, record_id: str) -> str:
     return name if server.kind == "redis" else hashlib.sha256(name.encode()).hexdigest()
 
 
+def raw_index_key(server: StoreServer, index_id: str) -> str:
+    """Where a back-channel logout index lives (a Redis set; a JSON list in memcached)."""
+    name = f"sso_middleware:{index_id}:index"
+    return name if server.kind == "redis" else hashlib.sha256(name.encode()).hexdigest()
+
+
+def raw_index(server: StoreServer, index_id: str) -> Optional[list[str]]:
+    key = raw_index_key(server, index_id)
+    if server.kind == "redis":
+        client = redis.Redis(port=server.port)
+        if not client.exists(key):
+            return None
+        return sorted(member.decode() for member in client.smembers(key))
+    found = server.memcached_get(key)
+    return None if found is None else sorted(json.loads(found[1]))
+
+
+def raw_index_ttl(server: StoreServer, index_id: str) -> Optional[int]:
+    key = raw_index_key(server, index_id)
+    if server.kind == "redis":
+        ttl = int(redis.Redis(port=server.port).ttl(key))
+        return None if ttl == -2 else ttl
+    return server.memcached_ttl(key)
+
+
 def raw_value(server: StoreServer, record_id: str) -> Optional[bytes]:
     if server.kind == "redis":
         value = redis.Redis(port=server.port).get(raw_key(server, record_id))
@@ -110,6 +136,18 @@ def raw_ttl(server: StoreServer, record_id: str) -> Optional[int]:
         ttl = int(redis.Redis(port=server.port).ttl(raw_key(server, record_id)))
         return None if ttl == -2 else ttl
     return server.memcached_ttl(raw_key(server, record_id))
+
+
+def stored_keys(server: StoreServer) -> int:
+    """How many records the server holds, whoever wrote them."""
+    if server.kind == "redis":
+        return int(redis.Redis(port=server.port).dbsize())
+    stats = server.memcached_stats()
+    return int(stats["curr_items"])
+
+
+def state_of(location: str) -> str:
+    return parse_qs(urlsplit(location).query)["state"][0]
 
 
 def decode_record(raw: bytes) -> dict[str, Any]:
@@ -175,9 +213,8 @@ def test_the_stored_value_is_the_sessions_json_text_never_a_pickle(
         flags, _ = server.memcached_get(raw_key(server, session_id(browser))) or (None, b"")
         assert flags is not None and not flags & memcache.Client._FLAG_PICKLE
         assert not flags & memcache.Client._FLAG_COMPRESSED
-    # The back-channel logout index records are JSON lists of session ids.
-    index = raw_value(server, _index_key("sid:provider-session-1"))
-    assert index is not None and json.loads(index) == [session_id(browser)]
+    # The back-channel logout index records hold the session ids (a set in Redis, JSON in memcached).
+    assert raw_index(server, _index_key("sid:provider-session-1")) == [session_id(browser)]
 
 
 @pytest.mark.parametrize("protocol", [0, pickle.HIGHEST_PROTOCOL], ids=["ascii-pickle", "binary-pickle"])
@@ -219,7 +256,7 @@ def test_a_pickled_index_record_is_never_unpickled(make_browser: Callable[..., B
                                                    store_settings: dict[str, Any], server: StoreServer,
                                                    tmp_path: Path) -> None:
     marker = tmp_path / "unpickled"
-    key = raw_key(server, _index_key("sid:provider-session-1"))
+    key = raw_index_key(server, _index_key("sid:provider-session-1"))
     if server.kind == "redis":
         redis.Redis(port=server.port).set(key, armed_pickle(marker, pickle.HIGHEST_PROTOCOL), ex=600)
     else:
@@ -231,8 +268,7 @@ def test_a_pickled_index_record_is_never_unpickled(make_browser: Callable[..., B
     sign_in(browser, provider)  # reads and rewrites the sid's index record
     assert not marker.exists(), "the planted pickle was unpickled"
     assert app_view(browser)["remote_user"] == "alice"
-    index = raw_value(server, _index_key("sid:provider-session-1"))
-    assert index is not None and json.loads(index) == [session_id(browser)]
+    assert raw_index(server, _index_key("sid:provider-session-1")) == [session_id(browser)]
 
 
 def test_records_carry_ttls(make_browser: Callable[..., Browser], provider: FakeProvider,
@@ -242,16 +278,27 @@ def test_records_carry_ttls(make_browser: Callable[..., Browser], provider: Fake
     session_ttl = raw_ttl(server, session_id(browser))
     assert session_ttl is not None and IDLE + 180 - 10 <= session_ttl <= IDLE + 180
     for index in ("sid:provider-session-1", "sub:alice"):
-        index_ttl = raw_ttl(server, _index_key(index))
+        index_ttl = raw_index_ttl(server, _index_key(index))
         assert index_ttl is not None and ABSOLUTE + 180 - 10 <= index_ttl <= ABSOLUTE + 180, index
 
 
-def test_a_pending_sign_in_record_has_a_ttl_too(make_browser: Callable[..., Browser],
-                                                store_settings: dict[str, Any], server: StoreServer) -> None:
+def test_a_pending_sign_in_writes_nothing_to_the_store(make_browser: Callable[..., Browser], provider: FakeProvider,
+                                                       store_settings: dict[str, Any], server: StoreServer) -> None:
+    """Anonymous visits to /auth/sso cannot fill the store: the sign-in in flight is in a short-lived cookie."""
     browser = make_browser(**store_settings)
-    browser.get("/auth/sso", {"connection": CONNECTION, "target_url": "/"})
-    ttl = raw_ttl(server, session_id(browser))
-    assert ttl is not None and 0 < ttl <= IDLE + 180
+    for _ in range(3):
+        response = browser.get("/auth/sso", {"connection": CONNECTION, "target_url": "/"})
+        assert response.location.startswith("https://op.example/authorize?")
+        assert summary(response.headers.getall("Set-Cookie"), COOKIE) == [
+            ("tx:" + tx_name(COOKIE, state_of(response.location)), "set")
+        ]
+        assert "max-age=600" in response.headers["Set-Cookie"].lower()
+    assert COOKIE not in browser.cookies
+    assert stored_keys(server) == 0
+    # The control: a completed sign-in is seen in the store (its session, and back-channel index records).
+    browser.get(provider.authorize(response.location))
+    assert raw_value(server, session_id(browser)) is not None
+    assert stored_keys(server) >= 1
 
 
 def test_the_ttl_is_renewed_when_the_idle_stamp_is_written(make_middleware: Callable[..., SSOMiddleware],
@@ -286,7 +333,7 @@ def test_memcached_ttls_beyond_30_days_are_sent_as_timestamps(make_browser: Call
         assert app_view(browser)["remote_user"] == "alice"
         session_ttl = raw_ttl(server, session_id(browser))
         assert session_ttl is not None and 30 * 86400 + 170 <= session_ttl <= 30 * 86400 + 181
-        index_ttl = raw_ttl(server, _index_key("sid:provider-session-1"))
+        index_ttl = raw_index_ttl(server, _index_key("sid:provider-session-1"))
         assert index_ttl is not None and 90 * 86400 + 170 <= index_ttl <= 90 * 86400 + 181
     finally:
         server.stop()
@@ -356,9 +403,16 @@ def test_store_down_gives_a_clean_503_and_service_resumes_after_a_restart(
     # The auth routes send the browser to the failure page with the same code.
     assert failure_code(browser.get("/auth/logout")) == "session_store_unavailable"
     anonymous = browser_for(middleware)
-    response = anonymous.get("/auth/sso", {"connection": CONNECTION, "target_url": "/"})
+    # Starting a sign-in needs no store (the sign-in in flight is in its own cookie)...
+    started = anonymous.get("/auth/sso", {"connection": CONNECTION, "target_url": "/"})
+    assert started.location.startswith("https://op.example/authorize?"), started
+    tx = "tx:" + tx_name(COOKIE, state_of(started.location))
+    assert summary(started.headers.getall("Set-Cookie"), COOKIE) == [(tx, "set")]
+    # ...completing it does: the same failure page, no session cookie, and the sign-in is used up.
+    response = anonymous.get(provider.authorize(started.location))
     assert failure_code(response) == "session_store_unavailable"
-    assert "Set-Cookie" not in response.headers
+    assert summary(response.headers.getall("Set-Cookie"), COOKIE) == [(tx, "expired")]
+    assert list(anonymous.cookies) == []
     failure = anonymous.get(response.location, status=503)
     assert "session_store_unavailable" in failure.text
     # Requests without a session cookie never touch the store: they pass through.
@@ -493,7 +547,9 @@ def test_cookie_store_session_fixation_a_planted_cookie_is_replaced_whole(
 ) -> None:
     middleware = make_middleware(session_type="cookie")
     attacker = browser_for(middleware)
-    attacker.get("/auth/sso", {"connection": CONNECTION, "target_url": "/"})
+    started = attacker.get("/auth/sso", {"connection": "github", "target_url": "/"})
+    assert COOKIE not in attacker.cookies  # starting a sign-in gives nobody a session to plant...
+    attacker.get(provider.authorize(started.location, user="bob"))  # ...so the attacker plants their own
     planted = attacker.cookies[COOKIE]
     planted_session = cookie_session(planted)
 
@@ -506,8 +562,8 @@ def test_cookie_store_session_fixation_a_planted_cookie_is_replaced_whole(
     assert signed_in["user"]["claims"]["sub"] == "alice"
     assert signed_in["_id"] != planted_session["_id"]  # a new session, not the planted one updated
     assert signed_in["_creation_time"] > planted_session["_creation_time"]
-    # The attacker's copy is worth nothing.
-    assert app_view(attacker)["remote_user"] is None
+    # The attacker's copy holds only the attacker (a cookie store cannot revoke it; it never becomes alice).
+    assert app_view(attacker)["remote_user"] == "bob"
 
 
 def test_a_session_too_large_for_a_cookie_gets_the_failure_page(
@@ -641,10 +697,12 @@ def test_environ_store_sign_out_deletes_the_outer_session(environ_browser: Brows
 
 
 def test_environ_store_without_the_outer_middleware_is_a_clear_503(
-    make_browser: Callable[..., Browser], caplog: pytest.LogCaptureFixture
+    make_browser: Callable[..., Browser], provider: FakeProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
     browser = make_browser(session_type="environ")
-    response = browser.get("/auth/sso", {"connection": CONNECTION, "target_url": "/"})
+    started = browser.get("/auth/sso", {"connection": CONNECTION, "target_url": "/"})
+    assert started.location.startswith("https://op.example/authorize?")  # starting needs no session...
+    response = browser.get(provider.authorize(started.location))  # ...signing in does
     assert failure_code(response) == "session_store_unavailable"
     assert "wrap this middleware in beaker.middleware.SessionMiddleware" in caplog.text
     page = browser.get(response.location, status=503)
