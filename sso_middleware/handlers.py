@@ -109,7 +109,7 @@ class Handlers:
         error = _param(request, "error")
         if error is not None:
             if transaction.prompt == "none" and error in SILENT_FAILURES:
-                return self._after_silent_failure(request, session, transaction, error)
+                return self._after_silent_failure(request, session, transaction, error, state)
             raise AuthFailure(provider_error_code(error), "the provider refused the sign-in")
         code = _param(request, "code")
         if not code:
@@ -200,6 +200,7 @@ class Handlers:
         target: str,
         connection: Optional[str],
         prompt: Optional[str],
+        spent: Optional[str] = None,
     ) -> Response:
         login = self.client.new_login_request()
         url = self.client.authorization_url(login, prompt=prompt, connection=connection)
@@ -207,17 +208,19 @@ class Handlers:
         transaction = Transaction(nonce=login.nonce, code_verifier=login.code_verifier, target_url=target,
                                   connection=connection, prompt=prompt, expires_at=now + self.config.transaction_ttl)
         cookies = request.headers.get("Cookie", "")
-        session.headers.extend(self.transactions.issue(login.state, transaction, cookies, now))
+        session.headers.extend(self.transactions.issue(login.state, transaction, cookies, now, spent=spent))
         return self._redirect(request, url)
 
     def _after_silent_failure(
-        self, request: Request, session: SSOSession, transaction: Transaction, error: str
+        self, request: Request, session: SSOSession, transaction: Transaction, error: str, state: Optional[str]
     ) -> Response:
         if self.config.silent_sso_fallback == "anonymous":
             log.info("sso: silent sign-in answered %s; continuing without a user", error)
             return self._redirect(request, transaction.target_url)
         log.info("sso: silent sign-in answered %s; retrying once interactively", error)
-        return self._start_sign_in(request, session, transaction.target_url, transaction.connection, prompt=None)
+        # The retry replaces this state's transaction, whose cookie this response expires.
+        return self._start_sign_in(request, session, transaction.target_url, transaction.connection, prompt=None,
+                                   spent=state)
 
     def _target(self, request: Request, required: bool) -> str:
         value = _param(request, "target_url")

@@ -28,6 +28,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import asdict, dataclass
 from http.cookies import Morsel
 from typing import Optional
@@ -59,18 +60,26 @@ class TransactionCookies:
         key = hmac.new(config.session_secret.encode(), b"sso_middleware sign-in transactions", hashlib.sha256)
         self._fernet = Fernet(base64.urlsafe_b64encode(key.digest()))
         self._prefix = config.session_cookie_name + "_tx_"
+        self._ours = re.compile(re.escape(self._prefix) + "[0-9a-f]{16}")
         self._ttl = config.transaction_ttl
         self._secure = config.secure_cookies
 
     def name_for(self, state: str) -> str:
         return self._prefix + hashlib.sha256(state.encode()).hexdigest()[:16]
 
-    def issue(self, state: str, transaction: Transaction, cookie_header: str, now: float) -> list[tuple[str, str]]:
-        """``Set-Cookie`` headers that store a new transaction (and drop the oldest beyond the cap)."""
+    def issue(
+        self, state: str, transaction: Transaction, cookie_header: str, now: float, spent: Optional[str] = None
+    ) -> list[tuple[str, str]]:
+        """``Set-Cookie`` headers that store a new transaction (and drop the oldest beyond the cap).
+
+        ``spent``: the state whose cookie this response already expires (a callback
+        retrying a silent sign-in); it does not count against the cap.
+        """
         record = dict(asdict(transaction), state=state)
         value = self._fernet.encrypt_at_time(json.dumps(record).encode(), int(now)).decode()
         headers = [self._set_cookie(self.name_for(state), value, self._ttl)]
-        present = sorted(self._present(cookie_header), key=lambda item: item[1])
+        skip = self.name_for(spent) if spent is not None else None
+        present = sorted((item for item in self._present(cookie_header) if item[0] != skip), key=lambda item: item[1])
         for name, _issued in present[: max(0, len(present) - (MAX_TRANSACTIONS - 1))]:
             headers.append(self._set_cookie(name, "", 0))
         return headers
@@ -95,10 +104,14 @@ class TransactionCookies:
         return transaction, expire
 
     def _present(self, cookie_header: str) -> list[tuple[str, int]]:
-        """The transaction cookies a request carries, with their issue times (unreadable ones first)."""
+        """The transaction cookies a request carries, with their issue times (unreadable ones first).
+
+        Only names this class issues count: any other name, even with our prefix, is
+        not ours to expire (and may not even be a legal ``Set-Cookie`` name).
+        """
         found = []
         for name, value in _cookies(cookie_header).items():
-            if name.startswith(self._prefix):
+            if self._ours.fullmatch(name):
                 try:
                     issued = self._fernet.extract_timestamp(value.encode())
                 except InvalidToken:

@@ -136,6 +136,20 @@ class StoreServer:
                 reply += chunk
         return reply
 
+    def memcached_stats(self) -> dict[str, str]:
+        """memcached's ``stats`` (read to the closing END)."""
+        assert self.kind == "memcached"
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as conn:
+            conn.sendall(b"stats\r\n")
+            reply = b""
+            while not reply.endswith(b"END\r\n"):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        return {parts[1]: parts[2] for parts in (line.split(" ", 2) for line in reply.decode().splitlines())
+                if len(parts) == 3 and parts[0] == "STAT"}
+
     def memcached_get(self, key: str) -> Optional[tuple[int, bytes]]:
         """(flags, raw bytes) of a memcached key, or None."""
         reply = self.memcached(b"get " + key.encode())

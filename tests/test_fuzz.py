@@ -8,9 +8,18 @@ as raw WSGI environs.  Whatever arrives, these must hold:
 * no CR or LF in any response header, and every header is latin-1 text;
 * every redirect goes to the application's own origin or the provider's
   authorization endpoint (never elsewhere);
-* garbage creates no session: only a well-formed ``/auth/sso`` or
-  ``/auth/login`` may store one (their sign-in transaction);
+* nothing creates a session: no request stores a record or sets a live
+  session cookie (starting a sign-in stores nothing, and no fuzzed callback
+  can complete one);
+* a sign-in transaction cookie is set only with a redirect to the provider's
+  authorization endpoint, one, named for the ``state`` it sends there; every
+  other cookie header expires a cookie, and a transaction cookie is expired
+  only if the request carried it; issuing one leaves the browser at most
+  ``MAX_TRANSACTIONS`` of them;
 * ``REMOTE_USER`` reaches the app only for the one signed-in cookie.
+
+The cookies include a real transaction cookie (with its ``state`` sometimes in
+the query), tampered, truncated or renamed, among heaps of look-alikes.
 """
 
 from __future__ import annotations
@@ -18,15 +27,17 @@ from __future__ import annotations
 import io
 import os
 from typing import Any, Callable
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sso_middleware import SSOMiddleware
+from sso_middleware.transactions import MAX_TRANSACTIONS
 
 from .conftest import legacy_app
+from .cookies import is_tx_name, parse_all, tx_name
 from .fakes import BASE_URL, FakeProvider
 
 AUTH_PATHS = ["/auth/sso", "/auth/login", "/auth/callback", "/auth/logout", "/auth/failure",
@@ -51,20 +62,44 @@ CONTENT_TYPES = st.sampled_from(["application/x-www-form-urlencoded", "multipart
                                  "application/x-www-form-urlencoded; charset=utf-16", ""])
 
 
-def cookie_values(signed_in: str) -> st.SearchStrategy[str]:
-    """Cookie headers: garbage, our valid cookie tampered or truncated, oversized, others' cookies."""
-    name, _, value = signed_in.partition("=")
+def mutations(cookie: str) -> st.SearchStrategy[str]:
+    """``cookie`` (``name=value``) as is, truncated, with one character changed, oversized, doubled, or garbage."""
+    name, _, value = cookie.partition("=")
     return st.one_of(
-        st.just(""),
-        HEADER_TEXT,
-        st.just(signed_in),
+        st.just(cookie),
         st.integers(0, max(len(value) - 1, 0)).map(lambda cut: f"{name}={value[:cut]}"),
         st.integers(0, max(len(value) - 1, 0)).map(
             lambda at: f"{name}={value[:at]}{'0' if value[at:at + 1] != '0' else '1'}{value[at + 1:]}"),
         st.just(f"{name}={'a' * 5000}"),
         st.just(f'{name}="{value}"; {name}=other'),
-        st.just('prefs={"a":1}; sso_session=abc; other_app_session=zzz'),
         HEADER_TEXT.map(lambda text: f"{name}={text}"),
+    )
+
+
+def tx_look_alikes(session_cookie: str, transaction: str, at_least: int = 0) -> st.SearchStrategy[str]:
+    """The real transaction cookie (or a mutation) among up to 12 others with our prefix: well-formed
+    names of other states, names that are not even legal cookie names, renamed copies of the real one."""
+    prefix = session_cookie + "_tx_"
+    value = transaction.partition("=")[2]
+    suffix = st.one_of(st.text(alphabet="0123456789abcdef", min_size=16, max_size=16),
+                       st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF,
+                                                      exclude_characters=";="), max_size=20))
+    other = st.tuples(suffix, st.one_of(st.just(value), HEADER_TEXT.map(lambda text: text.replace(";", ""))))
+    others = st.lists(other.map(lambda pair: f"{prefix}{pair[0]}={pair[1]}"), min_size=at_least, max_size=12)
+    return st.tuples(mutations(transaction), others).flatmap(
+        lambda parts: st.permutations([parts[0], *parts[1]])).map("; ".join)
+
+
+def cookie_values(signed_in: str, transaction: str) -> st.SearchStrategy[str]:
+    """Cookie headers: garbage, our valid cookies tampered or truncated, oversized, others' cookies."""
+    name = signed_in.partition("=")[0]
+    return st.one_of(
+        st.just(""),
+        HEADER_TEXT,
+        mutations(signed_in),
+        st.just('prefs={"a":1}; sso_session=abc; other_app_session=zzz'),
+        tx_look_alikes(name, transaction),
+        st.tuples(mutations(signed_in), tx_look_alikes(name, transaction)).map("; ".join),
     )
 
 
@@ -102,7 +137,14 @@ def call(app: Callable[..., Any], environ: dict[str, Any]) -> tuple[int, list[tu
         captured["status"], captured["headers"] = status, headers
         return lambda data: None
 
+    received = environ.get("wsgi.input")
     body = b"".join(app(environ, start_response))
+    spooled = environ.get("wsgi.input")
+    if spooled is not received and spooled is not None:
+        # WebOb copies a large body (over 10 KB) to a temporary file that replaces wsgi.input; the environ
+        # is in a reference cycle (WebOb's GetDict refers back to it), so without this the file would be
+        # closed by whichever later garbage collection comes first -- and reported in whatever test runs then.
+        spooled.close()
     return int(captured["status"].split()[0]), captured["headers"], body
 
 
@@ -120,6 +162,18 @@ class Target:
         )
         self.middleware.client.http.session.mount("https://op.example/", FakeProviderAdapter(self.provider))
         self.cookie = ""
+        self.transaction, self.state = self._sign_in_in_flight()
+
+    def _sign_in_in_flight(self) -> tuple[str, str]:
+        """A real transaction cookie (``name=value``) and its state, as ``/auth/sso`` issues them."""
+        from .conftest import browser_for
+        from .test_handlers import start_sso
+
+        browser = browser_for(self.middleware)
+        response = start_sso(browser)
+        state = parse_qs(urlsplit(response.location).query)["state"][0]
+        name = tx_name(self.middleware.store.cookie_name, state)
+        return f"{name}={browser.cookies[name]}", state
 
     def signed_in_cookie(self) -> str:
         """The seed cookie, signing in again if a fuzzed request signed the user out."""
@@ -171,11 +225,31 @@ def check_invariants(middleware: SSOMiddleware, environ: dict[str, Any], signed_
             assert origin in (BASE_URL, "https://op.example"), value
             if origin == "https://op.example":
                 assert parts.path in ("/authorize", "/oidc/logout"), value
-    creates = path in ("/auth/sso", "/auth/login") and status == 303
-    if not creates:
-        assert stored_records(middleware) <= before, f"{environ['REQUEST_METHOD']} {path} stored a session"
+    assert stored_records(middleware) <= before, f"{environ['REQUEST_METHOD']} {path} stored a session"
+    check_cookies(middleware, environ, status, headers)
     if seen.get("remote_user") is not None:  # only the real session's value (quoted or not) signs in
         assert signed_in_cookie.partition("=")[2] in environ.get("HTTP_COOKIE", ""), environ.get("HTTP_COOKIE")
+
+
+def check_cookies(middleware: SSOMiddleware, environ: dict[str, Any], status: int,
+                  headers: list[tuple[str, str]]) -> None:
+    session_cookie = middleware.store.cookie_name
+    sent = {part.partition("=")[0].strip() for part in environ.get("HTTP_COOKIE", "").split(";") if "=" in part}
+    carried = {name for name in sent if is_tx_name(session_cookie, name)}
+    location = next((value for name, value in headers if name.lower() == "location"), "")
+    cookies = parse_all(value for name, value in headers if name.lower() == "set-cookie")
+    issued = [cookie.name for cookie in cookies if not cookie.expires_it]
+    expired = {cookie.name for cookie in cookies if cookie.expires_it}
+    for cookie in cookies:
+        assert cookie.name == session_cookie or is_tx_name(session_cookie, cookie.name), cookie
+        if is_tx_name(session_cookie, cookie.name):
+            assert {"httponly", "secure", "samesite", "path", "max-age"} <= set(cookie.attributes), cookie
+    assert session_cookie not in issued, "a fuzzed request set a live session cookie"
+    assert expired & carried == {name for name in expired if name != session_cookie}, (expired, carried)
+    if issued:
+        assert status == 303 and location.startswith("https://op.example/authorize?"), (status, location, issued)
+        assert issued == [tx_name(session_cookie, parse_qs(urlsplit(location).query)["state"][0])], issued
+        assert len((carried - expired) | set(issued)) <= MAX_TRANSACTIONS, (len(carried), expired)
 
 
 FUZZ_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -188,9 +262,11 @@ def test_any_request_gets_a_clean_answer(fuzz_target: Target, data: Any) -> None
     method = data.draw(st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"]))
     path = data.draw(PATHS)
     query = data.draw(RAW_QUERY)
+    if data.draw(st.booleans()):  # the state of the real transaction cookie
+        query = f"{query}&state={fuzz_target.state}" if query else f"state={fuzz_target.state}"
     body = data.draw(st.one_of(QUERY.map(str.encode), st.binary(max_size=200)))
     headers = {
-        "Cookie": data.draw(cookie_values(cookie)),
+        "Cookie": data.draw(cookie_values(cookie, fuzz_target.transaction)),
         "Content-Type": data.draw(CONTENT_TYPES),
         "Accept": data.draw(st.sampled_from(["text/html", "application/json", "*/*", "", "image/png"])),
         "Sec-Fetch-Mode": data.draw(st.sampled_from(["navigate", "cors", "no-cors", ""])),
@@ -205,15 +281,40 @@ def test_any_request_gets_a_clean_answer(fuzz_target: Target, data: Any) -> None
 
 
 @FUZZ_SETTINGS
-@given(query=QUERY, cookie_choice=st.integers(0, 8), method=st.sampled_from(["GET", "POST"]))
-def test_callback_with_hostile_parameters(fuzz_target: Target, query: str, cookie_choice: int, method: str) -> None:
+@given(query=QUERY, cookie_choice=st.integers(0, 14), method=st.sampled_from(["GET", "POST"]),
+       with_state=st.booleans())
+def test_callback_with_hostile_parameters(fuzz_target: Target, query: str, cookie_choice: int, method: str,
+                                          with_state: bool) -> None:
     middleware, cookie = fuzz_target.middleware, fuzz_target.signed_in_cookie()
+    if with_state:  # the state of the real transaction cookie
+        query = f"{query}&state={fuzz_target.state}" if query else f"state={fuzz_target.state}"
+    tx = fuzz_target.transaction
+    tx_name_, _, tx_value = tx.partition("=")
     cookies = ["", cookie, cookie[:-3], cookie + "00", "x=1", cookie.replace("=", "=0"), "a" * 100,
-               f"{cookie}; {cookie}", "sso_session=1"]
+               f"{cookie}; {cookie}", "sso_session=1", tx, f"{cookie}; {tx}", tx[:-3], tx.replace("=", "=0"),
+               f"{tx_name(middleware.store.cookie_name, 'another state')}={tx_value}", f"{tx_name_}={'A' * 200}"]
     environ = environ_for(method, "/auth/callback", query if method == "GET" else "",
                           query.encode() if method == "POST" else b"",
                           {"Cookie": cookies[cookie_choice], "Content-Type": "application/x-www-form-urlencoded"})
     check_invariants(middleware, environ, cookie)
+
+
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_starting_sign_ins_among_heaps_of_transaction_cookies(fuzz_target: Target, data: Any) -> None:
+    """/auth/sso and /auth/login when the browser already holds about the cap of (look-alike) transactions."""
+    middleware, cookie = fuzz_target.middleware, fuzz_target.signed_in_cookie()
+    path, query = data.draw(st.sampled_from([
+        ("/auth/login", ""),
+        ("/auth/login", "target_url=/dashboard&connection=github"),
+        ("/auth/sso", "target_url=/dashboard&connection=Username-Password-Authentication"),
+        ("/auth/sso", "target_url=/dashboard&connection=github"),
+    ]))
+    header = data.draw(tx_look_alikes(middleware.store.cookie_name, fuzz_target.transaction,
+                                      at_least=MAX_TRANSACTIONS - 2))
+    if data.draw(st.booleans()):
+        header = f"{cookie}; {header}"
+    check_invariants(middleware, environ_for("GET", path, query, b"", {"Cookie": header}), cookie)
 
 
 def test_the_seed_cookie_is_a_real_session(fuzz_target: Target) -> None:
@@ -222,3 +323,12 @@ def test_the_seed_cookie_is_a_real_session(fuzz_target: Target) -> None:
     status, _headers, body = call(fuzz_target.middleware, environ_for("GET", "/page", "", b"", {"Cookie": cookie}))
     assert status == 200
     assert b'"remote_user": "alice"' in body
+
+
+def test_the_seed_transaction_is_a_real_sign_in_in_flight(fuzz_target: Target) -> None:
+    """The seed transaction cookie is redeemable for its state (the fuzzed callbacks met a real one)."""
+    handlers = fuzz_target.middleware.handlers
+    transaction, expire = handlers.transactions.redeem(fuzz_target.state, fuzz_target.transaction,
+                                                       handlers.clock())
+    assert transaction is not None and transaction.target_url == "/dashboard"
+    assert len(expire) == 1

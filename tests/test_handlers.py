@@ -24,8 +24,10 @@ import requests
 import webtest
 
 from sso_middleware import SSOMiddleware
+from sso_middleware.transactions import MAX_TRANSACTIONS
 
 from .conftest import SESSION_SECRET, browser_for, legacy_app
+from .cookies import SetCookie, summary, tx_name
 from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider, FakeProviderAdapter, rsa_key, s256
 
 CONNECTION = "Username-Password-Authentication"
@@ -99,6 +101,25 @@ def app_view(browser: Browser) -> dict[str, Any]:
 
 def set_cookies(response: webtest.TestResponse) -> list[str]:
     return list(response.headers.getall("Set-Cookie"))
+
+
+def cookies_set(response: webtest.TestResponse) -> list[tuple[str, str]]:
+    """What the response's ``Set-Cookie`` headers do: ``("session" | "tx:<name>", "set" | "expired")``."""
+    return summary(set_cookies(response), COOKIE)
+
+
+def tx(state: str) -> str:
+    """``tx:<name>`` of the transaction cookie of ``state`` (as in :func:`cookies_set`)."""
+    return "tx:" + tx_name(COOKIE, state)
+
+
+def tx_cookies(browser: Browser) -> set[str]:
+    """The names of the transaction cookies the browser holds."""
+    return {name for name in browser.cookies if name.startswith(COOKIE + "_tx_")}
+
+
+def state_of(response: webtest.TestResponse) -> str:
+    return query(response.location)["state"]
 
 
 def fresh_browser(middleware: SSOMiddleware, cookie: Optional[str] = None) -> Browser:
@@ -255,11 +276,17 @@ def test_sso_redirects_to_the_provider_with_a_complete_silent_request(browser: B
     assert len(params["code_challenge"]) == 43  # base64url of a SHA-256 digest
     # The verifier is never in the URL; the challenge is S256 of what the token request proves.
     assert "code_verifier" not in params
+    assert stored_sessions(browser.app.config.data_dir) == []  # before the callback: nothing stored
     browser.get(provider.authorize(response.location))
     token_request = query("?" + provider.requests_to("/oauth/token")[0].body)
     assert s256(token_request["code_verifier"]) == params["code_challenge"]
-    # The session cookie started here carries the transaction.
-    assert any(cookie.startswith(COOKIE + "=") for cookie in set_cookies(response))
+    # Starting a sign-in set no session cookie (and stored nothing): the only cookie set is this state's
+    # transaction cookie, in which neither the verifier nor the nonce can be read.
+    assert cookies_set(response) == [(tx(params["state"]), "set")]
+    value = SetCookie.parse(set_cookies(response)[0]).value
+    assert len(value) > 100
+    for secret in (token_request["code_verifier"], params["nonce"], params["state"]):
+        assert secret not in value
 
 
 def test_each_sign_in_gets_fresh_state_nonce_and_verifier(browser: Browser) -> None:
@@ -486,6 +513,77 @@ def test_several_tabs_sign_in_at_once(browser: Browser, provider: FakeProvider, 
     assert app_view(browser)["remote_user"] == "alice"
 
 
+@pytest.mark.parametrize("order", [pytest.param((0, 1), id="in-order"), pytest.param((1, 0), id="reversed")])
+def test_two_tabs_of_a_fresh_browser_start_at_once(make_middleware: Callable[..., SSOMiddleware],
+                                                    provider: FakeProvider, order: tuple[int, int]) -> None:
+    """Both tabs' requests leave before either answer arrives, so both carry the same (empty) cookie jar."""
+    middleware = make_middleware()
+    browser = browser_for(middleware)
+    targets = ["/tab-one", "/tab-two"]
+    starts = []
+    for target in targets:
+        assert list(browser.cookies) == []  # nothing from the other tab yet: sent "at once"
+        starts.append(start_sso(browser, target=target))
+        browser.cookiejar.clear()
+    # Then both answers arrive; the browser keeps both cookies (each tab's has its own name).
+    for start in starts:
+        assert cookies_set(start) == [(tx(state_of(start)), "set")]  # no session cookie, no other cookie
+        cookie = SetCookie.parse(set_cookies(start)[0])
+        browser.set_cookie(cookie.name, cookie.value)
+    assert len(tx_cookies(browser)) == 2
+    assert stored_sessions(middleware.config.data_dir) == []
+    callbacks = [provider.authorize(start.location) for start in starts]
+    for index in order:
+        final = browser.get(callbacks[index])
+        assert final.location == "https://app2.example" + targets[index]
+        assert (tx(state_of(starts[index])), "expired") in cookies_set(final)
+    assert app_view(browser)["remote_user"] == "alice"
+    assert tx_cookies(browser) == set()
+
+
+def test_tabs_beyond_the_cap_lose_the_oldest_sign_ins_only(make_middleware: Callable[..., SSOMiddleware],
+                                                           provider: FakeProvider) -> None:
+    middleware = make_middleware()
+    browser = browser_for(middleware)
+    started = time.time()
+    extra = 2
+    starts = []
+    for tab in range(MAX_TRANSACTIONS + extra):  # one after the other, a second apart
+        middleware.clock = lambda tab=tab: started + tab
+        starts.append(start_sso(browser, target=f"/tab-{tab}"))
+    middleware.clock = lambda: started + MAX_TRANSACTIONS + extra
+    assert tx_cookies(browser) == {tx_name(COOKIE, state_of(start)) for start in starts[extra:]}
+    callbacks = [provider.authorize(start.location) for start in starts]
+    for tab in reversed(range(MAX_TRANSACTIONS + extra)):  # the newest first: none of them is lost
+        response = browser.get(callbacks[tab])
+        if tab < extra:
+            assert failure_code(response) == "invalid_state"
+        else:
+            assert response.location == f"https://app2.example/tab-{tab}"
+    assert len(provider.requests_to("/oauth/token")) == MAX_TRANSACTIONS
+    assert app_view(browser)["remote_user"] == "alice"
+
+
+def test_a_silent_retry_at_the_cap_costs_no_other_tab_its_sign_in(make_middleware: Callable[..., SSOMiddleware],
+                                                                  provider: FakeProvider) -> None:
+    middleware = make_middleware()
+    browser = browser_for(middleware)
+    started = time.time()
+    starts = []
+    for tab in range(MAX_TRANSACTIONS):
+        middleware.clock = lambda tab=tab: started + tab
+        starts.append(start_sso(browser, target=f"/tab-{tab}"))
+    middleware.clock = lambda: started + MAX_TRANSACTIONS
+    # A tab that is not the oldest learns that the user must sign in interactively: it retries.
+    retry = browser.get(provider.authorize(starts[3].location, error="login_required"))
+    assert is_authorize(retry) and "prompt" not in query(retry.location)
+    assert sorted(cookies_set(retry)) == sorted([(tx(state_of(starts[3])), "expired"), (tx(state_of(retry)), "set")])
+    assert len(tx_cookies(browser)) == MAX_TRANSACTIONS
+    for tab in (0, 1, 2, 4, 5):
+        assert browser.get(provider.authorize(starts[tab].location)).location == f"https://app2.example/tab-{tab}"
+    assert browser.get(provider.authorize(retry.location)).location == "https://app2.example/tab-3"
+
+
 # -- /auth/callback: RFC 9207 iss, provider errors, code -----------------------
 
 
@@ -575,13 +673,16 @@ def test_callback_accepts_a_posted_authorization_response(browser: Browser, prov
 
 def expect_no_sign_in(browser: Browser, provider: FakeProvider, middleware: SSOMiddleware, code: str) -> None:
     response = start_sso(browser)
-    before = browser.cookies.get(COOKIE)
+    state = state_of(response)
+    assert tx_cookies(browser) == {tx_name(COOKIE, state)}
     response = browser.get(provider.authorize(response.location))
     assert failure_code(response) == code
-    assert set_cookies(response) == []
-    assert browser.cookies.get(COOKIE) == before
+    # No session cookie and nothing stored; the only cookie header expires this sign-in's transaction (used up).
+    assert cookies_set(response) == [(tx(state), "expired")]
+    assert COOKIE not in browser.cookies
+    assert tx_cookies(browser) == set()
     assert app_view(browser)["remote_user"] is None
-    assert all("user" not in record for record in stored_sessions(middleware.config.data_dir))
+    assert stored_sessions(middleware.config.data_dir) == []
 
 
 @pytest.mark.parametrize(
@@ -744,8 +845,12 @@ def test_session_id_is_regenerated_at_sign_in(make_middleware: Callable[..., SSO
     middleware = make_middleware()
     browser = browser_for(middleware)
     response = start_sso(browser)
-    before = browser.cookies[COOKIE]
+    assert COOKIE not in browser.cookies  # no session before the sign-in completes
     final = browser.get(provider.authorize(response.location))
+    before = browser.cookies[COOKIE]
+    assert any(cookie.startswith(f"{COOKIE}={before};") for cookie in set_cookies(final))
+    # Signing in again over that session (same user, another connection): a new id.
+    final = sign_in(browser, provider, connection="github")
     after = browser.cookies[COOKIE]
     assert any(cookie.startswith(f"{COOKIE}={after};") for cookie in set_cookies(final))
     assert before != after
@@ -761,10 +866,14 @@ def test_a_planted_session_id_does_not_survive_sign_in(make_middleware: Callable
     middleware = make_middleware()
     attacker = browser_for(middleware)
     start_sso(attacker)
+    assert COOKIE not in attacker.cookies  # starting a sign-in no longer gives anyone a session to plant...
+    sign_in(attacker, provider, connection="github", user="bob")  # ...so the attacker plants their own session
     planted = attacker.cookies[COOKIE]
     victim = fresh_browser(middleware, planted)
+    assert app_view(victim)["remote_user"] == "bob"
     sign_in(victim, provider)
     assert victim.cookies[COOKIE] != planted
+    assert app_view(victim)["remote_user"] == "alice"
     assert app_view(fresh_browser(middleware, planted))["remote_user"] is None
 
 
@@ -775,23 +884,35 @@ def cookie_attributes(header: str) -> tuple[str, set[str]]:
 
 def test_cookies_are_httponly_samesite_lax_and_secure_on_https(browser: Browser, provider: FakeProvider) -> None:
     started = start_sso(browser)
+    state = state_of(started)
     final = browser.get(provider.authorize(started.location))
+    assert cookies_set(started) == [(tx(state), "set")]
+    assert sorted(cookies_set(final)) == [("session", "set"), (tx(state), "expired")]
     headers = set_cookies(started) + set_cookies(final)
-    assert len(headers) == 2
     for header in headers:
         name_value, attributes = cookie_attributes(header)
-        assert name_value.startswith(COOKIE + "=")
+        assert name_value.startswith(COOKIE)
         assert {"httponly", "samesite=lax", "secure", "path=/"} <= attributes
         assert not any(attribute.startswith("domain=") for attribute in attributes)
-        # A browser-session cookie: the server enforces the session lifetime.
-        assert not any(attribute.startswith(("expires=", "max-age=")) for attribute in attributes)
+        if name_value.startswith(COOKIE + "="):
+            # A browser-session cookie: the server enforces the session lifetime.
+            assert not any(attribute.startswith(("expires=", "max-age=")) for attribute in attributes)
+        else:  # the transaction cookie: it lives transaction_ttl seconds, and the callback expires it
+            assert not any(attribute.startswith("expires=") for attribute in attributes)
+            assert ("max-age=600" if header in set_cookies(started) else "max-age=0") in attributes
 
 
 def test_cookie_domain_and_name_settings(make_browser: Callable[..., Browser], provider: FakeProvider) -> None:
     browser = make_browser(cookie_name="app2_sso", cookie_domain="app2.example")
-    header = set_cookies(start_sso(browser))[0]
+    started = start_sso(browser)
+    (header,) = set_cookies(started)
     name_value, attributes = cookie_attributes(header)
-    assert name_value.startswith("app2_sso=")
+    # The transaction cookie is named after the session cookie, and stays host-only: only the callback reads it.
+    assert name_value.startswith(tx_name("app2_sso", state_of(started)) + "=")
+    assert not any(attribute.startswith("domain=") for attribute in attributes)
+    final = browser.get(provider.authorize(started.location))
+    (header,) = [cookie for cookie in set_cookies(final) if cookie.startswith("app2_sso=")]
+    _, attributes = cookie_attributes(header)
     assert "domain=app2.example" in attributes
 
 

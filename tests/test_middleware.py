@@ -18,6 +18,7 @@ import webtest
 from sso_middleware import ConfigError, SSOConfig, SSOMiddleware, get_userinfo
 
 from .conftest import browser_for, legacy_app
+from .cookies import tx_name
 from .fakes import FakeProvider
 
 CONNECTION = "Username-Password-Authentication"
@@ -310,14 +311,21 @@ def test_other_cookies_do_not_hide_the_session(browser: Browser, provider: FakeP
     assert view(browser, headers={"Cookie": header})["remote_user"] == "alice"
 
 
-def test_sign_in_completes_despite_other_odd_cookies(browser: Browser, provider: FakeProvider) -> None:
+@pytest.mark.parametrize("position", ["before", "after"])
+def test_sign_in_completes_despite_other_odd_cookies(browser: Browser, provider: FakeProvider,
+                                                     position: str) -> None:
     browser.set_cookie("prefs", "x")
     response = browser.get("/auth/sso", {"connection": CONNECTION, "target_url": "/"})
-    ours = f"{COOKIE}={browser.cookies[COOKIE]}"
+    assert COOKIE not in browser.cookies  # the sign-in in flight is in its own cookie
+    name = tx_name(COOKIE, parse_qs(urlsplit(response.location).query)["state"][0])
+    ours = f"{name}={browser.cookies[name]}"
     callback = provider.authorize(response.location)
     browser.cookiejar.clear()
-    final = browser.get(callback, headers={"Cookie": f'prefs={{"a":1}}; {ours}'})
+    odd = 'prefs={"a":1}; greeting=hello world; quoted=a"b; [weird]=1'
+    header = f"{odd}; {ours}" if position == "before" else f"{ours}; {odd}"
+    final = browser.get(callback, headers={"Cookie": header})
     assert final.location == "https://app2.example/"
+    assert view(browser)["remote_user"] == "alice"
 
 
 # -- protected paths -----------------------------------------------------------
@@ -505,11 +513,13 @@ def test_expired_session_at_sso_signs_in_again(make_middleware: Callable[..., SS
     clock.advance(601)
     response = browser.get("/auth/sso", {"connection": CONNECTION, "target_url": "/x"})
     assert response.location.startswith("https://op.example/authorize?")
-    assert browser.cookies[COOKIE] != expired
+    assert COOKIE not in browser.cookies  # the expired session was ended and its cookie cleared
+    assert session_files(middleware) == []
     provider.id_token_overrides = {"iat": int(clock.now), "exp": int(clock.now) + 300}
     response = browser.get(provider.authorize(response.location, user="bob"))
     assert response.location == "https://app2.example/x"
     assert view(browser)["remote_user"] == "bob"
+    assert browser.cookies[COOKIE] != expired
 
 
 def test_default_lifetimes_are_a_day_idle_and_a_week_absolute() -> None:

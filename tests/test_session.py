@@ -1,4 +1,4 @@
-"""SessionStore / SSOSession directly: transactions, sign-in and sign-out, what is stored and how."""
+"""SessionStore / SSOSession directly: sign-in and sign-out, timeouts, what is stored and how."""
 
 from __future__ import annotations
 
@@ -12,14 +12,7 @@ from typing import Any
 import pytest
 
 from sso_middleware import ConfigError, SSOConfig
-from sso_middleware.session import (
-    MAX_TRANSACTIONS,
-    SessionStore,
-    SignedInUser,
-    SSOSession,
-    Transaction,
-    own_cookie,
-)
+from sso_middleware.session import SessionStore, SignedInUser, SSOSession, own_cookie
 
 NOW = 1_700_000_000.0
 
@@ -27,13 +20,6 @@ NOW = 1_700_000_000.0
 @pytest.fixture
 def store(settings: dict[str, Any]) -> SessionStore:
     return SessionStore(SSOConfig(**settings))
-
-
-def transaction(target: str = "/", expires_at: float = NOW + 600, **fields: Any) -> Transaction:
-    values: dict[str, Any] = {"nonce": "n", "code_verifier": "v" * 43, "target_url": target,
-                              "connection": "c", "prompt": None, "expires_at": expires_at}
-    values.update(fields)
-    return Transaction(**values)
 
 
 def user(sub: str = "alice", signed_in_at: float = NOW) -> SignedInUser:
@@ -69,7 +55,7 @@ def all_files(store: SessionStore) -> list[str]:
 def test_a_session_without_cookie_reads_and_writes_nothing(store: SessionStore) -> None:
     session = store.open({})
     assert session.current_user(NOW) is None
-    assert session.pop_transaction("state", NOW) is None
+    assert session.stored_user() is None
     assert session.commit() == []
     assert all_files(store) == []
 
@@ -98,86 +84,21 @@ def test_only_our_cookie_is_handed_to_beaker(header: str, expected: str) -> None
     assert own_cookie(header, "sso_session") == expected
 
 
-# -- transactions --------------------------------------------------------------
-
-
-def test_a_transaction_round_trips_and_is_single_use(store: SessionStore) -> None:
-    session = store.open({})
-    stored = transaction(target="/dashboard", prompt="none")
-    session.add_transaction("state-1", stored, NOW)
-    headers = session.commit()
-    assert len(headers) == 1
-    next_request, cookie = reopen(store, headers)
-    assert next_request.pop_transaction("state-1", NOW + 1) == stored
-    assert next_request.commit() == []  # an existing session: no new cookie
-    again, _ = reopen(store, [], cookie)
-    assert again.pop_transaction("state-1", NOW + 2) is None
-
-
-def test_an_unknown_state_leaves_the_others_alone(store: SessionStore) -> None:
-    session = store.open({})
-    session.add_transaction("state-1", transaction(), NOW)
-    next_request, cookie = reopen(store, session.commit())
-    assert next_request.pop_transaction("other", NOW) is None
-    next_request.commit()
-    assert reopen(store, [], cookie)[0].pop_transaction("state-1", NOW) is not None
-
-
-def test_an_expired_transaction_is_refused_and_removed(store: SessionStore) -> None:
-    session = store.open({})
-    session.add_transaction("state-1", transaction(expires_at=NOW + 600), NOW)
-    next_request, cookie = reopen(store, session.commit())
-    assert next_request.pop_transaction("state-1", NOW + 600) is None
-    next_request.commit()
-    assert reopen(store, [], cookie)[0].pop_transaction("state-1", NOW) is None
-
-
-def test_expired_transactions_are_pruned_when_a_new_one_starts(store: SessionStore) -> None:
-    session = store.open({})
-    session.add_transaction("old", transaction(expires_at=NOW + 10), NOW)
-    session.add_transaction("new", transaction(expires_at=NOW + 700), NOW + 100)
-    assert set(session._transactions()) == {"new"}
-
-
-def test_at_most_max_transactions_are_kept_oldest_dropped_first(store: SessionStore) -> None:
-    session = store.open({})
-    extra = 3
-    for index in range(MAX_TRANSACTIONS + extra):
-        session.add_transaction(f"state-{index}", transaction(expires_at=NOW + 600 + index), NOW)
-    next_request, _ = reopen(store, session.commit())
-    kept = [index for index in range(MAX_TRANSACTIONS + extra)
-            if next_request.pop_transaction(f"state-{index}", NOW) is not None]
-    assert kept == list(range(extra, MAX_TRANSACTIONS + extra))
-    assert 2 <= MAX_TRANSACTIONS <= 32
-
-
-def test_an_unreadable_transaction_record_is_refused(store: SessionStore) -> None:
-    session = store.open({})
-    session.add_transaction("state-1", transaction(), NOW)
-    session._data["transactions"]["state-2"] = {"nonce": "only"}
-    session._data["transactions"]["state-3"] = "not a record"
-    assert session.pop_transaction("state-2", NOW) is None
-    assert session.pop_transaction("state-3", NOW) is None
-    assert session.pop_transaction("state-1", NOW) is not None
-
-
 # -- sign-in and sign-out ------------------------------------------------------
 
 
 def test_sign_in_stores_the_user_under_a_new_id_and_removes_the_old_record(store: SessionStore) -> None:
     session = store.open({})
-    session.add_transaction("tab-1", transaction(), NOW)
-    session.add_transaction("tab-2", transaction(target="/two"), NOW)
+    session.sign_in(user("bob"), NOW)
     first, old_cookie = reopen(store, session.commit())
     (old_file,) = session_files(store)
-    assert first.pop_transaction("tab-1", NOW) is not None
+    assert first.current_user(NOW) == user("bob")
     first.sign_in(user(), NOW)
     headers = first.commit()
     second, new_cookie = reopen(store, headers)
     assert new_cookie != old_cookie
     assert second.current_user(NOW + 1) == user()
-    # The other tab's sign-in survives the new id; the old record is gone from the store.
-    assert second.pop_transaction("tab-2", NOW + 1) == transaction(target="/two")
+    # The old record is gone from the store.
     assert old_file not in session_files(store)
     assert len(session_files(store)) == 1
     assert reopen(store, [], old_cookie)[0].current_user(NOW + 1) is None
@@ -274,11 +195,11 @@ def stored_record(path: str) -> dict[str, Any]:
 def test_session_data_is_stored_as_json_not_pickle(store: SessionStore) -> None:
     assert store.beaker.options["data_serializer"] == "json"
     session = store.open({})
-    session.add_transaction("state-1", transaction(), NOW)
+    session.sign_in(user(), NOW)
     session.commit()
     (path,) = session_files(store)
     record = stored_record(path)
-    assert record["transactions"]["state-1"]["code_verifier"] == "v" * 43
+    assert record["user"]["id_token"] == "header.payload.signature"
 
 
 def test_the_signed_in_user_record(store: SessionStore) -> None:

@@ -518,10 +518,19 @@ def test_store_outage_is_a_clean_503_and_service_resumes_without_restart(
         assert_store_unavailable_page(response, time.monotonic() - start, host)
     for host in hosts.both:
         assert ask(host)["remote_user"] is None  # no cookie: passed through untouched, the store is not asked
+        # Starting a sign-in needs no store (the sign-in in flight is in its own cookie)...
+        http = requests.Session()
+        redirect = oidc_provider.login(http, ALICE, host.url("/auth/login", target_url="/whoami"))
+        callback = urljoin(redirect.url, redirect.headers.get("Location", ""))
+        assert redirect.status_code == 303 and callback.startswith(host.url("/auth/callback?")), redirect.url
+        ours = [cookie.name for cookie in http.cookies if cookie.name.startswith(hosts.cookie_name)]
+        assert len(ours) == 1 and ours[0].startswith(hosts.cookie_name + "_tx_"), ours  # no session cookie
+        # ...completing it does: the same clean 503, no session cookie, and the sign-in in flight is used up.
         start = time.monotonic()
-        refused = browse(requests.Session(), host.url("/auth/login", target_url="/whoami"))  # no sign-in starts
+        refused = browse(http, callback)
         assert refused.urls[1] == host.url("/auth/failure", error="session_store_unavailable"), refused.urls
         assert_store_unavailable_page(refused.response, time.monotonic() - start, host)
+        assert [cookie.name for cookie in http.cookies if cookie.name.startswith(hosts.cookie_name)] == []
     outage_ended = time.monotonic()
 
     store.start()  # same port, and empty: the old session is gone
