@@ -87,7 +87,7 @@ class Handlers:
         connection = self._connection(request, required=True)
         user = session.current_user(self.clock())
         if user is not None and user.connection == connection:
-            return self._redirect(request, target)
+            return self._redirect(target)
         prompt = "none" if self.config.silent_sso else None
         return self._start_sign_in(request, session, target, connection, prompt)
 
@@ -123,7 +123,7 @@ class Handlers:
         session.sign_in(SignedInUser(claims=claims, connection=transaction.connection, id_token=result.id_token,
                                      signed_in_at=now, sid=sid if isinstance(sid, str) else None), now)
         log.info("sso: signed in sub=%r through connection %r", result.claims["sub"], transaction.connection)
-        return self._redirect(request, transaction.target_url)
+        return self._redirect(transaction.target_url)
 
     def logout(self, request: Request, session: SSOSession) -> Response:
         # Sign out first: a refused target_url must not leave the user signed in.  An expired
@@ -136,8 +136,8 @@ class Handlers:
         if user is not None and self.config.provider_logout:
             url = self.client.end_session_url(user.id_token, absolute_target(target, self.config.base_url))
             if url is not None:
-                return self._redirect(request, url)
-        return self._redirect(request, target)
+                return self._redirect(url)
+        return self._redirect(target)
 
     def backchannel_logout(self, request: Request, session: SSOSession) -> Response:
         """OpenID Connect Back-Channel Logout 1.0 section 2.5-2.8: 200 when done, 400 when refused."""
@@ -150,7 +150,7 @@ class Handlers:
             if not token:
                 raise AuthFailure("invalid_request", "no logout_token in the POST body")
             claims = self.client.validate_logout_token(token)
-            self._check_replay(claims)
+            self._refuse_replay(claims)
         except ProviderError as failure:
             log.warning("sso: back-channel logout could not be checked: %s", failure)
             return _json(503, {"error": "temporarily_unavailable"})
@@ -161,16 +161,24 @@ class Handlers:
         try:
             ended = self.store.end_sessions(sid, sub, self.clock())
         except StoreUnavailable as exc:
-            # Not done: a 503 (not the browser's failure-page redirect), and the provider's retry
-            # of this very token must not be refused as a replay.
-            self._forget_jti(claims)
+            # Not done: a 503 (not the browser's failure-page redirect); the jti is not recorded,
+            # so the provider's retry of this very token is not refused as a replay.
             log.error("sso: back-channel logout could not end the sessions: %s", exc)
             return _json(503, {"error": "temporarily_unavailable"})
+        self._record_jti(claims)
         log.info("sso: back-channel logout for %s ended %d session(s)", "sid" if sid else "sub", ended)
         return _json(200, None)
 
-    def _check_replay(self, claims: dict[str, Any]) -> None:
-        """Refuse a logout token whose ``jti`` this process has already accepted (until it expires)."""
+    def _refuse_replay(self, claims: dict[str, Any]) -> None:
+        """Refuse a logout token whose ``jti`` this process has already carried out (until it expires)."""
+        jti = claims.get("jti")
+        if isinstance(jti, str):
+            with self._jti_lock:
+                if jti in self._seen_jti:
+                    raise AuthFailure("invalid_logout_token", "jti already used (replay)")
+
+    def _record_jti(self, claims: dict[str, Any]) -> None:
+        """Remember a carried-out logout token's ``jti`` until it expires (bounded: expired ones pruned)."""
         jti = claims.get("jti")
         if not isinstance(jti, str):
             return
@@ -178,15 +186,7 @@ class Handlers:
         with self._jti_lock:
             if len(self._seen_jti) > 10000:
                 self._seen_jti = {key: exp for key, exp in self._seen_jti.items() if exp > now}
-            if jti in self._seen_jti:
-                raise AuthFailure("invalid_logout_token", "jti already used (replay)")
             self._seen_jti[jti] = float(claims["exp"]) + self.config.clock_skew
-
-    def _forget_jti(self, claims: dict[str, Any]) -> None:
-        jti = claims.get("jti")
-        if isinstance(jti, str):
-            with self._jti_lock:
-                self._seen_jti.pop(jti, None)
 
     def failure(self, request: Request, session: SSOSession) -> Response:
         return failure_page(_param(request, "error") or "", self.config.base_url + "/")
@@ -209,14 +209,14 @@ class Handlers:
                                   connection=connection, prompt=prompt, expires_at=now + self.config.transaction_ttl)
         cookies = request.headers.get("Cookie", "")
         session.headers.extend(self.transactions.issue(login.state, transaction, cookies, now, spent=spent))
-        return self._redirect(request, url)
+        return self._redirect(url)
 
     def _after_silent_failure(
         self, request: Request, session: SSOSession, transaction: Transaction, error: str, state: Optional[str]
     ) -> Response:
         if self.config.silent_sso_fallback == "anonymous":
             log.info("sso: silent sign-in answered %s; continuing without a user", error)
-            return self._redirect(request, transaction.target_url)
+            return self._redirect(transaction.target_url)
         log.info("sso: silent sign-in answered %s; retrying once interactively", error)
         # The retry replaces this state's transaction, whose cookie this response expires.
         return self._start_sign_in(request, session, transaction.target_url, transaction.connection, prompt=None,
@@ -245,7 +245,7 @@ class Handlers:
             raise AuthFailure("connection_not_allowed", f"connection {connection!r} is not allowed")
         return connection
 
-    def _redirect(self, request: Request, target: str) -> Response:
+    def _redirect(self, target: str) -> Response:
         return redirect(absolute_target(target, self.config.base_url))
 
     def failure_location(self, code: str) -> str:

@@ -105,7 +105,7 @@ class SSOMiddleware:
         environ.pop(USERINFO_KEY, None)
         environ.pop(CONNECTION_KEY, None)
         if not self.store.may_have_session(environ):  # anonymous, no cookie: touch nothing
-            if self.protected and self._is_protected(environ.get("PATH_INFO", "")):
+            if self._is_protected(environ.get("PATH_INFO", "")):
                 return self._require_login(environ, [], start_response)
             return self.app(environ, start_response)
         session = self.store.open(environ)

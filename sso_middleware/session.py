@@ -119,7 +119,7 @@ class SessionStore:
                 return
             self._next_sweep = now + SWEEP_INTERVAL
         config = self.config
-        idle = max(config.session_idle_timeout, config.transaction_ttl) + self.stamp_interval + 60
+        idle = config.session_idle_timeout + self.stamp_interval + 60
         thread = threading.Thread(
             target=sweep_file_store,
             args=(config.data_dir, now - idle, now - config.session_absolute_timeout - idle),
