@@ -68,11 +68,6 @@ def json_answer(status: int, payload: Any) -> Answer:
     return status, [("Content-Type", "application/json")], json.dumps(payload).encode()
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on (right now)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

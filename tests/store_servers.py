@@ -19,11 +19,7 @@ from typing import Optional
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from .servers import free_port
 
 
 def _binary(name: str) -> str:

@@ -49,10 +49,10 @@ from .adversarial_provider import (
     Visit,
     basic_credentials,
     browse,
-    free_port,
 )
 from .conftest import SESSION_SECRET, legacy_app
 from .fakes import CLIENT_ID, CLIENT_SECRET, public_jwk, rsa_key, s256
+from .servers import free_port
 from .tokens import b64url, ec_jwk, ec_key, forge, hmac_token, sign
 
 Setup = Callable[[AdversarialProvider], None]

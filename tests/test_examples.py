@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,16 +29,14 @@ import requests
 
 from sso_middleware.testing import DevProvider
 
+from .servers import free_port
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def console_script(name: str) -> str:

@@ -11,7 +11,6 @@ records every URL it visits.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,14 +28,11 @@ from sso_middleware.id_token import validate_id_token
 from sso_middleware.testing import ClientCredentials, DevProvider
 
 from .conftest import SESSION_SECRET, legacy_app
+from .servers import free_port
 
 CONNECTION = "Username-Password-Authentication"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
