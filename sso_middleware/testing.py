@@ -18,6 +18,15 @@ so the installed Python package may be read-only.
 
 The provider knows two users (``alice``/``alice-password``, ``bob``/``bob-password``) and,
 unless told otherwise, the demo clients ``app1`` and ``app2`` (see ``DEFAULT_CLIENTS``).
+
+For step-up authentication it has two ACR levels: a password login gives ``ACR_PWD``
+(amr ``["pwd"]``); a login with the one-time code ``DEV_OTP`` as well
+(``login(..., otp=DEV_OTP)``) gives ``ACR_MFA`` (amr ``["pwd", "otp"]``). ID tokens always
+carry ``acr``, ``amr`` and ``auth_time``. ``acr_values`` is enforced: a provider session
+whose acr is not among the requested values is shown the login form again (interaction
+reason ``ACR_UNMET_REASON``; with ``prompt=none`` the client gets ``login_required``), and
+so is a session older than ``max_age`` seconds. The login answering such a prompt is
+accepted whatever level it reached, so the relying party must check ``acr`` itself.
 Tests normally register their own client with the redirect URIs they need::
 
     def test_sign_in(oidc_provider):
@@ -61,8 +70,12 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 __all__ = [
+    "ACR_MFA",
+    "ACR_PWD",
+    "ACR_UNMET_REASON",
     "DEFAULT_CLIENTS",
     "DEFAULT_USERS",
+    "DEV_OTP",
     "ClientCredentials",
     "DevProvider",
     "DevProviderError",
@@ -79,6 +92,17 @@ _NODE_MISSING = (
 _MIN_NODE_MAJOR = 20
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _READY_RE = re.compile(r"^devprovider ready issuer=(?P<issuer>\S+) port=(?P<port>\d+)", re.MULTILINE)
+
+
+#: The provider's ACR values (discovery's ``acr_values_supported``; must match server.mjs):
+#: a password-only login, and a login with password and one-time code.
+ACR_PWD = "urn:dev:loa:pwd"
+ACR_MFA = "urn:dev:loa:mfa"
+#: The one-time code every user of the provider has (``login(..., otp=DEV_OTP)``).
+DEV_OTP = "123456"
+#: The ``reasons`` entry of an ``interaction`` event when the session's acr is not among
+#: the requested ``acr_values``.
+ACR_UNMET_REASON = "acr_values_unmet"
 
 
 class DevProviderError(RuntimeError):
@@ -174,6 +198,7 @@ def _demo_client(n: int, auth_method: str) -> ClientCredentials:
             "post_logout_redirect_uris": [f"{origin}/"],
             "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],
+            "require_auth_time": True,
         }
     )
 
@@ -698,6 +723,7 @@ class DevProvider:
         *,
         response: requests.Response | None = None,
         password: str | None = None,
+        otp: str | None = None,
         follow_to_client: bool = False,
         max_steps: int = 30,
         timeout: float = 10.0,
@@ -709,7 +735,12 @@ class DevProvider:
         ``response`` (e.g. a redirect or a login page already fetched with the same
         session). Redirects are followed one by one with ``http_session`` (which keeps the
         cookies). On the provider's login form the user's credentials are submitted once
-        (``password`` overrides the known one, for wrong-password tests).
+        (``password`` overrides the known one, for wrong-password tests). ``otp`` is sent
+        as the form's one-time code when given: ``DEV_OTP`` makes it a multi-factor login
+        (acr ``ACR_MFA``, amr ``["pwd", "otp"]``), without it the login is password-only
+        (acr ``ACR_PWD``), any other non-empty code fails like a wrong password. The form
+        is also shown when the session's acr is not among the request's ``acr_values`` or
+        its ``auth_time`` is older than ``max_age``.
 
         Returns the first redirect that leaves the provider's origin after the provider
         has been visited — usually the 303 to the client's ``redirect_uri`` carrying
@@ -754,9 +785,12 @@ class DevProvider:
             form = _form_by_id(current, "login-form")
             if form is None or submitted:
                 return current
+            data = {"login": username, "password": secret}
+            if otp is not None:
+                data["otp"] = otp
             current = http_session.post(
                 urljoin(current.url, form.attrs.get("action", "")),
-                data={"login": username, "password": secret},
+                data=data,
                 allow_redirects=False,
                 timeout=timeout,
             )

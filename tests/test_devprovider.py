@@ -30,8 +30,12 @@ import pytest
 import requests
 
 from sso_middleware.testing import (
+    ACR_MFA,
+    ACR_PWD,
+    ACR_UNMET_REASON,
     DEFAULT_CLIENTS,
     DEFAULT_USERS,
+    DEV_OTP,
     ClientCredentials,
     DevProvider,
     DevProviderError,
@@ -498,6 +502,212 @@ def test_login_follows_to_a_real_client_when_asked(
     ((method, path, _, _),) = listener.requests
     assert method == "GET"
     assert path.startswith("/auth/callback?code=")
+
+
+# ---------------------------------------------------------------------------------------
+# step-up authentication: ACR levels, the one-time code, acr_values, max_age
+
+
+def id_token_of(
+    provider: DevProvider, client: ClientCredentials, authorization: Authorization, params: dict[str, str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Exchange the callback's code: returns the token response and the ID token's claims."""
+    assert "code" in params, params
+    response = exchange_code(provider, client, params["code"], authorization.verifier)
+    assert response.status_code == 200, response.text
+    tokens: dict[str, Any] = response.json()
+    return tokens, verify_id_token(provider, client, tokens["id_token"])
+
+
+def test_acr_values_are_advertised(oidc_provider: DevProvider) -> None:
+    assert (ACR_PWD, ACR_MFA, DEV_OTP) == ("urn:dev:loa:pwd", "urn:dev:loa:mfa", "123456")
+    assert oidc_provider.metadata["acr_values_supported"] == [ACR_PWD, ACR_MFA]
+    assert {"acr", "amr", "auth_time"} <= set(oidc_provider.metadata["claims_supported"])
+
+
+def test_password_login_gives_acr_pwd_and_auth_time(
+    oidc_provider: DevProvider, client: ClientCredentials, browser: requests.Session
+) -> None:
+    before = int(time.time())
+    authorization, params = sign_in(oidc_provider, browser, client)
+    tokens, claims = id_token_of(oidc_provider, client, authorization, params)
+    assert claims["acr"] == ACR_PWD
+    assert claims["amr"] == ["pwd"]
+    assert before - 1 <= claims["auth_time"] <= int(time.time()) + 1  # without max_age: require_auth_time
+    (login,) = oidc_provider.events("login")
+    assert (login["ok"], login["otp"], login["acr"]) == (True, False, ACR_PWD)
+    # the form offers the code, folded away when the request does not ask for mfa
+    form = browser.get(start_authorization(oidc_provider, client, prompt="login").url, timeout=10)
+    assert 'id="otp"' in form.text
+    assert 'id="otp-details"' in form.text
+    assert 'id="mfa-requested"' not in form.text
+    # the session's level stays in refreshed ID tokens; userinfo does not carry it
+    refreshed = token_request(
+        oidc_provider, client, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    ).json()
+    again = verify_id_token(oidc_provider, client, refreshed["id_token"])
+    assert (again["acr"], again["amr"], again["auth_time"]) == (ACR_PWD, ["pwd"], claims["auth_time"])
+    userinfo = requests.get(
+        oidc_provider.endpoint("userinfo"), headers={"Authorization": f"Bearer {tokens['access_token']}"}, timeout=10
+    ).json()
+    assert not {"acr", "amr", "auth_time"} & userinfo.keys()
+
+
+@pytest.mark.parametrize("acr_values", [ACR_MFA, None])
+def test_login_with_the_one_time_code_gives_acr_mfa(
+    oidc_provider: DevProvider, client: ClientCredentials, browser: requests.Session, acr_values: str | None
+) -> None:
+    extra = {"acr_values": acr_values} if acr_values else {}
+    authorization = start_authorization(oidc_provider, client, **extra)
+    form = browser.get(authorization.url, timeout=10)
+    assert 'id="otp"' in form.text
+    assert ('id="mfa-requested"' in form.text) == (acr_values is not None)
+    response = oidc_provider.login(browser, "bob", response=form, otp=DEV_OTP)
+    tokens, claims = id_token_of(oidc_provider, client, authorization, callback_params(response, client))
+    assert claims["sub"] == "bob"
+    assert claims["acr"] == ACR_MFA
+    assert claims["amr"] == ["pwd", "otp"]
+    (login,) = oidc_provider.events("login")
+    assert (login["login"], login["ok"], login["otp"], login["acr"]) == ("bob", True, True, ACR_MFA)
+    refreshed = token_request(
+        oidc_provider, client, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    ).json()
+    assert verify_id_token(oidc_provider, client, refreshed["id_token"])["acr"] == ACR_MFA
+
+
+def test_wrong_one_time_code_is_a_failed_login(
+    oidc_provider: DevProvider, client: ClientCredentials, browser: requests.Session
+) -> None:
+    authorization = start_authorization(oidc_provider, client, acr_values=ACR_MFA)
+    response = oidc_provider.login(browser, "alice", authorization.url, otp="654321")
+    assert response.status_code == 200
+    assert 'id="login-form"' in response.text
+    assert 'id="error"' in response.text
+    assert "one-time code" in response.text
+    assert 'id="mfa-requested"' in response.text  # the form shown again still asks for the code
+    assert [(e["ok"], e["otp"], e["acr"]) for e in oidc_provider.events("login")] == [(False, True, None)]
+    assert oidc_provider.events("authorization_response") == []
+
+    response = oidc_provider.login(browser, "alice", response=response, otp=DEV_OTP)
+    _, claims = id_token_of(oidc_provider, client, authorization, callback_params(response, client))
+    assert claims["acr"] == ACR_MFA
+
+
+def test_empty_one_time_code_is_a_password_login(
+    oidc_provider: DevProvider, client: ClientCredentials, browser: requests.Session
+) -> None:
+    authorization = start_authorization(oidc_provider, client)
+    response = oidc_provider.login(browser, "alice", authorization.url, otp="")
+    _, claims = id_token_of(oidc_provider, client, authorization, callback_params(response, client))
+    assert (claims["acr"], claims["amr"]) == (ACR_PWD, ["pwd"])
+
+
+def test_acr_values_above_the_session_prompt_for_a_login(
+    oidc_provider: DevProvider,
+    client: ClientCredentials,
+    post_client: ClientCredentials,
+    browser: requests.Session,
+) -> None:
+    _, first = id_token_of(oidc_provider, client, *sign_in(oidc_provider, browser, client))
+    assert first["acr"] == ACR_PWD
+    oidc_provider.clear_events()
+
+    # silently: the session cannot give mfa, so login_required
+    authorization = start_authorization(oidc_provider, client, prompt="none", acr_values=ACR_MFA)
+    params = callback_params(browser.get(authorization.url, allow_redirects=False, timeout=10), client)
+    assert params["error"] == "login_required"
+    assert params["state"] == authorization.state
+    assert oidc_provider.events("interaction") == []
+    assert [e["error"] for e in oidc_provider.events("authorization_response")] == ["login_required"]
+
+    # interactively: the login form, for that reason only (the session itself is fine)
+    time.sleep(1.1)  # a newer auth_time
+    authorization = start_authorization(oidc_provider, client, acr_values=ACR_MFA)
+    form = browser.get(authorization.url, timeout=10)
+    assert 'id="login-form"' in form.text
+    assert 'id="mfa-requested"' in form.text
+    (interaction,) = oidc_provider.events("interaction")
+    assert interaction["prompt"] == "login"
+    assert interaction["reasons"] == [ACR_UNMET_REASON] == ["acr_values_unmet"]
+    assert interaction["params"]["acr_values"] == ACR_MFA
+    response = oidc_provider.login(browser, "alice", response=form, otp=DEV_OTP)
+    _, stepped_up = id_token_of(oidc_provider, client, authorization, callback_params(response, client))
+    assert (stepped_up["acr"], stepped_up["amr"]) == (ACR_MFA, ["pwd", "otp"])
+    assert stepped_up["auth_time"] > first["auth_time"]
+    assert stepped_up["sid"] == first["sid"]  # the same provider session, stepped up
+    oidc_provider.clear_events()
+
+    # now the session is mfa: silent for this client and for another one
+    for rp in (client, post_client):
+        authorization = start_authorization(oidc_provider, rp, prompt="none", acr_values=ACR_MFA)
+        params = callback_params(browser.get(authorization.url, allow_redirects=False, timeout=10), rp)
+        _, claims = id_token_of(oidc_provider, rp, authorization, params)
+        assert (claims["acr"], claims["auth_time"]) == (ACR_MFA, stepped_up["auth_time"])
+    assert oidc_provider.events("interaction") == []
+
+
+def test_acr_values_met_by_the_session_are_silent(
+    oidc_provider: DevProvider, client: ClientCredentials, browser: requests.Session
+) -> None:
+    sign_in(oidc_provider, browser, client)
+    oidc_provider.clear_events()
+    for acr_values in (ACR_PWD, f"{ACR_MFA} {ACR_PWD}"):
+        authorization = start_authorization(oidc_provider, client, prompt="none", acr_values=acr_values)
+        params = callback_params(browser.get(authorization.url, allow_redirects=False, timeout=10), client)
+        _, claims = id_token_of(oidc_provider, client, authorization, params)
+        assert claims["acr"] == ACR_PWD
+    assert oidc_provider.events("interaction") == []
+
+
+def test_acr_values_match_exactly(
+    oidc_provider: DevProvider, client: ClientCredentials, browser: requests.Session
+) -> None:
+    # an mfa session is not among acr_values=pwd: the returned acr is always a requested one
+    authorization = start_authorization(oidc_provider, client)
+    oidc_provider.login(browser, "alice", authorization.url, otp=DEV_OTP)
+    authorization = start_authorization(oidc_provider, client, prompt="none", acr_values=ACR_PWD)
+    params = callback_params(browser.get(authorization.url, allow_redirects=False, timeout=10), client)
+    assert params["error"] == "login_required"
+
+
+def test_a_step_up_login_without_the_code_gives_the_lower_acr(
+    oidc_provider: DevProvider, client: ClientCredentials, browser: requests.Session
+) -> None:
+    # acr_values stays a request: the relying party has to check the acr it gets
+    sign_in(oidc_provider, browser, client)
+    oidc_provider.clear_events()
+    authorization = start_authorization(oidc_provider, client, acr_values=ACR_MFA)
+    response = oidc_provider.login(browser, "alice", authorization.url)
+    _, claims = id_token_of(oidc_provider, client, authorization, callback_params(response, client))
+    assert claims["acr"] == ACR_PWD
+    assert [e["reasons"] for e in oidc_provider.events("interaction")] == [[ACR_UNMET_REASON]]
+
+
+def test_max_age_forces_a_new_login(
+    oidc_provider: DevProvider, client: ClientCredentials, browser: requests.Session
+) -> None:
+    _, first = id_token_of(oidc_provider, client, *sign_in(oidc_provider, browser, client))
+
+    # a fresh enough session is silent, and auth_time says when it authenticated
+    authorization = start_authorization(oidc_provider, client, prompt="none", max_age="60")
+    params = callback_params(browser.get(authorization.url, allow_redirects=False, timeout=10), client)
+    _, claims = id_token_of(oidc_provider, client, authorization, params)
+    assert claims["auth_time"] == first["auth_time"]
+
+    time.sleep(2.1)
+    oidc_provider.clear_events()
+    authorization = start_authorization(oidc_provider, client, prompt="none", max_age="1")
+    params = callback_params(browser.get(authorization.url, allow_redirects=False, timeout=10), client)
+    assert params["error"] == "login_required"
+
+    authorization = start_authorization(oidc_provider, client, max_age="1")
+    form = browser.get(authorization.url, timeout=10)
+    assert 'id="login-form"' in form.text
+    assert [e["reasons"] for e in oidc_provider.events("interaction")] == [["max_age"]]
+    response = oidc_provider.login(browser, "alice", response=form)
+    _, claims = id_token_of(oidc_provider, client, authorization, callback_params(response, client))
+    assert claims["auth_time"] >= first["auth_time"] + 2
+    assert claims["acr"] == ACR_PWD
 
 
 # ---------------------------------------------------------------------------------------

@@ -46,12 +46,30 @@
  *     and the client may use the refresh_token grant — also with prompt=none (plain
  *     oidc-provider drops offline_access unless prompt=consent); refresh tokens rotate;
  *   - ID tokens carry the profile/email claims (not only userinfo) and "connection" when the
- *     authorization request had one; PKCE (S256) is required for every client.
+ *     authorization request had one; PKCE (S256) is required for every client;
+ *   - ID tokens always carry acr, amr and auth_time (the latter through require_auth_time,
+ *     which every default, file-loaded and registered client gets unless it says otherwise).
+ *
+ * Step-up authentication (acr_values, max_age):
+ *   - ACR values (discovery: acr_values_supported): "urn:dev:loa:pwd" (password only, amr
+ *     ["pwd"]) and "urn:dev:loa:mfa" (password plus one-time code, amr ["pwd", "otp"]);
+ *   - acr_values is enforced (plain oidc-provider treats it as voluntary): when the request
+ *     has acr_values and the provider session's acr is not one of them (exact match; an mfa
+ *     session does not satisfy acr_values=urn:dev:loa:pwd), the login prompt is shown with
+ *     the reason "acr_values_unmet" — with prompt=none the client gets error=login_required.
+ *     The login that answers the prompt is accepted whatever level it reached (acr_values
+ *     stay a request, as in OpenID Connect Core): the relying party must check the ID
+ *     token's acr, e.g. after a password-only login the token says "urn:dev:loa:pwd";
+ *   - max_age: a session authenticated longer ago than max_age seconds prompts for a login
+ *     (reason "max_age"; prompt=none gives login_required); auth_time tells when it was.
  *
  * Default clients (confidential, grant types authorization_code + refresh_token):
  *   app1 / app1-secret  client_secret_basic  http://127.0.0.1:5001/auth/callback  logout -> http://127.0.0.1:5001/
  *   app2 / app2-secret  client_secret_post   http://127.0.0.1:5002/auth/callback  logout -> http://127.0.0.1:5002/
  * Users (sub = username): alice / alice-password, bob / bob-password.
+ * One-time code (every user): 123456 — entered with the password it gives acr
+ * "urn:dev:loa:mfa"; a wrong non-empty code fails the login. The login form shows the code
+ * field prominently when acr_values asks for "urn:dev:loa:mfa", folded away otherwise.
  *
  * Endpoints (Auth0-like paths; always read them from discovery):
  *   /.well-known/openid-configuration, /authorize, /oauth/token, /userinfo,
@@ -59,15 +77,18 @@
  *   /oidc/register (dynamic client registration), /oauth/revoke
  * Development-only routes:
  *   GET /interaction/:uid           the login form (records an "interaction" event)
- *   POST /interaction/:uid/login    form fields login, password
+ *   POST /interaction/:uid/login    form fields login, password, otp (optional one-time code)
  *   POST /interaction/:uid/abort    the user cancels: the client gets error=access_denied
  *   GET /_dev/events[?type=T]       JSON list of recorded events (oldest first)
  *   DELETE /_dev/events             clear the event list
  *
  * Recorded events (objects with "type" and "at" = epoch milliseconds):
  *   authorize               {client_id, method, params (every query/body parameter), status, error}
- *   interaction             {uid, prompt: "login"|"consent", client_id, params}
- *   login                   {uid, client_id, login, ok}
+ *   interaction             {uid, prompt: "login"|"consent", reasons, client_id, params}
+ *                           reasons: why the prompt is needed, e.g. ["no_session"],
+ *                           ["login_prompt"] (prompt=login), ["max_age"], ["acr_values_unmet"]
+ *   login                   {uid, client_id, login, ok, otp: bool (a code was entered),
+ *                            acr (the level reached; null when ok is false)}
  *   authorization_response  {client_id, error}   (error null on success)
  *   token                   {client_id, grant_type, auth_method, params (secrets redacted),
  *                            status, error, issued: [names of tokens returned]}
@@ -86,7 +107,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { parseArgs } from 'node:util';
 
-import Provider from 'oidc-provider';
+import Provider, { interactionPolicy } from 'oidc-provider';
 
 // ---------------------------------------------------------------------------------------
 // configuration
@@ -189,6 +210,8 @@ if (args['write-keys']) {
 const FIRST_PARTY_DEFAULTS = {
   grant_types: ['authorization_code', 'refresh_token'],
   response_types: ['code'],
+  // like Auth0: auth_time in every ID token, not only when max_age was requested
+  require_auth_time: true,
 };
 
 const DEFAULT_CLIENTS = [
@@ -255,12 +278,54 @@ const USERS = {
   },
 };
 
+function sameSecret(expected, given) {
+  if (typeof given !== 'string') return false;
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given);
+  return a.length === b.length && crypto.timingSafeEqual(a, b);
+}
+
 function checkPassword(login, password) {
   const user = Object.hasOwn(USERS, login) ? USERS[login] : undefined;
-  if (!user || typeof password !== 'string') return false;
-  const a = Buffer.from(user.password);
-  const b = Buffer.from(password);
-  return a.length === b.length && crypto.timingSafeEqual(a, b);
+  return Boolean(user) && sameSecret(user.password, password);
+}
+
+// --- authentication levels (step-up) ---
+
+const ACR_PWD = 'urn:dev:loa:pwd';
+const ACR_MFA = 'urn:dev:loa:mfa';
+const ACR_VALUES = [ACR_PWD, ACR_MFA];
+/** The one-time code of every user (a stand-in for a TOTP app). */
+const DEV_OTP = '123456';
+/** Interaction reason when the session's acr is not among the requested acr_values. */
+const ACR_UNMET_REASON = 'acr_values_unmet';
+
+function requestedAcrs(acrValues) {
+  return typeof acrValues === 'string' ? acrValues.split(' ').filter(Boolean) : [];
+}
+
+/**
+ * oidc-provider's login prompt plus the enforcement of acr_values: a session whose acr is
+ * not among the requested values must log in again (oidc-provider alone treats acr_values
+ * as voluntary). The login answering the prompt is accepted whatever level it reached, like
+ * the built-in max_age check does; the relying party checks the acr of the ID token.
+ */
+function buildInteractionPolicy() {
+  const { Check, base } = interactionPolicy;
+  const policy = base();
+  policy.get('login').checks.add(new Check(
+    ACR_UNMET_REASON,
+    'requested ACR could not be obtained',
+    'login_required',
+    (ctx) => {
+      const { oidc } = ctx;
+      const requested = requestedAcrs(oidc.params.acr_values);
+      if (!requested.length || !oidc.session.accountId || oidc.result?.login) return Check.NO_NEED_TO_PROMPT;
+      return requested.includes(oidc.acr) ? Check.NO_NEED_TO_PROMPT : Check.REQUEST_PROMPT;
+    },
+    ({ oidc }) => ({ acr_values: requestedAcrs(oidc.params.acr_values), session_acr: oidc.acr ?? null }),
+  ));
+  return policy;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -426,8 +491,11 @@ function buildConfiguration() {
     loadExistingGrant,
     // Auth0-style authorize parameters; unknown parameters would be dropped silently.
     extraParams: ['connection', 'audience'],
+    acrValues: ACR_VALUES,
     claims: {
-      openid: ['sub', 'connection', 'sid'],
+      // acr and amr in every ID token (the account's claims never hold them, so userinfo
+      // does not get them); without this they would appear only when requested
+      openid: ['sub', 'connection', 'sid', 'acr', 'amr'],
       profile: ['name', 'given_name', 'family_name', 'nickname', 'preferred_username'],
       email: ['email', 'email_verified'],
       acr: null,
@@ -469,6 +537,7 @@ function buildConfiguration() {
       resourceIndicators: { enabled: false },
     },
     interactions: {
+      policy: buildInteractionPolicy(),
       url: (ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     routes: ROUTES,
@@ -523,7 +592,16 @@ ${body}
 `;
 }
 
-function loginPage(uid, { clientId, clientName, connection, login = '', error } = {}) {
+function otpField(mfaRequested) {
+  const field = `<label for="otp">One-time code${mfaRequested ? '' : ' (optional)'}</label>
+<input id="otp" name="otp" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]*">`;
+  if (mfaRequested) {
+    return `<p class="note" id="mfa-requested">This application asks for multi-factor authentication: enter your one-time code.</p>\n${field}`;
+  }
+  return `<details id="otp-details"><summary>Sign in with a one-time code</summary>\n${field}\n</details>`;
+}
+
+function loginPage(uid, { clientId, clientName, connection, login = '', error, mfaRequested = false } = {}) {
   const who = clientName ? `${clientName} (${clientId})` : clientId;
   return page('Sign in — devprovider', `
 <p class="note">Development OpenID Provider. Signing in to <strong id="client">${esc(who)}</strong>${connection ? ` with connection <strong id="connection">${esc(connection)}</strong>` : ''}.</p>
@@ -533,12 +611,13 @@ ${error ? `<p class="error" id="error" data-error="${esc(error)}">${esc(error)}<
 <input id="login" name="login" type="text" required value="${esc(login)}" ${login ? '' : 'autofocus'}>
 <label for="password">Password</label>
 <input id="password" name="password" type="password" required ${login ? 'autofocus' : ''}>
+${otpField(mfaRequested)}
 <button type="submit" id="submit">Sign in</button>
 </form>
 <form id="abort-form" method="post" action="/interaction/${esc(uid)}/abort">
 <button type="submit" id="abort">Cancel</button>
 </form>
-<p class="note">Test users: alice / alice-password, bob / bob-password.</p>`);
+<p class="note">Test users: alice / alice-password, bob / bob-password. One-time code: ${esc(DEV_OTP)}.</p>`);
 }
 
 async function logoutSource(ctx, form) {
@@ -626,7 +705,11 @@ async function handleInteraction(provider, req, res, uid, action) {
     return;
   }
   const { prompt, params } = details;
-  const info = { ...(await clientInfo(provider, params.client_id)), connection: params.connection };
+  const info = {
+    ...(await clientInfo(provider, params.client_id)),
+    connection: params.connection,
+    mfaRequested: requestedAcrs(params.acr_values).includes(ACR_MFA),
+  };
 
   if (action === undefined) {
     if (req.method !== 'GET') { send(res, 405, 'method not allowed', 'text/plain', { Allow: 'GET' }); return; }
@@ -646,7 +729,7 @@ async function handleInteraction(provider, req, res, uid, action) {
   if (req.method !== 'POST') { send(res, 405, 'method not allowed', 'text/plain', { Allow: 'POST' }); return; }
 
   if (action === 'abort') {
-    record('login', { uid, client_id: params.client_id, login: null, ok: false, aborted: true });
+    record('login', { uid, client_id: params.client_id, login: null, ok: false, otp: false, acr: null, aborted: true });
     await provider.interactionFinished(req, res, {
       error: 'access_denied',
       error_description: 'End-User aborted interaction',
@@ -661,14 +744,19 @@ async function handleInteraction(provider, req, res, uid, action) {
   }
   const form = await readForm(req);
   const login = typeof form.login === 'string' ? form.login.trim() : '';
-  const ok = checkPassword(login, form.password);
-  record('login', { uid, client_id: params.client_id, login, ok });
+  const otp = typeof form.otp === 'string' ? form.otp.trim() : '';
+  const passwordOk = checkPassword(login, form.password);
+  const otpOk = otp === '' || sameSecret(DEV_OTP, otp);
+  const ok = passwordOk && otpOk;
+  const acr = ok ? (otp ? ACR_MFA : ACR_PWD) : null;
+  record('login', { uid, client_id: params.client_id, login, ok, otp: otp !== '', acr });
   if (!ok) {
-    send(res, 200, loginPage(uid, { ...info, login, error: 'Wrong username or password.' }));
+    const error = passwordOk ? 'Wrong one-time code.' : 'Wrong username or password.';
+    send(res, 200, loginPage(uid, { ...info, login, error }));
     return;
   }
   await provider.interactionFinished(req, res, {
-    login: { accountId: login, amr: ['pwd'] },
+    login: { accountId: login, acr, amr: otp ? ['pwd', 'otp'] : ['pwd'] },
   }, { mergeWithLastSubmission: false });
 }
 
