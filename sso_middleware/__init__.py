@@ -1,14 +1,23 @@
 """Server-side OpenID Connect single sign-on for any WSGI application.
 
->>> from sso_middleware import SSOMiddleware, SSOConfig, get_userinfo
+>>> from sso_middleware import SSOMiddleware, SSOConfig, get_userinfo, authorization_header
 
 See :class:`SSOMiddleware` for the contract and the README for the settings.
 """
 
 from .config import SSOConfig
-from .environ import get_userinfo
+from .environ import NoAccessToken, authorization_header, get_access_token, get_userinfo
 from .errors import AuthFailure, ConfigError
 from .middleware import SSOMiddleware
 
-__all__ = ["AuthFailure", "ConfigError", "SSOConfig", "SSOMiddleware", "get_userinfo"]
+__all__ = [
+    "AuthFailure",
+    "ConfigError",
+    "NoAccessToken",
+    "SSOConfig",
+    "SSOMiddleware",
+    "authorization_header",
+    "get_access_token",
+    "get_userinfo",
+]
 __version__ = "0.1.0"

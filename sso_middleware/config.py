@@ -35,6 +35,7 @@ KNOWN_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "HS256"}
 )
 FALLBACKS = ("interactive", "anonymous")
+REFRESH_FAILURES = ("sign_out", "keep_session")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 SESSION_TYPES = ("file", "ext:redis", "ext:memcached", "cookie", "environ")
 _LOOPBACK_NAMES = frozenset({"localhost"})
@@ -118,6 +119,19 @@ class SSOConfig:
     allow_insecure_http: bool = _setting(False, "Allow an `http://` issuer and base_url, on loopback hosts only.")
     serve_failure_page: bool = _setting(
         True, "Serve the built-in failure page; if false, `failure_path` passes through to the app."
+    )
+    keep_access_token: bool = _setting(
+        False,
+        "Keep the access token (and the refresh token, with `offline_access` in `scope`) in the session and "
+        "hand it to the app as `environ['sso.access_token']`; sessions grow by the tokens' size.",
+    )
+    refresh_margin: int = _setting(
+        60, "Seconds before the access token expires at which it is refreshed (needs a refresh token)."
+    )
+    refresh_failure: str = _setting(
+        "sign_out",
+        "When the provider refuses a refresh (revoked, `invalid_grant`): `sign_out`, or `keep_session` "
+        "(the user stays signed in without a token; the app sees `environ['sso.token_error']`).",
     )
 
     def __post_init__(self) -> None:
@@ -372,6 +386,9 @@ def _validate(config: SSOConfig) -> None:
     _positive(config, "transaction_ttl")
     _positive(config, "session_idle_timeout")
     _positive(config, "session_absolute_timeout")
+    _positive(config, "refresh_margin", allow_zero=True)
+    if config.refresh_failure not in REFRESH_FAILURES:
+        raise ConfigError("refresh_failure", f"must be one of {', '.join(REFRESH_FAILURES)}")
     if config.session_type not in SESSION_TYPES:
         raise ConfigError("session_type", f"must be one of {', '.join(SESSION_TYPES)}")
     _positive(config, "session_store_timeout", maximum=60)

@@ -3,9 +3,15 @@
 When a user is signed in, the middleware sets ``environ["sso.userinfo"]`` (a
 dict of the user's claims: the ID token's identity claims merged with the
 userinfo response), ``environ["sso.connection"]`` (the connection they signed
-in through, or None) and ``REMOTE_USER``.  When nobody is signed in, all three
-are absent: values that arrive from outside are removed before the
-application runs.
+in through, or None) and ``REMOTE_USER``.  With ``keep_access_token`` it also
+sets ``environ["sso.access_token"]`` and ``environ["sso.access_token_expires_at"]``
+(Unix time, or None when the provider did not say), refreshed beforehand when
+due; when there is no usable token, ``environ["sso.token_error"]`` says why.
+When nobody is signed in, all of them are absent: values that arrive from
+outside are removed before the application runs.
+
+Security caveat: the access token is a bearer credential for the user's APIs;
+send it only to the API it was issued for (``audience``), never to the browser.
 """
 
 from __future__ import annotations
@@ -15,9 +21,38 @@ from typing import Any, Optional
 
 USERINFO_KEY = "sso.userinfo"
 CONNECTION_KEY = "sso.connection"
+ACCESS_TOKEN_KEY = "sso.access_token"
+ACCESS_TOKEN_EXPIRES_KEY = "sso.access_token_expires_at"
+TOKEN_ERROR_KEY = "sso.token_error"
+#: Every key the middleware owns: removed from each incoming environ before it sets its own.
+OWN_KEYS = ("REMOTE_USER", USERINFO_KEY, CONNECTION_KEY, ACCESS_TOKEN_KEY, ACCESS_TOKEN_EXPIRES_KEY, TOKEN_ERROR_KEY)
+
+
+class NoAccessToken(LookupError):
+    """The request has no usable access token (nobody signed in, ``keep_access_token`` off, or a failed refresh)."""
 
 
 def get_userinfo(environ: Mapping[str, Any]) -> Optional[dict[str, Any]]:
     """The signed-in user's claims, or None when nobody is signed in."""
     userinfo = environ.get(USERINFO_KEY)
     return userinfo if isinstance(userinfo, dict) else None
+
+
+def get_access_token(environ: Mapping[str, Any]) -> Optional[str]:
+    """The signed-in user's access token (valid for at least ``refresh_margin`` seconds), or None."""
+    token = environ.get(ACCESS_TOKEN_KEY)
+    return token if isinstance(token, str) and token else None
+
+
+def authorization_header(environ: Mapping[str, Any]) -> dict[str, str]:
+    """``{"Authorization": "Bearer <access token>"}`` for calling the API on the user's behalf.
+
+    Use it as ``requests.get(api_url, headers=authorization_header(environ))``.
+    Raises :class:`NoAccessToken` (with ``environ["sso.token_error"]`` in its
+    message when there is one) rather than returning a header-less request.
+    """
+    token = get_access_token(environ)
+    if token is None:
+        reason = environ.get(TOKEN_ERROR_KEY)
+        raise NoAccessToken(f"no access token for this request ({reason})" if reason else "no access token")
+    return {"Authorization": f"Bearer {token}"}

@@ -36,7 +36,7 @@ from .errors import AuthFailure, ProviderError, provider_error_code
 from .oidc import OIDCClient
 from .pages import failure_page, no_store
 from .redirects import absolute_target, checked_target
-from .session import SessionStore, SignedInUser, SSOSession, StoreUnavailable
+from .session import SessionStore, SignedInUser, SSOSession, StoreUnavailable, Tokens
 from .transactions import Transaction, TransactionCookies
 
 log = logging.getLogger("sso_middleware")
@@ -119,9 +119,17 @@ class Handlers:
         claims = {key: value for key, value in result.claims.items() if key not in PROTOCOL_CLAIMS}
         claims.update(result.userinfo)
         now = self.clock()
-        sid = result.claims.get("sid")
-        session.sign_in(SignedInUser(claims=claims, connection=transaction.connection, id_token=result.id_token,
-                                     signed_in_at=now, sid=sid if isinstance(sid, str) else None), now)
+        sid, auth_time, acr = result.claims.get("sid"), result.claims.get("auth_time"), result.claims.get("acr")
+        user = SignedInUser(
+            claims=claims, connection=transaction.connection, id_token=result.id_token, signed_in_at=now,
+            sid=sid if isinstance(sid, str) else None,
+            auth_time=float(auth_time) if auth_time is not None else None,  # a number: checked with the token
+            acr=acr if isinstance(acr, str) else None,
+        )
+        tokens = None
+        if self.config.keep_access_token:
+            tokens = Tokens(result.access_token, result.expires_at, result.refresh_token)
+        session.sign_in(user, now, tokens)
         log.info("sso: signed in sub=%r through connection %r", result.claims["sub"], transaction.connection)
         return self._redirect(transaction.target_url)
 

@@ -55,6 +55,8 @@ def validate_id_token(
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise AuthFailure(code, "sub is missing or empty")
+    if "auth_time" in claims and not _is_number(claims["auth_time"]):
+        raise AuthFailure(code, "auth_time is not a number")
     if nonce is not None:
         token_nonce = claims.get("nonce")
         if not isinstance(token_nonce, str) or not hmac.compare_digest(token_nonce, nonce):
@@ -62,6 +64,56 @@ def validate_id_token(
     if "at_hash" in claims and access_token is not None and not _hash_matches(claims["at_hash"], access_token, alg):
         raise AuthFailure(code, "at_hash does not match the access token")
     return claims
+
+
+def validate_refreshed_id_token(
+    token: str,
+    previous_token: str,
+    *,
+    keys: KeySet,
+    issuer: str,
+    client_id: str,
+    client_secret: str,
+    algorithms: tuple[str, ...],
+    leeway: float,
+    now: float,
+    access_token: Optional[str] = None,
+) -> dict[str, Any]:
+    """An ID token from a refresh response (Core 1.0 section 12.2), or ``invalid_id_token``.
+
+    Validated like the first ID token (without a nonce of its own to expect), then
+    against the previous one of the session: ``iss``, ``sub``, ``aud`` and ``azp``
+    are the same (an absent ``azp`` stays absent), ``auth_time`` is the original
+    authentication's when present, a ``nonce`` if any is the original one, and it
+    was not issued before the previous token.  ``previous_token`` comes from our
+    own session storage, so its signature is not checked again.
+    """
+    code = "invalid_id_token"
+    claims = validate_id_token(
+        token, keys=keys, issuer=issuer, client_id=client_id, client_secret=client_secret, algorithms=algorithms,
+        nonce=None, leeway=leeway, now=now, access_token=access_token,
+    )
+    try:
+        previous: dict[str, Any] = jwt.decode(previous_token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        raise AuthFailure(code, "the session's previous ID token is unreadable") from None
+    for name in ("iss", "sub", "azp"):
+        if claims.get(name) != previous.get(name):
+            raise AuthFailure(code, f"refreshed ID token: {name} differs from the original")
+    if _audiences(claims) != _audiences(previous):
+        raise AuthFailure(code, "refreshed ID token: aud differs from the original")
+    if "auth_time" in claims and "auth_time" in previous and claims["auth_time"] != previous["auth_time"]:
+        raise AuthFailure(code, "refreshed ID token: auth_time is not the original authentication's")
+    if "nonce" in claims and "nonce" in previous and claims["nonce"] != previous["nonce"]:
+        raise AuthFailure(code, "refreshed ID token: nonce differs from the original")
+    if _is_number(previous.get("iat")) and claims["iat"] < previous["iat"]:
+        raise AuthFailure(code, "refreshed ID token: issued before the previous one")
+    return claims
+
+
+def _audiences(claims: dict[str, Any]) -> set[str]:
+    aud = claims.get("aud")
+    return {str(item) for item in aud} if isinstance(aud, list) else {str(aud)}
 
 
 def validate_logout_token(

@@ -34,11 +34,19 @@ from webob import Request
 from webob.request import PATH_SAFE
 
 from .config import SSOConfig, check_known
-from .environ import CONNECTION_KEY, USERINFO_KEY
+from .environ import (
+    ACCESS_TOKEN_EXPIRES_KEY,
+    ACCESS_TOKEN_KEY,
+    CONNECTION_KEY,
+    OWN_KEYS,
+    TOKEN_ERROR_KEY,
+    USERINFO_KEY,
+)
 from .errors import AuthFailure, ProviderError
 from .handlers import Handler, Handlers, redirect
 from .oidc import OIDCClient
 from .pages import failure_page, login_required, server_error
+from .refresh import TokenRefresher, TokenState
 from .session import SessionStore, SessionTooLarge, SSOSession, StoreUnavailable
 
 log = logging.getLogger("sso_middleware")
@@ -66,6 +74,7 @@ class SSOMiddleware:
         self.client = OIDCClient(config, clock=lambda: self.clock())
         self.store = SessionStore(config)
         self.handlers = Handlers(config, self.client, self.store, clock=lambda: self.clock())
+        self.refresher = TokenRefresher(config, self.client, self.store, clock=lambda: self.clock())
         self.routes: dict[str, Handler] = self.handlers.routes()
         self.protected = tuple(prefix.rstrip("/") for prefix in config.protected_paths)
 
@@ -101,16 +110,20 @@ class SSOMiddleware:
     # -- everything else ---------------------------------------------------
 
     def _pass_through(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        environ.pop("REMOTE_USER", None)
-        environ.pop(USERINFO_KEY, None)
-        environ.pop(CONNECTION_KEY, None)
+        for key in OWN_KEYS:
+            environ.pop(key, None)
         if not self.store.may_have_session(environ):  # anonymous, no cookie: touch nothing
             if self._is_protected(environ.get("PATH_INFO", "")):
                 return self._require_login(environ, [], start_response)
             return self.app(environ, start_response)
         session = self.store.open(environ)
+        tokens: Optional[TokenState] = None
         try:
-            user = session.current_user(self.clock())
+            now = self.clock()
+            user = session.current_user(now)
+            if user is not None and self.config.keep_access_token:
+                tokens = self.refresher.current(session, user, now)
+                user = tokens.user
             headers = session.commit()
             if session.ended_elsewhere:  # signed out by a concurrent request: not signed in any more
                 user = None
@@ -125,6 +138,8 @@ class SSOMiddleware:
             remote_user = claims.get(self.config.remote_user_claim)
             if remote_user is not None:
                 environ["REMOTE_USER"] = str(remote_user)
+            if tokens is not None:
+                _set_token_keys(environ, tokens)
         if user is None and self._is_protected(environ.get("PATH_INFO", "")):
             return self._require_login(environ, headers, start_response)
         if not headers:
@@ -152,6 +167,16 @@ class SSOMiddleware:
         response.headerlist.extend(headers)
         result: Iterable[bytes] = response(environ, start_response)
         return result
+
+
+def _set_token_keys(environ: dict[str, Any], state: TokenState) -> None:
+    if state.tokens is not None:
+        environ[ACCESS_TOKEN_KEY] = state.tokens.access_token
+        environ[ACCESS_TOKEN_EXPIRES_KEY] = state.tokens.expires_at
+    elif state.error is not None:
+        environ[TOKEN_ERROR_KEY] = state.error
+    else:
+        environ[TOKEN_ERROR_KEY] = "no_token"
 
 
 def _app_path_qs(environ: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 import threading
 import time
@@ -36,7 +37,7 @@ from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from .config import SSOConfig, check_endpoint_url
 from .errors import AuthFailure, ConfigError, ProviderError, provider_error_code
 from .http import ProviderHTTP
-from .id_token import validate_id_token, validate_logout_token
+from .id_token import validate_id_token, validate_logout_token, validate_refreshed_id_token
 from .jwks import KeySet
 
 log = logging.getLogger("sso_middleware")
@@ -116,6 +117,18 @@ class SignInResult:
     claims: dict[str, Any]
     userinfo: dict[str, Any]
     access_token: str
+    expires_at: Optional[float] = None
+    refresh_token: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """What a successful refresh yields; ``refresh_token`` is None when the provider keeps the old one."""
+
+    access_token: str
+    expires_at: Optional[float]
+    refresh_token: Optional[str]
+    id_token: Optional[str]
 
 
 class OIDCClient:
@@ -220,13 +233,14 @@ class OIDCClient:
 
     def sign_in(self, code: str, nonce: str, code_verifier: str) -> SignInResult:
         """Exchange the code, validate the ID token, fetch userinfo and check its ``sub``."""
-        tokens = self._exchange_code(code, code_verifier)
+        tokens = self._token_request(
+            "the code", code=code, redirect_uri=self.config.redirect_uri, code_verifier=code_verifier
+        )
         id_token = tokens.get("id_token")
-        access_token = tokens.get("access_token")
-        if not isinstance(id_token, str) or not isinstance(access_token, str):
-            raise AuthFailure("invalid_token_response", "token response lacks id_token or access_token")
-        if str(tokens.get("token_type", "")).lower() != "bearer":
-            raise AuthFailure("invalid_token_response", "token_type is not Bearer")
+        access_token = tokens["access_token"]
+        if not isinstance(id_token, str):
+            raise AuthFailure("invalid_token_response", "token response lacks id_token")
+        now = self.clock()
         claims = validate_id_token(
             id_token,
             keys=self.keys,
@@ -236,30 +250,62 @@ class OIDCClient:
             algorithms=self.config.id_token_algorithms,
             nonce=nonce,
             leeway=self.config.clock_skew,
-            now=self.clock(),
+            now=now,
             access_token=access_token,
         )
         userinfo = self._userinfo(access_token, claims["sub"])
-        return SignInResult(id_token=id_token, claims=claims, userinfo=userinfo, access_token=access_token)
+        return SignInResult(id_token=id_token, claims=claims, userinfo=userinfo, access_token=access_token,
+                            expires_at=_expires_at(tokens, now), refresh_token=_optional_str(tokens, "refresh_token"))
 
-    def _exchange_code(self, code: str, code_verifier: str) -> dict[str, Any]:
+    def refresh(self, refresh_token: str, previous_id_token: str) -> RefreshResult:
+        """Redeem a refresh token (RFC 6749 section 6) for fresh tokens.
+
+        A refreshed ID token, when the provider sends one, is validated like the first
+        one (signature, ``iss``, ``aud``, times, ``at_hash``) and against the previous one
+        (Core section 12.2: same ``iss``, ``sub``, ``aud``, ``azp`` and ``auth_time``).
+        The provider refusing the token (revoked, expired: ``invalid_grant``) raises
+        :class:`AuthFailure`; an unreachable provider raises :class:`ProviderError`.
+        """
+        tokens = self._token_request("the refresh token", grant_type="refresh_token", refresh_token=refresh_token)
+        access_token = tokens["access_token"]
+        now = self.clock()
+        id_token = _optional_str(tokens, "id_token")
+        if id_token is not None:
+            validate_refreshed_id_token(
+                id_token,
+                previous_id_token,
+                keys=self.keys,
+                issuer=self.config.issuer_url,
+                client_id=self.config.client_id,
+                client_secret=self.config.client_secret,
+                algorithms=self.config.id_token_algorithms,
+                leeway=self.config.clock_skew,
+                now=now,
+                access_token=access_token,
+            )
+        return RefreshResult(access_token=access_token, expires_at=_expires_at(tokens, now),
+                             refresh_token=_optional_str(tokens, "refresh_token"), id_token=id_token)
+
+    def _token_request(self, what: str, grant_type: Optional[str] = None, **params: str) -> dict[str, Any]:
+        """POST to the token endpoint with client authentication; the checked token response.
+
+        ``access_token`` is a string and ``token_type`` Bearer in what is returned.
+        """
         client = WebApplicationClient(self.config.client_id)
         auth: Optional[tuple[str, str]] = None
+        secret: dict[str, Any] = {}
         if self.config.token_endpoint_auth_method == "client_secret_post":
-            body = client.prepare_request_body(
-                code=code,
-                redirect_uri=self.config.redirect_uri,
-                code_verifier=code_verifier,
-                include_client_id=True,
-                client_secret=self.config.client_secret,
-            )
+            secret = {"include_client_id": True, "client_id": self.config.client_id,
+                      "client_secret": self.config.client_secret}
         else:
-            body = client.prepare_request_body(
-                code=code, redirect_uri=self.config.redirect_uri, code_verifier=code_verifier,
-                include_client_id=False,
-            )
+            secret = {"include_client_id": False}
             # RFC 6749 section 2.3.1: form-encode both parts before Basic encoding.
             auth = (quote(self.config.client_id, safe=""), quote(self.config.client_secret, safe=""))
+        if grant_type == "refresh_token":
+            body = client.prepare_refresh_body(refresh_token=params["refresh_token"], scope=None, **secret)
+        else:
+            secret.pop("client_id", None)  # prepare_request_body adds its own
+            body = client.prepare_request_body(**params, **secret)
         status, document = self.http.post_form(self.metadata().token_endpoint, "token", body, auth=auth)
         if not isinstance(document, dict):
             raise AuthFailure("invalid_token_response", f"token endpoint: HTTP {status}, not a JSON object")
@@ -267,11 +313,19 @@ class OIDCClient:
             raise ProviderError("provider_unreachable", f"token endpoint: HTTP {status}")
         if "error" in document or status != 200:
             raise AuthFailure(provider_error_code(str(document.get("error", f"http_{status}"))),
-                              f"token endpoint refused the code (HTTP {status})")
+                              f"token endpoint refused {what} (HTTP {status})")
         try:
-            return dict(client.parse_request_body_response(json.dumps(document), scope=None))
+            tokens = dict(client.parse_request_body_response(json.dumps(document), scope=None))
         except (OAuth2Error, ValueError, TypeError, AttributeError, ArithmeticError) as exc:  # malformed members
             raise AuthFailure("invalid_token_response", f"token response: {type(exc).__name__}") from None
+        if not isinstance(tokens.get("access_token"), str) or not tokens["access_token"]:
+            raise AuthFailure("invalid_token_response", "token response lacks access_token")
+        if str(tokens.get("token_type", "")).lower() != "bearer":
+            raise AuthFailure("invalid_token_response", "token_type is not Bearer")
+        for name in ("id_token", "refresh_token"):
+            if name in tokens and not (isinstance(tokens[name], str) and tokens[name]):
+                raise AuthFailure("invalid_token_response", f"{name} is not a string")
+        return tokens
 
     def _userinfo(self, access_token: str, sub: str) -> dict[str, Any]:
         endpoint = self.metadata().userinfo_endpoint
@@ -322,3 +376,16 @@ class OIDCClient:
 def _add_query(url: str, params: Mapping[str, Optional[str]]) -> str:
     separator = "&" if urlsplit(url).query else "?"
     return url + separator + urlencode(params)
+
+
+def _optional_str(tokens: Mapping[str, Any], name: str) -> Optional[str]:
+    value = tokens.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _expires_at(tokens: Mapping[str, Any], now: float) -> Optional[float]:
+    """When the access token expires (``expires_in`` after ``now``), or None when the provider does not say."""
+    expires_in = tokens.get("expires_in")
+    if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)) or not math.isfinite(expires_in):
+        return None
+    return now + max(0.0, float(expires_in))

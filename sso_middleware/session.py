@@ -14,6 +14,12 @@ not: they live in their own cookies (:mod:`.transactions`):
 * ``user``: the claims, the connection signed in through, the sign-in time,
   the provider's ``sid`` and the ID token (kept as the logout hint).
 * ``last_seen``: the idle-timeout stamp.
+* with ``keep_access_token``: the access token, its expiry and the refresh token
+  (:class:`Tokens`).  Server-side stores keep them in a record of their own,
+  ``sso-tokens-<session id>``, written only at sign-in and by a refresh (under the
+  refresh lock), so a concurrent request writing its idle stamp can never put
+  back tokens a refresh just replaced; the cookie and environ stores keep them in
+  the session itself.
 
 Security caveats: the session id changes when a user signs in (fixation
 defence: the old record is deleted server-side; a cookie store's content is
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import stat
@@ -48,10 +55,12 @@ Container = Any
 SWEEP_INTERVAL = 600.0
 #: Prefix of the records that map a provider ``sid``/``sub`` to session ids (back-channel logout).
 INDEX_PREFIX = "sso-index-"
+#: Prefix of the records that hold a session's tokens (server-side stores).
+TOKENS_PREFIX = "sso-tokens-"
 #: Key prefix of our data inside an outer application's session (``session_type = environ``).
 ENVIRON_PREFIX = "sso_middleware."
 
-__all__ = ["SSOSession", "SessionStore", "SessionTooLarge", "SignedInUser", "StoreUnavailable"]
+__all__ = ["SSOSession", "SessionStore", "SessionTooLarge", "SignedInUser", "StoreUnavailable", "Tokens"]
 
 
 @dataclass(frozen=True)
@@ -63,10 +72,36 @@ class SignedInUser:
     id_token: str
     signed_in_at: float
     sid: Optional[str] = None
+    auth_time: Optional[float] = None  # when the provider authenticated the user (ID token ``auth_time``)
+    acr: Optional[str] = None  # the authentication context class the provider reported
 
     @property
     def sub(self) -> str:
         return str(self.claims.get("sub", ""))
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A session's tokens for calling APIs (``keep_access_token``)."""
+
+    access_token: str
+    expires_at: Optional[float] = None  # None: the provider did not say
+    refresh_token: Optional[str] = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_record(cls, record: Any) -> Optional[Tokens]:
+        """Tokens from a stored record (JSON text or dict); None when it is missing or unreadable."""
+        try:
+            data = json.loads(record) if isinstance(record, str) else record
+            tokens = cls(**data) if isinstance(data, dict) else None
+        except (ValueError, TypeError):
+            return None
+        if tokens is None or not isinstance(tokens.access_token, str):
+            return None
+        return tokens
 
 
 class SessionStore:
@@ -77,6 +112,8 @@ class SessionStore:
         self.kind = config.session_type
         self.cookie_name = config.session_cookie_name
         self.stamp_interval = min(60.0, config.session_idle_timeout / 10)
+        #: TTL of the records written only now and then (index and token records): the absolute timeout.
+        self.record_ttl = int(config.session_absolute_timeout + 180)
         if self.kind == "file":
             _prepare_data_dir(config.data_dir, private=not config.session_data_dir)
         self.beaker = BeakerStore(config, self.cookie_name, config.data_dir) if self.kind != "environ" else None
@@ -135,9 +172,8 @@ class SessionStore:
         if not self.searchable:
             return
         assert self.beaker is not None
-        ttl = int(self.config.session_absolute_timeout + 180)
         for key in _index_keys(user.sid, user.sub):
-            self.beaker.index_add(key, session_id, ttl)
+            self.beaker.index_add(key, session_id, self.record_ttl)
 
     def end_sessions(self, sid: Optional[str], sub: Optional[str], now: float) -> int:
         """End every session of ``sid`` (or, without one, of ``sub``); how many were found."""
@@ -150,7 +186,8 @@ class SessionStore:
                     del self.revoked[old]
             return 0
         assert self.beaker is not None
-        return len(self.beaker.end_index(_index_key(key)))
+        companions = (TOKENS_PREFIX,) if self.config.keep_access_token else ()
+        return len(self.beaker.end_index(_index_key(key), companions))
 
     def is_revoked(self, user: SignedInUser) -> bool:
         """True when a back-channel logout (after this sign-in) named the user's sid or sub."""
@@ -206,8 +243,9 @@ def sweep_file_store(data_dir: str, before: float, index_before: Optional[float]
 
     A live session is written at least every ``stamp_interval`` while in use, so
     an old record is an idle one; Beaker recreates a lock file when it needs it.
-    Back-channel logout index records (``sso-index-*``) are written only at
-    sign-in, so they are kept until ``index_before`` (past the absolute timeout).
+    Back-channel logout index records (``sso-index-*``) and token records
+    (``sso-tokens-*``) are not written on every use, so they are kept until
+    ``index_before`` (past the absolute timeout).
     Symbolic links are never followed.  Returns how many files were removed;
     errors (a file already gone) are ignored.
     """
@@ -222,7 +260,7 @@ def sweep_file_store(data_dir: str, before: float, index_before: Optional[float]
                 path = os.path.join(root, name)
                 try:
                     info = os.lstat(path)
-                    cutoff = index_cutoff if name.startswith(INDEX_PREFIX) else before
+                    cutoff = index_cutoff if name.startswith((INDEX_PREFIX, TOKENS_PREFIX)) else before
                     if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
                         os.remove(path)
                         removed += 1
@@ -259,6 +297,9 @@ class SSOSession:
         self._dirty = False
         self._cookie_out: Optional[str] = None  # the Set-Cookie value to send, if any
         self._new_user: Optional[SignedInUser] = None
+        self._new_tokens: Optional[Tokens] = None
+        self._tokens: Optional[Tokens] = None
+        self._tokens_read = False
         self.headers: list[tuple[str, str]] = []  # more headers for this response (transaction cookies)
         self.ended_elsewhere = False  # an update found the record deleted by a concurrent sign-out
 
@@ -339,16 +380,65 @@ class SSOSession:
             self._dirty = True
         return user
 
+    # -- tokens (keep_access_token) ------------------------------------------
+
+    def tokens(self) -> Optional[Tokens]:
+        """The session's tokens, read once per request; None when it has none."""
+        if not self._tokens_read:
+            self.reload_tokens()
+        return self._tokens
+
+    def reload_tokens(self) -> Optional[Tokens]:
+        """The tokens as stored now: another request may have refreshed them since this one read them."""
+        container = self._loaded()
+        if container is None:
+            tokens = None
+        elif self._store.searchable:
+            assert self._store.beaker is not None
+            tokens = Tokens.from_record(self._store.beaker.read_value(TOKENS_PREFIX + container.id))
+        else:
+            tokens = Tokens.from_record(container.get(self._key("tokens")))
+        self._tokens, self._tokens_read = tokens, True
+        return tokens
+
+    def store_tokens(self, tokens: Optional[Tokens]) -> bool:
+        """Replace the session's tokens (after a refresh); False when the session was ended meanwhile.
+
+        Server-side stores write the token record at once and only if it still
+        exists (a sign-out deletes it), so a refresh never brings back a session.
+        """
+        container = self._loaded()
+        if container is None:
+            return False
+        self._tokens, self._tokens_read = tokens, True
+        if self._store.searchable:
+            assert self._store.beaker is not None
+            record = TOKENS_PREFIX + container.id
+            if tokens is None:
+                self._store.beaker.remove_id(record)
+                return True
+            return self._store.beaker.write_value(record, tokens.to_json(), self._store.record_ttl, existing=True)
+        if tokens is None:
+            container.pop(self._key("tokens"), None)
+        else:
+            container[self._key("tokens")] = asdict(tokens)
+        self._dirty = True
+        return True
+
     # -- signing in and out -------------------------------------------------
 
-    def sign_in(self, user: SignedInUser, now: float) -> None:
-        """Store the user under a new session id; the old id is deleted server-side."""
+    def sign_in(self, user: SignedInUser, now: float, tokens: Optional[Tokens] = None) -> None:
+        """Store the user (and their tokens) under a new session id; the old id is deleted server-side."""
         self._discard()
         fresh = self._data
         fresh[self._key("user")] = asdict(user)
         fresh[self._key("last_seen")] = now
+        if tokens is not None and not self._store.searchable:
+            fresh[self._key("tokens")] = asdict(tokens)
         self._dirty = True
         self._new_user = user
+        self._new_tokens = tokens
+        self._tokens, self._tokens_read = tokens, True
 
     def sign_out(self) -> None:
         """Delete the session server-side and expire the cookie."""
@@ -358,6 +448,8 @@ class SSOSession:
         beaker = self._loaded()
         if beaker is not None:
             assert self._store.beaker is not None
+            if self._store.searchable and self._store.config.keep_access_token and not beaker.is_new:
+                self._store.beaker.remove_id(TOKENS_PREFIX + beaker.id)
             self._store.beaker.remove(beaker)
             beaker.delete()
             self._cookie_out = str(beaker.request["cookie_out"])
@@ -386,6 +478,9 @@ class SSOSession:
                 self._cookie_out = str(beaker.request["cookie_out"])
             if created:
                 self._store.session_created(time.time())
+            if self._new_tokens is not None and self._store.searchable:
+                self._store.beaker.write_value(TOKENS_PREFIX + beaker.id, self._new_tokens.to_json(),
+                                               self._store.record_ttl)
             if self._new_user is not None:
                 self._store.remember(self._new_user, beaker.id)
         if self._cookie_out is None:
@@ -426,12 +521,15 @@ class EnvironSSOSession(SSOSession):
     def _key(self, name: str) -> str:
         return ENVIRON_PREFIX + name
 
-    def sign_in(self, user: SignedInUser, now: float) -> None:
+    def sign_in(self, user: SignedInUser, now: float, tokens: Optional[Tokens] = None) -> None:
         outer = self._data
         with contextlib.suppress(AttributeError):  # a cookie session: replaced whole, nothing to fixate
             outer.regenerate_id()
         outer[self._key("user")] = asdict(user)
         outer[self._key("last_seen")] = now
+        if tokens is not None:
+            outer[self._key("tokens")] = asdict(tokens)
+        self._tokens, self._tokens_read = tokens, True
         self._dirty = True
 
     def _discard(self) -> None:

@@ -354,6 +354,10 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
         return ["session"] if "session" in self else []
 
 
+#: The key of a small record's value: the one Beaker's session records use, so :meth:`BeakerStore.remove_id`
+#: deletes either kind of record.
+_VALUE_KEY = "session"
+
 _NAMESPACES: dict[str, Any] = {"ext:redis": JsonRedisNamespace, "ext:memcached": JsonMemcachedNamespace}
 
 
@@ -452,8 +456,11 @@ class BeakerStore:
         else:
             self._locked_file_index(namespace, lambda members: sorted({*members, session_id}))
 
-    def end_index(self, index_id: str) -> list[str]:
+    def end_index(self, index_id: str, companions: tuple[str, ...] = ()) -> list[str]:
         """Delete every session of an index, then those ids from the index; the ids ended.
+
+        ``companions``: prefixes of records that belong to a session and go with it
+        (``<prefix><session id>``, e.g. its tokens).
 
         Idempotent, so a provider retrying after a store outage completes the job: the
         index is only read before the sessions are deleted, and trimmed after.
@@ -471,6 +478,8 @@ class BeakerStore:
             self._locked_file_index(namespace, read)
             members = found
         for session_id in members:
+            for prefix in companions:
+                self.remove_id(prefix + session_id)
             self.remove_id(session_id)
         if hasattr(namespace, "index_remove"):
             namespace.index_remove(members)
@@ -498,6 +507,46 @@ class BeakerStore:
                 namespace.release_write_lock()
         except OSError as exc:
             raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
+
+    def read_value(self, record_id: str) -> Optional[str]:
+        """The text of a small record of our own (``None`` when there is none), e.g. a session's tokens."""
+        namespace = self.namespace(record_id)
+        try:
+            if self.kind == "file":
+                namespace.acquire_read_lock()
+                try:
+                    value = namespace[_VALUE_KEY]
+                finally:
+                    namespace.release_read_lock()
+            else:
+                value = namespace[_VALUE_KEY]
+        except KeyError:
+            return None
+        except OSError as exc:
+            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
+        return value if isinstance(value, str) else None
+
+    def write_value(self, record_id: str, value: str, ttl: int, existing: bool = False) -> bool:
+        """Write a small record; for an ``existing`` one only if it is still there (False when it is gone)."""
+        namespace = self.namespace(record_id, ttl=ttl)
+        try:
+            if self.kind == "file":
+                namespace.acquire_write_lock()
+                try:
+                    if existing and not os.path.exists(namespace.file):
+                        namespace.flags = None  # nothing to write back on release
+                        return False
+                    namespace[_VALUE_KEY] = value
+                finally:
+                    namespace.release_write_lock()
+                return True
+            namespace.only_if_exists = existing
+            namespace.set_value(_VALUE_KEY, value)
+        except RecordGone:
+            return False
+        except OSError as exc:
+            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
+        return True
 
     def remove(self, session: Session) -> None:
         """Delete a stored record (server-side stores); the cookie is expired by the caller."""

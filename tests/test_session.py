@@ -209,7 +209,8 @@ def test_the_signed_in_user_record(store: SessionStore) -> None:
     (path,) = session_files(store)
     record = stored_record(path)
     assert record["user"] == {"claims": {"sub": "alice", "email": "alice@example.com"}, "connection": "c",
-                              "id_token": "header.payload.signature", "signed_in_at": NOW, "sid": None}
+                              "id_token": "header.payload.signature", "signed_in_at": NOW, "sid": None,
+                              "auth_time": None, "acr": None}
     assert record["last_seen"] == NOW
 
 

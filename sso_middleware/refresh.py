@@ -1,0 +1,181 @@
+"""Keeping a session's access token fresh: automatic, single-flight refresh.
+
+With ``keep_access_token`` the session holds the access token the provider
+issued at sign-in (for Auth0, for the API named by ``audience``) and, when
+``scope`` asks for ``offline_access``, a refresh token.  Before a request
+reaches the application, :meth:`TokenRefresher.current` returns a token that is
+valid for at least ``refresh_margin`` more seconds, refreshing it when needed.
+
+Single flight.  Every request of one session that finds the token due takes the
+lock named after the session's refresh token (:class:`~.locks.StoreLocks`: in
+Redis, memcached or the file store, so it holds across threads, workers and
+hosts).  The first one refreshes and writes the new tokens; the others wait
+(bounded), then re-read the session, find the token already replaced and use
+it: one refresh per expiry, and no request ever sends a refresh token the
+provider has already rotated (a provider detecting such reuse may revoke the
+whole grant).  The cookie and environ stores have nothing to share between
+processes, so their lock is per process; within a process a refresh's result
+is also kept for ``GRACE_SECONDS``, so a request still carrying the cookie with
+the just-replaced token adopts the new one instead of refreshing again.
+
+Outcomes.  A refreshed ID token is validated against the original (Core 1.0
+section 12.2, in :mod:`.oidc`).  When the provider refuses the refresh token
+(revoked, expired: ``invalid_grant``), the user is signed out, or with
+``refresh_failure = keep_session`` keeps the session without a token and the
+application sees ``environ["sso.token_error"]``.  An unreachable provider never
+signs anyone out: the current token is used while it is valid.
+
+Security caveat: tokens are never logged; the lock names are hashes of the
+refresh token, never the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Optional
+
+from .config import SSOConfig
+from .errors import AuthFailure, ProviderError
+from .locks import StoreLocks
+from .oidc import OIDCClient
+from .session import SessionStore, SignedInUser, SSOSession, Tokens
+
+log = logging.getLogger("sso_middleware")
+
+#: Seconds a process remembers a refresh's result for requests carrying the replaced token (cookie stores).
+GRACE_SECONDS = 60.0
+#: At most this many remembered refresh results per process.
+_MAX_RECENT = 10000
+
+#: ``environ["sso.token_error"]`` values.
+REFRESH_FAILED = "refresh_failed"  # the provider refused the refresh token
+TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"  # the provider (or the lock) could not be had in time
+TOKEN_EXPIRED = "token_expired"  # expired and there is no refresh token
+
+
+@dataclass(frozen=True)
+class TokenState:
+    """A request's user and token after the refresh check."""
+
+    user: Optional[SignedInUser]  # None: signed out (the refresh token was refused)
+    tokens: Optional[Tokens]  # None: no usable access token
+    error: Optional[str] = None  # why there is no token, for the application
+
+
+class TokenRefresher:
+    """Refreshes access tokens before they expire, once per expiry across every process sharing the store."""
+
+    def __init__(
+        self,
+        config: SSOConfig,
+        client: OIDCClient,
+        store: SessionStore,
+        locks: Optional[StoreLocks] = None,
+        clock: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.store = store
+        self.locks = locks or StoreLocks(config)
+        self.clock = clock
+        # Bounded by the slowest part of one refresh: a discovery, a JWKS and a token call, two store calls.
+        self.lock_ttl = 3 * config.http_timeout + 2 * config.session_store_timeout + 5
+        self.lock_wait = config.http_timeout + 2 * config.session_store_timeout + 1
+        self._recent: dict[str, tuple[float, Tokens]] = {}
+        self._recent_lock = threading.Lock()
+        #: How many refreshes this process has made (for tests and benchmarks).
+        self.refreshes = 0
+
+    def current(self, session: SSOSession, user: SignedInUser, now: float) -> TokenState:
+        """The user and a token valid for ``refresh_margin`` more seconds (refreshed if due), or why not."""
+        tokens = session.tokens()
+        if tokens is None:
+            return TokenState(user, None)
+        if not self.store.searchable:
+            tokens = self._adopt_recent(session, tokens, now)
+        if not self._due(tokens, now):
+            return TokenState(user, tokens)
+        if tokens.refresh_token is None:
+            return self._without_refresh(user, tokens, now, TOKEN_EXPIRED)
+        name = "refresh-" + _fingerprint(tokens.refresh_token)
+        with self.locks.hold(name, ttl=self.lock_ttl, wait=self.lock_wait) as held:
+            if not held:
+                log.warning("sso: a token refresh of this session is still running elsewhere; not waiting longer")
+                return self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE)
+            latest = session.reload_tokens() if self.store.searchable else self._adopt_recent(session, tokens, now)
+            if latest is None:  # the session lost its tokens meanwhile (signed out, or a failed refresh elsewhere)
+                return TokenState(user, None)
+            if latest.refresh_token != tokens.refresh_token or not self._due(latest, now):
+                return TokenState(user, latest)  # refreshed by another request while this one waited
+            return self._refresh(session, user, latest, now)
+
+    # -- helpers -----------------------------------------------------------
+
+    def _due(self, tokens: Tokens, now: float) -> bool:
+        return tokens.expires_at is not None and tokens.expires_at - now <= self.config.refresh_margin
+
+    @staticmethod
+    def _without_refresh(user: SignedInUser, tokens: Tokens, now: float, error: str) -> TokenState:
+        """The current token while it is still valid; else no token and why."""
+        if tokens.expires_at is None or tokens.expires_at > now:
+            return TokenState(user, tokens)
+        return TokenState(user, None, error)
+
+    def _refresh(self, session: SSOSession, user: SignedInUser, tokens: Tokens, now: float) -> TokenState:
+        assert tokens.refresh_token is not None
+        try:
+            result = self.client.refresh(tokens.refresh_token, user.id_token)
+        except ProviderError as exc:
+            log.warning("sso: token refresh for sub=%r failed, the provider is unavailable: %s", user.sub, exc.code)
+            return self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE)
+        except AuthFailure as failure:
+            self.refreshes += 1
+            if self.config.refresh_failure == "sign_out":
+                log.info("sso: token refresh for sub=%r refused (%s); signing out", user.sub, failure)
+                session.sign_out()
+                return TokenState(None, None, REFRESH_FAILED)
+            log.info("sso: token refresh for sub=%r refused (%s); keeping the session without a token",
+                     user.sub, failure)
+            session.store_tokens(None)
+            return TokenState(user, None, REFRESH_FAILED)
+        self.refreshes += 1
+        fresh = Tokens(
+            access_token=result.access_token,
+            expires_at=result.expires_at,
+            refresh_token=result.refresh_token or tokens.refresh_token,
+        )
+        if not session.store_tokens(fresh):
+            log.info("sso: the session ended while its token was refreshed; not keeping the new token")
+            return TokenState(None, None)
+        log.info("sso: refreshed the access token of sub=%r", user.sub)
+        if not self.store.searchable:
+            self._remember(tokens.refresh_token, fresh, now)
+        return TokenState(user, fresh)
+
+    def _adopt_recent(self, session: SSOSession, tokens: Tokens, now: float) -> Tokens:
+        """The tokens a refresh in this process made from ``tokens``' refresh token, if recent; else ``tokens``."""
+        if tokens.refresh_token is None or not self._recent:
+            return tokens
+        with self._recent_lock:
+            entry = self._recent.get(_fingerprint(tokens.refresh_token))
+        if entry is None or entry[0] < now:
+            return tokens
+        session.store_tokens(entry[1])  # the cookie is rewritten with the new tokens
+        return entry[1]
+
+    def _remember(self, old_refresh_token: str, fresh: Tokens, now: float) -> None:
+        with self._recent_lock:
+            if len(self._recent) >= _MAX_RECENT:
+                self._recent = {key: entry for key, entry in self._recent.items() if entry[0] >= now}
+                while len(self._recent) >= _MAX_RECENT:
+                    del self._recent[next(iter(self._recent))]
+            self._recent[_fingerprint(old_refresh_token)] = (now + GRACE_SECONDS, fresh)
+
+
+def _fingerprint(token: str) -> str:
+    """A name for a token that does not reveal it."""
+    return hashlib.sha256(token.encode()).hexdigest()[:32]
