@@ -1,0 +1,981 @@
+"""rules: parsing (text, iterable, errors), Condition.holds, StepUp, applies_to, normalized_path, decide."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import posixpath
+from typing import Any, Optional
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sso_middleware.rules import (
+    AccessRule,
+    Condition,
+    Decision,
+    StepUp,
+    decide,
+    matching,
+    normalized_path,
+    parse_rules,
+    step_up_for,
+)
+
+ROLES = "https://example.com/roles"
+MFA = "urn:dev:loa:mfa"
+PAPE_MFA = "http://schemas.openid.net/pape/policies/2007/06/multi-factor"
+SECRET = "s3cr3t-Value-9f8e7d6c"
+
+EXAMPLE = f"""
+/admin    claim {ROLES} includes admin,owner
+/reports  claim email_verified equals true
+/beta     claim org_id present
+/billing  max_age 300
+/vault    acr_values {MFA},{PAPE_MFA}
+"""
+
+
+def includes(claim: str, *values: str) -> Condition:
+    return Condition(claim, "includes", values)
+
+
+def equals(claim: str, value: str) -> Condition:
+    return Condition(claim, "equals", (value,))
+
+
+def present(claim: str) -> Condition:
+    return Condition(claim, "present")
+
+
+def decide_at(
+    rules: Any,
+    path: str,
+    claims: Optional[dict[str, Any]] = None,
+    auth_time: Optional[float] = 1000.0,
+    acr: Optional[str] = None,
+    now: float = 1000.0,
+    leeway: float = 0.0,
+) -> Decision:
+    return decide(
+        rules if isinstance(rules, tuple) else parse_rules(rules), path, claims or {}, auth_time, acr, now, leeway
+    )
+
+
+# --------------------------------------------------------------------------- parsing: happy paths
+
+
+def test_parse_the_documented_example() -> None:
+    assert parse_rules(EXAMPLE) == (
+        AccessRule("/billing", max_age=300),
+        AccessRule("/reports", (equals("email_verified", "true"),)),
+        AccessRule("/admin", (includes(ROLES, "admin", "owner"),)),
+        AccessRule("/vault", acr_values=(MFA, PAPE_MFA)),
+        AccessRule("/beta", (present("org_id"),)),
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param("/a claim c present;/b max_age 5", id="semicolon"),
+        pytest.param(" /a claim c present ; /b max_age 5 ; ", id="semicolon-spaces-and-trailing"),
+        pytest.param("/a claim c present\n/b max_age 5\n", id="newlines"),
+        pytest.param("/a claim c present\r\n\r\n/b max_age 5\r\n", id="crlf-and-blank"),
+        pytest.param("# access rules\n\n/a claim c present\n  # indented comment\n/b max_age 5", id="comments"),
+        pytest.param("/a claim c present ; # a note; still the note\n/b max_age 5", id="comment-after-semicolon"),
+        pytest.param("# /x max_age 1; /y max_age 2\n/a\tclaim  c\tpresent\n/b max_age 5", id="tabs-commented-line"),
+        pytest.param(["/a claim c present", "/b max_age 5"], id="list-of-lines"),
+        pytest.param(["/a claim c present; /b max_age 5"], id="list-item-with-semicolon"),
+        pytest.param(("/a claim c present\n/b max_age 5",), id="tuple-item-with-newline"),
+        pytest.param(iter(["/b max_age 5", "/a claim c present"]), id="iterator"),
+        pytest.param(
+            [{"path": "/a", "claim": "c", "present": True}, {"path": "/b", "max_age": 5}],
+            id="mappings",
+        ),
+        pytest.param([AccessRule("/a", (present("c"),)), AccessRule("/b", max_age=5)], id="access-rules"),
+        pytest.param([AccessRule("/a/", [present("c")]), "/b max_age 5"], id="mixed-normalized"),  # type: ignore[arg-type]
+    ],
+)
+def test_parse_forms(source: Any) -> None:
+    assert parse_rules(source) == (AccessRule("/a", (present("c"),)), AccessRule("/b", max_age=5))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("  \n\n # only a comment\n;;", id="blank"),
+        pytest.param([], id="empty-list"),
+        pytest.param(["", "# nothing"], id="blank-items"),
+    ],
+)
+def test_parse_nothing(source: Any) -> None:
+    assert parse_rules(source) == ()
+
+
+def test_parse_merges_lines_of_one_path() -> None:
+    rules = parse_rules(
+        """
+        /admin claim roles includes admin
+        /admin/ claim email_verified equals true
+        /admin max_age 600
+        //admin max_age 300
+        /x/../admin max_age 900
+        /admin acr_values mfa
+        /admin claim roles includes admin
+        """
+    )
+    assert rules == (
+        AccessRule(
+            "/admin",
+            (includes("roles", "admin"), equals("email_verified", "true")),
+            max_age=300,
+            acr_values=("mfa",),
+        ),
+    )
+
+
+def test_parse_merges_across_forms() -> None:
+    rules = parse_rules(
+        [
+            "/admin claim roles includes admin",
+            {"path": "/admin", "claim": "org", "equals": "acme", "max_age": 60},
+            AccessRule("/admin/", (present("email"),), max_age=120, acr_values=("mfa",)),
+        ]
+    )
+    assert rules == (
+        AccessRule(
+            "/admin",
+            (includes("roles", "admin"), equals("org", "acme"), present("email")),
+            max_age=60,
+            acr_values=("mfa",),
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "condition"),
+    [
+        pytest.param("/x claim c includes a", includes("c", "a"), id="includes-one"),
+        pytest.param("/x claim c includes b,a,b", includes("c", "b", "a"), id="includes-deduplicated-in-order"),
+        pytest.param("/x claim c equals a,b", equals("c", "a,b"), id="equals-comma-is-literal"),
+        pytest.param("/x claim c equals 0", equals("c", "0"), id="equals-zero"),
+        pytest.param("/x claim a:b/c?d=e present", present("a:b/c?d=e"), id="url-like-claim-name"),
+        pytest.param("/x claim c equals ÄÖ", equals("c", "ÄÖ"), id="non-ascii-value"),
+    ],
+)
+def test_parse_conditions(line: str, condition: Condition) -> None:
+    assert parse_rules(line) == (AccessRule("/x", (condition,)),)
+
+
+@pytest.mark.parametrize(
+    ("item", "condition"),
+    [
+        pytest.param({"claim": "c", "equals": "v"}, equals("c", "v"), id="equals-str"),
+        pytest.param({"claim": "c", "equals": True}, equals("c", "true"), id="equals-bool"),
+        pytest.param({"claim": "c", "equals": 42}, equals("c", "42"), id="equals-int"),
+        pytest.param({"claim": "c", "equals": "a b"}, equals("c", "a b"), id="equals-with-space"),
+        pytest.param({"claim": "c", "includes": ["a", "b"]}, includes("c", "a", "b"), id="includes-list"),
+        pytest.param({"claim": "c", "includes": ("a", "a")}, includes("c", "a"), id="includes-tuple-dedup"),
+        pytest.param({"claim": "c", "present": True}, present("c"), id="present"),
+    ],
+)
+def test_parse_mapping_conditions(item: dict[str, Any], condition: Condition) -> None:
+    assert parse_rules([{"path": "/x", **item}]) == (AccessRule("/x", (condition,)),)
+
+
+def test_parse_mapping_step_up() -> None:
+    assert parse_rules([{"path": "/x", "max_age": 0, "acr_values": ["a", "b", "a"]}]) == (
+        AccessRule("/x", max_age=0, acr_values=("a", "b")),
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "stored"),
+    [
+        pytest.param("/", "/", id="root"),
+        pytest.param("/admin/", "/admin", id="trailing-slash"),
+        pytest.param("/admin///", "/admin", id="trailing-slashes"),
+        pytest.param("//", "/", id="double-root"),
+        pytest.param("//admin", "/admin", id="double-leading"),
+        pytest.param("/a//b/./c/..", "/a/b", id="dots"),
+        pytest.param("/a/b/c", "/a/b/c", id="deep"),
+        pytest.param("/~user/%7E", "/~user/%7E", id="printable-ascii"),
+    ],
+)
+def test_parse_normalizes_paths(path: str, stored: str) -> None:
+    assert parse_rules(f"{path} max_age 1")[0].path == stored
+
+
+def test_parse_orders_longest_path_first_then_by_name() -> None:
+    lines = ["/ max_age 9", "/b max_age 1", "/a max_age 1", "/a/b/c max_age 1", "/ab max_age 1", "/zz/y max_age 1"]
+    expected = ["/a/b/c", "/zz/y", "/ab", "/a", "/b", "/"]
+    for permutation in itertools.permutations(lines):
+        assert [rule.path for rule in parse_rules(list(permutation))] == expected
+
+
+def test_parse_returns_hashable_tuples() -> None:
+    rules = parse_rules([AccessRule("/x", [includes("c", "a")], acr_values=["m"])])  # type: ignore[arg-type]
+    assert isinstance(rules[0].conditions, tuple)
+    assert isinstance(rules[0].acr_values, tuple)
+    assert hash(rules)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param("/a acr_values x,y\n/b acr_values z", id="siblings"),
+        pytest.param("/admin acr_values x\n/administrator acr_values z", id="not-a-segment-prefix"),
+        pytest.param("/ acr_values x,y\n/a acr_values y,z\n/a/b acr_values y", id="chain-with-common-value"),
+        pytest.param("/a acr_values x\n/a/b max_age 5", id="only-one-has-acr"),
+    ],
+)
+def test_parse_consistent_acr_values(source: str) -> None:
+    parse_rules(source)
+
+
+@pytest.mark.parametrize(
+    ("source", "fragments"),
+    [
+        pytest.param(
+            "/a acr_values x\n/a/b acr_values y",
+            ["line 2 '/a/b acr_values y'", "'/a' (line 1 '/a acr_values x')", "no value in common"],
+            id="nested",
+        ),
+        pytest.param(
+            "/a/b acr_values y\n/ acr_values x",
+            ["line 1 '/a/b acr_values y'", "'/' (line 2 '/ acr_values x')"],
+            id="root-declared-later",
+        ),
+        pytest.param(
+            "/ acr_values x,y\n/a acr_values y,z\n/a/b acr_values x,z",
+            ["line 3 '/a/b acr_values x,z'", "'/'", "'/a'"],
+            id="pairwise-fine-but-chain-empty",
+        ),
+        pytest.param(
+            [{"path": "/a", "acr_values": ["x"]}, AccessRule("/a/b", acr_values=("y",))],
+            ["item 2 AccessRule(", "'/a' (item 1 {"],
+            id="iterable",
+        ),
+    ],
+)
+def test_parse_refuses_unsatisfiable_acr_values(source: Any, fragments: list[str]) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_rules(source)
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+# --------------------------------------------------------------------------- parsing: errors
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "problem"),
+    [
+        pytest.param(
+            "/x max_age 1\n/admin claim roles inclides admin",
+            "line 2 '/admin claim roles inclides admin'",
+            "unknown operator 'inclides' (equals, includes, present)",
+            id="unknown-operator",
+        ),
+        pytest.param("/x claims c present", "line 1", "unknown keyword 'claims' (claim, max_age, acr_values)", id="kw"),
+        pytest.param("/x Claim c present", "line 1", "unknown keyword 'Claim'", id="keyword-case"),
+        pytest.param("/x", "line 1 '/x'", "nothing required after the path", id="path-only"),
+        pytest.param("/x claim", "line 1", "missing claim name", id="claim-no-name"),
+        pytest.param("/x claim c", "line 1", "missing operator after claim 'c'", id="claim-no-op"),
+        pytest.param("/x claim c equals", "line 1", "missing value after equals", id="equals-no-value"),
+        pytest.param("/x claim c includes", "line 1", "missing values after includes", id="includes-no-values"),
+        pytest.param("/x claim c equals a b", "line 1", "unexpected 'b' after 'a'", id="equals-two-tokens"),
+        pytest.param("/x claim c includes a, b", "line 1", "separate values with commas", id="includes-space"),
+        pytest.param("/x claim c present yes", "line 1", "unexpected 'yes' after 'present'", id="present-extra"),
+        pytest.param("/x claim c includes a,,b", "line 1", "empty item in value list 'a,,b'", id="includes-empty"),
+        pytest.param("/x claim c includes a,", "line 1", "empty item", id="includes-trailing-comma"),
+        pytest.param("/x claim c includes ,", "line 1", "empty item", id="includes-only-comma"),
+        pytest.param("/x claim c equals a\x00", "line 1", "bad value", id="control-character-value"),
+        pytest.param("/x claim rôle present", "line 1", "bad claim name 'rôle'", id="non-ascii-claim"),
+        pytest.param("/x max_age", "line 1", "missing seconds after max_age", id="max-age-missing"),
+        pytest.param("/x max_age -1", "line 1", "must not be negative", id="max-age-negative"),
+        pytest.param("/x max_age 1.5", "line 1", "whole number of seconds, not '1.5'", id="max-age-float"),
+        pytest.param("/x max_age 5m", "line 1", "whole number of seconds", id="max-age-unit"),
+        pytest.param("/x max_age +5", "line 1", "whole number of seconds", id="max-age-plus"),
+        pytest.param("/x max_age 1_0", "line 1", "whole number of seconds", id="max-age-underscore"),
+        pytest.param("/x max_age ５", "line 1", "whole number of seconds", id="max-age-fullwidth-digit"),
+        pytest.param("/x max_age 5 6", "line 1", "unexpected '6' after '5'", id="max-age-extra"),
+        pytest.param("/x acr_values", "line 1", "missing values after acr_values", id="acr-missing"),
+        pytest.param("/x acr_values a,,b", "line 1", "empty item in acr value list", id="acr-empty-item"),
+        pytest.param("/x acr_values a b", "line 1", "unexpected 'b' after 'a'", id="acr-extra"),
+        pytest.param(
+            "/x acr_values a\n\n/x/ acr_values b",
+            "line 3 '/x/ acr_values b'",
+            "acr_values for '/x' already given (line 1 '/x acr_values a')",
+            id="acr-twice",
+        ),
+        pytest.param("admin max_age 1", "line 1", "bad path 'admin'", id="relative-path"),
+        pytest.param("*/admin max_age 1", "line 1", "bad path", id="glob-path"),
+        pytest.param("/adm\x7fin max_age 1", "line 1", "bad path", id="del-in-path"),
+        pytest.param("/café max_age 1", "line 1", "bad path", id="non-ascii-path"),
+        pytest.param(
+            "/ok max_age 1\n\n# c\n/x nope", "line 4 '/x nope'", "unknown keyword", id="line-numbers-count-all"
+        ),
+        pytest.param("/ok max_age 1; /x nope", "line 1 '/x nope'", "unknown keyword", id="semicolon-quotes-piece"),
+        pytest.param("/ok max_age 1\x0b/x nope", "line 1", "unexpected", id="only-newline-separates-lines"),
+    ],
+)
+def test_parse_text_errors(source: str, line: str, problem: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_rules(source)
+    message = str(caught.value)
+    assert message.startswith(line), message
+    assert problem in message
+
+
+@pytest.mark.parametrize(
+    ("item", "problem"),
+    [
+        pytest.param({"path": "/x", "claim": "c", "equals": "v", "role": "x"}, "unknown key(s) role", id="unknown-key"),
+        pytest.param({"claim": "c", "present": True}, "missing 'path'", id="no-path"),
+        pytest.param({"path": "x", "max_age": 1}, "bad path 'x'", id="bad-path"),
+        pytest.param({"path": 7, "max_age": 1}, "path must be a string", id="path-not-str"),
+        pytest.param({"path": "/x"}, "nothing required for '/x'", id="nothing"),
+        pytest.param({"path": "/x", "claim": "c"}, "exactly one of equals, includes, present", id="claim-no-op"),
+        pytest.param(
+            {"path": "/x", "claim": "c", "equals": "a", "present": True}, "exactly one of", id="claim-two-ops"
+        ),
+        pytest.param({"path": "/x", "equals": "a"}, "equals without a claim", id="op-no-claim"),
+        pytest.param({"path": "/x", "claim": "a b", "present": True}, "bad claim name 'a b'", id="claim-space"),
+        pytest.param({"path": "/x", "claim": "", "present": True}, "bad claim name ''", id="claim-empty"),
+        pytest.param({"path": "/x", "claim": 1, "present": True}, "bad claim name 1", id="claim-not-str"),
+        pytest.param({"path": "/x", "claim": "c", "equals": ["a"]}, "equals needs one string value", id="eq-list"),
+        pytest.param({"path": "/x", "claim": "c", "equals": None}, "equals needs one string value", id="eq-none"),
+        pytest.param({"path": "/x", "claim": "c", "equals": 1.5}, "equals needs one string value", id="eq-float"),
+        pytest.param({"path": "/x", "claim": "c", "equals": ""}, "bad value ''", id="eq-empty"),
+        pytest.param({"path": "/x", "claim": "c", "includes": "admin"}, "includes needs a list", id="incl-str"),
+        pytest.param({"path": "/x", "claim": "c", "includes": []}, "at least one value", id="incl-empty"),
+        pytest.param({"path": "/x", "claim": "c", "includes": ["a", ""]}, "bad value ''", id="incl-empty-item"),
+        pytest.param({"path": "/x", "claim": "c", "includes": ["a", 1]}, "bad value 1", id="incl-int-item"),
+        pytest.param({"path": "/x", "claim": "c", "includes": ["a\n"]}, "bad value", id="incl-newline"),
+        pytest.param({"path": "/x", "claim": "c", "present": False}, "present must be true", id="present-false"),
+        pytest.param({"path": "/x", "claim": "c", "present": "yes"}, "present must be true", id="present-str"),
+        pytest.param({"path": "/x", "max_age": -5}, "must not be negative", id="max-age-negative"),
+        pytest.param({"path": "/x", "max_age": "300"}, "whole number of seconds", id="max-age-str"),
+        pytest.param({"path": "/x", "max_age": True}, "whole number of seconds", id="max-age-bool"),
+        pytest.param({"path": "/x", "max_age": 1.0}, "whole number of seconds", id="max-age-float"),
+        pytest.param({"path": "/x", "acr_values": "mfa"}, "non-empty list of strings", id="acr-str"),
+        pytest.param({"path": "/x", "acr_values": []}, "non-empty list of strings", id="acr-empty"),
+        pytest.param({"path": "/x", "acr_values": ["a b"]}, "bad acr value 'a b'", id="acr-space"),
+    ],
+)
+def test_parse_mapping_errors(item: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_rules(["/ok max_age 1", item])
+    message = str(caught.value)
+    assert message.startswith("item 2 {"), message
+    assert problem in message
+
+
+@pytest.mark.parametrize(
+    ("rule", "problem"),
+    [
+        pytest.param(AccessRule("admin", max_age=1), "bad path 'admin'", id="bad-path"),
+        pytest.param(AccessRule("/x"), "nothing required for '/x'", id="nothing"),
+        pytest.param(AccessRule("/x", (Condition("c", "inclides", ("a",)),)), "unknown operator 'inclides'", id="op"),
+        pytest.param(AccessRule("/x", (Condition("c", "equals"),)), "equals needs exactly one value, got 0", id="eq0"),
+        pytest.param(AccessRule("/x", (Condition("c", "equals", ("a", "b")),)), "got 2", id="eq2"),
+        pytest.param(AccessRule("/x", (Condition("c", "includes"),)), "at least one value", id="includes0"),
+        pytest.param(AccessRule("/x", (Condition("c", "present", ("a",)),)), "present takes no value", id="present1"),
+        pytest.param(AccessRule("/x", (Condition("c", "equals", "ab"),)), "must be a tuple", id="values-str"),  # type: ignore[arg-type]
+        pytest.param(AccessRule("/x", (Condition("c c", "present"),)), "bad claim name", id="claim-name"),
+        pytest.param(AccessRule("/x", ("c present",)), "is not a Condition", id="not-condition"),  # type: ignore[arg-type]
+        pytest.param(AccessRule("/x", max_age=-1), "must not be negative", id="max-age-negative"),
+        pytest.param(AccessRule("/x", max_age="5"), "whole number of seconds", id="max-age-str"),  # type: ignore[arg-type]
+        pytest.param(AccessRule("/x", acr_values="mfa"), "non-empty list of strings", id="acr-str"),  # type: ignore[arg-type]
+        pytest.param(AccessRule("/x", acr_values=("",)), "bad acr value", id="acr-empty-item"),
+    ],
+)
+def test_parse_access_rule_errors(rule: AccessRule, problem: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_rules(["/ok max_age 1", rule])
+    message = str(caught.value)
+    assert message.startswith("item 2 AccessRule("), message
+    assert problem in message
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        pytest.param(["/ok max_age 1", 42], "item 2: int is not a rule line, AccessRule or mapping", id="int-item"),
+        pytest.param([None], "item 1: NoneType is not", id="none-item"),
+        pytest.param([b"/x max_age 1"], "item 1: bytes is not", id="bytes-item"),
+        pytest.param(b"/x max_age 1", "must be text or a list of rules, not bytes", id="bytes-source"),
+        pytest.param(42, "must be text or a list of rules, not int", id="int-source"),
+        pytest.param(
+            ["/ok max_age 1", "/a max_age 1\n/b nope"], "item 2, line 2 '/b nope': unknown keyword", id="multi"
+        ),
+    ],
+)
+def test_parse_iterable_errors(source: Any, problem: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse_rules(source)
+    assert problem in str(caught.value)
+
+
+# --------------------------------------------------------------------------- Condition.holds
+
+
+@pytest.mark.parametrize(
+    ("value", "expected", "holds"),
+    [
+        pytest.param("admin", "admin", True, id="str"),
+        pytest.param("Admin", "admin", False, id="str-case-sensitive"),
+        pytest.param("admin ", "admin", False, id="str-not-stripped"),
+        pytest.param("", "admin", False, id="empty-str"),
+        pytest.param(True, "true", True, id="bool-true"),
+        pytest.param(False, "false", True, id="bool-false"),
+        pytest.param(True, "True", False, id="bool-python-spelling"),
+        pytest.param(True, "1", False, id="bool-is-not-int"),
+        pytest.param(1, "1", True, id="int"),
+        pytest.param(1, "true", False, id="int-is-not-bool"),
+        pytest.param(-7, "-7", True, id="int-negative"),
+        pytest.param(10**30, "1" + "0" * 30, True, id="int-big"),
+        pytest.param(10**5000, "1" + "0" * 5000, False, id="int-too-many-digits-for-str"),
+        pytest.param(3.0, "3", True, id="float-integral"),
+        pytest.param(3.0, "3.0", False, id="float-integral-not-repr"),
+        pytest.param(-0.0, "0", True, id="float-negative-zero"),
+        pytest.param(2.5, "2.5", True, id="float"),
+        pytest.param(0.1, "0.1", True, id="float-repr"),
+        pytest.param(1e22, "10000000000000000000000", True, id="float-large-integral"),
+        pytest.param(math.inf, "inf", False, id="float-inf"),
+        pytest.param(math.nan, "nan", False, id="float-nan"),
+        pytest.param(None, "None", False, id="none"),
+        pytest.param(None, "null", False, id="none-json"),
+        pytest.param(["admin"], "admin", False, id="list"),
+        pytest.param({"admin": True}, "admin", False, id="dict"),
+        pytest.param(b"admin", "admin", False, id="bytes"),
+    ],
+)
+def test_equals(value: Any, expected: str, holds: bool) -> None:
+    assert equals("c", expected).holds({"c": value}) is holds
+
+
+@pytest.mark.parametrize(
+    ("value", "holds"),
+    [
+        pytest.param(["user", "admin"], True, id="list-any"),
+        pytest.param(("owner",), True, id="tuple"),
+        pytest.param(["user"], False, id="list-none"),
+        pytest.param([], False, id="list-empty"),
+        pytest.param(["Admin"], False, id="list-case-sensitive"),
+        pytest.param([["admin"]], False, id="nested-list-ignored"),
+        pytest.param([{"admin": 1}], False, id="nested-dict-ignored"),
+        pytest.param([None, ["admin"], "owner"], True, id="nested-skipped-then-match"),
+        pytest.param([7], True, id="list-int-as-text"),
+        pytest.param([7.0], True, id="list-float-integral"),
+        pytest.param([True], True, id="list-bool-as-text"),
+        pytest.param("admin", True, id="str-single"),
+        pytest.param("read admin write", True, id="str-space-separated"),
+        pytest.param("read\tadmin\n", True, id="str-any-whitespace"),
+        pytest.param("read write", False, id="str-no-token"),
+        pytest.param("administrator", False, id="str-no-substring"),
+        pytest.param("read,admin", False, id="str-not-comma-split"),
+        pytest.param("", False, id="str-empty"),
+        pytest.param(7, False, id="int-is-not-a-list"),
+        pytest.param(True, False, id="bool"),
+        pytest.param({"admin": True}, False, id="dict-keys-not-used"),
+        pytest.param(None, False, id="none"),
+    ],
+)
+def test_includes(value: Any, holds: bool) -> None:
+    condition = includes("roles", "admin", "owner", "7", "true")
+    assert condition.holds({"roles": value}) is holds
+
+
+@pytest.mark.parametrize(
+    ("value", "holds"),
+    [
+        pytest.param("x", True, id="str"),
+        pytest.param(" ", True, id="blank-str"),
+        pytest.param("", False, id="empty-str"),
+        pytest.param(None, False, id="none"),
+        pytest.param([], False, id="empty-list"),
+        pytest.param((), False, id="empty-tuple"),
+        pytest.param({}, False, id="empty-dict"),
+        pytest.param([None], True, id="list-of-none"),
+        pytest.param({"a": None}, True, id="dict"),
+        pytest.param(False, True, id="false"),
+        pytest.param(0, True, id="zero"),
+        pytest.param(0.0, True, id="zero-float"),
+    ],
+)
+def test_present(value: Any, holds: bool) -> None:
+    assert present("org_id").holds({"org_id": value}) is holds
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        pytest.param(equals("c", "v"), id="equals"),
+        pytest.param(includes("c", "v"), id="includes"),
+        pytest.param(present("c"), id="present"),
+    ],
+)
+def test_missing_claim_never_holds(condition: Condition) -> None:
+    assert not condition.holds({})
+    assert not condition.holds({"C": "v", "other": "v", "c ": "v"})
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        pytest.param(Condition("c", "inclides", ("v",)), id="unknown-op"),
+        pytest.param(Condition("c", "equals"), id="equals-no-value"),
+        pytest.param(Condition("c", "equals", ("v", "w")), id="equals-two-values"),
+        pytest.param(Condition("c", "includes"), id="includes-no-value"),
+    ],
+)
+def test_malformed_condition_fails_closed(condition: Condition) -> None:
+    assert not condition.holds({"c": "v"})
+    assert not condition.holds({"c": ["v", "w"]})
+
+
+# --------------------------------------------------------------------------- StepUp
+
+
+@pytest.mark.parametrize(
+    ("step_up", "auth_time", "acr", "now", "leeway", "satisfied"),
+    [
+        pytest.param(StepUp(), None, None, 0, 0, True, id="empty"),
+        pytest.param(StepUp(max_age=300), 700, None, 1000, 0, True, id="age-exactly-max"),
+        pytest.param(StepUp(max_age=300), 699.9, None, 1000, 0, False, id="age-just-over"),
+        pytest.param(StepUp(max_age=300), 690, None, 1000, 10, True, id="leeway-exact-edge"),
+        pytest.param(StepUp(max_age=300), 689.9, None, 1000, 10, False, id="leeway-just-over"),
+        pytest.param(StepUp(max_age=0), 1000, None, 1000, 0, True, id="zero-now"),
+        pytest.param(StepUp(max_age=0), 999, None, 1000, 0, False, id="zero-one-second"),
+        pytest.param(StepUp(max_age=0), 995, None, 1000, 5, True, id="zero-within-leeway"),
+        pytest.param(StepUp(max_age=300), 1100, None, 1000, 0, True, id="auth-time-in-future"),
+        pytest.param(StepUp(max_age=300), None, None, 1000, 60, False, id="unknown-auth-time"),
+        pytest.param(StepUp(max_age=300), math.nan, None, 1000, 60, False, id="nan-auth-time"),
+        pytest.param(StepUp(max_age=300), math.inf, None, 1000, 60, False, id="inf-auth-time"),
+        pytest.param(StepUp(max_age=300), -math.inf, None, 1000, 60, False, id="minus-inf-auth-time"),
+        pytest.param(StepUp(acr_values=(MFA,)), None, MFA, 1000, 0, True, id="acr-match"),
+        pytest.param(StepUp(acr_values=(MFA, PAPE_MFA)), None, PAPE_MFA, 1000, 0, True, id="acr-any-of"),
+        pytest.param(StepUp(acr_values=(MFA,)), None, "urn:dev:loa:pwd", 1000, 0, False, id="acr-other"),
+        pytest.param(StepUp(acr_values=(MFA,)), None, None, 1000, 0, False, id="acr-missing"),
+        pytest.param(StepUp(acr_values=(MFA,)), None, "", 1000, 0, False, id="acr-empty"),
+        pytest.param(StepUp(acr_values=(MFA,)), None, MFA.upper(), 1000, 0, False, id="acr-case-sensitive"),
+        pytest.param(StepUp(300, (MFA,)), 900, MFA, 1000, 0, True, id="both-hold"),
+        pytest.param(StepUp(300, (MFA,)), 600, MFA, 1000, 0, False, id="both-too-old"),
+        pytest.param(StepUp(300, (MFA,)), 900, "pwd", 1000, 0, False, id="both-too-weak"),
+        pytest.param(StepUp(300), 900, "anything", 1000, 0, True, id="acr-ignored-without-acr-values"),
+    ],
+)
+def test_step_up_satisfied_by(
+    step_up: StepUp, auth_time: Optional[float], acr: Optional[str], now: float, leeway: float, satisfied: bool
+) -> None:
+    assert step_up.satisfied_by(auth_time, acr, now, leeway) is satisfied
+
+
+@given(
+    max_age=st.integers(min_value=0, max_value=10**6),
+    auth_time=st.floats(min_value=0, max_value=2e9),
+    now=st.floats(min_value=0, max_value=2e9),
+    leeway=st.floats(min_value=0, max_value=600),
+    older=st.floats(min_value=0, max_value=1e6),
+)
+def test_step_up_an_older_authentication_never_does_better(
+    max_age: int, auth_time: float, now: float, leeway: float, older: float
+) -> None:
+    step_up = StepUp(max_age=max_age)
+    if step_up.satisfied_by(auth_time - older, None, now, leeway):
+        assert step_up.satisfied_by(auth_time, None, now, leeway)
+
+
+# --------------------------------------------------------------------------- applies_to, normalized_path
+
+
+@pytest.mark.parametrize(
+    ("prefix", "path", "applies"),
+    [
+        pytest.param("/admin", "/admin", True, id="exact"),
+        pytest.param("/admin", "/admin/", True, id="trailing-slash-unnormalized"),
+        pytest.param("/admin", "/admin/users/1", True, id="below"),
+        pytest.param("/admin", "/administrator", False, id="longer-name"),
+        pytest.param("/admin", "/admin-tools", False, id="dash"),
+        pytest.param("/admin", "/admin.json", False, id="extension"),
+        pytest.param("/admin", "/adm", False, id="shorter"),
+        pytest.param("/admin", "/", False, id="root"),
+        pytest.param("/admin", "/Admin", False, id="case"),
+        pytest.param("/admin", "/public/admin", False, id="not-at-start"),
+        pytest.param("/a/b", "/a", False, id="parent"),
+        pytest.param("/a/b", "/a/b/c", True, id="nested"),
+        pytest.param("/a/b", "/a/bc", False, id="nested-longer-name"),
+        pytest.param("/", "/", True, id="root-root"),
+        pytest.param("/", "/anything/at/all", True, id="root-everything"),
+        pytest.param("/", "", True, id="root-empty"),
+    ],
+)
+def test_applies_to(prefix: str, path: str, applies: bool) -> None:
+    assert AccessRule(prefix, max_age=1).applies_to(path) is applies
+
+
+@pytest.mark.parametrize(
+    ("path", "normalized"),
+    [
+        pytest.param("", "/", id="empty"),
+        pytest.param("/", "/", id="root"),
+        pytest.param("//", "/", id="double-root"),
+        pytest.param("///", "/", id="triple-root"),
+        pytest.param("/admin", "/admin", id="plain"),
+        pytest.param("//admin", "/admin", id="double-leading"),
+        pytest.param("///admin", "/admin", id="triple-leading"),
+        pytest.param("/admin//users", "/admin/users", id="double-inside"),
+        pytest.param("/admin/", "/admin", id="trailing"),
+        pytest.param("/./admin", "/admin", id="dot"),
+        pytest.param("/admin/.", "/admin", id="trailing-dot"),
+        pytest.param("/a/../admin", "/admin", id="dotdot"),
+        pytest.param("/../admin", "/admin", id="dotdot-above-root"),
+        pytest.param("/..", "/", id="only-dotdot"),
+        pytest.param("//..//admin/./x/..", "/admin", id="mixed"),
+        pytest.param("/admin/...", "/admin/...", id="three-dots-is-a-name"),
+        pytest.param("/admin/.x", "/admin/.x", id="dotfile"),
+        pytest.param("admin/x", "/admin/x", id="relative-made-absolute"),
+        pytest.param("/ad%2Fmin", "/ad%2Fmin", id="encoded-untouched"),
+    ],
+)
+def test_normalized_path(path: str, normalized: str) -> None:
+    assert normalized_path(path) == normalized
+
+
+_SEGMENT = st.sampled_from(["", ".", "..", "a", "b", "admin", "x.y", "..."])
+
+
+@given(st.lists(_SEGMENT, max_size=8), st.booleans())
+def test_normalized_path_properties(segments: list[str], leading: bool) -> None:
+    path = ("/" if leading else "") + "/".join(segments)
+    result = normalized_path(path)
+    assert result.startswith("/")
+    assert not result.startswith("//")
+    assert "//" not in result
+    assert result == "/" or not result.endswith("/")
+    assert not {".", ".."} & set(result.split("/"))
+    assert normalized_path(result) == result
+    # what a router resolving the segments one by one would see
+    stack: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if stack:
+                stack.pop()
+        elif segment not in ("", "."):
+            stack.append(segment)
+    assert result == "/" + "/".join(stack)
+    assert result == posixpath.normpath("/" + "/".join(stack))
+
+
+_NAME = st.sampled_from(["a", "b", "ab", "admin", "x"])
+
+
+@given(st.lists(_NAME, min_size=1, max_size=4), st.lists(_NAME, max_size=5))
+def test_applies_to_is_segment_prefix(rule_segments: list[str], path_segments: list[str]) -> None:
+    rule = AccessRule("/" + "/".join(rule_segments), max_age=1)
+    path = "/" + "/".join(path_segments)
+    assert rule.applies_to(path) is (path_segments[: len(rule_segments)] == rule_segments)
+    assert AccessRule("/", max_age=1).applies_to(path)
+
+
+# --------------------------------------------------------------------------- matching, step_up_for
+
+
+NESTED = """
+/          max_age 3600
+/a         acr_values m1,m2,m3
+/a/b       max_age 60
+/a/b       acr_values m3,m2
+/a/b/c     claim c present
+/ab        max_age 10
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "paths"),
+    [
+        pytest.param("/a/b/c/d", ["/a/b/c", "/a/b", "/a", "/"], id="deep"),
+        pytest.param("//a/./b/", ["/a/b", "/a", "/"], id="normalized"),
+        pytest.param("/ab", ["/ab", "/"], id="sibling-name"),
+        pytest.param("/abc", ["/"], id="root-only"),
+        pytest.param("", ["/"], id="empty"),
+    ],
+)
+def test_matching_longest_first(path: str, paths: list[str]) -> None:
+    rules = parse_rules(NESTED)
+    assert [rule.path for rule in matching(rules, path)] == paths
+    assert [rule.path for rule in matching(tuple(reversed(rules)), path)] == paths
+
+
+def test_matching_nothing() -> None:
+    assert matching(parse_rules("/a max_age 1"), "/b") == []
+    assert matching((), "/a") == []
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        pytest.param("/a/b/c", StepUp(60, ("m3", "m2")), id="most-specific-acr-order"),
+        pytest.param("/a", StepUp(3600, ("m1", "m2", "m3")), id="outer"),
+        pytest.param("/ab", StepUp(10), id="smallest-max-age"),
+        pytest.param("/x", StepUp(3600), id="root"),
+    ],
+)
+def test_step_up_for(path: str, expected: StepUp) -> None:
+    rules = parse_rules(NESTED)
+    assert step_up_for(matching(rules, path)) == expected
+    assert step_up_for(list(reversed(matching(rules, path)))) == expected
+
+
+def test_step_up_for_acr_order_follows_most_specific_rule() -> None:
+    rules = (AccessRule("/a", acr_values=("x", "y", "z")), AccessRule("/a/b", acr_values=("z", "w", "x")))
+    assert step_up_for(rules) == StepUp(acr_values=("z", "x"))
+
+
+def test_step_up_for_none() -> None:
+    assert step_up_for(()) is None
+    assert step_up_for(parse_rules("/a claim c present")) is None
+
+
+def test_step_up_for_conflicting_hand_built_rules() -> None:
+    rules = (AccessRule("/a", acr_values=("x",)), AccessRule("/a/b", acr_values=("y",)))
+    with pytest.raises(ValueError, match="no value in common"):
+        step_up_for(rules)
+
+
+# --------------------------------------------------------------------------- decide
+
+
+ADMIN = f"""
+/admin          claim {ROLES} includes admin,owner
+/admin          claim email_verified equals true
+/admin/billing  max_age 300
+/admin/vault    acr_values {MFA},{PAPE_MFA}
+/admin/vault    max_age 600
+"""
+GOOD = {ROLES: ["admin"], "email_verified": True}
+
+
+def test_decide_no_rules_allows() -> None:
+    assert decide((), "/admin", {}, None, None, 0.0, 0.0) == Decision(True)
+
+
+def test_decide_no_matching_rule_allows() -> None:
+    assert decide_at(ADMIN, "/administrator", {}, auth_time=None) == Decision(True)
+    assert decide_at(ADMIN, "/", {}, auth_time=None) == Decision(True)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/admin", "/admin/", "//admin", "/./admin/x", "/public/../admin", "admin", "/admin/billing/../users"],
+)
+def test_decide_normalizes_the_path(path: str) -> None:
+    decision = decide_at(ADMIN, path, {ROLES: ["user"], "email_verified": True})
+    assert not decision.allowed
+    assert decision.step_up is None
+
+
+@pytest.mark.parametrize(
+    ("claims", "failing"),
+    [
+        pytest.param({}, f"claim {ROLES!r} includes not satisfied (claim missing)", id="no-claims"),
+        pytest.param({ROLES: ["user"], "email_verified": True}, f"claim {ROLES!r} includes not satisfied", id="role"),
+        pytest.param({ROLES: "admin", "email_verified": "false"}, "claim 'email_verified' equals", id="second-cond"),
+        pytest.param({ROLES: "admin"}, "'email_verified' equals not satisfied (claim missing)", id="second-missing"),
+    ],
+)
+def test_decide_forbidden(claims: dict[str, Any], failing: str) -> None:
+    decision = decide_at(ADMIN, "/admin/users", claims)
+    assert decision == Decision(False, None, decision.reason)
+    assert decision.reason.startswith("rule '/admin': ")
+    assert failing in decision.reason
+
+
+def test_decide_forbidden_comes_before_step_up() -> None:
+    # too old, too weak and the wrong role: step-up would not help, so no step-up is offered
+    decision = decide_at(ADMIN, "/admin/vault", {ROLES: ["user"]}, auth_time=None, acr=None, now=10**9)
+    assert not decision.allowed
+    assert decision.step_up is None
+    assert "rule '/admin'" in decision.reason
+
+
+def test_decide_allowed() -> None:
+    assert decide_at(ADMIN, "/admin/users", GOOD, auth_time=None) == Decision(True)
+    assert decide_at(ADMIN, "/admin/billing", GOOD, auth_time=900, now=1000) == Decision(True)
+    assert decide_at(ADMIN, "/admin/vault/x", GOOD, auth_time=900, acr=PAPE_MFA, now=1000) == Decision(True)
+
+
+@pytest.mark.parametrize(
+    ("auth_time", "now", "leeway", "allowed"),
+    [
+        pytest.param(700.0, 1000.0, 0.0, True, id="exactly-max-age"),
+        pytest.param(699.0, 1000.0, 0.0, False, id="one-second-over"),
+        pytest.param(690.0, 1000.0, 10.0, True, id="leeway-edge"),
+        pytest.param(689.5, 1000.0, 10.0, False, id="beyond-leeway"),
+        pytest.param(None, 1000.0, 10**6, False, id="unknown-auth-time"),
+    ],
+)
+def test_decide_max_age(auth_time: Optional[float], now: float, leeway: float, allowed: bool) -> None:
+    decision = decide_at(ADMIN, "/admin/billing/invoices", GOOD, auth_time=auth_time, now=now, leeway=leeway)
+    if allowed:
+        assert decision == Decision(True)
+    else:
+        assert decision.allowed is False
+        assert decision.step_up == StepUp(max_age=300)
+        assert "rule '/admin/billing'" in decision.reason
+        assert "max_age 300" in decision.reason
+        assert ("unknown" in decision.reason) is (auth_time is None)
+
+
+@pytest.mark.parametrize(
+    ("auth_time", "acr", "problems"),
+    [
+        pytest.param(900.0, None, ["no acr"], id="no-acr"),
+        pytest.param(900.0, "urn:dev:loa:pwd", ["acr not one of the accepted values"], id="weak-acr"),
+        pytest.param(100.0, MFA, ["older than max_age 600"], id="too-old"),
+        pytest.param(None, "urn:dev:loa:pwd", ["unknown", "acr not one of"], id="both"),
+    ],
+)
+def test_decide_step_up(auth_time: Optional[float], acr: Optional[str], problems: list[str]) -> None:
+    decision = decide_at(ADMIN, "/admin/vault", GOOD, auth_time=auth_time, acr=acr, now=1000.0)
+    assert decision.allowed is False
+    assert decision.step_up == StepUp(max_age=600, acr_values=(MFA, PAPE_MFA))
+    assert decision.reason.startswith("step-up needed: rule '/admin/vault'")
+    for problem in problems:
+        assert problem in decision.reason
+    if acr is not None:
+        assert acr not in decision.reason
+
+
+def test_decide_nested_rules_are_anded() -> None:
+    rules = parse_rules(
+        """
+        /               claim sub present
+        /team           claim org equals acme
+        /team/ops       claim groups includes ops
+        /team/ops/prod  max_age 60
+        /team/ops/prod  acr_values mfa,hwk
+        /team/ops/stage acr_values hwk,mfa
+        /team/ops/prod/keys acr_values hwk
+        """
+    )
+    claims = {"sub": "u1", "org": "acme", "groups": ["dev", "ops"]}
+    assert decide(rules, "/team/ops/x", claims, None, None, 0, 0).allowed
+    for missing in claims:
+        partial = {key: value for key, value in claims.items() if key != missing}
+        decision = decide(rules, "/team/ops/x", partial, None, None, 0, 0)
+        assert (decision.allowed, decision.step_up) == (False, None)
+        assert repr(missing) in decision.reason
+    decision = decide(rules, "/team/ops/prod/keys/1", claims, 0, "mfa", 100, 0)
+    assert decision.step_up == StepUp(60, ("hwk",))
+    assert decide(rules, "/team/ops/prod/keys/1", claims, 50, "hwk", 100, 0) == Decision(True)
+    assert decide(rules, "/team/ops/prod", claims, 50, "mfa", 100, 0) == Decision(True)
+    assert decide(rules, "/team/ops/stage", claims, None, "mfa", 100, 0) == Decision(True)
+
+
+def test_decide_hand_built_conflicting_acr_is_forbidden_not_open() -> None:
+    rules = (AccessRule("/a", acr_values=("x",)), AccessRule("/a/b", acr_values=("y",)))
+    decision = decide(rules, "/a/b", {}, 0, "x", 0, 0)
+    assert (decision.allowed, decision.step_up) == (False, None)
+    assert "no value in common" in decision.reason
+    assert decide(rules, "/a", {}, 0, "x", 0, 0) == Decision(True)
+
+
+def test_decide_reason_never_contains_claim_values() -> None:
+    claims = {
+        ROLES: [SECRET, f"x {SECRET}"],
+        "email_verified": SECRET,
+        "email": f"{SECRET}@example.com",
+        "sub": SECRET,
+    }
+    for path in ("/admin", "/admin/vault", "/admin/billing"):
+        decision = decide_at(ADMIN, path, claims, auth_time=None, acr=SECRET)
+        assert not decision.allowed
+        assert SECRET not in decision.reason
+    good = {**GOOD, "sub": SECRET}
+    decision = decide_at(ADMIN, "/admin/vault", good, auth_time=None, acr=SECRET)
+    assert decision.step_up is not None
+    assert SECRET not in decision.reason
+
+
+_SECRET = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=10, max_size=30)
+_CLAIM_VALUE = st.one_of(
+    _SECRET,
+    st.just(True),
+    st.lists(st.one_of(_SECRET, st.just("admin")), max_size=3),
+    st.builds(lambda a, b: f"{a} {b}", _SECRET, st.sampled_from(["admin", "owner"])),
+)
+
+
+@given(
+    claims=st.dictionaries(st.sampled_from([ROLES, "email_verified", "sub", "org_id"]), _CLAIM_VALUE),
+    acr=st.one_of(_SECRET, st.just(MFA)),
+    auth_time=st.one_of(st.none(), st.floats(min_value=0, max_value=1000)),
+    path=st.sampled_from(["/admin", "/admin/vault", "/admin/billing/x"]),
+)
+def test_decide_reason_never_leaks_values(
+    claims: dict[str, Any], acr: str, auth_time: Optional[float], path: str
+) -> None:
+    decision = decide(parse_rules(ADMIN), path, claims, auth_time, acr, 1000.0, 0.0)
+    assert decision.allowed is (decision.reason == "")
+    secrets = [acr] if acr != MFA else []
+    for value in claims.values():
+        if isinstance(value, str):
+            secrets.append(value.split()[0])
+        elif isinstance(value, list):
+            secrets.extend(item for item in value if item != "admin")
+    for secret in secrets:
+        assert secret not in decision.reason
+
+
+def test_decide_allowed_decision_has_no_reason() -> None:
+    assert decide_at(ADMIN, "/admin", GOOD) == Decision(True, None, "")
+
+
+# --------------------------------------------------------------------------- round trip
+
+
+def _render(rules: tuple[AccessRule, ...]) -> str:
+    lines = []
+    for rule in rules:
+        for condition in rule.conditions:
+            lines.append(f"{rule.path} claim {condition.claim} {condition.op} {','.join(condition.values)}".rstrip())
+        if rule.max_age is not None:
+            lines.append(f"{rule.path} max_age {rule.max_age}")
+        if rule.acr_values:
+            lines.append(f"{rule.path} acr_values {','.join(rule.acr_values)}")
+    return "\n".join(lines)
+
+
+_TOKEN = st.text(alphabet="abcxyz019:/._-", min_size=1, max_size=8).filter(lambda token: "," not in token)
+_CONDITION = st.one_of(
+    st.builds(lambda claim, value: Condition(claim, "equals", (value,)), _TOKEN, _TOKEN),
+    st.builds(
+        lambda claim, values: Condition(claim, "includes", tuple(dict.fromkeys(values))),
+        _TOKEN,
+        st.lists(_TOKEN, min_size=1, max_size=3),
+    ),
+    st.builds(lambda claim: Condition(claim, "present"), _TOKEN),
+)
+_RULE = st.builds(
+    AccessRule,
+    path=st.lists(st.sampled_from(["a", "b", "admin", "x-y"]), max_size=3).map(lambda parts: "/" + "/".join(parts)),
+    conditions=st.lists(_CONDITION, max_size=3).map(lambda items: tuple(dict.fromkeys(items))),
+    max_age=st.one_of(st.none(), st.integers(min_value=0, max_value=10**7)),
+    acr_values=st.just(()),
+).filter(lambda rule: bool(rule.conditions) or rule.max_age is not None)
+
+
+@given(st.lists(_RULE, max_size=6))
+def test_text_round_trip(items: list[AccessRule]) -> None:
+    rules = parse_rules(items)
+    assert parse_rules(_render(rules)) == rules
+    assert parse_rules(_render(rules).replace("\n", " ; ")) == rules
+    assert [rule.path for rule in rules] == sorted(
+        {normalized_path(rule.path) for rule in items}, key=lambda p: (-len(p), p)
+    )
