@@ -29,6 +29,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
+from .rules import AccessRule, parse_rules
 
 #: ID-token signature algorithms the middleware knows how to verify.
 KNOWN_ALGORITHMS = frozenset(
@@ -77,6 +78,12 @@ class SSOConfig:
         (), "Origins (`https://host[:port]`) that absolute `target_url`s may point to, besides `base_url`'s."
     )
     protected_paths: tuple[str, ...] = _setting((), "Path prefixes that require a signed-in user.")
+    access_rules: tuple[AccessRule, ...] = _setting(
+        (),
+        "Claim and step-up rules per path prefix, one per line (or `;`): `/admin claim ROLE_CLAIM includes admin`, "
+        "`claim NAME equals V`, `claim NAME present`, `/billing max_age 300`, `/vault acr_values V1,V2` "
+        "(see Access rules). A rule's paths require a signed-in user.",
+    )
     remote_user_claim: str = _setting("sub", "Claim copied to `REMOTE_USER`.")
     silent_sso: bool = _setting(True, "`/auth/sso` first tries `prompt=none` (no login screen).")
     silent_sso_fallback: str = _setting(
@@ -139,6 +146,10 @@ class SSOConfig:
             value = getattr(self, f.name)
             if f.type in ("tuple[str, ...]", tuple[str, ...]) and isinstance(value, (list, str)):
                 object.__setattr__(self, f.name, _split_list(value) if isinstance(value, str) else tuple(value))
+        try:  # text, lines, mappings or AccessRule objects: all checked (and merged by path) the same way
+            object.__setattr__(self, "access_rules", parse_rules(self.access_rules))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError("access_rules", str(exc)) from None
         _validate(self)
         # Compared with origin_of(target) later, so keep them in that canonical form.
         origins = tuple(dict.fromkeys(origin_of(origin) or origin for origin in self.allowed_redirect_origins))
@@ -303,7 +314,7 @@ def _convert(name: str, kind: Any, value: Any) -> Any:
             raise ConfigError(name, f"{value!r} is not a number") from None
     if kind == tuple[str, ...]:
         return _split_list(text)
-    return text
+    return text  # access_rules: parsed by SSOConfig itself
 
 
 def _validate(config: SSOConfig) -> None:
@@ -416,6 +427,8 @@ def _check_type(name: str, value: Any, kind: Any) -> None:
     if kind == tuple[str, ...]:
         ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
         expected = "a tuple of strings"
+    elif kind == tuple[AccessRule, ...]:
+        ok = True  # parsed (and checked) in __post_init__
     elif kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         expected = "a number"

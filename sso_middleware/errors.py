@@ -78,6 +78,10 @@ ERRORS: dict[str, ErrorInfo] = {
     "provider_bad_response": ErrorInfo(502, "The sign-in provider gave an answer that could not be understood."),
     "provider_unreachable": ErrorInfo(503, "The sign-in provider cannot be reached right now. Please try again later."),
     "provider_timeout": ErrorInfo(504, "The sign-in provider did not answer in time. Please try again later."),
+    "step_up_failed": ErrorInfo(
+        403, "This page needs a more recent or a stronger sign-in than the one that just took place. "
+        "Please try again, completing every step the sign-in page asks for."
+    ),
     "session_store_unavailable": ErrorInfo(503, "Sessions cannot be read or saved right now. Please try again soon."),
     "session_too_large": ErrorInfo(
         503, "Your session is too large for this site's cookie storage; the site's operator has been told."

@@ -35,7 +35,8 @@ from .config import SSOConfig, is_valid_connection
 from .errors import AuthFailure, ProviderError, provider_error_code
 from .oidc import OIDCClient
 from .pages import failure_page, no_store
-from .redirects import absolute_target, checked_target
+from .redirects import absolute_target, app_path, checked_target
+from .rules import StepUp, matching, step_up_for
 from .session import SessionStore, SignedInUser, SSOSession, StoreUnavailable, Tokens
 from .transactions import Transaction, TransactionCookies
 
@@ -116,6 +117,7 @@ class Handlers:
             raise AuthFailure("missing_code", "authorization response has neither code nor error")
 
         result = self.client.sign_in(code, transaction.nonce, transaction.code_verifier)
+        self._check_step_up(transaction, result.claims)
         claims = {key: value for key, value in result.claims.items() if key not in PROTOCOL_CLAIMS}
         claims.update(result.userinfo)
         now = self.clock()
@@ -211,10 +213,15 @@ class Handlers:
         spent: Optional[str] = None,
     ) -> Response:
         login = self.client.new_login_request()
-        url = self.client.authorization_url(login, prompt=prompt, connection=connection)
+        step_up = self._step_up_for(target)
+        max_age = step_up.max_age if step_up is not None else None
+        acr_values = " ".join(step_up.acr_values) if step_up is not None and step_up.acr_values else None
+        url = self.client.authorization_url(login, prompt=prompt, connection=connection, max_age=max_age,
+                                            acr_values=acr_values)
         now = self.clock()
         transaction = Transaction(nonce=login.nonce, code_verifier=login.code_verifier, target_url=target,
-                                  connection=connection, prompt=prompt, expires_at=now + self.config.transaction_ttl)
+                                  connection=connection, prompt=prompt, expires_at=now + self.config.transaction_ttl,
+                                  max_age=max_age, acr_values=acr_values)
         cookies = request.headers.get("Cookie", "")
         session.headers.extend(self.transactions.issue(login.state, transaction, cookies, now, spent=spent))
         return self._redirect(url)
@@ -229,6 +236,27 @@ class Handlers:
         # The retry replaces this state's transaction, whose cookie this response expires.
         return self._start_sign_in(request, session, transaction.target_url, transaction.connection, prompt=None,
                                    spent=state)
+
+    def _step_up_for(self, target: str) -> Optional[StepUp]:
+        """The authentication the access rules demand for a target of this application (None: none)."""
+        if not self.config.access_rules:
+            return None
+        path = app_path(target, self.config.base_url)
+        return step_up_for(matching(self.config.access_rules, path)) if path is not None else None
+
+    def _check_step_up(self, transaction: Transaction, claims: dict[str, Any]) -> None:
+        """The new ID token must meet the step-up the sign-in asked for (``auth_time``, ``acr``).
+
+        Providers may ignore ``max_age`` and ``acr_values``; refusing here (not
+        signing in with a weaker authentication) is what keeps that from looping.
+        """
+        if transaction.max_age is None and not transaction.acr_values:
+            return
+        step_up = StepUp(max_age=transaction.max_age, acr_values=tuple((transaction.acr_values or "").split()))
+        auth_time, acr = claims.get("auth_time"), claims.get("acr")
+        if not step_up.satisfied_by(float(auth_time) if auth_time is not None else None,
+                                    acr if isinstance(acr, str) else None, self.clock(), self.config.clock_skew):
+            raise AuthFailure("step_up_failed", "the new ID token's auth_time or acr does not meet the request")
 
     def _target(self, request: Request, required: bool) -> str:
         value = _param(request, "target_url")

@@ -23,14 +23,12 @@ outermost among the authentication-related middlewares.
 from __future__ import annotations
 
 import logging
-import posixpath
-import re
 import time
 from collections.abc import Iterable
 from typing import Any, Callable, Optional
 from urllib.parse import quote, urlencode
 
-from webob import Request
+from webob import Request, Response
 from webob.request import PATH_SAFE
 
 from .config import SSOConfig, check_known
@@ -45,13 +43,13 @@ from .environ import (
 from .errors import AuthFailure, ProviderError
 from .handlers import Handler, Handlers, redirect
 from .oidc import OIDCClient
-from .pages import failure_page, login_required, server_error
+from .pages import failure_page, forbidden, login_required, server_error, step_up_required
 from .refresh import TokenRefresher, TokenState
-from .session import SessionStore, SessionTooLarge, SSOSession, StoreUnavailable
+from .rules import AccessRule, Decision, decide, matching, normalized_path
+from .session import SessionStore, SessionTooLarge, SignedInUser, SSOSession, StoreUnavailable
 
 log = logging.getLogger("sso_middleware")
 
-_SLASHES = re.compile(r"/{2,}")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -76,7 +74,10 @@ class SSOMiddleware:
         self.handlers = Handlers(config, self.client, self.store, clock=lambda: self.clock())
         self.refresher = TokenRefresher(config, self.client, self.store, clock=lambda: self.clock())
         self.routes: dict[str, Handler] = self.handlers.routes()
-        self.protected = tuple(prefix.rstrip("/") for prefix in config.protected_paths)
+        # Paths that need a signed-in user: protected_paths and the paths of the access rules.
+        self.guarded = tuple(AccessRule(path=normalized_path(prefix)) for prefix in config.protected_paths) + tuple(
+            config.access_rules
+        )
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         handler = self.routes.get(environ.get("PATH_INFO", ""))
@@ -113,7 +114,7 @@ class SSOMiddleware:
         for key in OWN_KEYS:
             environ.pop(key, None)
         if not self.store.may_have_session(environ):  # anonymous, no cookie: touch nothing
-            if self._is_protected(environ.get("PATH_INFO", "")):
+            if self._is_guarded(environ.get("PATH_INFO", "")):
                 return self._require_login(environ, [], start_response)
             return self.app(environ, start_response)
         session = self.store.open(environ)
@@ -140,8 +141,14 @@ class SSOMiddleware:
                 environ["REMOTE_USER"] = str(remote_user)
             if tokens is not None:
                 _set_token_keys(environ, tokens)
-        if user is None and self._is_protected(environ.get("PATH_INFO", "")):
-            return self._require_login(environ, headers, start_response)
+        if user is None:
+            if self._is_guarded(environ.get("PATH_INFO", "")):
+                return self._require_login(environ, headers, start_response)
+        elif self.config.access_rules:
+            decision = decide(self.config.access_rules, environ.get("PATH_INFO", ""), user.claims, user.auth_time,
+                              user.acr, now, self.config.clock_skew)
+            if not decision.allowed:
+                return self._refuse(environ, headers, start_response, user, decision)
         if not headers:
             return self.app(environ, start_response)
 
@@ -150,20 +157,52 @@ class SSOMiddleware:
 
         return self.app(environ, start_with_cookie)
 
-    def _is_protected(self, path: str) -> bool:
-        if not self.protected:
-            return False
-        # Match the path the application will most likely route: "//admin" and "/./admin" are "/admin".
-        path = posixpath.normpath(_SLASHES.sub("/", path)) if path else "/"
-        return any(path == prefix or path.startswith(prefix + "/") for prefix in self.protected)
+    def _is_guarded(self, path: str) -> bool:
+        """True when ``path`` needs a signed-in user (``protected_paths`` or an access rule's path)."""
+        return bool(self.guarded) and bool(matching(self.guarded, path))
 
     def _require_login(
         self, environ: dict[str, Any], headers: list[tuple[str, str]], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
         request = Request(environ)
-        query = urlencode({"target_url": _app_path_qs(environ)})
-        login_url = f"{self.config.base_url}{self.config.login_path}?{query}"
+        login_url = self._login_url(environ)
         response = redirect(login_url) if _is_page_load(request) else login_required(login_url, self.config.origin)
+        return self._respond(response, headers, environ, start_response)
+
+    def _refuse(
+        self,
+        environ: dict[str, Any],
+        headers: list[tuple[str, str]],
+        start_response: Callable[..., Any],
+        user: SignedInUser,
+        decision: Decision,
+    ) -> Iterable[bytes]:
+        """A signed-in user the access rules stop: authenticate again (step-up), or 403 -- never a login loop."""
+        request = Request(environ)
+        log.info("sso: sub=%r stopped at %r: %s", user.sub, environ.get("PATH_INFO", "")[:200], decision.reason)
+        step_up = decision.step_up
+        if step_up is None:
+            response = forbidden(self.config.base_url + "/", as_json=not _is_page_load(request))
+        else:
+            # The login route asks the provider for what the rules of the target demand (max_age, acr_values)
+            # and refuses a sign-in that does not deliver it, so a provider ignoring them cannot cause a loop.
+            login_url = self._login_url(environ, user.connection)
+            if _is_page_load(request):
+                response = redirect(login_url)
+            else:
+                response = step_up_required(login_url, self.config.origin, step_up.max_age, step_up.acr_values)
+        return self._respond(response, headers, environ, start_response)
+
+    def _login_url(self, environ: dict[str, Any], connection: Optional[str] = None) -> str:
+        params = {"target_url": _app_path_qs(environ)}
+        if connection:
+            params["connection"] = connection
+        return f"{self.config.base_url}{self.config.login_path}?{urlencode(params)}"
+
+    @staticmethod
+    def _respond(
+        response: Response, headers: list[tuple[str, str]], environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         response.headerlist.extend(headers)
         result: Iterable[bytes] = response(environ, start_response)
         return result

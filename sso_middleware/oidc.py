@@ -197,8 +197,17 @@ class OIDCClient:
             code_challenge=client.create_code_challenge(verifier, "S256"),
         )
 
-    def authorization_url(self, login: LoginRequest, prompt: Optional[str], connection: Optional[str]) -> str:
+    def authorization_url(
+        self,
+        login: LoginRequest,
+        prompt: Optional[str],
+        connection: Optional[str],
+        max_age: Optional[int] = None,
+        acr_values: Optional[str] = None,
+    ) -> str:
         """The provider URL that starts a sign-in (authorization code flow, PKCE S256).
+
+        ``max_age`` and ``acr_values`` ask for a recent or stronger authentication (step-up).
 
         Built here rather than with oauthlib's ``prepare_request_uri``, which refuses
         ``http://`` endpoints unless a process-wide environment variable is set.
@@ -215,6 +224,8 @@ class OIDCClient:
             "prompt": prompt,
             "connection": connection,
             "audience": self.config.audience,
+            "max_age": str(max_age) if max_age is not None else None,
+            "acr_values": acr_values,
         }
         return _add_query(
             self.metadata().authorization_endpoint, {key: value for key, value in params.items() if value}

@@ -1,4 +1,4 @@
-"""The few responses the middleware writes itself: the failure page and the 401 answer.
+"""The few responses the middleware writes itself: the failure page, the 401/403 answers.
 
 Everything echoed back is HTML-escaped, and messages come from the error
 catalogue (:mod:`.errors`), never from provider-supplied free text.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+from typing import Optional
 
 from webob import Response
 
@@ -61,6 +62,44 @@ def login_required(login_url: str, realm: str) -> Response:
     response = Response(body=body.encode(), status=401, content_type="application/json", charset=None)
     response.headers["WWW-Authenticate"] = f'OpenIDConnect realm="{realm}", error="login_required"'
     return no_store(response)
+
+
+def forbidden(home: str, as_json: bool) -> Response:
+    """403 for a signed-in user whom the access rules do not let in (a page, or JSON for API calls).
+
+    Never a redirect to sign in: the user is signed in, and signing in again would loop.
+    """
+    if as_json:
+        body = json.dumps({"error": "forbidden"}).encode()
+        response = Response(body=body, status=403, content_type="application/json", charset=None)
+    else:
+        page = _PAGE.format(
+            title="Access denied",
+            message=html.escape("You are signed in, but your account may not open this page."),
+            code="forbidden",
+            home=html.escape(home, quote=True),
+        )
+        response = Response(body=page.encode(), status=403, content_type="text/html", charset="utf-8")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+    return no_store(response)
+
+
+def step_up_required(login_url: str, realm: str, max_age: Optional[int], acr_values: tuple[str, ...]) -> Response:
+    """401 asking an API client to have the user authenticate again (RFC 9470's challenge)."""
+    body = json.dumps({"error": "insufficient_user_authentication", "login_url": login_url})
+    response = Response(body=body.encode(), status=401, content_type="application/json", charset=None)
+    challenge = f'OpenIDConnect realm="{realm}", error="insufficient_user_authentication"'
+    if acr_values:
+        challenge += f', acr_values="{_quoted(" ".join(acr_values))}"'
+    if max_age is not None:
+        challenge += f', max_age="{max_age}"'
+    response.headers["WWW-Authenticate"] = challenge
+    return no_store(response)
+
+
+def _quoted(text: str) -> str:
+    """The inside of an HTTP quoted-string (RFC 9110 section 5.6.4)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def server_error() -> Response:

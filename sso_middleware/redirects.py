@@ -47,6 +47,20 @@ def absolute_target(target: str, base_url: str) -> str:
     return base_url + target if target.startswith("/") else target
 
 
+def app_path(target: str, base_url: str) -> Optional[str]:
+    """The application path (below ``base_url``, percent-decoded) a checked target leads to; None if elsewhere."""
+    parts = urlsplit(target)
+    if not target.startswith("/"):
+        base = urlsplit(base_url)
+        if origin_of(target) != origin_of(base_url):
+            return None
+        prefix = base.path
+        if prefix and parts.path != prefix and not parts.path.startswith(prefix + "/"):
+            return None
+        return unquote(parts.path[len(prefix):]) or "/"
+    return unquote(parts.path) or "/"
+
+
 def _is_plain_path(value: str) -> bool:
     parts = urlsplit(value)
     if parts.scheme or parts.netloc or value.startswith("//"):

@@ -51,6 +51,12 @@ class Transaction:
     connection: Optional[str]
     prompt: Optional[str]
     expires_at: float
+    max_age: Optional[int] = None  # step-up: the authentication must be at most this old
+    acr_values: Optional[str] = None  # step-up: space-separated acceptable acr values
+
+
+#: Fields always written; the others (step-up) only when set, to keep the cookie short.
+_REQUIRED = frozenset({"nonce", "code_verifier", "target_url", "connection", "prompt", "expires_at"})
 
 
 class TransactionCookies:
@@ -75,7 +81,8 @@ class TransactionCookies:
         ``spent``: the state whose cookie this response already expires (a callback
         retrying a silent sign-in); it does not count against the cap.
         """
-        record = dict(asdict(transaction), state=state)
+        record = {key: value for key, value in asdict(transaction).items() if value is not None or key in _REQUIRED}
+        record["state"] = state
         value = self._fernet.encrypt_at_time(json.dumps(record).encode(), int(now)).decode()
         headers = [self._set_cookie(self.name_for(state), value, self._ttl)]
         skip = self.name_for(spent) if spent is not None else None
