@@ -163,7 +163,11 @@ class DevUser:
         return self.username
 
 
-def _user(username: str, given_name: str) -> DevUser:
+#: The namespaced roles claim of the development provider's users (like an Auth0 Action adds).
+ROLES_CLAIM = "https://example.com/roles"
+
+
+def _user(username: str, given_name: str, roles: tuple[str, ...]) -> DevUser:
     return DevUser(
         username=username,
         password=f"{username}-password",
@@ -177,13 +181,16 @@ def _user(username: str, given_name: str) -> DevUser:
                 "preferred_username": username,
                 "email": f"{username}@example.com",
                 "email_verified": True,
+                ROLES_CLAIM: list(roles),
             }
         ),
     )
 
 
 #: The users of the development provider (must match USERS in server.mjs).
-DEFAULT_USERS: Mapping[str, DevUser] = MappingProxyType({"alice": _user("alice", "Alice"), "bob": _user("bob", "Bob")})
+DEFAULT_USERS: Mapping[str, DevUser] = MappingProxyType(
+    {"alice": _user("alice", "Alice", ("admin", "staff")), "bob": _user("bob", "Bob", ("staff",))}
+)
 
 
 def _demo_client(n: int, auth_method: str) -> ClientCredentials:

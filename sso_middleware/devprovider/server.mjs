@@ -66,7 +66,9 @@
  * Default clients (confidential, grant types authorization_code + refresh_token):
  *   app1 / app1-secret  client_secret_basic  http://127.0.0.1:5001/auth/callback  logout -> http://127.0.0.1:5001/
  *   app2 / app2-secret  client_secret_post   http://127.0.0.1:5002/auth/callback  logout -> http://127.0.0.1:5002/
- * Users (sub = username): alice / alice-password, bob / bob-password.
+ * Users (sub = username): alice / alice-password, bob / bob-password. Like an Auth0 Action
+ * adding roles, every ID token and userinfo response (scope openid) carries the namespaced
+ * claim "https://example.com/roles": alice ["admin", "staff"], bob ["staff"].
  * One-time code (every user): 123456 — entered with the password it gives acr
  * "urn:dev:loa:mfa"; a wrong non-empty code fails the login. The login form shows the code
  * field prominently when acr_values asks for "urn:dev:loa:mfa", folded away otherwise.
@@ -251,6 +253,9 @@ if (CLIENTS_FILE) {
 
 // --- users ---
 
+// a namespaced custom claim, the way Auth0 Actions add roles to tokens
+const ROLES_CLAIM = 'https://example.com/roles';
+
 const USERS = {
   alice: {
     password: 'alice-password',
@@ -262,6 +267,7 @@ const USERS = {
       preferred_username: 'alice',
       email: 'alice@example.com',
       email_verified: true,
+      [ROLES_CLAIM]: ['admin', 'staff'],
     },
   },
   bob: {
@@ -274,6 +280,7 @@ const USERS = {
       preferred_username: 'bob',
       email: 'bob@example.com',
       email_verified: true,
+      [ROLES_CLAIM]: ['staff'],
     },
   },
 };
@@ -495,7 +502,7 @@ function buildConfiguration() {
     claims: {
       // acr and amr in every ID token (the account's claims never hold them, so userinfo
       // does not get them); without this they would appear only when requested
-      openid: ['sub', 'connection', 'sid', 'acr', 'amr'],
+      openid: ['sub', 'connection', 'sid', 'acr', 'amr', ROLES_CLAIM],
       profile: ['name', 'given_name', 'family_name', 'nickname', 'preferred_username'],
       email: ['email', 'email_verified'],
       acr: null,
