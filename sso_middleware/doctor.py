@@ -1,0 +1,915 @@
+"""The configuration doctor: ``python -m sso_middleware check`` (or ``sso-middleware check``).
+
+Use it when deploying, or when sign-in does not work: it loads the configuration
+exactly as the middleware would get it and checks it against the real provider
+and session store before the first user does, printing one line per finding::
+
+    [ OK ] configuration: valid (environment SSO_*); issuer https://tenant.eu.auth0.com/, ...
+    [FAIL] discovery: issuer mismatch: the provider announces 'https://t.auth0.com/' but ...
+
+Where the configuration comes from (exactly one source):
+
+* ``--ini FILE [--section filter:NAME]``: a PasteDeploy ini file, read by PasteDeploy
+  itself (``%(here)s``, ``[DEFAULT]``, ``get NAME = VAR`` and ``set NAME = VALUE``);
+  the section is the one named, else the first whose ``use`` is
+  ``egg:sso_middleware#main``.  ``--set NAME=VALUE`` sets a global variable, like
+  ``pserve app.ini NAME=VALUE`` does.
+* ``--settings FILE``: ``name = value`` lines (``#`` comments) or a ``.json`` object;
+  ``--set NAME=VALUE`` overrides a setting.
+* ``--env`` (the default): the ``SSO_*`` environment variables; ``--set NAME=VALUE``
+  overrides a setting.
+
+Every check is a small generator function in :data:`CHECKS` yielding
+``(status, message)`` findings; add one by appending a :class:`Check`.  Checks that
+need the provider's discovery document are reported as skipped, in one line, when
+discovery failed.  Network failures are findings, never tracebacks, and every
+request is bounded by ``http_timeout`` (``session_store_timeout`` for the store).
+
+Exit status: 0 when no check failed (warnings allowed), 1 when one did, 2 for usage
+errors (bad arguments, a file or section that does not exist).
+
+Security caveats: the doctor prints no secrets -- neither ``client_secret`` nor
+``session_secret`` nor the password of ``session_url`` -- and as a last line of
+defence every printed message has the configured secret values masked.  It does
+send the client credentials to the provider's token endpoint (with a made-up
+authorization code, so nothing is issued) to find out whether they are accepted:
+run it against the provider you configured.  The file store probe writes and
+removes one temporary file (and any folder it had to create); the memcached probe
+writes and deletes one short-lived key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import contextlib
+import email.utils
+import json
+import os
+import re
+import secrets
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Optional, TextIO
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+from jwt import PyJWK
+from jwt.exceptions import PyJWTError
+from oauthlib.oauth2 import WebApplicationClient
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+
+from .config import SSOConfig, is_loopback_host
+from .errors import ConfigError, ProviderError
+from .http import ProviderHTTP
+from .jwks import key_type_for
+from .oidc import ProviderMetadata
+from .session import _prepare_data_dir
+from .stores import JsonMemcachedNamespace, JsonRedisNamespace
+
+Status = Literal["OK", "WARN", "FAIL", "INFO", "SKIP"]
+OK: Status = "OK"
+WARN: Status = "WARN"
+FAIL: Status = "FAIL"
+INFO: Status = "INFO"
+SKIP: Status = "SKIP"
+
+#: What a check yields: a status and a one-line message.
+Finding = tuple[Status, str]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+#: ``use`` values that mark the middleware's section in an ini file.
+USE_VALUES = frozenset({"egg:sso_middleware#main", "egg:sso_middleware", "egg:sso-middleware#main",
+                        "egg:sso-middleware"})
+_MARKERS: dict[Status, str] = {OK: "[ OK ]", WARN: "[WARN]", FAIL: "[FAIL]", INFO: "[INFO]", SKIP: "[SKIP]"}
+_SECRET_SETTINGS = ("client_secret", "session_secret")
+#: Secret values shorter than this are not masked (masking them would garble every message).
+_MIN_MASKED = 4
+_MASK = "***"
+
+
+class UsageError(Exception):
+    """Bad arguments, or a file or section that does not exist: exit status 2."""
+
+
+class SourceError(Exception):
+    """The configuration file exists but cannot be read as settings: a failed check."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One printed line."""
+
+    status: Status
+    check: str
+    message: str
+
+    def line(self) -> str:
+        return f"{_MARKERS[self.status]} {self.check}: {self.message}"
+
+
+# ---------------------------------------------------------------------------------------
+# where the configuration comes from
+
+
+@dataclass(frozen=True)
+class Source:
+    """A configuration source: how to build the config, and which values must never be printed."""
+
+    description: str
+    load: Callable[[], SSOConfig]
+    secrets: tuple[str, ...] = ()
+
+
+def source_from_args(args: argparse.Namespace) -> Source:
+    """The source the arguments name (``UsageError`` for a missing file or section)."""
+    overrides = _parse_overrides(args.set or [])
+    if args.section is not None and args.ini is None:
+        raise UsageError("--section needs --ini")
+    if args.ini is not None:
+        return ini_source(args.ini, args.section, overrides)
+    if args.settings is not None:
+        return settings_source(args.settings, overrides)
+    return env_source(os.environ, overrides)
+
+
+def _parse_overrides(items: Sequence[str]) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for item in items:
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip():
+            raise UsageError(f"--set expects NAME=VALUE, not {item.split('=')[0]!r}...")
+        overrides[name.strip()] = value
+    return overrides
+
+
+def env_source(environ: Mapping[str, str], overrides: Mapping[str, str]) -> Source:
+    """``SSOConfig.from_env()``: the ``SSO_*`` variables (``overrides`` are setting names)."""
+    merged = dict(environ)
+    merged.update({f"SSO_{name.upper()}": value for name, value in overrides.items()})
+    values = {name[4:].lower(): value for name, value in merged.items() if name.startswith("SSO_")}
+    return Source("environment SSO_*", lambda: SSOConfig.from_env(merged), _secret_values(values))
+
+
+def settings_source(path: str, overrides: Mapping[str, str]) -> Source:
+    """A keyword file (``name = value`` lines) or a ``.json`` object of settings."""
+    if not os.path.isfile(path):
+        raise UsageError(f"settings file not found: {path}")
+    try:
+        settings = read_settings_file(path)
+    except SourceError as exc:
+        error = exc
+
+        def fail() -> SSOConfig:
+            raise error
+
+        return Source(f"settings file {path}", fail)
+    settings.update(overrides)
+    return Source(f"settings file {path}", lambda: SSOConfig.from_settings(settings), _secret_values(settings))
+
+
+def read_settings_file(path: str) -> dict[str, Any]:
+    """The settings of a ``.json`` object or of ``name = value`` lines (``SourceError`` otherwise)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SourceError(f"cannot read {path}: {exc}") from None
+    if path.lower().endswith(".json"):
+        try:
+            document = json.loads(text)
+        except ValueError as exc:
+            raise SourceError(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(document, dict):
+            raise SourceError(f"{path} must hold a JSON object of settings")
+        return dict(document)
+    settings: dict[str, Any] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, equals, value = line.partition("=")
+        name = name.strip()
+        if not equals or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise SourceError(f"{path} line {number}: expected 'name = value'")
+        if name in settings:
+            raise SourceError(f"{path} line {number}: {name} is set twice")
+        settings[name] = value.strip()
+    return settings
+
+
+def ini_source(path: str, section: Optional[str], global_overrides: Mapping[str, str]) -> Source:
+    """A PasteDeploy ini file's middleware section, loaded by PasteDeploy (imported lazily)."""
+    if not os.path.isfile(path):
+        raise UsageError(f"ini file not found: {path}")
+    try:
+        from paste.deploy.loadwsgi import FILTER, loadcontext
+    except ImportError:
+        raise UsageError("reading an ini file needs PasteDeploy: pip install pastedeploy") from None
+    path = os.path.abspath(path)
+    raw = configparser.RawConfigParser(strict=False, interpolation=None)
+    raw.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        raw.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not an ini file: {_one_line(str(exc))}") from None
+    section = _find_section(raw, path, section)
+    name = section.split(":", 1)[1].strip()
+    candidates = [value for key, value in _raw_options(raw) if key.split(" ", 1)[-1].strip() in _SECRET_SETTINGS
+                  and not key.startswith("get ")]
+    candidates += [value for key, value in global_overrides.items() if key in _SECRET_SETTINGS]
+
+    def load() -> SSOConfig:
+        try:
+            context = loadcontext(FILTER, f"config:{path}", name=name, global_conf=dict(global_overrides) or None)
+            local_conf = dict(context.local_conf)
+        except KeyError as exc:
+            raise SourceError(f"[{section}] reads the global variable {exc} (get ...), which is not set "
+                              "in [DEFAULT] nor given with --set") from None
+        except (LookupError, ImportError, ValueError, configparser.Error) as exc:
+            raise SourceError(f"PasteDeploy cannot load [{section}]: {_one_line(str(exc))}") from None
+        return SSOConfig.from_settings(local_conf)
+
+    return Source(f"ini {path} [{section}]", load, tuple(candidates) + _secret_values(global_overrides))
+
+
+def _raw_options(raw: configparser.RawConfigParser) -> Iterator[tuple[str, str]]:
+    yield from raw.defaults().items()
+    for section in raw.sections():
+        for key in raw.options(section):
+            yield key, raw.get(section, key)
+
+
+def _find_section(raw: configparser.RawConfigParser, path: str, wanted: Optional[str]) -> str:
+    if wanted is not None:
+        section = wanted if ":" in wanted else f"filter:{wanted}"
+        if not raw.has_section(section):
+            raise UsageError(f"{path} has no section [{section}]")
+        if not section.startswith("filter:"):
+            raise UsageError(f"[{section}] is not a [filter:NAME] section (the middleware is a PasteDeploy filter)")
+        return section
+    for section in raw.sections():
+        if section.startswith("filter:") and raw.get(section, "use", fallback="").strip() in USE_VALUES:
+            return section
+    raise UsageError(f"{path} has no [filter:NAME] section with use = egg:sso_middleware#main; name one with --section")
+
+
+def _secret_values(settings: Mapping[str, Any]) -> tuple[str, ...]:
+    values = [settings.get(name) for name in _SECRET_SETTINGS]
+    url = settings.get("session_url")
+    if isinstance(url, str):
+        values.append(_url_password(url))
+    return tuple(value for value in values if isinstance(value, str) and value)
+
+
+def _url_password(url: str) -> Optional[str]:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for ``session_url``)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return _MASK
+    if not password:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:{_MASK}@{netloc}"))
+
+
+class Redactor:
+    """Masks known secret values in every message (a safety net: no check prints them)."""
+
+    def __init__(self, values: Iterable[Optional[str]] = ()) -> None:
+        self.values: set[str] = set()
+        self.add(values)
+
+    def add(self, values: Iterable[Optional[str]]) -> None:
+        for value in values:
+            if value and len(value) >= _MIN_MASKED:
+                self.values.add(value)
+                self.values.add(quote(value, safe=""))
+
+    def __call__(self, text: str) -> str:
+        for value in sorted(self.values, key=len, reverse=True):
+            text = text.replace(value, _MASK)
+        return text
+
+
+# ---------------------------------------------------------------------------------------
+# the checks
+
+
+@dataclass
+class Answer:
+    """What the transport saw of the last HTTP answer (status, headers, when)."""
+
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    sent_at: float
+    received_at: float
+
+
+class RecordingAdapter(HTTPAdapter):
+    """A ``requests`` transport that remembers the last answer's status and headers.
+
+    :class:`~.http.ProviderHTTP` returns only the parsed body; mounted on its session,
+    this adds what the clock check (``Date``) and the reachability check (any status)
+    need, from the very same bounded request.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(max_retries=0)
+        self.last: Optional[Answer] = None
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        sent_at = time.time()
+        response = super().send(request, *args, **kwargs)
+        self.last = Answer(str(request.url), response.status_code, CaseInsensitiveDict(response.headers),
+                           sent_at, time.time())
+        return response
+
+
+@dataclass
+class Context:
+    """Shared by the checks: the configuration, the HTTP client, and what discovery found."""
+
+    config: SSOConfig
+    http: ProviderHTTP
+    transport: RecordingAdapter
+    document: dict[str, Any] = field(default_factory=dict)
+    metadata: Optional[ProviderMetadata] = None
+    discovery_answer: Optional[Answer] = None
+
+    @classmethod
+    def for_config(cls, config: SSOConfig) -> Context:
+        http = ProviderHTTP(config.http_timeout)
+        transport = RecordingAdapter()
+        http.session.mount("http://", transport)
+        http.session.mount("https://", transport)
+        return cls(config, http, transport)
+
+    def close(self) -> None:
+        self.http.session.close()
+
+    def get(self, url: str, what: str) -> tuple[Optional[Answer], Any, Optional[ProviderError]]:
+        """GET through the middleware's bounded client: the answer seen (if any), the JSON, the error."""
+        self.transport.last = None
+        try:
+            _, document = self.http.get_json(url, what)
+        except ProviderError as exc:
+            return self.transport.last, None, exc
+        return self.transport.last, document, None
+
+
+@dataclass(frozen=True)
+class Check:
+    """One entry of the checklist."""
+
+    name: str
+    run: Callable[[Context], Iterator[Finding]]
+    needs_discovery: bool = False
+
+
+def check_discovery(ctx: Context) -> Iterator[Finding]:
+    """The discovery document: fetched, the same issuer, acceptable endpoints (``ProviderMetadata.parse``)."""
+    config = ctx.config
+    url = config.discovery_url
+    started = time.monotonic()
+    answer, document, error = ctx.get(url, "discovery")
+    elapsed = time.monotonic() - started
+    if error is not None:
+        if answer is not None and error.code != "provider_timeout":
+            yield FAIL, f"{url} answered HTTP {answer.status} without a JSON document ({error.detail})"
+        else:
+            yield FAIL, f"cannot fetch {url}: {describe_error(error)}"
+        return
+    assert answer is not None
+    ctx.discovery_answer = answer
+    if answer.status != 200:
+        yield FAIL, f"{url} answered HTTP {answer.status}, not 200"
+        return
+    if not isinstance(document, dict):
+        yield FAIL, f"{url} did not answer a JSON object"
+        return
+    announced = document.get("issuer")
+    if announced != config.issuer_url:
+        message = (f"issuer mismatch: the provider announces {announced!r} but the configured issuer is "
+                   f"{config.issuer_url!r}; they must be equal character for character")
+        if isinstance(announced, str) and announced.rstrip("/") == config.issuer_url.rstrip("/"):
+            message += (f" -- only a trailing '/' differs: set issuer = {announced} (Auth0 issuers end with '/'; "
+                        "domain = TENANT.auth0.com gets it right)")
+        yield FAIL, message
+        return
+    try:
+        ctx.metadata = ProviderMetadata.parse(document, config)
+    except ProviderError as exc:
+        yield FAIL, exc.detail
+        return
+    ctx.document = document
+    https_only = urlsplit(config.issuer_url).scheme == "https"
+    yield OK, (f"{url} answered in {elapsed:.2f} s (http_timeout {config.http_timeout:g} s); issuer matches; "
+               f"endpoints are {'https' if https_only else 'https or loopback http (allow_insecure_http)'}")
+
+
+def check_clock(ctx: Context) -> Iterator[Finding]:
+    """This host's clock against the provider's (the discovery answer's ``Date`` header)."""
+    answer = ctx.discovery_answer
+    skew = ctx.config.clock_skew
+    date = answer.headers.get("Date") if answer is not None else None
+    if answer is None or not date:
+        yield WARN, "the discovery answer has no Date header: cannot compare the clocks"
+        return
+    try:
+        stamped = email.utils.parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError, IndexError):
+        yield WARN, f"cannot read the discovery answer's Date header {date[:40]!r}"
+        return
+    # The provider stamped Date, truncated to the second, between our send and our receive:
+    # its clock minus ours lies in (low, high).  Judge by the smallest offset consistent with that.
+    low, high = stamped - answer.received_at, stamped + 1 - answer.sent_at
+    least = 0.0 if low <= 0 <= high else min(abs(low), abs(high))
+    estimate = (low + high) / 2
+    side = "ahead of" if estimate > 0 else "behind"
+    if least == 0:
+        figure = f"the provider's clock agrees with this host's to within a second (clock_skew = {skew} s)"
+    else:
+        figure = f"the provider's clock is about {abs(estimate):.0f} s {side} this host's (clock_skew = {skew} s)"
+    if least > skew:
+        yield FAIL, (f"{figure}: ID tokens would be refused as expired or not yet valid; "
+                     "synchronise this host's clock (NTP)")
+    elif least > skew / 2:
+        yield WARN, f"{figure}: more than half the allowed leeway; synchronise this host's clock (NTP)"
+    else:
+        yield OK, figure
+
+
+def check_signing_keys(ctx: Context) -> Iterator[Finding]:
+    """The JWKS has a key for an algorithm both the provider signs with and ``id_token_algorithms`` allows."""
+    config, document = ctx.config, ctx.document
+    assert ctx.metadata is not None
+    allowed = list(config.id_token_algorithms)
+    advertised = document.get("id_token_signing_alg_values_supported")
+    if isinstance(advertised, list):
+        algorithms = [alg for alg in allowed if alg in advertised]
+        if not algorithms:
+            yield FAIL, (f"the provider signs ID tokens with {_names(advertised)} but id_token_algorithms allows "
+                         f"only {_names(allowed)}: no ID token would verify")
+            return
+    else:
+        yield WARN, "discovery does not list id_token_signing_alg_values_supported; assuming id_token_algorithms"
+        algorithms = allowed
+    url = ctx.metadata.jwks_uri
+    answer, jwks, error = ctx.get(url, "jwks")
+    if error is not None or answer is None:
+        yield FAIL, f"cannot fetch the JWKS {url}: {describe_error(error)}"
+        return
+    if answer.status != 200:
+        yield FAIL, f"the JWKS {url} answered HTTP {answer.status}"
+        return
+    keys = jwks.get("keys") if isinstance(jwks, dict) else None
+    if not isinstance(keys, list):
+        yield FAIL, f"the JWKS {url} has no 'keys' list"
+        return
+    usable: dict[str, list[str]] = {}
+    for alg in algorithms:
+        for key in keys:
+            if _key_fits(key, alg):
+                usable.setdefault(alg, []).append(str(key.get("kid", "(no kid)")))
+    hmac = "HS256" in algorithms
+    if usable:
+        found = "; ".join(f"{alg} (kid {', '.join(kids)})" for alg, kids in usable.items())
+        yield OK, f"{url}: {len(keys)} key(s), usable for {found}"
+    elif hmac:
+        yield OK, f"{url} has no usable public key, but HS256 ID tokens are verified with the client secret"
+    else:
+        types = ", ".join(sorted({str(k.get("kty")) + "/" + str(k.get("alg", "any")) for k in keys
+                                  if isinstance(k, dict)})) or "none"
+        yield FAIL, f"{url} has no signing key usable for {_names(algorithms)} (keys found: {types})"
+    if hmac:
+        yield INFO, "HS256 is allowed: such ID tokens are checked with the client secret, not the JWKS"
+
+
+def _key_fits(key: Any, alg: str) -> bool:
+    """The same rule as :mod:`.jwks`: key type of the algorithm's family, ``use``/``alg`` allowing it."""
+    kty = key_type_for(alg)
+    if kty is None or not isinstance(key, dict) or key.get("kty") != kty:
+        return False
+    if key.get("use", "sig") != "sig" or key.get("alg", alg) != alg:
+        return False
+    try:
+        PyJWK(key, algorithm=alg)
+    except (PyJWTError, ValueError, TypeError, KeyError):
+        return False
+    return True
+
+
+def check_capabilities(ctx: Context) -> Iterator[Finding]:
+    """What the provider says it supports, against what the configuration will ask of it."""
+    config, document = ctx.config, ctx.document
+    response_types = document.get("response_types_supported")
+    if isinstance(response_types, list) and "code" in response_types:
+        yield OK, "response_type code (authorization code flow) supported"
+    else:
+        yield FAIL, f"response_types_supported ({_names(response_types)}) lacks 'code': the code flow is not offered"
+
+    pkce = document.get("code_challenge_methods_supported")
+    if isinstance(pkce, list) and "S256" in pkce:
+        yield OK, "PKCE S256 supported"
+    else:
+        yield WARN, "code_challenge_methods_supported does not list S256: PKCE is sent anyway but may be ignored"
+
+    auth_methods = document.get("token_endpoint_auth_methods_supported")
+    method = config.token_endpoint_auth_method
+    if auth_methods is None:  # OpenID Connect Discovery 1.0 section 3: the default is client_secret_basic
+        supported, listed = ["client_secret_basic"], "absent, which means client_secret_basic only"
+    else:
+        supported, listed = auth_methods, _names(auth_methods)
+    if isinstance(supported, list) and method in supported:
+        yield OK, f"token_endpoint_auth_method {method} supported"
+    else:
+        yield FAIL, (f"token_endpoint_auth_method {method} is not among the provider's "
+                     f"token_endpoint_auth_methods_supported ({listed})")
+
+    scopes = document.get("scopes_supported")
+    wanted = config.scope.split()
+    if isinstance(scopes, list):
+        missing = [scope for scope in wanted if scope not in scopes]
+        if missing:
+            yield WARN, f"scopes {_names(missing)} are not in the provider's scopes_supported ({_names(scopes)})"
+        else:
+            yield OK, f"scopes {' '.join(wanted)} supported"
+
+    if config.provider_logout:
+        if document.get("end_session_endpoint"):
+            yield OK, "end_session_endpoint present: sign-out also ends the provider session"
+        elif config.is_auth0:
+            yield WARN, ("no end_session_endpoint: sign-out uses Auth0's legacy /v2/logout (returnTo must be an "
+                         "Allowed Logout URL); enable 'RP-Initiated Logout End Session Endpoint Discovery' in the "
+                         "tenant's advanced settings for OpenID Connect logout")
+        else:
+            yield WARN, "no end_session_endpoint: sign-out will end only the local session (provider_logout)"
+    if config.backchannel_logout_path:
+        if document.get("backchannel_logout_supported") is True:
+            yield INFO, f"back-channel logout supported: register the URI below for {config.backchannel_logout_path}"
+        else:
+            yield WARN, ("the provider does not advertise backchannel_logout_supported: "
+                         f"{config.backchannel_logout_path} will not be called (empty backchannel_logout_path "
+                         "disables it)")
+    if document.get("authorization_response_iss_parameter_supported") is True:
+        yield INFO, "authorization responses carry 'iss' (RFC 9207): the callback requires and checks it"
+    else:
+        yield INFO, "authorization responses carry no 'iss' (RFC 9207 not advertised); 'iss' is checked when sent"
+    if "offline_access" in wanted:
+        grants = document.get("grant_types_supported", ["authorization_code", "implicit"])
+        if isinstance(grants, list) and "refresh_token" in grants:
+            yield OK, "refresh_token grant supported (scope offline_access)"
+        else:
+            yield WARN, "scope asks for offline_access but grant_types_supported lacks refresh_token"
+
+
+def check_endpoints(ctx: Context) -> Iterator[Finding]:
+    """The token, userinfo and end-session endpoints answer HTTP at all (any status)."""
+    metadata = ctx.metadata
+    assert metadata is not None
+    for name, url in (("token endpoint", metadata.token_endpoint), ("userinfo endpoint", metadata.userinfo_endpoint),
+                      ("end_session endpoint", metadata.end_session_endpoint)):
+        if url is None:
+            continue
+        answer, _, error = ctx.get(url, name)
+        if answer is not None and (error is None or error.code != "provider_timeout"):
+            yield OK, f"{name} {url} reachable (a bare GET got HTTP {answer.status})"
+        else:
+            yield FAIL, f"{name} {url} does not answer: {describe_error(error)}"
+
+
+def check_client_credentials(ctx: Context) -> Iterator[Finding]:
+    """The token endpoint accepts client_id and client_secret (a made-up code must fail with ``invalid_grant``)."""
+    config = ctx.config
+    assert ctx.metadata is not None
+    client = WebApplicationClient(config.client_id)
+    verifier = client.create_code_verifier(64)
+    code = "sso-middleware-check-" + secrets.token_urlsafe(16)
+    auth: Optional[tuple[str, str]] = None
+    if config.token_endpoint_auth_method == "client_secret_post":
+        body = client.prepare_request_body(code=code, redirect_uri=config.redirect_uri, code_verifier=verifier,
+                                           include_client_id=True, client_secret=config.client_secret)
+    else:  # RFC 6749 section 2.3.1, as the middleware does it: form-encode both parts, then Basic
+        body = client.prepare_request_body(code=code, redirect_uri=config.redirect_uri, code_verifier=verifier,
+                                           include_client_id=False)
+        auth = (quote(config.client_id, safe=""), quote(config.client_secret, safe=""))
+    method = config.token_endpoint_auth_method
+    try:
+        status, document = ctx.http.post_form(ctx.metadata.token_endpoint, "token", body, auth=auth)
+    except ProviderError as exc:
+        yield FAIL, f"the token endpoint did not answer usably: {describe_error(exc)}"
+        return
+    error = str(document.get("error", "")) if isinstance(document, dict) else ""
+    said = _provider_words(document)
+    if error == "invalid_client" or (status == 401 and error != "invalid_grant"):
+        yield FAIL, (f"client id or secret rejected by the token endpoint ({method}; HTTP {status}{said}): "
+                     "check client_id, client_secret and token_endpoint_auth_method")
+    elif error == "unauthorized_client":
+        yield FAIL, (f"the client may not use the authorization code grant (unauthorized_client{said}): "
+                     "enable it for this application at the provider")
+    elif error:
+        yield OK, f"client id and secret accepted ({method}; a made-up code was refused with {error}, as expected)"
+    elif status >= 500:
+        yield FAIL, f"the token endpoint answered HTTP {status}"
+    elif status == 200:
+        yield WARN, "the token endpoint accepted a made-up authorization code: is this the right provider?"
+    else:
+        yield WARN, f"the token endpoint answered HTTP {status} without an OAuth error: cannot tell"
+
+
+def check_registration_urls(ctx: Context) -> Iterator[Finding]:
+    """The URLs to register at the provider for this application."""
+    config = ctx.config
+    yield INFO, f"Allowed Callback URL (redirect_uri): {config.redirect_uri}"
+    if config.provider_logout:
+        yield INFO, f"Allowed Logout URL (post_logout_redirect_uri): {config.base_url}/"
+    if config.backchannel_logout_path:
+        yield INFO, f"Back-Channel Logout URI: {config.base_url}{config.backchannel_logout_path}"
+    yield INFO, f"Initiate Login URI (SSO entry point): {config.base_url}{config.sso_path}"
+
+
+def check_cookies(ctx: Context) -> Iterator[Finding]:
+    """The session cookie: Secure over https, a ``cookie_domain`` the browser accepts, its name and flags."""
+    config = ctx.config
+    host = (urlsplit(config.base_url).hostname or "").lower()
+    if not config.secure_cookies:
+        yield WARN, "base_url is http: cookies are not Secure (acceptable only for loopback demos)"
+    domain = config.cookie_domain.lstrip(".").lower()
+    if domain:
+        if host == domain or (host.endswith("." + domain) and not is_loopback_host(host) and not _is_ip(host)):
+            yield OK, f"cookie_domain {config.cookie_domain} covers base_url's host {host}"
+        else:
+            yield FAIL, (f"cookie_domain {config.cookie_domain} does not domain-match base_url's host {host}: "
+                         "browsers would drop the session cookie")
+    flags = ["HttpOnly", "SameSite=Lax", "Path=/"]
+    flags.append("Secure" if config.secure_cookies else "not Secure")
+    flags.append(f"Domain={config.cookie_domain}" if config.cookie_domain else "host-only")
+    yield INFO, f"session cookie {config.session_cookie_name}: {'; '.join(flags)}"
+
+
+def _is_ip(host: str) -> bool:
+    return bool(re.fullmatch(r"[0-9.]+|\[?[0-9a-fA-F:]+\]?", host))
+
+
+def check_session_store(ctx: Context) -> Iterator[Finding]:
+    """The session store is usable: a writable folder, or a Redis/memcached server that answers."""
+    config = ctx.config
+    kind = config.session_type
+    if kind == "file":
+        yield from _probe_file_store(config)
+    elif kind == "ext:redis":
+        yield from _probe_redis(config)
+    elif kind == "ext:memcached":
+        yield from _probe_memcached(config)
+    elif kind == "cookie":
+        yield INFO, "session_type cookie: the session lives in the encrypted cookie (about 4 KB at most); no server"
+    else:
+        yield INFO, (f"session_type environ: an outer Beaker SessionMiddleware must wrap this middleware and put its "
+                     f"session at environ[{config.session_environ_key!r}]; it owns the cookie and the store")
+
+
+def _probe_file_store(config: SSOConfig) -> Iterator[Finding]:
+    data_dir = os.path.abspath(config.data_dir)
+    private = not config.session_data_dir
+    missing: list[str] = []  # folders the probe creates, deepest first (removed afterwards)
+    folder = data_dir
+    while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    if private:  # the per-user root of the default folders may be shared with running apps: left alone
+        missing = [path for path in missing if path != os.path.dirname(data_dir)]
+    try:
+        try:
+            _prepare_data_dir(data_dir, private)
+        except ConfigError as exc:
+            yield FAIL, f"file store: {exc.message} (setting {exc.setting})"
+            return
+        try:
+            fd, probe = tempfile.mkstemp(dir=data_dir, prefix=".sso-doctor-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(b"probe")
+            finally:
+                os.unlink(probe)
+        except OSError as exc:
+            yield FAIL, f"file store: cannot write in {data_dir}: {exc.strerror}"
+            return
+        kind = "private default folder" if private else "folder"
+        created = " (created when the middleware starts)" if data_dir in missing else ""
+        yield OK, f"file store: {kind} {data_dir} is writable{created}"
+    finally:
+        for path in missing:
+            with contextlib.suppress(OSError):
+                os.rmdir(path)
+
+
+def _probe_redis(config: SSOConfig) -> Iterator[Finding]:
+    where = redact_url(config.session_url)
+    try:
+        client = JsonRedisNamespace.client_for(config.session_url, config.session_store_timeout)
+        client.ping()
+    except Exception as exc:  # any client error is the finding; the URL's password is not in it
+        yield FAIL, f"redis at {where} does not answer PING: {type(exc).__name__}: {_one_line(str(exc))}"
+        return
+    yield OK, f"redis at {where} answers PING (session_store_timeout {config.session_store_timeout:g} s)"
+
+
+def _probe_memcached(config: SSOConfig) -> Iterator[Finding]:
+    for server in config.session_url.split(";"):
+        key = f"sso_middleware:doctor-probe:{secrets.token_hex(8)}"
+        try:
+            client = JsonMemcachedNamespace.client_for(server, config.session_store_timeout)
+            for host in client.servers:  # connect first ourselves: python-memcached leaks a refused socket
+                with socket.socket(host.family, socket.SOCK_STREAM) as probe:
+                    probe.settimeout(config.session_store_timeout)
+                    probe.connect(host.address)
+            stored = client.set(key, b"probe", time=60)
+            read = client.get(key) if stored else None
+            client.delete(key)
+        except OSError as exc:
+            yield FAIL, f"memcached at {server} does not answer: {exc.strerror or type(exc).__name__}"
+            continue
+        except Exception as exc:  # python-memcached mostly reports failures as False, but not always
+            yield FAIL, f"memcached at {server}: {type(exc).__name__}: {_one_line(str(exc))}"
+            continue
+        if stored and read == b"probe":
+            yield OK, f"memcached at {server} stores and returns a probe key"
+        else:
+            yield FAIL, f"memcached at {server} does not answer (set/get of a probe key failed)"
+
+
+#: The checklist, in order.  Append a :class:`Check` to add one.
+CHECKS: list[Check] = [
+    Check("discovery", check_discovery),
+    Check("clock", check_clock, needs_discovery=True),
+    Check("signing keys", check_signing_keys, needs_discovery=True),
+    Check("provider capabilities", check_capabilities, needs_discovery=True),
+    Check("endpoints", check_endpoints, needs_discovery=True),
+    Check("client credentials", check_client_credentials, needs_discovery=True),
+    Check("register at the provider", check_registration_urls),
+    Check("cookies", check_cookies),
+    Check("session store", check_session_store),
+]
+
+
+def run_checks(config: SSOConfig, checks: Sequence[Check] = CHECKS) -> list[Result]:
+    """Run ``checks`` in order; the ones needing discovery are skipped (one line) when it failed."""
+    ctx = Context.for_config(config)
+    results: list[Result] = []
+    skipped: list[str] = []
+    skip_at = 0
+    try:
+        for check in checks:
+            if check.needs_discovery and ctx.metadata is None:
+                if not skipped:
+                    skip_at = len(results)
+                skipped.append(check.name)
+                continue
+            try:
+                results.extend(Result(status, check.name, message) for status, message in check.run(ctx))
+            except Exception as exc:  # a doctor reports; it never ends in a traceback
+                results.append(Result(FAIL, check.name, f"the check itself failed: {type(exc).__name__}: "
+                                                        f"{_one_line(str(exc))}"))
+    finally:
+        ctx.close()
+    if skipped:
+        results.insert(skip_at, Result(SKIP, "provider checks", f"{', '.join(skipped)} (discovery failed)"))
+    return results
+
+
+def check_configuration(source: Source) -> tuple[Optional[SSOConfig], Result]:
+    """Build the configuration from its source: the config and an OK line, or None and a FAIL line."""
+    try:
+        config = source.load()
+    except ConfigError as exc:
+        return None, Result(FAIL, "configuration", f"{exc} (from {source.description})")
+    except SourceError as exc:
+        return None, Result(FAIL, "configuration", str(exc))
+    return config, Result(OK, "configuration", (
+        f"valid (from {source.description}); issuer {config.issuer_url}, client_id {config.client_id}, "
+        f"base_url {config.base_url}"
+    ))
+
+
+# ---------------------------------------------------------------------------------------
+# the command
+
+
+DESCRIPTION = """\
+Check a deployment's configuration: load it as the middleware would, then ask the
+provider and the session store whether it will work.  Prints one line per finding:
+[ OK ], [WARN], [FAIL], [INFO] (and [SKIP] for checks that need discovery when it failed).
+Exit status: 0 nothing failed, 1 something failed, 2 usage error.  Secrets are never printed."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``check`` subcommand's options."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--ini", metavar="FILE", help="a PasteDeploy ini file (its sso filter section)")
+    source.add_argument("--settings", metavar="FILE", help="a file of 'name = value' lines, or a .json object")
+    source.add_argument("--env", action="store_true", help="the SSO_* environment variables (the default)")
+    parser.add_argument("--section", metavar="NAME",
+                        help="with --ini: the section (filter:sso or sso); default: the first with "
+                             "use = egg:sso_middleware#main")
+    parser.add_argument("--set", metavar="NAME=VALUE", action="append",
+                        help="with --ini: a PasteDeploy global variable (read by 'get NAME = NAME'); otherwise a "
+                             "setting; repeatable")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+
+
+def run(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
+    """Run the doctor for parsed arguments; returns the exit status."""
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    try:
+        source = source_from_args(args)
+    except UsageError as exc:
+        print(f"sso-middleware check: error: {exc}", file=err)
+        return EXIT_USAGE
+    redact = Redactor(source.secrets)
+    config, first = check_configuration(source)
+    results = [first]
+    if config is not None:
+        redact.add([config.client_secret, config.session_secret, _url_password(config.session_url)])
+        results += run_checks(config)
+    results = [Result(r.status, r.check, redact(r.message)) for r in results]
+    failed = any(result.status == FAIL for result in results)
+    status = EXIT_FAILED if failed else EXIT_OK
+    if args.json:
+        json.dump({"source": redact(source.description), "exit_status": status,
+                   "results": [{"status": r.status, "check": r.check, "message": r.message} for r in results]},
+                  out, indent=2)
+        out.write("\n")
+    else:
+        for result in results:
+            print(result.line(), file=out)
+        counts = {name: sum(1 for r in results if r.status == name) for name in (OK, WARN, FAIL)}
+        verdict = "some checks FAILED" if failed else "no check failed"
+        print(f"{verdict}: {counts[OK]} ok, {counts[WARN]} warning(s), {counts[FAIL]} failure(s)", file=out)
+    return status
+
+
+def describe_error(error: Optional[BaseException]) -> str:
+    """A provider error in a few words, with the operating system's reason when there is one."""
+    if error is None:
+        return "no answer"
+    text = error.detail if isinstance(error, ProviderError) else _one_line(str(error))
+    reason = _os_reason(error)
+    return f"{text} ({reason})" if reason and reason not in text else text
+
+
+def _os_reason(error: BaseException) -> Optional[str]:
+    """The innermost operating-system reason (``Connection refused``) in an exception's chain."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    reason: Optional[str] = None
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            reason = str(current.strerror)
+        elif "Name or service not known" in str(current) or "getaddrinfo" in str(current):
+            reason = reason or "host name not found"
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        pending.extend(item for item in linked if isinstance(item, BaseException))
+    return reason
+
+
+def _provider_words(document: Any) -> str:
+    if not isinstance(document, dict):
+        return ""
+    error = _one_line(str(document.get("error", "")))[:64]
+    description = _one_line(str(document.get("error_description", "")))[:160]
+    return f": {error}" + (f" -- {description}" if description else "") if error else ""
+
+
+def _names(values: Any) -> str:
+    if not isinstance(values, (list, tuple)):
+        return "missing"
+    return ", ".join(str(value) for value in values) or "none"
+
+
+def _one_line(text: str) -> str:
+    return " ".join("".join(char if char.isprintable() else " " for char in text).split())[:300]
