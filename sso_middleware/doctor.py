@@ -583,6 +583,33 @@ def check_capabilities(ctx: Context) -> Iterator[Finding]:
             yield WARN, "scope asks for offline_access but grant_types_supported lacks refresh_token"
 
 
+def check_tokens_and_rules(ctx: Context) -> Iterator[Finding]:
+    """What keep_access_token and access_rules need from the provider and the session store."""
+    config, document = ctx.config, ctx.document
+    if config.keep_access_token:
+        if "offline_access" not in config.scope.split():
+            yield WARN, ("keep_access_token without offline_access in scope: no refresh token, so the access token "
+                         "is not refreshed and the app sees sso.token_error=token_expired once it expires")
+        elif config.session_type in ("cookie", "environ"):
+            yield WARN, (f"session_type {config.session_type}: token refresh is single-flight per process only; "
+                         "with several processes and rotating refresh tokens use file, ext:redis or ext:memcached")
+        else:
+            yield OK, (f"access tokens refreshed {config.refresh_margin} s before expiry, one refresh at a time "
+                       f"through a lock in the {config.session_type} store")
+    wanted_acr = sorted({value for rule in config.access_rules for value in rule.acr_values})
+    if wanted_acr:
+        supported = document.get("acr_values_supported")
+        unknown = [value for value in wanted_acr if not isinstance(supported, list) or value not in supported]
+        if unknown:
+            yield WARN, (f"access_rules ask for acr_values {_names(unknown)}, which the provider does not list in "
+                         f"acr_values_supported ({_names(supported)}): step-up to them will end in step_up_failed")
+        else:
+            yield OK, f"access_rules' acr_values {_names(wanted_acr)} are in acr_values_supported"
+    if config.access_rules:
+        paths = ", ".join(rule.path for rule in config.access_rules)
+        yield INFO, f"access_rules guard {paths}"
+
+
 def check_endpoints(ctx: Context) -> Iterator[Finding]:
     """The token, userinfo and end-session endpoints answer HTTP at all (any status)."""
     metadata = ctx.metadata
@@ -764,6 +791,7 @@ CHECKS: list[Check] = [
     Check("clock", check_clock, needs_discovery=True),
     Check("signing keys", check_signing_keys, needs_discovery=True),
     Check("provider capabilities", check_capabilities, needs_discovery=True),
+    Check("tokens and rules", check_tokens_and_rules, needs_discovery=True),
     Check("endpoints", check_endpoints, needs_discovery=True),
     Check("client credentials", check_client_credentials, needs_discovery=True),
     Check("register at the provider", check_registration_urls),

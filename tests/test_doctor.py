@@ -165,6 +165,36 @@ def test_a_client_secret_post_client_and_a_freshly_registered_client_pass(
     assert fresh.client_id in outcome.line("OK", "configuration")
 
 
+def test_tokens_and_rules_are_checked_against_the_provider(
+    capsys: pytest.CaptureFixture[str], oidc_provider: DevProvider, tmp_path: Path
+) -> None:
+    outcome = run_settings(capsys, oidc_provider, tmp_path, keep_access_token="true",
+                           scope="openid profile email offline_access",
+                           access_rules="/vault acr_values urn:dev:loa:mfa; /admin claim roles includes admin")
+    assert outcome.code == 0, outcome.out
+    assert "one refresh at a time through a lock in the file store" in outcome.line("OK", "tokens and rules")
+    assert "urn:dev:loa:mfa are in acr_values_supported" in outcome.out
+    assert "access_rules guard /admin, /vault" in outcome.line("INFO", "tokens and rules")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warning"),
+    [
+        ({"keep_access_token": "true"}, "no refresh token"),
+        ({"keep_access_token": "true", "scope": "openid offline_access", "session_type": "cookie"},
+         "single-flight per process only"),
+        ({"access_rules": "/vault acr_values urn:unknown:loa"}, "step-up to them will end in step_up_failed"),
+    ],
+)
+def test_token_and_rule_settings_the_deployment_cannot_honour_are_warned_about(
+    capsys: pytest.CaptureFixture[str], oidc_provider: DevProvider, tmp_path: Path, overrides: dict[str, str],
+    warning: str,
+) -> None:
+    outcome = run_settings(capsys, oidc_provider, tmp_path, **overrides)
+    assert outcome.code == 0, outcome.out  # warnings, not failures
+    assert warning in outcome.line("WARN", "tokens and rules")
+
+
 def test_json_output(capsys: pytest.CaptureFixture[str], oidc_provider: DevProvider, tmp_path: Path) -> None:
     outcome = run_settings(capsys, oidc_provider, tmp_path, "--json")
     assert outcome.code == 0
