@@ -62,13 +62,15 @@ class ProviderHTTP:
         return self._request("POST", url, what, headers=merged, data=data, auth=auth)
 
     def _request(self, method: str, url: str, what: str, **kwargs: Any) -> tuple[int, Any]:
-        headers = {"Accept": "application/json"}
+        headers = dict(self.session.headers)
+        headers["Accept"] = "application/json"
         headers.update(kwargs.pop("headers", None) or {})
         deadline = time.monotonic() + self.timeout
         try:
             # Straight to the transport adapter: Session.send would read a redirect's whole body
-            # (unbounded) even with allow_redirects=False, and would keep the provider's cookies.
-            prepared = self.session.prepare_request(requests.Request(method, url, headers=headers, **kwargs))
+            # (unbounded) even with allow_redirects=False, and would keep the provider's cookies
+            # (which is also why the request is not merged with the session's cookie jar).
+            prepared = requests.Request(method, url, headers=headers, **kwargs).prepare()
             adapter = self.session.get_adapter(str(prepared.url))
             with adapter.send(prepared, stream=True, timeout=self.timeout, verify=True, cert=None,
                               proxies={}) as response:

@@ -251,7 +251,7 @@ def sweep_file_store(data_dir: str, before: float, index_before: Optional[float]
     """
     index_cutoff = before if index_before is None else index_before
     removed = 0
-    for folder in (os.path.join(data_dir, "container_file"), os.path.join(data_dir, "locks")):
+    for folder in (os.path.join(data_dir, name) for name in ("container_file", "locks", "index")):
         if os.path.islink(folder):
             log.warning("sso: %s is a symbolic link; not sweeping it", folder)
             continue

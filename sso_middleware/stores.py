@@ -24,17 +24,24 @@ bounded by ``session_store_timeout``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import functools
 import hashlib
 import hmac
 import json
 import os
+import pickle
+import re
 import socket
 import time
-from typing import Any, Optional
+from collections.abc import Iterator
+from typing import Any, Callable, Optional, TypeVar
 
 from beaker.container import FileNamespaceManager, NamespaceManager
 from beaker.exceptions import BeakerException
 from beaker.session import CookieSession, Session
+from beaker.synchronization import null_synchronizer
 from beaker.util import SyncDict
 
 from .config import SSOConfig
@@ -354,6 +361,158 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
         return ["session"] if "session" in self else []
 
 
+class PrivateFileNamespace(FileNamespaceManager):  # type: ignore[misc]
+    """Beaker's file namespace (same files, same format), with fewer file-system calls.
+
+    * Reads take no lock: every write replaces the record by a rename (or, below,
+      creates it whole before anyone knows its name), so a reader sees the old or the
+      new record, never half of one.  Writes and removals keep Beaker's file lock.
+    * A record the store knows to be new (:meth:`mark_fresh`: a session id just
+      generated, known to nobody else yet) is created in place with ``O_EXCL``: no
+      lock file and no temporary file.  Creating files is the expensive part of a
+      file-system write (hundreds of microseconds on some virtual disks), and a
+      sign-in used to create six.  Should the file exist after all, the ordinary
+      locked write is used.
+    """
+
+    fresh = False
+    flags: Optional[str]
+    hash: dict[str, Any]
+
+    def mark_fresh(self) -> None:
+        self.fresh = True
+        self.access_lock = null_synchronizer()
+
+    def acquire_read_lock(self) -> None:
+        self.open("r", checkcount=True)
+
+    def release_read_lock(self) -> None:
+        self.close(checkcount=True)
+
+    def do_close(self) -> None:
+        if self.fresh and self.flags in ("c", "w"):
+            self.fresh = False
+            data = pickle.dumps(self.hash)
+            try:
+                fd = os.open(self.file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            except FileExistsError:
+                self.access_lock = self.get_access_lock()
+                with _held(self.access_lock):
+                    super().do_close()
+                return
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            self.hash = {}
+            self.flags = None
+            return
+        super().do_close()
+
+
+@contextlib.contextmanager
+def _held(lock: Any) -> Iterator[None]:
+    lock.acquire_write_lock()
+    try:
+        yield
+    finally:
+        lock.release_write_lock()
+
+
+_Result = TypeVar("_Result")
+
+
+def _store_errors(method: Callable[..., _Result]) -> Callable[..., _Result]:
+    """File-system errors of a store method become :class:`StoreUnavailable`."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> _Result:
+        try:
+            return method(*args, **kwargs)
+        except OSError as exc:
+            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
+
+    return wrapper
+
+
+class FileIndex:
+    """A back-channel logout index record of the file store: session ids, one per line, appended.
+
+    Adding appends one line under ``flock`` on the record itself (no lock file, no
+    temporary file, no rewrite); removing rewrites it under the same lock, so an id
+    added meanwhile is never lost.  Records are swept like the other index records.
+    """
+
+    def __init__(self, folder: str, name: str) -> None:
+        self.folder = folder
+        self.path = os.path.join(folder, name)
+
+    def _open(self, flags: int) -> Optional[int]:
+        try:
+            return os.open(self.path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            if not flags & os.O_CREAT:
+                return None
+            os.makedirs(self.folder, mode=0o700, exist_ok=True)
+            return os.open(self.path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+    @_store_errors
+    def index_add(self, member: str) -> None:
+        fd = self._open(os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        assert fd is not None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, member.encode() + b"\n")
+        finally:
+            os.close(fd)
+
+    @_store_errors
+    def index_members(self) -> list[str]:
+        fd = self._open(os.O_RDONLY)
+        if fd is None:
+            return []
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            return _lines(_read_all(fd))
+        finally:
+            os.close(fd)
+
+    @_store_errors
+    def index_remove(self, members: list[str]) -> None:
+        gone = set(members)
+        fd = self._open(os.O_RDWR) if gone else None
+        if fd is None:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            kept = [member for member in _lines(_read_all(fd)) if member not in gone]
+            os.ftruncate(fd, 0)
+            if kept:
+                os.pwrite(fd, "".join(member + "\n" for member in kept).encode(), 0)
+        finally:
+            os.close(fd)
+
+
+def _read_all(fd: int) -> bytes:
+    chunks: list[bytes] = []
+    offset = 0
+    while True:
+        chunk = os.pread(fd, 65536, offset)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        offset += len(chunk)
+
+
+def _lines(data: bytes) -> list[str]:
+    """The distinct, well-formed ids of an index record, in order (a torn last line is skipped)."""
+    found: dict[str, None] = {}
+    for line in data.decode("ascii", "replace").split("\n"):
+        if line and _SESSION_ID.fullmatch(line):
+            found[line] = None
+    return list(found)
+
+
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
 #: The key of a small record's value: the one Beaker's session records use, so :meth:`BeakerStore.remove_id`
 #: deletes either kind of record.
 _VALUE_KEY = "session"
@@ -387,7 +546,9 @@ class BeakerStore:
             options["encrypt_key"] = derived_key(config.session_secret, "sso_middleware cookie encryption")
             options["validate_key"] = derived_key(config.session_secret, "sso_middleware cookie signature")
         elif self.kind == "file":
-            options.update(type="file", secret=config.session_secret, data_dir=data_dir, lock_dir=f"{data_dir}/locks")
+            options.update(type="file", secret=config.session_secret, data_dir=data_dir, lock_dir=f"{data_dir}/locks",
+                           namespace_class=PrivateFileNamespace)
+            self.index_dir = os.path.join(str(data_dir), "index")
         else:  # Beaker hands the extra keywords to the namespace manager of each record
             try:  # a URL the client cannot use fails here, at construction, not on the first request
                 _NAMESPACES[self.kind].client_for(config.session_url, config.session_store_timeout)
@@ -429,6 +590,10 @@ class BeakerStore:
         Returns False when the record was deleted meanwhile (a sign-out or a back-channel
         logout on another request): an update must not bring a signed-out session back.
         """
+        if self.kind == "file" and session.is_new and getattr(session, "namespace", None) is None:
+            # A new session id, known to nobody yet: created in place (see PrivateFileNamespace).
+            session.namespace = self.namespace(session.id)
+            session.namespace.mark_fresh()
         namespace = getattr(session, "namespace", None)
         if namespace is not None and hasattr(namespace, "only_if_exists"):
             namespace.only_if_exists = existing
@@ -450,11 +615,7 @@ class BeakerStore:
 
     def index_add(self, index_id: str, session_id: str, ttl: int) -> None:
         """Record that ``session_id`` belongs to an index (a provider ``sid`` or ``sub``)."""
-        namespace = self.namespace(index_id, ttl=ttl)
-        if hasattr(namespace, "index_add"):
-            namespace.index_add(session_id)
-        else:
-            self._locked_file_index(namespace, lambda members: sorted({*members, session_id}))
+        self._index(index_id, ttl).index_add(session_id)
 
     def end_index(self, index_id: str, companions: tuple[str, ...] = ()) -> list[str]:
         """Delete every session of an index, then those ids from the index; the ids ended.
@@ -465,48 +626,20 @@ class BeakerStore:
         Idempotent, so a provider retrying after a store outage completes the job: the
         index is only read before the sessions are deleted, and trimmed after.
         """
-        namespace = self.namespace(index_id)
-        if hasattr(namespace, "index_members"):
-            members = list(namespace.index_members())
-        else:
-            found: list[str] = []
-
-            def read(current: list[str]) -> list[str]:
-                found[:] = current
-                return current
-
-            self._locked_file_index(namespace, read)
-            members = found
+        index = self._index(index_id)
+        members = list(index.index_members())
         for session_id in members:
             for prefix in companions:
                 self.remove_id(prefix + session_id)
             self.remove_id(session_id)
-        if hasattr(namespace, "index_remove"):
-            namespace.index_remove(members)
-        else:
-            gone = set(members)
-            self._locked_file_index(namespace, lambda current: [member for member in current if member not in gone])
+        index.index_remove(members)
         return members
 
-    @staticmethod
-    def _locked_file_index(namespace: Any, change: Any) -> None:
-        """Read, change and write a JSON list in a file record under its file lock."""
-        try:
-            namespace.acquire_write_lock()
-            try:
-                try:
-                    current = json.loads(namespace["index"])
-                except (KeyError, ValueError, TypeError):
-                    current = []
-                updated = change([str(member) for member in current] if isinstance(current, list) else [])
-                if updated:
-                    namespace["index"] = json.dumps(updated)
-                elif "index" in namespace:
-                    del namespace["index"]
-            finally:
-                namespace.release_write_lock()
-        except OSError as exc:
-            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
+    def _index(self, index_id: str, ttl: Optional[int] = None) -> Any:
+        """The index record: a Redis set, a memcached JSON list, or a :class:`FileIndex`."""
+        if self.kind == "file":
+            return FileIndex(self.index_dir, index_id)
+        return self.namespace(index_id, ttl=ttl)
 
     def read_value(self, record_id: str) -> Optional[str]:
         """The text of a small record of our own (``None`` when there is none), e.g. a session's tokens."""
