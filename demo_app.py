@@ -7,6 +7,10 @@
 * **App 1**, a Bottle app on http://127.0.0.1:5001 -- sign in here;
 * **App 2**, a Pyramid app on http://127.0.0.1:5002 -- its ``/dashboard`` is
   protected; App 1 links to ``/auth/sso?connection=...&target_url=/dashboard``.
+  Its ``/admin`` is open only to users whose roles claim includes ``admin``
+  (``access_rules``: alice may, bob gets a 403 page), and ``/api`` calls the
+  provider's userinfo endpoint -- standing in for your API -- with the user's
+  access token (``keep_access_token``, refreshed automatically).
 
 Each app is an ordinary WSGI app wrapped by ``SSOMiddleware`` with its own
 client id.  Sign in on App 1 (``alice`` / ``alice-password``), follow the link,
@@ -37,15 +41,18 @@ from typing import Any, Callable, Optional
 from urllib.parse import urlencode
 
 import bottle
+import requests
 import waitress
 from pyramid.config import Configurator
 from pyramid.request import Request as PyramidRequest
 from pyramid.response import Response as PyramidResponse
 from waitress.server import BaseWSGIServer
 
-from sso_middleware import SSOConfig, SSOMiddleware, get_userinfo
+from sso_middleware import NoAccessToken, SSOConfig, SSOMiddleware, authorization_header, get_userinfo
 
 DEFAULT_CONNECTION = "Username-Password-Authentication"
+#: The namespaced claim the development provider puts users' roles in (an Auth0 Action would do the same).
+ROLES_CLAIM = "https://example.com/roles"
 HERE = Path(__file__).resolve().parent
 
 STYLE = """
@@ -132,19 +139,63 @@ def app2_dashboard(request: PyramidRequest) -> PyramidResponse:
         f'<p class="note">REMOTE_USER is <code id="remote-user">{html.escape(request.environ["REMOTE_USER"])}</code>. '
         "If you came from App 1, you were signed in silently through the provider's session: "
         "no login screen, no password.</p>"
+        '<p><a href="/admin" id="to-admin">Admin area</a> (only for the <code>admin</code> role: alice yes, bob no) '
+        '&middot; <a href="/api" id="to-api">Call an API with your access token</a></p>'
         '<form method="post" action="/auth/logout?target_url=/">'
         '<button id="sign-out" type="submit">Sign out</button></form>'
     )
     return PyramidResponse(page("app2", "App 2 (Pyramid)", body))
 
 
-def make_app2() -> Callable[..., Iterable[bytes]]:
-    """App 2: a "regular web app" whose /dashboard needs a user."""
+def app2_admin(request: PyramidRequest) -> PyramidResponse:
+    """Reached only by users the middleware's access rule lets through (roles include admin)."""
+    user = get_userinfo(request.environ) or {}
+    body = (
+        "<h2>Admin area</h2>"
+        f'<p id="admin-ok">Welcome, {html.escape(str(user.get("name", user.get("sub", ""))))}: your roles '
+        f"<code>{html.escape(', '.join(map(str, user.get(ROLES_CLAIM, []))))}</code> include <code>admin</code>. "
+        "No code in this app checked that: the middleware's <code>access_rules</code> did.</p>"
+        '<p><a href="/dashboard">Back to the dashboard</a></p>'
+    )
+    return PyramidResponse(page("app2", "App 2 (Pyramid)", body))
+
+
+def make_app2_api(api_url: str) -> Callable[[PyramidRequest], PyramidResponse]:
+    """The page that calls an API on the user's behalf, with the access token the middleware keeps fresh."""
+
+    def app2_api(request: PyramidRequest) -> PyramidResponse:
+        try:
+            answer = requests.get(api_url, headers=authorization_header(request.environ), timeout=5)
+            result = f"HTTP {answer.status_code}: <code>{html.escape(answer.text[:400])}</code>"
+        except NoAccessToken as exc:
+            result = f"no access token ({html.escape(str(exc))})"
+        except requests.RequestException as exc:
+            result = f"the API did not answer ({html.escape(type(exc).__name__)})"
+        expires = request.environ.get("sso.access_token_expires_at")
+        body = (
+            "<h2>An API call with your access token</h2>"
+            f"<p>GET <code>{html.escape(api_url)}</code> with <code>Authorization: Bearer …</code> "
+            f'answered:</p><p id="api-result">{result}</p>'
+            f'<p class="note">The token expires at {html.escape(str(expires))} (Unix time); the middleware '
+            "refreshes it with the refresh token before it runs out, once per expiry across all workers.</p>"
+            '<p><a href="/dashboard">Back to the dashboard</a></p>'
+        )
+        return PyramidResponse(page("app2", "App 2 (Pyramid)", body))
+
+    return app2_api
+
+
+def make_app2(api_url: str = "") -> Callable[..., Iterable[bytes]]:
+    """App 2: a "regular web app" whose /dashboard needs a user, /admin the admin role; /api calls an API."""
     with Configurator() as config:
         config.add_route("home", "/")
         config.add_route("dashboard", "/dashboard")
+        config.add_route("admin", "/admin")
+        config.add_route("api", "/api")
         config.add_view(app2_home, route_name="home")
         config.add_view(app2_dashboard, route_name="dashboard")
+        config.add_view(app2_admin, route_name="admin")
+        config.add_view(make_app2_api(api_url), route_name="api")
         wsgi: Callable[..., Iterable[bytes]] = config.make_wsgi_app()
     return wsgi
 
@@ -217,9 +268,12 @@ def start_demo(
 
     session_secret = shared.pop("SSO_SESSION_SECRET", None) or secrets.token_urlsafe(32)
     app2_sso = app2_base + "/auth/sso?" + urlencode({"connection": connection, "target_url": "/dashboard"})
+    # The API App 2 calls: the provider's userinfo endpoint accepts the user's access token, like your API would.
+    api_url = (demo.provider.endpoint("userinfo") if demo.provider is not None
+               else demo.provider_url.rstrip("/") + "/userinfo")
     apps = (
         ("app1", app1_port, app1_base, make_app1(app2_sso), "client_secret_basic", ()),
-        ("app2", app2_port, app2_base, make_app2(), "client_secret_post", ("/dashboard",)),
+        ("app2", app2_port, app2_base, make_app2(api_url), "client_secret_post", ("/dashboard", "/api")),
     )
     try:
         for name, port, base, wsgi_app, method, protected in apps:
@@ -233,6 +287,9 @@ def start_demo(
                 protected_paths=" ".join(protected),
                 default_connection=connection,
             )
+            if name == "app2":
+                settings.setdefault("scope", "openid profile email offline_access")
+                settings.update(keep_access_token="true", access_rules=f"/admin claim {ROLES_CLAIM} includes admin")
             if demo.provider is not None:
                 settings["token_endpoint_auth_method"] = method
             if session_dir is not None:
@@ -257,7 +314,7 @@ def main() -> None:
         "\nsso_middleware demo: single sign-on between two apps\n"
         f"  provider : {demo.provider_url}  (users: alice / alice-password, bob / bob-password)\n"
         f"  App 1    : {demo.app1_url}/   <- open this, sign in, then follow the link to App 2\n"
-        f"  App 2    : {demo.app2_url}/dashboard  (protected)\n"
+        f"  App 2    : {demo.app2_url}/dashboard  (protected), /admin (admin role only), /api (calls an API)\n"
         "Press Ctrl-C to stop.\n",
         flush=True,
     )

@@ -117,7 +117,18 @@ def test_two_app_single_sign_on_in_a_real_browser(demo: demo_app.Demo, browser: 
     assert page.locator("#login-form").count() == 0
     record.shot("app2-dashboard-signed-in-silently")
 
-    # 3. Sign out on App 2 (RP-initiated logout at the provider), then the dashboard asks for a login.
+    # 3. The admin area (an access rule on the roles claim) and an API call with alice's access token.
+    page.click("#to-admin")
+    page.wait_for_url(demo.app2_url + "/admin")
+    assert "admin" in page.locator("#admin-ok").inner_text()
+    record.shot("app2-admin-area")
+    page.goto(demo.app2_url + "/api")
+    assert page.locator("#api-result").inner_text().startswith("HTTP 200"), page.locator("main").inner_text()
+    assert '"sub":"alice"' in page.locator("#api-result").inner_text().replace(" ", "")
+    record.shot("app2-api-call-with-access-token")
+    page.goto(demo.app2_url + "/dashboard")
+
+    # 4. Sign out on App 2 (RP-initiated logout at the provider), then the dashboard asks for a login.
     page.click("#sign-out")
     page.wait_for_selector("#logout-yes")
     record.shot("provider-logout-confirmation")
