@@ -10,7 +10,24 @@ tests can assert on what went over the wire.
 Tests script faults and forgeries by changing attributes: ``id_token_overrides``
 (claims), ``id_token_header`` / ``id_token_key`` (signature), ``token_response``
 (replace the token endpoint's JSON), ``userinfo`` (replace the userinfo JSON),
-``fail`` (URL suffix -> exception or status).
+``fail`` (URL suffix -> exception or status), ``expires_in`` (the access tokens'
+lifetime in every token response; None leaves it out), ``clock`` (the time the
+provider stamps into its ID tokens; tests that move the middleware's clock move
+this one too).
+
+Refresh tokens (RFC 6749 section 6): an authorization request whose ``scope``
+holds ``offline_access`` gets one with its code.  ``grant_type=refresh_token``
+(with the same client authentication as the code exchange) answers a fresh
+access token; with ``rotate_refresh_tokens`` (the default) every refresh also
+consumes the refresh token and issues the next one, and a consumed one sent again
+is ``invalid_grant`` (with ``reuse_revokes_family``, it also revokes every token
+of that sign-in, as Auth0 does).  ``refresh_id_token`` adds an ID token per Core
+1.0 section 12.2 (same ``iss``/``sub``/``aud``/``auth_time``/``sid``, no nonce,
+``at_hash`` of the new access token); ``refresh_id_token_overrides`` forges its
+claims, ``refresh_changes`` the refresh response's members (None removes one).
+``refreshes`` counts the refreshes granted, ``refresh_requests`` every refresh
+request; ``revoke()`` revokes a refresh token; ``refresh_delay`` (seconds) and
+``on_refresh`` (called while the request is in flight) make room for races.
 """
 
 from __future__ import annotations
@@ -19,6 +36,7 @@ import base64
 import hashlib
 import json
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Union
@@ -74,6 +92,24 @@ class Grant:
     params: dict[str, str]
 
 
+@dataclass
+class RefreshGrant:
+    """What a refresh token stands for: the sign-in it came from."""
+
+    client_id: str
+    sub: str
+    scope: str
+    auth_time: Optional[int]
+    sid: Optional[str]
+    family: str  # every refresh token rotated from one sign-in shares it
+
+
+def at_hash(access_token: str) -> str:
+    """The ``at_hash`` of an access token for an RS256 ID token."""
+    digest = hashlib.sha256(access_token.encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
 Fault = Union[Exception, int, Callable[[requests.PreparedRequest], requests.Response]]
 
 
@@ -104,6 +140,20 @@ class FakeProvider:
     grants: dict[str, Grant] = field(default_factory=dict)
     last_grant: Optional[Grant] = None
     jwks_keys: Optional[list[dict[str, Any]]] = None
+    clock: Callable[[], float] = field(default=time.time)
+    expires_in: Any = 3600
+    # -- refresh tokens (see the module docstring) --
+    rotate_refresh_tokens: bool = True
+    reuse_revokes_family: bool = False
+    refresh_id_token: bool = False
+    refresh_id_token_overrides: dict[str, Any] = field(default_factory=dict)
+    refresh_changes: dict[str, Any] = field(default_factory=dict)
+    refresh_delay: float = 0.0
+    on_refresh: Optional[Callable[[], None]] = None
+    refresh_tokens: dict[str, RefreshGrant] = field(default_factory=dict)
+    consumed_refresh_tokens: set[str] = field(default_factory=set)
+    refreshes: int = 0
+    refresh_requests: int = 0
 
     @property
     def key(self) -> rsa.RSAPrivateKey:
@@ -170,7 +220,7 @@ class FakeProvider:
 
     def id_token_claims(self, sub: str = "alice", nonce: Optional[str] = None, **overrides: Any) -> dict[str, Any]:
         """The claims :meth:`make_id_token` signs (for tests that sign or forge tokens themselves)."""
-        now = int(time.time())
+        now = int(self.clock())
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": sub,
@@ -221,6 +271,8 @@ class FakeProvider:
             client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
         if (client_id, secret) != (self.client_id, self.client_secret):
             return 401, {"error": "invalid_client"}
+        if form.get("grant_type") == "refresh_token":
+            return self._refresh(client_id, form)
         grant = self.grants.pop(form.get("code", ""), None)
         if grant is None or grant.client_id != client_id or grant.redirect_uri != form.get("redirect_uri"):
             return 400, {"error": "invalid_grant"}
@@ -230,13 +282,81 @@ class FakeProvider:
             return 200, self.token_response
         access_token = issued("at-" + secrets.token_urlsafe(16))
         self._access_tokens[access_token] = grant.sub
-        return 200, {
+        id_token = self.make_id_token(sub=grant.sub, nonce=grant.nonce)
+        answer: dict[str, Any] = {
             "access_token": access_token,
             "token_type": "Bearer",
-            "expires_in": 3600,
-            "id_token": self.make_id_token(sub=grant.sub, nonce=grant.nonce),
+            "expires_in": self.expires_in,
+            "id_token": id_token,
             "scope": grant.params.get("scope", ""),
         }
+        if self.expires_in is None:
+            del answer["expires_in"]
+        if "offline_access" in grant.params.get("scope", "").split():
+            claims = jwt.decode(id_token, options={"verify_signature": False})
+            refresh = RefreshGrant(client_id=client_id, sub=grant.sub, scope=grant.params.get("scope", ""),
+                                   auth_time=claims.get("auth_time"), sid=claims.get("sid"),
+                                   family=secrets.token_hex(8))
+            answer["refresh_token"] = self._new_refresh_token(refresh)
+        return 200, answer
+
+    # -- refresh tokens ----------------------------------------------------------
+
+    def _new_refresh_token(self, grant: RefreshGrant) -> str:
+        token = issued("rt-" + secrets.token_urlsafe(24))
+        with self._refresh_lock:
+            self.refresh_tokens[token] = grant
+        return token
+
+    def revoke(self, refresh_token: Optional[str] = None, sub: Optional[str] = None) -> int:
+        """Revoke one refresh token, or every one of ``sub`` (or, with neither, all); how many."""
+        with self._refresh_lock:
+            doomed = [token for token, grant in self.refresh_tokens.items()
+                      if token == refresh_token or (refresh_token is None and sub in (None, grant.sub))]
+            for token in doomed:
+                del self.refresh_tokens[token]
+        return len(doomed)
+
+    def live_refresh_tokens(self, sub: Optional[str] = None) -> list[str]:
+        with self._refresh_lock:
+            return [token for token, grant in self.refresh_tokens.items() if sub in (None, grant.sub)]
+
+    def _refresh(self, client_id: str, form: dict[str, str]) -> tuple[int, Any]:
+        if self.refresh_delay:
+            time.sleep(self.refresh_delay)
+        token = form.get("refresh_token", "")
+        with self._refresh_lock:
+            self.refresh_requests += 1
+            grant = self.refresh_tokens.get(token)
+            if grant is None:
+                if token in self.consumed_refresh_tokens and self.reuse_revokes_family:
+                    family = self._families.get(token)
+                    for other in [name for name, live in self.refresh_tokens.items() if live.family == family]:
+                        del self.refresh_tokens[other]
+                return 400, {"error": "invalid_grant", "error_description": "unknown, revoked or used refresh token"}
+            if grant.client_id != client_id:
+                return 400, {"error": "invalid_grant", "error_description": "issued to another client"}
+            if self.rotate_refresh_tokens:
+                del self.refresh_tokens[token]
+                self.consumed_refresh_tokens.add(token)
+                self._families[token] = grant.family
+            self.refreshes += 1
+        if self.on_refresh is not None:
+            self.on_refresh()
+        access_token = issued("at-" + secrets.token_urlsafe(16))
+        self._access_tokens[access_token] = grant.sub
+        answer: dict[str, Any] = {"access_token": access_token, "token_type": "Bearer",
+                                  "expires_in": self.expires_in, "scope": grant.scope}
+        if self.rotate_refresh_tokens:
+            answer["refresh_token"] = self._new_refresh_token(grant)
+        if self.refresh_id_token:
+            overrides: dict[str, Any] = {"auth_time": grant.auth_time, "sid": grant.sid,
+                                         "at_hash": at_hash(access_token)}
+            overrides.update(self.refresh_id_token_overrides)
+            sub = overrides.pop("sub", grant.sub)
+            answer["id_token"] = self.make_id_token(sub=sub, **overrides)
+        answer.update(self.refresh_changes)
+        return 200, {key: value for key, value in answer.items() if value is not None}
 
     def _userinfo(self, request: requests.PreparedRequest) -> tuple[int, Any]:
         auth = request.headers.get("Authorization", "")
@@ -249,6 +369,8 @@ class FakeProvider:
 
     def __post_init__(self) -> None:
         self._access_tokens: dict[str, str] = {}
+        self._refresh_lock = threading.Lock()
+        self._families: dict[str, str] = {}  # consumed refresh token -> its family
 
     def requests_to(self, suffix: str) -> list[requests.PreparedRequest]:
         return [call for call in self.calls if urlsplit(str(call.url)).path.endswith(suffix)]

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import get_default_algorithms
 
 from sso_middleware.errors import AuthFailure
-from sso_middleware.id_token import validate_id_token
+from sso_middleware.id_token import validate_id_token, validate_refreshed_id_token
 from sso_middleware.jwks import KeySet
 
 from .tokens import (
@@ -401,3 +401,156 @@ MALFORMED: list[Any] = [
 @pytest.mark.parametrize("make", MALFORMED)
 def test_malformed_tokens_are_refused(make: Callable[[], str]) -> None:
     refused(make())
+
+
+# -- auth_time ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "auth_time",
+    [
+        pytest.param("1700000000", id="string"),
+        pytest.param(True, id="bool"),
+        pytest.param([NOW], id="list"),
+        pytest.param({"t": NOW}, id="object"),
+        pytest.param(float("nan"), id="nan"),
+    ],
+)
+def test_a_non_numeric_auth_time_is_refused(auth_time: Any) -> None:
+    assert "auth_time" in refused(sign(claims(now=NOW, auth_time=auth_time)), now=NOW).detail
+
+
+def test_a_json_null_auth_time_is_refused() -> None:
+    payload = claims(now=NOW)
+    payload["auth_time"] = None  # claims() would drop a None: set it afterwards, so the token holds null
+    assert "auth_time" in refused(sign(payload), now=NOW).detail
+
+
+@pytest.mark.parametrize("auth_time", [NOW - 60, NOW - 60.5, 0], ids=["int", "float", "zero"])
+def test_a_numeric_auth_time_passes(auth_time: float) -> None:
+    assert validate(sign(claims(now=NOW, auth_time=auth_time)), now=NOW)["auth_time"] == auth_time
+
+
+# -- a refreshed ID token (Core 1.0 section 12.2) ---------------------------------------------
+
+T0 = NOW - 3000  # the original sign-in
+LATER = NOW  # the refresh
+API = "https://api.example"
+
+
+def original(**overrides: Any) -> str:
+    """The session's ID token from the sign-in (it expired long ago: that does not matter)."""
+    return sign(claims(now=T0, **{"auth_time": T0 - 5, "sid": "sid-1", **overrides}))
+
+
+def fresh(**overrides: Any) -> str:
+    """A refreshed ID token: same iss/sub/aud/auth_time, no nonce, issued now."""
+    return sign(claims(now=LATER, **{"auth_time": T0 - 5, "sid": "sid-1", "nonce": None, **overrides}))
+
+
+def validate_refreshed(token: str, previous: str, *, access_token: Optional[str] = None,
+                       keys: Optional[list[dict[str, Any]]] = None) -> dict[str, Any]:
+    return validate_refreshed_id_token(
+        token,
+        previous,
+        keys=KeySet(JWKSFetch(keys), ttl=3600),
+        issuer=ISSUER,
+        client_id=CLIENT_ID,
+        client_secret=HMAC_SECRET,
+        algorithms=("RS256",),
+        leeway=LEEWAY,
+        now=LATER,
+        access_token=access_token,
+    )
+
+
+def refused_refresh(token: str, previous: str, **kwargs: Any) -> AuthFailure:
+    with pytest.raises(AuthFailure) as caught:
+        validate_refreshed(token, previous, **kwargs)
+    assert caught.value.code == "invalid_id_token", caught.value
+    for secret in (token, previous):
+        assert not secret or secret not in str(caught.value)  # the tokens themselves are never in the message
+    return caught.value
+
+
+def test_a_refreshed_id_token_passes_and_returns_its_claims() -> None:
+    result = validate_refreshed(fresh(email="alice@example.com"), original())
+    assert result["sub"] == "alice" and result["iat"] == LATER and result["email"] == "alice@example.com"
+
+
+@pytest.mark.parametrize(
+    ("new", "previous", "what"),
+    [
+        pytest.param({"auth_time": None}, {"auth_time": None}, "no auth_time in either", id="no-auth_time"),
+        pytest.param({"auth_time": None}, {}, "auth_time only in the original", id="auth_time-dropped"),
+        pytest.param({}, {"auth_time": None}, "auth_time only in the new one", id="auth_time-only-new"),
+        pytest.param({"nonce": None}, {}, "no nonce in the new one", id="no-nonce"),
+        pytest.param({"nonce": "nonce-1"}, {}, "the original nonce", id="same-nonce"),
+        pytest.param({"nonce": "nonce-1"}, {"nonce": None}, "a nonce only in the new one", id="nonce-only-new"),
+        pytest.param({"aud": [API, CLIENT_ID], "azp": CLIENT_ID}, {"aud": [CLIENT_ID, API], "azp": CLIENT_ID},
+                     "the same audiences in another order", id="aud-list-same-set"),
+        pytest.param({"aud": [CLIENT_ID]}, {}, "one audience, as a list and as a string", id="aud-list-of-one"),
+        pytest.param({"azp": CLIENT_ID}, {"azp": CLIENT_ID}, "the same azp", id="same-azp"),
+        pytest.param({"iat": T0, "exp": LATER + 300}, {}, "iat equal to the original's", id="same-iat"),
+        pytest.param({}, {"iat": None}, "an original without iat", id="original-without-iat"),
+        pytest.param({"sid": "sid-2"}, {}, "another provider session id", id="other-sid"),
+        pytest.param({"acr": "urn:mfa"}, {}, "claims beyond section 12.2", id="new-acr"),
+    ],
+)
+def test_valid_refreshed_id_tokens(new: dict[str, Any], previous: dict[str, Any], what: str) -> None:
+    assert validate_refreshed(fresh(**new), original(**previous))["sub"] == "alice", what
+
+
+@pytest.mark.parametrize(
+    ("new", "previous", "reason"),
+    [
+        pytest.param({"sub": "bob"}, {}, "sub differs", id="other-sub"),
+        pytest.param({"azp": CLIENT_ID}, {}, "azp differs", id="azp-appears"),
+        pytest.param({}, {"azp": CLIENT_ID}, "azp differs", id="azp-disappears"),
+        pytest.param({"aud": [CLIENT_ID, API], "azp": CLIENT_ID}, {"azp": CLIENT_ID}, "aud differs",
+                     id="audience-added"),
+        pytest.param({"azp": CLIENT_ID}, {"aud": [CLIENT_ID, API], "azp": CLIENT_ID}, "aud differs",
+                     id="audience-removed"),
+        pytest.param({"auth_time": T0 + 100}, {}, "auth_time is not the original", id="auth_time-changed"),
+        pytest.param({"auth_time": LATER}, {}, "auth_time is not the original", id="auth_time-now"),
+        pytest.param({"auth_time": "T0"}, {}, "auth_time is not a number", id="auth_time-string"),
+        pytest.param({"nonce": "nonce-2"}, {}, "nonce differs", id="other-nonce"),
+        pytest.param({"iat": T0 - 1, "exp": LATER + 300}, {}, "issued before", id="iat-before-the-original"),
+        # the ordinary rules still hold
+        pytest.param({"iss": "https://evil.example/"}, {"iss": "https://evil.example/"}, "Issuer",
+                     id="both-from-another-issuer"),
+        pytest.param({"aud": "someone-else"}, {"aud": "someone-else"}, "Audience", id="both-for-another-client"),
+        pytest.param({"exp": LATER - 3600}, {}, "expired", id="expired"),
+        pytest.param({"iat": LATER + LEEWAY + 60}, {}, "future", id="iat-in-the-future"),
+        pytest.param({"sub": ""}, {"sub": ""}, "sub", id="empty-sub-in-both"),
+    ],
+)
+def test_refreshed_id_token_rules(new: dict[str, Any], previous: dict[str, Any], reason: str) -> None:
+    assert reason in refused_refresh(fresh(**new), original(**previous)).detail
+
+
+def test_a_refreshed_id_token_signed_by_another_key_is_refused() -> None:
+    token = sign(claims(now=LATER, auth_time=T0 - 5, nonce=None), key=rsa_key("attacker"))
+    refused_refresh(token, original())
+
+
+def test_the_original_is_not_checked_again_but_must_be_readable() -> None:
+    # Its signature is not verified again (it came from our own storage, verified at sign-in)...
+    by_another_key = sign(claims(now=T0, auth_time=T0 - 5), key=rsa_key("attacker"))
+    assert validate_refreshed(fresh(), by_another_key)["sub"] == "alice"
+    # ...but an unreadable one cannot be compared with.
+    for unreadable in ("", "not-a-jwt", "a.b.c"):
+        assert "unreadable" in refused_refresh(fresh(), unreadable).detail
+
+
+def test_a_refreshed_id_token_at_hash_is_checked_against_the_new_access_token() -> None:
+    token = fresh(at_hash=at_hash("at-new"))
+    assert validate_refreshed(token, original(), access_token="at-new")["sub"] == "alice"
+    assert "at_hash" in refused_refresh(token, original(), access_token="at-old").detail
+    # An at_hash of the previous access token in the new ID token is refused as well.
+    assert "at_hash" in refused_refresh(fresh(at_hash=at_hash("at-old")), original(), access_token="at-new").detail
+
+
+def test_a_refreshed_id_token_never_expects_the_original_nonce() -> None:
+    """The nonce belongs to the sign-in; a refreshed ID token without one is fine (section 12.2)."""
+    assert "nonce" not in validate_refreshed(fresh(nonce=None), original(nonce="nonce-1"))
