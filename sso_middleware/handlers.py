@@ -36,7 +36,7 @@ from .errors import AuthFailure, ProviderError, provider_error_code
 from .oidc import OIDCClient
 from .pages import failure_page, no_store
 from .redirects import absolute_target, app_path, checked_target
-from .rules import StepUp, matching, step_up_for
+from .rules import MAX_AGE_LEEWAY, StepUp, matching, step_up_for
 from .session import SessionStore, SignedInUser, SSOSession, StoreUnavailable, Tokens
 from .transactions import Transaction, TransactionCookies
 
@@ -117,16 +117,17 @@ class Handlers:
             raise AuthFailure("missing_code", "authorization response has neither code nor error")
 
         result = self.client.sign_in(code, transaction.nonce, transaction.code_verifier)
-        self._check_step_up(transaction, result.claims)
+        now = self.clock()
+        auth_time = local_auth_time(result.claims, now)
+        acr = result.claims.get("acr")
+        acr = acr if isinstance(acr, str) else None
+        self._check_step_up(transaction, auth_time, acr, now)
         claims = {key: value for key, value in result.claims.items() if key not in PROTOCOL_CLAIMS}
         claims.update(result.userinfo)
-        now = self.clock()
-        sid, auth_time, acr = result.claims.get("sid"), result.claims.get("auth_time"), result.claims.get("acr")
+        sid = result.claims.get("sid")
         user = SignedInUser(
             claims=claims, connection=transaction.connection, id_token=result.id_token, signed_in_at=now,
-            sid=sid if isinstance(sid, str) else None,
-            auth_time=float(auth_time) if auth_time is not None else None,  # a number: checked with the token
-            acr=acr if isinstance(acr, str) else None,
+            sid=sid if isinstance(sid, str) else None, auth_time=auth_time, acr=acr,
         )
         tokens = None
         if self.config.keep_access_token:
@@ -244,7 +245,9 @@ class Handlers:
         path = app_path(target, self.config.base_url)
         return step_up_for(matching(self.config.access_rules, path)) if path is not None else None
 
-    def _check_step_up(self, transaction: Transaction, claims: dict[str, Any]) -> None:
+    def _check_step_up(
+        self, transaction: Transaction, auth_time: Optional[float], acr: Optional[str], now: float
+    ) -> None:
         """The new ID token must meet the step-up the sign-in asked for (``auth_time``, ``acr``).
 
         Providers may ignore ``max_age`` and ``acr_values``; refusing here (not
@@ -253,9 +256,7 @@ class Handlers:
         if transaction.max_age is None and not transaction.acr_values:
             return
         step_up = StepUp(max_age=transaction.max_age, acr_values=tuple((transaction.acr_values or "").split()))
-        auth_time, acr = claims.get("auth_time"), claims.get("acr")
-        if not step_up.satisfied_by(float(auth_time) if auth_time is not None else None,
-                                    acr if isinstance(acr, str) else None, self.clock(), self.config.clock_skew):
+        if not step_up.satisfied_by(auth_time, acr, now, MAX_AGE_LEEWAY):
             raise AuthFailure("step_up_failed", "the new ID token's auth_time or acr does not meet the request")
 
     def _target(self, request: Request, required: bool) -> str:
@@ -286,6 +287,19 @@ class Handlers:
 
     def failure_location(self, code: str) -> str:
         return f"{self.config.base_url}{self.config.failure_path}?{urlencode({'error': code})}"
+
+
+def local_auth_time(claims: dict[str, Any], now: float) -> Optional[float]:
+    """When the user authenticated, on this host's clock: ``now`` minus the authentication's age at issue.
+
+    The age is ``iat - auth_time``, both read from the provider's clock, so the
+    two clocks never meet: ``max_age`` holds exactly, without ``clock_skew``
+    (which would turn ``max_age 5`` into 65 seconds).  None without ``auth_time``.
+    """
+    auth_time = claims.get("auth_time")
+    if auth_time is None:
+        return None
+    return now - max(0.0, float(claims["iat"]) - float(auth_time))  # both numbers: checked with the token
 
 
 def _json(status: int, body: Optional[dict[str, Any]]) -> Response:

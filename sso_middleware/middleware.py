@@ -45,7 +45,7 @@ from .handlers import Handler, Handlers, redirect
 from .oidc import OIDCClient
 from .pages import failure_page, forbidden, login_required, server_error, step_up_required
 from .refresh import TokenRefresher, TokenState
-from .rules import AccessRule, Decision, decide, matching, normalized_path
+from .rules import MAX_AGE_LEEWAY, AccessRule, Decision, decide, matching, normalized_path
 from .session import SessionStore, SessionTooLarge, SignedInUser, SSOSession, StoreUnavailable
 
 log = logging.getLogger("sso_middleware")
@@ -146,7 +146,7 @@ class SSOMiddleware:
                 return self._require_login(environ, headers, start_response)
         elif self.config.access_rules:
             decision = decide(self.config.access_rules, environ.get("PATH_INFO", ""), user.claims, user.auth_time,
-                              user.acr, now, self.config.clock_skew)
+                              user.acr, now, MAX_AGE_LEEWAY)
             if not decision.allowed:
                 return self._refuse(environ, headers, start_response, user, decision)
         if not headers:

@@ -95,6 +95,8 @@ class TokenRefresher:
         tokens = session.tokens()
         if tokens is None:
             return TokenState(user, None)
+        if tokens.error is not None:  # a refused refresh, kept as the reason until the user signs in again
+            return TokenState(user, None, tokens.error)
         if not self.store.searchable:
             tokens = self._adopt_recent(session, tokens, now)
         if not self._due(tokens, now):
@@ -107,8 +109,10 @@ class TokenRefresher:
                 log.warning("sso: a token refresh of this session is still running elsewhere; not waiting longer")
                 return self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE)
             latest = session.reload_tokens() if self.store.searchable else self._adopt_recent(session, tokens, now)
-            if latest is None:  # the session lost its tokens meanwhile (signed out, or a failed refresh elsewhere)
+            if latest is None:  # the session lost its tokens meanwhile (signed out)
                 return TokenState(user, None)
+            if latest.error is not None:  # another request's refresh was refused meanwhile
+                return TokenState(user, None, latest.error)
             if latest.refresh_token != tokens.refresh_token or not self._due(latest, now):
                 return TokenState(user, latest)  # refreshed by another request while this one waited
             return self._refresh(session, user, latest, now)
@@ -140,7 +144,7 @@ class TokenRefresher:
                 return TokenState(None, None, REFRESH_FAILED)
             log.info("sso: token refresh for sub=%r refused (%s); keeping the session without a token",
                      user.sub, failure)
-            session.store_tokens(None)
+            session.store_tokens(Tokens(access_token="", error=REFRESH_FAILED))
             return TokenState(user, None, REFRESH_FAILED)
         self.refreshes += 1
         fresh = Tokens(

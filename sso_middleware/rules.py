@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 __all__ = [
+    "MAX_AGE_LEEWAY",
     "AccessRule",
     "Condition",
     "Decision",
@@ -67,6 +68,9 @@ __all__ = [
 ]
 
 OPERATORS = ("equals", "includes", "present")
+#: Seconds of leeway for ``max_age``: ID tokens state times in whole seconds.  Not ``clock_skew``: the
+#: middleware measures an authentication's age on one clock at a time (see ``handlers.local_auth_time``).
+MAX_AGE_LEEWAY = 1.0
 KEYWORDS = ("claim", "max_age", "acr_values")
 
 _SLASHES = re.compile(r"/{2,}")

@@ -72,7 +72,7 @@ class SignedInUser:
     id_token: str
     signed_in_at: float
     sid: Optional[str] = None
-    auth_time: Optional[float] = None  # when the provider authenticated the user (ID token ``auth_time``)
+    auth_time: Optional[float] = None  # when the provider authenticated the user, on this host's clock
     acr: Optional[str] = None  # the authentication context class the provider reported
 
     @property
@@ -84,9 +84,10 @@ class SignedInUser:
 class Tokens:
     """A session's tokens for calling APIs (``keep_access_token``)."""
 
-    access_token: str
+    access_token: str  # "" when there is none any more (see ``error``)
     expires_at: Optional[float] = None  # None: the provider did not say
     refresh_token: Optional[str] = None
+    error: Optional[str] = None  # why the session lost its token (``refresh_failure = keep_session``)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
