@@ -12,6 +12,7 @@ import pytest
 from sso_middleware import SSOConfig, SSOMiddleware
 from sso_middleware.config import is_loopback_host, origin_of
 from sso_middleware.errors import ConfigError
+from sso_middleware.rules import AccessRule, Condition
 
 from .conftest import legacy_app
 from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER
@@ -1029,3 +1030,224 @@ def test_store_settings_from_the_environment() -> None:
     config = SSOConfig.from_env(environ)
     assert (config.session_type, config.session_url, config.session_store_timeout, config.backchannel_logout_path) == (
         "ext:redis", "redis://127.0.0.1:6379/1", 1.5, "/oidc/backchannel")
+
+
+# -- access_rules ---------------------------------------------------------------------
+
+
+RULES_TEXT = """
+/admin    claim https://example.com/roles includes admin,owner
+/reports  claim email_verified equals true
+/beta     claim org_id present
+/billing  max_age 300
+/vault    acr_values urn:dev:loa:mfa,urn:dev:loa:hwk
+"""
+
+#: RULES_TEXT parsed: longest path first, then by path.
+RULES = (
+    AccessRule(path="/billing", max_age=300),
+    AccessRule(path="/reports", conditions=(Condition("email_verified", "equals", ("true",)),)),
+    AccessRule(path="/admin", conditions=(Condition("https://example.com/roles", "includes", ("admin", "owner")),)),
+    AccessRule(path="/vault", acr_values=("urn:dev:loa:mfa", "urn:dev:loa:hwk")),
+    AccessRule(path="/beta", conditions=(Condition("org_id", "present"),)),
+)
+
+RULE_LINES = [line.strip() for line in RULES_TEXT.strip().splitlines()]
+
+RULE_MAPPINGS = [
+    {"path": "/admin", "claim": "https://example.com/roles", "includes": ["admin", "owner"]},
+    {"path": "/reports", "claim": "email_verified", "equals": True},
+    {"path": "/beta", "claim": "org_id", "present": True},
+    {"path": "/billing", "max_age": 300},
+    {"path": "/vault", "acr_values": ["urn:dev:loa:mfa", "urn:dev:loa:hwk"]},
+]
+
+
+def test_access_rules_default_to_none() -> None:
+    assert build().access_rules == ()
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param(RULES_TEXT, id="text"),
+        pytest.param("; ".join(RULE_LINES), id="semicolons"),
+        pytest.param("# who may do what\n" + RULES_TEXT + "\n# the end", id="text-with-comments"),
+        pytest.param(RULE_LINES, id="list-of-lines"),
+        pytest.param(tuple(RULE_LINES), id="tuple-of-lines"),
+        pytest.param(RULE_MAPPINGS, id="mappings"),
+        pytest.param(list(RULES), id="access-rule-objects"),
+        pytest.param(RULES, id="parsed-tuple"),
+        pytest.param([RULE_LINES[0], RULE_MAPPINGS[1], RULES[4], "; ".join(RULE_LINES[3:])], id="mixed"),
+    ],
+)
+def test_access_rules_from_every_python_form(source: Any) -> None:
+    config = build(access_rules=source)
+    assert config.access_rules == RULES
+    assert isinstance(config.access_rules, tuple)
+    assert hash(config.access_rules)  # immutable all the way down
+
+
+def test_access_rules_from_settings_ini_style() -> None:
+    """A PasteDeploy ``[filter:sso]`` value: indented continuation lines, comments, blank lines."""
+    value = "\n    # admins only\n    /admin    claim https://example.com/roles includes admin,owner\n\n" \
+            "    /reports  claim email_verified equals true\n    /beta claim org_id present ; /billing max_age 300\n" \
+            "    /vault    acr_values urn:dev:loa:mfa,urn:dev:loa:hwk\n"
+    assert SSOConfig.from_settings({**STRINGS, "access_rules": value}).access_rules == RULES
+    assert SSOConfig.from_settings({**STRINGS, "access_rules": RULE_MAPPINGS}).access_rules == RULES  # Python values
+    assert SSOConfig.from_settings({**STRINGS, "access_rules": ""}).access_rules == ()
+
+
+def test_access_rules_from_env() -> None:
+    assert SSOConfig.from_env(env(SSO_ACCESS_RULES="; ".join(RULE_LINES))).access_rules == RULES
+    assert SSOConfig.from_env(env(SSO_ACCESS_RULES=RULES_TEXT)).access_rules == RULES  # new lines work too
+    assert SSOConfig.from_env(env(SSO_ACCESS_RULES="")).access_rules == ()
+
+
+def test_access_rules_through_the_middleware_and_replace(tmp_path: Any) -> None:
+    middleware = SSOMiddleware(legacy_app, **VALID, access_rules=RULES_TEXT, session_data_dir=str(tmp_path))
+    assert middleware.config.access_rules == RULES
+    config = build(access_rules=RULES_TEXT)
+    assert config.replace(clock_skew=5).access_rules == RULES  # parsed rules survive a replace
+    assert config.replace(access_rules="/x max_age 1").access_rules == (AccessRule(path="/x", max_age=1),)
+    assert config.replace(access_rules=()).access_rules == ()
+
+
+def test_access_rules_for_one_path_merge() -> None:
+    config = build(access_rules="/a/ claim x present; /a max_age 600; //a/./ max_age 60; /a claim x present")
+    assert config.access_rules == (AccessRule(path="/a", conditions=(Condition("x", "present"),), max_age=60),)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        pytest.param("/admin claim roles includes admin\n/x frobnicate", ["line 2", "'/x frobnicate'", "frobnicate"],
+                     id="text-unknown-keyword"),
+        pytest.param("/a max_age 3; /b max_age soon", ["line 1", "'/b max_age soon'", "whole number"],
+                     id="semicolon-bad-seconds"),
+        pytest.param("/a max_age 3\n\n# c\n/b claim roles", ["line 4", "'/b claim roles'", "operator"],
+                     id="line-numbers-count-blank-and-comment-lines"),
+        pytest.param("admin claim x present", ["line 1", "bad path"], id="relative-path"),
+        pytest.param("/a claim x equals", ["line 1", "missing value"], id="equals-without-value"),
+        pytest.param("/a claim x equals a b", ["line 1", "'b'"], id="equals-two-values"),
+        pytest.param("/a claim x present yes", ["line 1", "present takes no value"], id="present-with-value"),
+        pytest.param("/a claim x matches y", ["line 1", "unknown operator 'matches'"], id="unknown-operator"),
+        pytest.param("/a", ["line 1", "nothing required"], id="path-alone"),
+        pytest.param("/a max_age -5", ["line 1", "negative"], id="negative-max-age"),
+        pytest.param("/a acr_values x; /a acr_values y", ["line 1", "already given"], id="acr-twice"),
+        pytest.param("/v acr_values a; /v/x acr_values b", ["'/v/x acr_values b'", "no value in common"],
+                     id="acr-nothing-in-common"),
+        pytest.param(["/a max_age 3", "/b max_age -1"], ["item 2", "'/b max_age -1'", "negative"],
+                     id="list-item"),
+        pytest.param([{"path": "/a", "claim": "roles"}], ["item 1", "exactly one of"], id="mapping-no-operator"),
+        pytest.param([{"path": "/a", "max_age": "300"}], ["item 1", "whole number"], id="mapping-max-age-text"),
+        pytest.param([{"path": "/a", "roles": ["x"]}], ["item 1", "unknown key"], id="mapping-unknown-key"),
+        pytest.param([AccessRule(path="admin", max_age=3)], ["item 1", "bad path"], id="rule-object-bad-path"),
+        pytest.param([AccessRule(path="/a")], ["item 1", "nothing required"], id="rule-object-empty"),
+        pytest.param([42], ["item 1", "int"], id="list-of-int"),
+        pytest.param(42, ["text or a list", "int"], id="int"),
+        pytest.param(b"/a max_age 3", ["text or a list", "bytes"], id="bytes"),
+        pytest.param(None, ["text or a list"], id="none"),
+    ],
+)
+def test_bad_access_rules_name_the_setting_and_the_line(source: Any, expected: list[str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        SSOConfig(**VALID, access_rules=source)
+    assert caught.value.setting == "access_rules"
+    message = str(caught.value)
+    assert message.startswith("sso_middleware setting 'access_rules': ")
+    for part in expected:
+        assert part in message, (part, message)
+
+
+def test_bad_access_rules_from_settings_and_env_name_the_setting_and_line(tmp_path: Any) -> None:
+    value = "\n    /a max_age 1\n    /b max_age 2\n    /c bogus\n"
+    with pytest.raises(ConfigError) as caught:
+        SSOConfig.from_settings({**STRINGS, "access_rules": value})
+    assert caught.value.setting == "access_rules"
+    assert "line 3 '/c bogus'" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        SSOConfig.from_env(env(SSO_ACCESS_RULES="/a max_age 1; /b max_age x"))
+    assert caught.value.setting == "access_rules"
+    assert "'/b max_age x'" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:  # at construction, never on the first request
+        SSOMiddleware(legacy_app, **VALID, access_rules="/x nope", session_data_dir=str(tmp_path))
+    assert caught.value.setting == "access_rules"
+
+
+# -- keep_access_token, refresh_margin, refresh_failure -----------------------------------
+
+
+def test_token_settings_defaults() -> None:
+    config = build()
+    assert (config.keep_access_token, config.refresh_margin, config.refresh_failure) == (False, 60, "sign_out")
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        pytest.param({"keep_access_token": True}, ("keep_access_token", True), id="keep-true"),
+        pytest.param({"keep_access_token": False}, ("keep_access_token", False), id="keep-false"),
+        pytest.param({"refresh_margin": 0}, ("refresh_margin", 0), id="margin-zero"),
+        pytest.param({"refresh_margin": 3600}, ("refresh_margin", 3600), id="margin-hour"),
+        pytest.param({"refresh_failure": "sign_out"}, ("refresh_failure", "sign_out"), id="sign-out"),
+        pytest.param({"refresh_failure": "keep_session"}, ("refresh_failure", "keep_session"), id="keep-session"),
+    ],
+)
+def test_token_settings_accepted(changes: dict[str, Any], expected: tuple[str, Any]) -> None:
+    name, value = expected
+    assert getattr(build(**changes), name) == value
+    text = {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in changes.items()}
+    assert getattr(SSOConfig.from_settings({**STRINGS, **text}), name) == value
+    assert getattr(SSOConfig.from_env(env(**{f"SSO_{key.upper()}": value for key, value in text.items()})),
+                   name) == value
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        pytest.param("keep_access_token", "yes", id="keep-text"),
+        pytest.param("keep_access_token", 1, id="keep-int"),
+        pytest.param("refresh_margin", -1, id="margin-negative"),
+        pytest.param("refresh_margin", 1.5, id="margin-float"),
+        pytest.param("refresh_margin", True, id="margin-bool"),
+        pytest.param("refresh_margin", "60", id="margin-text"),
+        pytest.param("refresh_failure", "logout", id="failure-unknown"),
+        pytest.param("refresh_failure", "sign-out", id="failure-dash"),
+        pytest.param("refresh_failure", "SIGN_OUT", id="failure-upper-case"),
+        pytest.param("refresh_failure", "", id="failure-empty"),
+        pytest.param("refresh_failure", None, id="failure-none"),
+    ],
+)
+def test_bad_token_settings_are_refused_by_name(setting: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as caught:
+        SSOConfig(**VALID, **{setting: value})
+    assert caught.value.setting == setting
+
+
+@pytest.mark.parametrize(
+    ("setting", "text"),
+    [
+        pytest.param("keep_access_token", "maybe", id="keep-maybe"),
+        pytest.param("keep_access_token", "2", id="keep-2"),
+        pytest.param("refresh_margin", "-5", id="margin-negative"),
+        pytest.param("refresh_margin", "1.5", id="margin-float"),
+        pytest.param("refresh_margin", "soon", id="margin-word"),
+        pytest.param("refresh_margin", "", id="margin-empty"),
+        pytest.param("refresh_failure", "keep", id="failure-unknown"),
+        pytest.param("refresh_failure", "", id="failure-empty"),
+    ],
+)
+def test_bad_token_settings_from_settings_and_env_are_named(setting: str, text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        SSOConfig.from_settings({**STRINGS, setting: text})
+    assert caught.value.setting == setting
+    with pytest.raises(ConfigError) as caught:
+        SSOConfig.from_env(env(**{f"SSO_{setting.upper()}": text}))
+    assert caught.value.setting == setting
+
+
+def test_token_settings_strings_are_stripped() -> None:
+    config = SSOConfig.from_settings({**STRINGS, "keep_access_token": " on ", "refresh_margin": " 30 ",
+                                      "refresh_failure": " keep_session\n"})
+    assert (config.keep_access_token, config.refresh_margin, config.refresh_failure) == (True, 30, "keep_session")

@@ -56,12 +56,18 @@ def test_every_known_code_has_a_status_and_message(code: str) -> None:
     assert message and "{" not in message
 
 
+#: Failures where the user did authenticate, just not well enough: 403, like the access rules' refusals.
+FORBIDDEN_CODES = ("step_up_failed",)
+
+
 def test_statuses_are_4xx_except_provider_trouble() -> None:
     for code, info in ERRORS.items():
         if info.status >= 500:
             assert info.status in (502, 503, 504), code
             assert code in ("provider_bad_response", "provider_unreachable", "provider_timeout",
                             "invalid_token_response", "session_store_unavailable", "session_too_large"), code
+        elif code in FORBIDDEN_CODES:
+            assert info.status == 403, code
         else:
             assert info.status in (400, 401), code
     assert describe("provider_unreachable")[0] == 503
@@ -97,3 +103,19 @@ def test_unknown_codes_get_a_generic_400(code: str) -> None:
     assert status == 400
     assert code not in message or not code
     assert shown == "unknown_error"
+
+
+def test_step_up_failed_is_in_the_catalogue() -> None:
+    assert "step_up_failed" in ERRORS
+    status, message, shown = describe("step_up_failed")
+    assert (status, shown) == (403, "step_up_failed")
+    assert "sign-in" in message
+    # The message speaks to the user, not about tokens or claims.
+    for jargon in ("auth_time", "acr", "max_age", "token", "claim"):
+        assert jargon not in message, jargon
+
+
+def test_step_up_failed_is_distinct_from_provider_refusals() -> None:
+    """A provider answering ``error=step_up_failed`` is a provider error (401), not our 403."""
+    assert provider_error_code("step_up_failed") == "provider_error:step_up_failed"
+    assert describe("provider_error:step_up_failed")[0] == 401

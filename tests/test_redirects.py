@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from sso_middleware.redirects import MAX_TARGET_LENGTH, absolute_target, checked_target
+from sso_middleware.redirects import MAX_TARGET_LENGTH, absolute_target, app_path, checked_target
 
 OWN = "https://app2.example"
 ALLOWED = ("https://app3.example", "https://api.example:8443")
@@ -197,3 +197,61 @@ def test_own_origin_with_port() -> None:
 )
 def test_absolute_target(target: str, base_url: str, expected: str) -> None:
     assert absolute_target(target, base_url) == expected
+
+
+# -- app_path: which application path a checked target leads to ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "base_url", "expected"),
+    [
+        # relative targets are paths of this application, whatever base_url's prefix
+        pytest.param("/", OWN, "/", id="root"),
+        pytest.param("/billing", OWN, "/billing", id="relative"),
+        pytest.param("/billing/x?y=1", OWN, "/billing/x", id="query-stripped"),
+        pytest.param("/billing#top", OWN, "/billing", id="fragment-stripped"),
+        pytest.param("/billing?next=/admin#/vault", OWN, "/billing", id="paths-in-query-and-fragment-ignored"),
+        pytest.param("/?x=1", OWN, "/", id="root-with-query"),
+        pytest.param("/b%69lling", OWN, "/billing", id="percent-decoded"),
+        pytest.param("/caf%C3%A9", OWN, "/caf\u00e9", id="percent-decoded-utf8"),
+        pytest.param("/a%2Fb", OWN, "/a/b", id="encoded-slash-decoded"),
+        pytest.param("/a%252Fb", OWN, "/a%2Fb", id="decoded-once"),
+        pytest.param("/x/../billing", OWN, "/x/../billing", id="dot-segments-left-to-the-rules"),
+        pytest.param("/billing", OWN + "/app", "/billing", id="relative-with-prefix"),
+        # absolute targets on the application's own origin
+        pytest.param("https://app2.example", OWN, "/", id="absolute-no-path"),
+        pytest.param("https://app2.example/", OWN, "/", id="absolute-root"),
+        pytest.param("https://app2.example/billing?x=1#f", OWN, "/billing", id="absolute"),
+        pytest.param("https://APP2.example:443/billing", OWN, "/billing", id="absolute-spelled-otherwise"),
+        pytest.param("https://app2.example/b%69lling", OWN, "/billing", id="absolute-percent-decoded"),
+        pytest.param("https://app2.example/app/billing", OWN + "/app", "/billing", id="absolute-below-prefix"),
+        pytest.param("https://app2.example/app", OWN + "/app", "/", id="absolute-prefix-itself"),
+        pytest.param("https://app2.example/app/", OWN + "/app", "/", id="absolute-prefix-slash"),
+        pytest.param("https://app2.example/app?x=1", OWN + "/app", "/", id="absolute-prefix-query"),
+        pytest.param("https://app2.example/application", OWN + "/app", None, id="prefix-boundary"),
+        pytest.param("https://app2.example/app-x/billing", OWN + "/app", None, id="prefix-boundary-dash"),
+        pytest.param("https://app2.example/billing", OWN + "/app", None, id="absolute-beside-prefix"),
+        pytest.param("https://app2.example/", OWN + "/app", None, id="absolute-root-beside-prefix"),
+        pytest.param("https://app2.example/a/b/c", OWN + "/a/b", "/c", id="two-segment-prefix"),
+        pytest.param("https://app2.example:8443/x", "https://app2.example:8443/app", None,
+                     id="port-origin-beside-prefix"),
+        pytest.param("https://app2.example:8443/app/x", "https://app2.example:8443/app", "/x", id="port-origin"),
+        # other origins are not this application
+        pytest.param("https://app3.example/billing", OWN, None, id="other-origin"),
+        pytest.param("https://api.example:8443/billing", OWN, None, id="other-origin-port"),
+        pytest.param("https://app2.example:8443/billing", OWN, None, id="own-host-other-port"),
+        pytest.param("http://app2.example/billing", OWN, None, id="own-host-http"),
+        pytest.param("https://app3.example/app/billing", OWN + "/app", None, id="other-origin-same-prefix"),
+    ],
+)
+def test_app_path(target: str, base_url: str, expected: Optional[str]) -> None:
+    assert app_path(target, base_url) == expected
+
+
+def test_app_path_of_every_accepted_own_target_is_a_path() -> None:
+    """Whatever checked_target lets through for this origin maps to a path starting with one slash."""
+    for target in ("/", "/a?b=c#d", "/a//b", "/~user/x;p=1", "/100%25", "https://app2.example",
+                   "https://app2.example/dashboard?x=1", "HTTPS://app2.example/x"):
+        assert check(target) == target
+        path = app_path(target, OWN)
+        assert path is not None and path.startswith("/"), target

@@ -402,3 +402,77 @@ def test_a_quoted_value_and_spaces_are_read(cookies: TransactionCookies) -> None
     pair, _ = issue(cookies)
     name, _, value = pair.partition("=")
     assert cookies.redeem(STATE, f'  {name} = "{value}"  ', NOW)[0] == transaction()
+
+
+# -- step-up fields ---------------------------------------------------------------------
+
+
+def fernet_for_tests() -> Fernet:
+    """The transaction cookies' key, derived as the module does (pinned by the shape test above too)."""
+    return Fernet(base64.urlsafe_b64encode(
+        hmac.new(SESSION_SECRET.encode(), b"sso_middleware sign-in transactions", hashlib.sha256).digest()))
+
+
+def record_in(pair: str) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(fernet_for_tests().decrypt(value_of(pair).encode()))
+    return record
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"max_age": 300}, id="max-age"),
+        pytest.param({"max_age": 0}, id="max-age-zero"),
+        pytest.param({"acr_values": "urn:dev:loa:mfa"}, id="acr-values"),
+        pytest.param({"acr_values": 'urn:a urn:b a"b c\\d'}, id="several-acr-values"),
+        pytest.param({"max_age": 60, "acr_values": "urn:dev:loa:mfa", "prompt": None}, id="both"),
+    ],
+)
+def test_the_step_up_fields_round_trip(cookies: TransactionCookies, fields: dict[str, Any]) -> None:
+    pair, _ = issue(cookies, **fields)
+    found = cookies.redeem(STATE, pair, NOW + 1)[0]
+    assert found == transaction(**fields)
+    assert found is not None
+    for name, value in fields.items():
+        assert getattr(found, name) == value
+    record = record_in(pair)
+    assert {key: record[key] for key in fields} == fields
+
+
+def test_unset_step_up_fields_are_not_written(cookies: TransactionCookies) -> None:
+    pair, _ = issue(cookies)
+    record = record_in(pair)
+    assert "max_age" not in record and "acr_values" not in record
+    # The fields that were always there still are, None or not.
+    assert set(record) == {"nonce", "code_verifier", "target_url", "connection", "prompt", "expires_at", "state"}
+    pair, _ = issue(cookies, connection=None, prompt=None)
+    assert record_in(pair)["connection"] is None and record_in(pair)["prompt"] is None
+    found = cookies.redeem(STATE, pair, NOW)[0]
+    assert found is not None and (found.max_age, found.acr_values) == (None, None)
+
+
+def test_unset_step_up_fields_keep_the_cookie_as_short_as_before(cookies: TransactionCookies) -> None:
+    plain, _ = issue(cookies)
+    stepped, _ = issue(cookies, max_age=300, acr_values="urn:dev:loa:mfa")
+    assert len(value_of(stepped)) > len(value_of(plain))
+    old_style = fernet_for_tests().encrypt_at_time(
+        json.dumps(dict(asdict(transaction()), state=STATE)).encode(), int(NOW)).decode()
+    assert len(value_of(plain)) < len(old_style)  # "max_age": null, "acr_values": null are not written
+
+
+def test_a_cookie_from_before_the_step_up_fields_still_redeems(cookies: TransactionCookies) -> None:
+    """Issued by the previous version during a rolling upgrade: no max_age or acr_values keys at all."""
+    record = {key: value for key, value in asdict(transaction()).items() if key not in ("max_age", "acr_values")}
+    value = fernet_for_tests().encrypt_at_time(json.dumps(dict(record, state=STATE)).encode(), int(NOW)).decode()
+    found, expire = cookies.redeem(STATE, f"{tx_name(COOKIE, STATE)}={value}", NOW + 1)
+    assert found == transaction()
+    assert found is not None and (found.max_age, found.acr_values) == (None, None)
+    assert len(expire) == 1
+
+
+def test_step_up_fields_are_encrypted_like_the_rest(cookies: TransactionCookies) -> None:
+    pair, _ = issue(cookies, max_age=300, acr_values="urn:dev:loa:mfa")
+    value = value_of(pair)
+    raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    for secret in ("urn:dev:loa:mfa", "max_age", "acr_values"):
+        assert secret not in value and secret.encode() not in raw, secret
