@@ -22,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 from typing import Any, Optional
 
 import jwt
@@ -237,7 +238,13 @@ def _header(token: str, code: str) -> dict[str, Any]:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+    """A JSON number usable as a time: not a boolean, not NaN or infinite, not too large for a float."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _hash_matches(expected: Any, value: str, alg: str) -> bool:

@@ -444,7 +444,7 @@ def _parse_line(line: str, where: str, builder: _Builder) -> None:
         builder.add_max_age(path, _seconds(rest[0], where, text=True))
     elif keyword == "acr_values":
         exactly(1, "values after acr_values", " (separate values with commas, no spaces)")
-        builder.add_acr(path, _comma_list(rest[0], where, "acr value"), where)
+        builder.add_acr(path, _acr_list(_comma_list(rest[0], where, "acr value"), where), where)
     else:
         raise ValueError(f"{where}: unknown keyword {keyword!r} ({', '.join(KEYWORDS)})")
 
@@ -501,7 +501,14 @@ def _parse_mapping(item: Mapping[str, Any], where: str, builder: _Builder) -> No
 def _acr_list(raw: Any, where: str) -> tuple[str, ...]:
     if not isinstance(raw, (list, tuple)) or not raw:
         raise ValueError(f"{where}: acr_values needs a non-empty list of strings, not {raw!r}")
-    return _unique(_value(value, where, "acr value", spaces=False) for value in raw)
+    return _unique(_acr_value(value, where) for value in raw)
+
+
+def _acr_value(raw: Any, where: str) -> str:
+    """An acr value: printable ASCII without spaces (it travels in a space-separated parameter and a header)."""
+    if not isinstance(raw, str) or not _NAME_RE.match(raw):
+        raise ValueError(f"{where}: bad acr value {raw!r} (printable ASCII without spaces)")
+    return raw
 
 
 def _parse_rule(rule: AccessRule, where: str, builder: _Builder) -> None:

@@ -850,11 +850,6 @@ def test_the_challenge_quotes_acr_values_per_rfc_9110(make_browser: Callable[...
     assert final.status_int == 200
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "source bug: rules._value accepts non-ASCII acr values (str.isprintable) and pages.step_up_required puts "
-    "them raw into WWW-Authenticate; '€' is not latin-1, so the WSGI header is invalid (webtest lint "
-    "AssertionError, a 500 or a crash in a real server)"
-))
 def test_non_ascii_acr_values_never_make_an_invalid_header(make_browser: Callable[..., Browser],
                                                            provider: FakeProvider) -> None:
     try:
@@ -1034,11 +1029,6 @@ def test_an_auth_time_that_is_not_a_number_is_an_invalid_id_token(make_browser: 
     assert whoami(browser)["remote_user"] is None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "source bug: the callback (sso_middleware/handlers.py) converts auth_time with float(); id_token._is_number "
-    "accepts any int, and an int too large for a float raises OverflowError -> 500 'Internal error in the "
-    "sign-in middleware' instead of a 4xx failure"
-))
 @pytest.mark.parametrize("rules", [pytest.param("", id="no-rules"), pytest.param("/billing max_age 300", id="rule")])
 def test_a_huge_auth_time_is_not_a_500(make_browser: Callable[..., Browser], provider: FakeProvider,
                                        rules: str) -> None:
