@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sso_middleware import ConfigError, SSOConfig
-from sso_middleware.session import SessionStore, SignedInUser, SSOSession, own_cookie
+from sso_middleware.session import SessionStore, SignedInUser, SSOSession, Tokens, own_cookie
 
 NOW = 1_700_000_000.0
 
@@ -336,3 +336,241 @@ def test_default_data_dir_is_private_and_refused_when_not(tmp_path, monkeypatch)
     with pytest.raises(ConfigError) as refused:
         SessionStore(config)
     assert refused.value.setting == "session_data_dir"
+
+
+# -- tokens (keep_access_token) --------------------------------------------------------------
+
+
+TOKENS = Tokens(access_token="at-one", expires_at=NOW + 120, refresh_token="rt-one")
+NEWER = Tokens(access_token="at-two", expires_at=NOW + 300, refresh_token="rt-two")
+
+
+@pytest.fixture
+def token_store(settings: dict[str, Any]) -> SessionStore:
+    return SessionStore(SSOConfig(**settings, keep_access_token=True))
+
+
+def files_named(store: SessionStore, prefix: str) -> list[str]:
+    root_dir = os.path.join(store.config.data_dir, "container_file")
+    return sorted(os.path.join(root, name) for root, _dirs, names in os.walk(root_dir) for name in names
+                  if name.startswith(prefix))
+
+
+def user_files(store: SessionStore) -> list[str]:
+    from sso_middleware.session import INDEX_PREFIX, TOKENS_PREFIX
+
+    return [path for path in session_files(store) if not os.path.basename(path).startswith(TOKENS_PREFIX)
+            and not os.path.basename(path).startswith(INDEX_PREFIX)]
+
+
+def token_record(path: str) -> Any:
+    with open(path, "rb") as handle:
+        container = pickle.load(handle)
+    return json.loads(container["session"])  # the record's value is the JSON text itself
+
+
+def signed_in_with_tokens(store: SessionStore, tokens: Tokens = TOKENS) -> str:
+    session = store.open({})
+    session.sign_in(user(), NOW, tokens)
+    _, cookie = reopen(store, session.commit())
+    return cookie
+
+
+def test_server_side_tokens_live_in_a_record_of_their_own(token_store: SessionStore) -> None:
+    cookie = signed_in_with_tokens(token_store)
+    (user_path,) = user_files(token_store)
+    session_id = os.path.basename(user_path)[: -len(".cache")]
+    (tokens_path,) = files_named(token_store, "sso-tokens-")
+    assert os.path.basename(tokens_path) == f"sso-tokens-{session_id}.cache"
+    record = token_record(tokens_path)
+    assert (record["access_token"], record["expires_at"], record["refresh_token"]) == ("at-one", NOW + 120, "rt-one")
+    assert Tokens.from_record(record) == TOKENS
+    assert "tokens" not in stored_record(user_path)  # never in the session itself
+    current, _ = reopen(token_store, [], cookie)
+    assert current.current_user(NOW) == user()
+    assert current.tokens() == TOKENS
+    assert os.stat(token_store.config.data_dir).st_mode & 0o077 == 0  # inside the private folder
+
+
+def test_tokens_are_read_once_per_request_and_reloaded_on_demand(token_store: SessionStore) -> None:
+    cookie = signed_in_with_tokens(token_store)
+    first, _ = reopen(token_store, [], cookie)
+    assert first.tokens() == TOKENS
+    second, _ = reopen(token_store, [], cookie)
+    assert second.store_tokens(NEWER) is True  # another request refreshed them
+    assert first.tokens() == TOKENS  # this request's view
+    assert first.reload_tokens() == NEWER  # as stored now
+    assert first.tokens() == NEWER
+    assert reopen(token_store, [], cookie)[0].tokens() == NEWER
+
+
+def test_storing_tokens_writes_no_session_record(token_store: SessionStore) -> None:
+    """A refresh replaces the token record alone: a concurrent request's idle stamp cannot undo it."""
+    cookie = signed_in_with_tokens(token_store)
+    (user_path,) = user_files(token_store)
+    before = os.stat(user_path).st_mtime_ns
+    current, _ = reopen(token_store, [], cookie)
+    assert current.store_tokens(NEWER)
+    assert current.commit() == []
+    assert os.stat(user_path).st_mtime_ns == before
+    # A request that read the session earlier and writes its idle stamp now keeps the new tokens.
+    stale, _ = reopen(token_store, [], cookie)
+    stale.current_user(NOW + 3600)
+    stale.commit()
+    assert reopen(token_store, [], cookie)[0].tokens() == NEWER
+
+
+def test_storing_no_tokens_removes_the_record(token_store: SessionStore) -> None:
+    cookie = signed_in_with_tokens(token_store)
+    current, _ = reopen(token_store, [], cookie)
+    assert current.store_tokens(None) is True
+    assert files_named(token_store, "sso-tokens-") == []
+    again, _ = reopen(token_store, [], cookie)
+    assert again.current_user(NOW) is not None and again.tokens() is None
+
+
+def test_tokens_are_never_stored_for_an_ended_session(token_store: SessionStore) -> None:
+    cookie = signed_in_with_tokens(token_store)
+    refreshing, _ = reopen(token_store, [], cookie)
+    assert refreshing.current_user(NOW) is not None
+    signing_out, _ = reopen(token_store, [], cookie)
+    signing_out.sign_out()
+    signing_out.commit()
+    assert files_named(token_store, "sso-tokens-") == [] and user_files(token_store) == []
+    assert refreshing.store_tokens(NEWER) is False  # the record is not brought back
+    refreshing.commit()
+    assert files_named(token_store, "sso-tokens-") == [] and user_files(token_store) == []
+
+
+def test_a_session_without_cookie_has_no_tokens_to_store(token_store: SessionStore) -> None:
+    session = token_store.open({})
+    assert session.tokens() is None
+    assert session.store_tokens(NEWER) is False
+    assert session.commit() == []
+    assert all_files(token_store) == []
+
+
+def test_sign_out_removes_the_token_record(token_store: SessionStore) -> None:
+    cookie = signed_in_with_tokens(token_store)
+    current, _ = reopen(token_store, [], cookie)
+    current.sign_out()
+    current.commit()
+    assert files_named(token_store, "sso-tokens-") == []
+    assert session_files(token_store) == []
+
+
+def test_signing_in_again_replaces_the_token_record(token_store: SessionStore) -> None:
+    cookie = signed_in_with_tokens(token_store)
+    current, _ = reopen(token_store, [], cookie)
+    current.sign_in(user("bob"), NOW + 5, NEWER)
+    fresh, _ = reopen(token_store, current.commit())
+    (tokens_path,) = files_named(token_store, "sso-tokens-")  # the old session's record went with it
+    assert token_record(tokens_path)["access_token"] == "at-two"
+    assert fresh.tokens() == NEWER
+
+
+def test_a_sign_in_without_tokens_writes_no_token_record(token_store: SessionStore) -> None:
+    signed_in_with_tokens(token_store, tokens=None)  # type: ignore[arg-type]
+    assert files_named(token_store, "sso-tokens-") == []
+
+
+def test_back_channel_logout_removes_the_token_record(settings: dict[str, Any]) -> None:
+    store = SessionStore(SSOConfig(**settings, keep_access_token=True))
+    session = store.open({})
+    session.sign_in(SignedInUser(claims={"sub": "alice"}, connection=None, id_token="h.p.s", signed_in_at=NOW,
+                                 sid="sid-1"), NOW, TOKENS)
+    session.commit()
+    assert len(files_named(store, "sso-tokens-")) == 1
+    assert store.end_sessions("sid-1", None, NOW + 1) == 1
+    assert files_named(store, "sso-tokens-") == []
+    assert user_files(store) == []
+
+
+def test_cookie_store_tokens_live_inside_the_session(settings: dict[str, Any]) -> None:
+    store = SessionStore(SSOConfig(**settings, keep_access_token=True, session_type="cookie"))
+    cookie = signed_in_with_tokens(store)
+    current, _ = reopen(store, [], cookie)
+    assert current.current_user(NOW) is not None
+    assert current.tokens() == TOKENS
+    assert Tokens.from_record(current._data["tokens"]) == TOKENS
+    assert current.store_tokens(NEWER) is True
+    (header,) = current.commit()  # the cookie is rewritten with the new tokens
+    assert header[0] == "Set-Cookie"
+    assert reopen(store, [header])[0].tokens() == NEWER
+    assert reopen(store, [], cookie)[0].tokens() == TOKENS  # the old cookie still holds the old ones
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        pytest.param('{"access_token": "a", "expires_at": 1.5, "refresh_token": "r"}', Tokens("a", 1.5, "r"),
+                     id="json"),
+        pytest.param({"access_token": "a"}, Tokens("a"), id="dict-access-token-only"),
+        pytest.param('{"access_token": "a", "expires_at": null, "refresh_token": null}', Tokens("a"), id="nulls"),
+        pytest.param(None, None, id="missing"),
+        pytest.param("", None, id="empty"),
+        pytest.param("not json", None, id="not-json"),
+        pytest.param("[1, 2]", None, id="json-list"),
+        pytest.param('{"expires_at": 1}', None, id="no-access-token"),
+        pytest.param('{"access_token": 42}', None, id="access-token-number"),
+        pytest.param('{"access_token": "a", "scope": "x"}', None, id="unknown-field"),
+        pytest.param(42, None, id="number"),
+    ],
+)
+def test_tokens_from_a_stored_record(record: Any, expected: Any) -> None:
+    assert Tokens.from_record(record) == expected
+
+
+def test_tokens_round_trip_as_json() -> None:
+    assert Tokens.from_record(TOKENS.to_json()) == TOKENS
+    assert json.loads(TOKENS.to_json())["access_token"] == "at-one"
+    failed = Tokens(access_token="", error="refresh_failed")  # keep_session: the reason stays, no token
+    assert Tokens.from_record(failed.to_json()) == failed
+
+
+def test_sweep_keeps_token_records_until_the_absolute_cutoff(tmp_path) -> None:
+    import time
+
+    from sso_middleware.session import sweep_file_store
+
+    now = time.time()
+    records = tmp_path / "container_file" / "s" / "ss"
+    records.mkdir(parents=True)
+    idle_session = records / "0123abcd.cache"
+    tokens_recent = records / "sso-tokens-recent.cache"  # older than the idle cutoff, newer than the absolute one
+    tokens_ancient = records / "sso-tokens-ancient.cache"
+    index_recent = records / "sso-index-recent.cache"
+    for path in (idle_session, tokens_recent, tokens_ancient, index_recent):
+        path.write_text("x")
+    for path in (idle_session, tokens_recent, index_recent):
+        os.utime(path, (now - 5000, now - 5000))
+    os.utime(tokens_ancient, (now - 50_000, now - 50_000))
+
+    removed = sweep_file_store(str(tmp_path), before=now - 1000, index_before=now - 20_000)
+
+    assert removed == 2
+    assert not idle_session.exists() and not tokens_ancient.exists()
+    assert tokens_recent.exists() and index_recent.exists()
+
+
+def test_the_sweep_keeps_a_live_sessions_token_record(settings: dict[str, Any]) -> None:
+    """With the cutoffs SessionStore.session_created uses: a recently stamped session's old token record survives."""
+    store = SessionStore(SSOConfig(**settings, keep_access_token=True, session_idle_timeout=600,
+                                   session_absolute_timeout=86400))
+    cookie = signed_in_with_tokens(store)
+    (tokens_path,) = files_named(store, "sso-tokens-")
+    (user_path,) = user_files(store)
+    import time
+
+    now = time.time()
+    # The token record was written at sign-in, two hours ago; the session was stamped a minute ago.
+    os.utime(tokens_path, (now - 7200, now - 7200))
+    os.utime(user_path, (now - 60, now - 60))
+    data_dir, before, index_before = (store.config.data_dir, now - 600 - store.stamp_interval - 60,
+                                      now - 86400 - 600 - store.stamp_interval - 60)
+    from sso_middleware.session import sweep_file_store
+
+    sweep_file_store(data_dir, before, index_before)
+    assert os.path.exists(tokens_path) and os.path.exists(user_path)
+    current, _ = reopen(store, [], cookie)
+    assert current.tokens() == TOKENS
