@@ -131,7 +131,7 @@ class Handlers:
         )
         tokens = None
         if self.config.keep_access_token:
-            tokens = Tokens(result.access_token, result.expires_at, result.refresh_token)
+            tokens = Tokens(result.access_token, result.expires_at, result.refresh_token, obtained_at=now)
         session.sign_in(user, now, tokens)
         log.info("sso: signed in sub=%r through connection %r", result.claims["sub"], transaction.connection)
         return self._redirect(transaction.target_url)

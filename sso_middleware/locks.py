@@ -153,24 +153,24 @@ def _redis_lock(config: SSOConfig) -> tuple[Acquire, Release]:
 
 
 def _memcached_lock(config: SSOConfig) -> tuple[Acquire, Release]:
-    client = JsonMemcachedNamespace.client_for(config.session_url, config.session_store_timeout)
+    # Through the namespace's calls: the same shared client, and its retry after a memcached restart.
+    memcached = JsonMemcachedNamespace("locks", config.session_url, socket_timeout=config.session_store_timeout)
 
     def key(name: str) -> str:
         return hashlib.sha256(_store_key(name).encode()).hexdigest()
 
     def acquire(name: str, ttl: float) -> Optional[str]:
         token = secrets.token_hex(16)
-        if client.add(key(name), token, time=max(1, int(ttl + 0.999))):
+        if memcached._call("add", key(name), token, time=max(1, int(ttl + 0.999))):
             return token
-        now = time.time()
-        if all(server.deaduntil > now for server in client.servers):
+        if memcached._down():
             raise StoreUnavailable("memcached: no server answers")
         return None
 
     def release(name: str, token: Any) -> None:
         with contextlib.suppress(ValueError):  # a value we would not have written: leave it to expire
-            if client.get(key(name)) == token:
-                client.delete(key(name))
+            if memcached._call("get", key(name)) == token:
+                memcached._call("delete", key(name))
 
     return acquire, release
 

@@ -320,7 +320,7 @@ class OIDCClient:
         status, document = self.http.post_form(self.metadata().token_endpoint, "token", body, auth=auth)
         if not isinstance(document, dict):
             raise AuthFailure("invalid_token_response", f"token endpoint: HTTP {status}, not a JSON object")
-        if status >= 500:
+        if status >= 500 or status == 429:  # down, or rate-limiting us: the provider's trouble, not a refusal
             raise ProviderError("provider_unreachable", f"token endpoint: HTTP {status}")
         if "error" in document or status != 200:
             raise AuthFailure(provider_error_code(str(document.get("error", f"http_{status}"))),
@@ -329,6 +329,8 @@ class OIDCClient:
             tokens = dict(client.parse_request_body_response(json.dumps(document), scope=None))
         except (OAuth2Error, ValueError, TypeError, AttributeError, ArithmeticError) as exc:  # malformed members
             raise AuthFailure("invalid_token_response", f"token response: {type(exc).__name__}") from None
+        if "expires_in" in document:  # as sent: oauthlib drops an expires_in of 0 ("expired already")
+            tokens["expires_in"] = document["expires_in"]
         if not isinstance(tokens.get("access_token"), str) or not tokens["access_token"]:
             raise AuthFailure("invalid_token_response", "token response lacks access_token")
         if str(tokens.get("token_type", "")).lower() != "bearer":
@@ -397,6 +399,12 @@ def _optional_str(tokens: Mapping[str, Any], name: str) -> Optional[str]:
 def _expires_at(tokens: Mapping[str, Any], now: float) -> Optional[float]:
     """When the access token expires (``expires_in`` after ``now``), or None when the provider does not say."""
     expires_in = tokens.get("expires_in")
-    if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)) or not math.isfinite(expires_in):
+    if isinstance(expires_in, str) and expires_in.strip().isdigit():  # some providers send a string
+        expires_in = int(expires_in)
+    if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
         return None
-    return now + max(0.0, float(expires_in))
+    try:
+        seconds = float(expires_in)
+    except OverflowError:
+        return None
+    return now + max(0.0, seconds) if math.isfinite(seconds) else None

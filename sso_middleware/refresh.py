@@ -56,6 +56,10 @@ REFRESH_FAILED = "refresh_failed"  # the provider refused the refresh token
 TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"  # the provider (or the lock) could not be had in time
 TOKEN_EXPIRED = "token_expired"  # expired and there is no refresh token
 
+#: Failures that are the provider's verdict on the session's refresh token (RFC 6749 section 5.2: invalid,
+#: expired, revoked) or on its refreshed identity (an ID token failing Core section 12.2): the session ends.
+REFUSALS = frozenset({"provider_error:invalid_grant", "invalid_id_token"})
+
 
 @dataclass(frozen=True)
 class TokenState:
@@ -109,18 +113,29 @@ class TokenRefresher:
                 log.warning("sso: a token refresh of this session is still running elsewhere; not waiting longer")
                 return self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE)
             latest = session.reload_tokens() if self.store.searchable else self._adopt_recent(session, tokens, now)
-            if latest is None:  # the session lost its tokens meanwhile (signed out)
-                return TokenState(user, None)
+            if latest is None:  # the session was ended meanwhile (a sign-out, or a refused refresh signed it out)
+                session.sign_out()
+                return TokenState(None, None)
             if latest.error is not None:  # another request's refresh was refused meanwhile
                 return TokenState(user, None, latest.error)
-            if latest.refresh_token != tokens.refresh_token or not self._due(latest, now):
+            if latest != tokens:
                 return TokenState(user, latest)  # refreshed by another request while this one waited
             return self._refresh(session, user, latest, now)
 
     # -- helpers -----------------------------------------------------------
 
     def _due(self, tokens: Tokens, now: float) -> bool:
-        return tokens.expires_at is not None and tokens.expires_at - now <= self.config.refresh_margin
+        """Within ``refresh_margin`` of expiry -- or of half its lifetime, for tokens that live shorter.
+
+        Without the second bound a token living no longer than the margin would be
+        "due" from the moment it was issued: a refresh on every request.
+        """
+        if tokens.expires_at is None:
+            return False
+        margin: float = self.config.refresh_margin
+        if tokens.obtained_at is not None:
+            margin = min(margin, (tokens.expires_at - tokens.obtained_at) / 2)
+        return tokens.expires_at - now <= margin
 
     @staticmethod
     def _without_refresh(user: SignedInUser, tokens: Tokens, now: float, error: str) -> TokenState:
@@ -133,10 +148,13 @@ class TokenRefresher:
         assert tokens.refresh_token is not None
         try:
             result = self.client.refresh(tokens.refresh_token, user.id_token)
-        except ProviderError as exc:
-            log.warning("sso: token refresh for sub=%r failed, the provider is unavailable: %s", user.sub, exc.code)
-            return self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE)
         except AuthFailure as failure:
+            if isinstance(failure, ProviderError) or failure.code not in REFUSALS:
+                # Not a verdict on this refresh token (the provider is down, rate-limits, or refuses us as a
+                # client): nobody is signed out for that; the current token serves while it is valid.
+                log.warning("sso: token refresh for sub=%r failed (%s); keeping the current token while valid",
+                            user.sub, failure.code)
+                return self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE)
             self.refreshes += 1
             if self.config.refresh_failure == "sign_out":
                 log.info("sso: token refresh for sub=%r refused (%s); signing out", user.sub, failure)
@@ -151,6 +169,7 @@ class TokenRefresher:
             access_token=result.access_token,
             expires_at=result.expires_at,
             refresh_token=result.refresh_token or tokens.refresh_token,
+            obtained_at=now,
         )
         if not session.store_tokens(fresh):
             log.info("sso: the session ended while its token was refreshed; not keeping the new token")

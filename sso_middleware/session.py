@@ -88,6 +88,7 @@ class Tokens:
     expires_at: Optional[float] = None  # None: the provider did not say
     refresh_token: Optional[str] = None
     error: Optional[str] = None  # why the session lost its token (``refresh_failure = keep_session``)
+    obtained_at: Optional[float] = None  # when the provider issued it (this host's clock)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

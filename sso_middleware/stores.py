@@ -653,7 +653,7 @@ class BeakerStore:
                     namespace.release_read_lock()
             else:
                 value = namespace[_VALUE_KEY]
-        except KeyError:
+        except (KeyError, ValueError):  # ValueError: bytes we would not have written (not UTF-8...)
             return None
         except OSError as exc:
             raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
