@@ -528,11 +528,6 @@ def test_redis_locks_work_after_a_restart_nobody_saw(redis_env: Env) -> None:
     restart_nobody_saw(redis_env)
 
 
-@pytest.mark.xfail(strict=True, raises=StoreUnavailable, reason=(
-    "source bug (latent): locks._memcached_lock.acquire calls client.add directly, without the one retry on a "
-    "connection opened before that JsonMemcachedNamespace._call makes, so after a memcached restart the first lock "
-    "attempt per thread raises StoreUnavailable although the server answers; inside the middleware it is masked "
-    "because the session read just before goes through _call and repairs the shared client's connection"))
 def test_memcached_locks_work_after_a_restart_nobody_saw(memcached_env: Env) -> None:
     restart_nobody_saw(memcached_env)
 

@@ -891,11 +891,6 @@ def test_a_planted_pickle_in_a_memcached_token_record_is_never_unpickled(tmp_pat
         server.stop()
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError, reason=(
-    "source bug: BeakerStore.read_value (stores.py) catches only KeyError/OSError, and JsonRedisNamespace.__getitem__ "
-    "decodes every value as UTF-8, so bytes that are not UTF-8 under a token record's key raise UnicodeDecodeError "
-    "(a 500 on every request of that session, see tests/test_refresh.py) instead of reading as an unreadable record "
-    "like an unreadable session record does (BeakerStore.session turns any load error into ValueError)"))
 @pytest.mark.parametrize("payload", [
     pytest.param(b"\x80\x05\x95", id="binary-pickle"),
     pytest.param(b"\xff\xfe not utf-8", id="latin-1"),
