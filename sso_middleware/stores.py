@@ -367,6 +367,7 @@ class PrivateFileNamespace(FileNamespaceManager):  # type: ignore[misc]
     * Reads take no lock: every write replaces the record by a rename (or, below,
       creates it whole before anyone knows its name), so a reader sees the old or the
       new record, never half of one.  Writes and removals keep Beaker's file lock.
+    * Records are written with mode 0600 (they hold tokens), never through a planted link.
     * A record the store knows to be new (:meth:`mark_fresh`: a session id just
       generated, known to nobody else yet) is created in place with ``O_EXCL``: no
       lock file and no temporary file.  Creating files is the expensive part of a
@@ -390,22 +391,40 @@ class PrivateFileNamespace(FileNamespaceManager):  # type: ignore[misc]
         self.close(checkcount=True)
 
     def do_close(self) -> None:
-        if self.fresh and self.flags in ("c", "w"):
+        if self.flags not in ("c", "w"):
+            self.hash = {}
+            self.flags = None
+            return
+        data = pickle.dumps(self.hash)
+        if self.fresh:
             self.fresh = False
-            data = pickle.dumps(self.hash)
             try:
                 fd = os.open(self.file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             except FileExistsError:
                 self.access_lock = self.get_access_lock()
                 with _held(self.access_lock):
-                    super().do_close()
-                return
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            self.hash = {}
-            self.flags = None
-            return
-        super().do_close()
+                    _private_write(self.file, data)
+            else:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+        else:
+            _private_write(self.file, data)
+        self.hash = {}
+        self.flags = None
+
+
+def _private_write(path: str, data: bytes) -> None:
+    """Replace a file atomically (temporary file and rename, like Beaker's ``safe_write``), readable by us alone.
+
+    Records hold ID, access and refresh tokens: mode 0600 whatever the umask or the folder.
+    """
+    temporary = f"{path}.temp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary)  # a leftover of a crash, or a planted file or link: never written through
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.rename(temporary, path)
 
 
 @contextlib.contextmanager

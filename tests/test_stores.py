@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import pickle
+import stat
 import time
 import zlib
 from collections.abc import Iterator
@@ -907,3 +908,35 @@ def test_a_redis_token_record_that_is_not_text_reads_as_none(settings: dict[str,
         assert beaker.read_value(RECORD) is None
     finally:
         server.stop()
+
+
+def test_file_records_are_private_whatever_the_umask(settings: dict[str, Any], tmp_path: Path) -> None:
+    """Session and token records hold tokens: 0600 when created, updated or created in place, and never
+    written through a link planted at the temporary file's name."""
+    from sso_middleware import SSOConfig
+    from sso_middleware.session import SessionStore
+
+    store = SessionStore(SSOConfig(**{**settings, "session_data_dir": str(tmp_path / "open")}))
+    beaker = store.beaker
+    assert beaker is not None
+    path = os.path.join(beaker.options["data_dir"], "container_file", RECORD[0], RECORD[:2], RECORD + ".cache")
+    old_umask = os.umask(0o002)
+    try:
+        assert beaker.write_value(RECORD, "first", 600)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        target = tmp_path / "elsewhere"
+        target.write_text("untouched")
+        os.symlink(target, path + ".temp")
+        assert beaker.write_value(RECORD, "second", 600, existing=True)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert target.read_text() == "untouched"
+        session = beaker.session("")
+        session["user"] = {"sub": "alice"}
+        assert beaker.save(session)  # created in place
+        session_path = session.namespace.file
+        assert stat.S_IMODE(os.stat(session_path).st_mode) == 0o600
+        session["last_seen"] = 1.0
+        assert beaker.save(session, existing=True)  # replaced through a temporary file
+        assert stat.S_IMODE(os.stat(session_path).st_mode) == 0o600
+    finally:
+        os.umask(old_umask)
