@@ -221,8 +221,10 @@ def _sign_in(results: Any) -> list[str]:
             f"Over the 2 ms target: the {' and '.join(cb.store for cb in over)} store"
             + ("s" if len(over) > 1 else "")
             + ". A sign-in on a server-side store writes three records -- the new session and the back-channel "
-            "logout index entries for the provider's `sid` and the user's `sub`; with the file store each write "
-            "is a lock file, a temporary file and a rename, with Redis a round "
+            "logout index entries for the provider's `sid` and the user's `sub`; with the file store the session "
+            "file is created in place (a new id needs no lock or temporary file) and each index entry is one "
+            "appended line, but a new `sid` is a new file, and creating files is the expensive part of a write on "
+            "a virtual disk; with Redis each write is a round "
             f"trip. The protocol part (code exchange, ID token validation, userinfo) costs {min(protocol):.0f}–"
             f"{max(protocol):.0f} µs of CPU whatever the store, mostly `requests` preparing two HTTP requests, "
             "oauthlib parsing the token response and PyJWT decoding the ID token. "
@@ -292,11 +294,10 @@ def _suggestions(results: Any) -> list[str]:
     lock = _step(results, file_label, "read lock")
     if init is not None and lock is not None and init.share + lock.share >= 0.05:
         found.append((init.estimate_us + lock.estimate_us, (
-            f"**File store: no per-request directory checks and lock file** (≈ "
-            f"{init.estimate_us + lock.estimate_us:.0f} µs): each request builds a `FileNamespaceManager` "
-            "(`verify_directory` and `os.access` on three folders, path hashing) and opens a lock file to `flock` "
-            "it, although writes are atomic renames. A namespace subclass with the paths computed once per "
-            "process and lock-free reads keeps Beaker's format."
+            f"**File store: no per-request directory checks** (≈ "
+            f"{init.estimate_us + lock.estimate_us:.0f} µs): each request builds a namespace manager "
+            "(`verify_directory` and `os.access` on three folders, path hashing; reads already take no lock). "
+            "Computing the paths once per process keeps Beaker's format."
         )))
     cookie_store = _step(results, "SSOMiddleware, encrypted cookie", "CookieSession._create_cookie")
     sso_cookie = _median(results, "sso_cookie")
@@ -311,10 +312,10 @@ def _suggestions(results: Any) -> list[str]:
     bare, anon, ideal = (_median(results, key) for key in ("bare", "anon", "ideal_anon"))
     if _ok(anon) and _ok(ideal) and anon - ideal > 0.3:
         found.append((anon - ideal, (
-            f"**Anonymous fast path** (≈ {anon - ideal:.1f} µs of {anon - bare:.1f} µs over the bare app): when "
-            "the cookie name is absent from `HTTP_COOKIE`, no back-channel revocation is pending and the path is "
-            "not protected, `_pass_through` can pop the three keys and call the app without building an "
-            "`SSOSession` (and without `_is_protected`'s normalisation when `protected_paths` is empty)."
+            f"**Anonymous path** (≈ {anon - ideal:.1f} µs of {anon - bare:.1f} µs over the bare app): without "
+            "our cookie `_pass_through` already builds no session; what is left above the minimal middleware is "
+            "the route lookup and popping all six environ keys the middleware owns (the access-token keys "
+            "included) instead of three."
         )))
     found.sort(key=lambda item: -item[0])
     lines = [f"{index}. {text}" for index, (_gain, text) in enumerate(found, 1)]
@@ -322,13 +323,11 @@ def _suggestions(results: Any) -> list[str]:
     if file_cb is not None and file_cb.cpu_us.median >= 2000:
         write = next((median for name, median, _mean in file_cb.phases if name.startswith("write the session")), 0.0)
         lines.append(
-            f"{len(lines) + 1}. **Sign-in (not the hot path): cheaper writes, less re-parsing** ({write:.0f} µs of "
-            f"the file store's {file_cb.cpu_us.median:.0f} µs callback are the writes): the new session and both "
-            "back-channel index records each take a lock file, a temporary file and a rename -- a brand-new "
-            "session id is known to nobody else, so its first write needs no lock. In the protocol part, "
-            "`_verified_claims` lets PyJWT parse the whole token twice (`get_unverified_header`, then `decode`, "
-            "each checking every base64 character in a Python generator): read `alg`/`kid` from the header "
-            "segment alone; and `KeySet.key_for` turns the JWK into a key object on every sign-in: cache it per "
-            "`kid` with the key set."
+            f"{len(lines) + 1}. **Sign-in (not the hot path): what the file store cannot shed** ({write:.0f} µs of "
+            f"the file store's {file_cb.cpu_us.median:.0f} µs callback are the writes): a sign-in creates two "
+            "files, the session and the index record of the provider's new `sid` (a logout token may name the "
+            "`sid` alone, so it needs a record of its own), and creating a file is what costs on a virtual disk. "
+            "Going below means giving up back-channel logout by `sid` or a file per session; Redis does it in "
+            "round trips instead."
         )
     return lines

@@ -37,7 +37,6 @@ PROVIDER_PHASE = "provider (fake transport; excluded)"
 PHASES = [
     ("sso_middleware.oidc:validate_id_token", "ID token validation (RS256 signature, claims)"),
     ("sso_middleware.transactions:TransactionCookies.redeem", "state: read + decrypt the sign-in's cookie"),
-    ("sso_middleware.session:SSOSession.pop_transaction", "state: load the session, pop the sign-in"),
     ("sso_middleware.session:SSOSession.sign_in", "sign_in: new session (old one deleted), store the user"),
     ("sso_middleware.session:SSOSession.commit", "write the session (+ sid/sub index when server-side)"),
 ]
@@ -128,7 +127,7 @@ def callback_cpu(ctx: Any, kind: str, logins: int) -> CallbackResult:
     client = middleware.client  # type: ignore[attr-defined]
     adapter = client.http.session.adapters[ISSUER]
     adapter.send = _timed(phases, PROVIDER_PHASE, adapter.send)
-    for owner, name, label in ((client, "_exchange_code", "code exchange: token request, response parsing"),
+    for owner, name, label in ((client, "_token_request", "code exchange: token request, response parsing"),
                                (client, "_userinfo", "userinfo request, sub check"),
                                (client.keys, "key_for", "JWKS key lookup + JWK -> public key object")):
         if hasattr(owner, name):
