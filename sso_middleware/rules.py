@@ -26,8 +26,9 @@ library.
 Security caveats:
 
 - A rule protects what the *application* routes under its prefix, as far as
-  :func:`normalized_path` can predict it: repeated slashes and ``.``/``..``
-  segments are resolved, but the match is case-sensitive and knows nothing of
+  :func:`matching` can predict it: repeated slashes collapse, and a path is
+  checked both with its ``.``/``..`` segments resolved and as sent (apps route
+  ``/admin/..`` under ``/admin``), but the match is case-sensitive and knows nothing of
   an application that routes ``/ADMIN``, ``/admin.json``, ``/admin;x`` or a
   decoded ``%2F`` to the same view as ``/admin``.  Protect the paths as the
   application actually serves them, and prefer a rule on a prefix that cannot
@@ -206,10 +207,24 @@ def _longest_first(rules: Iterable[AccessRule]) -> list[AccessRule]:
 
 
 def matching(rules: Sequence[AccessRule], path: str) -> list[AccessRule]:
-    """The rules that apply to ``path`` (normalized here), the most specific (longest path) first."""
-    path = normalized_path(path)
-    found = [rule for rule in rules if rule.applies_to(path)]
+    """The rules that apply to ``path``, the most specific (longest path) first.
+
+    A rule applies when it covers the path as :func:`normalized_path` resolves it
+    *or* as it is sent (repeated slashes collapsed, dot segments kept): WSGI
+    applications route ``PATH_INFO`` without resolving ``..`` (and gunicorn decodes
+    ``%2F`` into it), so ``/admin/..`` reaches a catch-all route under ``/admin``
+    although it resolves to ``/``.  Both readings are checked: fail closed.
+    """
+    resolved = normalized_path(path)
+    sent = _as_sent(path)
+    found = [rule for rule in rules if rule.applies_to(resolved) or (sent != resolved and rule.applies_to(sent))]
     return _longest_first(found) if len(found) > 1 else found
+
+
+def _as_sent(path: str) -> str:
+    """``path`` with repeated slashes collapsed and a trailing slash dropped, its dot segments kept."""
+    collapsed = _SLASHES.sub("/", path if path.startswith("/") else "/" + path)
+    return collapsed.rstrip("/") or "/"
 
 
 def _combined(rules: Sequence[AccessRule]) -> tuple[Optional[int], Optional[tuple[str, ...]]]:

@@ -368,6 +368,8 @@ class PrivateFileNamespace(FileNamespaceManager):  # type: ignore[misc]
       creates it whole before anyone knows its name), so a reader sees the old or the
       new record, never half of one.  Writes and removals keep Beaker's file lock.
     * Records are written with mode 0600 (they hold tokens), never through a planted link.
+    * An update (``only_if_exists``) never recreates a record deleted meanwhile: the
+      check runs under the write lock that a removal takes too.
     * A record the store knows to be new (:meth:`mark_fresh`: a session id just
       generated, known to nobody else yet) is created in place with ``O_EXCL``: no
       lock file and no temporary file.  Creating files is the expensive part of a
@@ -377,6 +379,9 @@ class PrivateFileNamespace(FileNamespaceManager):  # type: ignore[misc]
     """
 
     fresh = False
+    #: Set by the store for an update of an existing session: never recreate a deleted record.  Checked
+    #: under the record's write lock, which sign-out and back-channel logout take to delete it.
+    only_if_exists = False
     flags: Optional[str]
     hash: dict[str, Any]
 
@@ -396,6 +401,10 @@ class PrivateFileNamespace(FileNamespaceManager):  # type: ignore[misc]
             self.flags = None
             return
         data = pickle.dumps(self.hash)
+        if self.only_if_exists and not self.fresh and not os.path.exists(self.file):
+            self.hash = {}
+            self.flags = None
+            raise RecordGone(self.namespace)
         if self.fresh:
             self.fresh = False
             try:
@@ -616,8 +625,6 @@ class BeakerStore:
         namespace = getattr(session, "namespace", None)
         if namespace is not None and hasattr(namespace, "only_if_exists"):
             namespace.only_if_exists = existing
-        elif existing and self.kind == "file" and namespace is not None and not os.path.exists(namespace.file):
-            return False  # Beaker's file store has no conditional write; this check narrows the window
         try:
             session.save()
         except RecordGone:
@@ -681,19 +688,16 @@ class BeakerStore:
     def write_value(self, record_id: str, value: str, ttl: int, existing: bool = False) -> bool:
         """Write a small record; for an ``existing`` one only if it is still there (False when it is gone)."""
         namespace = self.namespace(record_id, ttl=ttl)
+        namespace.only_if_exists = existing
         try:
             if self.kind == "file":
                 namespace.acquire_write_lock()
                 try:
-                    if existing and not os.path.exists(namespace.file):
-                        namespace.flags = None  # nothing to write back on release
-                        return False
                     namespace[_VALUE_KEY] = value
                 finally:
-                    namespace.release_write_lock()
-                return True
-            namespace.only_if_exists = existing
-            namespace.set_value(_VALUE_KEY, value)
+                    namespace.release_write_lock()  # writes (or refuses: RecordGone) here
+            else:
+                namespace.set_value(_VALUE_KEY, value)
         except RecordGone:
             return False
         except OSError as exc:

@@ -940,3 +940,37 @@ def test_file_records_are_private_whatever_the_umask(settings: dict[str, Any], t
         assert stat.S_IMODE(os.stat(session_path).st_mode) == 0o600
     finally:
         os.umask(old_umask)
+
+
+def test_a_file_update_waiting_on_a_removal_does_not_recreate_the_record(settings: dict[str, Any],
+                                                                          tmp_path: Path) -> None:
+    """The "never recreate" check runs under the record's write lock, the lock a removal holds: an update that
+    found the record, then waited while a sign-out deleted it, writes nothing."""
+    import threading
+
+    from sso_middleware import SSOConfig
+    from sso_middleware.session import SessionStore
+
+    store = SessionStore(SSOConfig(**{**settings, "session_data_dir": str(tmp_path / "race")}))
+    beaker = store.beaker
+    assert beaker is not None
+    session = beaker.session("")
+    session["user"] = {"sub": "alice"}
+    assert beaker.save(session)
+    path = session.namespace.file
+    loaded = beaker.session(str(session.request["cookie_out"]).split(";")[0].strip())
+    assert not loaded.is_new
+    loaded["last_seen"] = 2.0
+
+    remover = beaker.namespace(session.id)
+    remover.access_lock.acquire_write_lock()  # a sign-out in progress holds the lock ...
+    results: list[bool] = []
+    writer = threading.Thread(target=lambda: results.append(beaker.save(loaded, existing=True)))
+    writer.start()
+    writer.join(0.3)
+    assert writer.is_alive(), "the update did not wait for the lock"
+    os.remove(path)  # ... and deletes the record
+    remover.access_lock.release_write_lock()
+    writer.join(5)
+    assert results == [False]
+    assert not os.path.exists(path)
