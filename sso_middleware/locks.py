@@ -6,8 +6,8 @@ processes (and hosts) the lock lives where the sessions do:
 
 * ``ext:redis``: ``SET key token NX PX ttl``, released by a compare-and-delete
   script, so a holder whose lock expired never releases the next holder's.
-* ``ext:memcached``: ``add`` (atomic create-if-absent) with a TTL; released by
-  ``delete`` after checking the value is still ours.
+* ``ext:memcached``: ``add`` (atomic create-if-absent) with a TTL; released by a
+  compare-and-swap to a tombstone (only if the value is still ours), then ``delete``.
 * ``file``: ``flock`` on a file in the store's lock folder; the kernel releases
   it when the holder dies.
 * ``cookie`` and ``environ``: there is no shared store, so the lock is per
@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 from .config import SSOConfig
-from .stores import JsonMemcachedNamespace, JsonRedisNamespace, StoreUnavailable
+from .stores import JsonMemcachedNamespace, JsonRedisNamespace, StoreUnavailable, open_locked
 
 try:
     import redis
@@ -168,8 +168,10 @@ def _memcached_lock(config: SSOConfig) -> tuple[Acquire, Release]:
         return None
 
     def release(name: str, token: Any) -> None:
+        # memcached has no compare-and-delete: compare-and-swap ours for a short tombstone (fails if the lock
+        # expired and someone else took it meanwhile), then delete the tombstone, which nobody can hold.
         with contextlib.suppress(ValueError):  # a value we would not have written: leave it to expire
-            if memcached._call("get", key(name)) == token:
+            if memcached._call("gets", key(name)) == token and memcached._call("cas", key(name), "released", time=1):
                 memcached._call("delete", key(name))
 
     return acquire, release
@@ -178,16 +180,12 @@ def _memcached_lock(config: SSOConfig) -> tuple[Acquire, Release]:
 def _file_lock(folder: str) -> tuple[Acquire, Release]:
     def acquire(name: str, ttl: float) -> Optional[int]:
         try:
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-            fd = os.open(os.path.join(folder, f"sso-lock-{name}"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        except OSError as exc:
+            fd = open_locked(os.path.join(folder, f"sso-lock-{name}"), os.O_RDWR | os.O_CREAT,
+                             fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fd is not None:
+                os.utime(fd)  # a held lock file is never old enough for the sweep
+        except OSError as exc:  # not "held by someone else": that is None
             raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return None
-        os.utime(fd)  # a held lock file is never old enough for the sweep
         return fd
 
     def release(name: str, fd: Any) -> None:

@@ -86,8 +86,10 @@ class TokenRefresher:
         self.store = store
         self.locks = locks or StoreLocks(config)
         self.clock = clock
-        # Bounded by the slowest part of one refresh: a discovery, a JWKS and a token call, two store calls.
-        self.lock_ttl = 3 * config.http_timeout + 2 * config.session_store_timeout + 5
+        # Longer than the slowest refresh: a discovery, the token call and two JWKS fetches (a stale set, then
+        # an unknown kid), each bounded by http_timeout, and the store calls -- or a rotated refresh token
+        # could be sent twice.
+        self.lock_ttl = 4 * config.http_timeout + 3 * config.session_store_timeout + 10
         self.lock_wait = config.http_timeout + 2 * config.session_store_timeout + 1
         self._recent: dict[str, tuple[float, Tokens]] = {}
         self._recent_lock = threading.Lock()

@@ -39,7 +39,7 @@ import os
 import stat
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from .config import SSOConfig
@@ -69,7 +69,7 @@ class SignedInUser:
 
     claims: dict[str, Any]
     connection: Optional[str]
-    id_token: str
+    id_token: str = field(repr=False)
     signed_in_at: float
     sid: Optional[str] = None
     auth_time: Optional[float] = None  # when the provider authenticated the user, on this host's clock
@@ -84,9 +84,9 @@ class SignedInUser:
 class Tokens:
     """A session's tokens for calling APIs (``keep_access_token``)."""
 
-    access_token: str  # "" when there is none any more (see ``error``)
+    access_token: str = field(repr=False)  # "" when there is none any more (see ``error``)
     expires_at: Optional[float] = None  # None: the provider did not say
-    refresh_token: Optional[str] = None
+    refresh_token: Optional[str] = field(default=None, repr=False)
     error: Optional[str] = None  # why the session lost its token (``refresh_failure = keep_session``)
     obtained_at: Optional[float] = None  # when the provider issued it (this host's clock)
 

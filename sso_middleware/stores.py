@@ -25,6 +25,7 @@ bounded by ``session_store_timeout``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import hashlib
@@ -473,32 +474,21 @@ class FileIndex:
         self.folder = folder
         self.path = os.path.join(folder, name)
 
-    def _open(self, flags: int) -> Optional[int]:
-        try:
-            return os.open(self.path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            if not flags & os.O_CREAT:
-                return None
-            os.makedirs(self.folder, mode=0o700, exist_ok=True)
-            return os.open(self.path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-
     @_store_errors
     def index_add(self, member: str) -> None:
-        fd = self._open(os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        fd = open_locked(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, fcntl.LOCK_EX)
         assert fd is not None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             os.write(fd, member.encode() + b"\n")
         finally:
             os.close(fd)
 
     @_store_errors
     def index_members(self) -> list[str]:
-        fd = self._open(os.O_RDONLY)
+        fd = open_locked(self.path, os.O_RDONLY, fcntl.LOCK_SH)
         if fd is None:
             return []
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
             return _lines(_read_all(fd))
         finally:
             os.close(fd)
@@ -506,17 +496,50 @@ class FileIndex:
     @_store_errors
     def index_remove(self, members: list[str]) -> None:
         gone = set(members)
-        fd = self._open(os.O_RDWR) if gone else None
+        fd = open_locked(self.path, os.O_RDWR, fcntl.LOCK_EX) if gone else None
         if fd is None:
             return
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             kept = [member for member in _lines(_read_all(fd)) if member not in gone]
             os.ftruncate(fd, 0)
             if kept:
                 os.pwrite(fd, "".join(member + "\n" for member in kept).encode(), 0)
         finally:
             os.close(fd)
+
+
+def open_locked(path: str, flags: int, operation: int) -> Optional[int]:
+    """Open ``path`` (never through a link) and ``flock`` it; the descriptor, or None.
+
+    None when the file does not exist (without ``O_CREAT``) or, with ``LOCK_NB``, is
+    held by someone else.  The folder is created (0700) when needed.  If the file was
+    removed or replaced between the open and the lock (the sweep deletes old files),
+    the lock would be on an orphan nobody else sees: it is opened again.  Other
+    errors are raised.
+    """
+    for _attempt in range(5):
+        try:
+            fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            if not flags & os.O_CREAT:
+                return None
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            continue
+        try:
+            fcntl.flock(fd, operation)
+            linked = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
+        except BlockingIOError:  # LOCK_NB: held elsewhere
+            os.close(fd)
+            return None
+        except FileNotFoundError:
+            linked = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if linked:
+            return fd
+        os.close(fd)
+    raise OSError(errno.EAGAIN, f"{os.path.basename(path)} kept being replaced")
 
 
 def _read_all(fd: int) -> bytes:
