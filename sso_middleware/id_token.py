@@ -30,6 +30,11 @@ import jwt
 from .errors import AuthFailure, ProviderError
 from .jwks import KeySet
 
+
+class IdentityMismatch(AuthFailure):
+    """A refreshed ID token that is valid but not about the session's user (Core 1.0 section 12.2)."""
+
+
 _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 _REQUIRED = ["iss", "sub", "aud", "exp", "iat"]
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -101,15 +106,15 @@ def validate_refreshed_id_token(
         raise AuthFailure(code, "the session's previous ID token is unreadable") from None
     for name in ("iss", "sub", "azp"):
         if claims.get(name) != previous.get(name):
-            raise AuthFailure(code, f"refreshed ID token: {name} differs from the original")
+            raise IdentityMismatch(code, f"refreshed ID token: {name} differs from the original")
     if _audiences(claims) != _audiences(previous):
-        raise AuthFailure(code, "refreshed ID token: aud differs from the original")
+        raise IdentityMismatch(code, "refreshed ID token: aud differs from the original")
     if "auth_time" in claims and "auth_time" in previous and claims["auth_time"] != previous["auth_time"]:
-        raise AuthFailure(code, "refreshed ID token: auth_time is not the original authentication's")
+        raise IdentityMismatch(code, "refreshed ID token: auth_time is not the original authentication's")
     if "nonce" in claims and "nonce" in previous and claims["nonce"] != previous["nonce"]:
-        raise AuthFailure(code, "refreshed ID token: nonce differs from the original")
+        raise IdentityMismatch(code, "refreshed ID token: nonce differs from the original")
     if _is_number(previous.get("iat")) and claims["iat"] < previous["iat"]:
-        raise AuthFailure(code, "refreshed ID token: issued before the previous one")
+        raise IdentityMismatch(code, "refreshed ID token: issued before the previous one")
     return claims
 
 

@@ -23,6 +23,7 @@ outermost among the authentication-related middlewares.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable
 from typing import Any, Callable, Optional
@@ -50,6 +51,10 @@ from .session import SessionStore, SessionTooLarge, SignedInUser, SSOSession, St
 
 log = logging.getLogger("sso_middleware")
 
+
+_SLASHES = re.compile(r"/{2,}")
+#: What a query string may keep as it is in a login target (``%`` too: it is already quoted).
+_QUERY_SAFE = "!$&'()*+,/:;=?@~%-._"
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -144,7 +149,7 @@ class SSOMiddleware:
         if user is None:
             if self._is_guarded(environ.get("PATH_INFO", "")):
                 return self._require_login(environ, headers, start_response)
-        elif self.config.access_rules:
+        elif self.config.access_rules and not self._is_failure_page(environ.get("PATH_INFO", "")):
             decision = decide(self.config.access_rules, environ.get("PATH_INFO", ""), user.claims, user.auth_time,
                               user.acr, now, MAX_AGE_LEEWAY)
             if not decision.allowed:
@@ -159,7 +164,11 @@ class SSOMiddleware:
 
     def _is_guarded(self, path: str) -> bool:
         """True when ``path`` needs a signed-in user (``protected_paths`` or an access rule's path)."""
-        return bool(self.guarded) and bool(matching(self.guarded, path))
+        return bool(self.guarded) and bool(matching(self.guarded, path)) and not self._is_failure_page(path)
+
+    def _is_failure_page(self, path: str) -> bool:
+        """The failure page, when the application serves it: never guarded, or a failing sign-in would loop."""
+        return not self.config.serve_failure_page and normalized_path(path) == self.config.failure_path
 
     def _require_login(
         self, environ: dict[str, Any], headers: list[tuple[str, str]], start_response: Callable[..., Any]
@@ -219,15 +228,22 @@ def _set_token_keys(environ: dict[str, Any], state: TokenState) -> None:
 
 
 def _app_path_qs(environ: dict[str, Any]) -> str:
-    """The request's path and query below the mount point (SCRIPT_NAME), URL-quoted: a login target."""
-    raw = environ.get("PATH_INFO", "")
-    try:
-        data = raw.encode("latin-1")  # PEP 3333: the bytes the client sent, as latin-1
-    except UnicodeEncodeError:
-        data = raw.encode("utf-8", "surrogatepass")
-    path = quote(data, safe=PATH_SAFE)
-    query = environ.get("QUERY_STRING", "")
+    """The request's path and query below the mount point (SCRIPT_NAME), URL-quoted: a login target.
+
+    Repeated slashes collapse (``//admin`` would read as a host to go to, and be refused
+    as a target), and whatever a client left unquoted in the query is quoted.
+    """
+    path = quote(_latin1(_SLASHES.sub("/", environ.get("PATH_INFO", "")) or "/"), safe=PATH_SAFE)
+    query = quote(_latin1(environ.get("QUERY_STRING", "")), safe=_QUERY_SAFE)
     return f"{path}?{query}" if query else path
+
+
+def _latin1(text: str) -> bytes:
+    """PEP 3333: the bytes the client sent, carried as latin-1 text."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
 
 
 def _store_failure(exc: Exception) -> str:

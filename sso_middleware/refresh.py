@@ -20,10 +20,14 @@ the just-replaced token adopts the new one instead of refreshing again.
 
 Outcomes.  A refreshed ID token is validated against the original (Core 1.0
 section 12.2, in :mod:`.oidc`).  When the provider refuses the refresh token
-(revoked, expired: ``invalid_grant``), the user is signed out, or with
-``refresh_failure = keep_session`` keeps the session without a token and the
-application sees ``environ["sso.token_error"]``.  An unreachable provider never
-signs anyone out: the current token is used while it is valid.
+(revoked, expired: ``invalid_grant``) or the refreshed ID token is about someone
+else, the user is signed out, or with ``refresh_failure = keep_session`` keeps
+the session without a token and the application sees
+``environ["sso.token_error"]``.  Anything else -- an unreachable or rate-limiting
+provider, a token that cannot be checked right now -- never signs anyone out:
+the current token is used while it is valid (a request holding one waits at most
+``VALID_TOKEN_WAIT`` for another's refresh), and a session whose refresh failed is
+not retried for ``RETRY_SECONDS``.
 
 Security caveat: tokens are never logged; the lock names are hashes of the
 refresh token, never the token.
@@ -40,6 +44,7 @@ from typing import Optional
 
 from .config import SSOConfig
 from .errors import AuthFailure, ProviderError
+from .id_token import IdentityMismatch
 from .locks import StoreLocks
 from .oidc import OIDCClient
 from .session import SessionStore, SignedInUser, SSOSession, Tokens
@@ -48,7 +53,11 @@ log = logging.getLogger("sso_middleware")
 
 #: Seconds a process remembers a refresh's result for requests carrying the replaced token (cookie stores).
 GRACE_SECONDS = 60.0
-#: At most this many remembered refresh results per process.
+#: Seconds a request whose token is still valid waits for another request's refresh before using its own.
+VALID_TOKEN_WAIT = 2.0
+#: Seconds a process leaves a session's failed refresh (provider trouble) alone while its token still serves.
+RETRY_SECONDS = 5.0
+#: At most this many remembered refresh results (and failures) per process.
 _MAX_RECENT = 10000
 
 #: ``environ["sso.token_error"]`` values.
@@ -56,9 +65,14 @@ REFRESH_FAILED = "refresh_failed"  # the provider refused the refresh token
 TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"  # the provider (or the lock) could not be had in time
 TOKEN_EXPIRED = "token_expired"  # expired and there is no refresh token
 
-#: Failures that are the provider's verdict on the session's refresh token (RFC 6749 section 5.2: invalid,
-#: expired, revoked) or on its refreshed identity (an ID token failing Core section 12.2): the session ends.
-REFUSALS = frozenset({"provider_error:invalid_grant", "invalid_id_token"})
+
+
+def _is_refusal(failure: AuthFailure) -> bool:
+    """The provider's verdict on the session: its refresh token refused (RFC 6749 section 5.2: invalid,
+    expired, revoked), or a refreshed ID token about someone else (Core section 12.2).  The session ends."""
+    return isinstance(failure, IdentityMismatch) or (
+        not isinstance(failure, ProviderError) and failure.code == "provider_error:invalid_grant"
+    )
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,7 @@ class TokenRefresher:
         self.lock_ttl = 4 * config.http_timeout + 3 * config.session_store_timeout + 10
         self.lock_wait = config.http_timeout + 2 * config.session_store_timeout + 1
         self._recent: dict[str, tuple[float, Tokens]] = {}
+        self._failures: dict[str, float] = {}  # lock name -> until when not to try again (provider trouble)
         self._recent_lock = threading.Lock()
         #: How many refreshes this process has made (for tests and benchmarks).
         self.refreshes = 0
@@ -110,8 +125,16 @@ class TokenRefresher:
         if tokens.refresh_token is None:
             return self._without_refresh(user, tokens, now, TOKEN_EXPIRED)
         name = "refresh-" + _fingerprint(tokens.refresh_token)
-        with self.locks.hold(name, ttl=self.lock_ttl, wait=self.lock_wait) as held:
+        still_valid = tokens.expires_at is not None and tokens.expires_at > now
+        if still_valid and self._failed_recently(name, now):
+            return TokenState(user, tokens)  # the provider just failed us: no new attempt while the token serves
+        # Waiters reuse the refresh in progress; while the current token is valid they wait only briefly for it
+        # (a healthy refresh takes milliseconds), and then use the current token.
+        wait = min(self.lock_wait, VALID_TOKEN_WAIT) if still_valid else self.lock_wait
+        with self.locks.hold(name, ttl=self.lock_ttl, wait=wait) as held:
             if not held:
+                if still_valid:
+                    return TokenState(user, tokens)
                 log.warning("sso: a token refresh of this session is still running elsewhere; not waiting longer")
                 return self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE)
             latest = session.reload_tokens() if self.store.searchable else self._adopt_recent(session, tokens, now)
@@ -151,11 +174,13 @@ class TokenRefresher:
         try:
             result = self.client.refresh(tokens.refresh_token, user.id_token)
         except AuthFailure as failure:
-            if isinstance(failure, ProviderError) or failure.code not in REFUSALS:
-                # Not a verdict on this refresh token (the provider is down, rate-limits, or refuses us as a
-                # client): nobody is signed out for that; the current token serves while it is valid.
+            if not _is_refusal(failure):
+                # Not a verdict on this refresh token (the provider is down, rate-limits, refuses us as a client,
+                # or sent a token we cannot check now): nobody is signed out for that; the current token serves
+                # while it is valid, and the next attempt waits RETRY_SECONDS.
                 log.warning("sso: token refresh for sub=%r failed (%s); keeping the current token while valid",
                             user.sub, failure.code)
+                self._remember_failure("refresh-" + _fingerprint(tokens.refresh_token), now)
                 return self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE)
             self.refreshes += 1
             if self.config.refresh_failure == "sign_out":
@@ -164,7 +189,8 @@ class TokenRefresher:
                 return TokenState(None, None, REFRESH_FAILED)
             log.info("sso: token refresh for sub=%r refused (%s); keeping the session without a token",
                      user.sub, failure)
-            session.store_tokens(Tokens(access_token="", error=REFRESH_FAILED))
+            if not session.store_tokens(Tokens(access_token="", error=REFRESH_FAILED)):
+                return TokenState(None, None)  # the session was ended meanwhile
             return TokenState(user, None, REFRESH_FAILED)
         self.refreshes += 1
         fresh = Tokens(
@@ -180,6 +206,19 @@ class TokenRefresher:
         if not self.store.searchable:
             self._remember(tokens.refresh_token, fresh, now)
         return TokenState(user, fresh)
+
+    def _failed_recently(self, name: str, now: float) -> bool:
+        with self._recent_lock:
+            until = self._failures.get(name)
+            return until is not None and until > now
+
+    def _remember_failure(self, name: str, now: float) -> None:
+        with self._recent_lock:
+            if len(self._failures) >= _MAX_RECENT:
+                self._failures = {key: until for key, until in self._failures.items() if until > now}
+                while len(self._failures) >= _MAX_RECENT:
+                    del self._failures[next(iter(self._failures))]
+            self._failures[name] = now + RETRY_SECONDS
 
     def _adopt_recent(self, session: SSOSession, tokens: Tokens, now: float) -> Tokens:
         """The tokens a refresh in this process made from ``tokens``' refresh token, if recent; else ``tokens``."""

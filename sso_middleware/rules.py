@@ -72,6 +72,8 @@ OPERATORS = ("equals", "includes", "present")
 #: Seconds of leeway for ``max_age``: ID tokens state times in whole seconds.  Not ``clock_skew``: the
 #: middleware measures an authentication's age on one clock at a time (see ``handlers.local_auth_time``).
 MAX_AGE_LEEWAY = 1.0
+#: The largest max_age accepted (about 31 years): larger numbers would not even fit a float.
+MAX_MAX_AGE = 10**9
 KEYWORDS = ("claim", "max_age", "acr_values")
 
 _SLASHES = re.compile(r"/{2,}")
@@ -404,6 +406,8 @@ def _seconds(raw: Any, where: str, text: bool = False) -> int:
         raise ValueError(f"{where}: max_age must be a whole number of seconds, not {raw!r}")
     if raw < 0:
         raise ValueError(f"{where}: max_age must not be negative ({raw})")
+    if raw > MAX_MAX_AGE:
+        raise ValueError(f"{where}: max_age must be at most {MAX_MAX_AGE} seconds ({raw})")
     return raw
 
 

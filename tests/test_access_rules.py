@@ -1090,3 +1090,37 @@ def test_without_rules_nothing_changes(make_middleware: Callable[..., SSOMiddlew
         assert browser.get(path, headers=HTML).json["remote_user"] == "alice"
     response = browser.get("/auth/login", {"target_url": "/admin"})
     assert not {"max_age", "acr_values"} & set(query(response.location))
+
+
+# -- review fixes: login targets of odd paths, huge max_age, the app's own failure page --------------
+
+
+def test_a_doubled_slash_path_signs_in_to_its_single_slash_target(make_browser: Callable[..., Browser],
+                                                                   provider: FakeProvider) -> None:
+    """"//admin" is guarded like "/admin"; its login target must not read as a host ("//admin")."""
+    browser = make_browser(access_rules="/admin claim roles present")
+    response = browser.get("//admin?q=a\\b c", headers={"Accept": "text/html"})
+    assert response.status_int == 303
+    target = parse_qs(urlsplit(response.location).query)["target_url"][0]
+    assert target == "/admin?q=a%5Cb%20c"
+    login = browser.get(response.location)
+    assert login.status_int == 303 and urlsplit(login.location).netloc == urlsplit(provider.issuer).netloc
+
+
+def test_a_max_age_too_large_for_a_float_is_refused_at_start_up(make_browser: Callable[..., Browser]) -> None:
+    with pytest.raises(ConfigError) as refused:
+        make_browser(access_rules="/billing max_age " + "9" * 400)
+    assert refused.value.setting == "access_rules"
+
+
+def test_the_apps_own_failure_page_is_never_guarded(make_browser: Callable[..., Browser],
+                                                    provider: FakeProvider) -> None:
+    """With serve_failure_page=false the app serves /auth/failure; a rule over "/" must not send that page to
+    sign in again, or a failing sign-in would loop."""
+    browser = make_browser(access_rules="/ claim roles includes admin", serve_failure_page=False)
+    anonymous = browser.get("/auth/failure?error=invalid_state", headers={"Accept": "text/html"})
+    assert anonymous.status_int == 200
+    set_claims(provider, roles=["user"])
+    sign_in(browser, provider)
+    assert browser.get("/auth/failure", headers={"Accept": "text/html"}).status_int == 200
+    assert browser.get("/elsewhere", headers={"Accept": "text/html"}, expect_errors=True).status_int == 403

@@ -31,7 +31,7 @@ from beaker.session import CookieSession
 
 from sso_middleware import NoAccessToken, SSOMiddleware, authorization_header
 from sso_middleware.environ import ACCESS_TOKEN_EXPIRES_KEY, ACCESS_TOKEN_KEY, TOKEN_ERROR_KEY
-from sso_middleware.refresh import GRACE_SECONDS
+from sso_middleware.refresh import GRACE_SECONDS, RETRY_SECONDS
 from sso_middleware.stores import derived_key
 
 from .conftest import SESSION_SECRET, browser_for
@@ -853,6 +853,7 @@ def test_tokens_never_reach_the_logs(build: Build, provider: FakeProvider, clock
     view(browser)
     del provider.fail["/oauth/token"]
     provider.revoke(sub="alice")
+    clock.advance(RETRY_SECONDS + 1)  # a failed session is left alone that long while its token serves
     view(browser)
     messages = " ".join(record.getMessage() for record in caplog.records)
     assert "refreshed the access token" in messages and "refused" in messages  # the outage is logged too
@@ -861,3 +862,46 @@ def test_tokens_never_reach_the_logs(build: Build, provider: FakeProvider, clock
     assert secrets and not any(secret in messages for secret in secrets)
     assert "rt-" not in messages and "at-" not in messages
     assert all(os.path.sep + "sso-tokens-" not in record.getMessage() for record in caplog.records)
+
+
+def test_a_failed_refresh_is_not_retried_at_once_while_the_token_serves(build: Build, provider: FakeProvider,
+                                                                        clock: Clock) -> None:
+    """During an outage a session does not call the provider on every request: once per RETRY_SECONDS."""
+    browser = browser_for(build())
+    sign_in(browser, provider)
+    first = view(browser)
+    token_calls = len(provider.requests_to("/oauth/token"))  # the code exchange
+    provider.fail["/oauth/token"] = 503
+    clock.advance(LIFETIME - MARGIN)
+    for _ in range(5):
+        seen = view(browser)
+        assert (seen["remote_user"], seen["access_token"]) == ("alice", first["access_token"])
+    assert len(provider.requests_to("/oauth/token")) == token_calls + 1
+    del provider.fail["/oauth/token"]
+    clock.advance(RETRY_SECONDS + 1)
+    assert view(browser)["access_token"] != first["access_token"]
+    assert provider.refreshes == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "signed_out"),
+    [
+        pytest.param({"sub": "bob"}, True, id="about-someone-else-ends-the-session"),
+        pytest.param({"exp": 1_000_000_000}, False, id="expired-token-is-the-providers-fault"),
+        pytest.param({"at_hash": "AAAAAAAAAAAAAAAAAAAAAA"}, False, id="bad-at_hash-is-the-providers-fault"),
+    ],
+)
+def test_only_a_refreshed_id_token_about_someone_else_ends_the_session(
+    build: Build, provider: FakeProvider, clock: Clock, overrides: dict[str, Any], signed_out: bool
+) -> None:
+    provider.refresh_id_token = True
+    browser = browser_for(build())
+    sign_in(browser, provider)
+    first = view(browser)
+    provider.refresh_id_token_overrides = overrides
+    clock.advance(LIFETIME - MARGIN)
+    seen = view(browser)
+    if signed_out:
+        assert seen["remote_user"] is None
+    else:
+        assert (seen["remote_user"], seen["access_token"]) == ("alice", first["access_token"])
