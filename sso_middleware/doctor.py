@@ -60,7 +60,6 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
-from oauthlib.oauth2 import WebApplicationClient
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
@@ -68,8 +67,8 @@ from .config import SSOConfig, is_loopback_host
 from .errors import ConfigError, ProviderError
 from .http import ProviderHTTP
 from .jwks import key_type_for
-from .oidc import ProviderMetadata
-from .session import _prepare_data_dir
+from .oidc import OIDCClient, ProviderMetadata, token_request
+from .session import prepare_data_dir
 from .stores import JsonMemcachedNamespace, JsonRedisNamespace
 
 Status = Literal["OK", "WARN", "FAIL", "INFO", "SKIP"]
@@ -597,7 +596,7 @@ def check_tokens_and_rules(ctx: Context) -> Iterator[Finding]:
             yield OK, (f"access tokens refreshed {config.refresh_margin} s before expiry, one refresh at a time "
                        f"through a lock in the {config.session_type} store")
     wanted_acr = sorted({value for rule in config.access_rules for value in rule.acr_values})
-    if wanted_acr:
+    if wanted_acr and ctx.metadata is not None:  # (the store-only findings above need no discovery)
         supported = document.get("acr_values_supported")
         unknown = [value for value in wanted_acr if not isinstance(supported, list) or value not in supported]
         if unknown:
@@ -629,17 +628,11 @@ def check_client_credentials(ctx: Context) -> Iterator[Finding]:
     """The token endpoint accepts client_id and client_secret (a made-up code must fail with ``invalid_grant``)."""
     config = ctx.config
     assert ctx.metadata is not None
-    client = WebApplicationClient(config.client_id)
-    verifier = client.create_code_verifier(64)
     code = "sso-middleware-check-" + secrets.token_urlsafe(16)
-    auth: Optional[tuple[str, str]] = None
-    if config.token_endpoint_auth_method == "client_secret_post":
-        body = client.prepare_request_body(code=code, redirect_uri=config.redirect_uri, code_verifier=verifier,
-                                           include_client_id=True, client_secret=config.client_secret)
-    else:  # RFC 6749 section 2.3.1, as the middleware does it: form-encode both parts, then Basic
-        body = client.prepare_request_body(code=code, redirect_uri=config.redirect_uri, code_verifier=verifier,
-                                           include_client_id=False)
-        auth = (quote(config.client_id, safe=""), quote(config.client_secret, safe=""))
+    verifier = OIDCClient.new_login_request().code_verifier
+    # exactly what the middleware sends at a callback, but with a made-up code
+    body, auth = token_request(config, "authorization_code", code=code, redirect_uri=config.redirect_uri,
+                               code_verifier=verifier)
     method = config.token_endpoint_auth_method
     try:
         status, document = ctx.http.post_form(ctx.metadata.token_endpoint, "token", body, auth=auth)
@@ -727,7 +720,7 @@ def _probe_file_store(config: SSOConfig) -> Iterator[Finding]:
         missing = [path for path in missing if path != os.path.dirname(data_dir)]
     try:
         try:
-            _prepare_data_dir(data_dir, private)
+            prepare_data_dir(data_dir, private)
         except ConfigError as exc:
             yield FAIL, f"file store: {exc.message} (setting {exc.setting})"
             return
@@ -791,7 +784,7 @@ CHECKS: list[Check] = [
     Check("clock", check_clock, needs_discovery=True),
     Check("signing keys", check_signing_keys, needs_discovery=True),
     Check("provider capabilities", check_capabilities, needs_discovery=True),
-    Check("tokens and rules", check_tokens_and_rules, needs_discovery=True),
+    Check("tokens and rules", check_tokens_and_rules),
     Check("endpoints", check_endpoints, needs_discovery=True),
     Check("client credentials", check_client_credentials, needs_discovery=True),
     Check("register at the provider", check_registration_urls),

@@ -39,7 +39,7 @@ def get_userinfo(environ: Mapping[str, Any]) -> Optional[dict[str, Any]]:
 
 
 def get_access_token(environ: Mapping[str, Any]) -> Optional[str]:
-    """The signed-in user's access token (valid for at least ``refresh_margin`` seconds), or None."""
+    """The signed-in user's access token (refreshed first when due), or None."""
     token = environ.get(ACCESS_TOKEN_KEY)
     return token if isinstance(token, str) and token else None
 

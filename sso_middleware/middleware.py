@@ -77,7 +77,7 @@ class SSOMiddleware:
         self.client = OIDCClient(config, clock=lambda: self.clock())
         self.store = SessionStore(config)
         self.handlers = Handlers(config, self.client, self.store, clock=lambda: self.clock())
-        self.refresher = TokenRefresher(config, self.client, self.store, clock=lambda: self.clock())
+        self.refresher = TokenRefresher(config, self.client, self.store)
         self.routes: dict[str, Handler] = self.handlers.routes()
         # Paths that need a signed-in user: protected_paths and the paths of the access rules.
         self.guarded = tuple(AccessRule(path=normalized_path(prefix)) for prefix in config.protected_paths) + tuple(

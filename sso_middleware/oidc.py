@@ -33,6 +33,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from oauthlib.oauth2 import WebApplicationClient
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
+from oauthlib.oauth2.rfc6749.parameters import prepare_token_request
 
 from .config import SSOConfig, check_endpoint_url
 from .errors import AuthFailure, ConfigError, ProviderError, provider_error_code
@@ -244,9 +245,8 @@ class OIDCClient:
 
     def sign_in(self, code: str, nonce: str, code_verifier: str) -> SignInResult:
         """Exchange the code, validate the ID token, fetch userinfo and check its ``sub``."""
-        tokens = self._token_request(
-            "the code", code=code, redirect_uri=self.config.redirect_uri, code_verifier=code_verifier
-        )
+        tokens = self._token_request("the code", "authorization_code", code=code,
+                                     redirect_uri=self.config.redirect_uri, code_verifier=code_verifier)
         id_token = tokens.get("id_token")
         access_token = tokens["access_token"]
         if not isinstance(id_token, str):
@@ -277,7 +277,7 @@ class OIDCClient:
         The provider refusing the token (revoked, expired: ``invalid_grant``) raises
         :class:`AuthFailure`; an unreachable provider raises :class:`ProviderError`.
         """
-        tokens = self._token_request("the refresh token", grant_type="refresh_token", refresh_token=refresh_token)
+        tokens = self._token_request("the refresh token", "refresh_token", refresh_token=refresh_token)
         access_token = tokens["access_token"]
         now = self.clock()
         id_token = _optional_str(tokens, "id_token")
@@ -297,26 +297,13 @@ class OIDCClient:
         return RefreshResult(access_token=access_token, expires_at=_expires_at(tokens, now),
                              refresh_token=_optional_str(tokens, "refresh_token"), id_token=id_token)
 
-    def _token_request(self, what: str, grant_type: Optional[str] = None, **params: str) -> dict[str, Any]:
+    def _token_request(self, what: str, grant_type: str, **params: str) -> dict[str, Any]:
         """POST to the token endpoint with client authentication; the checked token response.
 
         ``access_token`` is a string and ``token_type`` Bearer in what is returned.
         """
+        body, auth = token_request(self.config, grant_type, **params)
         client = WebApplicationClient(self.config.client_id)
-        auth: Optional[tuple[str, str]] = None
-        secret: dict[str, Any] = {}
-        if self.config.token_endpoint_auth_method == "client_secret_post":
-            secret = {"include_client_id": True, "client_id": self.config.client_id,
-                      "client_secret": self.config.client_secret}
-        else:
-            secret = {"include_client_id": False}
-            # RFC 6749 section 2.3.1: form-encode both parts before Basic encoding.
-            auth = (quote(self.config.client_id, safe=""), quote(self.config.client_secret, safe=""))
-        if grant_type == "refresh_token":
-            body = client.prepare_refresh_body(refresh_token=params["refresh_token"], scope=None, **secret)
-        else:
-            secret.pop("client_id", None)  # prepare_request_body adds its own
-            body = client.prepare_request_body(**params, **secret)
         status, document = self.http.post_form(self.metadata().token_endpoint, "token", body, auth=auth)
         if not isinstance(document, dict):
             raise AuthFailure("invalid_token_response", f"token endpoint: HTTP {status}, not a JSON object")
@@ -389,6 +376,22 @@ class OIDCClient:
 def _add_query(url: str, params: Mapping[str, Optional[str]]) -> str:
     separator = "&" if urlsplit(url).query else "?"
     return url + separator + urlencode(params)
+
+
+def token_request(config: SSOConfig, grant_type: str, **params: str) -> tuple[str, Optional[tuple[str, str]]]:
+    """The form body of a token request and the Basic credentials, per ``token_endpoint_auth_method``.
+
+    ``client_secret_post`` puts both in the body; ``client_secret_basic`` form-encodes
+    each part before the Basic encoding (RFC 6749 section 2.3.1), as many providers
+    need for secrets with special characters.  The doctor uses it too, so it tests
+    exactly what the middleware sends.
+    """
+    if config.token_endpoint_auth_method == "client_secret_post":
+        body = prepare_token_request(grant_type, include_client_id=True, client_id=config.client_id,
+                                     client_secret=config.client_secret, **params)
+        return body, None
+    body = prepare_token_request(grant_type, include_client_id=False, **params)
+    return body, (quote(config.client_id, safe=""), quote(config.client_secret, safe=""))
 
 
 def _optional_str(tokens: Mapping[str, Any], name: str) -> Optional[str]:

@@ -85,7 +85,7 @@ def forbidden(home: str, as_json: bool) -> Response:
 
 
 def step_up_required(login_url: str, realm: str, max_age: Optional[int], acr_values: tuple[str, ...]) -> Response:
-    """401 asking an API client to have the user authenticate again (RFC 9470's challenge)."""
+    """401 asking an API client to have the user authenticate again (modelled on RFC 9470's challenge)."""
     body = json.dumps({"error": "insufficient_user_authentication", "login_url": login_url})
     response = Response(body=body.encode(), status=401, content_type="application/json", charset=None)
     challenge = f'OpenIDConnect realm="{realm}", error="insufficient_user_authentication"'

@@ -3,8 +3,9 @@
 With ``keep_access_token`` the session holds the access token the provider
 issued at sign-in (for Auth0, for the API named by ``audience``) and, when
 ``scope`` asks for ``offline_access``, a refresh token.  Before a request
-reaches the application, :meth:`TokenRefresher.current` returns a token that is
-valid for at least ``refresh_margin`` more seconds, refreshing it when needed.
+reaches the application, :meth:`TokenRefresher.current` returns its token,
+refreshed first when it is due: within ``refresh_margin`` seconds of expiry, or
+past half its lifetime for tokens that live shorter.
 
 Single flight.  Every request of one session that finds the token due takes the
 lock named after the session's refresh token (:class:`~.locks.StoreLocks`: in
@@ -38,7 +39,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 
@@ -93,13 +93,11 @@ class TokenRefresher:
         client: OIDCClient,
         store: SessionStore,
         locks: Optional[StoreLocks] = None,
-        clock: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.config = config
         self.client = client
         self.store = store
         self.locks = locks or StoreLocks(config)
-        self.clock = clock
         # Longer than the slowest refresh: a discovery, the token call and two JWKS fetches (a stale set, then
         # an unknown kid), each bounded by http_timeout, and the store calls -- or a rotated refresh token
         # could be sent twice.

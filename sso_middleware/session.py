@@ -117,7 +117,7 @@ class SessionStore:
         #: TTL of the records written only now and then (index and token records): the absolute timeout.
         self.record_ttl = int(config.session_absolute_timeout + 180)
         if self.kind == "file":
-            _prepare_data_dir(config.data_dir, private=not config.session_data_dir)
+            prepare_data_dir(config.data_dir, private=not config.session_data_dir)
         self.beaker = BeakerStore(config, self.cookie_name, config.data_dir) if self.kind != "environ" else None
         # Sessions a back-channel logout ended but that cannot be found to delete (cookie and
         # environ stores): "sid:<sid>" / "sub:<sub>" -> time of the logout.  Per process.
@@ -188,8 +188,7 @@ class SessionStore:
                     del self.revoked[old]
             return 0
         assert self.beaker is not None
-        companions = (TOKENS_PREFIX,) if self.config.keep_access_token else ()
-        return len(self.beaker.end_index(_index_key(key), companions))
+        return len(self.beaker.end_index(_index_key(key), (TOKENS_PREFIX,)))
 
     def is_revoked(self, user: SignedInUser) -> bool:
         """True when a back-channel logout (after this sign-in) named the user's sid or sub."""
@@ -210,7 +209,7 @@ def _index_keys(sid: Optional[str], sub: str) -> list[str]:
     return [_index_key(key) for key in ((f"sid:{sid}" if sid else ""), f"sub:{sub}") if key]
 
 
-def _prepare_data_dir(data_dir: str, private: bool) -> None:
+def prepare_data_dir(data_dir: str, private: bool) -> None:
     """Create the file store's folder; the default one (in the shared temp dir) must be ours alone.
 
     Sessions hold ID tokens, so another local user must not be able to read them
@@ -450,7 +449,7 @@ class SSOSession:
         beaker = self._loaded()
         if beaker is not None:
             assert self._store.beaker is not None
-            if self._store.searchable and self._store.config.keep_access_token and not beaker.is_new:
+            if self._store.searchable and not beaker.is_new:  # also when keep_access_token was turned off since
                 self._store.beaker.remove_id(TOKENS_PREFIX + beaker.id)
             self._store.beaker.remove(beaker)
             beaker.delete()
