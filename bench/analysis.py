@@ -107,7 +107,8 @@ def _anonymous(results: Any) -> list[str]:
             f"client could forge (`REMOTE_USER`, `sso.userinfo`, `sso.connection`) and look for its cookie -- already "
             f"costs {ideal - bare:.2f} µs ({_pct(ideal / bare - 1)}): the in-process 5 % target cannot hold for any "
             f"WSGI middleware written in Python, whatever its code. The part above that minimum, "
-            f"{anon - ideal:.2f} µs, is SSOMiddleware's route lookup and dropping the access-token keys too (six keys in all)."
+            f"{anon - ideal:.2f} µs, is SSOMiddleware's route lookup and dropping the access-token keys too "
+            "(six keys in all)."
         )
     tp = results.throughput
     if tp is not None:
