@@ -974,3 +974,31 @@ def test_a_file_update_waiting_on_a_removal_does_not_recreate_the_record(setting
     writer.join(5)
     assert results == [False]
     assert not os.path.exists(path)
+
+
+def test_a_cookie_session_is_not_encrypted_again_to_be_read(settings: dict[str, Any],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading a cookie session decrypts it; encrypting is for saving (Beaker would do both on every load)."""
+    from sso_middleware import SSOConfig
+    from sso_middleware.session import SessionStore
+    from sso_middleware.stores import LazyCookieSession
+
+    store = SessionStore(SSOConfig(**{**settings, "session_type": "cookie"}))
+    beaker = store.beaker
+    assert beaker is not None
+    session = beaker.session("")
+    session["user"] = {"sub": "alice"}
+    assert beaker.save(session)
+    header = str(session.request["cookie_out"]).split(";")[0].strip()
+
+    encryptions: list[int] = []
+    original = LazyCookieSession._encrypt_data
+    monkeypatch.setattr(LazyCookieSession, "_encrypt_data",
+                        lambda self, *args: encryptions.append(1) or original(self, *args))
+    loaded = beaker.session(header)
+    assert not loaded.is_new and loaded["user"] == {"sub": "alice"}
+    assert encryptions == []
+    loaded["last_seen"] = 1.0
+    assert beaker.save(loaded, existing=True)
+    assert encryptions == [1]
+    assert str(loaded.request["cookie_out"]).strip().startswith(store.cookie_name + "=")
