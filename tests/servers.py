@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 import pytest
 import requests
@@ -169,8 +169,8 @@ def _listening(port: int) -> bool:
     return True
 
 
-def _answers(port: int, command: bytes, expected: bytes) -> bool:
-    """True when a line-protocol server on ``port`` answers ``command`` with ``expected``."""
+def _answers(port: int, command: bytes, expected: Union[bytes, tuple[bytes, ...]]) -> bool:
+    """True when a line-protocol server on ``port`` answers ``command`` with (one of) ``expected``."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
             sock.sendall(command)
@@ -179,12 +179,13 @@ def _answers(port: int, command: bytes, expected: bytes) -> bool:
         return False
 
 
-def redis_service(port: int, log: Path) -> Service:
-    """``redis-server`` in memory only (no RDB, no AOF) on a loopback port."""
+def redis_service(port: int, log: Path, extra_args: Sequence[str] = ()) -> Service:
+    """``redis-server`` in memory only (no RDB, no AOF) on a loopback port (``extra_args``: e.g. a password)."""
     binary = require_binary("redis-server", "redis-server")
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--daemonize", "no"]
-    return Service("redis-server", argv, port, log, lambda s: _answers(s.port, b"PING\r\n", b"+PONG"))
+            "--daemonize", "no", *extra_args]
+    # -NOAUTH: up, and asking for the password it was started with
+    return Service("redis-server", argv, port, log, lambda s: _answers(s.port, b"PING\r\n", (b"+PONG", b"-NOAUTH")))
 
 
 def memcached_service(port: int, log: Path) -> Service:

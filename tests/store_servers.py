@@ -9,34 +9,39 @@ on the same port.
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
 import signal
 import socket
-import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import Optional
 
 import pytest
 
-from .servers import free_port
-
-
-def _binary(name: str) -> str:
-    path = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
-    if path is None:
-        pytest.fail(f"{name} is not installed (apt-get install -y redis-server memcached)", pytrace=False)
-    return path
+from .servers import Service, free_port, memcached_service, redis_service
 
 
 class StoreServer:
-    """One redis-server or memcached process; ``url`` is what ``session_url`` takes."""
+    """One redis-server or memcached process; ``url`` is what ``session_url`` takes.
 
-    def __init__(self, kind: str, port: Optional[int] = None) -> None:
+    The process itself is a :class:`~tests.servers.Service` (the same start, readiness
+    and stop as every other server of the tests); this class adds what the store tests
+    need on top: the settings to point the middleware at it, a hang (``pause``), and
+    raw protocol access that bypasses the clients under test.
+    """
+
+    def __init__(self, kind: str, port: Optional[int] = None, redis_args: tuple[str, ...] = ()) -> None:
         assert kind in ("redis", "memcached")
         self.kind = kind
         self.port = port or free_port()
-        self.process: Optional[subprocess.Popen[bytes]] = None
+        log = Path(tempfile.mkdtemp(prefix=f"sso-{kind}-")) / f"{kind}.log"
+        self.service: Service = (
+            redis_service(self.port, log, redis_args) if kind == "redis" else memcached_service(self.port, log)
+        )
+
+    @property
+    def process(self) -> Optional[object]:
+        return self.service.process
 
     @property
     def session_type(self) -> str:
@@ -46,70 +51,28 @@ class StoreServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0" if self.kind == "redis" else f"127.0.0.1:{self.port}"
 
-    def command(self) -> list[str]:
-        if self.kind == "redis":
-            return [_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                    "--appendonly", "no", "--daemonize", "no"]
-        command = [_binary("memcached"), "-l", "127.0.0.1", "-p", str(self.port), "-U", "0"]
-        if os.geteuid() == 0:  # memcached refuses to run as root without -u
-            try:
-                pwd.getpwnam("memcache")
-                command += ["-u", "memcache"]
-            except KeyError:
-                command += ["-u", "root"]
-        return command
-
     def start(self) -> StoreServer:
-        assert self.process is None, "already running"
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.process = None
-                pytest.fail(f"{self.kind} exited at start on port {self.port}", pytrace=False)
-            if self._answers():
-                return self
-            time.sleep(0.02)
-        self.stop()
-        pytest.fail(f"{self.kind} did not answer on port {self.port}", pytrace=False)
-
-    def _answers(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
-                conn.sendall(b"PING\r\n" if self.kind == "redis" else b"version\r\n")
-                reply = conn.recv(64)
-        except OSError:
-            return False
-        return reply.startswith(b"+PONG" if self.kind == "redis" else b"VERSION")
+        self.service.start()
+        return self
 
     def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None:
-            return
-        process.send_signal(signal.SIGCONT)  # a paused server could not handle SIGTERM
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        if self.service.running:
+            os.kill(self.service.pid, signal.SIGCONT)  # a paused server could not handle SIGTERM
+        self.service.stop()
 
     def pause(self) -> None:
         """SIGSTOP: the server hangs (connections accepted by the kernel, never answered); waits until stopped."""
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGSTOP)
+        os.kill(self.service.pid, signal.SIGSTOP)
         self._wait_for_state(stopped=True)
 
     def resume(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGCONT)
+        os.kill(self.service.pid, signal.SIGCONT)
         self._wait_for_state(stopped=False)
 
     def _wait_for_state(self, stopped: bool) -> None:
-        assert self.process is not None
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            with open(f"/proc/{self.process.pid}/stat") as stat:
+            with open(f"/proc/{self.service.pid}/stat") as stat:
                 state = stat.read().rsplit(")", 1)[1].split()[0]
             if (state in ("T", "t")) == stopped:
                 return

@@ -315,31 +315,14 @@ def test_a_bad_setting_fails_naming_the_setting(capsys: pytest.CaptureFixture[st
 # -- session stores ---------------------------------------------------------------------------------
 
 
-class PasswordRedis(StoreServer):
-    """redis-server that requires a password."""
-
-    def command(self) -> list[str]:
-        return [*super().command(), "--requirepass", REDIS_PASSWORD]
-
-
 @pytest.fixture
 def password_redis() -> Iterator[StoreServer]:
-    server = PasswordRedis("redis")
-    server._answers = lambda: _redis_answers(server.port)  # type: ignore[method-assign]
-    server.start()
+    """redis-server that requires a password."""
+    server = StoreServer("redis", redis_args=("--requirepass", REDIS_PASSWORD)).start()
     try:
         yield server
     finally:
         server.stop()
-
-
-def _redis_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(64).startswith((b"+PONG", b"-NOAUTH"))
-    except OSError:
-        return False
 
 
 def test_redis_store_answering_ping(capsys: pytest.CaptureFixture[str], oidc_provider: DevProvider,
