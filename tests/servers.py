@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import pytest
 import requests
@@ -186,6 +186,23 @@ def redis_service(port: int, log: Path, extra_args: Sequence[str] = ()) -> Servi
             "--daemonize", "no", *extra_args]
     # -NOAUTH: up, and asking for the password it was started with
     return Service("redis-server", argv, port, log, lambda s: _answers(s.port, b"PING\r\n", (b"+PONG", b"-NOAUTH")))
+
+
+@contextlib.contextmanager
+def running_stores(logs: Path) -> Iterator[dict[str, Service]]:
+    """A real redis-server and memcached on free loopback ports, by ``session_type`` (memory only)."""
+    services = {
+        "ext:redis": redis_service(free_port(), logs / "redis.log"),
+        "ext:memcached": memcached_service(free_port(), logs / "memcached.log"),
+    }
+    try:
+        for service in services.values():
+            service.launch()
+        for service in services.values():
+            service.wait_ready()
+        yield services
+    finally:
+        stop_all(services.values())
 
 
 def memcached_service(port: int, log: Path) -> Service:

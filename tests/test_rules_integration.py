@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import pytest
@@ -38,6 +38,7 @@ from sso_middleware.testing import ACR_MFA, ACR_PWD, ACR_UNMET_REASON, DEV_OTP, 
 
 from .conftest import legacy_app
 from .servers import free_port
+from .test_integration import Visit, browse
 
 ROLES = "https://example.com/roles"
 MAX_AGE = 3
@@ -63,15 +64,6 @@ class App:
 
     def url(self, path: str, **query: str) -> str:
         return self.base_url + path + ("?" + urlencode(query) if query else "")
-
-
-@dataclass
-class Visit:
-    urls: list[str]
-    response: requests.Response
-
-    def count(self, predicate: Callable[[str], bool]) -> int:
-        return sum(1 for url in self.urls if predicate(url))
 
 
 def start_app(provider: DevProvider, name: str, tmp: Any, **settings: Any) -> App:
@@ -121,18 +113,6 @@ def new_browser() -> requests.Session:
     http = requests.Session()
     http.headers.update(HTML)  # a browser's page loads
     return http
-
-
-def browse(http: requests.Session, url: str, max_hops: int = 20) -> Visit:
-    """GET ``url`` and follow redirects like a browser, recording each URL (a loop fails the test)."""
-    urls = [url]
-    response = http.get(url, allow_redirects=False, timeout=10)
-    while response.status_code in (301, 302, 303, 307, 308):
-        assert len(urls) <= max_hops, f"redirect loop: {urls}"
-        url = urljoin(response.url, response.headers["Location"])
-        urls.append(url)
-        response = http.get(url, allow_redirects=False, timeout=10)
-    return Visit(urls, response)
 
 
 def follow(http: requests.Session, redirect: requests.Response) -> Visit:

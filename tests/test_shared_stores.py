@@ -47,7 +47,7 @@ from sso_middleware import SSOMiddleware
 from sso_middleware.testing import ClientCredentials, DevProvider
 
 from .conftest import legacy_app
-from .servers import Service, free_port, gunicorn_service, memcached_service, redis_service, stop_all
+from .servers import Service, free_port, gunicorn_service, running_stores, stop_all
 
 APP_DIR = Path(__file__).resolve().parent.parent / "examples" / "gunicorn_env"
 CONNECTION = "Username-Password-Authentication"
@@ -104,20 +104,9 @@ class Hosts:
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Service]]:
-    """A real redis-server and a real memcached on free loopback ports (memory only)."""
-    logs = tmp_path_factory.mktemp("stores")
-    services = {
-        "ext:redis": redis_service(free_port(), logs / "redis.log"),
-        "ext:memcached": memcached_service(free_port(), logs / "memcached.log"),
-    }
-    try:
-        for service in services.values():
-            service.launch()
-        for service in services.values():
-            service.wait_ready()
+    """A real redis-server and a real memcached on free loopback ports (a missing binary fails, never skips)."""
+    with running_stores(tmp_path_factory.mktemp("stores")) as services:
         yield services
-    finally:
-        stop_all(services.values())
 
 
 @pytest.fixture(autouse=True)

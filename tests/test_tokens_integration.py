@@ -44,7 +44,7 @@ from sso_middleware import SSOMiddleware
 from sso_middleware.session import TOKENS_PREFIX
 from sso_middleware.testing import ClientCredentials, DevProvider
 
-from .servers import Service, free_port, gunicorn_service, memcached_service, redis_service, stop_all
+from .servers import Service, free_port, gunicorn_service, running_stores, stop_all
 from .token_apps import token_app
 
 TTL = 4  # seconds an access token lives
@@ -76,20 +76,9 @@ def provider() -> Iterator[DevProvider]:
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Service]]:
-    """A real redis-server and memcached on free loopback ports (a missing binary fails, never skips)."""
-    logs = tmp_path_factory.mktemp("token-stores")
-    services = {
-        "ext:redis": redis_service(free_port(), logs / "redis.log"),
-        "ext:memcached": memcached_service(free_port(), logs / "memcached.log"),
-    }
-    try:
-        for service in services.values():
-            service.launch()
-        for service in services.values():
-            service.wait_ready()
+    """A real redis-server and a real memcached on free loopback ports (a missing binary fails, never skips)."""
+    with running_stores(tmp_path_factory.mktemp("token-stores")) as services:
         yield services
-    finally:
-        stop_all(services.values())
 
 
 @dataclass
