@@ -448,7 +448,8 @@ class DevProvider:
         access_token_ttl, id_token_ttl: token lifetimes in seconds.
         registration_token: initial access token for dynamic registration; random if None.
         home: where to install the npm dependencies (see ``ensure_devprovider_installed``).
-        startup_timeout: seconds to wait for the provider to answer discovery.
+        startup_timeout: seconds to wait for the provider to answer discovery (generous: a loaded CI machine
+            can take long to start node and generate the signing key; a healthy start takes about a second).
         verbose: let the provider log every request to its stderr (see ``stderr_text()``).
 
     Attributes (valid once started): ``issuer`` exactly as discovery says, ``port``,
@@ -470,7 +471,7 @@ class DevProvider:
         id_token_ttl: int = 3600,
         registration_token: str | None = None,
         home: Path | None = None,
-        startup_timeout: float = 20.0,
+        startup_timeout: float = 60.0,
         verbose: bool = False,
     ) -> None:
         self.host = host
