@@ -49,10 +49,9 @@ from pyramid.response import Response as PyramidResponse
 from waitress.server import BaseWSGIServer
 
 from sso_middleware import NoAccessToken, SSOConfig, SSOMiddleware, authorization_header, get_userinfo
+from sso_middleware.testing import ROLES_CLAIM  # the namespaced roles claim (an Auth0 Action would add one too)
 
 DEFAULT_CONNECTION = "Username-Password-Authentication"
-#: The namespaced claim the development provider puts users' roles in (an Auth0 Action would do the same).
-ROLES_CLAIM = "https://example.com/roles"
 HERE = Path(__file__).resolve().parent
 
 STYLE = """
