@@ -252,18 +252,7 @@ class OIDCClient:
         if not isinstance(id_token, str):
             raise AuthFailure("invalid_token_response", "token response lacks id_token")
         now = self.clock()
-        claims = validate_id_token(
-            id_token,
-            keys=self.keys,
-            issuer=self.config.issuer_url,
-            client_id=self.config.client_id,
-            client_secret=self.config.client_secret,
-            algorithms=self.config.id_token_algorithms,
-            nonce=nonce,
-            leeway=self.config.clock_skew,
-            now=now,
-            access_token=access_token,
-        )
+        claims = validate_id_token(id_token, **self._token_rules(), nonce=nonce, now=now, access_token=access_token)
         userinfo = self._userinfo(access_token, claims["sub"])
         return SignInResult(id_token=id_token, claims=claims, userinfo=userinfo, access_token=access_token,
                             expires_at=_expires_at(tokens, now), refresh_token=_optional_str(tokens, "refresh_token"))
@@ -282,20 +271,21 @@ class OIDCClient:
         now = self.clock()
         id_token = _optional_str(tokens, "id_token")
         if id_token is not None:
-            validate_refreshed_id_token(
-                id_token,
-                previous_id_token,
-                keys=self.keys,
-                issuer=self.config.issuer_url,
-                client_id=self.config.client_id,
-                client_secret=self.config.client_secret,
-                algorithms=self.config.id_token_algorithms,
-                leeway=self.config.clock_skew,
-                now=now,
-                access_token=access_token,
-            )
+            validate_refreshed_id_token(id_token, previous_id_token, **self._token_rules(), now=now,
+                                        access_token=access_token)
         return RefreshResult(access_token=access_token, expires_at=_expires_at(tokens, now),
                              refresh_token=_optional_str(tokens, "refresh_token"), id_token=id_token)
+
+    def _token_rules(self) -> dict[str, Any]:
+        """What every token this client accepts is checked against: keys, issuer, audience, algorithms, leeway."""
+        return {
+            "keys": self.keys,
+            "issuer": self.config.issuer_url,
+            "client_id": self.config.client_id,
+            "client_secret": self.config.client_secret,
+            "algorithms": self.config.id_token_algorithms,
+            "leeway": self.config.clock_skew,
+        }
 
     def _token_request(self, what: str, grant_type: str, **params: str) -> dict[str, Any]:
         """POST to the token endpoint with client authentication; the checked token response.
@@ -344,16 +334,7 @@ class OIDCClient:
 
     def validate_logout_token(self, token: str) -> dict[str, Any]:
         """A back-channel logout token's claims, validated (``invalid_logout_token`` otherwise)."""
-        return validate_logout_token(
-            token,
-            keys=self.keys,
-            issuer=self.config.issuer_url,
-            client_id=self.config.client_id,
-            client_secret=self.config.client_secret,
-            algorithms=self.config.id_token_algorithms,
-            leeway=self.config.clock_skew,
-            now=self.clock(),
-        )
+        return validate_logout_token(token, **self._token_rules(), now=self.clock())
 
     def end_session_url(self, id_token_hint: Optional[str], post_logout_redirect_uri: str) -> Optional[str]:
         """Where to send the browser to end the provider session, or None if the provider has no way."""
