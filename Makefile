@@ -2,13 +2,15 @@
 #   make demo   run the two-app SSO demo on a bundled local provider
 #   make test   set everything up and run ruff, mypy and the whole test suite
 # Both create .venv and install the Python dependencies on first use; the
-# bundled provider's npm dependencies are installed by the test fixture.
+# bundled provider's npm dependencies are installed by the test fixture.  `make test`
+# first installs the Debian packages the tests need (tools/system-packages.sh: as root
+# with apt-get; any other user is told the one command to run, and pytest does not start).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint demo clean
+.PHONY: test lint demo clean system-packages
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +22,10 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check sso_middleware tests examples demo_app.py
 	$(BIN)/mypy
 
-test: lint
+system-packages:
+	sh tools/system-packages.sh
+
+test: system-packages lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 demo: $(BIN)/.installed
