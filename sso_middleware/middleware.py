@@ -46,7 +46,7 @@ from .handlers import Handler, Handlers, redirect
 from .oidc import OIDCClient
 from .pages import failure_page, forbidden, login_required, server_error, step_up_required
 from .refresh import TokenRefresher, TokenState
-from .rules import MAX_AGE_LEEWAY, AccessRule, Decision, decide, matching, normalized_path
+from .rules import MAX_AGE_LEEWAY, AccessRule, Decision, as_sent, decide, matching
 from .session import SessionStore, SessionTooLarge, SignedInUser, SSOSession, StoreUnavailable
 
 log = logging.getLogger("sso_middleware")
@@ -80,9 +80,8 @@ class SSOMiddleware:
         self.refresher = TokenRefresher(config, self.client, self.store)
         self.routes: dict[str, Handler] = self.handlers.routes()
         # Paths that need a signed-in user: protected_paths and the paths of the access rules.
-        self.guarded = tuple(AccessRule(path=normalized_path(prefix)) for prefix in config.protected_paths) + tuple(
-            config.access_rules
-        )
+        # (protected_paths are canonical prefixes already: SSOConfig checked and normalized them.)
+        self.guarded = tuple(AccessRule(path=prefix) for prefix in config.protected_paths) + tuple(config.access_rules)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         handler = self.routes.get(environ.get("PATH_INFO", ""))
@@ -167,8 +166,13 @@ class SSOMiddleware:
         return bool(self.guarded) and bool(matching(self.guarded, path)) and not self._is_failure_page(path)
 
     def _is_failure_page(self, path: str) -> bool:
-        """The failure page, when the application serves it: never guarded, or a failing sign-in would loop."""
-        return not self.config.serve_failure_page and normalized_path(path) == self.config.failure_path
+        """The failure page, when the application serves it: never guarded, or a failing sign-in would loop.
+
+        Only the path *as sent* counts (repeated slashes collapsed, a trailing slash dropped, dot segments
+        kept): the application routes ``/admin/../auth/failure`` under ``/admin``, so a path that merely
+        resolves to the failure page must stay guarded.
+        """
+        return not self.config.serve_failure_page and as_sent(path) == self.config.failure_path
 
     def _require_login(
         self, environ: dict[str, Any], headers: list[tuple[str, str]], start_response: Callable[..., Any]
