@@ -8,10 +8,11 @@ Wrap the application once::
 
 Requests to the authentication paths (``/auth/sso``, ``/auth/login``,
 ``/auth/callback``, ``/auth/logout``, ``/auth/failure`` by default) are answered
-here.  Every other request passes through to the application untouched except
-for the environ: when a user is signed in, ``environ["sso.userinfo"]`` holds
-their claims and ``REMOTE_USER`` the ``remote_user_claim``; otherwise both are
-absent.  Anonymous requests for ``protected_paths`` are sent to sign in (page
+here (a request body over ``max_request_body``, or unsized, is refused with
+413 before anything reads it).  Every other request passes through to the
+application untouched except for the environ: when a user is signed in,
+``environ["sso.userinfo"]`` holds their claims and ``REMOTE_USER`` the
+``remote_user_claim``; otherwise both are absent.  Anonymous requests for ``protected_paths`` are sent to sign in (page
 loads) or answered 401 (API calls).
 
 Security caveat: ``REMOTE_USER``, ``sso.userinfo`` and ``sso.connection``
@@ -32,6 +33,7 @@ from urllib.parse import quote, urlencode
 from webob import Request, Response
 from webob.request import PATH_SAFE
 
+from .bodies import refusal
 from .config import SSOConfig, check_known
 from .environ import (
     ACCESS_TOKEN_EXPIRES_KEY,
@@ -92,6 +94,13 @@ class SSOMiddleware:
     # -- authentication routes ---------------------------------------------
 
     def _answer(self, handler: Handler, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # Before anything could read it: a body over max_request_body, or unsized, is refused unread (413).
+        as_json = environ.get("PATH_INFO") == self.config.backchannel_logout_path
+        refused = refusal(environ, self.config.max_request_body, as_json)
+        if refused is not None:
+            log.info("sso: %s refused: %s", environ.get("PATH_INFO"), refused.status)
+            answer: Iterable[bytes] = refused(environ, start_response)
+            return answer
         request = Request(environ)
         session = self.store.open(environ)
         try:

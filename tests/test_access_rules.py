@@ -1129,7 +1129,8 @@ def test_the_apps_own_failure_page_is_never_guarded(make_browser: Callable[..., 
 # -- issue 13 item 2: the app's failure page opens no rule path; item 14: encoded prefixes ----------------
 
 
-@pytest.mark.parametrize("path", ["/admin/../auth/failure", "/admin/%2e%2e/auth/failure", "//admin/x/../../auth/failure"])
+@pytest.mark.parametrize("path", ["/admin/../auth/failure", "/admin/%2e%2e/auth/failure",
+                                  "//admin/x/../../auth/failure"])
 def test_a_path_resolving_to_the_apps_failure_page_is_still_ruled(make_browser: Callable[..., Browser],
                                                                   provider: FakeProvider, path: str) -> None:
     """serve_failure_page=false: the app routes "/admin/../auth/failure" under /admin (as sent)."""
