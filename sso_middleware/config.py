@@ -365,6 +365,8 @@ def _validate(config: SSOConfig) -> None:
             continue
         if not _PATH_RE.match(value) or "//" in value:
             raise ConfigError(name, f"{value!r} is not an absolute path like /auth/login")
+        if "%" in value:  # routes are looked up by the decoded PATH_INFO: an escape would never match
+            raise ConfigError(name, f"{value!r} must not contain percent-escapes (requests are routed decoded)")
         if value in paths:
             raise ConfigError(name, f"same path as {paths[value]}")
         paths[value] = name
