@@ -9,6 +9,7 @@ recorded in ``provider.calls``.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import os
@@ -1328,8 +1329,6 @@ def raw_call(middleware: SSOMiddleware, method: str, path: str, query: str = "",
              length: Optional[str] = None, chunked: bool = False,
              content_type: str = "application/x-www-form-urlencoded") -> tuple[int, dict[str, str], bytes]:
     """One request as a WSGI server hands it over (``body`` is the wsgi.input object)."""
-    import io
-
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": query,
         "SERVER_NAME": "app2.example", "SERVER_PORT": "443", "SERVER_PROTOCOL": "HTTP/1.1",
@@ -1402,8 +1401,6 @@ def test_a_malformed_content_length_is_a_400(make_middleware: Callable[..., SSOM
 
 
 def test_a_back_channel_body_up_to_max_request_body_is_read(make_middleware: Callable[..., SSOMiddleware]) -> None:
-    import io
-
     from .test_backchannel import logout_token
 
     middleware = make_middleware(max_request_body=2048)
@@ -1419,11 +1416,26 @@ def test_a_back_channel_body_up_to_max_request_body_is_read(make_middleware: Cal
 
 
 def test_a_back_channel_body_shorter_than_announced_is_a_400(make_middleware: Callable[..., SSOMiddleware]) -> None:
-    import io
-
     from .test_backchannel import logout_token
 
     sent = f"logout_token={logout_token()}".encode()
     status, _headers, content = raw_call(make_middleware(), "POST", "/auth/backchannel-logout",
                                          body=io.BytesIO(sent), length=str(len(sent) + 100))
     assert status == 400, content
+
+
+@pytest.mark.parametrize(("content_type", "body"), [
+    pytest.param("application/x-www-form-urlencoded", b"logout_token=a&logout_token=b", id="repeated-field"),
+    pytest.param("application/json", b'{"logout_token": "a"}', id="json"),
+    pytest.param("multipart/form-data; boundary=XX",
+                 b'--XX\r\nContent-Disposition: form-data; name="logout_token"\r\n\r\na\r\n--XX--\r\n', id="multipart"),
+    pytest.param("application/x-www-form-urlencoded; charset=latin-1", b"logout_token=a", id="latin-1"),
+    pytest.param("application/x-www-form-urlencoded", b"logout_token=%ff", id="not-utf-8"),
+    pytest.param("application/x-www-form-urlencoded", "logout_token=é".encode(), id="raw-non-ascii"),
+])
+def test_an_unreadable_back_channel_body_is_a_400(make_middleware: Callable[..., SSOMiddleware], content_type: str,
+                                                  body: bytes) -> None:
+    status, _headers, content = raw_call(make_middleware(), "POST", "/auth/backchannel-logout",
+                                         body=io.BytesIO(body), length=str(len(body)), content_type=content_type)
+    assert status == 400, content
+    assert json.loads(content)["error"] == "invalid_request"
