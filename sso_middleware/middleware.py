@@ -12,8 +12,8 @@ here (a request body over ``max_request_body``, or unsized, is refused with
 413 before anything reads it).  Every other request passes through to the
 application untouched except for the environ: when a user is signed in,
 ``environ["sso.userinfo"]`` holds their claims and ``REMOTE_USER`` the
-``remote_user_claim``; otherwise both are absent.  Anonymous requests for ``protected_paths`` are sent to sign in (page
-loads) or answered 401 (API calls).
+``remote_user_claim``; otherwise both are absent.  Anonymous requests for
+``protected_paths`` are sent to sign in (page loads) or answered 401 (API calls).
 
 Security caveat: ``REMOTE_USER``, ``sso.userinfo`` and ``sso.connection``
 arriving from outside are always removed, so the application can trust them -- but only if nothing

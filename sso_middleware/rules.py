@@ -33,13 +33,13 @@ Security caveats:
   decoded ``%2F`` to the same view as ``/admin``.  Protect the paths as the
   application actually serves them, and prefer a rule on a prefix that cannot
   be reached another way.
-- A configured prefix is compared with ``PATH_INFO``, which the server has
-  percent-decoded (PEP 3333: the bytes sent, as latin-1 text), so
-  each rule compares its :attr:`AccessRule.path_info`, the prefix decoded the
-  same way once, at start-up: ``/caf%C3%A9`` and ``/café`` both guard what a
-  client reaches as ``/caf%C3%A9``.
-  An encoded ``/`` (``%2F``), an encoded dot segment, a control character or a
-  malformed escape is refused: no ``PATH_INFO`` could be told apart by it.
+- Requests are matched by ``PATH_INFO``, which the server has percent-decoded
+  (PEP 3333: the bytes sent, as latin-1 text), so each rule compares its
+  :attr:`AccessRule.path_info`, its prefix decoded the same way once, at
+  start-up: ``/caf%C3%A9`` and ``/café`` both guard what a client reaches as
+  ``/caf%C3%A9``.  A prefix with an encoded ``/`` (``%2F``), an encoded dot
+  segment, an encoded control character or a malformed escape is refused
+  (:func:`configured_prefix`): it could not be told apart in ``PATH_INFO``.
 - Claims are only as trustworthy as the ID token and userinfo they came from,
   and as fresh as the session: a role removed at the provider stays in the
   session until the user signs in again.  Use ``max_age`` where that matters.
