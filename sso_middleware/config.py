@@ -29,7 +29,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from .errors import ConfigError
-from .rules import AccessRule, parse_rules
+from .rules import AccessRule, configured_prefix, parse_rules
 
 #: ID-token signature algorithms the middleware knows how to verify.
 KNOWN_ALGORITHMS = frozenset(
@@ -40,6 +40,8 @@ REFRESH_FAILURES = ("sign_out", "keep_session")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 SESSION_TYPES = ("file", "ext:redis", "ext:memcached", "cookie", "environ")
 _LOOPBACK_NAMES = frozenset({"localhost"})
+#: The largest ``max_request_body`` accepted (16 MiB): auth routes need a few kilobytes.
+MAX_REQUEST_BODY_LIMIT = 16 * 1024 * 1024
 _PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*$")
 _CLAIM_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -72,12 +74,19 @@ class SSOConfig:
     backchannel_logout_path: str = _setting(
         "/auth/backchannel-logout", "OpenID Connect Back-Channel Logout endpoint (POST); empty to disable."
     )
+    max_request_body: int = _setting(
+        65536, "Largest request body (bytes) an auth route reads (back-channel logout); a larger or unsized "
+        "(chunked) body gets 413 unread. Other auth routes never read a body."
+    )
     default_connection: str = _setting("", "Connection used when a request names none.")
     allowed_connections: tuple[str, ...] = _setting((), "If set, the only connections accepted.")
     allowed_redirect_origins: tuple[str, ...] = _setting(
         (), "Origins (`https://host[:port]`) that absolute `target_url`s may point to, besides `base_url`'s."
     )
-    protected_paths: tuple[str, ...] = _setting((), "Path prefixes that require a signed-in user.")
+    protected_paths: tuple[str, ...] = _setting(
+        (), "Path prefixes that require a signed-in user (percent-escapes and non-ASCII text are decoded as the "
+        "server decodes request paths; `%2F` and encoded dot segments are refused)."
+    )
     access_rules: tuple[AccessRule, ...] = _setting(
         (),
         "Claim and step-up rules per path prefix, one per line (or `;`): `/admin claim ROLE_CLAIM includes admin`, "
@@ -356,6 +365,8 @@ def _validate(config: SSOConfig) -> None:
             continue
         if not _PATH_RE.match(value) or "//" in value:
             raise ConfigError(name, f"{value!r} is not an absolute path like /auth/login")
+        if "%" in value:  # routes are looked up by the decoded PATH_INFO: an escape would never match
+            raise ConfigError(name, f"{value!r} must not contain percent-escapes (requests are routed decoded)")
         if value in paths:
             raise ConfigError(name, f"same path as {paths[value]}")
         paths[value] = name
@@ -372,9 +383,14 @@ def _validate(config: SSOConfig) -> None:
     for origin in config.allowed_redirect_origins:
         if origin_of(origin) != origin.rstrip("/").lower() or urlsplit(origin).path not in ("", "/"):
             raise ConfigError("allowed_redirect_origins", f"{origin!r} is not an origin like https://host[:port]")
-    for prefix in config.protected_paths:
-        if not _PATH_RE.match(prefix):
-            raise ConfigError("protected_paths", f"{prefix!r} is not an absolute path")
+    try:  # compared with PATH_INFO, so decoded as servers decode it (canonical: checking again changes nothing)
+        prefixes = tuple(dict.fromkeys(configured_prefix(prefix) for prefix in config.protected_paths))
+    except ValueError as exc:
+        raise ConfigError("protected_paths", str(exc)) from None
+    object.__setattr__(config, "protected_paths", prefixes)
+    _positive(config, "max_request_body", maximum=MAX_REQUEST_BODY_LIMIT)
+    if config.max_request_body < 1024:
+        raise ConfigError("max_request_body", "must be at least 1024 bytes (a logout token is about 1 KB)")
 
     if not _CLAIM_RE.match(config.remote_user_claim):
         raise ConfigError("remote_user_claim", "must be a claim name")

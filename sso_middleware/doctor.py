@@ -664,7 +664,8 @@ def check_registration_urls(ctx: Context) -> Iterator[Finding]:
     if config.provider_logout:
         yield INFO, f"Allowed Logout URL (post_logout_redirect_uri): {config.base_url}/"
     if config.backchannel_logout_path:
-        yield INFO, f"Back-Channel Logout URI: {config.base_url}{config.backchannel_logout_path}"
+        yield INFO, (f"Back-Channel Logout URI: {config.base_url}{config.backchannel_logout_path} (its POST body is "
+                     f"read up to max_request_body {config.max_request_body} bytes; larger or chunked bodies get 413)")
     yield INFO, f"Initiate Login URI (SSO entry point): {config.base_url}{config.sso_path}"
 
 

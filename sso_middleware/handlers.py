@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 from webob import Request, Response
 from webob.exc import HTTPSeeOther
 
+from .bodies import BodyError, read_form
 from .config import SSOConfig, is_valid_connection
 from .errors import AuthFailure, ProviderError, provider_error_code
 from .oidc import OIDCClient
@@ -157,7 +158,7 @@ class Handlers:
             response.headers["Allow"] = "POST"
             return response
         try:
-            token = _param(request, "logout_token", body_only=True)
+            token = _form_param(request, "logout_token", self.config.max_request_body)
             if not token:
                 raise AuthFailure("invalid_request", "no logout_token in the POST body")
             claims = self.client.validate_logout_token(token)
@@ -317,18 +318,31 @@ def redirect(location: str) -> Response:
     return no_store(HTTPSeeOther(location=location))
 
 
-def _param(request: Request, name: str, body_only: bool = False) -> Optional[str]:
-    """One text parameter, from the query string (unless ``body_only``) or else a form body.
+def _param(request: Request, name: str) -> Optional[str]:
+    """One text parameter from the query string.  The body is never read here (see :func:`_form_param`).
 
-    Anything unreadable (bad encodings, file uploads, odd charsets) is bad input, never a 500.
+    Anything unreadable (bad encodings) is bad input, never a 500.
     """
     try:
-        value = None if body_only else request.GET.get(name)
-        if value is None and request.method == "POST":
-            value = request.POST.get(name)
+        value = request.GET.get(name)
     except (UnicodeDecodeError, LookupError, ValueError, TypeError, Warning):
-        # Warning: WebOb raises DeprecationWarning for a form body in another charset than UTF-8.
         raise AuthFailure("invalid_request", "unreadable request parameters") from None
     if value is not None and not isinstance(value, str):
         raise AuthFailure("invalid_request", f"parameter {name!r} is not text")
     return value
+
+
+def _form_param(request: Request, name: str, limit: int) -> Optional[str]:
+    """One text field of a POSTed form body of at most ``limit`` bytes (the middleware refused larger ones).
+
+    For the routes that need a body (back-channel logout); a repeated field is refused as ambiguous.
+    """
+    if request.method != "POST":
+        return None
+    try:
+        values = read_form(request.environ, limit).get(name, [])
+    except BodyError as refused:
+        raise AuthFailure("invalid_request", refused.reason) from None
+    if len(values) > 1:
+        raise AuthFailure("invalid_request", f"parameter {name!r} given more than once")
+    return values[0] if values else None

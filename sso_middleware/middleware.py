@@ -8,11 +8,12 @@ Wrap the application once::
 
 Requests to the authentication paths (``/auth/sso``, ``/auth/login``,
 ``/auth/callback``, ``/auth/logout``, ``/auth/failure`` by default) are answered
-here.  Every other request passes through to the application untouched except
-for the environ: when a user is signed in, ``environ["sso.userinfo"]`` holds
-their claims and ``REMOTE_USER`` the ``remote_user_claim``; otherwise both are
-absent.  Anonymous requests for ``protected_paths`` are sent to sign in (page
-loads) or answered 401 (API calls).
+here (a request body over ``max_request_body``, or unsized, is refused with
+413 before anything reads it).  Every other request passes through to the
+application untouched except for the environ: when a user is signed in,
+``environ["sso.userinfo"]`` holds their claims and ``REMOTE_USER`` the
+``remote_user_claim``; otherwise both are absent.  Anonymous requests for
+``protected_paths`` are sent to sign in (page loads) or answered 401 (API calls).
 
 Security caveat: ``REMOTE_USER``, ``sso.userinfo`` and ``sso.connection``
 arriving from outside are always removed, so the application can trust them -- but only if nothing
@@ -32,6 +33,7 @@ from urllib.parse import quote, urlencode
 from webob import Request, Response
 from webob.request import PATH_SAFE
 
+from .bodies import refusal
 from .config import SSOConfig, check_known
 from .environ import (
     ACCESS_TOKEN_EXPIRES_KEY,
@@ -46,7 +48,7 @@ from .handlers import Handler, Handlers, redirect
 from .oidc import OIDCClient
 from .pages import failure_page, forbidden, login_required, server_error, step_up_required
 from .refresh import TokenRefresher, TokenState
-from .rules import MAX_AGE_LEEWAY, AccessRule, Decision, decide, matching, normalized_path
+from .rules import MAX_AGE_LEEWAY, AccessRule, Decision, as_sent, decide, matching
 from .session import SessionStore, SessionTooLarge, SignedInUser, SSOSession, StoreUnavailable
 
 log = logging.getLogger("sso_middleware")
@@ -80,9 +82,8 @@ class SSOMiddleware:
         self.refresher = TokenRefresher(config, self.client, self.store)
         self.routes: dict[str, Handler] = self.handlers.routes()
         # Paths that need a signed-in user: protected_paths and the paths of the access rules.
-        self.guarded = tuple(AccessRule(path=normalized_path(prefix)) for prefix in config.protected_paths) + tuple(
-            config.access_rules
-        )
+        # (protected_paths are canonical prefixes already: SSOConfig checked and normalized them.)
+        self.guarded = tuple(AccessRule(path=prefix) for prefix in config.protected_paths) + tuple(config.access_rules)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         handler = self.routes.get(environ.get("PATH_INFO", ""))
@@ -93,6 +94,13 @@ class SSOMiddleware:
     # -- authentication routes ---------------------------------------------
 
     def _answer(self, handler: Handler, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # Before anything could read it: a body over max_request_body, or unsized, is refused unread (413).
+        as_json = environ.get("PATH_INFO") == self.config.backchannel_logout_path
+        refused = refusal(environ, self.config.max_request_body, as_json)
+        if refused is not None:
+            log.info("sso: %s refused: %s", environ.get("PATH_INFO"), refused.status)
+            answer: Iterable[bytes] = refused(environ, start_response)
+            return answer
         request = Request(environ)
         session = self.store.open(environ)
         try:
@@ -167,8 +175,13 @@ class SSOMiddleware:
         return bool(self.guarded) and bool(matching(self.guarded, path)) and not self._is_failure_page(path)
 
     def _is_failure_page(self, path: str) -> bool:
-        """The failure page, when the application serves it: never guarded, or a failing sign-in would loop."""
-        return not self.config.serve_failure_page and normalized_path(path) == self.config.failure_path
+        """The failure page, when the application serves it: never guarded, or a failing sign-in would loop.
+
+        Only the path *as sent* counts (repeated slashes collapsed, a trailing slash dropped, dot segments
+        kept): the application routes ``/admin/../auth/failure`` under ``/admin``, so a path that merely
+        resolves to the failure page must stay guarded.
+        """
+        return not self.config.serve_failure_page and as_sent(path) == self.config.failure_path
 
     def _require_login(
         self, environ: dict[str, Any], headers: list[tuple[str, str]], start_response: Callable[..., Any]

@@ -48,7 +48,11 @@ def absolute_target(target: str, base_url: str) -> str:
 
 
 def app_path(target: str, base_url: str) -> Optional[str]:
-    """The application path (below ``base_url``, percent-decoded) a checked target leads to; None if elsewhere."""
+    """The application path (below ``base_url``) a checked target leads to; None if elsewhere.
+
+    Percent-decoded to the form ``PATH_INFO`` has (PEP 3333: the bytes as latin-1 text), the
+    form access rules compare with.
+    """
     parts = urlsplit(target)
     if not target.startswith("/"):
         base = urlsplit(base_url)
@@ -57,8 +61,8 @@ def app_path(target: str, base_url: str) -> Optional[str]:
         prefix = base.path
         if prefix and parts.path != prefix and not parts.path.startswith(prefix + "/"):
             return None
-        return unquote(parts.path[len(prefix):]) or "/"
-    return unquote(parts.path) or "/"
+        return unquote(parts.path[len(prefix):], encoding="latin-1") or "/"
+    return unquote(parts.path, encoding="latin-1") or "/"
 
 
 def _is_plain_path(value: str) -> bool:

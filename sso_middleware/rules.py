@@ -33,6 +33,13 @@ Security caveats:
   decoded ``%2F`` to the same view as ``/admin``.  Protect the paths as the
   application actually serves them, and prefer a rule on a prefix that cannot
   be reached another way.
+- Requests are matched by ``PATH_INFO``, which the server has percent-decoded
+  (PEP 3333: the bytes sent, as latin-1 text), so each rule compares its
+  :attr:`AccessRule.path_info`, its prefix decoded the same way once, at
+  start-up: ``/caf%C3%A9`` and ``/café`` both guard what a client reaches as
+  ``/caf%C3%A9``.  A prefix with an encoded ``/`` (``%2F``), an encoded dot
+  segment, an encoded control character or a malformed escape is refused
+  (:func:`configured_prefix`): it could not be told apart in ``PATH_INFO``.
 - Claims are only as trustworthy as the ID token and userinfo they came from,
   and as fresh as the session: a role removed at the provider stays in the
   session until the user signs in again.  Use ``max_age`` where that matters.
@@ -52,8 +59,9 @@ import math
 import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional, Union
+from urllib.parse import quote, unquote_to_bytes
 
 __all__ = [
     "MAX_AGE_LEEWAY",
@@ -61,10 +69,13 @@ __all__ = [
     "Condition",
     "Decision",
     "StepUp",
+    "as_sent",
+    "configured_prefix",
     "decide",
     "matching",
     "normalized_path",
     "parse_rules",
+    "path_info_form",
     "step_up_for",
 ]
 
@@ -78,8 +89,10 @@ KEYWORDS = ("claim", "max_age", "acr_values")
 
 _SLASHES = re.compile(r"/{2,}")
 _NAME_RE = re.compile(r"[\x21-\x7e]+\Z")
-_PATH_RE = re.compile(r"/[\x21-\x7e]*\Z")
 _INT_RE = re.compile(r"-?[0-9]+\Z")
+_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+#: What stays unencoded in a canonical prefix: RFC 3986's pchar and "/" (never "%": it is always an escape).
+_PATH_SAFE = "/!$&'()*+,;=:@-._~"
 _MAPPING_KEYS = frozenset({"path", "claim", "equals", "includes", "present", "max_age", "acr_values"})
 
 
@@ -164,10 +177,15 @@ class AccessRule:
     conditions: tuple[Condition, ...] = ()
     max_age: Optional[int] = None
     acr_values: tuple[str, ...] = ()
+    #: ``path`` as ``PATH_INFO`` carries it (percent-decoded, latin-1 text): what requests are compared with.
+    path_info: str = field(init=False, repr=False, compare=False, default="")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path_info", path_info_form(self.path) if isinstance(self.path, str) else "")
 
     def applies_to(self, path: str) -> bool:
-        """Whether this rule covers ``path``, which must already be :func:`normalized_path`."""
-        prefix = self.path
+        """Whether this rule covers ``path``, a ``PATH_INFO`` that must already be :func:`normalized_path`."""
+        prefix = self.path_info
         if prefix == "/":
             return True
         return path == prefix or (path.startswith(prefix) and path[len(prefix) : len(prefix) + 1] == "/")
@@ -218,12 +236,12 @@ def matching(rules: Sequence[AccessRule], path: str) -> list[AccessRule]:
     although it resolves to ``/``.  Both readings are checked: fail closed.
     """
     resolved = normalized_path(path)
-    sent = _as_sent(path)
+    sent = as_sent(path)
     found = [rule for rule in rules if rule.applies_to(resolved) or (sent != resolved and rule.applies_to(sent))]
     return _longest_first(found) if len(found) > 1 else found
 
 
-def _as_sent(path: str) -> str:
+def as_sent(path: str) -> str:
     """``path`` with repeated slashes collapsed and a trailing slash dropped, its dot segments kept."""
     collapsed = _SLASHES.sub("/", path if path.startswith("/") else "/" + path)
     return collapsed.rstrip("/") or "/"
@@ -355,7 +373,7 @@ class _Builder:
             common = set(rule.acr_values)
             outers = []
             for outer in with_acr[:position]:
-                if outer.applies_to(rule.path):
+                if outer.applies_to(rule.path_info):
                     common &= set(outer.acr_values)
                     outers.append(f"{outer.path!r} ({self.acr[outer.path][1]})")
                     if not common:
@@ -366,12 +384,50 @@ class _Builder:
         return tuple(rules)
 
 
+def configured_prefix(raw: str) -> str:
+    """A configured path prefix, checked and in one canonical form; ValueError if it could guard nothing.
+
+    The canonical form is ASCII and percent-encoded (``/café`` and ``/caf%c3%a9`` are
+    both ``/caf%C3%A9``), normalized like :func:`normalized_path`, so checking it again
+    changes nothing.  :attr:`AccessRule.path_info` holds its decoded form, the one
+    ``PATH_INFO`` has.  ``%2F`` (a server decodes it into a ``/`` that then separates
+    segments the client never meant), an encoded ``.``/``..`` segment, an encoded
+    control character and a malformed escape are refused rather than guessed at.
+    """
+    if not raw.startswith("/") or not raw.isprintable() or any(char.isspace() for char in raw):
+        raise ValueError(f"bad path {raw!r} (must start with '/', printable, without spaces)")
+    bad = _ESCAPE_RE.search(raw)
+    if bad is not None:
+        raise ValueError(f"bad path {raw!r}: malformed percent escape {raw[bad.start():bad.start() + 3]!r}")
+    if re.search(r"%2[Ff]", raw):
+        raise ValueError(f"bad path {raw!r}: an encoded '/' (%2F) cannot be guarded (servers decode it into '/')")
+    decoded = unquote_to_bytes(raw.encode("utf-8"))
+    if any(byte < 0x20 or byte == 0x7F for byte in decoded):
+        raise ValueError(f"bad path {raw!r}: it decodes to a control character")
+    segments = decoded.split(b"/")
+    if any(segment in (b".", b"..") and original not in (".", "..")
+           for segment, original in zip(segments, raw.split("/"))):
+        raise ValueError(f"bad path {raw!r}: an encoded dot segment ('%2e') cannot be guarded")
+    encoded = quote(decoded, safe=_PATH_SAFE)
+    return normalized_path(encoded.rstrip("/") or "/")
+
+
+def path_info_form(prefix: str) -> str:
+    """A canonical prefix (see :func:`configured_prefix`) as ``PATH_INFO`` carries it (PEP 3333).
+
+    Servers percent-decode the request path and hand its bytes over as latin-1
+    text, so ``/caf%C3%A9`` is compared as ``/caf\xc3\xa9``.  Never raises.
+    """
+    return unquote_to_bytes(prefix).decode("latin-1")
+
+
 def _path(raw: Any, where: str) -> str:
     if not isinstance(raw, str):
         raise ValueError(f"{where}: path must be a string, not {type(raw).__name__}")
-    if not _PATH_RE.match(raw):
-        raise ValueError(f"{where}: bad path {raw!r} (must start with '/', printable ASCII without spaces)")
-    return normalized_path(raw.rstrip("/") or "/")
+    try:
+        return configured_prefix(raw)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def _name(raw: Any, where: str) -> str:

@@ -1124,3 +1124,54 @@ def test_the_apps_own_failure_page_is_never_guarded(make_browser: Callable[..., 
     sign_in(browser, provider)
     assert browser.get("/auth/failure", headers={"Accept": "text/html"}).status_int == 200
     assert browser.get("/elsewhere", headers={"Accept": "text/html"}, expect_errors=True).status_int == 403
+
+
+# -- issue 13 item 2: the app's failure page opens no rule path; item 14: encoded prefixes ----------------
+
+
+@pytest.mark.parametrize("path", ["/admin/../auth/failure", "/admin/%2e%2e/auth/failure",
+                                  "//admin/x/../../auth/failure"])
+def test_a_path_resolving_to_the_apps_failure_page_is_still_ruled(make_browser: Callable[..., Browser],
+                                                                  provider: FakeProvider, path: str) -> None:
+    """serve_failure_page=false: the app routes "/admin/../auth/failure" under /admin (as sent)."""
+    browser = make_browser(access_rules="/admin claim roles includes admin", serve_failure_page=False)
+    assert browser.get(path, headers={"Accept": "application/json"}, expect_errors=True).status_int == 401
+    set_claims(provider, roles=["user"])
+    sign_in(browser, provider)
+    assert browser.get(path, headers={"Accept": "application/json"}, expect_errors=True).status_int == 403
+    assert browser.get("/auth/failure", headers={"Accept": "application/json"}).status_int == 200
+
+
+@pytest.mark.parametrize("prefix", ["/caf%C3%A9", "/café"])
+def test_a_percent_encoded_or_non_ascii_rule_path_rules_the_decoded_path(make_browser: Callable[..., Browser],
+                                                                         provider: FakeProvider, prefix: str) -> None:
+    browser = make_browser(access_rules=f"{prefix} claim roles includes admin")
+    set_claims(provider, roles=["user"])
+    sign_in(browser, provider)
+    for path in ("/caf%C3%A9", "/caf%C3%A9/menu", "/caf%c3%a9/menu"):
+        assert browser.get(path, headers={"Accept": "application/json"}, expect_errors=True).status_int == 403, path
+    assert browser.get("/cafe/menu", headers={"Accept": "application/json"}).status_int == 200
+
+
+def test_a_step_up_rule_on_a_non_ascii_path_is_asked_for_at_login(make_browser: Callable[..., Browser]) -> None:
+    """The login route matches its (percent-encoded) target with the decoded rule path too, else the
+    provider is never asked for max_age and the access check would send the user round again."""
+    browser = make_browser(access_rules="/caf%C3%A9 max_age 300")
+    response = browser.get("/caf%C3%A9/menu", headers=HTML, status=303)
+    assert login_redirect(response.location) == {"target_url": "/caf%C3%A9/menu"}
+    authorize = browser.get(response.location, status=303)
+    assert is_authorize(authorize) and query(authorize.location)["max_age"] == "300"
+
+
+@pytest.mark.parametrize(("rule", "problem"), [
+    pytest.param("/a%2Fb max_age 1", "encoded '/'", id="encoded-slash"),
+    pytest.param("/a/%2e%2e/admin max_age 1", "dot segment", id="encoded-dot-dot"),
+    pytest.param("/a%zz max_age 1", "malformed", id="bad-hex"),
+    pytest.param("/a%0d max_age 1", "control", id="encoded-cr"),
+])
+def test_an_unguardable_encoded_rule_path_is_refused_at_start_up(make_browser: Callable[..., Browser],
+                                                                 rule: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        make_browser(access_rules=rule)
+    assert refused.value.setting == "access_rules"
+    assert problem in str(refused.value)

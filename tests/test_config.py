@@ -1251,3 +1251,62 @@ def test_token_settings_strings_are_stripped() -> None:
     config = SSOConfig.from_settings({**STRINGS, "keep_access_token": " on ", "refresh_margin": " 30 ",
                                       "refresh_failure": " keep_session\n"})
     assert (config.keep_access_token, config.refresh_margin, config.refresh_failure) == (True, 30, "keep_session")
+
+
+# -- issue 13 item 14: protected_paths in canonical form; item 3: max_request_body ------------------------
+
+
+@pytest.mark.parametrize(("given", "stored"), [
+    pytest.param("/caf%C3%A9", "/caf%C3%A9", id="encoded"),
+    pytest.param("/caf%c3%a9/", "/caf%C3%A9", id="lower-case-trailing-slash"),
+    pytest.param("/café", "/caf%C3%A9", id="non-ascii-literal"),
+    pytest.param("//admin/./x/..", "/admin", id="dots-and-slashes"),
+])
+def test_protected_paths_are_kept_in_one_canonical_form(given: str, stored: str) -> None:
+    config = build(protected_paths=[given, "/admin"])
+    assert config.protected_paths[0] == stored
+    again = config.replace(clock_skew=5)  # validated again: a canonical prefix stays as it is
+    assert again.protected_paths == config.protected_paths
+    assert SSOConfig.from_env({**{f"SSO_{k.upper()}": v for k, v in VALID.items()},
+                               "SSO_PROTECTED_PATHS": f"{given} /admin"}).protected_paths == config.protected_paths
+
+
+@pytest.mark.parametrize(("given", "problem"), [
+    pytest.param("/a%2Fb", "encoded '/'", id="encoded-slash"),
+    pytest.param("/a/%2E%2e", "dot segment", id="encoded-dot-dot"),
+    pytest.param("/a%", "malformed", id="lone-percent"),
+    pytest.param("/a%C", "malformed", id="short-escape"),
+    pytest.param("/a%1F", "control", id="encoded-control"),
+    pytest.param("admin", "must start with '/'", id="relative"),
+])
+def test_protected_paths_that_could_guard_nothing_are_refused(given: str, problem: str) -> None:
+    assert problem in str(refused("protected_paths", protected_paths=[given]))
+
+
+def test_access_rules_survive_being_validated_again() -> None:
+    config = build(access_rules="/café claim roles present")
+    again = config.replace(clock_skew=5)
+    assert again.access_rules == config.access_rules
+    assert [rule.path_info for rule in again.access_rules] == ["/caf\xc3\xa9"]
+
+
+def test_max_request_body_defaults_to_64_kib() -> None:
+    assert build().max_request_body == 65536
+    assert build(max_request_body=1024).max_request_body == 1024
+    assert SSOConfig.from_settings({**VALID, "max_request_body": " 200000 "}).max_request_body == 200000
+
+
+@pytest.mark.parametrize("value", [0, -1, 1023, 16 * 1024 * 1024 + 1, True, 1.5, "64k"])
+def test_max_request_body_must_be_a_sensible_size(value: Any) -> None:
+    refused("max_request_body", max_request_body=value)
+    if isinstance(value, str):
+        with pytest.raises(ConfigError) as caught:
+            SSOConfig.from_settings({**VALID, "max_request_body": value})
+        assert caught.value.setting == "max_request_body"
+
+
+@pytest.mark.parametrize("setting", ["sso_path", "login_path", "callback_path", "logout_path", "failure_path",
+                                     "backchannel_logout_path"])
+def test_route_paths_with_percent_escapes_are_refused(setting: str) -> None:
+    """Routes are looked up by PATH_INFO, which servers decode: /auth/log%69n could never be reached."""
+    assert "percent-escapes" in str(refused(setting, **{setting: "/auth/log%69n"}))

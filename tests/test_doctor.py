@@ -144,6 +144,7 @@ def test_a_good_configuration_passes_every_check(capsys: pytest.CaptureFixture[s
                 f"Back-Channel Logout URI: {BASE_URL}/auth/backchannel-logout",
                 f"Initiate Login URI (SSO entry point): {BASE_URL}/auth/sso"):
         assert url in registration
+    assert "max_request_body 65536 bytes" in registration
     assert "session cookie sso_session: HttpOnly; SameSite=Lax" in outcome.line("INFO", "cookies")
     assert outcome.out.rstrip().endswith("0 failure(s)")
     assert not (tmp_path / "sessions").exists(), "the file store probe left its folder behind"

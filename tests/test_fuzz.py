@@ -16,7 +16,9 @@ as raw WSGI environs.  Whatever arrives, these must hold:
   other cookie header expires a cookie, and a transaction cookie is expired
   only if the request carried it; issuing one leaves the browser at most
   ``MAX_TRANSACTIONS`` of them;
-* ``REMOTE_USER`` reaches the app only for the one signed-in cookie.
+* ``REMOTE_USER`` reaches the app only for the one signed-in cookie;
+* a body over ``max_request_body``, or unsized (chunked), sent to an auth route
+  is answered 413 without a byte of it being read.
 
 The cookies include a real transaction cookie (with its ``state`` sometimes in
 the query), tampered, truncated or renamed, among heaps of look-alikes.
@@ -332,3 +334,41 @@ def test_the_seed_transaction_is_a_real_sign_in_in_flight(fuzz_target: Target) -
                                                        handlers.clock())
     assert transaction is not None and transaction.target_url == "/dashboard"
     assert len(expire) == 1
+
+
+class Untouchable:
+    """A ``wsgi.input`` that counts (and refuses) reads."""
+
+    def __init__(self) -> None:
+        self.touched = 0
+
+    def read(self, *args: Any) -> bytes:
+        self.touched += 1
+        raise AssertionError("the body was read")
+
+    readline = read
+
+
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_oversized_or_unsized_bodies_to_auth_routes_are_refused_unread(fuzz_target: Target, data: Any) -> None:
+    middleware, cookie = fuzz_target.middleware, fuzz_target.signed_in_cookie()
+    limit = middleware.config.max_request_body
+    method = data.draw(st.sampled_from(["POST", "PUT", "GET", "PATCH", "DELETE"]))
+    path = data.draw(st.sampled_from(AUTH_PATHS))
+    environ = environ_for(method, path, data.draw(RAW_QUERY), b"", {
+        "Cookie": data.draw(cookie_values(cookie, fuzz_target.transaction)),
+        "Content-Type": data.draw(CONTENT_TYPES),
+        "Accept": data.draw(st.sampled_from(["text/html", "application/json", ""])),
+    })
+    body = Untouchable()
+    environ["wsgi.input"] = body
+    if data.draw(st.booleans()):
+        environ["CONTENT_LENGTH"] = str(data.draw(st.integers(limit + 1, 2**70)))
+    else:  # chunked, as gunicorn hands it over: no length, a terminated stream
+        del environ["CONTENT_LENGTH"]
+        environ["HTTP_TRANSFER_ENCODING"] = data.draw(st.sampled_from(["chunked", "gzip, chunked", "Chunked"]))
+        environ["wsgi.input_terminated"] = True
+    check_invariants(middleware, environ, cookie)
+    status, _headers, answer = call(middleware, environ)
+    assert (status, body.touched) == (413, 0), answer[:200]

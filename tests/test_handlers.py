@@ -9,6 +9,7 @@ recorded in ``provider.calls``.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import os
@@ -661,11 +662,13 @@ def test_callback_without_code_is_refused(browser: Browser, provider: FakeProvid
     assert provider.requests_to("/oauth/token") == []
 
 
-def test_callback_accepts_a_posted_authorization_response(browser: Browser, provider: FakeProvider) -> None:
+def test_callback_ignores_a_posted_authorization_response(browser: Browser, provider: FakeProvider) -> None:
+    """The callback takes the authorization response from the query string only (no form_post is asked
+    for, and auth routes read no body they do not need: issue 13 item 3)."""
     callback = provider.authorize(start_sso(browser).location)
     response = browser.post("/auth/callback", query(callback))
-    assert response.location == "https://app2.example/dashboard"
-    assert app_view(browser)["remote_user"] == "alice"
+    assert failure_code(response) == "invalid_state"
+    assert app_view(browser)["remote_user"] is None
 
 
 # -- /auth/callback: tokens ----------------------------------------------------
@@ -1255,7 +1258,8 @@ def test_hostile_callback_posts_get_a_clean_4xx(browser: Browser, content_type: 
     browser.get(response.location, status=400)
 
 
-def test_a_file_field_named_error_is_refused(browser: Browser, provider: FakeProvider) -> None:
+def test_a_posted_body_is_never_read_by_the_callback(browser: Browser, provider: FakeProvider) -> None:
+    """A multipart body with a file field named error (and an iss) changes nothing: the body is not read."""
     start = start_sso(browser)
     state = query(start.location)["state"]
     body = (b'--XX\r\nContent-Disposition: form-data; name="error"; filename="e"\r\n\r\nx\r\n'
@@ -1263,7 +1267,7 @@ def test_a_file_field_named_error_is_refused(browser: Browser, provider: FakePro
             + b"\r\n--XX--\r\n")
     response = browser.post(f"/auth/callback?state={state}", body,
                             headers={"Content-Type": "multipart/form-data; boundary=XX"}, status=303)
-    assert failure_code(response) == "invalid_request"
+    assert failure_code(response) == "issuer_mismatch"  # the provider's iss was expected in the query
 
 
 def test_the_failure_page_shows_no_attacker_prose(browser: Browser) -> None:
@@ -1294,3 +1298,144 @@ def test_a_token_response_with_malformed_members_is_a_clean_failure(browser: Bro
     response = browser.get(provider.authorize(start.location), status=303)
     assert failure_code(response) == "invalid_token_response"
     assert app_view(browser)["remote_user"] is None
+
+
+# -- issue 13 item 3: request bodies are read only by the back-channel route, and only up to a cap ---------
+
+AUTH_ROUTES = ["/auth/sso", "/auth/login", "/auth/callback", "/auth/logout", "/auth/failure",
+               "/auth/backchannel-logout"]
+MIB_64 = 64 * 1024 * 1024
+
+
+class Untouchable:
+    """A ``wsgi.input`` that records (and refuses) any read: proof that a body was never read."""
+
+    def __init__(self) -> None:
+        self.touched = 0
+
+    def read(self, *args: Any) -> bytes:
+        self.touched += 1
+        raise AssertionError("the request body was read")
+
+    readline = read
+    readlines = read
+
+    def __iter__(self) -> Any:
+        self.touched += 1
+        raise AssertionError("the request body was iterated")
+
+
+def raw_call(middleware: SSOMiddleware, method: str, path: str, query: str = "", *, body: Any = None,
+             length: Optional[str] = None, chunked: bool = False,
+             content_type: str = "application/x-www-form-urlencoded") -> tuple[int, dict[str, str], bytes]:
+    """One request as a WSGI server hands it over (``body`` is the wsgi.input object)."""
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method, "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": query,
+        "SERVER_NAME": "app2.example", "SERVER_PORT": "443", "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "app2.example", "wsgi.url_scheme": "https", "wsgi.errors": io.StringIO(),
+        "wsgi.version": (1, 0), "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+        "wsgi.input": body if body is not None else io.BytesIO(b""), "CONTENT_TYPE": content_type,
+    }
+    if length is not None:
+        environ["CONTENT_LENGTH"] = length
+    if chunked:  # what gunicorn hands over for Transfer-Encoding: chunked: no length, a terminated stream
+        environ["HTTP_TRANSFER_ENCODING"] = "chunked"
+        environ["wsgi.input_terminated"] = True
+    captured: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        captured["status"], captured["headers"] = status, dict(headers)
+        return lambda data: None
+
+    content = b"".join(middleware(environ, start_response))
+    return int(captured["status"].split()[0]), captured["headers"], content
+
+
+@pytest.mark.parametrize("path", AUTH_ROUTES)
+@pytest.mark.parametrize(("length", "chunked"), [
+    pytest.param(str(MIB_64), False, id="64MiB"),
+    pytest.param("65537", False, id="one-byte-over"),
+    pytest.param(None, True, id="chunked-unsized"),
+])
+def test_an_oversized_or_unsized_body_to_an_auth_route_is_refused_unread(
+    make_middleware: Callable[..., SSOMiddleware], path: str, length: Optional[str], chunked: bool
+) -> None:
+    middleware = make_middleware()
+    body = Untouchable()
+    status, headers, content = raw_call(middleware, "POST", path, "target_url=/x", body=body, length=length,
+                                        chunked=chunked)
+    assert (status, body.touched) == (413, 0), content[:300]
+    assert headers["Cache-Control"] == "no-store"
+    assert len(content) < 2000
+    if path == "/auth/backchannel-logout":
+        assert headers["Content-Type"] == "application/json"
+        assert json.loads(content)["error"] == "invalid_request"
+    else:
+        assert headers["Content-Type"].startswith("text/html") and b"too large" in content
+
+
+@pytest.mark.parametrize("path", AUTH_ROUTES[:-1])
+@pytest.mark.parametrize("method", ["POST", "PUT", "GET"])
+def test_get_style_routes_never_read_a_body(make_middleware: Callable[..., SSOMiddleware], path: str,
+                                            method: str) -> None:
+    middleware = make_middleware()
+    body = Untouchable()
+    status, _headers, content = raw_call(middleware, method, path, "target_url=/x&connection=c", body=body,
+                                         length="40")
+    assert status < 500 and status != 413, content[:300]
+    assert body.touched == 0
+
+
+def test_login_takes_its_parameters_from_the_query_string_only(browser: Browser) -> None:
+    response = browser.post("/auth/login?target_url=/x", {"connection": "github", "target_url": "/y"})
+    assert is_authorize(response)
+    assert "connection" not in query(response.location)
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "1e3", " 12", "99999999999999999999999"])
+def test_a_malformed_content_length_is_a_400(make_middleware: Callable[..., SSOMiddleware], length: str) -> None:
+    body = Untouchable()
+    status, _headers, _content = raw_call(make_middleware(), "POST", "/auth/backchannel-logout", body=body,
+                                          length=length)
+    assert (status, body.touched) in ((400, 0), (413, 0))
+
+
+def test_a_back_channel_body_up_to_max_request_body_is_read(make_middleware: Callable[..., SSOMiddleware]) -> None:
+    from .test_backchannel import logout_token
+
+    middleware = make_middleware(max_request_body=2048)
+    token = f"logout_token={logout_token()}&pad=".encode()
+    exact = token + b"x" * (2048 - len(token))
+    status, _headers, content = raw_call(middleware, "POST", "/auth/backchannel-logout", body=io.BytesIO(exact),
+                                         length=str(len(exact)))
+    assert status == 200, content
+    over = Untouchable()
+    status, _headers, _content = raw_call(middleware, "POST", "/auth/backchannel-logout", body=over,
+                                          length=str(len(exact) + 1))
+    assert (status, over.touched) == (413, 0)
+
+
+def test_a_back_channel_body_shorter_than_announced_is_a_400(make_middleware: Callable[..., SSOMiddleware]) -> None:
+    from .test_backchannel import logout_token
+
+    sent = f"logout_token={logout_token()}".encode()
+    status, _headers, content = raw_call(make_middleware(), "POST", "/auth/backchannel-logout",
+                                         body=io.BytesIO(sent), length=str(len(sent) + 100))
+    assert status == 400, content
+
+
+@pytest.mark.parametrize(("content_type", "body"), [
+    pytest.param("application/x-www-form-urlencoded", b"logout_token=a&logout_token=b", id="repeated-field"),
+    pytest.param("application/json", b'{"logout_token": "a"}', id="json"),
+    pytest.param("multipart/form-data; boundary=XX",
+                 b'--XX\r\nContent-Disposition: form-data; name="logout_token"\r\n\r\na\r\n--XX--\r\n', id="multipart"),
+    pytest.param("application/x-www-form-urlencoded; charset=latin-1", b"logout_token=a", id="latin-1"),
+    pytest.param("application/x-www-form-urlencoded", b"logout_token=%ff", id="not-utf-8"),
+    pytest.param("application/x-www-form-urlencoded", "logout_token=é".encode(), id="raw-non-ascii"),
+])
+def test_an_unreadable_back_channel_body_is_a_400(make_middleware: Callable[..., SSOMiddleware], content_type: str,
+                                                  body: bytes) -> None:
+    status, _headers, content = raw_call(make_middleware(), "POST", "/auth/backchannel-logout",
+                                         body=io.BytesIO(body), length=str(len(body)), content_type=content_type)
+    assert status == 400, content
+    assert json.loads(content)["error"] == "invalid_request"

@@ -723,3 +723,67 @@ def test_a_cookie_naming_a_vanished_session_is_cleared_once(middleware: SSOMiddl
 def test_protected_paths_cannot_be_sidestepped_with_path_variants(make_browser: Callable[..., Any], path: str) -> None:
     browser = make_browser(protected_paths=["/admin"])
     assert browser.get(path, headers={"Accept": "application/json"}, expect_errors=True).status_int == 401
+
+
+# -- issue 13 item 2: the app's own failure page is exempt only as the exact path sent --------------------
+
+JSON_ACCEPT = {"Accept": "application/json"}
+
+
+@pytest.mark.parametrize("path", [
+    "/admin/../auth/failure",
+    "/admin/%2e%2e/auth/failure",  # the decoded form gunicorn and waitress hand the app
+    "/admin/./../auth/failure",
+    "//admin//..//auth/failure",
+    "/admin/x/../../auth/failure",
+    "/admin/../auth/./failure",
+])
+def test_the_apps_failure_page_exemption_opens_no_protected_path(make_browser: Callable[..., Any],
+                                                                path: str) -> None:
+    """serve_failure_page=false: a path that *resolves* to the failure page is still routed under /admin by
+    the app (it routes PATH_INFO as sent), so it must stay guarded."""
+    browser = make_browser(protected_paths=["/admin"], serve_failure_page=False)
+    response = browser.get(path, headers=JSON_ACCEPT, expect_errors=True)
+    assert response.status_int == 401, (path, response.status, response.text[:200])
+
+
+@pytest.mark.parametrize("path", ["/auth/failure", "//auth/failure", "/auth//failure", "/auth/failure/"])
+def test_the_apps_failure_page_stays_open_under_a_protected_root(make_browser: Callable[..., Any],
+                                                                path: str) -> None:
+    browser = make_browser(protected_paths=["/"], serve_failure_page=False)
+    response = browser.get(path, {"error": "invalid_state"}, headers=JSON_ACCEPT)
+    assert response.json["path"] == path
+    assert browser.get("/elsewhere", headers=JSON_ACCEPT, expect_errors=True).status_int == 401
+
+
+# -- issue 13 item 14: percent-encoded and non-ASCII prefixes guard what PATH_INFO carries ----------------
+
+
+@pytest.mark.parametrize("prefix", ["/caf%C3%A9", "/caf%c3%a9", "/café"])
+@pytest.mark.parametrize("path", ["/caf%C3%A9", "/caf%C3%A9/menu", "/caf%c3%a9/menu?x=1"])
+def test_a_percent_encoded_or_non_ascii_protected_path_guards_the_decoded_path(
+    make_browser: Callable[..., Any], prefix: str, path: str
+) -> None:
+    browser = make_browser(protected_paths=[prefix])
+    assert browser.get(path, headers=JSON_ACCEPT, expect_errors=True).status_int == 401
+    assert browser.get("/cafe/menu", headers=JSON_ACCEPT).status_int == 200  # a different path stays open
+    assert browser.get("/caf%C3%A9s", headers=JSON_ACCEPT).status_int == 200  # segment boundary
+
+
+@pytest.mark.parametrize(("prefix", "problem"), [
+    pytest.param("/a%2Fb", "encoded '/'", id="encoded-slash"),
+    pytest.param("/a%2fb", "encoded '/'", id="encoded-slash-lower"),
+    pytest.param("/a/%2e%2e/admin", "dot segment", id="encoded-dot-dot"),
+    pytest.param("/a/%2E", "dot segment", id="encoded-dot"),
+    pytest.param("/a%zz", "malformed", id="bad-hex"),
+    pytest.param("/a%2", "malformed", id="truncated-escape"),
+    pytest.param("/a%", "malformed", id="lone-percent"),
+    pytest.param("/a%00b", "control", id="encoded-nul"),
+    pytest.param("/a%0Ab", "control", id="encoded-newline"),
+])
+def test_an_unguardable_encoded_protected_path_is_refused_at_start_up(make_browser: Callable[..., Any],
+                                                                     prefix: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        make_browser(protected_paths=[prefix])
+    assert refused.value.setting == "protected_paths"
+    assert problem in str(refused.value)

@@ -16,6 +16,7 @@ from sso_middleware.rules import (
     Condition,
     Decision,
     StepUp,
+    configured_prefix,
     decide,
     matching,
     normalized_path,
@@ -202,7 +203,12 @@ def test_parse_mapping_step_up() -> None:
         pytest.param("//admin", "/admin", id="double-leading"),
         pytest.param("/a//b/./c/..", "/a/b", id="dots"),
         pytest.param("/a/b/c", "/a/b/c", id="deep"),
-        pytest.param("/~user/%7E", "/~user/%7E", id="printable-ascii"),
+        # Canonical form (issue 13 item 14): escapes of unreserved characters decoded, the rest upper-case hex.
+        pytest.param("/~user/%7E", "/~user/~", id="printable-ascii"),
+        pytest.param("/caf%c3%a9", "/caf%C3%A9", id="lower-case-escape"),
+        pytest.param("/café", "/caf%C3%A9", id="non-ascii-literal"),
+        pytest.param("/100%25", "/100%25", id="encoded-percent"),
+        pytest.param("/a%20b", "/a%20b", id="encoded-space"),
     ],
 )
 def test_parse_normalizes_paths(path: str, stored: str) -> None:
@@ -315,7 +321,14 @@ def test_parse_refuses_unsatisfiable_acr_values(source: Any, fragments: list[str
         pytest.param("admin max_age 1", "line 1", "bad path 'admin'", id="relative-path"),
         pytest.param("*/admin max_age 1", "line 1", "bad path", id="glob-path"),
         pytest.param("/adm\x7fin max_age 1", "line 1", "bad path", id="del-in-path"),
-        pytest.param("/café max_age 1", "line 1", "bad path", id="non-ascii-path"),
+        pytest.param("/caf\u00e9\u200b max_age 1", "line 1", "bad path", id="non-printable-path"),
+        pytest.param("/a%2Fb max_age 1", "line 1", "encoded '/'", id="encoded-slash"),
+        pytest.param("/a/%2e%2E max_age 1", "line 1", "dot segment", id="encoded-dot-dot"),
+        pytest.param("/a/.%2e/b max_age 1", "line 1", "dot segment", id="half-encoded-dot-dot"),
+        pytest.param("/a%g0 max_age 1", "line 1", "malformed", id="bad-escape"),
+        pytest.param("/a%1 max_age 1", "line 1", "malformed", id="short-escape"),
+        pytest.param("/a%09 max_age 1", "line 1", "control", id="encoded-tab"),
+        pytest.param("/a%7f max_age 1", "line 1", "control", id="encoded-del"),
         pytest.param(
             "/ok max_age 1\n\n# c\n/x nope", "line 4 '/x nope'", "unknown keyword", id="line-numbers-count-all"
         ),
@@ -979,3 +992,39 @@ def test_text_round_trip(items: list[AccessRule]) -> None:
     assert [rule.path for rule in rules] == sorted(
         {normalized_path(rule.path) for rule in items}, key=lambda p: (-len(p), p)
     )
+
+
+# -- issue 13 item 14: prefixes are compared in the form PATH_INFO has (PEP 3333) -------------------------
+
+
+@pytest.mark.parametrize("configured", ["/caf%C3%A9", "/caf%c3%a9", "/café", "/caf%C3%a9/"])
+def test_an_encoded_or_non_ascii_rule_path_matches_the_decoded_path_info(configured: str) -> None:
+    (rule,) = parse_rules(f"{configured} claim roles present")
+    assert rule.path == "/caf%C3%A9"
+    assert rule.path_info == "/caf\xc3\xa9"  # the UTF-8 bytes as latin-1 text, as a server hands them over
+    for path_info in ("/caf\xc3\xa9", "/caf\xc3\xa9/menu", "//caf\xc3\xa9/./menu", "/x/../caf\xc3\xa9"):
+        assert matching((rule,), path_info) == [rule], path_info
+    for path_info in ("/caf%C3%A9", "/café", "/caf\xc3\xa9s", "/cafe"):
+        assert matching((rule,), path_info) == [], path_info
+
+
+def test_checking_a_canonical_prefix_again_changes_nothing() -> None:
+    """SSOConfig.replace() parses the parsed rules again: a decoded form must never be decoded twice."""
+    once = parse_rules("/café claim roles present ; /100%25 max_age 5 ; /a%20b max_age 5")
+    twice = parse_rules(once)
+    assert twice == once
+    assert [rule.path_info for rule in twice] == [rule.path_info for rule in once]
+    assert configured_prefix(configured_prefix("/caf%c3%a9/x/")) == configured_prefix("/caf%c3%a9/x/")
+
+
+@pytest.mark.parametrize(("configured", "path_info"), [
+    pytest.param("/100%25", "/100%", id="percent"),
+    pytest.param("/a%20b", "/a b", id="space"),
+    pytest.param("/%E2%82%AC", "/\xe2\x82\xac", id="euro-sign-c1-bytes"),
+    pytest.param("/€", "/\xe2\x82\xac", id="euro-sign-literal"),
+    pytest.param("/a%2eb", "/a.b", id="encoded-dot-inside-a-segment"),
+])
+def test_decoded_prefixes_of_other_escapes(configured: str, path_info: str) -> None:
+    (rule,) = parse_rules([{"path": configured, "max_age": 5}])
+    assert rule.path_info == path_info
+    assert matching((rule,), path_info + "/x") == [rule]
