@@ -670,6 +670,50 @@ def test_logout_under_a_mount_prefix(prefixed: tuple[SSOMiddleware, Browser], pr
     assert params["post_logout_redirect_uri"] == ["https://app2.example/app2/bye"]
 
 
+def two_apps(make_middleware: Callable[..., SSOMiddleware], tmp_path: Any) -> Browser:
+    """One browser, one origin, two middlewares under /app1 and /app2 (each its own base_url and store)."""
+    apps = {prefix: mounted(make_middleware(base_url=f"https://app2.example{prefix}",
+                                            session_data_dir=str(tmp_path / prefix.strip("/"))), prefix)
+            for prefix in ("/app1", "/app2")}
+
+    def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        return apps["/app1" if path.startswith("/app1") else "/app2"](environ, start_response)
+
+    return webtest.TestApp(dispatch, extra_environ={"wsgi.url_scheme": "https", "HTTP_HOST": "app2.example"})
+
+
+def sign_in_at(browser: Browser, provider: FakeProvider, prefix: str, user: str) -> None:
+    response = browser.get(f"{prefix}/auth/sso", {"connection": CONNECTION, "target_url": "/"})
+    response = browser.get(provider.authorize(response.location, user=user))
+    assert response.location == f"https://app2.example{prefix}/", response.location
+
+
+def test_two_apps_on_one_origin_keep_both_sessions(make_middleware: Callable[..., SSOMiddleware], tmp_path: Any,
+                                                   provider: FakeProvider) -> None:
+    """Item 17: with Path=/ for both, each app's session cookie replaced (or cleared as unknown) the other's."""
+    browser = two_apps(make_middleware, tmp_path)
+    sign_in_at(browser, provider, "/app1", "alice")
+    sign_in_at(browser, provider, "/app2", "bob")
+    for _ in range(2):  # and they stay so, whichever app is visited
+        assert browser.get("/app1/page").json["remote_user"] == "alice"
+        assert browser.get("/app2/page").json["remote_user"] == "bob"
+    paths = {cookie.path for cookie in browser.cookiejar if "_tx_" not in cookie.name}
+    assert paths == {"/app1", "/app2"}
+
+
+def test_two_apps_on_one_origin_do_not_evict_each_others_sign_ins(
+        make_middleware: Callable[..., SSOMiddleware], tmp_path: Any, provider: FakeProvider) -> None:
+    """Transaction cookies are Path=/ (__Host- demands it): each app must count and expire only its own."""
+    browser = two_apps(make_middleware, tmp_path)
+    first = browser.get("/app1/auth/sso", {"connection": CONNECTION, "target_url": "/first"})
+    for tab in range(8):  # many sign-ins at app2 meanwhile: beyond its own cap
+        browser.get("/app2/auth/sso", {"connection": CONNECTION, "target_url": f"/tab-{tab}"})
+    response = browser.get(provider.authorize(first.location))
+    assert response.location == "https://app2.example/app1/first"
+    assert browser.get("/app1/page").json["remote_user"] == "alice"
+
+
 def test_protected_path_with_non_utf8_path_is_not_a_500(make_browser: Callable[..., Browser]) -> None:
     browser = make_browser(protected_paths=["/admin"])
     response = browser.get("/admin/%FF%FE", headers={"Accept": "text/html"}, expect_errors=True)
