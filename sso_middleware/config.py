@@ -182,7 +182,7 @@ class SSOConfig:
 
     @property
     def cookie_path(self) -> str:
-        """The session cookie's ``Path``: ``base_url``'s path, so apps under other prefixes of the origin keep theirs."""
+        """The session cookie's ``Path``: ``base_url``'s path, so apps under other paths of the origin keep theirs."""
         return urlsplit(self.base_url).path.rstrip("/") or "/"
 
     @property
@@ -352,6 +352,9 @@ def _validate(config: SSOConfig) -> None:
     base = urlsplit(config.base_url)
     if base.query or base.fragment or config.base_url.endswith("/"):
         raise ConfigError("base_url", "must be an origin with an optional path prefix, without a trailing slash")
+    if not re.fullmatch(r"[A-Za-z0-9._~!$&'()*+,=:@/%-]*", base.path):
+        # The path is the session cookie's Path: as browsers send it (percent-encoded), and no ';'.
+        raise ConfigError("base_url", "its path must be percent-encoded, without ';' (it is the cookie Path)")
     if len(config.session_secret) < 32:
         raise ConfigError("session_secret", "required, at least 32 characters of random data")
 
