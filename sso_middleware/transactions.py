@@ -3,8 +3,9 @@
 Starting a sign-in creates a :class:`Transaction` (nonce, PKCE verifier,
 target, connection, prompt, step-up, expiry) that the callback must find again
 for the same ``state``.  It travels in its own cookie,
-``__Host-<session cookie name>_tx_<app>_<id>`` on https (``<app>``: 8 hex digits
-of sha256(``base_url``), ``<id>``: 16 of sha256(``state``)), encrypted and
+``__Host-<session cookie name>_tx_<app>_<id>`` on https (the session cookie's
+name without its own ``__Host-``/``__Secure-``; ``<app>``: 8 hex digits of
+sha256(``base_url``); ``<id>``: 16 of sha256(``state``)), encrypted and
 authenticated with a key derived from ``session_secret`` (Fernet: AES-CBC +
 HMAC-SHA256), HttpOnly, SameSite=Lax, Secure, ``Path=/``, no ``Domain``, and
 expiring after ``transaction_ttl``.  The callback first refuses any ``state``
@@ -35,7 +36,6 @@ Security caveats:
   oldest (unreadable ones first) are expired to make room, never the new one.
   A cross-site page can still start sign-ins that push out older ones.
 """
-
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ class TransactionCookies:
             record = json.loads(self._fernet.decrypt_at_time(value.encode(), self._ttl, int(now)))
             issued_for = record.pop("state")
             transaction = Transaction(**record)
-        except (InvalidToken, ValueError, TypeError, KeyError, UnicodeError):
+        except (InvalidToken, ValueError, TypeError, KeyError, AttributeError, UnicodeError):
             return None, expire
         if not isinstance(issued_for, str) or not hmac.compare_digest(
             issued_for.encode("utf-8", "surrogatepass"), state.encode()

@@ -231,6 +231,8 @@ def test_a_cookie_of_another_middleware_is_refused(cookies: TransactionCookies) 
         pytest.param(lambda record: {**record, "added_later": 1}, id="unknown-field"),
         pytest.param(lambda record: {k: v for k, v in record.items() if k != "state"}, id="no-state"),
         pytest.param(lambda record: {**record, "state": [STATE]}, id="state-not-text"),
+        pytest.param(lambda record: STATE, id="a-string"),
+        pytest.param(lambda record: [record], id="a-list"),
     ],
 )
 def test_an_authentic_record_of_another_shape_is_refused(cookies: TransactionCookies, change: Any) -> None:
