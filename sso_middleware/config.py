@@ -129,7 +129,8 @@ class SSOConfig:
     cookie_name: str = _setting(
         "",
         "Name of the session cookie (default: `__Host-sso_session` when base_url is https and no cookie_domain "
-        "is set, so a sibling subdomain cannot plant it; else `sso_session`).",
+        "is set, so a sibling subdomain cannot plant it; `__Secure-sso_session` if base_url also has a path; "
+        "else `sso_session`). Its Path is base_url's path.",
     )
     cookie_domain: str = _setting("", "Domain attribute of the session cookie (default: host-only).")
     allow_insecure_http: bool = _setting(False, "Allow an `http://` issuer and base_url, on loopback hosts only.")
@@ -189,11 +190,22 @@ class SSOConfig:
         return self.base_url.startswith("https://")
 
     @property
+    def cookie_path(self) -> str:
+        """The session cookie's ``Path``: ``base_url``'s path, so apps under other paths of the origin keep theirs."""
+        return urlsplit(self.base_url).path.rstrip("/") or "/"
+
+    @property
     def session_cookie_name(self) -> str:
-        """``cookie_name``, or the default: ``__Host-`` prefixed whenever the browser can enforce it."""
+        """``cookie_name``, or the default: ``__Host-`` prefixed whenever the browser can enforce it.
+
+        ``__Host-`` requires ``Path=/`` and no ``Domain``; under a path prefix the
+        default is ``__Secure-sso_session`` (Secure enforced, the path kept).
+        """
         if self.cookie_name:
             return self.cookie_name
-        return "__Host-sso_session" if self.secure_cookies and not self.cookie_domain else "sso_session"
+        if not self.secure_cookies or self.cookie_domain:
+            return "sso_session"
+        return "__Host-sso_session" if self.cookie_path == "/" else "__Secure-sso_session"
 
     @property
     def is_auth0(self) -> bool:
@@ -349,6 +361,9 @@ def _validate(config: SSOConfig) -> None:
     base = urlsplit(config.base_url)
     if base.query or base.fragment or config.base_url.endswith("/"):
         raise ConfigError("base_url", "must be an origin with an optional path prefix, without a trailing slash")
+    if not re.fullmatch(r"[A-Za-z0-9._~!$&'()*+,=:@/%-]*", base.path):
+        # The path is the session cookie's Path: as browsers send it (percent-encoded), and no ';'.
+        raise ConfigError("base_url", "its path must be percent-encoded, without ';' (it is the cookie Path)")
     if len(config.session_secret) < 32:
         raise ConfigError("session_secret", "required, at least 32 characters of random data")
 
@@ -435,6 +450,8 @@ def _validate(config: SSOConfig) -> None:
         raise ConfigError("cookie_name", "a __Host-/__Secure- cookie needs an https base_url")
     if config.cookie_name.startswith("__Host-") and config.cookie_domain:
         raise ConfigError("cookie_name", "a __Host- cookie cannot have a cookie_domain")
+    if config.cookie_name.startswith("__Host-") and config.cookie_path != "/":
+        raise ConfigError("cookie_name", "a __Host- cookie needs Path=/, but base_url has a path (use __Secure-)")
     if config.cookie_domain and not re.fullmatch(r"\.?[A-Za-z0-9.-]+", config.cookie_domain):
         raise ConfigError("cookie_domain", "must be a host name")
 

@@ -682,7 +682,7 @@ def check_cookies(ctx: Context) -> Iterator[Finding]:
         else:
             yield FAIL, (f"cookie_domain {config.cookie_domain} does not domain-match base_url's host {host}: "
                          "browsers would drop the session cookie")
-    flags = ["HttpOnly", "SameSite=Lax", "Path=/"]
+    flags = ["HttpOnly", "SameSite=Lax", f"Path={config.cookie_path}"]
     flags.append("Secure" if config.secure_cookies else "not Secure")
     flags.append(f"Domain={config.cookie_domain}" if config.cookie_domain else "host-only")
     yield INFO, f"session cookie {config.session_cookie_name}: {'; '.join(flags)}"

@@ -611,7 +611,7 @@ class BeakerStore:
             "secure": config.secure_cookies,
             "samesite": "Lax",
             "cookie_domain": config.cookie_domain or None,
-            "cookie_path": "/",
+            "cookie_path": config.cookie_path,
             "data_serializer": "json",
             "invalidate_corrupt": False,  # corruption and outages are told apart in load()
             "cookie_expires": True,

@@ -1,28 +1,39 @@
 """Reading ``Set-Cookie`` headers and naming sign-in transaction cookies, written out independently of the code.
 
-A sign-in in flight lives in its own cookie, ``<session cookie>_tx_<16 hex digits of sha256(state)>``
-(:mod:`sso_middleware.transactions`); these helpers compute that name from the specification, not by
+A sign-in in flight lives in its own cookie (:mod:`sso_middleware.transactions`):
+``__Host-<session cookie name without __Host-/__Secure->_tx_<8 hex of sha256(base_url)>_<16 hex of sha256(state)>``
+on https, the same without ``__Host-`` on http.  These helpers compute that name from the specification, not by
 calling the implementation, so a test using them also checks the naming.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+from .fakes import BASE_URL
 
-def tx_name(session_cookie: str, state: str) -> str:
+
+def tx_prefix(session_cookie: str, base_url: str = BASE_URL) -> str:
+    """What the names of the transaction cookies of the app at ``base_url`` start with."""
+    base = re.sub(r"^(__Host-|__Secure-)", "", session_cookie)
+    host = "__Host-" if base_url.startswith("https://") else ""
+    return f"{host}{base}_tx_{hashlib.sha256(base_url.encode()).hexdigest()[:8]}_"
+
+
+def tx_name(session_cookie: str, state: str, base_url: str = BASE_URL) -> str:
     """The name of the transaction cookie of ``state``."""
-    return f"{session_cookie}_tx_{hashlib.sha256(state.encode()).hexdigest()[:16]}"
+    return tx_prefix(session_cookie, base_url) + hashlib.sha256(state.encode()).hexdigest()[:16]
 
 
-def is_tx_name(session_cookie: str, name: str) -> bool:
-    suffix = name[len(session_cookie) + 4:]
-    return (name.startswith(session_cookie + "_tx_") and len(suffix) == 16
-            and all(char in "0123456789abcdef" for char in suffix))
+def is_tx_name(session_cookie: str, name: str, base_url: str = BASE_URL) -> bool:
+    prefix = tx_prefix(session_cookie, base_url)
+    suffix = name[len(prefix):]
+    return name.startswith(prefix) and len(suffix) == 16 and all(char in "0123456789abcdef" for char in suffix)
 
 
 @dataclass(frozen=True)

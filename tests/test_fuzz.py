@@ -39,7 +39,7 @@ from sso_middleware import SSOMiddleware
 from sso_middleware.transactions import MAX_TRANSACTIONS
 
 from .conftest import legacy_app
-from .cookies import is_tx_name, parse_all, tx_name
+from .cookies import is_tx_name, parse_all, tx_name, tx_prefix
 from .fakes import BASE_URL, FakeProvider
 
 AUTH_PATHS = ["/auth/sso", "/auth/login", "/auth/callback", "/auth/logout", "/auth/failure",
@@ -81,7 +81,7 @@ def mutations(cookie: str) -> st.SearchStrategy[str]:
 def tx_look_alikes(session_cookie: str, transaction: str, at_least: int = 0) -> st.SearchStrategy[str]:
     """The real transaction cookie (or a mutation) among up to 12 others with our prefix: well-formed
     names of other states, names that are not even legal cookie names, renamed copies of the real one."""
-    prefix = session_cookie + "_tx_"
+    prefix = tx_prefix(session_cookie)
     value = transaction.partition("=")[2]
     suffix = st.one_of(st.text(alphabet="0123456789abcdef", min_size=16, max_size=16),
                        st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF,

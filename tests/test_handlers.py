@@ -9,6 +9,7 @@ recorded in ``provider.calls``.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import logging
@@ -583,6 +584,104 @@ def test_a_silent_retry_at_the_cap_costs_no_other_tab_its_sign_in(make_middlewar
     for tab in (0, 1, 2, 4, 5):
         assert browser.get(provider.authorize(starts[tab].location)).location == f"https://app2.example/tab-{tab}"
     assert browser.get(provider.authorize(retry.location)).location == "https://app2.example/tab-3"
+
+
+# -- attacks on the transaction cookies (issue 13, items 6, 12, 17) -----------------
+
+
+def jar_header(browser: Browser) -> str:
+    """The ``Cookie`` header this browser sends to the callback (every cookie it holds for the host)."""
+    return "; ".join(f"{cookie.name}={cookie.value}" for cookie in browser.cookiejar)
+
+
+def the_tx_cookie(browser: Browser) -> tuple[str, str]:
+    (name,) = tx_cookies(browser) or {name for name in browser.cookies if "_tx_" in name}
+    return name, browser.cookies[name]
+
+
+def renamed_for(name: str, state: str) -> str:
+    """A transaction cookie name moved to another state: the last 16 hex digits are sha256(state)'s."""
+    return name[:-16] + hashlib.sha256(state.encode()).hexdigest()[:16]
+
+
+def test_a_login_bomb_keeps_the_cookie_header_small_and_the_newest_sign_in_works(
+        make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider) -> None:
+    """Item 6: a cross-site page re-points a popup at /auth/login with long targets, again and again.
+
+    Each sign-in cookie with a 2 KB target is about 3 KB; kept six at a time, they made a ~20 KB
+    Cookie header that gunicorn, nginx and Apache refuse (431) for every request of that browser.
+    """
+    middleware = make_middleware()
+    browser = browser_for(middleware)
+    started = time.time()
+    long_target = "/search?q=" + "a" * 2030
+    for attempt in range(20):
+        middleware.clock = lambda attempt=attempt: started + attempt
+        response = browser.get("/auth/login", {"target_url": f"{long_target}{attempt:02d}"})
+        assert is_authorize(response), response
+        assert len(jar_header(browser)) <= 4096, (attempt, len(jar_header(browser)))
+    middleware.clock = lambda: started + 30
+    mine = start_sso(browser, target="/mine")  # the user's own sign-in, after the bomb
+    assert len(jar_header(browser)) <= 4096
+    assert browser.get(provider.authorize(mine.location)).location == "https://app2.example/mine"
+    assert app_view(browser)["remote_user"] == "alice"
+
+
+@pytest.mark.parametrize("state", ["\u00e9" * 43, "state-caf\u00e9-" + "x" * 31, "\u202e" + "a" * 42,
+                                   "\U0001f600" * 11])
+def test_a_non_ascii_state_is_invalid_state_not_a_500(browser: Browser, provider: FakeProvider, state: str) -> None:
+    """Item 12: a genuine transaction cookie renamed for a non-ASCII state made compare_digest raise TypeError."""
+    started = start_sso(browser)
+    name, value = the_tx_cookie(browser)
+    browser.set_cookie(renamed_for(name, state), value)
+    callback = query(provider.authorize(started.location))
+    response = browser.get("/auth/callback", {**callback, "state": state}, expect_errors=True)
+    assert failure_code(response) == "invalid_state"
+    assert provider.requests_to("/oauth/token") == []
+    assert browser.get(provider.authorize(started.location)).location == "https://app2.example/dashboard"
+
+
+@pytest.mark.parametrize("state", ["", "short", "a" * 42, "a" * 44, "a" * 42 + "=", "a" * 42 + ".",
+                                   "a b" + "c" * 40, "a" * 5000])
+def test_a_state_of_another_shape_than_ours_is_invalid_state(browser: Browser, provider: FakeProvider,
+                                                             state: str) -> None:
+    started = start_sso(browser)
+    callback = query(provider.authorize(started.location))
+    assert failure_code(browser.get("/auth/callback", {**callback, "state": state})) == "invalid_state"
+    assert provider.requests_to("/oauth/token") == []
+
+
+def test_a_transaction_cookie_planted_without_the_host_prefix_is_not_honoured(
+        make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider) -> None:
+    """Item 17: login CSRF from a sibling subdomain when cookie_domain is set.
+
+    The attacker starts a sign-in in their own browser, signs in at the provider as themselves and
+    keeps the callback URL; a sibling subdomain they control plants their transaction cookie in the
+    victim's browser (it can set any name except __Host- ones), then sends the victim to the callback.
+    """
+    middleware = make_middleware(cookie_domain="app2.example")
+
+    def attacker_sign_in() -> tuple[str, str, str]:
+        attacker = browser_for(middleware)
+        started = attacker.get("/auth/login", {"target_url": "/"})
+        name, value = the_tx_cookie(attacker)
+        return name, value, provider.authorize(started.location, user="bob")
+
+    name, value, callback = attacker_sign_in()
+    victim = browser_for(middleware)
+    state = query(callback)["state"]
+    old_style = "sso_session_tx_" + hashlib.sha256(state.encode()).hexdigest()[:16]
+    for planted in {name.removeprefix("__Host-"), old_style}:
+        victim.set_cookie(planted, value)
+    assert failure_code(victim.get(callback)) == "invalid_state"
+    assert app_view(victim)["remote_user"] is None
+    # The control: the same cookie under its own (__Host-) name, which only app2.example itself can set.
+    name, value, callback = attacker_sign_in()
+    assert name.startswith("__Host-")
+    control = browser_for(middleware)
+    control.set_cookie(name, value)
+    assert control.get(callback).location == "https://app2.example/"
+    assert app_view(control)["remote_user"] == "bob"
 
 
 # -- /auth/callback: RFC 9207 iss, provider errors, code -----------------------

@@ -670,6 +670,89 @@ def test_logout_under_a_mount_prefix(prefixed: tuple[SSOMiddleware, Browser], pr
     assert params["post_logout_redirect_uri"] == ["https://app2.example/app2/bye"]
 
 
+def two_apps(make_middleware: Callable[..., SSOMiddleware], tmp_path: Any) -> Browser:
+    """One browser, one origin, two middlewares under /app1 and /app2 (each its own base_url and store)."""
+    apps = {prefix: mounted(make_middleware(base_url=f"https://app2.example{prefix}",
+                                            session_data_dir=str(tmp_path / prefix.strip("/"))), prefix)
+            for prefix in ("/app1", "/app2")}
+
+    def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        return apps["/app1" if path.startswith("/app1") else "/app2"](environ, start_response)
+
+    return webtest.TestApp(dispatch, extra_environ={"wsgi.url_scheme": "https", "HTTP_HOST": "app2.example"})
+
+
+def sign_in_at(browser: Browser, provider: FakeProvider, prefix: str, user: str) -> None:
+    response = browser.get(f"{prefix}/auth/sso", {"connection": CONNECTION, "target_url": "/"})
+    response = browser.get(provider.authorize(response.location, user=user))
+    assert response.location == f"https://app2.example{prefix}/", response.location
+
+
+def test_two_apps_on_one_origin_keep_both_sessions(make_middleware: Callable[..., SSOMiddleware], tmp_path: Any,
+                                                   provider: FakeProvider) -> None:
+    """Item 17: with Path=/ for both, each app's session cookie replaced (or cleared as unknown) the other's."""
+    browser = two_apps(make_middleware, tmp_path)
+    sign_in_at(browser, provider, "/app1", "alice")
+    sign_in_at(browser, provider, "/app2", "bob")
+    for _ in range(2):  # and they stay so, whichever app is visited
+        assert browser.get("/app1/page").json["remote_user"] == "alice"
+        assert browser.get("/app2/page").json["remote_user"] == "bob"
+    paths = {cookie.path for cookie in browser.cookiejar if "_tx_" not in cookie.name}
+    assert paths == {"/app1", "/app2"}
+
+
+def test_two_apps_on_one_origin_do_not_evict_each_others_sign_ins(
+        make_middleware: Callable[..., SSOMiddleware], tmp_path: Any, provider: FakeProvider) -> None:
+    """Transaction cookies are Path=/ (__Host- demands it): each app must count and expire only its own."""
+    browser = two_apps(make_middleware, tmp_path)
+    first = browser.get("/app1/auth/sso", {"connection": CONNECTION, "target_url": "/first"})
+    for tab in range(8):  # many sign-ins at app2 meanwhile: beyond its own cap
+        browser.get("/app2/auth/sso", {"connection": CONNECTION, "target_url": f"/tab-{tab}"})
+    response = browser.get(provider.authorize(first.location))
+    assert response.location == "https://app2.example/app1/first"
+    assert browser.get("/app1/page").json["remote_user"] == "alice"
+
+
+@pytest.mark.parametrize(
+    "base_url, cookie_path, name",
+    [
+        ("https://app2.example", "/", "__Host-sso_session"),
+        ("https://app2.example/app1", "/app1", "__Secure-sso_session"),
+        ("https://app2.example/a/b", "/a/b", "__Secure-sso_session"),
+        ("http://127.0.0.1:8080/app1", "/app1", "sso_session"),
+    ],
+)
+def test_the_session_cookie_path_follows_base_url(base_url: str, cookie_path: str, name: str) -> None:
+    config = SSOConfig(issuer="https://op.example/", client_id="c", client_secret="s", base_url=base_url,
+                       session_secret="x" * 40, allow_insecure_http=base_url.startswith("http:"))
+    assert (config.cookie_path, config.session_cookie_name) == (cookie_path, name)
+
+
+def test_a_host_prefixed_cookie_name_under_a_base_url_path_is_refused() -> None:
+    """__Host- demands Path=/; browsers would silently drop the session cookie."""
+    with pytest.raises(ConfigError, match="cookie_name"):
+        SSOConfig(issuer="https://op.example/", client_id="c", client_secret="s", session_secret="x" * 40,
+                  base_url="https://app2.example/app1", cookie_name="__Host-app1")
+
+
+@pytest.mark.parametrize("path", ["/a;Domain=evil.example", '/a"b', "/a<b>", "/caf\u00e9", "/a\\b"])
+def test_a_base_url_path_that_cannot_be_a_cookie_path_is_refused(path: str) -> None:
+    """It becomes the session cookie's Path: a ';' would add attributes; others never match what browsers send."""
+    with pytest.raises(ConfigError, match="base_url"):
+        SSOConfig(issuer="https://op.example/", client_id="c", client_secret="s", session_secret="x" * 40,
+                  base_url="https://app2.example" + path)
+
+
+def test_session_cookies_under_a_prefix_carry_its_path(prefixed: tuple[SSOMiddleware, Browser],
+                                                       provider: FakeProvider) -> None:
+    _, browser = prefixed
+    sign_in_at(browser, provider, "/app2", "alice")
+    (cookie,) = [cookie for cookie in browser.cookiejar if cookie.name == "__Secure-sso_session"]
+    assert (cookie.path, cookie.secure, cookie.domain_specified) == ("/app2", True, False)
+    assert browser.get("/app2/page").json["remote_user"] == "alice"
+
+
 def test_protected_path_with_non_utf8_path_is_not_a_500(make_browser: Callable[..., Browser]) -> None:
     browser = make_browser(protected_paths=["/admin"])
     response = browser.get("/admin/%FF%FE", headers={"Accept": "text/html"}, expect_errors=True)

@@ -20,16 +20,22 @@ import pytest
 from cryptography.fernet import Fernet
 
 from sso_middleware import SSOConfig
-from sso_middleware.transactions import MAX_TRANSACTIONS, Transaction, TransactionCookies
+from sso_middleware.errors import AuthFailure
+from sso_middleware.transactions import COOKIE_BUDGET, MAX_TRANSACTIONS, Transaction, TransactionCookies
 
 from .conftest import SESSION_SECRET
-from .cookies import SetCookie, tx_name
+from .cookies import SetCookie, tx_name, tx_prefix
 from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER
 
 NOW = 1_700_000_000.0
 TTL = 600
 COOKIE = "__Host-sso_session"  # the default session cookie name on https
 STATE = "state-" + "s" * 37
+
+
+def st(label: str) -> str:
+    """A state of the shape we issue (43 URL-safe characters) made from a readable label."""
+    return (label + "_" * 43)[:43]
 
 
 def make_config(**overrides: Any) -> SSOConfig:
@@ -99,15 +105,18 @@ def test_any_process_sharing_the_secret_redeems_it() -> None:
     assert TransactionCookies(make_config()).redeem(STATE, pair, NOW)[0] == transaction()
 
 
-def test_the_name_is_the_session_cookie_name_and_16_hex_of_sha256_of_the_state(cookies: TransactionCookies) -> None:
-    expected = COOKIE + "_tx_" + hashlib.sha256(STATE.encode()).hexdigest()[:16]
+def test_the_name_is_the_session_cookie_name_an_app_part_and_16_hex_of_sha256_of_the_state(
+        cookies: TransactionCookies) -> None:
+    app = hashlib.sha256(BASE_URL.encode()).hexdigest()[:8]
+    expected = f"{COOKIE}_tx_{app}_" + hashlib.sha256(STATE.encode()).hexdigest()[:16]
     assert cookies.name_for(STATE) == expected == tx_name(COOKIE, STATE)
-    assert TransactionCookies(make_config(cookie_name="app2_sso")).name_for(STATE).startswith("app2_sso_tx_")
+    assert TransactionCookies(make_config(cookie_name="app2_sso")).name_for(STATE).startswith(
+        f"__Host-app2_sso_tx_{app}_")
 
 
 def test_single_use_the_browser_that_drops_the_cookie_cannot_redeem_again(cookies: TransactionCookies) -> None:
     pair, _ = issue(cookies)
-    other_pair, _ = issue(cookies, state="another-state")
+    other_pair, _ = issue(cookies, state=st("another-state"))
     jar = {pair.partition("=")[0]: value_of(pair), other_pair.partition("=")[0]: value_of(other_pair)}
     found, expire = cookies.redeem(STATE, "; ".join(f"{k}={v}" for k, v in jar.items()), NOW + 1)
     assert found is not None
@@ -117,12 +126,12 @@ def test_single_use_the_browser_that_drops_the_cookie_cannot_redeem_again(cookie
     header = "; ".join(f"{k}={v}" for k, v in jar.items())
     assert cookies.redeem(STATE, header, NOW + 2) == (None, [])
     # The other sign-in in flight was not touched.
-    assert cookies.redeem("another-state", header, NOW + 2)[0] is not None
+    assert cookies.redeem(st("another-state"), header, NOW + 2)[0] is not None
 
 
 def test_an_unknown_state_gets_nothing_and_expires_nothing(cookies: TransactionCookies) -> None:
     pair, _ = issue(cookies)
-    assert cookies.redeem("forged-state", pair, NOW) == (None, [])
+    assert cookies.redeem(st("forged-state"), pair, NOW) == (None, [])
     assert cookies.redeem(STATE, "", NOW) == (None, [])
 
 
@@ -132,16 +141,17 @@ def test_an_unknown_state_gets_nothing_and_expires_nothing(cookies: TransactionC
 def test_a_cookie_renamed_to_another_states_name_is_refused(cookies: TransactionCookies) -> None:
     """Names are not authenticated; the state inside is, and must be the one the callback got."""
     pair, _ = issue(cookies)
-    renamed = f"{tx_name(COOKIE, 'victim-state')}={value_of(pair)}"
-    found, expire = cookies.redeem("victim-state", renamed, NOW)
+    victim = st("victim-state")
+    renamed = f"{tx_name(COOKIE, victim)}={value_of(pair)}"
+    found, expire = cookies.redeem(victim, renamed, NOW)
     assert found is None
-    assert expired_names(parsed(expire)) == [tx_name(COOKIE, "victim-state")]  # used up all the same
+    assert expired_names(parsed(expire)) == [tx_name(COOKIE, victim)]  # used up all the same
     assert cookies.redeem(STATE, pair, NOW)[0] is not None  # the control: under its own name it works
 
 
 def test_the_state_must_match_exactly(cookies: TransactionCookies) -> None:
     pair, _ = issue(cookies)
-    for other in (STATE + "x", STATE[:-1], STATE.upper(), " " + STATE):
+    for other in (STATE + "x", STATE[:-1], STATE[:-1] + "t", STATE.upper(), " " + STATE, "x" + STATE[1:]):
         forged = f"{tx_name(COOKIE, other)}={value_of(pair)}"
         assert cookies.redeem(other, forged, NOW)[0] is None, other
 
@@ -221,6 +231,8 @@ def test_a_cookie_of_another_middleware_is_refused(cookies: TransactionCookies) 
         pytest.param(lambda record: {**record, "added_later": 1}, id="unknown-field"),
         pytest.param(lambda record: {k: v for k, v in record.items() if k != "state"}, id="no-state"),
         pytest.param(lambda record: {**record, "state": [STATE]}, id="state-not-text"),
+        pytest.param(lambda record: STATE, id="a-string"),
+        pytest.param(lambda record: [record], id="a-list"),
     ],
 )
 def test_an_authentic_record_of_another_shape_is_refused(cookies: TransactionCookies, change: Any) -> None:
@@ -229,8 +241,7 @@ def test_an_authentic_record_of_another_shape_is_refused(cookies: TransactionCoo
     Written with the key derived as the module does (so this also pins the derivation: changing it
     would make every sign-in in flight fail at an upgrade).
     """
-    fernet = Fernet(base64.urlsafe_b64encode(
-        hmac.new(SESSION_SECRET.encode(), b"sso_middleware sign-in transactions", hashlib.sha256).digest()))
+    fernet = fernet_for_tests()
     record = dict(asdict(transaction()), state=STATE)
     control = fernet.encrypt_at_time(json.dumps(record).encode(), int(NOW)).decode()
     assert cookies.redeem(STATE, f"{tx_name(COOKIE, STATE)}={control}", NOW + 1)[0] == transaction()
@@ -268,7 +279,8 @@ def test_no_secure_flag_on_an_http_loopback_base_url() -> None:
                                            allow_insecure_http=True))
     headers = parsed(plain.issue(STATE, transaction(), "", NOW))
     (new,) = headers
-    assert new.name == tx_name("sso_session", STATE)  # no __Host- prefix without https
+    assert new.name == tx_name("sso_session", STATE, "http://127.0.0.1:8080")  # no __Host- prefix without https
+    assert not new.name.startswith("__")
     assert new.attributes == {"httponly": "", "samesite": "Lax", "path": "/", "max-age": str(TTL)}
     (expiry,) = parsed(plain.redeem(STATE, f"{new.name}={new.value}", NOW)[1])
     assert "secure" not in expiry.attributes
@@ -287,7 +299,7 @@ def test_host_only_even_when_the_session_cookie_has_a_domain() -> None:
 def browser_with(cookies: TransactionCookies, count: int, garbage: int = 0, seed: int = 0) -> tuple[str, list[str]]:
     """A Cookie header with ``count`` real transactions (issued one second apart, in shuffled order) and
     ``garbage`` unreadable ones; and the names of the real ones, oldest first."""
-    pairs = [issue(cookies, state=f"tab-{index}", now=NOW + index)[0] for index in range(count)]
+    pairs = [issue(cookies, state=st(f"tab-{index}"), now=NOW + index)[0] for index in range(count)]
     names = [pair.partition("=")[0] for pair in pairs]
     junk = [f"{tx_name(COOKIE, f'junk-{index}')}=junk{index}" for index in range(garbage)]
     everything = pairs + junk
@@ -297,28 +309,28 @@ def browser_with(cookies: TransactionCookies, count: int, garbage: int = 0, seed
 
 def test_below_the_cap_nothing_is_expired(cookies: TransactionCookies) -> None:
     header, _ = browser_with(cookies, MAX_TRANSACTIONS - 1)
-    _, headers = issue(cookies, state="new", now=NOW + 100, header=header)
+    _, headers = issue(cookies, state=st("new"), now=NOW + 100, header=header)
     assert expired_names(headers) == []
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_at_the_cap_a_new_one_expires_the_oldest_by_issue_time(cookies: TransactionCookies, seed: int) -> None:
     header, names = browser_with(cookies, MAX_TRANSACTIONS, seed=seed)
-    _, headers = issue(cookies, state="new", now=NOW + 100, header=header)
+    _, headers = issue(cookies, state=st("new"), now=NOW + 100, header=header)
     assert expired_names(headers) == [names[0]]
-    assert tx_name(COOKIE, "new") not in expired_names(headers)
+    assert tx_name(COOKIE, st("new")) not in expired_names(headers)
 
 
 def test_beyond_the_cap_the_oldest_go_until_the_new_one_fits(cookies: TransactionCookies) -> None:
     header, names = browser_with(cookies, MAX_TRANSACTIONS + 3, seed=7)
-    _, headers = issue(cookies, state="new", now=NOW + 100, header=header)
+    _, headers = issue(cookies, state=st("new"), now=NOW + 100, header=header)
     assert sorted(expired_names(headers)) == sorted(names[:4])
 
 
 @pytest.mark.parametrize("seed", range(3))
 def test_unreadable_ones_are_expired_first(cookies: TransactionCookies, seed: int) -> None:
     header, names = browser_with(cookies, MAX_TRANSACTIONS - 2, garbage=3, seed=seed)
-    _, headers = issue(cookies, state="new", now=NOW + 100, header=header)
+    _, headers = issue(cookies, state=st("new"), now=NOW + 100, header=header)
     expired = expired_names(headers)
     assert len(expired) == 2
     assert not set(expired) & set(names)  # every real one kept
@@ -327,31 +339,34 @@ def test_unreadable_ones_are_expired_first(cookies: TransactionCookies, seed: in
 
 def test_another_middlewares_cookies_count_as_unreadable(cookies: TransactionCookies) -> None:
     theirs = TransactionCookies(make_config(session_secret="another-secret-" + "t" * 30))
-    foreign, _ = issue(theirs, state="foreign", now=NOW + 50)  # newer than all of ours, but not ours to read
+    foreign, _ = issue(theirs, state=st("foreign"), now=NOW + 50)  # newer than all of ours, but not ours to read
     header, _ = browser_with(cookies, MAX_TRANSACTIONS - 1)
-    _, headers = issue(cookies, state="new", now=NOW + 100, header=f"{foreign}; {header}")
-    assert expired_names(headers) == [tx_name(COOKIE, "foreign")]
+    _, headers = issue(cookies, state=st("new"), now=NOW + 100, header=f"{foreign}; {header}")
+    assert expired_names(headers) == [tx_name(COOKIE, st("foreign"))]
 
 
 def test_the_cap_leaves_other_cookies_alone(cookies: TransactionCookies) -> None:
     """Only names of the form we issue count: not the session cookie, not look-alikes that are not even
     legal cookie names (expiring those would be a 500), not other applications' cookies."""
     header, _ = browser_with(cookies, MAX_TRANSACTIONS - 1)
-    odd = [f"{COOKIE}=session-id", f"{COOKIE}_tx_=x", f"{COOKIE}_tx_short=x", f"{COOKIE}_tx_a b c=x",
-           f"{COOKIE}_tx_{'0' * 16}x=x", f"{COOKIE}_tx_{'A' * 16}=x", f"{COOKIE}_tx_\u00e9\u00e9=x",
-           f"{COOKIE}_tx_x,y=x", 'prefs={"a":1}', "other_tx_0123456789abcdef=x"]
-    _, headers = issue(cookies, state="new", now=NOW + 100, header="; ".join([header, *odd]))
+    prefix = tx_prefix(COOKIE)
+    odd = [f"{COOKIE}=session-id", f"{prefix}=x", f"{prefix}short=x", f"{prefix}a b c=x",
+           f"{prefix}{'0' * 16}x=x", f"{prefix}{'A' * 16}=x", f"{prefix}\u00e9\u00e9=x",
+           f"{prefix}x,y=x", 'prefs={"a":1}', "other_tx_0123456789abcdef=x",
+           f"{COOKIE}_tx_{'0' * 16}=x",  # the names of the previous version
+           f"{tx_prefix(COOKIE, 'https://app2.example/other')}{'0' * 16}=x"]  # another app on this origin
+    _, headers = issue(cookies, state=st("new"), now=NOW + 100, header="; ".join([header, *odd]))
     assert expired_names(headers) == []
 
 
 def test_the_cookie_a_silent_retry_replaces_does_not_count(cookies: TransactionCookies) -> None:
     """A callback retrying a silent sign-in expires its own cookie and issues one: no other tab may pay for it."""
     header, names = browser_with(cookies, MAX_TRANSACTIONS)
-    spent = "tab-3"  # not the oldest
-    _, headers = issue(cookies, state="retry", now=NOW + 100, header=header, spent=spent)
+    spent = st("tab-3")  # not the oldest
+    _, headers = issue(cookies, state=st("retry"), now=NOW + 100, header=header, spent=spent)
     assert expired_names(headers) == []
     # Without it, the oldest would have gone (the control).
-    _, headers = issue(cookies, state="retry", now=NOW + 100, header=header)
+    _, headers = issue(cookies, state=st("retry"), now=NOW + 100, header=header)
     assert expired_names(headers) == [names[0]]
 
 
@@ -360,7 +375,7 @@ def test_an_issued_transaction_is_the_newest_for_the_next_cap(cookies: Transacti
     jar: dict[str, str] = {}
     for index in range(MAX_TRANSACTIONS + 4):
         header = "; ".join(f"{k}={v}" for k, v in jar.items())
-        _, headers = issue(cookies, state=f"tab-{index}", now=NOW + index, header=header)
+        _, headers = issue(cookies, state=st(f"tab-{index}"), now=NOW + index, header=header)
         for cookie in headers:
             if cookie.expires_it:
                 jar.pop(cookie.name)
@@ -368,7 +383,7 @@ def test_an_issued_transaction_is_the_newest_for_the_next_cap(cookies: Transacti
                 jar[cookie.name] = cookie.value
         assert len(jar) <= MAX_TRANSACTIONS
     kept = sorted(jar)
-    assert kept == sorted(tx_name(COOKIE, f"tab-{index}") for index in range(4, MAX_TRANSACTIONS + 4))
+    assert kept == sorted(tx_name(COOKIE, st(f"tab-{index}")) for index in range(4, MAX_TRANSACTIONS + 4))
 
 
 # -- parsing the Cookie header ----------------------------------------------------------
@@ -394,7 +409,7 @@ def test_odd_other_cookies_do_not_break_parsing(cookies: TransactionCookies, oth
     pair, _ = issue(cookies)
     header = f"{other}; {pair}" if position == "before" else f"{pair}; {other}"
     assert cookies.redeem(STATE, header, NOW)[0] == transaction()
-    _, headers = issue(cookies, state="new", now=NOW + 1, header=header)
+    _, headers = issue(cookies, state=st("new"), now=NOW + 1, header=header)
     assert expired_names(headers) == []
 
 
@@ -476,3 +491,151 @@ def test_step_up_fields_are_encrypted_like_the_rest(cookies: TransactionCookies)
     raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     for secret in ("urn:dev:loa:mfa", "max_age", "acr_values"):
         assert secret not in value and secret.encode() not in raw, secret
+
+
+# -- the state's shape (issue 13, item 12) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        pytest.param("\u00e9" * 43, id="latin-1-letters"),
+        pytest.param("state-caf\u00e9-" + "x" * 31, id="one-non-ascii"),
+        pytest.param("\U0001f600" * 43, id="astral"),
+        pytest.param("\udcff" * 43, id="lone-surrogates"),
+        pytest.param("a" * 42, id="too-short"),
+        pytest.param("a" * 44, id="too-long"),
+        pytest.param("a" * 42 + "=", id="padding"),
+        pytest.param("a" * 42 + "+", id="plain-base64"),
+        pytest.param("a b" + "c" * 40, id="space"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_a_state_of_another_shape_is_refused_before_any_lookup(cookies: TransactionCookies, state: str) -> None:
+    """Even with a genuine cookie under the name of that state: nothing is read, nothing raises."""
+    pair, _ = issue(cookies)
+    renamed = f"{cookies.name_for(state)}={value_of(pair)}"
+    assert cookies.redeem(state, f"{renamed}; {pair}", NOW) == (None, [])
+    assert cookies.redeem(STATE, pair, NOW)[0] is not None  # the control
+
+
+def test_the_states_we_issue_have_the_accepted_shape() -> None:
+    from sso_middleware.oidc import OIDCClient
+    from sso_middleware.transactions import is_valid_state
+
+    for _ in range(50):
+        assert is_valid_state(OIDCClient.new_login_request().state)
+
+
+def test_a_record_whose_state_is_not_ascii_is_refused_without_an_exception(cookies: TransactionCookies) -> None:
+    record = dict(asdict(transaction()), state="\u00e9" * 43)
+    value = fernet_for_tests().encrypt_at_time(json.dumps(record).encode(), int(NOW)).decode()
+    found, expire = cookies.redeem(STATE, f"{tx_name(COOKIE, STATE)}={value}", NOW + 1)
+    assert found is None and len(expire) == 1
+
+
+# -- names: __Host- on https, one part per application (issue 13, item 17) ---------------------
+
+
+@pytest.mark.parametrize("settings", [{}, {"cookie_domain": "app2.example"}, {"cookie_name": "app2_sso"},
+                                      {"cookie_name": "__Secure-app2", "cookie_domain": ".app2.example"},
+                                      {"base_url": BASE_URL + "/app1"}])
+def test_on_https_the_names_are_always_host_prefixed(settings: dict[str, Any]) -> None:
+    """A sibling subdomain can plant any cookie except a __Host- one (Secure, Path=/, no Domain)."""
+    config = make_config(**settings)
+    (new,) = parsed(TransactionCookies(config).issue(STATE, transaction(), "", NOW))
+    assert new.name.startswith("__Host-") and new.name.count("__Host-") == new.name.count("__") == 1
+    assert new.name == tx_name(config.session_cookie_name, STATE, config.base_url)
+    assert new.attributes["path"] == "/" and "secure" in new.attributes and "domain" not in new.attributes
+
+
+def test_a_cookie_under_the_unprefixed_name_is_not_read() -> None:
+    shared = TransactionCookies(make_config(cookie_domain="app2.example"))
+    pair, _ = issue(shared, header="")
+    planted = [pair.removeprefix("__Host-"), f"sso_session_tx_{hashlib.sha256(STATE.encode()).hexdigest()[:16]}"
+                                              f"={value_of(pair)}"]
+    assert shared.redeem(STATE, "; ".join(planted), NOW) == (None, [])
+    assert shared.redeem(STATE, pair, NOW)[0] is not None  # the control
+
+
+def test_apps_under_other_paths_of_the_origin_neither_read_nor_expire_each_others() -> None:
+    app1 = TransactionCookies(make_config(base_url=BASE_URL + "/app1"))
+    app2 = TransactionCookies(make_config(base_url=BASE_URL + "/app2"))
+    assert app1.name_for(STATE) != app2.name_for(STATE)
+    theirs = [f"{name}={value}" for name, value in (
+        (app2.name_for(st(f"t{index}")), value_of(pair_for(app2, st(f"t{index}"))))
+        for index in range(MAX_TRANSACTIONS))]
+    headers = parsed(app1.issue(st("mine"), transaction(), "; ".join(theirs), NOW + 10))
+    assert expired_names(headers) == []
+    assert app1.redeem(st("t0"), "; ".join(theirs), NOW) == (None, [])
+
+
+def pair_for(cookies: TransactionCookies, state: str, now: float = NOW, **fields: Any) -> str:
+    (new, *_) = parsed(cookies.issue(state, transaction(now, **fields), "", now))
+    return f"{new.name}={new.value}"
+
+
+# -- the total size (issue 13, item 6) ---------------------------------------------------------
+
+
+LONG_TARGET = "/search?q=" + "a" * 2030  # about the longest target checked_target accepts (2048)
+
+
+def jar_after(cookies: TransactionCookies, jar: dict[str, str], headers: list[SetCookie]) -> dict[str, str]:
+    for cookie in headers:
+        if cookie.expires_it:
+            jar.pop(cookie.name, None)
+        else:
+            jar[cookie.name] = cookie.value
+    return jar
+
+
+def header_of(jar: dict[str, str]) -> str:
+    return "; ".join(f"{name}={value}" for name, value in jar.items())
+
+
+def test_six_ordinary_sign_ins_fit_the_budget(cookies: TransactionCookies) -> None:
+    """The count cap, not the size, limits ordinary tabs: the budget is big enough for MAX_TRANSACTIONS."""
+    jar: dict[str, str] = {}
+    for index in range(MAX_TRANSACTIONS):  # a verifier as long as ours (64), Auth0's connection, a deep link
+        _, headers = issue(cookies, state=st(f"tab-{index}"), now=NOW + index, header=header_of(jar),
+                           code_verifier="v" * 64, target_url="/orders/2026/12?status=open&sort=-date&page=3")
+        assert expired_names(headers) == []
+        jar_after(cookies, jar, headers)
+    assert len(jar) == MAX_TRANSACTIONS
+    assert len(header_of(jar)) + 2 <= COOKIE_BUDGET
+
+
+def test_a_flood_of_long_targets_stays_within_the_budget_and_keeps_the_newest(cookies: TransactionCookies) -> None:
+    jar: dict[str, str] = {}
+    for index in range(30):
+        _, headers = issue(cookies, state=st(f"bomb-{index}"), now=NOW + index, header=header_of(jar),
+                           target_url=LONG_TARGET)
+        jar_after(cookies, jar, headers)
+        assert len(header_of(jar)) + 2 <= COOKIE_BUDGET, (index, len(header_of(jar)))
+        assert tx_name(COOKIE, st(f"bomb-{index}")) in jar  # the newest is always kept
+    _, headers = issue(cookies, state=st("mine"), now=NOW + 40, header=header_of(jar))
+    jar_after(cookies, jar, headers)
+    assert len(header_of(jar)) + 2 <= COOKIE_BUDGET
+    assert cookies.redeem(st("mine"), header_of(jar), NOW + 41)[0] == transaction(NOW + 40)
+
+
+def test_room_is_made_by_expiring_the_oldest_first(cookies: TransactionCookies) -> None:
+    jar: dict[str, str] = {}
+    for index in range(3):
+        _, headers = issue(cookies, state=st(f"tab-{index}"), now=NOW + index, header=header_of(jar))
+        jar_after(cookies, jar, headers)
+    _, headers = issue(cookies, state=st("long"), now=NOW + 10, header=header_of(jar), target_url=LONG_TARGET)
+    expired = expired_names(headers)
+    assert expired and expired == [tx_name(COOKIE, st(f"tab-{index}")) for index in range(len(expired))]
+    jar_after(cookies, jar, headers)
+    assert len(header_of(jar)) + 2 <= COOKIE_BUDGET
+    assert tx_name(COOKIE, st("tab-2")) in jar  # only as many as needed went
+
+
+def test_a_transaction_too_big_for_the_budget_alone_is_refused(cookies: TransactionCookies) -> None:
+    """Only a ~2 KB target of quotes (JSON doubles them) can: a clear 400, not a cookie the browser drops."""
+    with pytest.raises(AuthFailure) as refused:
+        cookies.issue(STATE, transaction(target_url="/" + '"' * 2047), "", NOW)
+    assert refused.value.code == "invalid_target_url"
+    issue(cookies, target_url=LONG_TARGET)  # the control: the longest ordinary target fits
