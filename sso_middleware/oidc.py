@@ -88,6 +88,8 @@ class ProviderMetadata:
             except ConfigError as exc:
                 raise ProviderError("provider_bad_response", f"discovery {exc.setting}: {exc.message}") from None
             urls[name] = value
+        algs = document.get("id_token_signing_alg_values_supported")  # only its strings; none at all: not said
+        algs = tuple(alg for alg in algs if isinstance(alg, str)) if isinstance(algs, list) else ()
         methods = document.get("code_challenge_methods_supported")
         if isinstance(methods, list) and "S256" not in methods:
             log.warning("sso: the provider does not advertise PKCE S256; sending it anyway")
@@ -99,7 +101,7 @@ class ProviderMetadata:
             userinfo_endpoint=urls["userinfo_endpoint"],
             end_session_endpoint=urls["end_session_endpoint"],
             iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
-            id_token_signing_algs=_advertised_algorithms(document),
+            id_token_signing_algs=algs or None,
         )
 
 
@@ -298,9 +300,8 @@ class OIDCClient:
     def signing_algorithms(self) -> tuple[str, ...]:
         """``id_token_algorithms`` narrowed to what the provider advertises (:func:`.accepted_algorithms`).
 
-        None in common is a configuration error between this client and the provider:
-        :class:`ProviderError` ``signing_algorithm_mismatch`` (a 502 page naming no
-        setting; the log line names ``id_token_algorithms``), never a token refusal.
+        None in common is a configuration error, not a bad token: :class:`ProviderError`
+        ``signing_algorithm_mismatch`` (a 502 page; the log line names the setting).
         """
         advertised = self.metadata().id_token_signing_algs
         algorithms = accepted_algorithms(self.config.id_token_algorithms, advertised)
@@ -313,12 +314,10 @@ class OIDCClient:
         return algorithms
 
     def _token_endpoint_is_tls(self) -> bool:
-        """Whether an ID token from the token endpoint may stand without a signature (when ``none`` is accepted).
+        """Whether the token endpoint's TLS may stand in for an ID token's signature (Core 3.1.3.7 item 6).
 
-        Core 1.0 section 3.1.3.7 item 6: TLS server validation of the token endpoint
-        may replace the signature of an ID token received from it directly.  Discovery
-        already refused any endpoint that is neither https nor, under
-        ``allow_insecure_http``, loopback http; this says so where it is relied on.
+        Discovery already refused endpoints neither https nor (``allow_insecure_http``)
+        loopback http; this says so where it is relied on.
         """
         scheme = urlsplit(self.metadata().token_endpoint).scheme
         return scheme == "https" or (scheme == "http" and self.config.allow_insecure_http)
@@ -409,15 +408,6 @@ def token_request(config: SSOConfig, grant_type: str, **params: str) -> tuple[st
         return body, None
     body = prepare_token_request(grant_type, include_client_id=False, **params)
     return body, (quote(config.client_id, safe=""), quote(config.client_secret, safe=""))
-
-
-def _advertised_algorithms(document: Mapping[str, Any]) -> Optional[tuple[str, ...]]:
-    """The string members of ``id_token_signing_alg_values_supported``; None when it lists none (not said)."""
-    values = document.get("id_token_signing_alg_values_supported")
-    if not isinstance(values, list):
-        return None
-    algorithms = tuple(value for value in values if isinstance(value, str))
-    return algorithms or None
 
 
 def _optional_str(tokens: Mapping[str, Any], name: str) -> Optional[str]:
