@@ -35,6 +35,10 @@ from .rules import AccessRule, configured_prefix, parse_rules
 KNOWN_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "HS256"}
 )
+#: The ``alg`` of an unsigned JWS (RFC 7515 appendix A.5).  Named in ``id_token_algorithms``, it accepts
+#: *unsigned* ID tokens, and only from the token endpoint over TLS (Core 1.0 section 3.1.3.7 item 6; see
+#: :mod:`.id_token`).  Never a default.
+UNSIGNED = "none"
 FALLBACKS = ("interactive", "anonymous")
 REFRESH_FAILURES = ("sign_out", "keep_session")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
@@ -105,7 +109,9 @@ class SSOConfig:
         "client_secret_basic", "`client_secret_basic` or `client_secret_post`."
     )
     id_token_algorithms: tuple[str, ...] = _setting(
-        ("RS256", "PS256", "ES256"), "Accepted ID-token signature algorithms (`none` is never accepted)."
+        ("RS256", "PS256", "ES256"),
+        "Accepted ID-token signature algorithms; only those the provider also advertises are used. "
+        "`none` (never a default) accepts unsigned ID tokens, from the token endpoint over TLS only.",
     )
     clock_skew: int = _setting(60, "Leeway in seconds for `exp`/`iat` checks.")
     http_timeout: float = _setting(5.0, "Timeout in seconds of each request to the provider.")
@@ -416,8 +422,10 @@ def _validate(config: SSOConfig) -> None:
     if not config.id_token_algorithms:
         raise ConfigError("id_token_algorithms", "must list at least one algorithm")
     for alg in config.id_token_algorithms:
-        if alg not in KNOWN_ALGORITHMS:
-            raise ConfigError("id_token_algorithms", f"{alg!r} is not supported (never 'none')")
+        if alg not in KNOWN_ALGORITHMS and alg != UNSIGNED:
+            raise ConfigError("id_token_algorithms", f"{alg!r} is not supported (unsigned tokens: exactly 'none')")
+    if len(set(config.id_token_algorithms)) != len(config.id_token_algorithms):
+        raise ConfigError("id_token_algorithms", "lists an algorithm twice")
     if "HS256" in config.id_token_algorithms and len(config.client_secret.encode()) < 32:
         # RFC 7518 section 3.2: the HMAC key (here the client secret) must be at least as long as the hash.
         raise ConfigError("client_secret", "must be at least 32 bytes long when id_token_algorithms allows HS256")

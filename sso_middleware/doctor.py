@@ -63,9 +63,10 @@ from jwt.exceptions import PyJWTError
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from .config import SSOConfig, is_loopback_host
+from .config import UNSIGNED, SSOConfig, is_loopback_host
 from .errors import ConfigError, ProviderError
 from .http import ProviderHTTP
+from .id_token import accepted_algorithms
 from .jwks import key_type_for
 from .oidc import OIDCClient, ProviderMetadata, token_request
 from .session import prepare_data_dir
@@ -459,20 +460,29 @@ def check_clock(ctx: Context) -> Iterator[Finding]:
 
 
 def check_signing_keys(ctx: Context) -> Iterator[Finding]:
-    """The JWKS has a key for an algorithm both the provider signs with and ``id_token_algorithms`` allows."""
-    config, document = ctx.config, ctx.document
+    """The JWKS has a key for an algorithm both the provider signs with and ``id_token_algorithms`` allows.
+
+    The algorithms are the middleware's own (:func:`.id_token.accepted_algorithms`):
+    none in common fails every sign-in with ``signing_algorithm_mismatch``.
+    """
+    config = ctx.config
     assert ctx.metadata is not None
     allowed = list(config.id_token_algorithms)
-    advertised = document.get("id_token_signing_alg_values_supported")
-    if isinstance(advertised, list):
-        algorithms = [alg for alg in allowed if alg in advertised]
-        if not algorithms:
-            yield FAIL, (f"the provider signs ID tokens with {_names(advertised)} but id_token_algorithms allows "
-                         f"only {_names(allowed)}: no ID token would verify")
-            return
-    else:
+    advertised = ctx.metadata.id_token_signing_algs
+    algorithms = list(accepted_algorithms(config.id_token_algorithms, advertised))
+    if advertised is None:
         yield WARN, "discovery does not list id_token_signing_alg_values_supported; assuming id_token_algorithms"
-        algorithms = allowed
+    elif not algorithms:
+        yield FAIL, (f"the provider signs ID tokens with {_names(advertised)} but id_token_algorithms allows "
+                     f"only {_names(allowed)}: no ID token would verify (every sign-in fails with "
+                     "signing_algorithm_mismatch)")
+        return
+    if UNSIGNED in allowed:
+        yield from _unsigned_warnings(config, algorithms)
+        algorithms = [alg for alg in algorithms if alg != UNSIGNED]  # what remains needs keys
+        if not algorithms:
+            yield OK, "only unsigned ID tokens ('none') are in common with the provider: no signing key is needed"
+            return
     url = ctx.metadata.jwks_uri
     answer, jwks, error = ctx.get(url, "jwks")
     if error is not None or answer is None:
@@ -502,6 +512,21 @@ def check_signing_keys(ctx: Context) -> Iterator[Finding]:
         yield FAIL, f"{url} has no signing key usable for {_names(algorithms)} (keys found: {types})"
     if hmac:
         yield INFO, "HS256 is allowed: such ID tokens are checked with the client secret, not the JWKS"
+
+
+def _unsigned_warnings(config: SSOConfig, algorithms: list[str]) -> Iterator[Finding]:
+    """Loud warnings for ``none`` in ``id_token_algorithms`` (unsigned ID tokens, issue 13 item 18)."""
+    if UNSIGNED not in algorithms:
+        yield WARN, ("id_token_algorithms names 'none' but the provider does not advertise it: no unsigned ID "
+                     "token is accepted; remove 'none'")
+        return
+    yield WARN, ("UNSIGNED ID TOKENS ARE ACCEPTED: id_token_algorithms names 'none' and the provider advertises "
+                 "it, so an ID token from the token endpoint needs no signature and is protected by TLS alone "
+                 "(Core 3.1.3.7 item 6). Keep it only for a client registered with "
+                 "id_token_signed_response_alg=none; refreshed ID tokens and logout tokens must still be signed")
+    if algorithms == [UNSIGNED] and config.backchannel_logout_path:
+        yield WARN, ("'none' is the only algorithm in common: logout tokens, which must be signed, can never "
+                     f"verify, so {config.backchannel_logout_path} refuses them all")
 
 
 def _key_fits(key: Any, alg: str) -> bool:

@@ -76,6 +76,10 @@ ERRORS: dict[str, ErrorInfo] = {
     "userinfo_mismatch": ErrorInfo(401, "The sign-in provider returned inconsistent identity information."),
     "invalid_token_response": ErrorInfo(502, "The sign-in provider gave an answer that could not be understood."),
     "provider_bad_response": ErrorInfo(502, "The sign-in provider gave an answer that could not be understood."),
+    "signing_algorithm_mismatch": ErrorInfo(
+        502, "This site and its sign-in provider do not agree on how identity tokens are signed, so nobody can "
+        "sign in right now; the site's operator has been told."
+    ),
     "provider_unreachable": ErrorInfo(503, "The sign-in provider cannot be reached right now. Please try again later."),
     "provider_timeout": ErrorInfo(504, "The sign-in provider did not answer in time. Please try again later."),
     "step_up_failed": ErrorInfo(

@@ -182,18 +182,19 @@ class Handlers:
         return _json(200, None)
 
     def _refuse_replay(self, claims: dict[str, Any]) -> None:
-        """Refuse a logout token whose ``jti`` this process has already carried out (until it expires)."""
-        jti = claims.get("jti")
-        if isinstance(jti, str):
-            with self._jti_lock:
-                if jti in self._seen_jti:
-                    raise AuthFailure("invalid_logout_token", "jti already used (replay)")
+        """Refuse a logout token whose ``jti`` this process has already carried out (until it expires).
+
+        Every validated logout token has one: :func:`.id_token.validate_logout_token`
+        refuses a token without a non-empty string ``jti`` (Back-Channel Logout 1.0 section 2.4).
+        """
+        jti = str(claims["jti"])
+        with self._jti_lock:
+            if jti in self._seen_jti:
+                raise AuthFailure("invalid_logout_token", "jti already used (replay)")
 
     def _record_jti(self, claims: dict[str, Any]) -> None:
         """Remember a carried-out logout token's ``jti`` until it expires (bounded: expired ones pruned)."""
-        jti = claims.get("jti")
-        if not isinstance(jti, str):
-            return
+        jti = str(claims["jti"])
         now = self.clock()
         with self._jti_lock:
             if len(self._seen_jti) > 10000:

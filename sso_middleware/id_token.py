@@ -1,16 +1,27 @@
 """ID-token validation (OpenID Connect Core 1.0 section 3.1.3.7) and logout-token validation.
 
 :func:`validate_id_token` accepts a token only if all of these hold:
-its algorithm is in the configured allow-list (``none`` never is); its
+its algorithm is among the accepted ones (the configured allow-list, narrowed
+by :func:`accepted_algorithms` to what the provider advertises); its
 signature verifies with a key from the issuer's JWKS (or, for ``HS256`` when
-explicitly allowed, the client secret); ``iss`` equals the issuer exactly;
+explicitly allowed, the client secret); an explicit ``typ`` says ``JWT`` and no
+logout ``events`` claim is present (it is no other kind of JWT: RFC 8725
+section 3.11); ``iss`` equals the issuer exactly;
 ``aud`` contains the client id, and ``azp`` is the client id when present and
 present when there are several audiences; ``exp`` is in the future and
 ``iat`` (and ``nbf``, when present) not in the future, all numbers compared
 with the caller's ``now`` within ``leeway`` seconds; ``sub`` is a
 non-empty string; ``nonce`` equals the one stored for this sign-in; and
-``at_hash``, when present, matches the access token.  The JOSE work is
-PyJWT's; the rest is here so each rule is visible and tested.
+``at_hash``, when present, matches the access token.  Values are compared
+as bytes, so non-ASCII claims are refused, never a ``TypeError``.  The JOSE
+work is PyJWT's; the rest is here so each rule is visible and tested.
+
+Unsigned tokens (``alg: none``) are refused unless the caller passes
+``allow_unsigned`` *and* ``none`` is among the accepted algorithms: only
+:meth:`.OIDCClient.sign_in` does, for the ID token it received itself from the
+token endpoint over TLS (Core 1.0 section 3.1.3.7 item 6, the RP
+certification's ``rp-id_token-sig-none``).  Refreshed ID tokens and logout
+tokens are never accepted unsigned.
 
 :func:`validate_logout_token` applies the same signature, issuer, audience and
 time rules to Back-Channel Logout 1.0 logout tokens, plus that spec's own.
@@ -27,6 +38,7 @@ from typing import Any, Optional
 
 import jwt
 
+from .config import UNSIGNED
 from .errors import AuthFailure, ProviderError
 from .jwks import KeySet
 
@@ -38,6 +50,26 @@ class IdentityMismatch(AuthFailure):
 _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 _REQUIRED = ["iss", "sub", "aud", "exp", "iat"]
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+#: ``typ`` values, as :func:`_media_type` normalises them: an ID token is a plain JWT (RFC 7519 section
+#: 5.1), a logout token a ``logout+jwt`` (Back-Channel Logout 1.0 section 2.4).  Absent is accepted for both.
+_ID_TOKEN_TYPES = frozenset({"jwt"})
+_LOGOUT_TOKEN_TYPES = frozenset({"logout+jwt"})
+
+
+def accepted_algorithms(configured: tuple[str, ...], advertised: Optional[tuple[str, ...]]) -> tuple[str, ...]:
+    """The algorithms a token may be signed with: ``id_token_algorithms`` the provider also advertises.
+
+    Core 1.0 section 3.1.3.7 ties the algorithm to the client's registration (the
+    provider's ``id_token_signing_alg_values_supported``), so an algorithm we would
+    allow but the provider never uses is refused too.  ``advertised`` None (the
+    provider does not say) leaves the allow-list alone.  An empty result means no
+    token can be accepted: a configuration error the caller reports.  Logout tokens
+    are signed with the ID tokens' keys and algorithms (Back-Channel Logout 1.0
+    section 2.4), so the same set applies to them.
+    """
+    if advertised is None:
+        return configured
+    return tuple(alg for alg in configured if alg in advertised)
 
 
 def validate_id_token(
@@ -52,13 +84,22 @@ def validate_id_token(
     leeway: float,
     now: float,
     access_token: Optional[str] = None,
+    allow_unsigned: bool = False,
 ) -> dict[str, Any]:
-    """The token's claims, or :class:`AuthFailure` ``invalid_id_token`` with the reason."""
+    """The token's claims, or :class:`AuthFailure` ``invalid_id_token`` with the reason.
+
+    ``allow_unsigned``: the caller received ``token`` directly from the token
+    endpoint over TLS, so an ``alg: none`` token is acceptable when ``algorithms``
+    names ``none`` (see the module docstring).  Never set it for anything else.
+    """
     code = "invalid_id_token"
     claims, alg = _verified_claims(
         token, code, keys=keys, issuer=issuer, client_id=client_id, client_secret=client_secret,
-        algorithms=algorithms, leeway=leeway, now=now, required=_REQUIRED,
+        algorithms=algorithms, leeway=leeway, now=now, required=_REQUIRED, typ=_ID_TOKEN_TYPES,
+        allow_unsigned=allow_unsigned,
     )
+    if "events" in claims:  # a security event token, e.g. a logout token sent without a typ
+        raise AuthFailure(code, "an ID token has no events claim (a logout token?)")
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
         raise AuthFailure(code, "sub is missing or empty")
@@ -66,9 +107,12 @@ def validate_id_token(
         raise AuthFailure(code, "auth_time is not a number")
     if nonce is not None:
         token_nonce = claims.get("nonce")
-        if not isinstance(token_nonce, str) or not hmac.compare_digest(token_nonce, nonce):
+        if not isinstance(token_nonce, str) or not _same_text(token_nonce, nonce):
             raise AuthFailure(code, "nonce does not match this sign-in")
-    if "at_hash" in claims and access_token is not None and not _hash_matches(claims["at_hash"], access_token, alg):
+    # An unsigned token's at_hash is not checked: there is no JOSE hash to use (Core 3.1.3.8 hashes with
+    # the alg's), nothing signed binds it, and it came in the same TLS answer as the access token.
+    if ("at_hash" in claims and access_token is not None and alg != UNSIGNED
+            and not _hash_matches(claims["at_hash"], access_token, alg)):
         raise AuthFailure(code, "at_hash does not match the access token")
     return claims
 
@@ -88,8 +132,9 @@ def validate_refreshed_id_token(
 ) -> dict[str, Any]:
     """An ID token from a refresh response (Core 1.0 section 12.2), or ``invalid_id_token``.
 
-    Validated like the first ID token (without a nonce of its own to expect), then
-    against the previous one of the session: ``iss``, ``sub``, ``aud`` and ``azp``
+    Validated like the first ID token (without a nonce of its own to expect, and
+    never unsigned: only the sign-in's own token may be), then against the
+    previous one of the session: ``iss``, ``sub``, ``aud`` and ``azp``
     are the same (an absent ``azp`` stays absent), ``auth_time`` is the original
     authentication's when present, a ``nonce`` if any is the original one, and it
     was not issued before the previous token.  ``previous_token`` comes from our
@@ -136,18 +181,23 @@ def validate_logout_token(
 ) -> dict[str, Any]:
     """A back-channel logout token's claims (Back-Channel Logout 1.0 section 2.6), or ``invalid_logout_token``.
 
-    Beyond the signature, ``iss``, ``aud``, ``iat`` and ``exp`` checks shared with
-    ID tokens: the ``events`` member must hold the back-channel logout event, a
-    ``sub`` or a ``sid`` must be present, a ``nonce`` must not (so an ID token
-    cannot be replayed as a logout token), and an explicit ``typ`` must be
-    ``logout+jwt``.
+    Beyond the signature (never ``none``), ``iss``, ``aud``, ``iat`` and ``exp``
+    checks shared with ID tokens: the ``events`` member must hold the back-channel
+    logout event, a ``sub`` or a ``sid`` must be present, a ``nonce`` must not (so
+    an ID token cannot be replayed as a logout token), an explicit ``typ`` must be
+    ``logout+jwt`` (not even the generic ``JWT`` of ID tokens), and ``jti`` must be
+    a non-empty string (section 2.4 REQUIRES it; without one, the caller could
+    never tell a replay from a new logout).
     """
     code = "invalid_logout_token"
     claims, _ = _verified_claims(
         token, code, keys=keys, issuer=issuer, client_id=client_id, client_secret=client_secret,
-        algorithms=algorithms, leeway=leeway, now=now, required=["iss", "aud", "iat", "exp"],
-        typ=("logout+jwt", "application/logout+jwt", "JWT"),
+        algorithms=algorithms, leeway=leeway, now=now, required=["iss", "aud", "iat", "exp", "jti"],
+        typ=_LOGOUT_TOKEN_TYPES,
     )
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti:
+        raise AuthFailure(code, "jti is missing or empty")
     events = claims.get("events")
     if not isinstance(events, dict) or not isinstance(events.get(LOGOUT_EVENT), dict):
         raise AuthFailure(code, "events does not hold the back-channel logout event")
@@ -174,23 +224,28 @@ def _verified_claims(
     leeway: float,
     now: float,
     required: list[str],
-    typ: Optional[tuple[str, ...]] = None,
+    typ: frozenset[str],
+    allow_unsigned: bool = False,
 ) -> tuple[dict[str, Any], str]:
     """Checks shared by ID and logout tokens: header, algorithm, key, signature, iss, aud/azp, times."""
     header = _header(token, code)
     alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in algorithms:
+    unsigned = alg == UNSIGNED and allow_unsigned
+    if not isinstance(alg, str) or alg not in algorithms or (alg == UNSIGNED and not unsigned):
         raise AuthFailure(code, f"algorithm {alg!r} is not accepted")
     if "crit" in header:
         raise AuthFailure(code, "token has critical header parameters we do not understand")
-    if typ is not None and "typ" in header and header["typ"] not in typ:
+    if "typ" in header and _media_type(header["typ"]) not in typ:
         raise AuthFailure(code, f"typ {header['typ']!r} is not accepted here")
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise AuthFailure(code, "kid is not a string")
+    if unsigned and token.rpartition(".")[2]:
+        raise AuthFailure(code, "an unsigned (alg 'none') token must have an empty signature")
 
     try:
-        key: Any = client_secret.encode() if alg.startswith("HS") else keys.key_for(kid, alg)
+        key: Any = (None if unsigned else
+                    client_secret.encode() if alg.startswith("HS") else keys.key_for(kid, alg))
     except ProviderError:
         raise  # the JWKS could not be fetched: a provider fault, not a bad token
     except AuthFailure as failure:
@@ -202,8 +257,11 @@ def _verified_claims(
             algorithms=[alg],
             audience=client_id,
             issuer=issuer,
-            # The time checks are ours, below: PyJWT's would use the wall clock, not ``now``.
-            options={"require": required, "verify_exp": False, "verify_iat": False, "verify_nbf": False},
+            # The time checks are ours, below: PyJWT's would use the wall clock, not ``now``.  Without a
+            # signature PyJWT would skip its claim checks too, so they are asked for explicitly.
+            options={"require": required, "verify_signature": not unsigned, "verify_aud": True,
+                     "verify_iss": True, "verify_sub": True, "verify_jti": True,
+                     "verify_exp": False, "verify_iat": False, "verify_nbf": False},
         )
     except jwt.PyJWTError as exc:
         raise AuthFailure(code, f"{type(exc).__name__}: {exc}") from None
@@ -242,6 +300,23 @@ def _header(token: str, code: str) -> dict[str, Any]:
     return header
 
 
+def _media_type(typ: Any) -> Optional[str]:
+    """A ``typ`` header as compared: lower-cased, without ``application/`` (RFC 7515 section 4.1.9); None if no text."""
+    if not isinstance(typ, str):
+        return None
+    lowered = typ.lower()
+    return lowered[len("application/"):] if lowered.startswith("application/") else lowered
+
+
+def _same_text(a: str, b: str) -> bool:
+    """Constant-time equality of two strings, as UTF-8 bytes.
+
+    ``hmac.compare_digest`` raises TypeError for ``str`` with non-ASCII characters;
+    a token can hold any (even a lone surrogate, hence ``surrogatepass``).
+    """
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
+
+
 def _is_number(value: Any) -> bool:
     """A JSON number usable as a time: not a boolean, not NaN or infinite, not too large for a float."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
@@ -258,4 +333,4 @@ def _hash_matches(expected: Any, value: str, alg: str) -> bool:
         return False
     digest = hash_function(value.encode("ascii", "replace")).digest()
     half = base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
-    return hmac.compare_digest(half, expected)
+    return _same_text(half, expected)

@@ -35,10 +35,10 @@ from oauthlib.oauth2 import WebApplicationClient
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from oauthlib.oauth2.rfc6749.parameters import prepare_token_request
 
-from .config import SSOConfig, check_endpoint_url
+from .config import UNSIGNED, SSOConfig, check_endpoint_url
 from .errors import AuthFailure, ConfigError, ProviderError, provider_error_code
 from .http import ProviderHTTP
-from .id_token import validate_id_token, validate_logout_token, validate_refreshed_id_token
+from .id_token import accepted_algorithms, validate_id_token, validate_logout_token, validate_refreshed_id_token
 from .jwks import KeySet
 
 log = logging.getLogger("sso_middleware")
@@ -58,6 +58,8 @@ class ProviderMetadata:
     userinfo_endpoint: Optional[str]
     end_session_endpoint: Optional[str]
     iss_parameter_supported: bool
+    #: ``id_token_signing_alg_values_supported`` (its string members); None when the provider does not say.
+    id_token_signing_algs: Optional[tuple[str, ...]] = None
 
     @classmethod
     def parse(cls, document: Any, config: SSOConfig) -> ProviderMetadata:
@@ -86,6 +88,8 @@ class ProviderMetadata:
             except ConfigError as exc:
                 raise ProviderError("provider_bad_response", f"discovery {exc.setting}: {exc.message}") from None
             urls[name] = value
+        algs = document.get("id_token_signing_alg_values_supported")  # only its strings; none at all: not said
+        algs = tuple(alg for alg in algs if isinstance(alg, str)) if isinstance(algs, list) else ()
         methods = document.get("code_challenge_methods_supported")
         if isinstance(methods, list) and "S256" not in methods:
             log.warning("sso: the provider does not advertise PKCE S256; sending it anyway")
@@ -97,6 +101,7 @@ class ProviderMetadata:
             userinfo_endpoint=urls["userinfo_endpoint"],
             end_session_endpoint=urls["end_session_endpoint"],
             iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
+            id_token_signing_algs=algs or None,
         )
 
 
@@ -149,6 +154,9 @@ class OIDCClient:
         self._metadata_at = 0.0
         self._failure: Optional[tuple[float, ProviderError]] = None
         self.keys = KeySet(self._fetch_jwks, ttl=config.discovery_ttl)
+        if UNSIGNED in config.id_token_algorithms:
+            log.warning("sso: id_token_algorithms names 'none': unsigned ID tokens from the token endpoint are "
+                        "accepted, protected by TLS alone (refreshed ID tokens and logout tokens never are)")
 
     # -- discovery ---------------------------------------------------------
 
@@ -228,6 +236,7 @@ class OIDCClient:
             "max_age": str(max_age) if max_age is not None else None,
             "acr_values": acr_values,
         }
+        self.signing_algorithms()  # no sign-in whose ID token could never be accepted
         return _add_query(
             self.metadata().authorization_endpoint, {key: value for key, value in params.items() if value}
         )
@@ -252,7 +261,8 @@ class OIDCClient:
         if not isinstance(id_token, str):
             raise AuthFailure("invalid_token_response", "token response lacks id_token")
         now = self.clock()
-        claims = validate_id_token(id_token, **self._token_rules(), nonce=nonce, now=now, access_token=access_token)
+        claims = validate_id_token(id_token, **self._token_rules(), nonce=nonce, now=now, access_token=access_token,
+                                   allow_unsigned=self._token_endpoint_is_tls())
         userinfo = self._userinfo(access_token, claims["sub"])
         return SignInResult(id_token=id_token, claims=claims, userinfo=userinfo, access_token=access_token,
                             expires_at=_expires_at(tokens, now), refresh_token=_optional_str(tokens, "refresh_token"))
@@ -261,8 +271,8 @@ class OIDCClient:
         """Redeem a refresh token (RFC 6749 section 6) for fresh tokens.
 
         A refreshed ID token, when the provider sends one, is validated like the first
-        one (signature, ``iss``, ``aud``, times, ``at_hash``) and against the previous one
-        (Core section 12.2: same ``iss``, ``sub``, ``aud``, ``azp`` and ``auth_time``).
+        one (signature, never ``none``, ``iss``, ``aud``, times, ``at_hash``) and against the
+        previous one (Core section 12.2: same ``iss``, ``sub``, ``aud``, ``azp`` and ``auth_time``).
         The provider refusing the token (revoked, expired: ``invalid_grant``) raises
         :class:`AuthFailure`; an unreachable provider raises :class:`ProviderError`.
         """
@@ -283,9 +293,34 @@ class OIDCClient:
             "issuer": self.config.issuer_url,
             "client_id": self.config.client_id,
             "client_secret": self.config.client_secret,
-            "algorithms": self.config.id_token_algorithms,
+            "algorithms": self.signing_algorithms(),
             "leeway": self.config.clock_skew,
         }
+
+    def signing_algorithms(self) -> tuple[str, ...]:
+        """``id_token_algorithms`` narrowed to what the provider advertises (:func:`.accepted_algorithms`).
+
+        None in common is a configuration error, not a bad token: :class:`ProviderError`
+        ``signing_algorithm_mismatch`` (a 502 page; the log line names the setting).
+        """
+        advertised = self.metadata().id_token_signing_algs
+        algorithms = accepted_algorithms(self.config.id_token_algorithms, advertised)
+        if not algorithms:
+            raise ProviderError(
+                "signing_algorithm_mismatch",
+                f"id_token_algorithms {' '.join(self.config.id_token_algorithms)!r} has no algorithm in common "
+                f"with the provider's id_token_signing_alg_values_supported {' '.join(advertised or ())!r}",
+            )
+        return algorithms
+
+    def _token_endpoint_is_tls(self) -> bool:
+        """Whether the token endpoint's TLS may stand in for an ID token's signature (Core 3.1.3.7 item 6).
+
+        Discovery already refused endpoints neither https nor (``allow_insecure_http``)
+        loopback http; this says so where it is relied on.
+        """
+        scheme = urlsplit(self.metadata().token_endpoint).scheme
+        return scheme == "https" or (scheme == "http" and self.config.allow_insecure_http)
 
     def _token_request(self, what: str, grant_type: str, **params: str) -> dict[str, Any]:
         """POST to the token endpoint with client authentication; the checked token response.

@@ -340,6 +340,17 @@ def _forge_none(claims: dict[str, Any]) -> str:
     return forge({"alg": "none", "typ": "JWT", "kid": "key-1"}, claims)
 
 
+def _unsigned(claims: dict[str, Any]) -> str:
+    """An unsigned ID token as a provider registered with id_token_signed_response_alg=none issues it."""
+    return forge({"alg": "none"}, claims)
+
+
+def signing_es256(op: AdversarialProvider) -> None:
+    """The provider signs with ES256 (its JWKS has the EC key too) but goes on advertising RS256 only."""
+    op.id_token_alg, op.id_token_key, op.kid = "ES256", ec_key(), "ec-1"
+    op.jwks_keys = [public_jwk(rsa_key(), "key-1"), ec_jwk(ec_key(), "ec-1")]
+
+
 def _swap_signature(claims: dict[str, Any]) -> str:
     genuine = sign(claims)
     other = sign({**claims, "sub": "mallory"})
@@ -388,6 +399,23 @@ ID_TOKEN_FORGERIES = [
     pytest.param(lambda op: op.id_token_overrides.update(nonce=None), {}, r"nonce", id="nonce-missing"),
     pytest.param(lambda op: op.id_token_overrides.update(at_hash="AAAAAAAAAAAAAAAAAAAAAA"), {}, r"at_hash",
                  id="at_hash-mismatch"),
+    # issue 13 item 12: non-ASCII values once made hmac.compare_digest(str, str) raise TypeError (a 500)
+    pytest.param(lambda op: op.id_token_overrides.update(nonce="n\u00e9-\u2603"), {}, r"nonce",
+                 id="nonce-non-ascii"),
+    pytest.param(lambda op: op.id_token_overrides.update(at_hash="\u00e9" * 22), {}, r"at_hash",
+                 id="at_hash-non-ascii"),
+    # issue 13 item 16: an ID token is no other kind of JWT
+    pytest.param(lambda op: op.id_token_header.update(typ="logout+jwt"), {}, r"typ 'logout\+jwt'",
+                 id="typ-logout+jwt"),
+    pytest.param(lambda op: op.id_token_header.update(typ="at+jwt"), {}, r"typ 'at\+jwt'", id="typ-at+jwt"),
+    pytest.param(lambda op: op.id_token_overrides.update(
+        events={"http://schemas.openid.net/event/backchannel-logout": {}}), {}, r"events", id="logout-events"),
+    # issue 13 item 15: an algorithm we allow but the provider does not advertise (it says RS256 only)
+    pytest.param(lambda op: signing_es256(op), {"id_token_algorithms": ("RS256", "ES256")},
+                 r"algorithm 'ES256' is not accepted", id="es256-not-advertised"),
+    # issue 13 item 18: unsigned, with 'none' allowed by us but not advertised by the provider
+    pytest.param(lambda op: setattr(op, "forge_id_token", _unsigned), {"id_token_algorithms": ("RS256", "none")},
+                 r"algorithm 'none'", id="none-allowed-but-not-advertised"),
     # rp-id_token-bad-sig-rs256 and other signature forgeries
     pytest.param(lambda op: setattr(op, "id_token_key", rsa_key("attacker")), {}, r"signature",
                  id="rp-id_token-bad-sig-rs256"),
@@ -409,13 +437,15 @@ ID_TOKEN_FORGERIES = [
     pytest.param(lambda op: setattr(op, "forge_id_token",
                                     lambda claims: hmac_token({"alg": "HS256", "kid": "key-1"}, claims, public_pem())),
                  {}, r"algorithm 'HS256'", id="hs256-with-public-key-not-allowed"),
-    pytest.param(lambda op: setattr(op, "forge_id_token",
-                                    lambda claims: hmac_token({"alg": "HS256", "kid": "key-1"}, claims, public_pem())),
+    pytest.param(lambda op: (setattr(op, "forge_id_token",
+                                     lambda claims: hmac_token({"alg": "HS256", "kid": "key-1"}, claims, public_pem())),
+                             op.discovery_overrides.update(id_token_signing_alg_values_supported=["RS256", "HS256"])),
                  {"id_token_algorithms": ("RS256", "HS256")}, r"signature", id="hs256-with-public-key-allowed"),
     pytest.param(lambda op: setattr(op, "forge_id_token", lambda claims: sign(claims, alg="RS512")), {},
                  r"algorithm 'RS512'", id="alg-outside-allow-list"),
-    pytest.param(lambda op: setattr(op, "forge_id_token", lambda claims: sign(claims, alg="PS256")), {},
-                 r"no usable PS256 key", id="key-published-for-another-alg"),
+    pytest.param(lambda op: (setattr(op, "forge_id_token", lambda claims: sign(claims, alg="PS256")),
+                             op.discovery_overrides.update(id_token_signing_alg_values_supported=["RS256", "PS256"])),
+                 {}, r"no usable PS256 key", id="key-published-for-another-alg"),
     # keys: unknown, absent with several keys, unusable, attacker-supplied
     pytest.param(lambda op: (pin_jwks(op), setattr(op, "kid", "unknown-kid")), {}, r"kid 'unknown-kid'",
                  id="kid-unknown"),
@@ -464,6 +494,62 @@ def test_forged_id_token_signs_nobody_in(
     assert op.requests_to("/attacker/jwks.json") == []  # never fetch keys a token points to
     assert_anonymous(rp, http)
     assert_logged(caplog, "invalid_id_token", check)
+
+
+def test_an_advertised_es256_signs_in(op: AdversarialProvider, make_rp: Callable[..., RP]) -> None:
+    """The positive twin of ``es256-not-advertised`` (rp-id_token-sig-es256): advertised and allowed."""
+    signing_es256(op)
+    op.discovery_overrides["id_token_signing_alg_values_supported"] = ["RS256", "ES256"]
+    rp = make_rp(id_token_algorithms=("RS256", "ES256"))
+    assert_signed_in(rp, sign_in(rp))
+
+
+def test_no_algorithm_in_common_fails_before_the_provider_is_visited(
+    op: AdversarialProvider, make_rp: Callable[..., RP], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13 item 15: a provider and a configuration that share no algorithm: a clear 502, not a 500."""
+    op.discovery_overrides["id_token_signing_alg_values_supported"] = ["ES384", "none"]
+    rp = make_rp(id_token_algorithms=("RS256", "ES256"))
+    http = rp.browser()
+    visit = sign_in(rp, http)
+    assert_failure(visit, "signing_algorithm_mismatch", 502)
+    assert "operator" in visit.response.text
+    assert op.requests_to("/authorize") == [] and op.requests_to("/oauth/token") == []
+    assert_anonymous(rp, http)
+    assert_logged(caplog, "signing_algorithm_mismatch", r"id_token_algorithms 'RS256 ES256'.*'ES384 none'")
+
+
+def test_rp_id_token_sig_none_signs_in_when_registered_so(
+    op: AdversarialProvider, make_rp: Callable[..., RP], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 13 item 18, the certification's rp-id_token-sig-none: an RP registered with
+    id_token_signed_response_alg=none accepts the unsigned ID token of the token endpoint -- when
+    id_token_algorithms names 'none' and the provider advertises it -- with every other check made."""
+    op.discovery_overrides["id_token_signing_alg_values_supported"] = ["RS256", "none"]
+    op.forge_id_token = _unsigned
+    rp = make_rp(id_token_algorithms=("RS256", "none"))
+    assert any("names 'none'" in record.getMessage() for record in caplog.records)  # said loudly, at start-up
+    visit = sign_in(rp, rp.browser())
+    assert_signed_in(rp, visit)
+    assert op.requests_to("/.well-known/jwks.json") == []  # nothing was verified with a key
+    assert len(op.requests_to("/userinfo")) == 1
+
+    # The other checks still hold for an unsigned token: a wrong nonce signs nobody in.
+    op.id_token_overrides.update(nonce="not-the-nonce")
+    http = rp.browser()
+    assert_failure(sign_in(rp, http), "invalid_id_token", 401)
+    assert_anonymous(rp, http)
+
+
+def test_an_unsigned_id_token_is_refused_by_default_even_when_advertised(
+    op: AdversarialProvider, rp: RP, caplog: pytest.LogCaptureFixture
+) -> None:
+    op.discovery_overrides["id_token_signing_alg_values_supported"] = ["RS256", "none"]
+    op.forge_id_token = _unsigned
+    http = rp.browser()
+    assert_failure(sign_in(rp, http), "invalid_id_token", 401)
+    assert op.requests_to("/userinfo") == []
+    assert_logged(caplog, "invalid_id_token", r"algorithm 'none' is not accepted")
 
 
 def test_unknown_kid_refetches_the_jwks_once(op: AdversarialProvider, rp: RP, caplog: pytest.LogCaptureFixture) -> None:

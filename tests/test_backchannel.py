@@ -9,6 +9,8 @@ one deployment.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import secrets
 import time
@@ -25,7 +27,7 @@ from sso_middleware.id_token import LOGOUT_EVENT
 from .conftest import browser_for
 from .fakes import CLIENT_ID, ISSUER, FakeProvider, rsa_key
 from .store_servers import StoreServer
-from .tokens import sign
+from .tokens import ec_jwk, ec_key, forge, sign
 
 CONNECTION = "Username-Password-Authentication"
 PATH = "/auth/backchannel-logout"
@@ -37,7 +39,7 @@ Browser = webtest.TestApp
 
 
 def logout_token(sid: Optional[str] = "provider-session-1", sub: Optional[str] = None, key: Any = None,
-                 kid: str = "key-1", typ: str = "logout+jwt", **overrides: Any) -> str:
+                 kid: str = "key-1", typ: str = "logout+jwt", alg: str = "RS256", **overrides: Any) -> str:
     now = int(time.time())
     payload: dict[str, Any] = {"iss": ISSUER, "aud": CLIENT_ID, "iat": now, "exp": now + 120,
                                "jti": secrets.token_urlsafe(12), "events": {LOGOUT_EVENT: {}}}
@@ -47,7 +49,7 @@ def logout_token(sid: Optional[str] = "provider-session-1", sub: Optional[str] =
         payload["sub"] = sub
     payload.update(overrides)
     payload = {name: value for name, value in payload.items() if value is not None}
-    return sign(payload, key=key, kid=kid, typ=typ)
+    return sign(payload, key=key, alg=alg, kid=kid, typ=typ)
 
 
 def post_logout(browser: Browser, token: Optional[str], status: int = 200, **kwargs: Any) -> webtest.TestResponse:
@@ -121,6 +123,10 @@ def test_a_token_in_the_query_string_is_refused(middleware: SSOMiddleware, provi
         pytest.param(lambda: logout_token(exp=int(time.time()) - 3600), id="expired"),
         pytest.param(lambda: logout_token(sid=None), id="neither-sub-nor-sid"),
         pytest.param(lambda: "not.a.jwt", id="garbage"),
+        pytest.param(lambda: logout_token(jti=None), id="no-jti"),
+        pytest.param(lambda: logout_token(jti=""), id="empty-jti"),
+        pytest.param(lambda: logout_token(jti=12), id="integer-jti"),
+        pytest.param(lambda: logout_token(typ="JWT"), id="typ-JWT"),
     ],
 )
 def test_an_invalid_token_is_400_and_ends_nothing(middleware: SSOMiddleware, provider: FakeProvider,
@@ -205,6 +211,47 @@ def test_a_replayed_jti_is_refused(middleware: SSOMiddleware, provider: FakeProv
     assert response.json["error_description"] == "invalid_logout_token"
     # The same logout in a fresh token (new jti) is fine.
     post_logout(browser, logout_token(sid="unused-session"))
+
+
+def test_a_token_without_jti_is_refused_every_time(middleware: SSOMiddleware, provider: FakeProvider) -> None:
+    """Back-Channel Logout 1.0 section 2.4: ``jti`` is REQUIRED; without one, replays go undetected (400, 2.8)."""
+    browser = browser_for(middleware)
+    sign_in(browser, provider)
+    token = logout_token(jti=None)
+    for _ in range(2):
+        response = post_logout(browser, token, status=400)
+        assert response.json == {"error": "invalid_request", "error_description": "invalid_logout_token"}
+    assert who(browser) == "alice"
+
+
+def test_an_es256_token_from_a_provider_advertising_only_rs256_is_refused(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider
+) -> None:
+    """Issue 13 item 15: logout tokens are signed like ID tokens, with an algorithm the provider advertises."""
+    provider.jwks_keys = [ec_jwk(ec_key(), "ec-1"), *provider.jwks()["keys"]]
+    browser = browser_for(make_middleware(id_token_algorithms=("RS256", "ES256")))
+    sign_in(browser, provider)
+    token = logout_token(key=ec_key(), kid="ec-1", alg="ES256")
+    assert provider.discovery()["id_token_signing_alg_values_supported"] == ["RS256"]
+    post_logout(browser, token, status=400)
+    assert who(browser) == "alice"
+    provider.discovery_overrides["id_token_signing_alg_values_supported"] = ["RS256", "ES256"]
+    fresh = browser_for(make_middleware(id_token_algorithms=("RS256", "ES256")))
+    post_logout(fresh, logout_token(key=ec_key(), kid="ec-1", alg="ES256"))
+    assert who(browser) is None  # advertised: the same kind of token is carried out
+
+
+def test_an_unsigned_token_is_refused_even_with_none_allowed(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider
+) -> None:
+    """Issue 13 item 18: ``none`` is for ID tokens from the token endpoint only, never for logout tokens."""
+    provider.discovery_overrides["id_token_signing_alg_values_supported"] = ["RS256", "none"]
+    browser = browser_for(make_middleware(id_token_algorithms=("RS256", "none")))
+    sign_in(browser, provider)
+    _, body, _ = logout_token().split(".")
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    post_logout(browser, forge({"alg": "none", "typ": "logout+jwt"}, payload), status=400)
+    assert who(browser) == "alice"
 
 
 def test_jwks_unreachable_is_503_and_a_retry_succeeds(make_middleware: Callable[..., SSOMiddleware],

@@ -34,6 +34,7 @@ from sso_middleware.testing import DevProvider
 from .fakes import public_jwk, rsa_key
 from .servers import free_port
 from .store_servers import StoreServer
+from .tokens import ec_jwk, ec_key
 
 REPO = Path(__file__).resolve().parent.parent
 SESSION_SECRET = "doctor-session-secret-0123456789abcdef"
@@ -569,6 +570,54 @@ def test_a_jwks_without_a_usable_key_fails(capsys: pytest.CaptureFixture[str], m
     mini.jwks = jwks
     outcome = check(capsys, "--settings", mini_settings(mini, tmp_path))
     assert_only_failure(outcome, "signing keys", mini.issuer + "/jwks")
+
+
+def test_no_algorithm_in_common_with_the_provider_fails_naming_id_token_algorithms(
+    capsys: pytest.CaptureFixture[str], mini: MiniProvider, tmp_path: Path
+) -> None:
+    """Issue 13 item 15: the doctor applies the middleware's own intersection rule."""
+    mini.discovery_changes["id_token_signing_alg_values_supported"] = ["ES384", "none"]
+    outcome = check(capsys, "--settings", mini_settings(mini, tmp_path, id_token_algorithms="RS256 ES256"),
+                    secrets=("mini-client-secret",))
+    assert_only_failure(outcome, "signing keys", "id_token_algorithms", "ES384, none", "RS256, ES256",
+                        "signing_algorithm_mismatch")
+
+
+def test_an_allowed_algorithm_the_provider_does_not_advertise_is_not_counted(
+    capsys: pytest.CaptureFixture[str], mini: MiniProvider, tmp_path: Path
+) -> None:
+    """ES256 is allowed and has a key, but the provider advertises RS256 only: the RSA key is what counts."""
+    mini.jwks = {"keys": [ec_jwk(ec_key(), "ec-1")]}
+    outcome = check(capsys, "--settings", mini_settings(mini, tmp_path, id_token_algorithms="RS256 ES256"),
+                    secrets=("mini-client-secret",))
+    assert_only_failure(outcome, "signing keys", "no signing key usable for RS256")
+
+
+@pytest.mark.parametrize("advertised", [["RS256", "none"], ["none"]], ids=["beside-rs256", "alone"])
+def test_none_in_id_token_algorithms_warns_loudly(capsys: pytest.CaptureFixture[str], mini: MiniProvider,
+                                                  tmp_path: Path, advertised: list[str]) -> None:
+    """Issue 13 item 18: unsigned ID tokens accepted is said in capitals, whether or not keys are needed."""
+    mini.discovery_changes["id_token_signing_alg_values_supported"] = advertised
+    outcome = check(capsys, "--settings", mini_settings(mini, tmp_path, id_token_algorithms="RS256 none"),
+                    secrets=("mini-client-secret",))
+    assert outcome.code == 0, outcome.out
+    warning = outcome.line("WARN", "signing keys")
+    assert "UNSIGNED ID TOKENS ARE ACCEPTED" in warning and "id_token_signed_response_alg=none" in warning
+    if advertised == ["none"]:
+        assert "no signing key is needed" in outcome.line("OK", "signing keys")
+        assert "logout tokens" in warning and "can never verify" in warning
+    else:
+        assert "usable for RS256" in outcome.line("OK", "signing keys")
+
+
+def test_none_the_provider_does_not_advertise_is_a_warning_to_remove_it(
+    capsys: pytest.CaptureFixture[str], mini: MiniProvider, tmp_path: Path
+) -> None:
+    outcome = check(capsys, "--settings", mini_settings(mini, tmp_path, id_token_algorithms="RS256 none"),
+                    secrets=("mini-client-secret",))
+    assert outcome.code == 0, outcome.out
+    assert "does not advertise it" in outcome.line("WARN", "signing keys")
+    assert "UNSIGNED" not in outcome.out
 
 
 def test_an_http_endpoint_under_an_https_issuer_style_check_is_reused(

@@ -43,6 +43,7 @@ def validate(
     now: Optional[float] = None,
     access_token: Optional[str] = None,
     client_secret: str = HMAC_SECRET,
+    allow_unsigned: bool = False,
 ) -> dict[str, Any]:
     fetch = JWKSFetch(keys)
     return validate_id_token(
@@ -56,6 +57,7 @@ def validate(
         leeway=LEEWAY,
         now=time.time() if now is None else now,
         access_token=access_token,
+        allow_unsigned=allow_unsigned,
     )
 
 
@@ -554,3 +556,135 @@ def test_a_refreshed_id_token_at_hash_is_checked_against_the_new_access_token() 
 def test_a_refreshed_id_token_never_expects_the_original_nonce() -> None:
     """The nonce belongs to the sign-in; a refreshed ID token without one is fine (section 12.2)."""
     assert "nonce" not in validate_refreshed(fresh(nonce=None), original(nonce="nonce-1"))
+
+
+# -- non-ASCII values in the compared claims (issue 13 item 12) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("nonce-\u00e9", id="latin-1"),
+        pytest.param("\u2603", id="snowman"),
+        pytest.param("nonce-1\u0301", id="combining-accent-after-the-nonce"),
+        pytest.param("\ud800", id="lone-surrogate"),
+    ],
+)
+def test_a_non_ascii_nonce_is_refused_not_a_type_error(value: str) -> None:
+    """``hmac.compare_digest`` raises TypeError for non-ASCII ``str``: the comparison must be of bytes."""
+    assert "nonce" in refused(sign(claims(nonce=value))).detail
+
+
+def test_a_non_ascii_expected_nonce_is_compared_safely() -> None:
+    assert validate(sign(claims(nonce="n\u00e9")), nonce="n\u00e9")["sub"] == "alice"
+    assert "nonce" in refused(sign(claims(nonce="n\u00e8")), nonce="n\u00e9").detail
+
+
+@pytest.mark.parametrize("value", ["\u00e9" * 22, at_hash("at-123")[:-1] + "\u00e9", "\ud800"],
+                         ids=["latin-1", "last-char", "lone-surrogate"])
+def test_a_non_ascii_at_hash_is_refused_not_a_type_error(value: str) -> None:
+    assert "at_hash" in refused(sign(claims(at_hash=value)), access_token="at-123").detail
+
+
+# -- token types: an ID token is no other kind of JWT (issue 13 item 16) -------------------------------
+
+
+@pytest.mark.parametrize("typ", [None, "JWT", "jwt", "application/jwt", "Application/JWT"])
+def test_accepted_id_token_typ_headers(typ: Optional[str]) -> None:
+    """RFC 7519 section 5.1: ``JWT`` (media types compare case-insensitively, ``application/`` optional)."""
+    assert validate(sign(claims(), typ=typ))["sub"] == "alice"
+
+
+@pytest.mark.parametrize(
+    "typ",
+    ["logout+jwt", "application/logout+jwt", "LOGOUT+JWT", "at+jwt", "application/at+jwt", "secevent+jwt",
+     "token-introspection+jwt", "dpop+jwt", "JOSE", "JWS", "", 1, ["JWT"]],
+)
+def test_an_explicitly_typed_other_jwt_is_refused_as_an_id_token(typ: Any) -> None:
+    """RFC 8725 section 3.11: an explicit ``typ`` naming another kind of JWT is never an ID token."""
+    assert "typ" in refused(sign(claims(), typ=typ)).detail
+
+
+def test_a_token_with_logout_events_is_no_id_token_even_untyped() -> None:
+    """A logout token without ``typ`` (which Back-Channel Logout allows) is told apart by its ``events``."""
+    from sso_middleware.id_token import LOGOUT_EVENT
+
+    assert "events" in refused(sign(claims(events={LOGOUT_EVENT: {}}), typ=None)).detail
+    assert "events" in refused(sign(claims(events={}), typ=None)).detail
+
+
+def _logout_token_about_alice(typ: Optional[str]) -> str:
+    from sso_middleware.id_token import LOGOUT_EVENT
+
+    payload = claims(now=LATER, nonce=None, jti="jti-1", events={LOGOUT_EVENT: {}}, sid="sid-1")
+    return sign(payload, typ=typ)
+
+
+@pytest.mark.parametrize("typ", ["logout+jwt", None, "JWT"])
+def test_a_logout_token_never_passes_as_a_refreshed_id_token(typ: Optional[str]) -> None:
+    """A refreshed ID token carries no nonce, so nonce cannot tell it from a logout token: typ and events do."""
+    refused_refresh(_logout_token_about_alice(typ), original())
+
+
+# -- unsigned ID tokens from the token endpoint (issue 13 item 18, rp-id_token-sig-none) ----------------
+
+
+def unsigned(payload: dict[str, Any], signature: bytes = b"", **header: Any) -> str:
+    return forge({"alg": "none", **header}, payload, signature)
+
+
+def test_an_unsigned_id_token_passes_only_when_none_is_allowed_and_the_caller_vouches_for_tls() -> None:
+    token = unsigned(claims())
+    assert validate(token, algorithms=("RS256", "none"), allow_unsigned=True)["sub"] == "alice"
+    assert validate(token, algorithms=("none",), allow_unsigned=True)["sub"] == "alice"
+    assert "none" in refused(token, algorithms=("RS256", "none")).detail  # not from the token endpoint
+    assert "none" in refused(token, algorithms=("RS256",), allow_unsigned=True).detail  # not allowed
+
+
+@pytest.mark.parametrize("alg", ["None", "NONE", "nOnE"])
+def test_only_the_exact_name_none_means_unsigned(alg: str) -> None:
+    refused(forge({"alg": alg}, claims()), algorithms=("RS256", "none"), allow_unsigned=True)
+
+
+def test_an_unsigned_id_token_must_have_an_empty_signature() -> None:
+    token = unsigned(claims(), signature=b"anything")
+    assert "signature" in refused(token, algorithms=("none",), allow_unsigned=True).detail
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"iss": "https://evil.example/"}, id="iss"),
+        pytest.param({"aud": "someone-else"}, id="aud"),
+        pytest.param({"aud": [CLIENT_ID, "api"]}, id="aud-without-azp"),
+        pytest.param({"exp": NOW - 3600}, id="expired"),
+        pytest.param({"iat": None}, id="no-iat"),
+        pytest.param({"sub": None}, id="no-sub"),
+        pytest.param({"nonce": "nonce-2"}, id="nonce"),
+        pytest.param({"nonce": "nonce-\u00e9"}, id="non-ascii-nonce"),
+    ],
+)
+def test_an_unsigned_id_token_gets_every_other_check(overrides: dict[str, Any]) -> None:
+    refused(unsigned(claims(now=NOW, **overrides)), algorithms=("none",), allow_unsigned=True, now=NOW,
+            access_token="at-123")
+
+
+def test_an_unsigned_id_token_at_hash_is_not_checked() -> None:
+    """No JOSE hash to use (Core 3.1.3.8 hashes with the alg's), and nothing signed binds it: MAY, skipped."""
+    for value in (at_hash("at-123"), "AAAAAAAAAAAAAAAAAAAAAA", "\u00e9"):
+        token = unsigned(claims(at_hash=value))
+        assert validate(token, algorithms=("none",), allow_unsigned=True, access_token="at-123")["sub"] == "alice"
+
+
+def test_an_unsigned_id_token_is_still_typed() -> None:
+    refused(unsigned(claims(), typ="logout+jwt"), algorithms=("none",), allow_unsigned=True)
+
+
+def test_an_unsigned_refreshed_id_token_is_refused_even_with_none_allowed() -> None:
+    token = unsigned(claims(now=LATER, auth_time=T0 - 5, sid="sid-1", nonce=None))
+    with pytest.raises(AuthFailure) as caught:
+        validate_refreshed_id_token(
+            token, original(), keys=KeySet(JWKSFetch(), ttl=3600), issuer=ISSUER, client_id=CLIENT_ID,
+            client_secret=HMAC_SECRET, algorithms=("RS256", "none"), leeway=LEEWAY, now=LATER,
+        )
+    assert caught.value.code == "invalid_id_token" and "none" in caught.value.detail

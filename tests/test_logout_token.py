@@ -83,8 +83,9 @@ def test_valid_logout_tokens(overrides: dict[str, Any], sid: Optional[str], sub:
     assert result["events"] == {LOGOUT_EVENT: {}}
 
 
-@pytest.mark.parametrize("typ", ["logout+jwt", "application/logout+jwt", "JWT", None])
+@pytest.mark.parametrize("typ", ["logout+jwt", "application/logout+jwt", "Logout+JWT", "APPLICATION/logout+jwt", None])
 def test_accepted_typ_headers(typ: Optional[str]) -> None:
+    """Section 2.4: ``logout+jwt``; media types compare case-insensitively, ``application/`` optional (RFC 7515)."""
     assert validate(logout_token(typ=typ))["sid"] == "provider-session-1"
 
 
@@ -148,9 +149,20 @@ def test_an_id_token_with_an_events_claim_but_a_nonce_is_still_refused() -> None
     refused(sign(claims(now=NOW, events={LOGOUT_EVENT: {}}, sid="provider-session-1")))
 
 
-@pytest.mark.parametrize("typ", ["at+jwt", "id_token+jwt", "secevent+jwt", "JOSE", "logout+JWT+x", ""])
-def test_other_typ_headers_are_refused(typ: str) -> None:
-    refused(logout_token(typ=typ))
+@pytest.mark.parametrize("typ", ["at+jwt", "id_token+jwt", "secevent+jwt", "JOSE", "logout+JWT+x", "", "JWT",
+                                 "application/jwt", "logout", 7, ["logout+jwt"]])
+def test_other_typ_headers_are_refused(typ: Any) -> None:
+    """An explicit ``typ`` other than ``logout+jwt`` -- the generic ``JWT`` of ID tokens included -- is refused."""
+    assert "typ" in refused(logout_token(typ=typ)).detail
+
+
+# -- jti (issue 13 item 13) ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("jti", [None, "", 17, ["jti-1"], {"id": 1}], ids=["missing", "empty", "int", "list", "object"])
+def test_a_logout_token_without_a_usable_jti_is_refused(jti: Any) -> None:
+    """Section 2.4 makes ``jti`` REQUIRED: without it a replay could never be told from a new logout."""
+    assert "jti" in refused(logout_token(jti=jti)).detail.lower()
 
 
 # -- the rules shared with ID tokens ---------------------------------------------------------

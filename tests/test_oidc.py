@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
+import time
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Optional
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 import jwt
@@ -14,7 +15,7 @@ import requests
 from sso_middleware import oidc
 from sso_middleware.config import SSOConfig
 from sso_middleware.errors import AuthFailure, ProviderError
-from sso_middleware.id_token import IdentityMismatch
+from sso_middleware.id_token import LOGOUT_EVENT, IdentityMismatch
 from sso_middleware.oidc import LoginRequest, OIDCClient
 
 from .fakes import (
@@ -30,6 +31,7 @@ from .fakes import (
     rsa_key,
     s256,
 )
+from .tokens import ec_jwk, ec_key, forge, sign
 
 SETTINGS: dict[str, Any] = {
     "issuer": ISSUER,
@@ -1045,3 +1047,149 @@ def test_a_refreshed_id_token_with_a_rotated_key_is_accepted(provider: FakeProvi
     provider.id_token_key = rsa_key("rotated")
     provider.jwks_keys = [public_jwk(rsa_key("rotated"), "key-2")]
     assert client.refresh(signed_in.refresh_token, signed_in.id_token).id_token is not None
+
+
+# -- signature algorithms: what the provider advertises (issue 13 item 15) -------------------------
+
+
+def signing_es256(provider: FakeProvider) -> None:
+    """Make the provider sign its ID tokens with ES256 (its JWKS holds the EC key beside the RSA one)."""
+    provider.id_token_alg, provider.id_token_key, provider.kid = "ES256", ec_key(), "ec-1"
+    provider.jwks_keys = [public_jwk(rsa_key(), "key-1"), ec_jwk(ec_key(), "ec-1")]
+
+
+def test_an_algorithm_the_provider_does_not_advertise_is_refused(provider: FakeProvider) -> None:
+    """Core 3.1.3.7: the ID token's alg is the registered one; ES256 is allowed by us, not advertised by it."""
+    signing_es256(provider)
+    client = make_client(provider, id_token_algorithms=("RS256", "ES256"))
+    login, code = start_login(client, provider)
+    error = failure(client.sign_in, code, login.nonce, login.code_verifier)
+    assert (error.code, error.detail) == ("invalid_id_token", "algorithm 'ES256' is not accepted")
+    assert provider.requests_to("/userinfo") == []
+
+
+def test_an_advertised_and_allowed_algorithm_is_accepted(provider: FakeProvider) -> None:
+    signing_es256(provider)
+    provider.discovery_overrides["id_token_signing_alg_values_supported"] = ["RS256", "ES256"]
+    assert sign_in(make_client(provider, id_token_algorithms=("RS256", "ES256")), provider).claims["sub"] == "alice"
+
+
+@pytest.mark.parametrize("advertised", [None, "RS256", [], [1, None]], ids=["absent", "not-a-list", "empty",
+                                                                             "no-strings"])
+def test_without_a_usable_advertisement_the_allow_list_alone_decides(provider: FakeProvider,
+                                                                     advertised: Any) -> None:
+    signing_es256(provider)
+    provider.discovery_overrides["id_token_signing_alg_values_supported"] = advertised
+    assert sign_in(make_client(provider, id_token_algorithms=("ES256",)), provider).claims["sub"] == "alice"
+    assert failure(sign_in, make_client(provider, id_token_algorithms=("RS256",)), provider).code == \
+        "invalid_id_token"
+
+
+def test_the_accepted_algorithms_are_the_intersection_in_the_configured_order(provider: FakeProvider) -> None:
+    provider.discovery_overrides["id_token_signing_alg_values_supported"] = ["ES256", "RS256", "HS256", "none"]
+    client = make_client(provider, id_token_algorithms=("PS256", "RS256", "ES256"))
+    assert client.signing_algorithms() == ("RS256", "ES256")
+
+
+def test_an_empty_intersection_fails_before_the_provider_is_visited(provider: FakeProvider) -> None:
+    """A configuration error between us and the provider: a clear 502 code, not a 500 and not a loop."""
+    provider.discovery_overrides["id_token_signing_alg_values_supported"] = ["ES384"]
+    client = make_client(provider, id_token_algorithms=("RS256", "ES256"))
+    with pytest.raises(ProviderError) as caught:
+        client.authorization_url(client.new_login_request(), prompt=None, connection=None)
+    assert caught.value.code == "signing_algorithm_mismatch"
+    assert "id_token_algorithms" in caught.value.detail and "ES384" in caught.value.detail
+    from sso_middleware.errors import describe
+
+    status, message, shown = describe("signing_algorithm_mismatch")
+    assert (status, shown) == (502, "signing_algorithm_mismatch") and "operator" in message
+
+
+def test_an_empty_intersection_refuses_tokens_as_a_provider_error(provider: FakeProvider) -> None:
+    client = make_client(provider)
+    login, code = start_login(client, provider)
+    provider.discovery_overrides["id_token_signing_alg_values_supported"] = ["HS512"]
+    client._metadata = None  # the provider changed its advertisement since the sign-in started
+    error = failure(client.sign_in, code, login.nonce, login.code_verifier)
+    assert (type(error), error.code) == (ProviderError, "signing_algorithm_mismatch")
+    assert failure(client.validate_logout_token, "a.b.c").code == "signing_algorithm_mismatch"
+
+
+# -- token types and non-ASCII claims through the client (issue 13 items 12 and 16) ----------------
+
+
+@pytest.mark.parametrize("claims", [{"nonce": "n\u00e9"}, {"at_hash": "\u00e9" * 22}], ids=["nonce", "at_hash"])
+def test_non_ascii_nonce_or_at_hash_is_invalid_id_token(client: OIDCClient, provider: FakeProvider,
+                                                        claims: dict[str, Any]) -> None:
+    provider.id_token_overrides = claims
+    login, code = start_login(client, provider)
+    assert failure(client.sign_in, code, login.nonce, login.code_verifier).code == "invalid_id_token"
+
+
+def test_a_logout_token_as_the_refreshed_id_token_is_refused(provider: FakeProvider) -> None:
+    """Core 12.2 expects no nonce in a refreshed ID token, so a logout token about the user must fail on type."""
+    client, signed_in = refreshable(provider)
+    now = int(time.time())
+    for typ in ("logout+jwt", None):
+        logout = sign({"iss": ISSUER, "aud": CLIENT_ID, "sub": "alice", "iat": now, "exp": now + 120,
+                       "jti": "j", "sid": "provider-session-1", "events": {LOGOUT_EVENT: {}}}, typ=typ)
+        provider.refresh_changes = {"id_token": logout}
+        error = failure(client.refresh, client_refresh_token(provider), signed_in.id_token)
+        assert error.code == "invalid_id_token" and ("typ" in error.detail or "events" in error.detail)
+
+
+def client_refresh_token(provider: FakeProvider) -> str:
+    """Any live refresh token of alice's (the provider rotates them on every refresh)."""
+    return provider.live_refresh_tokens("alice")[-1]
+
+
+# -- unsigned ID tokens from the token endpoint (issue 13 item 18, rp-id_token-sig-none) ---------------
+
+
+def unsigned_provider(advertise: bool = True) -> FakeProvider:
+    """A provider registered with id_token_signed_response_alg=none: unsigned ID tokens from its token endpoint."""
+    provider = FakeProvider()
+    if advertise:
+        provider.discovery_overrides["id_token_signing_alg_values_supported"] = ["RS256", "none"]
+
+    def make_unsigned(sub: str = "alice", nonce: Optional[str] = None, **overrides: Any) -> str:
+        return forge({"alg": "none"}, provider.id_token_claims(sub, nonce, **overrides))
+
+    provider.make_id_token = make_unsigned  # type: ignore[method-assign]
+    return provider
+
+
+def test_an_unsigned_id_token_from_the_token_endpoint_is_accepted_when_configured() -> None:
+    provider = unsigned_provider()
+    result = sign_in(make_client(provider, id_token_algorithms=("RS256", "none")), provider)
+    assert result.claims["sub"] == "alice" and result.id_token.endswith(".")
+    assert provider.requests_to("/.well-known/jwks.json") == []  # nothing to verify with
+    assert len(provider.requests_to("/userinfo")) == 1
+
+
+def test_an_unsigned_id_token_is_refused_by_default() -> None:
+    provider = unsigned_provider()
+    error = failure(sign_in, make_client(provider), provider)
+    assert (error.code, error.detail) == ("invalid_id_token", "algorithm 'none' is not accepted")
+
+
+def test_an_unsigned_id_token_is_refused_when_the_provider_does_not_advertise_none() -> None:
+    provider = unsigned_provider(advertise=False)
+    error = failure(sign_in, make_client(provider, id_token_algorithms=("RS256", "none")), provider)
+    assert (error.code, error.detail) == ("invalid_id_token", "algorithm 'none' is not accepted")
+
+
+def test_an_unsigned_id_token_over_loopback_http_under_allow_insecure_http() -> None:
+    provider = unsigned_provider()
+    provider.issuer = "http://127.0.0.1:3000/"
+    client = make_client(provider, issuer=provider.issuer, base_url="http://127.0.0.1:5000",
+                         allow_insecure_http=True, id_token_algorithms=("none",))
+    assert sign_in(client, provider).claims["sub"] == "alice"
+
+
+def test_an_unsigned_refreshed_id_token_is_refused() -> None:
+    provider = unsigned_provider()
+    provider.refresh_id_token = True
+    client, signed_in = refreshable(provider, id_token_algorithms=("RS256", "none"))
+    error = failure(client.refresh, signed_in.refresh_token, signed_in.id_token)
+    assert (error.code, error.detail) == ("invalid_id_token", "algorithm 'none' is not accepted")
