@@ -51,9 +51,13 @@ _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
 _REQUIRED = ["iss", "sub", "aud", "exp", "iat"]
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 #: ``typ`` values, as :func:`_media_type` normalises them: an ID token is a plain JWT (RFC 7519 section
-#: 5.1), a logout token a ``logout+jwt`` (Back-Channel Logout 1.0 section 2.4).  Absent is accepted for both.
+#: 5.1), a logout token a ``logout+jwt`` (Back-Channel Logout 1.0 section 2.4, a SHOULD).  Absent is accepted
+#: for both, and so is the generic ``JWT`` on logout tokens, read as untyped: Keycloak sends it (its issue
+#: #28939; Connect2id's validator made the same choice).  What keeps an ID token out is not its type but
+#: the logout token's own rules: the back-channel ``events`` member and a ``jti`` required, ``nonce``
+#: forbidden -- and an ID token carrying ``events`` is refused in turn.
 _ID_TOKEN_TYPES = frozenset({"jwt"})
-_LOGOUT_TOKEN_TYPES = frozenset({"logout+jwt"})
+_LOGOUT_TOKEN_TYPES = frozenset({"logout+jwt", "jwt"})
 
 
 def accepted_algorithms(configured: tuple[str, ...], advertised: Optional[tuple[str, ...]]) -> tuple[str, ...]:

@@ -83,9 +83,14 @@ def test_valid_logout_tokens(overrides: dict[str, Any], sid: Optional[str], sub:
     assert result["events"] == {LOGOUT_EVENT: {}}
 
 
-@pytest.mark.parametrize("typ", ["logout+jwt", "application/logout+jwt", "Logout+JWT", "APPLICATION/logout+jwt", None])
+@pytest.mark.parametrize("typ", ["logout+jwt", "application/logout+jwt", "Logout+JWT", "APPLICATION/logout+jwt", None,
+                                 "JWT", "application/jwt"])
 def test_accepted_typ_headers(typ: Optional[str]) -> None:
-    """Section 2.4: ``logout+jwt``; media types compare case-insensitively, ``application/`` optional (RFC 7515)."""
+    """Section 2.4: ``logout+jwt``; media types compare case-insensitively, ``application/`` optional (RFC 7515).
+
+    The generic ``JWT`` counts as untyped (Keycloak sends it): its ``events``, ``jti`` and no ``nonce``
+    are what keep an ID token out (see test_an_id_token_replayed_as_a_logout_token_is_refused).
+    """
     assert validate(logout_token(typ=typ))["sid"] == "provider-session-1"
 
 
@@ -139,9 +144,11 @@ def test_logout_rules(overrides: dict[str, Any]) -> None:
     refused(logout_token(**overrides))
 
 
-def test_an_id_token_replayed_as_a_logout_token_is_refused() -> None:
-    # A perfectly valid ID token of this client (nonce, no events), signed by the provider.
-    id_token = sign(claims(now=NOW, sid="provider-session-1"))
+@pytest.mark.parametrize("typ", [None, "JWT"])
+def test_an_id_token_replayed_as_a_logout_token_is_refused(typ: Optional[str]) -> None:
+    # A perfectly valid ID token of this client (nonce, no events), signed by the provider, typed or not.
+    headers = {"typ": typ} if typ else {}
+    id_token = sign(claims(now=NOW, sid="provider-session-1"), **headers)
     refused(id_token)
 
 
@@ -149,10 +156,10 @@ def test_an_id_token_with_an_events_claim_but_a_nonce_is_still_refused() -> None
     refused(sign(claims(now=NOW, events={LOGOUT_EVENT: {}}, sid="provider-session-1")))
 
 
-@pytest.mark.parametrize("typ", ["at+jwt", "id_token+jwt", "secevent+jwt", "JOSE", "logout+JWT+x", "", "JWT",
-                                 "application/jwt", "logout", 7, ["logout+jwt"]])
+@pytest.mark.parametrize("typ", ["at+jwt", "id_token+jwt", "secevent+jwt", "JOSE", "logout+JWT+x", "",
+                                 "logout", 7, ["logout+jwt"]])
 def test_other_typ_headers_are_refused(typ: Any) -> None:
-    """An explicit ``typ`` other than ``logout+jwt`` -- the generic ``JWT`` of ID tokens included -- is refused."""
+    """An explicit ``typ`` other than ``logout+jwt`` (or the generic ``JWT``) is refused."""
     assert "typ" in refused(logout_token(typ=typ)).detail
 
 
