@@ -125,7 +125,7 @@ class Source:
 
     description: str
     load: Callable[[], SSOConfig]
-    secrets: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
 def source_from_args(args: argparse.Namespace) -> Source:

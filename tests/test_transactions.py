@@ -476,3 +476,11 @@ def test_step_up_fields_are_encrypted_like_the_rest(cookies: TransactionCookies)
     raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     for secret in ("urn:dev:loa:mfa", "max_age", "acr_values"):
         assert secret not in value and secret.encode() not in raw, secret
+
+
+def test_a_transaction_hides_its_secrets_in_repr() -> None:
+    # error reporters that capture locals would send the PKCE verifier and the nonce away
+    value = transaction(nonce="MARK-nonce", code_verifier="MARK-verifier")
+    for text in (repr(value), str(value)):
+        assert "MARK-" not in text, text
+        assert "/dashboard?tab=2" in text
