@@ -354,7 +354,7 @@ def test_a_decompression_bomb_is_refused(serve: Callable[[Handler], Server], htt
     assert error.code == "provider_bad_response"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gzip_of_gzip_bomb(size: int) -> bytes:
     """``size`` zero bytes, gzipped twice, built in pieces (the answer of CVE-2025-66471's report)."""
     inner = zlib.compressobj(9, zlib.DEFLATED, 31)
