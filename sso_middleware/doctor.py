@@ -57,10 +57,10 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Optional, TextIO
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 from jwt import PyJWK
@@ -73,6 +73,7 @@ from .errors import ConfigError, ProviderError
 from .http import ProviderHTTP
 from .jwks import key_type_for
 from .oidc import OIDCClient, ProviderMetadata, token_request
+from .redaction import Redactor, escape_text, redact_url, url_passwords
 from .session import prepare_data_dir
 from .stores import JsonMemcachedNamespace, JsonRedisNamespace
 
@@ -95,13 +96,6 @@ USE_VALUES = frozenset({"egg:sso_middleware#main", "egg:sso_middleware", "egg:ss
                         "egg:sso-middleware"})
 _MARKERS: dict[Status, str] = {OK: "[ OK ]", WARN: "[WARN]", FAIL: "[FAIL]", INFO: "[INFO]", SKIP: "[SKIP]"}
 _SECRET_SETTINGS = ("client_secret", "session_secret")
-#: Secret values shorter than this are not masked (masking them would garble every message).
-_MIN_MASKED = 4
-#: Runs of at least this many characters of a secret are masked wherever they appear.
-_MIN_PIECE = 8
-_MASK = "***"
-#: ``password=`` in a URL's query (redis-py reads the Redis password from there too).
-_QUERY_PASSWORD = re.compile(r"(?i)(^|[&;])(password=)([^&;#]*)")
 
 
 class UsageError(Exception):
@@ -242,7 +236,7 @@ def ini_source(path: str, section: Optional[str], global_overrides: Mapping[str,
         if setting in _SECRET_SETTINGS:
             candidates.append(value)
         elif setting == "session_url":
-            candidates += _url_passwords(value)
+            candidates += url_passwords(value)
 
     def load() -> SSOConfig:
         try:
@@ -287,98 +281,8 @@ def _secret_values(settings: Mapping[str, Any]) -> tuple[str, ...]:
     values = [settings.get(name) for name in _SECRET_SETTINGS]
     url = settings.get("session_url")
     if isinstance(url, str):
-        values += _url_passwords(url)
+        values += url_passwords(url)
     return tuple(value for value in values if isinstance(value, str) and value)
-
-
-def _url_passwords(url: str) -> list[str]:
-    """The passwords in a store URL: its user-info and ``password=`` query values, as written and decoded."""
-    found = [match.group(3) for match in _QUERY_PASSWORD.finditer(url.partition("?")[2])]
-    with contextlib.suppress(ValueError):  # not a URL: nothing more to find
-        found.append(urlsplit(url).password or "")
-    found += [unquote(value) for value in found]
-    return [value for value in found if value]
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password (user-info or ``password=`` query value) replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return _MASK
-    redacted = parts
-    if password:
-        netloc = parts.netloc.rsplit("@", 1)[1]
-        redacted = redacted._replace(netloc=f"{parts.username or ''}:{_MASK}@{netloc}")
-    redacted = redacted._replace(query=_QUERY_PASSWORD.sub(rf"\1\2{_MASK}", parts.query))
-    return url if redacted == parts else urlunsplit(redacted)
-
-
-def escape_text(text: str) -> str:
-    """``text`` with every non-printable character shown as its Python escape (ESC as ``\\x1b``).
-
-    Provider-supplied strings (discovery values, key ids and types, error descriptions)
-    reach the doctor's output; escaped, they cannot move the cursor, retitle the terminal
-    or reorder the line (bidirectional overrides).
-    """
-    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
-
-
-class Redactor:
-    """Masks known secret values, and any run of ``_MIN_PIECE`` or more characters of one, in printed text.
-
-    A safety net, applied to every line the doctor prints (no check prints a secret on
-    purpose): error messages of libraries quote values, often only a piece of them (the
-    tail after a ``%``, a truncated line).  A run that is also part of a ``public`` value
-    (the client id, the issuer) reveals nothing and is left alone, so that a secret that
-    happens to contain the client id does not mask the client id everywhere.
-    """
-
-    def __init__(self, values: Iterable[Optional[str]] = (), public: Iterable[Optional[str]] = ()) -> None:
-        self.values: set[str] = set()
-        self.public: set[str] = set()
-        self.add(values)
-        self.add_public(public)
-
-    def add(self, values: Iterable[Optional[str]]) -> None:
-        """More secret values, masked in the forms a message may quote them in."""
-        for value in values:
-            if value and len(value) >= _MIN_MASKED:
-                self.values.update({value, quote(value, safe=""), unquote(value), repr(value)[1:-1]})
-
-    def add_public(self, values: Iterable[Optional[str]]) -> None:
-        """Values that are no secret (their runs shared with a secret are printed)."""
-        self.public.update(value for value in values if value)
-
-    def __call__(self, text: str) -> str:
-        for value in sorted(self.values, key=len, reverse=True):
-            text = text.replace(value, _MASK)
-        return self._mask_pieces(text)
-
-    def show(self, text: str) -> str:
-        """``text`` as it may be printed: secrets masked, then non-printable characters escaped."""
-        return escape_text(self(text))
-
-    def _mask_pieces(self, text: str) -> str:
-        pieces = [value for value in self.values if len(value) >= _MIN_PIECE]
-        if not pieces:
-            return text
-        out: list[str] = []
-        start = 0
-        while start < len(text):
-            end = start + _MIN_PIECE
-            if end <= len(text) and any(text[start:end] in value for value in pieces):
-                while end < len(text) and any(text[start:end + 1] in value for value in pieces):
-                    end += 1
-                run = text[start:end]
-                if not any(run in value for value in self.public):
-                    out.append(_MASK)
-                    start = end
-                    continue
-            out.append(text[start])
-            start += 1
-        return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------
@@ -943,7 +847,7 @@ def run(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optio
     config, first = check_configuration(source)
     results = [first]
     if config is not None:
-        redact.add([config.client_secret, config.session_secret, *_url_passwords(config.session_url)])
+        redact.add([config.client_secret, config.session_secret, *url_passwords(config.session_url)])
         redact.add_public([config.client_id, config.issuer_url, config.base_url])
         results += run_checks(config)
     # The one place output is made printable: every check's message, whatever it quotes.
