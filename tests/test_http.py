@@ -19,6 +19,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 import urllib3
+import urllib3.response
 
 from sso_middleware.errors import ProviderError
 from sso_middleware.http import MAX_RESPONSE_BYTES, USER_AGENT, ProviderHTTP
@@ -384,8 +385,16 @@ def test_a_gzip_of_gzip_bomb_costs_bounded_memory_and_time(serve: Callable[[Hand
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd", "gzip, gzip", "identity, gzip", "x-custom",
                                       "GZIP"])
-def test_an_encoded_answer_is_refused(serve: Callable[[Handler], Server], http: ProviderHTTP, encoding: str) -> None:
-    # A provider ignoring `Accept-Encoding: identity`: refused before any decoding, whatever the encoding.
+def test_an_encoded_answer_is_refused(serve: Callable[[Handler], Server], http: ProviderHTTP, encoding: str,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # A provider ignoring `Accept-Encoding: identity`: refused before any decoding, whatever the encoding
+    # (and whatever urllib3 version: its decoders are never called).
+    decoded: list[str] = []
+    for name in ("GzipDecoder", "DeflateDecoder"):
+        decoder = getattr(urllib3.response, name)
+        original = decoder.decompress
+        monkeypatch.setattr(decoder, "decompress", lambda self, *args, _o=original, _n=name, **kwargs:
+                            decoded.append(_n) or _o(self, *args, **kwargs))
     body = gzip.compress(json.dumps({"keys": []}).encode())
     server = serve(lambda c, r: c.respond(200, body, headers={"Content-Encoding": encoding}))
     error, _ = provider_error(lambda: http.get_json(server.url(), "jwks"))
@@ -393,6 +402,7 @@ def test_an_encoded_answer_is_refused(serve: Callable[[Handler], Server], http: 
     assert "Content-Encoding" in error.detail
     error, _ = provider_error(lambda: http.post_form(server.url(), "token", "a=b"))
     assert error.code == "provider_bad_response"
+    assert decoded == []
 
 
 def test_an_endless_encoded_answer_is_not_read(serve: Callable[[Handler], Server], http: ProviderHTTP) -> None:
