@@ -122,8 +122,8 @@ class SSOConfig:
     session_type: str = _setting(
         "file", "Session store: `file`, `ext:redis`, `ext:memcached`, `cookie` or `environ` (see Session stores)."
     )
-    session_url: str = _setting(
-        "", "`ext:redis`: `redis://host:port/db`; `ext:memcached`: `host:port` servers separated by `;`."
+    session_url: str = _setting(  # not in repr: it may hold the Redis password
+        "", "`ext:redis`: `redis://host:port/db`; `ext:memcached`: `host:port` servers separated by `;`.", repr=False
     )
     session_environ_key: str = _setting(
         "beaker.session", "`environ`: the environ key of the outer Beaker `SessionMiddleware`'s session."

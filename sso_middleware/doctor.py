@@ -29,8 +29,13 @@ Exit status: 0 when no check failed (warnings allowed), 1 when one did, 2 for us
 errors (bad arguments, a file or section that does not exist).
 
 Security caveats: the doctor prints no secrets -- neither ``client_secret`` nor
-``session_secret`` nor the password of ``session_url`` -- and as a last line of
-defence every printed message has the configured secret values masked.  It does
+``session_secret`` nor the password of ``session_url`` (``redis://:PW@host`` or
+``?password=PW``) -- and as a last line of defence every printed text goes through
+:meth:`Redactor.show`, which masks the configured secret values and any run of 8 or more
+characters of one (error messages of libraries quote pieces of values), and prints
+non-printable characters escaped (``\\x1b``): discovery values, key ids and other
+provider-supplied strings cannot drive the terminal.  PasteDeploy's interpolation
+errors (a ``%`` in a value) are reported by their type and option name only.  It does
 send the client credentials to the provider's token endpoint (with a made-up
 authorization code, so nothing is issued) to find out whether they are accepted:
 run it against the provider you configured.  The file store probe writes and
@@ -52,10 +57,10 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Optional, TextIO
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 from jwt import PyJWK
@@ -69,6 +74,7 @@ from .http import ProviderHTTP
 from .id_token import accepted_algorithms
 from .jwks import key_type_for
 from .oidc import OIDCClient, ProviderMetadata, token_request
+from .redaction import Redactor, escape_text, redact_url, url_passwords
 from .session import prepare_data_dir
 from .stores import JsonMemcachedNamespace, JsonRedisNamespace
 
@@ -91,9 +97,6 @@ USE_VALUES = frozenset({"egg:sso_middleware#main", "egg:sso_middleware", "egg:ss
                         "egg:sso-middleware"})
 _MARKERS: dict[Status, str] = {OK: "[ OK ]", WARN: "[WARN]", FAIL: "[FAIL]", INFO: "[INFO]", SKIP: "[SKIP]"}
 _SECRET_SETTINGS = ("client_secret", "session_secret")
-#: Secret values shorter than this are not masked (masking them would garble every message).
-_MIN_MASKED = 4
-_MASK = "***"
 
 
 class UsageError(Exception):
@@ -126,7 +129,7 @@ class Source:
 
     description: str
     load: Callable[[], SSOConfig]
-    secrets: tuple[str, ...] = ()
+    secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
 def source_from_args(args: argparse.Namespace) -> Source:
@@ -219,13 +222,22 @@ def ini_source(path: str, section: Optional[str], global_overrides: Mapping[str,
     raw.optionxform = str  # type: ignore[assignment,method-assign]
     try:
         raw.read(path, encoding="utf-8")
+    except configparser.ParsingError as exc:  # its message quotes the lines, which may hold a secret
+        lines = ", ".join(str(number) for number, _ in exc.errors) or str(getattr(exc, "lineno", "?"))
+        raise UsageError(f"{path} is not an ini file: {type(exc).__name__} at line {lines}") from None
     except (configparser.Error, UnicodeDecodeError) as exc:
         raise UsageError(f"{path} is not an ini file: {_one_line(str(exc))}") from None
     section = _find_section(raw, path, section)
     name = section.split(":", 1)[1].strip()
-    candidates = [value for key, value in _raw_options(raw) if key.split(" ", 1)[-1].strip() in _SECRET_SETTINGS
-                  and not key.startswith("get ")]
-    candidates += [value for key, value in global_overrides.items() if key in _SECRET_SETTINGS]
+    candidates: list[str] = []
+    for key, value in _raw_options(raw):
+        setting = key.split(" ", 1)[-1].strip()
+        if key.startswith("get "):
+            continue
+        if setting in _SECRET_SETTINGS:
+            candidates.append(value)
+        elif setting == "session_url":
+            candidates += url_passwords(value)
 
     def load() -> SSOConfig:
         try:
@@ -234,6 +246,10 @@ def ini_source(path: str, section: Optional[str], global_overrides: Mapping[str,
         except KeyError as exc:
             raise SourceError(f"[{section}] reads the global variable {exc} (get ...), which is not set "
                               "in [DEFAULT] nor given with --set") from None
+        except configparser.InterpolationError as exc:
+            # Its message quotes the raw value (a secret, often): the error type and option only.
+            raise SourceError(f"PasteDeploy cannot load [{section}]: {type(exc).__name__} in option "
+                              f"{exc.option!r}: a literal '%' in a value must be written '%%'") from None
         except (LookupError, ImportError, ValueError, configparser.Error) as exc:
             raise SourceError(f"PasteDeploy cannot load [{section}]: {_one_line(str(exc))}") from None
         return SSOConfig.from_settings(local_conf)
@@ -266,48 +282,8 @@ def _secret_values(settings: Mapping[str, Any]) -> tuple[str, ...]:
     values = [settings.get(name) for name in _SECRET_SETTINGS]
     url = settings.get("session_url")
     if isinstance(url, str):
-        values.append(_url_password(url))
+        values += url_passwords(url)
     return tuple(value for value in values if isinstance(value, str) and value)
-
-
-def _url_password(url: str) -> Optional[str]:
-    try:
-        return urlsplit(url).password
-    except ValueError:
-        return None
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (for ``session_url``)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return _MASK
-    if not password:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:{_MASK}@{netloc}"))
-
-
-class Redactor:
-    """Masks known secret values in every message (a safety net: no check prints them)."""
-
-    def __init__(self, values: Iterable[Optional[str]] = ()) -> None:
-        self.values: set[str] = set()
-        self.add(values)
-
-    def add(self, values: Iterable[Optional[str]]) -> None:
-        for value in values:
-            if value and len(value) >= _MIN_MASKED:
-                self.values.add(value)
-                self.values.add(quote(value, safe=""))
-
-    def __call__(self, text: str) -> str:
-        for value in sorted(self.values, key=len, reverse=True):
-            text = text.replace(value, _MASK)
-        return text
 
 
 # ---------------------------------------------------------------------------------------
@@ -891,19 +867,21 @@ def run(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optio
     try:
         source = source_from_args(args)
     except UsageError as exc:
-        print(f"sso-middleware check: error: {exc}", file=err)
+        print(f"sso-middleware check: error: {escape_text(str(exc))}", file=err)
         return EXIT_USAGE
     redact = Redactor(source.secrets)
     config, first = check_configuration(source)
     results = [first]
     if config is not None:
-        redact.add([config.client_secret, config.session_secret, _url_password(config.session_url)])
+        redact.add([config.client_secret, config.session_secret, *url_passwords(config.session_url)])
+        redact.add_public([config.client_id, config.issuer_url, config.base_url])
         results += run_checks(config)
-    results = [Result(r.status, r.check, redact(r.message)) for r in results]
+    # The one place output is made printable: every check's message, whatever it quotes.
+    results = [Result(r.status, redact.show(r.check), redact.show(r.message)) for r in results]
     failed = any(result.status == FAIL for result in results)
     status = EXIT_FAILED if failed else EXIT_OK
     if args.json:
-        json.dump({"source": redact(source.description), "exit_status": status,
+        json.dump({"source": redact.show(source.description), "exit_status": status,
                    "results": [{"status": r.status, "check": r.check, "message": r.message} for r in results]},
                   out, indent=2)
         out.write("\n")

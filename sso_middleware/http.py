@@ -5,7 +5,13 @@ shared :class:`requests.Session` (connection pooling, thread-safe for these
 simple calls), a timeout on every request, and reads at most
 ``MAX_RESPONSE_BYTES`` of any answer, which must be complete within about the
 timeout, so a provider that is down, slow, dripping its answer or answering with
-an endless body costs a bounded time and memory.  Redirects are never followed
+an endless body costs a bounded time and memory.  Answers are asked for, and
+accepted only, without a ``Content-Encoding`` (``Accept-Encoding: identity``): a
+compressed answer is refused on its headers, before any byte of it is decoded, so
+the size cap is a cap on what is held in memory whatever urllib3 does with
+encodings (urllib3 < 2.6 decoded a ``gzip, gzip`` answer whole in one read,
+CVE-2025-66471 / CVE-2025-66418; the dependency floor excludes it as well).
+Redirects are never followed
 (a redirect's body is read within the same bounds, then refused), and no
 cookies are kept between requests.  Failures
 become :class:`~sso_middleware.errors.ProviderError` with the code
@@ -64,6 +70,7 @@ class ProviderHTTP:
     def _request(self, method: str, url: str, what: str, **kwargs: Any) -> tuple[int, Any]:
         headers = dict(self.session.headers)
         headers["Accept"] = "application/json"
+        headers["Accept-Encoding"] = "identity"  # see _refuse_encoded: nothing is ever decompressed
         headers.update(kwargs.pop("headers", None) or {})
         deadline = time.monotonic() + self.timeout
         try:
@@ -74,6 +81,7 @@ class ProviderHTTP:
             adapter = self.session.get_adapter(str(prepared.url))
             with adapter.send(prepared, stream=True, timeout=self.timeout, verify=True, cert=None,
                               proxies={}) as response:
+                _refuse_encoded(response, what)
                 body = _read_body(response, deadline, what)
                 status = response.status_code
         except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
@@ -90,6 +98,20 @@ class ProviderHTTP:
             raise ProviderError("provider_bad_response", f"{what}: HTTP {status}, body is not JSON") from None
 
 
+def _refuse_encoded(response: requests.Response, what: str) -> None:
+    """Refuse an answer with any ``Content-Encoding`` but ``identity``, before reading its body.
+
+    A compressed answer is a decompression bomb in waiting (a 1.8 KB ``gzip, gzip`` answer
+    decodes to gigabytes); the provider was asked for ``identity`` and a JSON document is
+    small, so there is no reason to accept one.  (Repeated headers arrive joined by commas.)
+    """
+    encoding = response.headers.get("Content-Encoding", "")
+    codings = [coding.strip().lower() for coding in encoding.split(",")]
+    if any(coding not in ("", "identity") for coding in codings):
+        raise ProviderError("provider_bad_response",
+                            f"{what}: answer with Content-Encoding {encoding[:40]!r} (only identity is accepted)")
+
+
 def _read_body(response: requests.Response, deadline: float, what: str) -> bytes:
     """At most ``MAX_RESPONSE_BYTES + 1`` bytes of the body, arriving by ``deadline``.
 
@@ -102,7 +124,8 @@ def _read_body(response: requests.Response, deadline: float, what: str) -> bytes
     while size <= MAX_RESPONSE_BYTES:
         if chunks and time.monotonic() > deadline:
             raise ProviderError("provider_timeout", f"{what}: answer not complete in time")
-        chunk = read(min(_CHUNK_BYTES, MAX_RESPONSE_BYTES + 1 - size), decode_content=True)
+        # decode_content=False: encoded answers were refused; never decode whatever slipped through.
+        chunk = read(min(_CHUNK_BYTES, MAX_RESPONSE_BYTES + 1 - size), decode_content=False)
         if not chunk:
             break
         chunks.append(chunk)

@@ -27,7 +27,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -107,34 +107,41 @@ class ProviderMetadata:
 
 @dataclass(frozen=True)
 class LoginRequest:
-    """The secrets of one sign-in attempt; stored server-side until the callback."""
+    """The secrets of one sign-in attempt; stored server-side until the callback.
 
-    state: str
-    nonce: str
-    code_verifier: str
+    Security caveat: ``state``, ``nonce`` and ``code_verifier`` are kept out of ``repr``
+    (error reporters that capture locals would send them away); so are the tokens below.
+    """
+
+    state: str = field(repr=False)
+    nonce: str = field(repr=False)
+    code_verifier: str = field(repr=False)
     code_challenge: str
 
 
 @dataclass(frozen=True)
 class SignInResult:
-    """What a successful code exchange yields."""
+    """What a successful code exchange yields (the tokens are not in its ``repr``)."""
 
-    id_token: str
+    id_token: str = field(repr=False)
     claims: dict[str, Any]
     userinfo: dict[str, Any]
-    access_token: str
+    access_token: str = field(repr=False)
     expires_at: Optional[float] = None
-    refresh_token: Optional[str] = None
+    refresh_token: Optional[str] = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
 class RefreshResult:
-    """What a successful refresh yields; ``refresh_token`` is None when the provider keeps the old one."""
+    """What a successful refresh yields; ``refresh_token`` is None when the provider keeps the old one.
 
-    access_token: str
+    The tokens are not in its ``repr``.
+    """
+
+    access_token: str = field(repr=False)
     expires_at: Optional[float]
-    refresh_token: Optional[str]
-    id_token: Optional[str]
+    refresh_token: Optional[str] = field(repr=False)
+    id_token: Optional[str] = field(repr=False)
 
 
 class OIDCClient:

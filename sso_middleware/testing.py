@@ -118,7 +118,7 @@ class ClientCredentials:
     """
 
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     token_endpoint_auth_method: str = "client_secret_basic"
     redirect_uris: tuple[str, ...] = ()
     post_logout_redirect_uris: tuple[str, ...] = ()
@@ -154,7 +154,7 @@ class DevUser:
     """
 
     username: str
-    password: str
+    password: str = field(repr=False)
     claims: Mapping[str, Any]
 
     @property

@@ -44,7 +44,7 @@ import hashlib
 import hmac
 import json
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from http.cookies import Morsel
 from typing import Optional
 
@@ -71,8 +71,8 @@ _STATE = re.compile(r"[A-Za-z0-9_-]{43}")
 class Transaction:
     """One sign-in in flight, keyed by its ``state``."""
 
-    nonce: str
-    code_verifier: str
+    nonce: str = field(repr=False)  # secrets of the sign-in: never in a repr (error reporters capture locals)
+    code_verifier: str = field(repr=False)
     target_url: str
     connection: Optional[str]
     prompt: Optional[str]

@@ -72,6 +72,16 @@ def test_secrets_are_not_in_the_repr() -> None:
     assert CLIENT_ID in text
 
 
+@pytest.mark.parametrize("url", ["redis://:MARK-password@127.0.0.1:6379/0",
+                                 "redis://user:MARK-password@127.0.0.1:6379/0",
+                                 "redis://127.0.0.1:6379/0?password=MARK-password"])
+def test_the_session_url_password_is_not_in_the_repr(url: str) -> None:
+    config = build(session_type="ext:redis", session_url=url)
+    for text in (repr(config), str(config)):
+        assert "MARK-password" not in text
+        assert CLIENT_ID in text
+
+
 # -- required settings ------------------------------------------------------------
 
 

@@ -28,7 +28,7 @@ from typing import Any, Optional
 import pytest
 
 from sso_middleware.__main__ import main
-from sso_middleware.doctor import Redactor, redact_url
+from sso_middleware.redaction import Redactor, redact_url
 from sso_middleware.testing import DevProvider
 
 from .fakes import public_jwk, rsa_key
@@ -139,6 +139,7 @@ def test_a_good_configuration_passes_every_check(capsys: pytest.CaptureFixture[s
     assert "RS256" in outcome.line("OK", "signing keys")
     assert "within a second" in outcome.line("OK", "clock")
     assert len(outcome.lines("OK", "endpoints")) == 3  # token, userinfo, end_session
+    assert "***" not in outcome.out  # the redaction net masks nothing that is not a secret
     registration = outcome.line("INFO", "register at the provider")
     for url in (f"Allowed Callback URL (redirect_uri): {BASE_URL}/auth/callback",
                 f"Allowed Logout URL (post_logout_redirect_uri): {BASE_URL}/",
@@ -484,6 +485,8 @@ def mini_settings(mini: MiniProvider, tmp_path: Path, **overrides: str) -> str:
 def test_the_mini_provider_passes(capsys: pytest.CaptureFixture[str], mini: MiniProvider, tmp_path: Path) -> None:
     outcome = check(capsys, "--settings", mini_settings(mini, tmp_path), secrets=("mini-client-secret",))
     assert outcome.code == 0, outcome.out
+    assert "***" not in outcome.out  # not even the client id, a piece of this client secret
+    assert "client_id mini-client," in outcome.line("OK", "configuration")
     request = mini.token_requests[-1]
     assert request["authorization"].startswith("Basic ")
     assert "grant_type=authorization_code" in request["body"] and "code_verifier=" in request["body"]
@@ -829,6 +832,95 @@ def test_python_dash_m_and_the_console_script(oidc_provider: DevProvider, tmp_pa
     assert result.returncode == 2 and "ini file not found" in result.stderr
 
 
+# -- nothing secret or hostile reaches the terminal ---------------------------------------------------
+
+QUERY_PASSWORD = "MARK-query-pw-4f3e2d1c"
+
+
+@pytest.mark.parametrize("url_of", [
+    pytest.param(lambda port: f"redis://127.0.0.1:{port}/0?password={QUERY_PASSWORD}", id="query"),
+    pytest.param(lambda port: f"redis://127.0.0.1:{port}/0?db=0&password={QUERY_PASSWORD}", id="query-later"),
+    pytest.param(lambda port: f"redis://:{QUERY_PASSWORD}@127.0.0.1:{port}/0", id="userinfo"),
+    pytest.param(lambda port: f"redis://user:{QUERY_PASSWORD}@127.0.0.1:{port}/0", id="user-and-password"),
+])
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_a_redis_password_in_session_url_is_never_printed(capsys: pytest.CaptureFixture[str], mini: MiniProvider,
+                                                          tmp_path: Path, url_of: Any, output: str) -> None:
+    port = free_port()
+    settings = mini_settings(mini, tmp_path, session_type="ext:redis", session_url=url_of(port),
+                             session_store_timeout="1")
+    args = ["--settings", settings] + (["--json"] if output == "json" else [])
+    outcome = check(capsys, *args, secrets=(QUERY_PASSWORD, "mini-client-secret"))
+    assert outcome.code == 1
+    assert "redis at redis://" in outcome.out and f"127.0.0.1:{port}/0" in outcome.out
+    assert "***" in outcome.out
+
+
+PERCENT_SECRET = "pct-app1%MARK-tail-0123456789abcdef"
+
+INI_PERCENT = """\
+[filter:sso]
+use = egg:sso_middleware#main
+issuer = {issuer}
+client_id = app1
+client_secret = {client_secret}
+session_secret = {session_secret}
+base_url = {base_url}
+allow_insecure_http = true
+"""
+
+
+@pytest.mark.parametrize(("secret", "error"), [
+    pytest.param(PERCENT_SECRET, "InterpolationSyntaxError", id="bare-percent"),
+    pytest.param("pct-app1%(nope)sMARK-tail-0123456789abcdef", "InterpolationMissingOptionError", id="percent-key"),
+])
+def test_a_percent_in_an_ini_secret_is_not_printed(capsys: pytest.CaptureFixture[str], mini: MiniProvider,
+                                                   tmp_path: Path, secret: str, error: str) -> None:
+    path = tmp_path / "deploy.ini"
+    path.write_text(INI_PERCENT.format(issuer=mini.issuer, client_secret=secret, session_secret=SESSION_SECRET,
+                                       base_url=BASE_URL))
+    outcome = check(capsys, "--ini", str(path), secrets=(secret, "MARK-tail", "0123456789abcdef"))
+    assert outcome.code == 1
+    line = outcome.line("FAIL", "configuration")
+    assert error in line and "client_secret" in line, line
+    assert "%%" in line, line  # says how to write a literal '%'
+
+
+def test_an_ini_line_that_does_not_parse_is_not_printed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "deploy.ini"
+    path.write_text("[filter:sso]\nuse = egg:sso_middleware#main\nclient_secret MARK-no-equals-secret-99\n")
+    outcome = check(capsys, "--ini", str(path), secrets=("MARK-no-equals",))
+    assert outcome.code == 2
+    assert "line 3" in outcome.err, outcome.err
+
+
+HOSTILE = "\x1b]0;owned\x07\x1b[2J\u202e"
+ESCAPED = "\\x1b]0;owned\\x07\\x1b[2J\\u202e"
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_provider_strings_are_printed_escaped(capsys: pytest.CaptureFixture[str], mini: MiniProvider,
+                                              tmp_path: Path, output: str) -> None:
+    mini.discovery_changes["response_types_supported"] = [HOSTILE + "code"]
+    mini.jwks = {"keys": [public_jwk(rsa_key(), "kid" + HOSTILE)]}
+    args = ["--settings", mini_settings(mini, tmp_path)] + (["--json"] if output == "json" else [])
+    outcome = check(capsys, *args)
+    assert "\x1b" not in outcome.out and "\x07" not in outcome.out and "\u202e" not in outcome.out
+    if output == "json":
+        messages = [result["message"] for result in json.loads(outcome.out)["results"]]
+    else:
+        messages = outcome.out.splitlines()
+    assert not [m for m in messages if "\x1b" in m or "\x07" in m or "\u202e" in m], messages
+    assert any(f"kid kid{ESCAPED}" in m for m in messages), messages  # the usable key's kid
+    assert any(f"({ESCAPED}code)" in m for m in messages), messages  # response_types_supported
+
+    # the key types of a JWKS without a usable key, too
+    mini.jwks = {"keys": [{"kty": "RSA" + HOSTILE, "kid": "x", "n": "AQAB", "e": "AQAB"}]}
+    outcome = check(capsys, *args)
+    assert "\x1b" not in outcome.out and "\x07" not in outcome.out
+    assert f"RSA{ESCAPED}" in outcome.out.replace("\\\\", "\\"), outcome.out
+
+
 # -- helpers -----------------------------------------------------------------------------------------
 
 
@@ -836,6 +928,19 @@ def test_redaction_helpers() -> None:
     assert redact_url("redis://:pw1234@host:6379/0") == "redis://:***@host:6379/0"
     assert redact_url("redis://user:pw1234@host:6379/0") == "redis://user:***@host:6379/0"
     assert redact_url("redis://host:6379/0") == "redis://host:6379/0"
+    assert redact_url("redis://host:6379/0?password=pw1234") == "redis://host:6379/0?password=***"
+    assert redact_url("redis://host/0?db=1&PASSWORD=pw1234&x=y") == "redis://host/0?db=1&PASSWORD=***&x=y"
     redact = Redactor(["s3cret/value", None, "ab"])
     assert redact("x s3cret/value y s3cret%2Fvalue ab") == "x *** y *** ab"
+
+
+def test_pieces_of_a_secret_are_masked_but_public_values_are_not() -> None:
+    redact = Redactor(["app1-0123456789abcdefghij"], public=["app1"])
+    # any run of 8 or more characters of a secret: the tail an error message quoted, the middle
+    assert redact("found: '456789abcdefghij' and 789abcde.") == "found: '***' and ***."
+    assert redact("client_id app1, 01234567") == "client_id app1, ***"
+    assert redact("short 0123456 stays") == "short 0123456 stays"  # 7 characters: too short to tell
+    redact = Redactor(["mini-client-secret"], public=["mini-client"])
+    assert redact("client_id mini-client; the secret mini-client-secret; its tail client-secret") == (
+        "client_id mini-client; the secret ***; its tail ***")
 

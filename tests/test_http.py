@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import configparser
+import functools
 import gzip
 import json
+import re
 import socket
 import threading
 import time
+import tracemalloc
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
+import urllib3
+import urllib3.response
 
 from sso_middleware.errors import ProviderError
 from sso_middleware.http import MAX_RESPONSE_BYTES, USER_AGENT, ProviderHTTP
@@ -207,10 +215,11 @@ def test_a_body_of_exactly_the_limit_is_accepted(serve: Callable[[Handler], Serv
     assert status == 200 and len(document["p"]) == padding
 
 
-def test_gzip_answer_is_decoded(serve: Callable[[Handler], Server], http: ProviderHTTP) -> None:
-    body = gzip.compress(json.dumps({"keys": []}).encode())
-    server = serve(lambda c, r: c.respond(200, body, headers={"Content-Encoding": "gzip"}))
+def test_identity_encoding_is_asked_for_and_accepted(serve: Callable[[Handler], Server], http: ProviderHTTP) -> None:
+    server = serve(lambda c, r: c.respond(200, b'{"keys": []}', headers={"Content-Encoding": "identity"}))
     assert http.get_json(server.url(), "jwks") == (200, {"keys": []})
+    assert http.post_form(server.url(), "token", "a=b") == (200, {"keys": []})
+    assert [request.headers.get("accept-encoding") for request in server.requests] == ["identity", "identity"]
 
 
 def test_chunked_answer(serve: Callable[[Handler], Server], http: ProviderHTTP) -> None:
@@ -344,6 +353,86 @@ def test_a_decompression_bomb_is_refused(serve: Callable[[Handler], Server], htt
     server = serve(lambda c, r: c.respond(200, bomb, headers={"Content-Encoding": "gzip"}))
     error, _ = provider_error(lambda: http.get_json(server.url(), "jwks"))
     assert error.code == "provider_bad_response"
+
+
+@functools.cache
+def gzip_of_gzip_bomb(size: int) -> bytes:
+    """``size`` zero bytes, gzipped twice, built in pieces (the answer of CVE-2025-66471's report)."""
+    inner = zlib.compressobj(9, zlib.DEFLATED, 31)
+    block = bytes(1024 * 1024)
+    once = b"".join(inner.compress(block) for _ in range(size // len(block))) + inner.flush()
+    return gzip.compress(once, 9)
+
+
+def test_a_gzip_of_gzip_bomb_costs_bounded_memory_and_time(serve: Callable[[Handler], Server],
+                                                           http: ProviderHTTP) -> None:
+    # 256 MiB of JSON-ish zeros in under 1 KiB: urllib3 < 2.6 decoded a `gzip, gzip` answer whole
+    # inside one read(), whatever amount was asked for.  The answer is refused on its headers.
+    bomb = gzip_of_gzip_bomb(256 * 1024 * 1024)
+    assert len(bomb) < 2048
+    server = serve(lambda c, r: c.respond(200, bomb, headers={"Content-Encoding": "gzip, gzip"}))
+    tracemalloc.start()
+    try:
+        error, elapsed = provider_error(lambda: http.get_json(server.url(), "jwks"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert error.code == "provider_bad_response"
+    assert "Content-Encoding" in error.detail
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
+    assert elapsed < TIMEOUT + SLACK
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "zstd", "gzip, gzip", "identity, gzip", "x-custom",
+                                      "GZIP"])
+def test_an_encoded_answer_is_refused(serve: Callable[[Handler], Server], http: ProviderHTTP, encoding: str,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # A provider ignoring `Accept-Encoding: identity`: refused before any decoding, whatever the encoding
+    # (and whatever urllib3 version: its decoders are never called).
+    decoded: list[str] = []
+    for name in ("GzipDecoder", "DeflateDecoder"):
+        decoder = getattr(urllib3.response, name)
+        original = decoder.decompress
+        monkeypatch.setattr(decoder, "decompress", lambda self, *args, _o=original, _n=name, **kwargs:
+                            decoded.append(_n) or _o(self, *args, **kwargs))
+    body = gzip.compress(json.dumps({"keys": []}).encode())
+    server = serve(lambda c, r: c.respond(200, body, headers={"Content-Encoding": encoding}))
+    error, _ = provider_error(lambda: http.get_json(server.url(), "jwks"))
+    assert error.code == "provider_bad_response"
+    assert "Content-Encoding" in error.detail
+    error, _ = provider_error(lambda: http.post_form(server.url(), "token", "a=b"))
+    assert error.code == "provider_bad_response"
+    assert decoded == []
+
+
+def test_an_endless_encoded_answer_is_not_read(serve: Callable[[Handler], Server], http: ProviderHTTP) -> None:
+    total = 64 * MAX_RESPONSE_BYTES
+
+    def flood(connection: Connection, request: Request) -> None:
+        connection.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
+                        b"Content-Length: %d\r\n\r\n" % total)
+        block = gzip.compress(b" " * 65536)
+        while connection.sent < total and not connection.stop.is_set():
+            connection.send(block)
+
+    server = serve(flood)
+    error, elapsed = provider_error(lambda: http.get_json(server.url(), "jwks"))
+    assert error.code == "provider_bad_response"
+    assert elapsed < TIMEOUT + SLACK
+    for thread in server.threads:
+        thread.join(timeout=5)
+    assert server.connections[0].sent < total / 4
+
+
+def test_the_urllib3_floor_is_one_with_the_decompression_fixes() -> None:
+    # CVE-2025-66471 / CVE-2025-66418 are fixed in urllib3 2.6.0 (and a redirect bypass of the
+    # same safeguard in 2.6.3): setup.cfg requires at least that, and so does this environment.
+    config = configparser.ConfigParser()
+    config.read(Path(__file__).resolve().parent.parent / "setup.cfg")
+    requirements = [line.strip() for line in config["options"]["install_requires"].splitlines() if line.strip()]
+    floors = [line for line in requirements if re.match(r"urllib3\b", line)]
+    assert floors == ["urllib3>=2.6.3"], requirements
+    assert tuple(int(part) for part in urllib3.__version__.split(".")[:3]) >= (2, 6, 3)
 
 
 # -- content -------------------------------------------------------------------------

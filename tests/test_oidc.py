@@ -1193,3 +1193,67 @@ def test_an_unsigned_refreshed_id_token_is_refused() -> None:
     client, signed_in = refreshable(provider, id_token_algorithms=("RS256", "none"))
     error = failure(client.refresh, signed_in.refresh_token, signed_in.id_token)
     assert (error.code, error.detail) == ("invalid_id_token", "algorithm 'none' is not accepted")
+
+
+# -- secrets stay out of repr (error reporters capture locals) -------------------------------------
+
+#: Field names that hold a credential, a token or a one-time secret of a sign-in, in any dataclass.
+SECRET_FIELDS = frozenset({"id_token", "access_token", "refresh_token", "client_secret", "session_secret",
+                           "code_verifier", "nonce", "state", "password", "session_url", "secrets"})
+
+
+def assert_hidden(value: object, *markers: str) -> None:
+    for text in (repr(value), str(value)):
+        for marker in markers:
+            assert marker not in text, f"{marker} shown in {text}"
+
+
+def test_sign_in_results_and_login_requests_hide_their_secrets() -> None:
+    result = oidc.SignInResult(id_token="MARK-idtoken", claims={"sub": "alice"}, userinfo={"email": "a@x"},
+                               access_token="MARK-access", expires_at=1.0, refresh_token="MARK-refresh")
+    assert_hidden(result, "MARK-")
+    assert "alice" in repr(result)  # still useful: who it is, when it expires
+    refreshed = oidc.RefreshResult(access_token="MARK-access", expires_at=2.0, refresh_token="MARK-refresh",
+                                   id_token="MARK-idtoken")
+    assert_hidden(refreshed, "MARK-")
+    login = LoginRequest(state="MARK-state", nonce="MARK-nonce", code_verifier="MARK-verifier",
+                         code_challenge="public-challenge")
+    assert_hidden(login, "MARK-")
+    assert "public-challenge" in repr(login)
+
+
+def test_session_objects_hide_their_tokens() -> None:
+    from sso_middleware.session import SignedInUser, Tokens
+
+    user = SignedInUser(claims={"sub": "alice"}, connection=None, id_token="MARK-idtoken", signed_in_at=1.0)
+    assert_hidden(user, "MARK-")
+    assert_hidden(Tokens(access_token="MARK-access", expires_at=1.0, refresh_token="MARK-refresh"), "MARK-")
+
+
+def test_no_dataclass_of_the_package_shows_a_secret_field() -> None:
+    import dataclasses
+    import importlib
+    import pkgutil
+
+    import sso_middleware
+
+    found = []
+    for module_info in pkgutil.iter_modules(sso_middleware.__path__, "sso_middleware."):
+        module = importlib.import_module(module_info.name)
+        for value in vars(module).values():
+            if dataclasses.is_dataclass(value) and isinstance(value, type) and value.__module__ == module.__name__:
+                found.append(value)
+                shown = [f.name for f in dataclasses.fields(value) if f.name in SECRET_FIELDS and f.repr]
+                assert not shown, f"{value.__qualname__} shows {shown} in its repr"
+    names = {cls.__name__ for cls in found}
+    assert {"SignInResult", "RefreshResult", "LoginRequest", "Transaction", "SSOConfig", "SignedInUser",
+            "Tokens", "ClientCredentials", "DevUser", "Source"} <= names
+
+
+def test_the_dev_provider_credentials_hide_their_secrets() -> None:
+    from sso_middleware.testing import ClientCredentials, DevUser
+
+    credentials = ClientCredentials.from_metadata({"client_id": "app1", "client_secret": "MARK-secret"})
+    assert_hidden(credentials, "MARK-")
+    assert "app1" in repr(credentials)
+    assert_hidden(DevUser(username="alice", password="MARK-password", claims={"sub": "alice"}), "MARK-")

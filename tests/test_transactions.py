@@ -639,3 +639,11 @@ def test_a_transaction_too_big_for_the_budget_alone_is_refused(cookies: Transact
         cookies.issue(STATE, transaction(target_url="/" + '"' * 2047), "", NOW)
     assert refused.value.code == "invalid_target_url"
     issue(cookies, target_url=LONG_TARGET)  # the control: the longest ordinary target fits
+
+
+def test_a_transaction_hides_its_secrets_in_repr() -> None:
+    # error reporters that capture locals would send the PKCE verifier and the nonce away
+    value = transaction(nonce="MARK-nonce", code_verifier="MARK-verifier")
+    for text in (repr(value), str(value)):
+        assert "MARK-" not in text, text
+        assert "/dashboard?tab=2" in text
