@@ -229,8 +229,7 @@ def test_an_authentic_record_of_another_shape_is_refused(cookies: TransactionCoo
     Written with the key derived as the module does (so this also pins the derivation: changing it
     would make every sign-in in flight fail at an upgrade).
     """
-    fernet = Fernet(base64.urlsafe_b64encode(
-        hmac.new(SESSION_SECRET.encode(), b"sso_middleware sign-in transactions", hashlib.sha256).digest()))
+    fernet = fernet_for_tests()
     record = dict(asdict(transaction()), state=STATE)
     control = fernet.encrypt_at_time(json.dumps(record).encode(), int(NOW)).decode()
     assert cookies.redeem(STATE, f"{tx_name(COOKIE, STATE)}={control}", NOW + 1)[0] == transaction()
@@ -408,9 +407,13 @@ def test_a_quoted_value_and_spaces_are_read(cookies: TransactionCookies) -> None
 
 
 def fernet_for_tests() -> Fernet:
-    """The transaction cookies' key, derived as the module does (pinned by the shape test above too)."""
-    return Fernet(base64.urlsafe_b64encode(
-        hmac.new(SESSION_SECRET.encode(), b"sso_middleware sign-in transactions", hashlib.sha256).digest()))
+    """The transaction cookies' key, derived as the module does (pinned by the shape test above too).
+
+    HMAC-SHA256 of ``session_secret`` over the purpose, the issuer and the client id
+    (:func:`sso_middleware.sealing.app_key`): another application sharing the secret has another key.
+    """
+    message = json.dumps(["sso_middleware", "sign-in transactions", ISSUER, CLIENT_ID]).encode()
+    return Fernet(base64.urlsafe_b64encode(hmac.new(SESSION_SECRET.encode(), message, hashlib.sha256).digest()))
 
 
 def record_in(pair: str) -> dict[str, Any]:
