@@ -187,6 +187,11 @@ class SSOConfig:
         return "__Host-sso_session" if self.secure_cookies and not self.cookie_domain else "sso_session"
 
     @property
+    def cookie_path(self) -> str:
+        """The ``Path`` of the session cookie: ``base_url``'s path, so apps under other prefixes keep theirs."""
+        return urlsplit(self.base_url).path.rstrip("/") or "/"
+
+    @property
     def is_auth0(self) -> bool:
         """True when the provider is an Auth0 tenant (legacy ``/v2/logout`` applies)."""
         host = urlsplit(self.issuer_url).hostname or ""
