@@ -10,12 +10,14 @@ is verified, and no request fails with a 500.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
 import os
 import stat
 import time
+import tracemalloc
 import zlib
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
@@ -29,7 +31,13 @@ import webtest
 from beaker.middleware import SessionMiddleware
 
 from sso_middleware import ConfigError, SSOConfig, SSOMiddleware
-from sso_middleware.sealing import MAX_RECORD_BYTES, RecordSeal, record_prefix
+from sso_middleware.sealing import (
+    MAX_RECORD_BYTES,
+    MAX_SESSION_JSON_BYTES,
+    BoundedJsonSerializer,
+    RecordSeal,
+    record_prefix,
+)
 from sso_middleware.session import TOKENS_PREFIX, SessionStore, SignedInUser, _index_key
 from sso_middleware.transactions import Transaction, TransactionCookies
 
@@ -127,6 +135,27 @@ def forged_session(sub: str, now: float) -> str:
     return base64.b64encode(zlib.compress(json.dumps(data).encode())).decode()
 
 
+@contextlib.contextmanager
+def inflations() -> Iterator[list[int]]:
+    """Counts every zlib inflation meanwhile (and refuses it: nothing planted gets decoded)."""
+    seen: list[int] = []
+    real_decompress, real_decompressobj = zlib.decompress, zlib.decompressobj
+
+    def spy_decompress(data: bytes, *args: Any, **kwargs: Any) -> bytes:
+        seen.append(len(data))
+        raise zlib.error("the test refuses to inflate")
+
+    def spy_decompressobj(*args: Any, **kwargs: Any) -> Any:
+        seen.append(-1)
+        return real_decompressobj(*args, **kwargs)
+
+    zlib.decompress, zlib.decompressobj = spy_decompress, spy_decompressobj  # type: ignore[assignment]
+    try:
+        yield seen
+    finally:
+        zlib.decompress, zlib.decompressobj = real_decompress, real_decompressobj  # type: ignore[assignment]
+
+
 def deletion_cookie(response: webtest.TestResponse) -> Optional[str]:
     for header in response.headers.getall("Set-Cookie"):
         if header.startswith(f"{COOKIE}="):
@@ -173,9 +202,11 @@ def test_a_forged_session_record_signs_nobody_in(make_browser: Callable[..., Bro
     planted_id = cookie[40:]
     raw_plant(server, planted_id, forged_session("alice", time.time()))
     browser.set_cookie(COOKIE, cookie)
-    response = browser.get("/page")
+    with inflations() as inflated:
+        response = browser.get("/page")
     assert response.status_int == 200
     assert response.json["remote_user"] is None, "a planted record signed the attacker in"
+    assert inflated == [], "the forged record was decoded before its seal was checked"
     header = deletion_cookie(response)
     assert header is not None and header.split(";", 1)[0] == f"{COOKIE}="  # the cookie is cleared
     no_traceback(caplog)
@@ -208,7 +239,6 @@ def test_a_session_record_never_reads_as_a_token_record(make_middleware: Callabl
 
 def test_an_oversized_record_is_refused_before_any_decompression(make_browser: Callable[..., Browser],
                                                                  provider: FakeProvider, store_kind: dict[str, Any],
-                                                                 monkeypatch: pytest.MonkeyPatch,
                                                                  caplog: pytest.LogCaptureFixture) -> None:
     browser = make_browser(**store_kind["settings"])
     sign_in(browser, provider, user="mallory")
@@ -220,23 +250,10 @@ def test_an_oversized_record_is_refused_before_any_decompression(make_browser: C
     bomb = base64.b64encode(b"".join(chunks)).decode()
     assert MAX_RECORD_BYTES < len(bomb) < 2 * MAX_RECORD_BYTES
     store_kind["plant"](session_id(browser), bomb)
-    inflated: list[int] = []
-    real_decompress, real_decompressobj = zlib.decompress, zlib.decompressobj
-
-    def spy_decompress(data: bytes, *args: Any, **kwargs: Any) -> bytes:
-        inflated.append(len(data))
-        raise zlib.error("the test refuses to inflate")
-
-    def spy_decompressobj(*args: Any, **kwargs: Any) -> Any:
-        inflated.append(-1)
-        return real_decompressobj(*args, **kwargs)
-
-    monkeypatch.setattr(zlib, "decompress", spy_decompress)
-    monkeypatch.setattr(zlib, "decompressobj", spy_decompressobj)
     started = time.perf_counter()
-    response = browser.get("/page")
+    with inflations() as inflated:
+        response = browser.get("/page")
     elapsed = time.perf_counter() - started
-    monkeypatch.setattr(zlib, "decompress", real_decompress)
     assert response.status_int == 200 and response.json["remote_user"] is None
     assert inflated == [], "the oversized record reached decompression"
     assert elapsed < 2.0
@@ -262,9 +279,25 @@ def test_a_sealed_payload_that_would_inflate_too_far_is_refused(make_middleware:
         namespace["session"] = text  # sealed, by our own namespace manager
     finally:
         namespace.release_write_lock()
-    response = browser.get("/page")
+    tracemalloc.start()
+    try:
+        response = browser.get("/page")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     assert response.status_int == 200 and response.json["remote_user"] is None
+    assert peak < MAX_SESSION_JSON_BYTES + 8 * 2**20, f"{peak / 2**20:.0f} MiB at peak: the inflation was not bounded"
     no_traceback(caplog)
+
+
+def test_the_bounded_serializer_round_trips_and_stops_a_bomb() -> None:
+    serializer = BoundedJsonSerializer()
+    assert serializer.loads(serializer.dumps({"user": {"sub": "alice"}})) == {"user": {"sub": "alice"}}
+    bomb = zlib.compress(b'{"a": "' + b"A" * (4 * MAX_SESSION_JSON_BYTES) + b'"}')
+    with pytest.raises(ValueError):
+        serializer.loads(bomb)
+    with pytest.raises(ValueError):
+        serializer.loads(zlib.compress(b'{"a": 1}')[:-3])  # truncated
 
 
 # -- token and index records ---------------------------------------------------------------
