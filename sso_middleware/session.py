@@ -236,6 +236,8 @@ def prepare_data_dir(data_dir: str, private: bool) -> None:
         raise ConfigError("session_data_dir", f"cannot create {data_dir!r}: {exc.strerror}") from None
     for folder in ours:
         info = os.lstat(folder)
+        if not private and stat.S_ISLNK(info.st_mode) and info.st_uid in (0, os.getuid()):
+            info = os.stat(folder)  # an explicit folder may be a link of ours (or root's): its target is checked
         if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077 \
                 and not info.st_mode & 0o022:
             # Ours, readable by others but never writable by them (so nothing can have been
@@ -259,11 +261,12 @@ def _check_parents(folder: str) -> None:
     """Refuse a folder above the store that another user could write to (and so replace what is below)."""
     while True:
         try:
-            info = os.stat(folder)  # a link is followed: what matters is the folder it leads to
+            link = os.lstat(folder)  # a link another user owns could be re-pointed (in a sticky folder too)
+            info = os.stat(folder)  # and the folder it leads to
         except OSError as exc:
             raise ConfigError("session_data_dir", f"cannot inspect {folder!r}: {exc.strerror}") from None
         writable_by_others = info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
-        if writable_by_others or info.st_uid not in (0, os.getuid()):
+        if writable_by_others or info.st_uid not in (0, os.getuid()) or link.st_uid not in (0, os.getuid()):
             raise ConfigError(
                 "session_data_dir",
                 f"{folder!r}, above the session folder, can be changed by other users (group/other-writable "

@@ -498,3 +498,16 @@ def test_an_oversized_value_is_refused_before_its_mac_is_computed(monkeypatch: p
     monkeypatch.setattr(RecordSeal, "_mac", lambda self, *args: computed.append(1) or b"")
     assert seal.open("session", "k", b"1." + b"A" * MAX_RECORD_BYTES) is None
     assert computed == []
+
+
+def test_an_explicit_folder_may_be_a_link_to_a_private_folder_of_ours(settings: dict[str, Any],
+                                                                       tmp_path: Path) -> None:
+    target = tmp_path / "real-sessions"
+    target.mkdir(mode=0o700)
+    link = tmp_path / "sessions"
+    link.symlink_to(target)
+    SSOMiddleware(legacy_app, **{**settings, "session_data_dir": str(link)})
+    # ...but not to a folder others can write to.
+    target.chmod(0o777)
+    with pytest.raises(ConfigError):
+        SSOMiddleware(legacy_app, **{**settings, "session_data_dir": str(link)})
