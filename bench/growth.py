@@ -62,8 +62,8 @@ class _Size:
     rss_end: float = 0.0
 
 
-def _record_key(session_id: str) -> str:
-    return f"sso_middleware:{session_id}:session"
+def _record_key(prefix: str, session_id: str) -> str:
+    return f"{prefix}:{session_id}:session"
 
 
 def run(ctx: Any) -> list[GrowthStep]:
@@ -74,7 +74,6 @@ def run(ctx: Any) -> list[GrowthStep]:
     base_url = ctx.inprocess_base_url
     client = ctx.register(base_url)
     rng = random.Random(11)  # noqa: S311 - sampling sessions, not security
-    signer = SignedCookie(ctx.session_secret)
     sizes = [_Size(n, redis_server(ctx.stack, ctx.logdir, name=f"redis-growth-{n}")) for n in options.growth_sizes]
 
     def settings_for(size: _Size) -> dict[str, Any]:
@@ -87,12 +86,16 @@ def run(ctx: Any) -> list[GrowthStep]:
     cookie = sign_in_wsgi(first, ctx.provider, "/auth/login?target_url=/", COOKIE, base_url)
     alice_id = cookie.split("=", 1)[1][40:]
     store = first.store.beaker  # type: ignore[attr-defined]
+    signer = SignedCookie(store.options["secret"])  # the application-bound key that signs session ids
+    prefix, seal = store.options["prefix"], store.seal
     session = store.session(cookie)
     session["last_seen"] = time.time()
     store.save(session)
     source = redis.Redis.from_url(f"redis://127.0.0.1:{sizes[0].redis.port}/0")
-    record = source.get(_record_key(alice_id))
+    sealed = source.get(_record_key(prefix, alice_id))
     source.close()
+    # Records are sealed for their own key: each copy is sealed again for the id it is stored under.
+    record = None if sealed is None else seal.open("session", _record_key(prefix, alice_id), sealed)
     if record is None:
         raise BenchError("alice's session record is not in Redis")
     for size in sizes:
@@ -101,7 +104,8 @@ def run(ctx: Any) -> list[GrowthStep]:
         t0 = time.perf_counter()
         pipe = db.pipeline(transaction=False)
         for index, session_id in enumerate(ids):
-            pipe.set(_record_key(session_id), record, ex=store.ttl)
+            key = _record_key(prefix, session_id)
+            pipe.set(key, seal.seal("session", key, record), ex=store.ttl)
             if index % 5000 == 4999:
                 pipe.execute()
         pipe.execute()

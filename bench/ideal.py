@@ -4,9 +4,9 @@
   an anonymous request (drop the three environ keys a client could forge, look for
   its cookie) before calling the app.  It bounds what the anonymous target can mean.
 * :func:`direct_reader` -- the signed-in job done without Beaker's objects: verify the
-  cookie's HMAC, read the very record Beaker wrote (a pickled ``{"session": text}``
+  cookie's HMAC, read the very record Beaker wrote (a sealed JSON ``{"session": text}``
   file written by atomic rename, so no lock is needed to read it; or one Redis GET),
-  base64 + zlib + JSON, check the user's timestamps, set the environ.  It tells how much
+  verify its seal, base64 + zlib + JSON, check the user's timestamps, set the environ.  It tells how much
   of a signed-in request is the store itself and how much is Beaker's machinery around
   it, i.e. what reading sessions directly in ``sso_middleware.stores`` could gain.
 """
@@ -17,7 +17,6 @@ import base64
 import hashlib
 import hmac
 import json
-import pickle
 import time
 import zlib
 from typing import Any, Callable, Optional
@@ -52,27 +51,29 @@ def direct_reader(options: dict[str, Any], idle_timeout: float, app: WSGIApp = b
     """Read the session record Beaker wrote, without Beaker (file or our Redis namespace)."""
     name = options["key"]
     secret = str(options["secret"]).encode()
-    fetch: Callable[[str], Optional[bytes]]
+    seal = options["seal"]
+    fetch: Callable[[str], Optional[str]]
     if options.get("type") == "file":
         root = options["data_dir"] + "/container_file"
 
-        def fetch(session_id: str) -> Optional[bytes]:
+        def fetch(session_id: str) -> Optional[str]:
             path = f"{root}/{session_id[0]}/{session_id[:2]}/{session_id}.cache"
             try:
                 with open(path, "rb") as handle:
-                    record = pickle.load(handle)  # noqa: S301 - Beaker's own file format, our own folder
+                    opened = seal.open("session", f"file:{session_id}", handle.read())
             except FileNotFoundError:
                 return None
-            text = record.get("session")
-            return text.encode() if isinstance(text, str) else text
+            text = json.loads(opened).get("session") if opened is not None else None
+            return text if isinstance(text, str) else None
     else:
         import redis
 
         client = redis.Redis.from_url(options["url"], socket_timeout=options.get("socket_timeout", 2.0))
 
-        def fetch(session_id: str) -> Optional[bytes]:
-            value = client.get(f"sso_middleware:{session_id}:session")
-            return value if isinstance(value, bytes) else None
+        def fetch(session_id: str) -> Optional[str]:
+            key = f"{options['prefix']}:{session_id}:session"
+            value = client.get(key)
+            return seal.open("session", key, value) if isinstance(value, bytes) else None
 
     def middleware(environ: dict[str, Any], start_response: StartResponse) -> Any:
         for key in FORGEABLE:

@@ -130,7 +130,8 @@ class SSOConfig:
     )
     session_store_timeout: float = _setting(2.0, "Timeout in seconds of each call to a Redis/memcached store.")
     session_data_dir: str = _setting(
-        "", "Directory of the `file` store (default: a private per-application folder in the temp dir)."
+        "", "Directory of the `file` store (default: a private per-application folder in the temp dir). Must be "
+        "this user's, without group/other access (created 0700), under folders other users cannot write to."
     )
     cookie_name: str = _setting(
         "",

@@ -24,14 +24,19 @@ not: they live in their own cookies (:mod:`.transactions`):
 Security caveats: the session id changes when a user signs in (fixation
 defence: the old record is deleted server-side; a cookie store's content is
 replaced whole) and sign-out deletes the data server-side, not just the cookie.
-The cookie is HttpOnly, SameSite=Lax, signed with ``session_secret`` (and
-encrypted for the cookie store), and Secure whenever ``base_url`` is https.
-A cookie naming no stored session is never adopted.
+The cookie is HttpOnly, SameSite=Lax, signed with a key derived from
+``session_secret``, the issuer and the client id (and encrypted for the cookie
+store), and Secure whenever ``base_url`` is https.  A cookie naming no stored
+session is never adopted, and is answered with a pure deletion cookie (empty
+value), never with a freshly signed id that a record could then be planted
+under.  The stored user records the issuer and client id it was signed in for;
+a record of another application (or without them) is no session.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -74,6 +79,8 @@ class SignedInUser:
     sid: Optional[str] = None
     auth_time: Optional[float] = None  # when the provider authenticated the user, on this host's clock
     acr: Optional[str] = None  # the authentication context class the provider reported
+    issuer: Optional[str] = None  # the application it was signed in for (set by SSOSession.sign_in) ...
+    client_id: Optional[str] = None  # ... a stored user of another issuer or client is no session
 
     @property
     def sub(self) -> str:
@@ -210,33 +217,65 @@ def _index_keys(sid: Optional[str], sub: str) -> list[str]:
 
 
 def prepare_data_dir(data_dir: str, private: bool) -> None:
-    """Create the file store's folder; the default one (in the shared temp dir) must be ours alone.
+    """Create the file store's folder (0700) and check that it, and the way to it, are ours alone.
 
-    Sessions hold ID tokens, so another local user must not be able to read them
-    or to pre-create the (predictable) default folder for us to write into.
+    Sessions hold ID tokens, so another local user must not be able to read them, to
+    pre-create the folder (the default one is predictable) or to plant records in it or
+    swap it for another: the folder must be a directory (not a link) owned by this user
+    with no group or other access, and no folder above it may be writable by another
+    user unless it is sticky (like ``/tmp``).  This holds for an explicit
+    ``session_data_dir`` as for the default one.  ``private``: the folder is the default
+    one, whose per-user parent is created and checked the same way.
     """
+    data_dir = os.path.abspath(data_dir)
+    ours = [os.path.dirname(data_dir), data_dir] if private else [data_dir]
     try:
-        if private:
-            os.makedirs(os.path.dirname(data_dir), mode=0o700, exist_ok=True)
-        os.makedirs(data_dir, mode=0o700, exist_ok=True)
+        for folder in ours:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
     except OSError as exc:
         raise ConfigError("session_data_dir", f"cannot create {data_dir!r}: {exc.strerror}") from None
-    if private:
-        for folder in (os.path.dirname(data_dir), data_dir):
+    for folder in ours:
+        info = os.lstat(folder)
+        if not private and stat.S_ISLNK(info.st_mode) and info.st_uid in (0, os.getuid()):
+            info = os.stat(folder)  # an explicit folder may be a link of ours (or root's): its target is checked
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077 \
+                and not info.st_mode & 0o022:
+            # Ours, readable by others but never writable by them (so nothing can have been
+            # planted inside): an older version or a umask left it open; close it.
+            os.chmod(folder, 0o700)
             info = os.lstat(folder)
-            if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022:
-                # Ours, readable by others but never writable by them (so nothing can have been
-                # planted inside): an older version or a umask left it open; close it.
-                os.chmod(folder, 0o700)
-                info = os.lstat(folder)
-            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-                raise ConfigError(
-                    "session_data_dir",
-                    f"the default session folder {folder!r} is not a private (0700) folder of this user; "
-                    "remove it or set session_data_dir",
-                )
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            kind = "the default session folder" if private else "session_data_dir"
+            raise ConfigError(
+                "session_data_dir",
+                f"{kind} {folder!r} is not a private (0700) folder of this user"
+                + ("; remove it or set session_data_dir" if private else "; create it with mode 0700"),
+            )
+    for start in {os.path.dirname(ours[0]), os.path.dirname(os.path.realpath(ours[0]))}:  # as named, and as linked
+        _check_parents(start)
     if not os.access(data_dir, os.W_OK):
         raise ConfigError("session_data_dir", f"{data_dir!r} is not writable")
+
+
+def _check_parents(folder: str) -> None:
+    """Refuse a folder above the store that another user could write to (and so replace what is below)."""
+    while True:
+        try:
+            link = os.lstat(folder)  # a link another user owns could be re-pointed (in a sticky folder too)
+            info = os.stat(folder)  # and the folder it leads to
+        except OSError as exc:
+            raise ConfigError("session_data_dir", f"cannot inspect {folder!r}: {exc.strerror}") from None
+        writable_by_others = info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
+        if writable_by_others or info.st_uid not in (0, os.getuid()) or link.st_uid not in (0, os.getuid()):
+            raise ConfigError(
+                "session_data_dir",
+                f"{folder!r}, above the session folder, can be changed by other users (group/other-writable "
+                "without the sticky bit, or owned by another user): they could replace the session folder",
+            )
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return
+        folder = parent
 
 
 def sweep_file_store(data_dir: str, before: float, index_before: Optional[float] = None) -> int:
@@ -332,10 +371,22 @@ class SSOSession:
         return name
 
     def _expired_cookie(self) -> str:
-        assert self._store.beaker is not None
-        blank = self._store.beaker.session("")
-        blank.delete()
-        return str(blank.request["cookie_out"])
+        """A cookie that deletes the session cookie: empty value, expired, same name and scope.
+
+        Never a freshly signed id: an id that the middleware signed but nobody stored is what
+        someone able to write to the store would plant a forged record under.
+        """
+        config = self._store.config
+        name = self._store.cookie_name
+        path = "/" if name.startswith("__Host-") else config.cookie_path  # browsers require / for __Host-
+        parts = [f"{name}=", f"Path={path}"]
+        if config.cookie_domain:
+            parts.append(f"Domain={config.cookie_domain}")
+        parts += ["expires=Thu, 01 Jan 1970 00:00:00 GMT", "Max-Age=0", "HttpOnly"]
+        if config.secure_cookies:
+            parts.append("Secure")
+        parts.append("SameSite=Lax")
+        return "; ".join(parts)
 
     @property
     def _data(self) -> Container:
@@ -354,11 +405,22 @@ class SSOSession:
         if not isinstance(record, dict):
             return None
         try:
-            return SignedInUser(**record)
+            user = SignedInUser(**record)
         except TypeError:
             log.warning("sso: discarding a session with an unreadable user record")
             self.sign_out()
             return None
+        config = self._store.config
+        if (user.issuer, user.client_id) != (config.issuer_url, config.client_id):
+            # Not signed out: with the environ store the outer session may be another application's.
+            log.warning("sso: ignoring a session signed in for another issuer or client (or by an older version)")
+            return None
+        return user
+
+    def _bound(self, user: SignedInUser) -> dict[str, Any]:
+        """The user record to store: the user, stamped with the issuer and client id of this application."""
+        config = self._store.config
+        return asdict(dataclasses.replace(user, issuer=config.issuer_url, client_id=config.client_id))
 
     def current_user(self, now: float) -> Optional[SignedInUser]:
         """The signed-in user, or None; an expired or revoked session is signed out here."""
@@ -432,7 +494,7 @@ class SSOSession:
         """Store the user (and their tokens) under a new session id; the old id is deleted server-side."""
         self._discard()
         fresh = self._data
-        fresh[self._key("user")] = asdict(user)
+        fresh[self._key("user")] = self._bound(user)
         fresh[self._key("last_seen")] = now
         if tokens is not None and not self._store.searchable:
             fresh[self._key("tokens")] = asdict(tokens)
@@ -526,7 +588,7 @@ class EnvironSSOSession(SSOSession):
         outer = self._data
         with contextlib.suppress(AttributeError):  # a cookie session: replaced whole, nothing to fixate
             outer.regenerate_id()
-        outer[self._key("user")] = asdict(user)
+        outer[self._key("user")] = self._bound(user)
         outer[self._key("last_seen")] = now
         if tokens is not None:
             outer[self._key("tokens")] = asdict(tokens)

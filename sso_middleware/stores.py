@@ -14,8 +14,15 @@
 Security caveats.  Beaker's own Redis back end pickles what it stores, and
 python-memcached unpickles whatever a value's flags ask for: anyone able to
 write to a shared cache could then run code in every process.  The namespace
-managers here store the session's JSON text as plain bytes and refuse pickled or
-compressed values.  Server-side records get a TTL a little longer than the idle
+managers here store text, refuse pickled or compressed values, and never
+unpickle anything (the file store too: its records are sealed JSON, not
+Beaker's pickles).  Every record they write -- session, token and index
+records -- is sealed (:mod:`.sealing`: an HMAC bound to the record's kind, its
+full key and this application) and verified, size first, before anything
+decodes it: a record planted by someone able to write to the store (or copied
+from another key, or written by another application sharing the secret) reads
+as no record.  Keys live under an application-bound prefix
+(:func:`.sealing.record_prefix`).  Server-side records get a TTL a little longer than the idle
 timeout.  Removing a record deletes that one key (Beaker's memcached ``remove``
 would flush the whole server).  Connection failures become
 :class:`StoreUnavailable`, answered 503 by the middleware, and every call is
@@ -29,10 +36,9 @@ import errno
 import fcntl
 import functools
 import hashlib
-import hmac
 import json
+import logging
 import os
-import pickle
 import re
 import socket
 import time
@@ -47,6 +53,7 @@ from beaker.util import SyncDict
 
 from .config import SSOConfig
 from .errors import ConfigError
+from .sealing import MAX_RECORD_BYTES, BoundedJsonSerializer, RecordSeal, app_key_text, record_prefix
 
 try:  # optional back ends
     import redis
@@ -57,6 +64,8 @@ try:
 except ImportError:  # pragma: no cover
     memcache = None
 
+
+log = logging.getLogger("sso_middleware")
 
 #: memcached takes an expiry time above 30 days as an absolute Unix time, not as seconds from now.
 MEMCACHED_MAX_RELATIVE_TTL = 30 * 86400
@@ -88,15 +97,59 @@ def _refuse_compressed(data: bytes) -> bytes:
     raise ValueError("compressed values are refused")
 
 
-class JsonRedisNamespace(NamespaceManager):  # type: ignore[misc]
-    """A Beaker namespace over Redis that stores bytes as they are (no pickle), with a TTL."""
+class _SealedRecords:
+    """What the namespace managers share: sealing a value on its way in, opening it on its way out.
+
+    ``kind`` is the kind of the record's ``session`` value ("session" for Beaker's records,
+    "tokens" for a token record); an index record is always of kind "index".  Without a
+    seal (a namespace built only for its client, e.g. by the locks) nothing is readable.
+    """
+
+    seal: Optional[RecordSeal] = None
+    kind = "session"
+
+    def _kind_of(self, key: str) -> str:
+        return "index" if key == "index" else self.kind
+
+    def _sealed(self, record_key: str, key: str, value: Any) -> str:
+        if self.seal is None:
+            raise RuntimeError("this namespace has no seal: it cannot write records")
+        text = value.decode("utf-8") if isinstance(value, bytes) else value
+        if not isinstance(text, str):
+            raise TypeError(f"records are text, not {type(value).__name__}")
+        try:
+            return self.seal.seal(self._kind_of(key), record_key, text)
+        except ValueError as exc:  # over the size limit
+            raise SessionTooLarge(str(exc)) from None
+
+    def _opened(self, record_key: str, key: str, value: Any, quiet: bool = False) -> Optional[str]:
+        if self.seal is None:
+            return None
+        return self.seal.open(self._kind_of(key), record_key, value, quiet=quiet)
+
+    def _open_members(self, record_key: str, members: list[Any]) -> list[str]:
+        """The members of an index that are sealed for it (each on its own); refusals logged once."""
+        opened = [self._opened(record_key, "index", member, quiet=True) for member in members]
+        if None in opened:
+            log.warning("sso: ignoring %d index entries not sealed for this application", opened.count(None))
+        return [member for member in opened if member is not None]
+
+
+class JsonRedisNamespace(_SealedRecords, NamespaceManager):  # type: ignore[misc]
+    """A Beaker namespace over Redis that stores sealed text (no pickle), with a TTL.
+
+    An index record is a Redis set whose members are each sealed (so ``SADD``/``SREM``
+    stay atomic); a member that is not sealed for this index is ignored.
+    """
 
     clients = SyncDict()
 
     def __init__(self, namespace: str, url: str, ttl: Optional[int] = None,
-                 socket_timeout: float = 2.0, **kw: Any) -> None:
+                 socket_timeout: float = 2.0, seal: Optional[RecordSeal] = None,
+                 prefix: str = "sso_middleware", kind: str = "session", **kw: Any) -> None:
         super().__init__(namespace)
         self.ttl = ttl
+        self.seal, self.prefix, self.kind = seal, prefix, kind
         self.client = self.client_for(url, socket_timeout)
 
     @classmethod
@@ -110,7 +163,7 @@ class JsonRedisNamespace(NamespaceManager):  # type: ignore[misc]
         )
 
     def _key(self, key: str) -> str:
-        return f"sso_middleware:{self.namespace}:{key}"
+        return f"{self.prefix}:{self.namespace}:{key}"
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -122,9 +175,10 @@ class JsonRedisNamespace(NamespaceManager):  # type: ignore[misc]
 
     def __getitem__(self, key: str) -> Any:
         value = self._call("get", self._key(key))
-        if value is None:
+        opened = None if value is None else self._opened(self._key(key), key, value)
+        if opened is None:  # missing, or not sealed for this key: no record
             raise KeyError(key)
-        return value.decode("utf-8")  # Beaker stores (and expects back) the session as base64 text
+        return opened  # Beaker stores (and expects back) the session as base64 text
 
     def __contains__(self, key: str) -> bool:
         return bool(self._call("exists", self._key(key)))
@@ -137,15 +191,17 @@ class JsonRedisNamespace(NamespaceManager):  # type: ignore[misc]
 
     def set_value(self, key: str, value: Any, expiretime: Optional[int] = None) -> None:
         ttl = expiretime or self.ttl
-        stored = self._call("set", self._key(key), value, ex=int(ttl) if ttl else None, xx=self.only_if_exists)
+        sealed = self._sealed(self._key(key), key, value)
+        stored = self._call("set", self._key(key), sealed, ex=int(ttl) if ttl else None, xx=self.only_if_exists)
         if not stored:
             raise RecordGone(self.namespace)
 
     def index_add(self, member: str) -> None:
         """Add a session id to this index record (a Redis set; atomic, refreshed TTL)."""
+        sealed = self._sealed(self._key("index"), "index", member)
         for _attempt in range(2):
             pipe = self.client.pipeline(transaction=True)
-            pipe.sadd(self._key("index"), member)
+            pipe.sadd(self._key("index"), sealed)
             pipe.expire(self._key("index"), int(self.ttl or 0) or 86400)
             try:
                 self._call_pipe(pipe)
@@ -160,12 +216,12 @@ class JsonRedisNamespace(NamespaceManager):  # type: ignore[misc]
             members = self._call("smembers", self._key("index"))
         except redis.ResponseError:  # not a set: nothing we wrote
             return []
-        return sorted(member.decode("utf-8", "replace") for member in members)
+        return sorted(self._open_members(self._key("index"), list(members)))
 
     def index_remove(self, members: list[str]) -> None:
         """Remove session ids (already deleted) from this index record."""
         if members:
-            self._call("srem", self._key("index"), *members)
+            self._call("srem", self._key("index"), *(self._sealed(self._key("index"), "index", m) for m in members))
 
     def _call_pipe(self, pipe: Any) -> Any:
         try:
@@ -199,15 +255,20 @@ def _accepts(server: Any) -> bool:
     return True
 
 
-class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
-    """A Beaker namespace over memcached (python-memcached) that never unpickles, with a TTL."""
+class JsonMemcachedNamespace(_SealedRecords, NamespaceManager):  # type: ignore[misc]
+    """A Beaker namespace over memcached (python-memcached) that stores sealed text, never unpickles, with a TTL.
+
+    An index record is one sealed JSON list, changed by compare-and-swap.
+    """
 
     clients = SyncDict()
 
     def __init__(self, namespace: str, url: str, ttl: Optional[int] = None,
-                 socket_timeout: float = 2.0, **kw: Any) -> None:
+                 socket_timeout: float = 2.0, seal: Optional[RecordSeal] = None,
+                 prefix: str = "sso_middleware", kind: str = "session", **kw: Any) -> None:
         super().__init__(namespace)
         self.ttl = ttl
+        self.seal, self.prefix, self.kind = seal, prefix, kind
         self.socket_timeout = socket_timeout
         self.mc = self.client_for(url, socket_timeout)
 
@@ -230,8 +291,12 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
 
         return cls.clients.get((url, socket_timeout), create)
 
+    def _name(self, key: str) -> str:
+        """The record's full key before hashing (what its seal is bound to)."""
+        return f"{self.prefix}:{self.namespace}:{key}"
+
     def _key(self, key: str) -> str:
-        return hashlib.sha256(f"sso_middleware:{self.namespace}:{key}".encode()).hexdigest()
+        return hashlib.sha256(self._name(key).encode()).hexdigest()
 
     def _down(self) -> bool:
         now = time.time()
@@ -267,7 +332,10 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
             if self._down():
                 raise StoreUnavailable("memcached: no server answers")
             raise KeyError(key)
-        return value
+        opened = self._opened(self._name(key), key, value)
+        if opened is None:  # not sealed for this key: no record
+            raise KeyError(key)
+        return opened
 
     def __contains__(self, key: str) -> bool:
         try:
@@ -287,6 +355,7 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
 
     def set_value(self, key: str, value: Any, expiretime: Optional[int] = None) -> None:
         ttl = self._expiry(expiretime)
+        value = self._sealed(self._name(key), key, value)
         if self.only_if_exists:  # an update: "replace" never recreates a record deleted meanwhile
             if not self._call("replace", self._key(key), value, time=ttl):
                 if self._down():
@@ -312,7 +381,7 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
 
     def index_add(self, member: str) -> None:
         """Add a session id to this index record (compare-and-swap, so concurrent sign-ins are kept)."""
-        self._swap(lambda members: sorted({*members, member}))
+        self._swap(lambda members: [*(kept for kept in members if kept != member), member])
 
     def index_members(self) -> list[str]:
         """The session ids of this index record (read only)."""
@@ -324,10 +393,25 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
             if self._down():
                 raise StoreUnavailable("memcached: no server answers")
             return []
+        return sorted(self._members(raw))
+
+    def _members(self, raw: Any) -> list[str]:
+        """The session ids of an index record's value; [] when it is not sealed for this index."""
+        opened = self._opened(self._name("index"), "index", raw)
         try:
-            return [str(member) for member in json.loads(raw)]
-        except (ValueError, TypeError):
+            members = json.loads(opened) if opened is not None else []
+        except ValueError:  # pragma: no cover - we sealed JSON
             return []
+        return [member for member in members if isinstance(member, str)] if isinstance(members, list) else []
+
+    def _sealed_members(self, members: list[str]) -> str:
+        """The sealed value of an index record; the oldest ids are dropped if it would be over the size limit."""
+        while True:
+            text = json.dumps(members)
+            if len(text) < MAX_RECORD_BYTES - 100 or not members:
+                return self._sealed(self._name("index"), "index", text)
+            log.warning("sso: an index record is full; forgetting its oldest session for back-channel logout")
+            members = members[len(members) // 10 + 1:]
 
     def index_remove(self, members: list[str]) -> None:
         """Remove session ids (already deleted) from this index record (compare-and-swap)."""
@@ -345,16 +429,12 @@ class JsonMemcachedNamespace(NamespaceManager):  # type: ignore[misc]
             if raw is None:
                 if self._down():
                     raise StoreUnavailable("memcached: no server answers")
-                if self._call("add", key, json.dumps(change([])), time=ttl):
+                if self._call("add", key, self._sealed_members(change([])), time=ttl):
                     return
                 if _attempt:  # it exists but cannot be read (a planted pickle): replace it
                     self._call("delete", key)
                 continue  # someone created it meanwhile: read again
-            try:
-                members = [str(member) for member in json.loads(raw)]
-            except (ValueError, TypeError):
-                members = []
-            if self._call("cas", key, json.dumps(change(members)), time=ttl):
+            if self._call("cas", key, self._sealed_members(change(self._members(raw))), time=ttl):
                 return
         raise StoreUnavailable("memcached: the index kept changing")
 
@@ -385,8 +465,13 @@ class LazyCookieSession(CookieSession):  # type: ignore[misc]
             super()._create_cookie()
 
 
-class PrivateFileNamespace(FileNamespaceManager):  # type: ignore[misc]
-    """Beaker's file namespace (same files, same format), with fewer file-system calls.
+class PrivateFileNamespace(_SealedRecords, FileNamespaceManager):  # type: ignore[misc]
+    """Beaker's file namespace (same files and locks), holding sealed JSON, with fewer file-system calls.
+
+    * A record is the sealed JSON text of the namespace's dict (:mod:`.sealing`, kind and
+      record id bound), never a pickle: a file that is not sealed for this record --
+      planted, copied from another record, or a pickle of an older version -- reads as
+      no record, and nothing is ever unpickled.  Reads are bounded by the size limit.
 
     * Reads take no lock: every write replaces the record by a rename (or, below,
       creates it whole before anyone knows its name), so a reader sees the old or the
@@ -409,6 +494,36 @@ class PrivateFileNamespace(FileNamespaceManager):  # type: ignore[misc]
     flags: Optional[str]
     hash: dict[str, Any]
 
+    def __init__(self, namespace: str, seal: Optional[RecordSeal] = None, kind: str = "session",
+                 **kwargs: Any) -> None:
+        super().__init__(namespace, **kwargs)
+        self.seal, self.kind = seal, kind
+
+    def do_open(self, flags: str, replace: bool) -> None:
+        self.hash = {}
+        if not replace:
+            self.hash = self._read()
+        self.flags = flags
+
+    def _read(self) -> dict[str, Any]:
+        """The record's dict, or {} when there is none (or none sealed for it); never unpickles."""
+        try:
+            fd = os.open(self.file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.EACCES, errno.ELOOP):
+                return {}  # gone, or not a record of ours (a planted link)
+            raise
+        try:
+            data = os.read(fd, MAX_RECORD_BYTES + 1)  # more than the limit is refused by the seal, unread
+        finally:
+            os.close(fd)
+        opened = self._opened(f"file:{self.namespace}", "session", data)
+        try:
+            record = json.loads(opened) if opened is not None else {}
+        except ValueError:  # pragma: no cover - we sealed JSON
+            return {}
+        return record if isinstance(record, dict) else {}
+
     def mark_fresh(self) -> None:
         self.fresh = True
         self.access_lock = null_synchronizer()
@@ -424,7 +539,7 @@ class PrivateFileNamespace(FileNamespaceManager):  # type: ignore[misc]
             self.hash = {}
             self.flags = None
             return
-        data = pickle.dumps(self.hash)
+        data = self._sealed(f"file:{self.namespace}", "session", json.dumps(self.hash)).encode("utf-8")
         if self.only_if_exists and not self.fresh and not os.path.exists(self.file):
             self.hash = {}
             self.flags = None
@@ -485,26 +600,36 @@ def _store_errors(method: Callable[..., _Result]) -> Callable[..., _Result]:
     return wrapper
 
 
-class FileIndex:
-    """A back-channel logout index record of the file store: session ids, one per line, appended.
+class FileIndex(_SealedRecords):
+    """A back-channel logout index record of the file store: session ids, one sealed line each, appended.
 
     Adding appends one line under ``flock`` on the record itself (no lock file, no
     temporary file, no rewrite); removing rewrites it under the same lock, so an id
     added meanwhile is never lost.  Records are swept like the other index records.
+    Each line is sealed for this index (:mod:`.sealing`); a line that is not is ignored.
     """
 
-    def __init__(self, folder: str, name: str) -> None:
+    def __init__(self, folder: str, name: str, seal: Optional[RecordSeal] = None) -> None:
         self.folder = folder
         self.path = os.path.join(folder, name)
+        self.seal = seal
+        self.record_key = f"file-index:{name}"
+
+    def _line(self, member: str) -> bytes:
+        return self._sealed(self.record_key, "index", member).encode("ascii") + b"\n"
 
     @_store_errors
     def index_add(self, member: str) -> None:
         fd = open_locked(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, fcntl.LOCK_EX)
         assert fd is not None
         try:
-            os.write(fd, member.encode() + b"\n")
+            os.write(fd, self._line(member))
         finally:
             os.close(fd)
+
+    def _members(self, data: bytes) -> list[str]:
+        members = self._open_members(self.record_key, _lines(data))
+        return [member for member in members if _SESSION_ID.fullmatch(member)]
 
     @_store_errors
     def index_members(self) -> list[str]:
@@ -512,7 +637,7 @@ class FileIndex:
         if fd is None:
             return []
         try:
-            return _lines(_read_all(fd))
+            return self._members(_read_all(fd))
         finally:
             os.close(fd)
 
@@ -523,10 +648,10 @@ class FileIndex:
         if fd is None:
             return
         try:
-            kept = [member for member in _lines(_read_all(fd)) if member not in gone]
+            kept = [member for member in self._members(_read_all(fd)) if member not in gone]
             os.ftruncate(fd, 0)
             if kept:
-                os.pwrite(fd, "".join(member + "\n" for member in kept).encode(), 0)
+                os.pwrite(fd, b"".join(self._line(member) for member in kept), 0)
         finally:
             os.close(fd)
 
@@ -565,38 +690,39 @@ def open_locked(path: str, flags: int, operation: int) -> Optional[int]:
     raise OSError(errno.EAGAIN, f"{os.path.basename(path)} kept being replaced")
 
 
+#: The largest file index record read (bytes): about 100 bytes per sealed line.
+_MAX_INDEX_BYTES = 4 * MAX_RECORD_BYTES
+
+
 def _read_all(fd: int) -> bytes:
     chunks: list[bytes] = []
     offset = 0
-    while True:
+    while offset < _MAX_INDEX_BYTES:
         chunk = os.pread(fd, 65536, offset)
         if not chunk:
-            return b"".join(chunks)
+            break
         chunks.append(chunk)
         offset += len(chunk)
+    return b"".join(chunks)
 
 
 def _lines(data: bytes) -> list[str]:
-    """The distinct, well-formed ids of an index record, in order (a torn last line is skipped)."""
+    """The distinct, well-formed sealed lines of an index record, in order (a torn last line is skipped)."""
     found: dict[str, None] = {}
     for line in data.decode("ascii", "replace").split("\n"):
-        if line and _SESSION_ID.fullmatch(line):
+        if line and _SEALED_LINE.fullmatch(line):
             found[line] = None
     return list(found)
 
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_SEALED_LINE = re.compile(r"1\.[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{1,128}")
 
 #: The key of a small record's value: the one Beaker's session records use, so :meth:`BeakerStore.remove_id`
 #: deletes either kind of record.
 _VALUE_KEY = "session"
 
 _NAMESPACES: dict[str, Any] = {"ext:redis": JsonRedisNamespace, "ext:memcached": JsonMemcachedNamespace}
-
-
-def derived_key(secret: str, purpose: str) -> str:
-    """A key for one purpose derived from ``session_secret`` (HMAC-SHA256)."""
-    return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
 
 class BeakerStore:
@@ -612,16 +738,18 @@ class BeakerStore:
             "samesite": "Lax",
             "cookie_domain": config.cookie_domain or None,
             "cookie_path": config.cookie_path,
-            "data_serializer": "json",
+            "data_serializer": BoundedJsonSerializer(),  # Beaker's "json", its decompression bounded
             "invalidate_corrupt": False,  # corruption and outages are told apart in load()
             "cookie_expires": True,
         }
+        # Every key is bound to this application (issuer and client id), not only to the secret.
+        self.seal = RecordSeal.for_config(config)
         if self.kind == "cookie":
-            options["encrypt_key"] = derived_key(config.session_secret, "sso_middleware cookie encryption")
-            options["validate_key"] = derived_key(config.session_secret, "sso_middleware cookie signature")
+            options["encrypt_key"] = app_key_text(config, "cookie encryption")
+            options["validate_key"] = app_key_text(config, "cookie signature")
         elif self.kind == "file":
-            options.update(type="file", secret=config.session_secret, data_dir=data_dir, lock_dir=f"{data_dir}/locks",
-                           namespace_class=PrivateFileNamespace)
+            options.update(type="file", secret=app_key_text(config, "session id signature"), data_dir=data_dir,
+                           lock_dir=f"{data_dir}/locks", namespace_class=PrivateFileNamespace, seal=self.seal)
             self.index_dir = os.path.join(str(data_dir), "index")
         else:  # Beaker hands the extra keywords to the namespace manager of each record
             try:  # a URL the client cannot use fails here, at construction, not on the first request
@@ -630,14 +758,16 @@ class BeakerStore:
                 raise ConfigError("session_url", str(exc)) from None  # not the URL: it may hold a password
             except StoreUnavailable as exc:
                 raise ConfigError("session_type", str(exc)) from None
-            options.update(type=self.kind, secret=config.session_secret, namespace_class=_NAMESPACES[self.kind],
-                           url=config.session_url, ttl=self.ttl, socket_timeout=config.session_store_timeout)
+            options.update(type=self.kind, secret=app_key_text(config, "session id signature"),
+                           namespace_class=_NAMESPACES[self.kind], url=config.session_url, ttl=self.ttl,
+                           socket_timeout=config.session_store_timeout, seal=self.seal, prefix=record_prefix(config))
         self.options = options
         self.server_side = self.kind != "cookie"
 
     def namespace_args(self) -> dict[str, Any]:
         """What Beaker passes to the namespace manager of a record."""
-        names = ("data_dir", "lock_dir") if self.kind == "file" else ("url", "ttl", "socket_timeout")
+        names = ("data_dir", "lock_dir", "seal") if self.kind == "file" else ("url", "ttl", "socket_timeout", "seal",
+                                                                             "prefix")
         return {name: self.options[name] for name in names}
 
     def session(self, cookie_header: str) -> Session:
@@ -710,12 +840,15 @@ class BeakerStore:
     def _index(self, index_id: str, ttl: Optional[int] = None) -> Any:
         """The index record: a Redis set, a memcached JSON list, or a :class:`FileIndex`."""
         if self.kind == "file":
-            return FileIndex(self.index_dir, index_id)
+            return FileIndex(self.index_dir, index_id, self.seal)
         return self.namespace(index_id, ttl=ttl)
 
-    def read_value(self, record_id: str) -> Optional[str]:
-        """The text of a small record of our own (``None`` when there is none), e.g. a session's tokens."""
-        namespace = self.namespace(record_id)
+    def read_value(self, record_id: str, kind: str = "tokens") -> Optional[str]:
+        """The text of a small record of our own (``None`` when there is none, or none sealed), e.g. a session's tokens.
+
+        ``kind`` is part of the record's seal (:mod:`.sealing`): a record written as one kind never reads as another.
+        """
+        namespace = self.namespace(record_id, kind=kind)
         try:
             if self.kind == "file":
                 namespace.acquire_read_lock()
@@ -731,9 +864,9 @@ class BeakerStore:
             raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
         return value if isinstance(value, str) else None
 
-    def write_value(self, record_id: str, value: str, ttl: int, existing: bool = False) -> bool:
-        """Write a small record; for an ``existing`` one only if it is still there (False when it is gone)."""
-        namespace = self.namespace(record_id, ttl=ttl)
+    def write_value(self, record_id: str, value: str, ttl: int, existing: bool = False, kind: str = "tokens") -> bool:
+        """Write a small sealed record; for an ``existing`` one only if it is still there (False when it is gone)."""
+        namespace = self.namespace(record_id, ttl=ttl, kind=kind)
         namespace.only_if_exists = existing
         try:
             if self.kind == "file":
@@ -762,10 +895,10 @@ class BeakerStore:
         except OSError as exc:
             raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
 
-    def namespace(self, record_id: str, ttl: Optional[int] = None) -> NamespaceManager:
-        """The Beaker namespace manager of one record (``ttl`` overrides the sessions' TTL)."""
+    def namespace(self, record_id: str, ttl: Optional[int] = None, kind: str = "session") -> NamespaceManager:
+        """The Beaker namespace manager of one record (``ttl`` overrides the sessions' TTL; ``kind``: see sealing)."""
         args = self.namespace_args()
         if ttl is not None and "ttl" in args:
             args["ttl"] = ttl
         namespace_class = self.options.get("namespace_class") or FileNamespaceManager
-        return namespace_class(record_id, digest_filenames=False, **args)
+        return namespace_class(record_id, digest_filenames=False, kind=kind, **args)

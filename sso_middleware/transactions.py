@@ -52,6 +52,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from .config import SSOConfig
 from .errors import AuthFailure
+from .sealing import app_key
 
 #: Most sign-ins one browser may have in flight (per application); the oldest are dropped.
 MAX_TRANSACTIONS = 6
@@ -94,8 +95,8 @@ class TransactionCookies:
     """Issues and redeems the per-``state`` transaction cookies of one middleware."""
 
     def __init__(self, config: SSOConfig) -> None:
-        key = hmac.new(config.session_secret.encode(), b"sso_middleware sign-in transactions", hashlib.sha256)
-        self._fernet = Fernet(base64.urlsafe_b64encode(key.digest()))
+        # Bound to this application (issuer, client id): another one sharing the secret cannot read or make them.
+        self._fernet = Fernet(base64.urlsafe_b64encode(app_key(config, "sign-in transactions")))
         self._prefix = tx_prefix(config)
         self._ours = re.compile(re.escape(self._prefix) + "[0-9a-f]{16}")
         self._ttl = config.transaction_ttl

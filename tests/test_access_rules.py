@@ -8,15 +8,12 @@ holds afterwards -- and that nothing ever loops.
 
 from __future__ import annotations
 
-import base64
 import html
 import json
 import logging
 import os
-import pickle
 import re
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlsplit
@@ -28,6 +25,7 @@ from sso_middleware import ConfigError, SSOMiddleware
 
 from .conftest import browser_for
 from .fakes import BASE_URL, FakeProvider
+from .records import file_container, session_data
 
 CONNECTION = "Username-Password-Authentication"
 COOKIE = "__Host-sso_session"
@@ -168,10 +166,9 @@ def stored_users(middleware: SSOMiddleware) -> list[dict[str, Any]]:
         for name in files:
             if name.startswith("sso-"):  # index and token records
                 continue
-            with open(os.path.join(root, name), "rb") as handle:
-                container = pickle.load(handle)  # Beaker's own container around our JSON
+            container = file_container(os.path.join(root, name))  # sealed JSON around Beaker's text
             if "session" in container:
-                record = json.loads(zlib.decompress(base64.b64decode(container["session"])))
+                record = session_data(container["session"])
                 if "user" in record:
                     users.append(record["user"])
     return users

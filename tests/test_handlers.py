@@ -14,9 +14,7 @@ import io
 import json
 import logging
 import os
-import pickle
 import time
-import zlib
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,6 +29,7 @@ from sso_middleware.transactions import MAX_TRANSACTIONS
 from .conftest import SESSION_SECRET, browser_for, legacy_app
 from .cookies import SetCookie, summary, tx_name
 from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider, FakeProviderAdapter, rsa_key, s256
+from .records import file_container, session_data
 
 CONNECTION = "Username-Password-Authentication"
 AUTHORIZE = ISSUER.rstrip("/") + "/authorize"
@@ -139,10 +138,9 @@ def stored_sessions(data_dir: str) -> list[dict[str, Any]]:
         for name in files:
             if name.startswith("sso-index-"):  # back-channel logout index records, not sessions
                 continue
-            with open(os.path.join(root, name), "rb") as handle:
-                container = pickle.load(handle)  # Beaker's own container format
+            container = file_container(os.path.join(root, name))  # sealed JSON around Beaker's text
             if "session" in container:
-                records.append(json.loads(zlib.decompress(base64.b64decode(container["session"]))))
+                records.append(session_data(container["session"]))
     return records
 
 

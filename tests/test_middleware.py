@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import pickle
 import sys
 import time
-import zlib
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +17,7 @@ from sso_middleware import ConfigError, SSOConfig, SSOMiddleware, get_userinfo
 from .conftest import browser_for, legacy_app
 from .cookies import tx_name
 from .fakes import FakeProvider
+from .records import file_container, session_data
 
 CONNECTION = "Username-Password-Authentication"
 COOKIE = "__Host-sso_session"
@@ -50,10 +48,7 @@ def session_files(middleware: SSOMiddleware) -> list[str]:
 
 
 def read_record(path: str) -> dict[str, Any]:
-    with open(path, "rb") as handle:
-        container = pickle.load(handle)  # Beaker's own container around our JSON
-    record: dict[str, Any] = json.loads(zlib.decompress(base64.b64decode(container["session"])))
-    return record
+    return session_data(file_container(path)["session"])  # sealed JSON around Beaker's text
 
 
 def the_session_file(middleware: SSOMiddleware) -> str:

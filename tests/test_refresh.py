@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import threading
 import time
 from collections.abc import Iterator
@@ -32,10 +31,10 @@ from beaker.session import CookieSession
 from sso_middleware import NoAccessToken, SSOMiddleware, authorization_header
 from sso_middleware.environ import ACCESS_TOKEN_EXPIRES_KEY, ACCESS_TOKEN_KEY, TOKEN_ERROR_KEY
 from sso_middleware.refresh import GRACE_SECONDS, RETRY_SECONDS
-from sso_middleware.stores import derived_key
 
 from .conftest import SESSION_SECRET, browser_for
 from .fakes import FakeProvider
+from .records import cookie_keys, file_container, redis_key, unsealed
 from .store_servers import StoreServer
 from .test_backchannel import logout_token, post_logout
 
@@ -108,7 +107,7 @@ class Backend:
         return self.data_dir / "container_file" / record_id[0] / record_id[:2] / f"{record_id}.cache"
 
     def _redis_key(self, record_id: str) -> str:
-        return f"sso_middleware:{record_id}:session"
+        return redis_key(record_id)
 
     def exists(self, record_id: str) -> bool:
         if self.kind == "file":
@@ -122,26 +121,25 @@ class Backend:
             path = self._file(record_id)
             if not path.exists():
                 return None
-            with open(path, "rb") as handle:
-                record: dict[str, Any] = json.loads(pickle.load(handle)["session"])
+            record: dict[str, Any] = json.loads(file_container(path)["session"])
             return record
         assert self.server is not None
         raw = redis.Redis(port=self.server.port).get(self._redis_key(record_id))
-        return None if raw is None else dict(json.loads(raw))
+        return None if raw is None else dict(json.loads(unsealed(raw)))
 
     def token_records(self) -> list[str]:
         if self.kind == "file":
             return sorted(path.name for path in self.data_dir.rglob("sso-tokens-*"))
         assert self.server is not None
-        return sorted(key.decode() for key in redis.Redis(port=self.server.port).keys("sso_middleware:sso-tokens-*"))
+        pattern = redis_key("sso-tokens-*")
+        return sorted(key.decode() for key in redis.Redis(port=self.server.port).keys(pattern))
 
     def tokens_of(self, browser: Browser) -> Optional[dict[str, Any]]:
         """The tokens the store holds for a browser's session."""
         if self.kind == "cookie":
             opened = CookieSession({"cookie": f"{COOKIE}={browser.cookies[COOKIE]}"}, key=COOKIE,
                                    data_serializer="json",
-                                   encrypt_key=derived_key(SESSION_SECRET, "sso_middleware cookie encryption"),
-                                   validate_key=derived_key(SESSION_SECRET, "sso_middleware cookie signature"))
+                                   **cookie_keys(SESSION_SECRET))
             tokens = opened.get("tokens")
             return dict(tokens) if tokens is not None else None
         return self.token_record(session_id(browser))
@@ -831,7 +829,7 @@ def test_an_unreadable_token_record_is_no_token(make_middleware: Callable[..., S
         backend = Backend("redis", server, tmp_path / "sessions")
         browser = browser_for(builder(make_middleware, backend, clock)())
         sign_in(browser, provider)
-        key = f"sso_middleware:sso-tokens-{session_id(browser)}:session"
+        key = redis_key(f"sso-tokens-{session_id(browser)}")
         redis.Redis(port=server.port).set(key, b"\x80\x05\x95 planted", ex=600)
         response = browser.get("/page", expect_errors=True)
         assert response.status_int == 200

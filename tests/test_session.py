@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import base64
+import dataclasses
 import json
 import os
-import pickle
-import zlib
 from typing import Any
 
 import pytest
 
 from sso_middleware import ConfigError, SSOConfig
+from sso_middleware.sealing import BoundedJsonSerializer
 from sso_middleware.session import SessionStore, SignedInUser, SSOSession, Tokens, own_cookie
+
+from .fakes import CLIENT_ID, ISSUER
+from .records import file_container, session_data
 
 NOW = 1_700_000_000.0
 
@@ -25,6 +27,11 @@ def store(settings: dict[str, Any]) -> SessionStore:
 def user(sub: str = "alice", signed_in_at: float = NOW) -> SignedInUser:
     return SignedInUser(claims={"sub": sub, "email": f"{sub}@example.com"}, connection="c",
                         id_token="header.payload.signature", signed_in_at=signed_in_at)
+
+
+def bound(signed_in: SignedInUser) -> SignedInUser:
+    """The user as stored: stamped with the application it was signed in for."""
+    return dataclasses.replace(signed_in, issuer=ISSUER, client_id=CLIENT_ID)
 
 
 def reopen(store: SessionStore, headers: list[tuple[str, str]], previous: str = "") -> tuple[SSOSession, str]:
@@ -92,12 +99,12 @@ def test_sign_in_stores_the_user_under_a_new_id_and_removes_the_old_record(store
     session.sign_in(user("bob"), NOW)
     first, old_cookie = reopen(store, session.commit())
     (old_file,) = session_files(store)
-    assert first.current_user(NOW) == user("bob")
+    assert first.current_user(NOW) == bound(user("bob"))
     first.sign_in(user(), NOW)
     headers = first.commit()
     second, new_cookie = reopen(store, headers)
     assert new_cookie != old_cookie
-    assert second.current_user(NOW + 1) == user()
+    assert second.current_user(NOW + 1) == bound(user())
     # The old record is gone from the store.
     assert old_file not in session_files(store)
     assert len(session_files(store)) == 1
@@ -186,14 +193,11 @@ def test_default_stamp_interval_is_a_minute(store: SessionStore) -> None:
 
 
 def stored_record(path: str) -> dict[str, Any]:
-    with open(path, "rb") as handle:
-        container = pickle.load(handle)  # Beaker's file container (its own format)
-    record: dict[str, Any] = json.loads(zlib.decompress(base64.b64decode(container["session"])))
-    return record
+    return session_data(file_container(path)["session"])  # sealed JSON around Beaker's text
 
 
 def test_session_data_is_stored_as_json_not_pickle(store: SessionStore) -> None:
-    assert store.beaker.options["data_serializer"] == "json"
+    assert isinstance(store.beaker.options["data_serializer"], BoundedJsonSerializer)  # Beaker's "json", bounded
     session = store.open({})
     session.sign_in(user(), NOW)
     session.commit()
@@ -210,7 +214,8 @@ def test_the_signed_in_user_record(store: SessionStore) -> None:
     record = stored_record(path)
     assert record["user"] == {"claims": {"sub": "alice", "email": "alice@example.com"}, "connection": "c",
                               "id_token": "header.payload.signature", "signed_in_at": NOW, "sid": None,
-                              "auth_time": None, "acr": None}
+                              "auth_time": None, "acr": None, "issuer": "https://op.example/",
+                              "client_id": "app2-client"}
     assert record["last_seen"] == NOW
 
 
@@ -364,9 +369,7 @@ def user_files(store: SessionStore) -> list[str]:
 
 
 def token_record(path: str) -> Any:
-    with open(path, "rb") as handle:
-        container = pickle.load(handle)
-    return json.loads(container["session"])  # the record's value is the JSON text itself
+    return json.loads(file_container(path)["session"])  # the record's value is the JSON text itself
 
 
 def signed_in_with_tokens(store: SessionStore, tokens: Tokens = TOKENS) -> str:
@@ -387,7 +390,7 @@ def test_server_side_tokens_live_in_a_record_of_their_own(token_store: SessionSt
     assert Tokens.from_record(record) == TOKENS
     assert "tokens" not in stored_record(user_path)  # never in the session itself
     current, _ = reopen(token_store, [], cookie)
-    assert current.current_user(NOW) == user()
+    assert current.current_user(NOW) == bound(user())
     assert current.tokens() == TOKENS
     assert os.stat(token_store.config.data_dir).st_mode & 0o077 == 0  # inside the private folder
 

@@ -31,13 +31,14 @@ import webtest
 from beaker.middleware import SessionMiddleware
 from beaker.session import CookieSession
 
-from sso_middleware import SSOMiddleware
+from sso_middleware import SSOConfig, SSOMiddleware
+from sso_middleware.sealing import app_key_text, record_prefix
 from sso_middleware.session import _index_key
-from sso_middleware.stores import StoreUnavailable, derived_key
+from sso_middleware.stores import StoreUnavailable
 
 from .conftest import SESSION_SECRET, browser_for
 from .cookies import summary, tx_name
-from .fakes import FakeProvider
+from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider
 from .store_servers import StoreServer
 
 CONNECTION = "Username-Password-Authentication"
@@ -93,16 +94,33 @@ def session_id(browser: Browser) -> str:
     return value[40:]
 
 
+def config_for(secret: str = SESSION_SECRET) -> SSOConfig:
+    """The configuration of the tests' middleware, as far as keys go (issuer, client, secret)."""
+    return SSOConfig(issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, base_url=BASE_URL,
+                     session_secret=secret)
+
+
+#: The tests' application's key prefix in Redis and memcached (bound to the issuer and client).
+PREFIX = record_prefix(config_for())
+
+
 def raw_key(server: StoreServer, record_id: str) -> str:
     """Where a record lives in the server, as our namespace managers name it."""
-    name = f"sso_middleware:{record_id}:session"
+    name = f"{PREFIX}:{record_id}:session"
     return name if server.kind == "redis" else hashlib.sha256(name.encode()).hexdigest()
 
 
 def raw_index_key(server: StoreServer, index_id: str) -> str:
     """Where a back-channel logout index lives (a Redis set; a JSON list in memcached)."""
-    name = f"sso_middleware:{index_id}:index"
+    name = f"{PREFIX}:{index_id}:index"
     return name if server.kind == "redis" else hashlib.sha256(name.encode()).hexdigest()
+
+
+def unsealed(raw: bytes) -> bytes:
+    """The payload of a sealed value (``1.<MAC>.<payload>``), its seal checked by the code under test, not here."""
+    tag, mac, payload = raw.split(b".", 2)
+    assert tag == b"1" and len(mac) == 43, raw[:60]
+    return payload
 
 
 def raw_index(server: StoreServer, index_id: str) -> Optional[list[str]]:
@@ -111,9 +129,9 @@ def raw_index(server: StoreServer, index_id: str) -> Optional[list[str]]:
         client = redis.Redis(port=server.port)
         if not client.exists(key):
             return None
-        return sorted(member.decode() for member in client.smembers(key))
+        return sorted(unsealed(member).decode() for member in client.smembers(key))
     found = server.memcached_get(key)
-    return None if found is None else sorted(json.loads(found[1]))
+    return None if found is None else sorted(json.loads(unsealed(found[1])))
 
 
 def raw_index_ttl(server: StoreServer, index_id: str) -> Optional[int]:
@@ -152,8 +170,8 @@ def state_of(location: str) -> str:
 
 
 def decode_record(raw: bytes) -> dict[str, Any]:
-    """Beaker's ``json`` serializer inside its container text: base64(zlib(JSON))."""
-    record: dict[str, Any] = json.loads(zlib.decompress(base64.b64decode(raw, validate=True)))
+    """Beaker's ``json`` serializer inside its container text, sealed: base64(zlib(JSON))."""
+    record: dict[str, Any] = json.loads(zlib.decompress(base64.b64decode(unsealed(raw), validate=True)))
     return record
 
 
@@ -466,8 +484,8 @@ def cookie_session(value: str, secret: str = SESSION_SECRET) -> CookieSession:
     """Our cookie, opened with the keys the middleware derives from ``session_secret``."""
     return CookieSession(
         {"cookie": f"{COOKIE}={value}"}, key=COOKIE, data_serializer="json",
-        encrypt_key=derived_key(secret, "sso_middleware cookie encryption"),
-        validate_key=derived_key(secret, "sso_middleware cookie signature"),
+        encrypt_key=app_key_text(config_for(secret), "cookie encryption"),
+        validate_key=app_key_text(config_for(secret), "cookie signature"),
     )
 
 
@@ -809,7 +827,8 @@ def test_a_value_written_is_read_back(value_store: tuple[Any, Optional[StoreServ
     assert beaker.read_value(RECORD) == '{"access_token": "at-1"}'
     assert record_exists(beaker, server, RECORD)
     if server is not None:
-        assert raw_value(server, RECORD) == b'{"access_token": "at-1"}'  # the text as it is: no pickle
+        raw = raw_value(server, RECORD)
+        assert raw is not None and unsealed(raw) == b'{"access_token": "at-1"}'  # the text, sealed: no pickle
         ttl = raw_ttl(server, RECORD)
         assert ttl is not None and 590 <= ttl <= 600
     assert beaker.write_value(RECORD, "second", 600) is True

@@ -423,9 +423,13 @@ def test_a_quoted_value_and_spaces_are_read(cookies: TransactionCookies) -> None
 
 
 def fernet_for_tests() -> Fernet:
-    """The transaction cookies' key, derived as the module does (pinned by the shape test above too)."""
-    return Fernet(base64.urlsafe_b64encode(
-        hmac.new(SESSION_SECRET.encode(), b"sso_middleware sign-in transactions", hashlib.sha256).digest()))
+    """The transaction cookies' key, derived as the module does (pinned by the shape test above too).
+
+    HMAC-SHA256 of ``session_secret`` over the purpose, the issuer and the client id
+    (:func:`sso_middleware.sealing.app_key`): another application sharing the secret has another key.
+    """
+    message = json.dumps(["sso_middleware", "sign-in transactions", ISSUER, CLIENT_ID]).encode()
+    return Fernet(base64.urlsafe_b64encode(hmac.new(SESSION_SECRET.encode(), message, hashlib.sha256).digest()))
 
 
 def record_in(pair: str) -> dict[str, Any]:
