@@ -123,13 +123,15 @@ class Revocations:
                 return
             identity = (info.st_dev, info.st_ino)
             start = self._offset if identity == self._file and info.st_size >= self._offset else 0
-            if start == 0:  # a new (compacted) journal: read it whole; stale entries go with it
-                self._entries = {}
             data = os.pread(fd, info.st_size - start, start) if info.st_size > start else b""
         finally:
             os.close(fd)
         complete = data[: data.rfind(b"\n") + 1]  # a line still being written is read next time
-        self._merge(self._entries, complete)
+        # A new (compacted) journal is read whole into a new dict, swapped in at once: a
+        # concurrent check sees the old entries or the new ones, never an empty dict.
+        entries = {} if start == 0 else self._entries
+        self._merge(entries, complete)
+        self._entries = entries
         self._file, self._offset = identity, start + len(complete)
 
     def _trusted(self, info: os.stat_result) -> bool:

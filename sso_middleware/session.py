@@ -130,7 +130,9 @@ class SessionStore:
         self.revocations: Optional[Revocations] = None
         if not self.searchable:
             self.revocations = Revocations(
-                config.data_dir, config.session_absolute_timeout + 2 * config.clock_skew, config.session_secret.encode(),
+                config.data_dir,
+                horizon=config.session_absolute_timeout + 2 * config.clock_skew,
+                key=config.session_secret.encode(),
                 prepare=lambda: prepare_data_dir(config.data_dir, private=not config.session_data_dir),
             )
         self._lock = threading.Lock()

@@ -25,6 +25,7 @@ import webtest
 from beaker.middleware import SessionMiddleware
 
 from sso_middleware import SSOMiddleware
+from sso_middleware.session import StoreUnavailable
 
 from .fakes import FakeProvider
 
@@ -42,7 +43,7 @@ def outer_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> li
         session["notes"] = [*session.get("notes", []), parse_qs(environ.get("QUERY_STRING", ""))["text"][0]]
         session.save()
     body = json.dumps({"remote_user": environ.get("REMOTE_USER"), "notes": session.get("notes"),
-                       "keys": sorted(key for key in session.keys() if not key.startswith("_")),
+                       "keys": sorted(key for key in session if not key.startswith("_")),
                        "session_id": session.id}).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
@@ -222,7 +223,7 @@ def test_the_registry_file_is_private_and_never_follows_a_link(tmp_path: Path) -
     target = tmp_path / "elsewhere"
     target.write_text("")
     os.symlink(target, path)
-    with pytest.raises(Exception):  # noqa: B017, PT011 - StoreUnavailable: a link is refused, not followed
+    with pytest.raises(StoreUnavailable):  # a link is refused, never followed
         Revocations(str(folder), horizon=100.0).record(["login:y"], 1000.0)
     assert target.read_text() == ""
 
