@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import timeit
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -268,3 +270,18 @@ def test_the_hot_path_check_is_cheap(tmp_path: Path) -> None:
     seconds = timeit.timeit(lambda: registry.revoked_since(keys, 0.0), number=runs)
     print(f"revocation check: {seconds / runs * 1e6:.2f} µs per signed-in request")
     assert seconds / runs < 200e-6
+
+
+def test_a_revocation_written_by_another_os_process_is_seen(tmp_path: Path) -> None:
+    """Real worker processes: a separate Python process records, this one reads (and the other way round)."""
+    from sso_middleware.revocations import Revocations
+
+    here = Revocations(str(tmp_path), horizon=1e6, key=b"k")
+    assert not here.revoked_since(["login:from-the-child"], 0.0)  # read once: the cached state is "nothing"
+    child = ("import sys; from sso_middleware.revocations import Revocations; "
+             "r = Revocations(sys.argv[1], horizon=1e6, key=b'k'); r.record(['login:from-the-child'], 5.0); "
+             "sys.exit(0 if r.revoked_since(['login:from-the-parent'], 1.0) else 3)")
+    here.record(["login:from-the-parent"], 2.0)
+    subprocess.run([sys.executable, "-c", child, str(tmp_path)], check=True, timeout=60)
+    assert here.revoked_since(["login:from-the-child"], 4.0)
+    assert not here.revoked_since(["login:from-the-child"], 6.0)
