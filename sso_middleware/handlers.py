@@ -141,6 +141,8 @@ class Handlers:
         # Sign out first: a refused target_url must not leave the user signed in.  An expired
         # session still names the user whose provider session should end.
         user = session.stored_user()
+        if user is not None:  # where the data cannot be deleted (cookie sessions), copies of it are revoked
+            self.store.revoke_login(user, self.clock())
         session.sign_out()
         if user is not None:
             log.info("sso: signed out sub=%r", user.sub)

@@ -41,14 +41,18 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import stat
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
+
+from beaker.session import CookieSession, SessionObject
 
 from .config import SSOConfig
 from .errors import ConfigError
+from .revocations import Revocations
 from .stores import BeakerStore, SessionTooLarge, StoreUnavailable
 
 log = logging.getLogger("sso_middleware")
@@ -81,6 +85,7 @@ class SignedInUser:
     acr: Optional[str] = None  # the authentication context class the provider reported
     issuer: Optional[str] = None  # the application it was signed in for (set by SSOSession.sign_in) ...
     client_id: Optional[str] = None  # ... a stored user of another issuer or client is no session
+    login_id: Optional[str] = field(default=None, compare=False, repr=False)  # one per sign-in: what sign-out revokes
 
     @property
     def sub(self) -> str:
@@ -126,9 +131,17 @@ class SessionStore:
         if self.kind == "file":
             prepare_data_dir(config.data_dir, private=not config.session_data_dir)
         self.beaker = BeakerStore(config, self.cookie_name, config.data_dir) if self.kind != "environ" else None
-        # Sessions a back-channel logout ended but that cannot be found to delete (cookie and
-        # environ stores): "sid:<sid>" / "sub:<sub>" -> time of the logout.  Per process.
-        self.revoked: dict[str, float] = {}
+        # Sessions that cannot be found to delete (cookie and environ stores) are revoked instead:
+        # by sign-out ("login:<id>") and back-channel logout, in a registry every process of the
+        # host sharing the data folder reads (see .revocations).
+        self.revocations: Optional[Revocations] = None
+        if not self.searchable:
+            self.revocations = Revocations(
+                config.data_dir,
+                horizon=config.session_absolute_timeout + 2 * config.clock_skew,
+                key=config.session_secret.encode(),
+                prepare=lambda: prepare_data_dir(config.data_dir, private=not config.session_data_dir),
+            )
         self._lock = threading.Lock()
         self._next_sweep = 0.0
 
@@ -177,7 +190,7 @@ class SessionStore:
     # -- back-channel logout -------------------------------------------------
 
     def remember(self, user: SignedInUser, session_id: str) -> None:
-        """Index a new sign-in by ``sid`` and ``sub`` so a back-channel logout can find it."""
+        """Index a new sign-in by ``sid`` (or ``nosid``) and ``sub`` so a back-channel logout can find it."""
         if not self.searchable:
             return
         assert self.beaker is not None
@@ -185,27 +198,38 @@ class SessionStore:
             self.beaker.index_add(key, session_id, self.record_ttl)
 
     def end_sessions(self, sid: Optional[str], sub: Optional[str], now: float) -> int:
-        """End every session of ``sid`` (or, without one, of ``sub``); how many were found."""
-        key = f"sid:{sid}" if sid else f"sub:{sub}"
-        if not self.searchable:
-            with self._lock:
-                self.revoked[key] = now
-                horizon = now - self.config.session_absolute_timeout
-                for old in [name for name, when in self.revoked.items() if when < horizon]:
-                    del self.revoked[old]
+        """End the sessions a logout token names; how many were found (0 where they are revoked instead).
+
+        With a ``sid``: that provider session's, plus (when ``sub`` is named too)
+        that user's sessions whose ID token had no ``sid`` -- never a session of
+        another ``sid``.  Without one: every session of ``sub``.
+        """
+        keys = _logout_keys(sid, sub)
+        if self.revocations is not None:
+            self.revocations.record(keys, now)
             return 0
         assert self.beaker is not None
-        return len(self.beaker.end_index(_index_key(key), (TOKENS_PREFIX,)))
+        ended: set[str] = set()
+        for key in keys:
+            ended.update(self.beaker.end_index(_index_key(key), (TOKENS_PREFIX,)))
+        return len(ended)
+
+    def revoke_login(self, user: SignedInUser, now: float) -> None:
+        """End one sign-in everywhere on this host (cookie and environ stores, whose data cannot be deleted).
+
+        Server-side stores delete the record instead, which ends every copy of the cookie.
+        """
+        if self.revocations is not None and user.login_id:
+            self.revocations.record([f"login:{user.login_id}"], now)
 
     def is_revoked(self, user: SignedInUser) -> bool:
-        """True when a back-channel logout (after this sign-in) named the user's sid or sub."""
-        if not self.revoked:
+        """True when a sign-out or a back-channel logout after this sign-in named it (cookie and environ stores)."""
+        if self.revocations is None:
             return False
-        for key in (f"sid:{user.sid}", f"sub:{user.sub}"):
-            when = self.revoked.get(key)
-            if when is not None and when >= user.signed_in_at:
-                return True
-        return False
+        keys = [f"sub:{user.sub}", f"sid:{user.sid}" if user.sid else f"nosid:{user.sub}"]
+        if user.login_id:
+            keys.append(f"login:{user.login_id}")
+        return self.revocations.revoked_since(keys, user.signed_in_at)
 
 
 def _index_key(key: str) -> str:
@@ -213,7 +237,15 @@ def _index_key(key: str) -> str:
 
 
 def _index_keys(sid: Optional[str], sub: str) -> list[str]:
-    return [_index_key(key) for key in ((f"sid:{sid}" if sid else ""), f"sub:{sub}") if key]
+    """The indexes a session joins: its ``sid`` (``nosid:<sub>`` when the ID token had none) and its ``sub``."""
+    return [_index_key(f"sid:{sid}" if sid else f"nosid:{sub}"), _index_key(f"sub:{sub}")]
+
+
+def _logout_keys(sid: Optional[str], sub: Optional[str]) -> list[str]:
+    """The session keys a logout token ends (Back-Channel Logout 1.0 section 2.4: ``sid``, ``sub`` or both)."""
+    if not sid:
+        return [f"sub:{sub}"]
+    return [f"sid:{sid}", f"nosid:{sub}"] if sub else [f"sid:{sid}"]
 
 
 def prepare_data_dir(data_dir: str, private: bool) -> None:
@@ -491,7 +523,12 @@ class SSOSession:
     # -- signing in and out -------------------------------------------------
 
     def sign_in(self, user: SignedInUser, now: float, tokens: Optional[Tokens] = None) -> None:
-        """Store the user (and their tokens) under a new session id; the old id is deleted server-side."""
+        """Store the user (and their tokens) under a new session id; the old id is deleted server-side.
+
+        A cookie session's previous sign-in cannot be deleted: it is revoked, so a
+        copy of the replaced cookie does not stay signed in.
+        """
+        user = self._ending_previous_sign_in(user, now)
         self._discard()
         fresh = self._data
         fresh[self._key("user")] = self._bound(user)
@@ -506,6 +543,14 @@ class SSOSession:
     def sign_out(self) -> None:
         """Delete the session server-side and expire the cookie."""
         self._discard()
+
+    def _ending_previous_sign_in(self, user: SignedInUser, now: float) -> SignedInUser:
+        """The new user with a fresh ``login_id``; where records cannot be deleted, the previous sign-in is revoked."""
+        if self._store.revocations is not None:
+            previous = self.stored_user()
+            if previous is not None:
+                self._store.revoke_login(previous, now)
+        return user if user.login_id else replace(user, login_id=secrets.token_urlsafe(16))
 
     def _discard(self) -> None:
         beaker = self._loaded()
@@ -551,13 +596,23 @@ class SSOSession:
         return [("Set-Cookie", self._cookie_out.strip()), *self.headers]
 
 
+def _beaker_session(outer: Container) -> Container:
+    """The Beaker ``Session``/``CookieSession`` behind an outer ``SessionObject`` (or the session itself)."""
+    return outer._session() if isinstance(outer, SessionObject) else outer
+
+
 class EnvironSSOSession(SSOSession):
     """Our data inside an outer Beaker ``SessionMiddleware``'s session, under ``sso_middleware.*`` keys.
 
     The outer middleware owns the cookie, the store and when to save; sign-in
     regenerates its session id where its store supports that (server-side
     stores; a cookie store's content is replaced anyway), and sign-out deletes
-    the whole outer session.
+    the whole outer session.  The application's data in the outer session
+    belongs to the user signed in: when another user (another ``sub``) signs
+    in, the whole outer session is invalidated first -- every key gone, the
+    old record deleted where the outer store keeps one, a new id -- so the new
+    user never sees the previous user's data.  The same user signing in again
+    keeps it, and so does an anonymous visitor's first sign-in.
     """
 
     def __init__(self, store: SessionStore, environ: dict[str, Any]) -> None:
@@ -585,9 +640,13 @@ class EnvironSSOSession(SSOSession):
         return ENVIRON_PREFIX + name
 
     def sign_in(self, user: SignedInUser, now: float, tokens: Optional[Tokens] = None) -> None:
+        user = self._ending_previous_sign_in(user, now)
         outer = self._data
-        with contextlib.suppress(AttributeError):  # a cookie session: replaced whole, nothing to fixate
-            outer.regenerate_id()
+        if self._belongs_to_someone_else(outer, user):
+            self._invalidate(outer)
+        else:
+            with contextlib.suppress(AttributeError):  # a cookie session: replaced whole, nothing to fixate
+                outer.regenerate_id()
         outer[self._key("user")] = self._bound(user)
         outer[self._key("last_seen")] = now
         if tokens is not None:
@@ -595,10 +654,35 @@ class EnvironSSOSession(SSOSession):
         self._tokens, self._tokens_read = tokens, True
         self._dirty = True
 
+    def _belongs_to_someone_else(self, outer: Container, user: SignedInUser) -> bool:
+        """True when the outer session holds a user record of another ``sub`` (or one we cannot read)."""
+        record = outer.get(self._key("user"))
+        if record is None:
+            return False  # an anonymous visitor's session: the data is theirs, now the user's
+        claims = record.get("claims") if isinstance(record, dict) else None
+        return not isinstance(claims, dict) or claims.get("sub") != user.sub
+
+    @staticmethod
+    def _invalidate(outer: Container) -> None:
+        """Empty the outer session under a new id, deleting its old record where the outer store has one."""
+        session = _beaker_session(outer)
+        namespace = getattr(session, "namespace", None)
+        if not isinstance(session, CookieSession) and namespace is not None and not session.is_new:
+            try:
+                namespace.remove()  # Beaker's invalidate() leaves the old record (and its data) behind
+            except OSError as exc:
+                raise StoreUnavailable(f"outer session store: {exc.strerror or type(exc).__name__}") from None
+        session.invalidate()  # Session: cleared, new id; CookieSession: cleared, new _id
+        outer.save()  # for a SessionObject: persist it (under the new id) at the end of the request
+        log.info("sso: another user signs in; the previous user's session data was discarded")
+
     def _discard(self) -> None:
         outer = self._loaded()
         if outer is not None and self._key("user") in outer:
             outer.delete()
+            session = _beaker_session(outer)
+            if isinstance(session, CookieSession):  # delete() drops its _id: the app would fail reading .id
+                session.invalidate()
         self._beaker = None
         self._dirty = False
 

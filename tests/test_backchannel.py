@@ -183,6 +183,39 @@ def test_a_token_with_only_sub_ends_every_session_of_that_sub(middleware: SSOMid
     assert who(bob) == "bob"
 
 
+def sign_in_without_sid(browser: Browser, provider: FakeProvider, user: str = "alice") -> None:
+    """A sign-in whose ID token carries no ``sid`` (the provider's logout tokens still may)."""
+    provider.id_token_overrides["sid"] = None  # None removes the claim; sign_in() restores it
+    sign_in(browser, provider, user)
+
+
+@pytest.mark.parametrize("store", [{}, {"session_type": "cookie"}], ids=["file", "cookie"])
+def test_a_token_with_sid_and_sub_also_ends_that_subs_sessions_stored_without_a_sid(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, store: dict[str, Any]
+) -> None:
+    """Issue 13 item 19: ID tokens without ``sid``, logout tokens with ``sid`` and ``sub``."""
+    middleware = make_middleware(**store)
+    sidless, other_sid, bob = browser_for(middleware), browser_for(middleware), browser_for(middleware)
+    sign_in_without_sid(sidless, provider)
+    sign_in(other_sid, provider, sid="provider-session-2")
+    sign_in_without_sid(bob, provider, "bob")
+    post_logout(sidless, logout_token(sid="provider-session-1", sub="alice"))
+    assert who(sidless) is None
+    assert who(other_sid) == "alice"  # a session of another sid is never ended by this token
+    assert who(bob) == "bob"
+
+
+@pytest.mark.parametrize("store", [{}, {"session_type": "cookie"}], ids=["file", "cookie"])
+def test_a_token_with_only_sid_leaves_sessions_without_a_sid(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, store: dict[str, Any]
+) -> None:
+    middleware = make_middleware(**store)
+    sidless = browser_for(middleware)
+    sign_in_without_sid(sidless, provider)
+    post_logout(sidless, logout_token(sid="provider-session-1"))  # names no user: nothing to match
+    assert who(sidless) == "alice"
+
+
 def test_a_token_for_an_unknown_sid_is_200_and_ends_nothing(middleware: SSOMiddleware,
                                                             provider: FakeProvider) -> None:
     browser = browser_for(middleware)
@@ -317,6 +350,17 @@ def test_cookie_store_revokes_in_process(make_middleware: Callable[..., SSOMiddl
     assert who(browser) == "alice"
 
 
+def test_cookie_store_revocations_reach_every_process_of_the_host(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider
+) -> None:
+    """Cookie stores keep revocations in a host-wide registry in the data folder, not per process."""
+    one, other = make_middleware(session_type="cookie"), make_middleware(session_type="cookie")
+    browser = browser_for(one)
+    sign_in(browser, provider)
+    post_logout(browser_for(other), logout_token())
+    assert who(browser) is None
+
+
 def test_environ_store_revokes_in_process(make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider,
                                           tmp_path: Any) -> None:
     from beaker.middleware import SessionMiddleware
@@ -355,6 +399,18 @@ def test_shared_store_sessions_end_on_every_instance(make_middleware: Callable[.
     assert who(second) == "alice"
     post_logout(browser_for(other), logout_token(sid=None, sub="alice"))
     assert who(second) is None
+
+
+def test_shared_store_sessions_without_a_sid_end_by_sid_and_sub(make_middleware: Callable[..., SSOMiddleware],
+                                                                 provider: FakeProvider, server: StoreServer) -> None:
+    settings = {"session_type": server.session_type, "session_url": server.url, "session_store_timeout": 0.5}
+    one, other = make_middleware(**settings), make_middleware(**settings)
+    sidless, with_sid = browser_for(one), browser_for(one)
+    sign_in_without_sid(sidless, provider)
+    sign_in(with_sid, provider, sid="provider-session-2")
+    post_logout(browser_for(other), logout_token(sid="provider-session-1", sub="alice"))
+    assert who(sidless) is None
+    assert who(with_sid) == "alice"
 
 
 def test_a_store_outage_is_503_and_the_same_token_works_when_it_returns(

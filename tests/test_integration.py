@@ -14,7 +14,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import pytest
@@ -74,7 +74,9 @@ def browse(http: requests.Session, url: str, max_hops: int = 20) -> Visit:
     return Visit(urls, response)
 
 
-def start_app(provider: DevProvider, name: str, tmp: Any, auth_method: str, **settings: Any) -> App:
+def start_app(provider: DevProvider, name: str, tmp: Any, auth_method: str, *, backchannel_logout: bool = False,
+              registration: Optional[dict[str, Any]] = None, **settings: Any) -> App:
+    """``backchannel_logout``: register the app's back-channel logout URI; ``registration``: more client metadata."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     client = provider.register_client(
@@ -82,6 +84,8 @@ def start_app(provider: DevProvider, name: str, tmp: Any, auth_method: str, **se
         post_logout_redirect_uris=[base_url + "/"],
         token_endpoint_auth_method=auth_method,
         client_name=name,
+        backchannel_logout_uri=base_url + "/auth/backchannel-logout" if backchannel_logout else None,
+        **(registration or {}),
     )
     middleware = SSOMiddleware(
         legacy_app,
@@ -307,3 +311,36 @@ def test_signing_key_rotation_is_picked_up_with_one_jwks_refetch(provider: DevPr
     _, landing = sign_in(provider, app, "bob")
     assert page(landing)["remote_user"] == "bob"
     assert len(app.jwks_fetches) == fetches_before + 1
+
+
+@pytest.mark.parametrize("session_type", ["file", "cookie"])
+def test_backchannel_logout_ends_a_session_whose_id_token_had_no_sid(
+    provider: DevProvider, tmp_path_factory: pytest.TempPathFactory, session_type: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 13 item 19 against the real provider: ID tokens without ``sid``, a logout token with ``sid`` and ``sub``.
+
+    The dev provider's ``devprovider_id_token_sid: false`` client metadata makes it such a
+    provider (oidc-provider alone puts ``sid`` in both or in neither).
+    """
+    app = start_app(provider, f"nosid-{session_type}", tmp_path_factory.mktemp("nosid"), "client_secret_basic",
+                    backchannel_logout=True, registration={"devprovider_id_token_sid": False},
+                    session_type=session_type)
+    try:
+        http, landing = sign_in(provider, app, "alice", "/profile")
+        assert page(landing)["remote_user"] == "alice"
+        cookie = http.cookies.get(app.middleware.config.session_cookie_name)
+        user = app.middleware.store.open({"HTTP_COOKIE": f"{app.middleware.config.session_cookie_name}={cookie}"}
+                                         ).stored_user()
+        assert user is not None and user.sid is None  # the ID token had no sid
+        provider.clear_events()
+
+        # The user signs out at the provider ("Yes, sign me out"): it posts a logout token to the app.
+        provider.logout_confirm(http, provider.endpoint("end_session_endpoint"))
+        (event,) = [event for event in provider.events("backchannel_logout")
+                    if event["client_id"] == app.client.client_id]
+        assert event["ok"] is True and event["sid"] and event["sub"] == "alice"
+        assert "back-channel logout for sid" in caplog.text  # the logout token named the sid (and the sub)
+        assert page(browse(http, app.url("/profile")))["remote_user"] is None
+    finally:
+        app.server.close()

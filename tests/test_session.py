@@ -212,6 +212,8 @@ def test_the_signed_in_user_record(store: SessionStore) -> None:
     session.commit()
     (path,) = session_files(store)
     record = stored_record(path)
+    login_id = record["user"].pop("login_id")
+    assert isinstance(login_id, str) and len(login_id) >= 22  # random, one per sign-in (what sign-out revokes)
     assert record["user"] == {"claims": {"sub": "alice", "email": "alice@example.com"}, "connection": "c",
                               "id_token": "header.payload.signature", "signed_in_at": NOW, "sid": None,
                               "auth_time": None, "acr": None, "issuer": "https://op.example/",

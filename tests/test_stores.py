@@ -581,8 +581,8 @@ def test_cookie_store_session_fixation_a_planted_cookie_is_replaced_whole(
     assert signed_in["user"]["claims"]["sub"] == "alice"
     assert signed_in["_id"] != planted_session["_id"]  # a new session, not the planted one updated
     assert signed_in["_creation_time"] > planted_session["_creation_time"]
-    # The attacker's copy holds only the attacker (a cookie store cannot revoke it; it never becomes alice).
-    assert app_view(attacker)["remote_user"] == "bob"
+    # The attacker's copy never becomes alice; the victim's sign-in replaced (and so revoked) its sign-in.
+    assert app_view(attacker)["remote_user"] is None
 
 
 def test_a_session_too_large_for_a_cookie_gets_the_failure_page(

@@ -48,7 +48,12 @@
  *   - ID tokens carry the profile/email claims (not only userinfo) and "connection" when the
  *     authorization request had one; PKCE (S256) is required for every client;
  *   - ID tokens always carry acr, amr and auth_time (the latter through require_auth_time,
- *     which every default, file-loaded and registered client gets unless it says otherwise).
+ *     which every default, file-loaded and registered client gets unless it says otherwise);
+ *   - ID tokens carry "sid" (like Auth0) unless the client's metadata says
+ *     "devprovider_id_token_sid": false. Such a client's back-channel logout tokens still carry
+ *     "sid" (with backchannel_logout_session_required) and "sub": the provider that omits sid
+ *     from ID tokens but names it at logout, which plain oidc-provider cannot be made to be
+ *     (its includeSid() ties both to backchannel_logout_session_required).
  *
  * Step-up authentication (acr_values, max_age):
  *   - ACR values (discovery: acr_values_supported): "urn:dev:loa:pwd" (password only, amr
@@ -109,7 +114,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import { parseArgs } from 'node:util';
 
-import Provider, { interactionPolicy } from 'oidc-provider';
+import Provider, { errors, interactionPolicy } from 'oidc-provider';
 
 // ---------------------------------------------------------------------------------------
 // configuration
@@ -411,6 +416,9 @@ function lineageFor(ctx, token) {
 // ---------------------------------------------------------------------------------------
 // oidc-provider configuration
 
+/** Client metadata of this dev server: false = ID tokens without "sid" (logout tokens keep it). */
+const ID_TOKEN_SID = 'devprovider_id_token_sid';
+
 /** The provider session's "sid" for the client of ctx (like Auth0, in every ID token). */
 async function sessionSid(ctx, token) {
   const clientId = ctx?.oidc?.client?.clientId;
@@ -418,6 +426,11 @@ async function sessionSid(ctx, token) {
   let session = ctx.oidc.route === 'token' ? undefined : ctx.oidc.session;
   if (!session && token?.sessionUid) session = await ctx.oidc.provider.Session.findByUid(token.sessionUid);
   return token?.sid ?? session?.sidFor(clientId);
+}
+
+/** False for a client registered with "devprovider_id_token_sid": false (its ID tokens get no sid). */
+function idTokenSid(client) {
+  return client?.[ID_TOKEN_SID] !== false;
 }
 
 async function findAccount(ctx, sub, token) {
@@ -429,7 +442,7 @@ async function findAccount(ctx, sub, token) {
       const out = { sub, ...user.claims };
       const connection = lineageFor(ctx, token)?.connection;
       if (connection) out.connection = connection;
-      if (use === 'id_token') {
+      if (use === 'id_token' && idTokenSid(ctx?.oidc?.client)) {
         const sid = await sessionSid(ctx, token);
         if (sid) out.sid = sid;
       }
@@ -495,6 +508,14 @@ function buildConfiguration() {
     },
     jwks,
     findAccount,
+    extraClientMetadata: {
+      properties: [ID_TOKEN_SID],
+      validator(ctx, key, value) {
+        if (key === ID_TOKEN_SID && value !== undefined && typeof value !== 'boolean') {
+          throw new errors.InvalidClientMetadata(`${ID_TOKEN_SID} must be a boolean`);
+        }
+      },
+    },
     loadExistingGrant,
     // Auth0-style authorize parameters; unknown parameters would be dropped silently.
     extraParams: ['connection', 'audience'],
@@ -936,6 +957,14 @@ httpServer.listen(PORT, HOST, () => {
     fail(`invalid configuration: ${err.message}`);
   }
   provider.use(recordingMiddleware());
+
+  // oidc-provider copies the session's sid into the authorization code (and from there into the
+  // ID token) whenever a client has a back-channel logout URI with session_required; a client
+  // with "devprovider_id_token_sid": false opts out of that, not of sid in its logout tokens.
+  const { includeSid } = provider.Client.prototype;
+  provider.Client.prototype.includeSid = function includeSidUnlessOptedOut() {
+    return idTokenSid(this) && includeSid.call(this);
+  };
 
   // remember what each token descends from (the "connection" claim, offline_access)
   for (const eventName of ['authorization_code.saved', 'access_token.saved', 'refresh_token.saved']) {
