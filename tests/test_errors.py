@@ -65,13 +65,15 @@ def test_statuses_are_4xx_except_provider_trouble() -> None:
         if info.status >= 500:
             assert info.status in (502, 503, 504), code
             assert code in ("provider_bad_response", "provider_unreachable", "provider_timeout",
-                            "invalid_token_response", "session_store_unavailable", "session_too_large"), code
+                            "invalid_token_response", "session_store_unavailable", "session_too_large",
+                            "provider_proxy_error", "provider_tls_error"), code
         elif code in FORBIDDEN_CODES:
             assert info.status == 403, code
         else:
             assert info.status in (400, 401), code
     assert describe("provider_unreachable")[0] == 503
     assert describe("provider_timeout")[0] == 504
+    assert describe("provider_proxy_error")[0] == describe("provider_tls_error")[0] == 502
 
 
 def test_provider_error_codes_are_described() -> None:
