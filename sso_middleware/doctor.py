@@ -782,7 +782,7 @@ def _probe_memcached(config: SSOConfig) -> Iterator[Finding]:
 
 #: The checklist, in order.  Append a :class:`Check` to add one.
 def check_egress(ctx: Context) -> Iterator[Finding]:
-    """How provider calls leave: the proxy (password redacted) and whether it answers, the CA bundle, the client cert."""
+    """How provider calls leave: the proxy (password redacted) and whether it answers, CA bundle, client cert."""
     config = ctx.config
     url = config.discovery_url
     egress = ctx.http.egress

@@ -32,6 +32,8 @@ import requests
 import requests.utils
 import urllib3.exceptions
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from .errors import ConfigError, ProviderError
 
@@ -108,7 +110,8 @@ class Egress:
         ):
             return ProviderError("provider_timeout", f"{what}: no answer within {timeout}s{via}")
         if isinstance(exc, requests.exceptions.ProxyError):
-            return ProviderError("provider_proxy_error", f"{what}: {_proxy_reason(exc)} (check {source or 'http_proxy'})")
+            setting = source or "http_proxy"
+            return ProviderError("provider_proxy_error", f"{what}: {_proxy_reason(exc)} (check {setting})")
         if isinstance(exc, requests.exceptions.SSLError) or _is_tls(exc):
             return ProviderError("provider_tls_error", f"{what}: {self._tls_reason(exc, source)}")
         if isinstance(exc, OSError) and "CA certificate bundle" in str(exc):
@@ -211,10 +214,16 @@ def count_ca_certificates(path: str) -> int:
 def check_client_certificate(cert: str, key: str) -> x509.Certificate:
     """The client certificate, after checking that both PEM files load and the key matches it."""
     first = _read_certificates("tls_client_cert", cert)[0]
-    _read_pem("tls_client_key", key)
+    try:
+        serialization.load_pem_private_key(_read_pem("tls_client_key", key), password=None)
+    except TypeError:  # an encrypted key: OpenSSL would ask for its passphrase on the terminal at each connection
+        raise ConfigError("tls_client_key", "is encrypted; give an unencrypted PEM private key "
+                                            "(protect it by file permissions)") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise ConfigError("tls_client_key", "is not an unencrypted PEM private key") from None
     try:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.load_cert_chain(cert, key)
+        context.load_cert_chain(cert, key, password=_no_passphrase)
     except ssl.SSLError as exc:
         reason = "does not match tls_client_cert" if "KEY_VALUES_MISMATCH" in str(exc) else \
             "is not an unencrypted PEM private key"
@@ -222,6 +231,10 @@ def check_client_certificate(cert: str, key: str) -> x509.Certificate:
     except (OSError, ValueError) as exc:
         raise ConfigError("tls_client_key", f"cannot be loaded ({type(exc).__name__})") from None
     return first
+
+
+def _no_passphrase() -> str:
+    raise ValueError("no passphrase")  # never a prompt on the terminal
 
 
 def _read_pem(name: str, path: str) -> bytes:

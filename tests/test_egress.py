@@ -30,7 +30,7 @@ from .test_doctor import check, settings_for, write_settings
 from .test_integration import App, Visit, browse, page, start_app
 
 PROXY_USER = "sso"
-PROXY_PASSWORD = "proxy-pass-8d1f"  # noqa: S105 - a test credential of the test proxy
+PROXY_PASSWORD = "proxy-pass-8d1f"  # a test credential of the test proxy
 PROXY_OUT = "127.0.0.3"  # tinyproxy's outgoing address: the only peer the gated provider accepts
 TIMEOUT = 2.0
 SLACK = 2.5  # generous margin for a loaded CI machine
