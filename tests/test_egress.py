@@ -98,25 +98,31 @@ def mtls_provider(pki: Pki) -> Iterator[DevProvider]:
         yield provider
 
 
-@pytest.fixture
-def make_app(tmp_path: Path) -> Iterator[Callable[..., App]]:
+@pytest.fixture(scope="module")
+def started_apps() -> Iterator[list[App]]:
+    """Every app this module started; their servers are closed once, at the end (as test_integration does)."""
     started: list[App] = []
-
-    def make(provider: DevProvider, **settings: Any) -> App:
-        app = start_app(provider, f"egress{len(started)}", tmp_path, "client_secret_basic",
-                        http_timeout=TIMEOUT, **settings)
-        started.append(app)
-        return app
-
-    yield make
+    yield started
     for app in started:
         app.server.close()
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, started_apps: list[App]) -> Callable[..., App]:
+    def make(provider: DevProvider, **settings: Any) -> App:
+        app = start_app(provider, f"egress{len(started_apps)}", tmp_path, "client_secret_basic",
+                        http_timeout=TIMEOUT, **settings)
+        started_apps.append(app)
+        return app
+
+    return make
 
 
 def browser(pki: Pki, proxy: Optional[Service] = None, cert: Optional[Issued] = None) -> requests.Session:
     """A browser trusting the test CA, reaching https through ``proxy`` (the app itself directly)."""
     http = requests.Session()
     http.trust_env = False
+    http.headers["Connection"] = "close"  # no idle keep-alive channel left in the apps' servers
     http.verify = str(pki.ca.cert)
     if proxy is not None:
         http.proxies = {"https": f"http://127.0.0.1:{proxy.port}"}
@@ -322,3 +328,22 @@ def test_doctor_names_the_setting_of_a_proxy_or_tls_failure(
     assert outcome.code == 1
     assert fragment in outcome.line("FAIL", "discovery")
     assert "***@127.0.0.1" in outcome.out or not overrides.get("http_proxy")
+
+
+def test_doctor_describes_the_client_certificate_and_warns_before_it_expires(
+    network: Network, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    soon = network.pki.client_ca.issue("expiring.example", client=True, days=10)
+    for issued, status in ((network.pki.client, "OK"), (soon, "WARN")):
+        settings = doctor_settings(network, tmp_path, tls_client_cert=str(issued.cert), tls_client_key=str(issued.key))
+        outcome = check(capsys, "--settings", settings, secrets=(PROXY_PASSWORD,))
+        assert "tls_client_cert CN=" in outcome.line(status, "outgoing connections"), outcome.out
+
+
+def test_doctor_warns_when_an_environment_proxy_is_ignored(
+    network: Network, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", network.proxy_url)
+    outcome = check(capsys, "--settings", doctor_settings(network, tmp_path, http_proxy=""), secrets=(PROXY_PASSWORD,))
+    assert "HTTPS_PROXY is set in the environment but ignored" in outcome.line("WARN", "outgoing connections")
+    assert outcome.line("FAIL", "discovery")  # the provider admits the proxy only: direct calls fail
