@@ -21,6 +21,7 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
+from waitress import wasyncore
 
 from sso_middleware.testing import DevProvider, ProviderTLS
 
@@ -100,11 +101,16 @@ def mtls_provider(pki: Pki) -> Iterator[DevProvider]:
 
 @pytest.fixture(scope="module")
 def started_apps() -> Iterator[list[App]]:
-    """Every app this module started; their servers are closed once, at the end (as test_integration does)."""
+    """Every app this module started; their servers are closed at the end, from their own loop thread.
+
+    (Closing a waitress server from another thread races its ``select``: EBADF in that thread.)
+    """
     started: list[App] = []
     yield started
     for app in started:
-        app.server.close()
+        server = app.server
+        server.trigger.pull_trigger(lambda server=server: wasyncore.close_all(server._map))
+        server.task_dispatcher.shutdown(timeout=5)
 
 
 @pytest.fixture
