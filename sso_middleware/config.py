@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from . import egress
 from .errors import ConfigError
 from .rules import AccessRule, configured_prefix, parse_rules
 
@@ -115,6 +116,24 @@ class SSOConfig:
     )
     clock_skew: int = _setting(60, "Leeway in seconds for `exp`/`iat` checks.")
     http_timeout: float = _setting(5.0, "Timeout in seconds of each request to the provider.")
+    http_proxy: str = _setting(
+        "",
+        "Proxy for every call to the provider: `http://[user:password@]host:port` (or `https://`); CONNECT "
+        "tunnels, TLS verified end to end (see Enterprise networks). Its password is never printed.",
+        repr=False,
+    )
+    http_trust_env: bool = _setting(
+        False, "Without `http_proxy`: use the environment's `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` for provider calls."
+    )
+    ca_bundle: str = _setting(
+        "",
+        "PEM file (or folder of `c_rehash`ed certificates) trusted for the provider instead of the default bundle "
+        "(also for an `https://` proxy).",
+    )
+    tls_client_cert: str = _setting(
+        "", "PEM client certificate (chain) presented to the provider, for mutual-TLS gateways; needs tls_client_key."
+    )
+    tls_client_key: str = _setting("", "PEM private key (unencrypted) of `tls_client_cert`.")
     discovery_ttl: int = _setting(3600, "Seconds the discovery document and JWKS are cached.")
     transaction_ttl: int = _setting(600, "Seconds a started sign-in may take before its `state` expires.")
     session_idle_timeout: int = _setting(86400, "Seconds of inactivity after which a session ends.")
@@ -433,6 +452,7 @@ def _validate(config: SSOConfig) -> None:
 
     _positive(config, "clock_skew", allow_zero=True, maximum=600)
     _positive(config, "http_timeout", maximum=120)
+    egress.validate(config)  # http_proxy, ca_bundle, tls_client_cert/key: the files are read now
     _positive(config, "discovery_ttl")
     _positive(config, "transaction_ttl")
     _positive(config, "session_idle_timeout")

@@ -69,6 +69,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from .config import UNSIGNED, SSOConfig, is_loopback_host
+from .egress import check_client_certificate, count_ca_certificates, redact_proxy
 from .errors import ConfigError, ProviderError
 from .http import ProviderHTTP
 from .id_token import accepted_algorithms
@@ -280,9 +281,10 @@ def _find_section(raw: configparser.RawConfigParser, path: str, wanted: Optional
 
 def _secret_values(settings: Mapping[str, Any]) -> tuple[str, ...]:
     values = [settings.get(name) for name in _SECRET_SETTINGS]
-    url = settings.get("session_url")
-    if isinstance(url, str):
-        values += url_passwords(url)
+    for name in ("session_url", "http_proxy"):
+        url = settings.get(name)
+        if isinstance(url, str):
+            values += url_passwords(url)
     return tuple(value for value in values if isinstance(value, str) and value)
 
 
@@ -334,7 +336,7 @@ class Context:
 
     @classmethod
     def for_config(cls, config: SSOConfig) -> Context:
-        http = ProviderHTTP(config.http_timeout)
+        http = ProviderHTTP.for_config(config)
         transport = RecordingAdapter()
         http.session.mount("http://", transport)
         http.session.mount("https://", transport)
@@ -781,7 +783,66 @@ def _probe_memcached(config: SSOConfig) -> Iterator[Finding]:
 
 
 #: The checklist, in order.  Append a :class:`Check` to add one.
+def check_egress(ctx: Context) -> Iterator[Finding]:
+    """How provider calls leave: the proxy (password redacted) and whether it answers, CA bundle, client cert."""
+    config = ctx.config
+    url = config.discovery_url
+    egress = ctx.http.egress
+    proxy, source = egress.proxy_for(url)
+    if proxy:
+        shown = redact_proxy(proxy)
+        yield INFO, f"provider calls go through the proxy {shown} (from {source}; CONNECT tunnels, TLS end to end)"
+        yield from _probe_proxy(proxy, source, config.http_timeout)
+    else:
+        ignored = [name for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")
+                   if os.environ.get(name)]
+        if config.http_trust_env:
+            yield INFO, "http_trust_env: no environment proxy applies to the issuer (NO_PROXY or none set); direct"
+        elif ignored:
+            yield WARN, (f"{ignored[0]} is set in the environment but ignored for provider calls "
+                         "(set http_proxy, or http_trust_env = true); calls go direct")
+        else:
+            yield INFO, "provider calls go direct (no http_proxy)"
+    https = url.startswith("https://")
+    if config.ca_bundle:
+        count = count_ca_certificates(config.ca_bundle)
+        note = "" if https else " (unused: the issuer is http://)"
+        yield OK, f"ca_bundle {config.ca_bundle}: {count} certificate(s), trusted instead of the default bundle{note}"
+    if config.tls_client_cert:
+        yield from _describe_client_certificate(config, https)
+
+
+def _probe_proxy(proxy: str, source: str, timeout: float) -> Iterator[Finding]:
+    parts = urlsplit(proxy)
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or 3128), timeout=timeout):
+            pass
+    except socket.timeout:
+        yield FAIL, f"the proxy {redact_proxy(proxy)} did not accept a connection within {timeout:g} s (check {source})"
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        yield FAIL, f"the proxy {redact_proxy(proxy)} cannot be reached: {reason} (check {source})"
+    else:
+        yield OK, f"the proxy {parts.hostname}:{parts.port} accepts connections"
+
+
+def _describe_client_certificate(config: SSOConfig, https: bool) -> Iterator[Finding]:
+    cert = check_client_certificate(config.tls_client_cert, config.tls_client_key)
+    now = time.time()
+    until = cert.not_valid_after_utc.timestamp()
+    subject = cert.subject.rfc4514_string()
+    expires = time.strftime("%Y-%m-%d", time.gmtime(until))
+    if until < now or cert.not_valid_before_utc.timestamp() > now:
+        yield FAIL, f"tls_client_cert {subject} is not valid now (valid until {expires}): renew it"
+    elif until - now < 30 * 86400:
+        yield WARN, f"tls_client_cert {subject} expires on {expires}: renew it soon"
+    else:
+        note = "" if https else " (unused: the issuer is http://)"
+        yield OK, f"tls_client_cert {subject}, issued by {cert.issuer.rfc4514_string()}, valid until {expires}{note}"
+
+
 CHECKS: list[Check] = [
+    Check("outgoing connections", check_egress),
     Check("discovery", check_discovery),
     Check("clock", check_clock, needs_discovery=True),
     Check("signing keys", check_signing_keys, needs_discovery=True),
@@ -873,7 +934,8 @@ def run(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optio
     config, first = check_configuration(source)
     results = [first]
     if config is not None:
-        redact.add([config.client_secret, config.session_secret, *url_passwords(config.session_url)])
+        redact.add([config.client_secret, config.session_secret, *url_passwords(config.session_url),
+                    *url_passwords(config.http_proxy)])
         redact.add_public([config.client_id, config.issuer_url, config.base_url])
         results += run_checks(config)
     # The one place output is made printable: every check's message, whatever it quotes.

@@ -82,6 +82,15 @@ ERRORS: dict[str, ErrorInfo] = {
     ),
     "provider_unreachable": ErrorInfo(503, "The sign-in provider cannot be reached right now. Please try again later."),
     "provider_timeout": ErrorInfo(504, "The sign-in provider did not answer in time. Please try again later."),
+    # Proxy and TLS set-up failures: the site's outgoing connection, not the provider, needs fixing.
+    "provider_proxy_error": ErrorInfo(
+        502, "The sign-in provider cannot be reached through this site's outgoing proxy (http_proxy). "
+        "The site's operator has been told; please try again later."
+    ),
+    "provider_tls_error": ErrorInfo(
+        502, "A secure connection to the sign-in provider could not be made: its certificate is not trusted "
+        "(ca_bundle) or it refused this site's client certificate (tls_client_cert). Please try again later."
+    ),
     "step_up_failed": ErrorInfo(
         403, "This page needs a more recent or a stronger sign-in than the one that just took place. "
         "Please try again, completing every step the sign-in page asks for."

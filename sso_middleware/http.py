@@ -15,7 +15,10 @@ Redirects are never followed
 (a redirect's body is read within the same bounds, then refused), and no
 cookies are kept between requests.  Failures
 become :class:`~sso_middleware.errors.ProviderError` with the code
-``provider_unreachable``, ``provider_timeout`` or ``provider_bad_response``.
+``provider_unreachable``, ``provider_timeout`` or ``provider_bad_response`` (and
+``provider_proxy_error`` / ``provider_tls_error`` naming the setting to check).
+The proxy, the trusted CAs and the client certificate come from an
+:class:`~sso_middleware.egress.Egress` and are passed to the adapter on every call.
 
 Tests replace the transport by mounting a ``requests`` adapter on
 :attr:`ProviderHTTP.session`; nothing else is faked.
@@ -27,12 +30,16 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import requests
 import urllib3.exceptions
 
+from .egress import Egress
 from .errors import ProviderError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import SSOConfig
 
 log = logging.getLogger("sso_middleware")
 
@@ -44,11 +51,21 @@ _CHUNK_BYTES = 64 * 1024
 class ProviderHTTP:
     """A small JSON-over-HTTP client for the provider's endpoints."""
 
-    def __init__(self, timeout: float, session: Optional[requests.Session] = None) -> None:
+    def __init__(
+        self, timeout: float, session: Optional[requests.Session] = None, egress: Optional[Egress] = None
+    ) -> None:
         self.timeout = timeout
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
+        # Proxies come from ``egress`` alone (the environment only with http_trust_env), never from
+        # requests' own environment lookup: that would also read netrc and REQUESTS_CA_BUNDLE.
         self.session.trust_env = False
+        self.egress = egress or Egress()
+
+    @classmethod
+    def for_config(cls, config: SSOConfig) -> ProviderHTTP:
+        """The client a middleware with ``config`` uses: its timeout, proxy, CA bundle and client certificate."""
+        return cls(config.http_timeout, egress=Egress.from_config(config))
 
     def get_json(self, url: str, what: str, headers: Optional[Mapping[str, str]] = None) -> tuple[int, Any]:
         """GET ``url``; returns (status, parsed JSON).  ``what`` names the endpoint in errors."""
@@ -79,15 +96,15 @@ class ProviderHTTP:
             # (which is also why the request is not merged with the session's cookie jar).
             prepared = requests.Request(method, url, headers=headers, **kwargs).prepare()
             adapter = self.session.get_adapter(str(prepared.url))
-            with adapter.send(prepared, stream=True, timeout=self.timeout, verify=True, cert=None,
-                              proxies={}) as response:
+            egress = self.egress
+            with adapter.send(prepared, stream=True, timeout=self.timeout, verify=egress.verify, cert=egress.cert,
+                              proxies=egress.proxies_for(str(prepared.url))) as response:
                 _refuse_encoded(response, what)
                 body = _read_body(response, deadline, what)
                 status = response.status_code
-        except (requests.Timeout, urllib3.exceptions.TimeoutError) as exc:
-            raise ProviderError("provider_timeout", f"{what}: no answer within {self.timeout}s") from exc
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise ProviderError("provider_unreachable", f"{what}: {type(exc).__name__}") from exc
+            # timeouts, proxy and TLS failures: a message naming the setting to check
+            raise self.egress.failure(exc, what, url, self.timeout) from exc
         if len(body) > MAX_RESPONSE_BYTES:
             raise ProviderError("provider_bad_response", f"{what}: answer larger than {MAX_RESPONSE_BYTES} bytes")
         try:

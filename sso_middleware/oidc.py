@@ -154,7 +154,7 @@ class OIDCClient:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.http = http or ProviderHTTP(config.http_timeout)
+        self.http = http or ProviderHTTP.for_config(config)
         self.clock = clock
         self._lock = threading.Lock()
         self._metadata: Optional[ProviderMetadata] = None

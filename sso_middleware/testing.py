@@ -80,6 +80,7 @@ __all__ = [
     "DevProvider",
     "DevProviderError",
     "DevUser",
+    "ProviderTLS",
     "devprovider_source_dir",
     "ensure_devprovider_installed",
 ]
@@ -142,6 +143,24 @@ class ClientCredentials:
             post_logout_redirect_uris=tuple(metadata.get("post_logout_redirect_uris", ())),
             metadata=MappingProxyType(copy.deepcopy(dict(metadata))),
         )
+
+
+@dataclass(frozen=True)
+class ProviderTLS:
+    """Serve the development provider over https (opt-in), optionally requiring client certificates.
+
+    ``cert``/``key``: the server's PEM certificate and key (for 127.0.0.1 / localhost);
+    ``ca``: the PEM CA that issued it, trusted by ``DevProvider``'s own requests;
+    ``client_ca``: when set, every connection must present a client certificate issued by
+    it (mutual TLS) -- then ``client_cert``/``client_key`` is what ``DevProvider`` itself presents.
+    """
+
+    cert: Path
+    key: Path
+    ca: Path
+    client_ca: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -451,6 +470,11 @@ class DevProvider:
         startup_timeout: seconds to wait for the provider to answer discovery (generous: a loaded CI machine
             can take long to start node and generate the signing key; a healthy start takes about a second).
         verbose: let the provider log every request to its stderr (see ``stderr_text()``).
+        tls: serve https with these files (see ``ProviderTLS``); the issuer becomes ``https://host:port``.
+        allow_peers: accept connections only from these source addresses (e.g. a proxy's ``Bind``
+            address), like an egress firewall; others are closed at once.
+        proxy: the proxy URL through which ``DevProvider``'s own requests (readiness, registration,
+            events) reach the provider -- needed when ``allow_peers`` leaves only the proxy.
 
     Attributes (valid once started): ``issuer`` exactly as discovery says, ``port``,
     ``base_url`` (the provider's origin), ``clients`` (name -> ``ClientCredentials`` of the
@@ -473,8 +497,14 @@ class DevProvider:
         home: Path | None = None,
         startup_timeout: float = 60.0,
         verbose: bool = False,
+        tls: ProviderTLS | None = None,
+        allow_peers: Sequence[str] = (),
+        proxy: str | None = None,
     ) -> None:
         self.host = host
+        self.tls = tls
+        self.allow_peers = tuple(allow_peers)
+        self.proxy = proxy
         self._requested_port = port
         self.trailing_slash = trailing_slash
         self.access_token_ttl = access_token_ttl
@@ -497,8 +527,21 @@ class DevProvider:
         self._issuer: str | None = None
         self._port: int | None = None
         self._discovery: dict[str, Any] | None = None
-        self._http = requests.Session()
+        self._http = self._new_session()
         self._lock = threading.RLock()
+
+    def _new_session(self) -> requests.Session:
+        """The session of DevProvider's own requests: trusting ``tls.ca``, through ``proxy`` when given."""
+        session = requests.Session()
+        if self.tls is not None:
+            session.trust_env = False  # else REQUESTS_CA_BUNDLE in the environment would replace tls.ca
+            session.verify = str(self.tls.ca)
+            if self.tls.client_cert is not None and self.tls.client_key is not None:
+                session.cert = (str(self.tls.client_cert), str(self.tls.client_key))
+        if self.proxy is not None:
+            session.trust_env = False
+            session.proxies = {"http": self.proxy, "https": self.proxy}
+        return session
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -531,7 +574,7 @@ class DevProvider:
                 shutil.rmtree(self._workdir, ignore_errors=True)
                 self._workdir = None
             self._http.close()
-            self._http = requests.Session()
+            self._http = self._new_session()
 
     def rotate_keys(self, *, keep_previous: bool = False) -> str:
         """Restart on the same port and issuer with a fresh RS256 signing key; return its kid.
@@ -921,12 +964,18 @@ class DevProvider:
             "access-token-ttl": str(self.access_token_ttl),
             "id-token-ttl": str(self.id_token_ttl),
         }
+        scheme = "https" if self.tls is not None else "http"
         if self.trailing_slash:
-            options["issuer"] = f"http://{issuer_host}:{{port}}/"
+            options["issuer"] = f"{scheme}://{issuer_host}:{{port}}/"
+        if self.tls is not None:
+            options["tls-cert"], options["tls-key"] = str(self.tls.cert), str(self.tls.key)
+            if self.tls.client_ca is not None:
+                options["tls-client-ca"] = str(self.tls.client_ca)
         if previous_keys is not None:
             options["previous-keys"] = str(previous_keys)
         command = [node, str(installed / "server.mjs"), "--watch-stdin"]
         command += [f"--{name}={value}" for name, value in options.items()]
+        command += [f"--allow-peer={peer}" for peer in self.allow_peers]
         if self.verbose:
             command.append("--verbose")
         stdout_path = self._workdir / f"stdout-{gen}.log"

@@ -1,4 +1,4 @@
-"""Real server processes for multi-process tests: redis-server, memcached and gunicorn.
+"""Real server processes for multi-process tests: redis-server, memcached, tinyproxy and gunicorn.
 
 Every process is started in its own process group (``start_new_session``) and
 stopped by signalling the whole group -- SIGTERM (gunicorn: SIGINT, its quick
@@ -21,10 +21,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import pytest
 import requests
+from waitress import wasyncore
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -218,6 +219,39 @@ def memcached_service(port: int, log: Path) -> Service:
     return Service("memcached", argv, port, log, lambda s: _answers(s.port, b"version\r\n", b"VERSION"))
 
 
+def tinyproxy_service(
+    port: int, folder: Path, connect_ports: Sequence[int], bind: str = "", basic_auth: tuple[str, str] = ("", "")
+) -> Service:
+    """Debian's ``tinyproxy`` in the foreground on a loopback port, from a config written into ``folder``.
+
+    Only 127.0.0.1 may use it; CONNECT is allowed to ``connect_ports`` only; ``bind`` is the
+    source address of its outgoing connections (so a server can accept the proxy alone);
+    ``basic_auth`` = (user, password) makes it ask for proxy credentials.  Its log
+    (``output()``, level Connect) lists every CONNECT it was asked for.
+    """
+    binary = require_binary("tinyproxy", "tinyproxy")
+    folder.mkdir(parents=True, exist_ok=True)
+    # No LogFile: in the foreground it logs to stdout, i.e. the Service's log (opened before it drops root).
+    lines = [f"Port {port}", "Listen 127.0.0.1", "Timeout 30", "MaxClients 20", "Allow 127.0.0.1",
+             "LogLevel Connect", "DisableViaHeader Yes"]
+    if os.geteuid() == 0:
+        lines += ["User nobody", "Group nogroup"]
+    lines += [f"ConnectPort {connect_port}" for connect_port in connect_ports]
+    if bind:
+        lines.append(f"Bind {bind}")
+    if basic_auth[0]:
+        lines.append(f"BasicAuth {basic_auth[0]} {basic_auth[1]}")
+    conf = folder / "tinyproxy.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    argv = [binary, "-d", "-c", str(conf)]
+    return Service("tinyproxy", argv, port, folder / "tinyproxy.log", lambda s: _listening(s.port))
+
+
+def connect_requests(proxy: Service, target_port: int) -> int:
+    """How many CONNECTs to 127.0.0.1:``target_port`` the tinyproxy ``proxy`` was asked for (its log)."""
+    return proxy.output(tail=None).count(f"CONNECT 127.0.0.1:{target_port} ")
+
+
 def _gunicorn_has_setting(name: str) -> bool:
     from gunicorn.config import KNOWN_SETTINGS
 
@@ -245,3 +279,13 @@ def gunicorn_service(
 
     # SIGINT: gunicorn's quick shutdown (SIGTERM would wait for idle keep-alive connections to close).
     return Service(name, argv, port, log, ready, cwd=cwd, env=env, stop_signal=signal.SIGINT)
+
+
+def stop_waitress(server: Any) -> None:
+    """Close a waitress server started on a thread of its own, from its own loop thread.
+
+    Closing it from another thread races its ``select`` (EBADF in the server's thread,
+    reported by pytest as an error of whichever test runs then).
+    """
+    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    server.task_dispatcher.shutdown(timeout=5)

@@ -1324,3 +1324,83 @@ def test_max_request_body_must_be_a_sensible_size(value: Any) -> None:
 def test_route_paths_with_percent_escapes_are_refused(setting: str) -> None:
     """Routes are looked up by PATH_INFO, which servers decode: /auth/log%69n could never be reached."""
     assert "percent-escapes" in str(refused(setting, **{setting: "/auth/log%69n"}))
+
+
+# -- outgoing HTTP: http_proxy, ca_bundle, tls_client_cert/key -------------------------
+
+
+@pytest.fixture(scope="module")
+def test_pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from .pki import CertificateAuthority
+
+    folder = tmp_path_factory.mktemp("config-pki")
+    ca = CertificateAuthority(folder / "ca")
+    return ca, ca.issue("client", client=True), CertificateAuthority(folder / "other", "other CA")
+
+
+@pytest.mark.parametrize("proxy", ["http://proxy.example:3128", "https://proxy.example:8443/",
+                                   "http://user:p%40ss@10.0.0.1:8080", "http://[::1]:3128"])
+def test_http_proxy_accepts_http_and_https_proxy_urls(proxy: str) -> None:
+    assert build(http_proxy=proxy).http_proxy == proxy
+
+
+@pytest.mark.parametrize("proxy", ["proxy.example:3128", "socks5://proxy.example:1080", "http://proxy.example",
+                                   "http://proxy.example:3128/path", "http://proxy.example:3128?x=1",
+                                   "http://proxy.example:99999", "http://pro xy:3128", "http://:3128"])
+def test_http_proxy_refuses_what_is_not_a_proxy_url(proxy: str) -> None:
+    refused("http_proxy", http_proxy=proxy)
+
+
+def test_the_proxy_password_is_not_in_the_repr_nor_in_errors() -> None:
+    config = build(http_proxy="http://user:hunter2-proxy@proxy.example:3128")
+    assert "hunter2-proxy" not in repr(config)
+    assert "hunter2-proxy" not in str(refused("http_proxy", http_proxy="http://user:hunter2-proxy@proxy.example"))
+
+
+def test_http_trust_env_is_a_boolean_setting() -> None:
+    assert SSOConfig.from_settings({**VALID, "http_trust_env": "true"}).http_trust_env is True
+    assert build().http_trust_env is False
+
+
+def test_ca_bundle_pem_file_and_hashed_folder(test_pki: Any, tmp_path: Any) -> None:
+    ca, _, _ = test_pki
+    assert build(ca_bundle=str(ca.cert)).ca_bundle == str(ca.cert)
+    folder = ca.hashed_folder(tmp_path / "hashed")
+    assert build(ca_bundle=str(folder)).ca_bundle == str(folder)
+
+
+def test_ca_bundle_is_checked_when_the_config_is_built(test_pki: Any, tmp_path: Any) -> None:
+    ca, client, _ = test_pki
+    assert "cannot be read" in refused("ca_bundle", ca_bundle=str(tmp_path / "missing.pem")).message
+    not_pem = tmp_path / "bundle.der"
+    not_pem.write_bytes(b"\x30\x82\x01\x00garbage")
+    assert "not a PEM file" in refused("ca_bundle", ca_bundle=str(not_pem)).message
+    assert "no PEM certificate" in refused("ca_bundle", ca_bundle=str(client.key)).message  # a key, no certificate
+    broken = tmp_path / "broken.pem"
+    broken.write_text("-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n")
+    refused("ca_bundle", ca_bundle=str(broken))
+    unhashed = tmp_path / "unhashed"
+    unhashed.mkdir()
+    (unhashed / "ca.pem").write_bytes(ca.cert.read_bytes())
+    assert "c_rehash" in refused("ca_bundle", ca_bundle=str(unhashed)).message
+
+
+def test_tls_client_cert_and_key_go_together_and_must_match(test_pki: Any, tmp_path: Any) -> None:
+    _, client, other = test_pki
+    config = build(tls_client_cert=str(client.cert), tls_client_key=str(client.key))
+    assert config.tls_client_cert == str(client.cert)
+    refused("tls_client_key", tls_client_cert=str(client.cert))
+    refused("tls_client_cert", tls_client_key=str(client.key))
+    stranger = other.issue("stranger", client=True)
+    assert "does not match" in refused("tls_client_key", tls_client_cert=str(client.cert),
+                                       tls_client_key=str(stranger.key)).message
+    refused("tls_client_cert", tls_client_cert=str(client.key), tls_client_key=str(client.key))
+    refused("tls_client_cert", tls_client_cert=str(tmp_path / "missing.crt"), tls_client_key=str(client.key))
+    encrypted = tmp_path / "encrypted.key"
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(client.key.read_bytes(), None)
+    encrypted.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.BestAvailableEncryption(b"passphrase")))
+    assert "encrypted" in refused("tls_client_key", tls_client_cert=str(client.cert),
+                                    tls_client_key=str(encrypted)).message

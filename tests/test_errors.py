@@ -66,13 +66,14 @@ def test_statuses_are_4xx_except_provider_trouble() -> None:
             assert info.status in (502, 503, 504), code
             assert code in ("provider_bad_response", "provider_unreachable", "provider_timeout",
                             "invalid_token_response", "session_store_unavailable", "session_too_large",
-                            "signing_algorithm_mismatch"), code
+                            "signing_algorithm_mismatch", "provider_proxy_error", "provider_tls_error"), code
         elif code in FORBIDDEN_CODES:
             assert info.status == 403, code
         else:
             assert info.status in (400, 401), code
     assert describe("provider_unreachable")[0] == 503
     assert describe("provider_timeout")[0] == 504
+    assert describe("provider_proxy_error")[0] == describe("provider_tls_error")[0] == 502
 
 
 def test_provider_error_codes_are_described() -> None:

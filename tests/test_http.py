@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import configparser
 import functools
 import gzip
+import http.server as http_server
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 import tracemalloc
@@ -21,6 +24,7 @@ import pytest
 import urllib3
 import urllib3.response
 
+from sso_middleware.egress import Egress
 from sso_middleware.errors import ProviderError
 from sso_middleware.http import MAX_RESPONSE_BYTES, USER_AGENT, ProviderHTTP
 
@@ -513,3 +517,142 @@ def test_provider_cookies_are_not_kept(serve: Callable[[Handler], Server], http:
     http.get_json(server.url("/one"), "discovery")
     http.get_json(server.url("/two"), "discovery")
     assert [request.headers.get("cookie") for request in server.requests] == [None, None]
+
+
+# -- outgoing HTTP: proxy, CA bundle, client certificate -------------------------------
+
+PROXY_PASSWORD = "pr0xy-secret"
+
+
+def egress_http(**settings: Any) -> ProviderHTTP:
+    return ProviderHTTP(TIMEOUT, egress=Egress(**settings))
+
+
+def test_an_explicit_proxy_carries_the_call_with_its_credentials(serve: Callable[[Handler], Server]) -> None:
+    proxy = serve(json_answer(200, {"via": "proxy"}))
+    http = egress_http(proxy=f"http://sso:{PROXY_PASSWORD}@127.0.0.1:{proxy.port}")
+    # a host only the proxy knows: the call can only have gone through it
+    assert http.get_json("http://provider.example.invalid/.well-known/x", "discovery") == (200, {"via": "proxy"})
+    [request] = proxy.requests
+    assert request.path == "http://provider.example.invalid/.well-known/x"  # absolute form: a proxy request
+    assert request.headers["proxy-authorization"] == "Basic " + base64.b64encode(
+        f"sso:{PROXY_PASSWORD}".encode()).decode()
+
+
+def test_environment_proxies_only_with_trust_env(serve: Callable[[Handler], Server],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = serve(json_answer(200, {"via": "proxy"}))
+    direct = serve(json_answer(200, {"via": "direct"}))
+    for name in ("NO_PROXY", "no_proxy", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+    assert egress_http().get_json(direct.url("/a"), "discovery") == (200, {"via": "direct"})
+    assert egress_http(trust_env=True).get_json(direct.url("/b"), "discovery") == (200, {"via": "proxy"})
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert egress_http(trust_env=True).get_json(direct.url("/c"), "discovery") == (200, {"via": "direct"})
+    assert [request.path for request in proxy.requests] == [direct.url("/b")]
+
+
+def test_a_refused_proxy_is_a_proxy_error_naming_http_proxy() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    http = egress_http(proxy=f"http://sso:{PROXY_PASSWORD}@127.0.0.1:{port}")
+    error, elapsed = provider_error(lambda: http.get_json("https://provider.example.invalid/x", "discovery"))
+    assert (error.code, error.detail) == ("provider_proxy_error",
+                                          "discovery: proxy refused the connection (check http_proxy)")
+    assert PROXY_PASSWORD not in str(error) and PROXY_PASSWORD not in repr(http.egress)
+    assert elapsed < TIMEOUT + SLACK
+
+
+def test_a_silent_proxy_times_out_within_http_timeout(serve: Callable[[Handler], Server]) -> None:
+    proxy = serve(lambda connection, request: connection.stop.wait(10))
+    http = egress_http(proxy=f"http://127.0.0.1:{proxy.port}")
+    error, elapsed = provider_error(lambda: http.get_json("https://provider.example.invalid/x", "jwks"))
+    assert error.code == "provider_timeout"
+    assert error.detail == f"jwks: no answer within {TIMEOUT}s through the proxy (check http_proxy)"
+    assert elapsed < TIMEOUT + SLACK
+    assert proxy.requests[0].method == "CONNECT"
+
+
+@pytest.mark.parametrize(("status", "reason"), [
+    (403, "proxy refused the tunnel to the provider (HTTP 403)"),
+    (407, "proxy asks for credentials or refused them (HTTP 407)"),
+])
+def test_a_proxy_refusing_the_tunnel_is_named(serve: Callable[[Handler], Server], status: int, reason: str) -> None:
+    proxy = serve(raw_answer(status, b"no"))
+    http = egress_http(proxy=f"http://127.0.0.1:{proxy.port}")
+    error, _ = provider_error(lambda: http.get_json("https://provider.example.invalid/x", "token endpoint"))
+    assert (error.code, error.detail) == ("provider_proxy_error", f"token endpoint: {reason} (check http_proxy)")
+
+
+@dataclass
+class TLSServer:
+    url: str
+    server: http_server.ThreadingHTTPServer
+
+
+@pytest.fixture(scope="module")
+def tls_pki(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from .pki import CertificateAuthority
+
+    folder = tmp_path_factory.mktemp("http-pki")
+    ca = CertificateAuthority(folder / "ca")
+    return ca, ca.server(), ca.issue("client", client=True), CertificateAuthority(folder / "other", "other CA")
+
+
+@pytest.fixture
+def tls_server(tls_pki: Any) -> Iterator[Callable[[bool], str]]:
+    """An https JSON server with the test CA's certificate; ``True`` makes it require a client certificate."""
+    ca, issued, _, _ = tls_pki
+    servers: list[http_server.ThreadingHTTPServer] = []
+
+    class Answer(http_server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"tls": true}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    def start(mutual: bool) -> str:
+        server = http_server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(issued.cert, issued.key)
+        if mutual:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(ca.cert)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"https://127.0.0.1:{server.server_address[1]}/.well-known/openid-configuration"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_ca_bundle_is_trusted_instead_of_the_default_bundle(tls_server: Callable[[bool], str], tls_pki: Any) -> None:
+    ca, _, _, other = tls_pki
+    url = tls_server(False)
+    assert egress_http(ca_bundle=str(ca.cert)).get_json(url, "discovery") == (200, {"tls": True})
+    for bundle in ("", str(other.cert)):  # the default bundle, or a CA that did not issue the certificate
+        error, _ = provider_error(lambda bundle=bundle: egress_http(ca_bundle=bundle).get_json(url, "discovery"))
+        assert (error.code, error.detail) == ("provider_tls_error",
+                                              "discovery: TLS certificate not trusted (check ca_bundle)")
+
+
+def test_the_client_certificate_is_presented_for_mutual_tls(tls_server: Callable[[bool], str], tls_pki: Any) -> None:
+    ca, _, client, _ = tls_pki
+    url = tls_server(True)
+    with_cert = egress_http(ca_bundle=str(ca.cert), client_cert=str(client.cert), client_key=str(client.key))
+    assert with_cert.get_json(url, "discovery") == (200, {"tls": True})
+    error, elapsed = provider_error(lambda: egress_http(ca_bundle=str(ca.cert)).get_json(url, "discovery"))
+    assert error.code == "provider_tls_error"
+    assert "may require a client certificate (set tls_client_cert, tls_client_key)" in error.detail
+    assert elapsed < TIMEOUT + SLACK

@@ -28,7 +28,7 @@ from sso_middleware.id_token import validate_id_token
 from sso_middleware.testing import ClientCredentials, DevProvider
 
 from .conftest import SESSION_SECRET, legacy_app
-from .servers import free_port
+from .servers import free_port, stop_waitress
 
 CONNECTION = "Username-Password-Authentication"
 
@@ -124,7 +124,7 @@ def apps(oidc_provider: DevProvider, tmp_path_factory: pytest.TempPathFactory) -
     }
     yield started
     for app in started.values():
-        app.server.close()
+        stop_waitress(app.server)
 
 
 @pytest.fixture
@@ -343,4 +343,4 @@ def test_backchannel_logout_ends_a_session_whose_id_token_had_no_sid(
         assert "back-channel logout for sid" in caplog.text  # the logout token named the sid (and the sub)
         assert page(browse(http, app.url("/profile")))["remote_user"] is None
     finally:
-        app.server.close()
+        stop_waitress(app.server)

@@ -37,7 +37,7 @@ from sso_middleware import SSOMiddleware
 from sso_middleware.testing import ACR_MFA, ACR_PWD, ACR_UNMET_REASON, DEV_OTP, ClientCredentials, DevProvider
 
 from .conftest import legacy_app
-from .servers import free_port
+from .servers import free_port, stop_waitress
 from .test_integration import Visit, browse
 
 ROLES = "https://example.com/roles"
@@ -92,7 +92,7 @@ def apps(oidc_provider: DevProvider, tmp_path_factory: pytest.TempPathFactory) -
         yield started
     finally:
         for app in started.values():
-            app.server.close()
+            stop_waitress(app.server)
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ from sso_middleware import SSOMiddleware
 from sso_middleware.testing import ClientCredentials, DevProvider
 
 from .conftest import legacy_app
-from .servers import Service, free_port, gunicorn_service, running_stores, stop_all
+from .servers import Service, free_port, gunicorn_service, running_stores, stop_all, stop_waitress
 
 APP_DIR = Path(__file__).resolve().parent.parent / "examples" / "gunicorn_env"
 CONNECTION = "Username-Password-Authentication"
@@ -212,7 +212,7 @@ def second_app(oidc_provider: DevProvider, tmp_path_factory: pytest.TempPathFact
     try:
         yield SecondApp(base_url, client)
     finally:
-        server.close()
+        stop_waitress(server)
 
 
 # -- the browser -----------------------------------------------------------------------

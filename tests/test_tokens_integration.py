@@ -44,7 +44,7 @@ from sso_middleware import SSOMiddleware
 from sso_middleware.session import TOKENS_PREFIX
 from sso_middleware.testing import ClientCredentials, DevProvider
 
-from .servers import Service, free_port, gunicorn_service, running_stores, stop_all
+from .servers import Service, free_port, gunicorn_service, running_stores, stop_all, stop_waitress
 from .token_apps import token_app
 
 TTL = 4  # seconds an access token lives
@@ -134,7 +134,7 @@ def apps(provider: DevProvider, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield started
     finally:
         for app in started.values():
-            app.server.close()
+            stop_waitress(app.server)
 
 
 # -- the browser ---------------------------------------------------------------------------

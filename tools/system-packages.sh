@@ -24,6 +24,7 @@ need python3-venv  python3 -c 'import venv, ensurepip'
 need chromium      test -x /usr/bin/chromium          # the browser tests drive Debian's Chromium
 need redis-server  command -v redis-server            # shared-session, lock and refresh tests
 need memcached     command -v memcached
+need tinyproxy     command -v tinyproxy               # the egress proxy tests (http_proxy)
 
 if [ -z "$missing" ]; then
     exit 0

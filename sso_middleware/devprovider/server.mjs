@@ -31,6 +31,16 @@
  *                             (default: open registration)
  *   --access-token-ttl SECS   access token lifetime [DEVPROVIDER_ACCESS_TOKEN_TTL] (default 3600)
  *   --id-token-ttl SECS       ID token lifetime [DEVPROVIDER_ID_TOKEN_TTL] (default 3600)
+ *   --tls-cert FILE           serve https (Node's https server) with this PEM certificate
+ *                             chain [DEVPROVIDER_TLS_CERT]; needs --tls-key. The default issuer
+ *                             becomes https://<host>:<port>
+ *   --tls-key FILE            its PEM private key [DEVPROVIDER_TLS_KEY]
+ *   --tls-client-ca FILE      mutual TLS: every connection must present a client certificate
+ *                             issued by this PEM CA, else the handshake fails
+ *                             [DEVPROVIDER_TLS_CLIENT_CA]; needs --tls-cert
+ *   --allow-peer ADDR         accept TCP connections only from this source address (repeatable;
+ *                             e.g. the outgoing address of a proxy, like an egress firewall);
+ *                             others are closed at once [DEVPROVIDER_ALLOW_PEERS, comma-separated]
  *   --watch-stdin             exit when stdin reaches EOF (the parent process died)
  *   --verbose                 log every request to stderr
  *
@@ -111,6 +121,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as https from 'node:https';
 import * as net from 'node:net';
 import { parseArgs } from 'node:util';
 
@@ -136,6 +147,10 @@ const { values: args } = parseArgs({
     'registration-token': { type: 'string' },
     'access-token-ttl': { type: 'string' },
     'id-token-ttl': { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'tls-client-ca': { type: 'string' },
+    'allow-peer': { type: 'string', multiple: true },
     'watch-stdin': { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
@@ -903,9 +918,45 @@ function recordingMiddleware() {
 // ---------------------------------------------------------------------------------------
 // startup
 
-const httpServer = http.createServer();
+// --- opt-in TLS (https, optionally mutual TLS) and source-address filter ---
+
+function readPem(file, what) {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    return fail(`cannot read ${what} from ${file}: ${err.message}`);
+  }
+}
+
+const TLS_CERT = args['tls-cert'] ?? env.DEVPROVIDER_TLS_CERT;
+const TLS_KEY = args['tls-key'] ?? env.DEVPROVIDER_TLS_KEY;
+const TLS_CLIENT_CA = args['tls-client-ca'] ?? env.DEVPROVIDER_TLS_CLIENT_CA;
+if (Boolean(TLS_CERT) !== Boolean(TLS_KEY)) fail('--tls-cert and --tls-key go together');
+if (TLS_CLIENT_CA && !TLS_CERT) fail('--tls-client-ca needs --tls-cert and --tls-key');
+const SCHEME = TLS_CERT ? 'https' : 'http';
+const ALLOWED_PEERS = new Set(args['allow-peer'] ?? (env.DEVPROVIDER_ALLOW_PEERS || '').split(',').filter(Boolean));
+
+const httpServer = TLS_CERT
+  ? https.createServer({
+    cert: readPem(TLS_CERT, 'the TLS certificate'),
+    key: readPem(TLS_KEY, 'the TLS key'),
+    ...(TLS_CLIENT_CA
+      ? { requestCert: true, rejectUnauthorized: true, ca: readPem(TLS_CLIENT_CA, 'the client CA') }
+      : {}),
+  })
+  : http.createServer();
+if (TLS_CERT) {
+  httpServer.on('tlsClientError', (err, socket) => {
+    if (VERBOSE) process.stderr.write(`devprovider: TLS handshake failed from ${socket.remoteAddress}: ${err.message}\n`);
+  });
+}
 const sockets = new Set();
 httpServer.on('connection', (socket) => {
+  if (ALLOWED_PEERS.size && !ALLOWED_PEERS.has(String(socket.remoteAddress).replace(/^::ffff:/, ''))) {
+    if (VERBOSE) process.stderr.write(`devprovider: refused a connection from ${socket.remoteAddress}\n`);
+    socket.destroy();
+    return;
+  }
   sockets.add(socket);
   socket.on('close', () => sockets.delete(socket));
 });
@@ -939,7 +990,7 @@ httpServer.listen(PORT, HOST, () => {
   const hostForUrl = HOST.includes(':') ? `[${HOST}]` : HOST;
   const issuer = ISSUER_TEMPLATE
     ? ISSUER_TEMPLATE.replaceAll('{port}', String(port))
-    : `http://${hostForUrl}:${port}`;
+    : `${SCHEME}://${hostForUrl}:${port}`;
   let parsedIssuer;
   try {
     parsedIssuer = new URL(issuer);
