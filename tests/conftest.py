@@ -14,6 +14,7 @@ import webtest
 from sso_middleware import SSOMiddleware
 
 from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUED_SECRETS, ISSUER, FakeProvider, FakeProviderAdapter
+from .store_servers import StoreServer
 
 SESSION_SECRET = "s" * 40
 
@@ -115,3 +116,13 @@ def browser_for(middleware: SSOMiddleware) -> webtest.TestApp:
 @pytest.fixture
 def browser(make_browser: Callable[..., webtest.TestApp]) -> Iterator[webtest.TestApp]:
     yield make_browser()
+
+
+@pytest.fixture(params=["redis", "memcached"])
+def server(request: pytest.FixtureRequest) -> Iterator[StoreServer]:
+    """A real Redis or memcached server on a free loopback port, for the shared-store tests."""
+    running = StoreServer(request.param).start()
+    try:
+        yield running
+    finally:
+        running.stop()

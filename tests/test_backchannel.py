@@ -14,7 +14,6 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 import pytest
@@ -376,15 +375,6 @@ def test_environ_store_revokes_in_process(make_middleware: Callable[..., SSOMidd
 
 
 # -- shared stores ----------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["redis", "memcached"])
-def server(request: pytest.FixtureRequest) -> Iterator[StoreServer]:
-    running = StoreServer(request.param).start()
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def test_shared_store_sessions_end_on_every_instance(make_middleware: Callable[..., SSOMiddleware],

@@ -62,15 +62,6 @@ def config_for(**overrides: Any) -> SSOConfig:
     return SSOConfig(**{**base, **overrides})
 
 
-@pytest.fixture(params=["redis", "memcached"])
-def server(request: pytest.FixtureRequest) -> Iterator[StoreServer]:
-    running = StoreServer(request.param).start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 @pytest.fixture(params=["redis", "memcached", "file"])
 def store_kind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """Settings of each server-side store, with a ``plant(record_id, text_or_bytes)`` and a ``read`` for raw access."""

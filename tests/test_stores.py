@@ -52,15 +52,6 @@ Browser = webtest.TestApp
 # -- servers and helpers -----------------------------------------------------------
 
 
-@pytest.fixture(params=["redis", "memcached"])
-def server(request: pytest.FixtureRequest) -> Iterator[StoreServer]:
-    running = StoreServer(request.param).start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
 @pytest.fixture
 def store_settings(server: StoreServer) -> dict[str, Any]:
     return {"session_type": server.session_type, "session_url": server.url, "session_store_timeout": 0.5,
