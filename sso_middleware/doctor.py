@@ -223,7 +223,8 @@ def ini_source(path: str, section: Optional[str], global_overrides: Mapping[str,
     try:
         raw.read(path, encoding="utf-8")
     except configparser.ParsingError as exc:  # its message quotes the lines, which may hold a secret
-        lines = ", ".join(str(number) for number, _ in exc.errors) or str(getattr(exc, "lineno", "?"))
+        # MissingSectionHeaderError (a line before any section) is one too, with a lineno but no errors list.
+        lines = ", ".join(str(number) for number, _ in getattr(exc, "errors", ())) or str(getattr(exc, "lineno", "?"))
         raise UsageError(f"{path} is not an ini file: {type(exc).__name__} at line {lines}") from None
     except (configparser.Error, UnicodeDecodeError) as exc:
         raise UsageError(f"{path} is not an ini file: {_one_line(str(exc))}") from None

@@ -894,6 +894,16 @@ def test_an_ini_line_that_does_not_parse_is_not_printed(capsys: pytest.CaptureFi
     assert "line 3" in outcome.err, outcome.err
 
 
+def test_a_secret_before_any_ini_section_is_not_printed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A line outside any section is a MissingSectionHeaderError, which quotes the line (and, unlike other
+    parsing errors, has no ``errors`` list): a usage error naming the line, never a traceback or the secret."""
+    path = tmp_path / "deploy.ini"
+    path.write_text("client_secret = MARK-before-section-secret-77\n[filter:sso]\nuse = egg:sso_middleware#main\n")
+    outcome = check(capsys, "--ini", str(path), secrets=("MARK-before-section",))
+    assert outcome.code == 2
+    assert "line 1" in outcome.err, outcome.err
+
+
 HOSTILE = "\x1b]0;owned\x07\x1b[2J\u202e"
 ESCAPED = "\\x1b]0;owned\\x07\\x1b[2J\\u202e"
 
