@@ -174,7 +174,10 @@ class JsonRedisNamespace(_SealedRecords, NamespaceManager):  # type: ignore[misc
             raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
 
     def __getitem__(self, key: str) -> Any:
-        value = self._call("get", self._key(key))
+        try:
+            value = self._call("get", self._key(key))
+        except redis.ResponseError:  # WRONGTYPE: a set, list or hash planted under our key is no record
+            raise KeyError(key) from None
         opened = None if value is None else self._opened(self._key(key), key, value)
         if opened is None:  # missing, or not sealed for this key: no record
             raise KeyError(key)

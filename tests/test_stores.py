@@ -929,6 +929,40 @@ def test_a_redis_token_record_that_is_not_text_reads_as_none(settings: dict[str,
         server.stop()
 
 
+@pytest.mark.parametrize("record", ["tokens", "session"])
+@pytest.mark.parametrize("plant", [
+    pytest.param(lambda client, key: client.sadd(key, "member"), id="set"),
+    pytest.param(lambda client, key: client.rpush(key, "item"), id="list"),
+    pytest.param(lambda client, key: client.hset(key, "field", "value"), id="hash"),
+])
+def test_a_redis_record_of_another_type_is_no_record_never_a_500(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, record: str,
+    plant: Callable[[Any, str], Any], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Someone able to write to the Redis replaces a session's token (or session) record by a set, a list
+    or a hash: GET answers WRONGTYPE, which must read as no record (the user keeps the session, without
+    tokens), not as an exception that fails every request of the session with a 500 and a traceback."""
+    from sso_middleware.session import TOKENS_PREFIX
+
+    server = StoreServer("redis").start()
+    try:
+        middleware = make_middleware(session_type=server.session_type, session_url=server.url,
+                                     keep_access_token=True)
+        browser = browser_for(middleware)
+        sign_in(browser, provider)
+        record_id = (TOKENS_PREFIX if record == "tokens" else "") + session_id(browser)
+        client = redis.Redis(port=server.port)
+        key = raw_key(server, record_id)
+        assert client.delete(key) == 1
+        plant(client, key)
+        response = browser.get("/page", expect_errors=True)
+        assert response.status_int == 200, response
+        assert response.json["remote_user"] == ("alice" if record == "tokens" else None)
+        no_traceback(caplog)
+    finally:
+        server.stop()
+
+
 def test_file_records_are_private_whatever_the_umask(settings: dict[str, Any], tmp_path: Path) -> None:
     """Session and token records hold tokens: 0600 when created, updated or created in place, and never
     written through a link planted at the temporary file's name."""
