@@ -623,6 +623,23 @@ def test_none_the_provider_does_not_advertise_is_a_warning_to_remove_it(
     assert "UNSIGNED" not in outcome.out
 
 
+def test_none_with_a_discovery_silent_about_algorithms_is_not_accepted(
+    capsys: pytest.CaptureFixture[str], mini: MiniProvider, tmp_path: Path
+) -> None:
+    """The doctor says what the middleware does: without id_token_signing_alg_values_supported, 'none' is
+    dropped (unsigned tokens need the provider to advertise it); 'none' alone is then a failure."""
+    mini.discovery_changes["id_token_signing_alg_values_supported"] = None
+    outcome = check(capsys, "--settings", mini_settings(mini, tmp_path, id_token_algorithms="RS256 none"),
+                    secrets=("mini-client-secret",))
+    assert outcome.code == 0, outcome.out
+    assert "UNSIGNED" not in outcome.out
+    assert "usable for RS256" in outcome.line("OK", "signing keys")
+    outcome = check(capsys, "--settings", mini_settings(mini, tmp_path, id_token_algorithms="none"),
+                    secrets=("mini-client-secret",))
+    assert_only_failure(outcome, "signing keys", "signing_algorithm_mismatch")
+    assert "UNSIGNED" not in outcome.out
+
+
 def test_an_http_endpoint_under_an_https_issuer_style_check_is_reused(
     capsys: pytest.CaptureFixture[str], mini: MiniProvider, tmp_path: Path
 ) -> None:
