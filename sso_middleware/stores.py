@@ -651,10 +651,13 @@ class FileIndex(_SealedRecords):
         if fd is None:
             return
         try:
-            kept = [member for member in self._members(_read_all(fd)) if member not in gone]
+            # Only our own lines of those ids go: a line not sealed for us may be another application's
+            # sharing the folder (its seal has its key), whose back-channel logout still needs it.
+            kept = [line for line in _lines(_read_all(fd))
+                    if self._opened(self.record_key, "index", line, quiet=True) not in gone]
             os.ftruncate(fd, 0)
             if kept:
-                os.pwrite(fd, b"".join(self._line(member) for member in kept), 0)
+                os.pwrite(fd, "".join(line + "\n" for line in kept).encode("ascii"), 0)
         finally:
             os.close(fd)
 

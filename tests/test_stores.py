@@ -1055,3 +1055,23 @@ def test_a_cookie_session_is_not_encrypted_again_to_be_read(settings: dict[str, 
     assert beaker.save(loaded, existing=True)
     assert encryptions == [1]
     assert str(loaded.request["cookie_out"]).strip().startswith(store.cookie_name + "=")
+
+
+def test_a_file_index_shared_with_another_application_keeps_its_entries(settings: dict[str, Any],
+                                                                        tmp_path: Path) -> None:
+    """Two applications (other client ids, one secret) sharing one session folder share its index files
+    (``sso-index-<hash of sid or sub>``), each reading only the lines sealed for it.  When the provider's
+    back-channel logout reaches one of them first, trimming its own ids from the index must not drop the
+    other's lines, or the other's logout, a moment later, would end nothing: its sessions would survive."""
+    from sso_middleware.session import SessionStore
+
+    shared = {**settings, "session_data_dir": str(tmp_path / "shared")}
+    one = SessionStore(SSOConfig(**shared)).beaker
+    other = SessionStore(SSOConfig(**{**shared, "client_id": "another-client"})).beaker
+    assert one is not None and other is not None
+    index = _index_key("sid:provider-session-1")
+    one.index_add(index, "session-of-one", 600)
+    other.index_add(index, "session-of-other", 600)
+    assert other.end_index(index) == ["session-of-other"]
+    assert one.end_index(index) == ["session-of-one"], "the other application's logout dropped our index entries"
+    assert one.end_index(index) == [] and other.end_index(index) == []
