@@ -175,7 +175,9 @@ class JsonRedisNamespace(_SealedRecords, NamespaceManager):  # type: ignore[misc
 
     def __getitem__(self, key: str) -> Any:
         try:
-            value = self._call("get", self._key(key))
+            # At most one byte over the size limit is ever read: a planted value of hundreds of MiB is
+            # refused by its size without crossing the network (GETRANGE answers "" for no record).
+            value = self._call("getrange", self._key(key), 0, MAX_RECORD_BYTES) or None
         except redis.ResponseError:  # WRONGTYPE: a set, list or hash planted under our key is no record
             raise KeyError(key) from None
         opened = None if value is None else self._opened(self._key(key), key, value)

@@ -1075,3 +1075,31 @@ def test_a_file_index_shared_with_another_application_keeps_its_entries(settings
     assert other.end_index(index) == ["session-of-other"]
     assert one.end_index(index) == ["session-of-one"], "the other application's logout dropped our index entries"
     assert one.end_index(index) == [] and other.end_index(index) == []
+
+
+def test_a_huge_redis_record_is_refused_without_reading_it_whole(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A string of many MiB planted under a session's key (Redis allows 512 MiB) is refused by its size;
+    at most the size limit (and one byte) of it may cross into the process, not the whole value on every
+    request of that session -- a few concurrent requests would otherwise run a worker out of memory."""
+    import tracemalloc
+
+    from sso_middleware.sealing import MAX_RECORD_BYTES
+
+    server = StoreServer("redis").start()
+    try:
+        browser = browser_for(make_middleware(session_type=server.session_type, session_url=server.url))
+        sign_in(browser, provider)
+        redis.Redis(port=server.port).set(raw_key(server, session_id(browser)), b"1." + b"A" * (32 << 20), ex=600)
+        tracemalloc.start()
+        try:
+            response = browser.get("/page")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert response.status_int == 200 and response.json["remote_user"] is None
+        assert peak < 8 * MAX_RECORD_BYTES, f"{peak} bytes held to refuse a planted record"
+        no_traceback(caplog)
+    finally:
+        server.stop()
