@@ -224,7 +224,8 @@ def ini_source(path: str, section: Optional[str], global_overrides: Mapping[str,
     try:
         raw.read(path, encoding="utf-8")
     except configparser.ParsingError as exc:  # its message quotes the lines, which may hold a secret
-        lines = ", ".join(str(number) for number, _ in exc.errors) or str(getattr(exc, "lineno", "?"))
+        # MissingSectionHeaderError (a line before any section) is one too, with a lineno but no errors list.
+        lines = ", ".join(str(number) for number, _ in getattr(exc, "errors", ())) or str(getattr(exc, "lineno", "?"))
         raise UsageError(f"{path} is not an ini file: {type(exc).__name__} at line {lines}") from None
     except (configparser.Error, UnicodeDecodeError) as exc:
         raise UsageError(f"{path} is not an ini file: {_one_line(str(exc))}") from None
@@ -449,7 +450,13 @@ def check_signing_keys(ctx: Context) -> Iterator[Finding]:
     advertised = ctx.metadata.id_token_signing_algs
     algorithms = list(accepted_algorithms(config.id_token_algorithms, advertised))
     if advertised is None:
-        yield WARN, "discovery does not list id_token_signing_alg_values_supported; assuming id_token_algorithms"
+        yield WARN, ("discovery does not list id_token_signing_alg_values_supported; assuming id_token_algorithms"
+                     + (" without 'none' (unsigned ID tokens need the provider to advertise it)"
+                        if UNSIGNED in allowed else ""))
+        if not algorithms:
+            yield FAIL, (f"id_token_algorithms allows only {_names(allowed)}, which the provider does not "
+                         "advertise: no ID token would verify (every sign-in fails with signing_algorithm_mismatch)")
+            return
     elif not algorithms:
         yield FAIL, (f"the provider signs ID tokens with {_names(advertised)} but id_token_algorithms allows "
                      f"only {_names(allowed)}: no ID token would verify (every sign-in fails with "

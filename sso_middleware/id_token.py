@@ -66,13 +66,14 @@ def accepted_algorithms(configured: tuple[str, ...], advertised: Optional[tuple[
     Core 1.0 section 3.1.3.7 ties the algorithm to the client's registration (the
     provider's ``id_token_signing_alg_values_supported``), so an algorithm we would
     allow but the provider never uses is refused too.  ``advertised`` None (the
-    provider does not say) leaves the allow-list alone.  An empty result means no
+    provider does not say) leaves the allow-list alone, except ``none``: unsigned
+    tokens need the provider to say it issues them.  An empty result means no
     token can be accepted: a configuration error the caller reports.  Logout tokens
     are signed with the ID tokens' keys and algorithms (Back-Channel Logout 1.0
     section 2.4), so the same set applies to them.
     """
     if advertised is None:
-        return configured
+        return tuple(alg for alg in configured if alg != UNSIGNED)
     return tuple(alg for alg in configured if alg in advertised)
 
 

@@ -53,6 +53,7 @@ from beaker.session import CookieSession, SessionObject
 from .config import SSOConfig
 from .errors import ConfigError
 from .revocations import Revocations
+from .sealing import app_key
 from .stores import BeakerStore, SessionTooLarge, StoreUnavailable
 
 log = logging.getLogger("sso_middleware")
@@ -139,7 +140,7 @@ class SessionStore:
             self.revocations = Revocations(
                 config.data_dir,
                 horizon=config.session_absolute_timeout + 2 * config.clock_skew,
-                key=config.session_secret.encode(),
+                key=app_key(config, "revocations"),  # names bound to this application, like every other key
                 prepare=lambda: prepare_data_dir(config.data_dir, private=not config.session_data_dir),
             )
         self._lock = threading.Lock()

@@ -174,7 +174,12 @@ class JsonRedisNamespace(_SealedRecords, NamespaceManager):  # type: ignore[misc
             raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
 
     def __getitem__(self, key: str) -> Any:
-        value = self._call("get", self._key(key))
+        try:
+            # At most one byte over the size limit is ever read: a planted value of hundreds of MiB is
+            # refused by its size without crossing the network (GETRANGE answers "" for no record).
+            value = self._call("getrange", self._key(key), 0, MAX_RECORD_BYTES) or None
+        except redis.ResponseError:  # WRONGTYPE: a set, list or hash planted under our key is no record
+            raise KeyError(key) from None
         opened = None if value is None else self._opened(self._key(key), key, value)
         if opened is None:  # missing, or not sealed for this key: no record
             raise KeyError(key)
@@ -648,10 +653,13 @@ class FileIndex(_SealedRecords):
         if fd is None:
             return
         try:
-            kept = [member for member in self._members(_read_all(fd)) if member not in gone]
+            # Only our own lines of those ids go: a line not sealed for us may be another application's
+            # sharing the folder (its seal has its key), whose back-channel logout still needs it.
+            kept = [line for line in _lines(_read_all(fd))
+                    if self._opened(self.record_key, "index", line, quiet=True) not in gone]
             os.ftruncate(fd, 0)
             if kept:
-                os.pwrite(fd, b"".join(self._line(member) for member in kept), 0)
+                os.pwrite(fd, "".join(line + "\n" for line in kept).encode("ascii"), 0)
         finally:
             os.close(fd)
 

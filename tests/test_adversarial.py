@@ -416,6 +416,10 @@ ID_TOKEN_FORGERIES = [
     # issue 13 item 18: unsigned, with 'none' allowed by us but not advertised by the provider
     pytest.param(lambda op: setattr(op, "forge_id_token", _unsigned), {"id_token_algorithms": ("RS256", "none")},
                  r"algorithm 'none'", id="none-allowed-but-not-advertised"),
+    # ... nor by a provider whose discovery lists no id_token_signing_alg_values_supported at all
+    pytest.param(lambda op: (setattr(op, "forge_id_token", _unsigned),
+                             op.discovery_overrides.update(id_token_signing_alg_values_supported=None)),
+                 {"id_token_algorithms": ("RS256", "none")}, r"algorithm 'none'", id="none-allowed-discovery-silent"),
     # rp-id_token-bad-sig-rs256 and other signature forgeries
     pytest.param(lambda op: setattr(op, "id_token_key", rsa_key("attacker")), {}, r"signature",
                  id="rp-id_token-bad-sig-rs256"),

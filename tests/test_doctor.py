@@ -623,6 +623,23 @@ def test_none_the_provider_does_not_advertise_is_a_warning_to_remove_it(
     assert "UNSIGNED" not in outcome.out
 
 
+def test_none_with_a_discovery_silent_about_algorithms_is_not_accepted(
+    capsys: pytest.CaptureFixture[str], mini: MiniProvider, tmp_path: Path
+) -> None:
+    """The doctor says what the middleware does: without id_token_signing_alg_values_supported, 'none' is
+    dropped (unsigned tokens need the provider to advertise it); 'none' alone is then a failure."""
+    mini.discovery_changes["id_token_signing_alg_values_supported"] = None
+    outcome = check(capsys, "--settings", mini_settings(mini, tmp_path, id_token_algorithms="RS256 none"),
+                    secrets=("mini-client-secret",))
+    assert outcome.code == 0, outcome.out
+    assert "UNSIGNED" not in outcome.out
+    assert "usable for RS256" in outcome.line("OK", "signing keys")
+    outcome = check(capsys, "--settings", mini_settings(mini, tmp_path, id_token_algorithms="none"),
+                    secrets=("mini-client-secret",))
+    assert_only_failure(outcome, "signing keys", "signing_algorithm_mismatch")
+    assert "UNSIGNED" not in outcome.out
+
+
 def test_an_http_endpoint_under_an_https_issuer_style_check_is_reused(
     capsys: pytest.CaptureFixture[str], mini: MiniProvider, tmp_path: Path
 ) -> None:
@@ -892,6 +909,16 @@ def test_an_ini_line_that_does_not_parse_is_not_printed(capsys: pytest.CaptureFi
     outcome = check(capsys, "--ini", str(path), secrets=("MARK-no-equals",))
     assert outcome.code == 2
     assert "line 3" in outcome.err, outcome.err
+
+
+def test_a_secret_before_any_ini_section_is_not_printed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A line outside any section is a MissingSectionHeaderError, which quotes the line (and, unlike other
+    parsing errors, has no ``errors`` list): a usage error naming the line, never a traceback or the secret."""
+    path = tmp_path / "deploy.ini"
+    path.write_text("client_secret = MARK-before-section-secret-77\n[filter:sso]\nuse = egg:sso_middleware#main\n")
+    outcome = check(capsys, "--ini", str(path), secrets=("MARK-before-section",))
+    assert outcome.code == 2
+    assert "line 1" in outcome.err, outcome.err
 
 
 HOSTILE = "\x1b]0;owned\x07\x1b[2J\u202e"

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import get_default_algorithms
 
 from sso_middleware.errors import AuthFailure
-from sso_middleware.id_token import validate_id_token, validate_refreshed_id_token
+from sso_middleware.id_token import accepted_algorithms, validate_id_token, validate_refreshed_id_token
 from sso_middleware.jwks import KeySet
 
 from .tokens import (
@@ -688,3 +688,14 @@ def test_an_unsigned_refreshed_id_token_is_refused_even_with_none_allowed() -> N
             client_secret=HMAC_SECRET, algorithms=("RS256", "none"), leeway=LEEWAY, now=LATER,
         )
     assert caught.value.code == "invalid_id_token" and "none" in caught.value.detail
+
+
+def test_none_is_accepted_only_when_the_provider_advertises_it() -> None:
+    """Issue 13 item 18 (SECURITY.md: "unless id_token_algorithms names none *and* the provider advertises
+    it"): a discovery document that is silent about its algorithms leaves the signed ones of the allow-list,
+    never ``none`` -- an unsigned ID token is acceptable only for a client the provider says it issues them to."""
+    assert accepted_algorithms(("RS256", "none"), None) == ("RS256",)
+    assert accepted_algorithms(("none",), None) == ()
+    assert accepted_algorithms(("RS256", "none"), ("RS256", "none")) == ("RS256", "none")
+    assert accepted_algorithms(("RS256", "none"), ("RS256",)) == ("RS256",)
+    assert accepted_algorithms(("RS256", "ES256"), None) == ("RS256", "ES256")

@@ -285,3 +285,41 @@ def test_a_revocation_written_by_another_os_process_is_seen(tmp_path: Path) -> N
     subprocess.run([sys.executable, "-c", child, str(tmp_path)], check=True, timeout=60)
     assert here.revoked_since(["login:from-the-child"], 4.0)
     assert not here.revoked_since(["login:from-the-child"], 6.0)
+
+
+def test_revocations_are_bound_to_their_application(settings: dict[str, Any], tmp_path: Path) -> None:
+    """Two applications sharing session_secret and a data folder (cookie store): a back-channel logout of
+    one's ``sub`` (or ``sid``) is no revocation in the other, whose users come from another client (or
+    issuer) -- the journal's names are keyed per application, like every other key derived from the secret."""
+    from sso_middleware import SSOConfig
+    from sso_middleware.session import SessionStore, SignedInUser
+
+    shared = {**settings, "session_type": "cookie", "session_data_dir": str(tmp_path / "shared")}
+    one = SessionStore(SSOConfig(**shared))
+    other = SessionStore(SSOConfig(**{**shared, "client_id": "another-client"}))
+    user = SignedInUser(claims={"sub": "alice"}, connection=None, id_token="h.p.s", signed_in_at=1000.0,
+                        sid="op-session-1", login_id="login-1")
+    one.end_sessions("op-session-1", "alice", 2000.0)
+    assert one.is_revoked(user)
+    assert not other.is_revoked(user), "one application's back-channel logout revoked another's sessions"
+
+
+@pytest.mark.xfail(strict=True, reason="open finding (review of issue 13): the journal's folder is checked only "
+                   "at the first sign-out; see the review report")
+def test_a_data_folder_planted_before_the_first_sign_out_cannot_keep_the_user_signed_in(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, tmp_path: Path,
+) -> None:
+    """Cookie store: the revocation journal's folder is created (and checked) only at the first sign-out.
+    Another local user who creates it first (the default one is predictable: ``<tmp>/sso_middleware-<uid>``)
+    makes every sign-out fail: a failure page, the session cookie kept, and no revocation that other worker
+    processes could see -- the user's own browser stays signed in there.  Must: refused at start-up (as the
+    file store's folder is), or the sign-out still clears the cookie."""
+    folder = tmp_path / "journal"
+    one = make_middleware(session_type="cookie", session_data_dir=str(folder))  # two workers of one host
+    other = make_middleware(session_type="cookie", session_data_dir=str(folder))
+    browser = webtest.TestApp(one, extra_environ=HTTPS)
+    sign_in(browser, provider)
+    folder.mkdir()
+    folder.chmod(0o777)  # what a pre-created folder of another user looks like to the check
+    browser.get("/auth/logout")
+    assert view(replay(other, session_cookies(browser)))["remote_user"] is None

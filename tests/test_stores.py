@@ -920,6 +920,40 @@ def test_a_redis_token_record_that_is_not_text_reads_as_none(settings: dict[str,
         server.stop()
 
 
+@pytest.mark.parametrize("record", ["tokens", "session"])
+@pytest.mark.parametrize("plant", [
+    pytest.param(lambda client, key: client.sadd(key, "member"), id="set"),
+    pytest.param(lambda client, key: client.rpush(key, "item"), id="list"),
+    pytest.param(lambda client, key: client.hset(key, "field", "value"), id="hash"),
+])
+def test_a_redis_record_of_another_type_is_no_record_never_a_500(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, record: str,
+    plant: Callable[[Any, str], Any], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Someone able to write to the Redis replaces a session's token (or session) record by a set, a list
+    or a hash: GET answers WRONGTYPE, which must read as no record (the user keeps the session, without
+    tokens), not as an exception that fails every request of the session with a 500 and a traceback."""
+    from sso_middleware.session import TOKENS_PREFIX
+
+    server = StoreServer("redis").start()
+    try:
+        middleware = make_middleware(session_type=server.session_type, session_url=server.url,
+                                     keep_access_token=True)
+        browser = browser_for(middleware)
+        sign_in(browser, provider)
+        record_id = (TOKENS_PREFIX if record == "tokens" else "") + session_id(browser)
+        client = redis.Redis(port=server.port)
+        key = raw_key(server, record_id)
+        assert client.delete(key) == 1
+        plant(client, key)
+        response = browser.get("/page", expect_errors=True)
+        assert response.status_int == 200, response
+        assert response.json["remote_user"] == ("alice" if record == "tokens" else None)
+        no_traceback(caplog)
+    finally:
+        server.stop()
+
+
 def test_file_records_are_private_whatever_the_umask(settings: dict[str, Any], tmp_path: Path) -> None:
     """Session and token records hold tokens: 0600 when created, updated or created in place, and never
     written through a link planted at the temporary file's name."""
@@ -1012,3 +1046,51 @@ def test_a_cookie_session_is_not_encrypted_again_to_be_read(settings: dict[str, 
     assert beaker.save(loaded, existing=True)
     assert encryptions == [1]
     assert str(loaded.request["cookie_out"]).strip().startswith(store.cookie_name + "=")
+
+
+def test_a_file_index_shared_with_another_application_keeps_its_entries(settings: dict[str, Any],
+                                                                        tmp_path: Path) -> None:
+    """Two applications (other client ids, one secret) sharing one session folder share its index files
+    (``sso-index-<hash of sid or sub>``), each reading only the lines sealed for it.  When the provider's
+    back-channel logout reaches one of them first, trimming its own ids from the index must not drop the
+    other's lines, or the other's logout, a moment later, would end nothing: its sessions would survive."""
+    from sso_middleware.session import SessionStore
+
+    shared = {**settings, "session_data_dir": str(tmp_path / "shared")}
+    one = SessionStore(SSOConfig(**shared)).beaker
+    other = SessionStore(SSOConfig(**{**shared, "client_id": "another-client"})).beaker
+    assert one is not None and other is not None
+    index = _index_key("sid:provider-session-1")
+    one.index_add(index, "session-of-one", 600)
+    other.index_add(index, "session-of-other", 600)
+    assert other.end_index(index) == ["session-of-other"]
+    assert one.end_index(index) == ["session-of-one"], "the other application's logout dropped our index entries"
+    assert one.end_index(index) == [] and other.end_index(index) == []
+
+
+def test_a_huge_redis_record_is_refused_without_reading_it_whole(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A string of many MiB planted under a session's key (Redis allows 512 MiB) is refused by its size;
+    at most the size limit (and one byte) of it may cross into the process, not the whole value on every
+    request of that session -- a few concurrent requests would otherwise run a worker out of memory."""
+    import tracemalloc
+
+    from sso_middleware.sealing import MAX_RECORD_BYTES
+
+    server = StoreServer("redis").start()
+    try:
+        browser = browser_for(make_middleware(session_type=server.session_type, session_url=server.url))
+        sign_in(browser, provider)
+        redis.Redis(port=server.port).set(raw_key(server, session_id(browser)), b"1." + b"A" * (32 << 20), ex=600)
+        tracemalloc.start()
+        try:
+            response = browser.get("/page")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert response.status_int == 200 and response.json["remote_user"] is None
+        assert peak < 8 * MAX_RECORD_BYTES, f"{peak} bytes held to refuse a planted record"
+        no_traceback(caplog)
+    finally:
+        server.stop()
