@@ -129,13 +129,15 @@ class SessionStore:
         self.stamp_interval = min(60.0, config.session_idle_timeout / 10)
         #: TTL of the records written only now and then (index and token records): the absolute timeout.
         self.record_ttl = int(config.session_absolute_timeout + 180)
-        if self.kind == "file":
-            prepare_data_dir(config.data_dir, private=not config.session_data_dir)
         self.beaker = BeakerStore(config, self.cookie_name, config.data_dir) if self.kind != "environ" else None
         # Sessions that cannot be found to delete (cookie and environ stores) are revoked instead:
         # by sign-out ("login:<id>") and back-channel logout, in a registry every process of the
         # host sharing the data folder reads (see .revocations).
         self.revocations: Optional[Revocations] = None
+        if self.kind == "file" or not self.searchable:
+            # Checked (and created 0700) now, not at the first sign-out: a folder another local user
+            # planted beforehand must stop the deployment, not make every later sign-out fail.
+            prepare_data_dir(config.data_dir, private=not config.session_data_dir)
         if not self.searchable:
             self.revocations = Revocations(
                 config.data_dir,

@@ -304,22 +304,25 @@ def test_revocations_are_bound_to_their_application(settings: dict[str, Any], tm
     assert not other.is_revoked(user), "one application's back-channel logout revoked another's sessions"
 
 
-@pytest.mark.xfail(strict=True, reason="open finding (review of issue 13): the journal's folder is checked only "
-                   "at the first sign-out; see the review report")
-def test_a_data_folder_planted_before_the_first_sign_out_cannot_keep_the_user_signed_in(
-    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, tmp_path: Path,
-) -> None:
-    """Cookie store: the revocation journal's folder is created (and checked) only at the first sign-out.
-    Another local user who creates it first (the default one is predictable: ``<tmp>/sso_middleware-<uid>``)
-    makes every sign-out fail: a failure page, the session cookie kept, and no revocation that other worker
-    processes could see -- the user's own browser stays signed in there.  Must: refused at start-up (as the
-    file store's folder is), or the sign-out still clears the cookie."""
+@pytest.mark.parametrize("session_type", ["cookie", "environ"])
+def test_a_data_folder_planted_before_start_up_stops_the_deployment(settings: dict[str, Any], tmp_path: Path,
+                                                                   session_type: str) -> None:
+    """The revocation journal's folder is checked (and created 0700) when the middleware is built.
+
+    Checked only at the first sign-out (as first written), a folder another local user created
+    beforehand (the default one is predictable: ``<tmp>/sso_middleware-<uid>``) made every sign-out
+    fail: a failure page, the session cookie kept, no revocation other workers could see.
+    """
+    from sso_middleware import SSOConfig
+    from sso_middleware.errors import ConfigError
+    from sso_middleware.session import SessionStore
+
     folder = tmp_path / "journal"
-    one = make_middleware(session_type="cookie", session_data_dir=str(folder))  # two workers of one host
-    other = make_middleware(session_type="cookie", session_data_dir=str(folder))
-    browser = webtest.TestApp(one, extra_environ=HTTPS)
-    sign_in(browser, provider)
     folder.mkdir()
     folder.chmod(0o777)  # what a pre-created folder of another user looks like to the check
-    browser.get("/auth/logout")
-    assert view(replay(other, session_cookies(browser)))["remote_user"] is None
+    with pytest.raises(ConfigError) as refused:
+        SessionStore(SSOConfig(**{**settings, "session_type": session_type, "session_data_dir": str(folder)}))
+    assert refused.value.setting == "session_data_dir"
+    fresh = tmp_path / "fresh"
+    SessionStore(SSOConfig(**{**settings, "session_type": session_type, "session_data_dir": str(fresh)}))
+    assert fresh.stat().st_mode & 0o777 == 0o700 and list(fresh.iterdir()) == []  # created now, still empty
