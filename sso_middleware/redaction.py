@@ -17,7 +17,7 @@ import contextlib
 import re
 from collections.abc import Iterable
 from typing import Optional
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, unquote_plus, urlsplit, urlunsplit
 
 #: Secret values shorter than this are not masked (masking them would garble every message).
 _MIN_MASKED = 4
@@ -25,12 +25,17 @@ _MIN_MASKED = 4
 _MIN_PIECE = 8
 _MASK = "***"
 #: ``password=`` in a URL's query (redis-py reads the Redis password from there too).
-_QUERY_PASSWORD = re.compile(r"(?i)(^|[&;])(password=)([^&;#]*)")
+_QUERY_PAIR = re.compile(r"(^|[&;])([^&;=#]*)(=)([^&;#]*)")
+
+
+def _is_password_key(key: str) -> bool:
+    """``password`` as a query key, however it is written (``PASSWORD``, ``%70assword``: clients decode it)."""
+    return unquote_plus(key).lower() == "password"
 
 
 def url_passwords(url: str) -> list[str]:
     """The passwords in a store URL: its user-info and ``password=`` query values, as written and decoded."""
-    found = [match.group(3) for match in _QUERY_PASSWORD.finditer(url.partition("?")[2])]
+    found = [match.group(4) for match in _QUERY_PAIR.finditer(url.partition("?")[2]) if _is_password_key(match.group(2))]
     with contextlib.suppress(ValueError):  # not a URL: nothing more to find
         found.append(urlsplit(url).password or "")
     found += [unquote(value) for value in found]
@@ -48,7 +53,11 @@ def redact_url(url: str) -> str:
     if password:
         netloc = parts.netloc.rsplit("@", 1)[1]
         redacted = redacted._replace(netloc=f"{parts.username or ''}:{_MASK}@{netloc}")
-    redacted = redacted._replace(query=_QUERY_PASSWORD.sub(rf"\1\2{_MASK}", parts.query))
+    query = _QUERY_PAIR.sub(
+        lambda match: match.group(1) + match.group(2) + "=" + (_MASK if _is_password_key(match.group(2)) else match.group(4)),
+        parts.query,
+    )
+    redacted = redacted._replace(query=query)
     return url if redacted == parts else urlunsplit(redacted)
 
 

@@ -65,14 +65,18 @@ class Revocations:
                  prepare: Optional[Callable[[], None]] = None) -> None:
         """``horizon``: seconds a revocation matters (the absolute timeout); ``prepare`` creates the folder."""
         self.folder = folder
-        self.path = os.path.join(folder, FILE_NAME)
         self.horizon = horizon
         self._key = hashlib.sha256(b"sso_middleware revocations|" + key).digest()
+        # One journal per application (the key is bound to it): an application sharing the folder
+        # compacts by its own horizon and must never drop revocations another one still needs.
+        self.path = os.path.join(folder, f"{FILE_NAME}-{hashlib.sha256(b'file|' + self._key).hexdigest()[:16]}")
         self._prepare = prepare
         self._prepared = False
         self._lock = threading.Lock()
         self._entries: dict[str, float] = {}  # hashed key -> latest revocation time
-        self._file: Optional[tuple[int, int]] = None  # (st_dev, st_ino) of the journal read so far
+        #: The journal read so far: st_dev, st_ino and its first line (an inode number can be reused
+        #: by a later compaction; the first line of a compacted journal differs, as old lines went).
+        self._file: Optional[tuple[int, int, bytes]] = None
         self._offset = 0
         self._warned = False
         self._names: dict[str, str] = {}
@@ -109,7 +113,7 @@ class Revocations:
             info = os.lstat(self.path)
         except OSError:  # none yet (nothing revoked on this host), or the folder is gone: keep what we know
             return
-        if (info.st_dev, info.st_ino) == self._file and info.st_size == self._offset:
+        if self._file is not None and (info.st_dev, info.st_ino) == self._file[:2] and info.st_size == self._offset:
             return
         with self._lock:
             self._read()
@@ -123,7 +127,8 @@ class Revocations:
             info = os.fstat(fd)
             if not self._trusted(info):
                 return
-            identity = (info.st_dev, info.st_ino)
+            first = os.pread(fd, 128, 0)
+            identity = (info.st_dev, info.st_ino, first[: first.find(b"\n") + 1])
             start = self._offset if identity == self._file and info.st_size >= self._offset else 0
             data = os.pread(fd, info.st_size - start, start) if info.st_size > start else b""
         finally:

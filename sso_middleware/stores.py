@@ -41,6 +41,7 @@ import logging
 import os
 import re
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from typing import Any, Callable, Optional, TypeVar
@@ -513,12 +514,15 @@ class PrivateFileNamespace(_SealedRecords, FileNamespaceManager):  # type: ignor
     def _read(self) -> dict[str, Any]:
         """The record's dict, or {} when there is none (or none sealed for it); never unpickles."""
         try:
-            fd = os.open(self.file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            # O_NONBLOCK: a FIFO planted under a record's name must not hang the worker in open().
+            fd = os.open(self.file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.EACCES, errno.ELOOP):
                 return {}  # gone, or not a record of ours (a planted link)
             raise
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return {}  # a FIFO, device or folder: not a record of ours
             data = os.read(fd, MAX_RECORD_BYTES + 1)  # more than the limit is refused by the seal, unread
         finally:
             os.close(fd)

@@ -28,7 +28,7 @@ from typing import Any, Optional
 import pytest
 
 from sso_middleware.__main__ import main
-from sso_middleware.redaction import Redactor, redact_url
+from sso_middleware.redaction import Redactor, redact_url, url_passwords
 from sso_middleware.testing import DevProvider
 
 from .fakes import public_jwk, rsa_key
@@ -957,6 +957,10 @@ def test_redaction_helpers() -> None:
     assert redact_url("redis://host:6379/0") == "redis://host:6379/0"
     assert redact_url("redis://host:6379/0?password=pw1234") == "redis://host:6379/0?password=***"
     assert redact_url("redis://host/0?db=1&PASSWORD=pw1234&x=y") == "redis://host/0?db=1&PASSWORD=***&x=y"
+    # redis-py decodes query keys: %70assword is password too
+    assert redact_url("redis://host/0?%70assword=pw%31234&db=1") == "redis://host/0?%70assword=***&db=1"
+    assert "pw1234" in url_passwords("redis://host/0?%70assword=pw%31234")
+    assert redact_url("redis://host/0?passwordx=1") == "redis://host/0?passwordx=1"
     redact = Redactor(["s3cret/value", None, "ab"])
     assert redact("x s3cret/value y s3cret%2Fvalue ab") == "x *** y *** ab"
 

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import stat
+import threading
 import time
 import tracemalloc
 import zlib
@@ -388,6 +389,29 @@ def test_a_pickle_planted_in_the_file_store_is_never_unpickled(make_browser: Cal
     assert response.status_int == 200 and response.json["remote_user"] is None
     assert not marker.exists(), "the planted pickle was unpickled"
     assert SideEffect  # (the payload's class)
+    no_traceback(caplog)
+
+
+def test_a_fifo_planted_under_a_record_name_neither_hangs_nor_signs_in(make_browser: Callable[..., Browser],
+                                                                       provider: FakeProvider,
+                                                                       settings: dict[str, Any],
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Opening a FIFO for reading blocks until a writer comes: the worker would hang on this session."""
+    browser = make_browser()
+    sign_in(browser, provider)
+    sid = session_id(browser)
+    record = Path(settings["session_data_dir"]) / "container_file" / sid[0] / sid[:2] / f"{sid}.cache"
+    record.unlink()
+    os.mkfifo(record, 0o600)
+    outcome: list[Any] = []
+    worker = threading.Thread(target=lambda: outcome.append(browser.get("/page")), daemon=True)
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():  # unblock the worker so the test run can end, then fail
+        with open(record, "wb"):
+            pass
+        pytest.fail("a planted FIFO hung the request")
+    assert outcome[0].status_int == 200 and outcome[0].json["remote_user"] is None
     no_traceback(caplog)
 
 

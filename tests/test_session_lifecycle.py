@@ -218,7 +218,8 @@ def test_the_registry_file_is_private_and_never_follows_a_link(tmp_path: Path) -
     folder = tmp_path / "data"
     registry = Revocations(str(folder), horizon=100.0)
     registry.record(["login:x"], 1000.0)
-    path = folder / "revocations"
+    path = Path(registry.path)
+    assert path.parent == folder and path.name.startswith("revocations-")
     assert path.stat().st_mode & 0o777 == 0o600
     assert registry.revoked_since(["login:x"], 999.0)
     path.unlink()
@@ -235,7 +236,7 @@ def test_the_registry_keeps_no_names_in_clear(tmp_path: Path) -> None:
 
     registry = Revocations(str(tmp_path), horizon=100.0)
     registry.record(["sub:alice@example.com", "sid:provider-session-1"], 1000.0)
-    text = (tmp_path / "revocations").read_text()
+    text = Path(registry.path).read_text()
     assert "alice" not in text and "provider-session" not in text
 
 
@@ -250,11 +251,43 @@ def test_the_registry_sees_other_processes_and_is_compacted(tmp_path: Path) -> N
     assert not reader.revoked_since(["login:a"], 1001.0)  # a later sign-in is not undone
     for number in range(3000):
         writer.record([f"login:{number}"], 1000.0)
-    size = (tmp_path / "revocations").stat().st_size
+    size = Path(writer.path).stat().st_size
     writer.record(["login:late"], 1200.0)  # everything before 1100 is past the horizon: compacted
-    assert (tmp_path / "revocations").stat().st_size < size / 100
+    assert Path(writer.path).stat().st_size < size / 100
     assert reader.revoked_since(["login:late"], 1150.0)
     assert not reader.revoked_since(["login:a"], 0.0)
+
+
+def test_applications_sharing_a_folder_never_compact_each_others_revocations(tmp_path: Path) -> None:
+    """Each application (its key) has its own journal, compacted by its own horizon."""
+    from sso_middleware.revocations import Revocations
+
+    short = Revocations(str(tmp_path), horizon=100.0, key=b"app-with-a-short-timeout")
+    long = Revocations(str(tmp_path), horizon=100000.0, key=b"app-with-a-long-timeout")
+    assert short.path != long.path
+    long.record(["login:kept"], 1000.0)
+    for number in range(3000):
+        short.record([f"login:{number}"], 1000.0)
+    short.record(["login:late"], 1200.0)  # compacts its own journal
+    fresh = Revocations(str(tmp_path), horizon=100000.0, key=b"app-with-a-long-timeout")
+    assert fresh.revoked_since(["login:kept"], 999.0)
+
+
+def test_a_journal_replaced_under_a_reused_inode_is_read_again_from_its_start(tmp_path: Path) -> None:
+    """Readers tell journals apart by inode *and* first line: a compaction whose new file got the old
+    inode number back (or any rewrite in place) is read whole, not from the old offset."""
+    from sso_middleware.revocations import Revocations
+
+    writer = Revocations(str(tmp_path), horizon=100.0)
+    reader = Revocations(str(tmp_path), horizon=100.0)
+    writer.record(["login:old"], 1000.0)
+    assert reader.revoked_since(["login:old"], 999.0)  # the reader's offset is now the journal's size
+    replacement = Revocations(str(tmp_path / "elsewhere"), horizon=100.0)
+    replacement.record(["login:new"], 1001.0)
+    replacement.record([f"login:filler-{number}" for number in range(5)], 1001.0)
+    with open(writer.path, "r+b") as journal:  # same inode, other content, longer than before
+        journal.write(Path(replacement.path).read_bytes())
+    assert reader.revoked_since(["login:new"], 1000.0)
 
 
 def test_the_hot_path_check_is_cheap(tmp_path: Path) -> None:
