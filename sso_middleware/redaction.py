@@ -35,7 +35,8 @@ def _is_password_key(key: str) -> bool:
 
 def url_passwords(url: str) -> list[str]:
     """The passwords in a store URL: its user-info and ``password=`` query values, as written and decoded."""
-    found = [match.group(4) for match in _QUERY_PAIR.finditer(url.partition("?")[2]) if _is_password_key(match.group(2))]
+    pairs = _QUERY_PAIR.finditer(url.partition("?")[2])
+    found = [match.group(4) for match in pairs if _is_password_key(match.group(2))]
     with contextlib.suppress(ValueError):  # not a URL: nothing more to find
         found.append(urlsplit(url).password or "")
     found += [unquote(value) for value in found]
@@ -53,10 +54,11 @@ def redact_url(url: str) -> str:
     if password:
         netloc = parts.netloc.rsplit("@", 1)[1]
         redacted = redacted._replace(netloc=f"{parts.username or ''}:{_MASK}@{netloc}")
-    query = _QUERY_PAIR.sub(
-        lambda match: match.group(1) + match.group(2) + "=" + (_MASK if _is_password_key(match.group(2)) else match.group(4)),
-        parts.query,
-    )
+    def masked(match: re.Match[str]) -> str:
+        value = _MASK if _is_password_key(match.group(2)) else match.group(4)
+        return f"{match.group(1)}{match.group(2)}={value}"
+
+    query = _QUERY_PAIR.sub(masked, parts.query)
     redacted = redacted._replace(query=query)
     return url if redacted == parts else urlunsplit(redacted)
 
