@@ -290,7 +290,7 @@ class SSOConfig:
         """Where the ``file`` store keeps sessions (private default per application)."""
         if self.session_data_dir:
             return self.session_data_dir
-        digest = hashlib.sha256(f"{self.issuer_url}|{self.client_id}|{self.base_url}".encode()).hexdigest()[:16]
+        digest = hashlib.sha256(f"{self.issuer_url}|{self.client_id}|{self.primary_url}".encode()).hexdigest()[:16]
         return os.path.join(tempfile.gettempdir(), f"sso_middleware-{os.getuid()}", digest)
 
     # -- other ways to build one -----------------------------------------

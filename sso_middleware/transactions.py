@@ -5,7 +5,7 @@ target, connection, prompt, step-up, expiry) that the callback must find again
 for the same ``state``.  It travels in its own cookie,
 ``__Host-<session cookie name>_tx_<app>_<id>`` on https (the session cookie's
 name without its own ``__Host-``/``__Secure-``; ``<app>``: 8 hex digits of
-sha256(``base_url``); ``<id>``: 16 of sha256(``state``)), encrypted and
+sha256(the first ``base_url``); ``<id>``: 16 of sha256(``state``)), encrypted and
 authenticated with a key derived from ``session_secret`` (Fernet: AES-CBC +
 HMAC-SHA256), HttpOnly, SameSite=Lax, Secure, ``Path=/``, no ``Domain``, and
 expiring after ``transaction_ttl``.  With ``response_mode = form_post`` they are
@@ -204,7 +204,7 @@ class TransactionCookies:
 def tx_prefix(config: SSOConfig) -> str:
     """The names of one application's transaction cookies start with this (see the module docstring)."""
     base = config.session_cookie_name.removeprefix("__Host-").removeprefix("__Secure-")
-    app = hashlib.sha256(config.base_url.encode()).hexdigest()[:8]
+    app = hashlib.sha256(config.primary_url.encode()).hexdigest()[:8]  # the first: listing more origins keeps it
     return f"{'__Host-' if config.secure_cookies else ''}{base}_tx_{app}_"
 
 
