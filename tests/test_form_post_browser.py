@@ -152,3 +152,58 @@ def test_a_lax_transaction_cookie_is_lost_on_the_cross_site_post(browser: Browse
     page.wait_for_url(localhost + "/auth/failure?error=invalid_state")
     assert "fp_session" not in {cookie["name"] for cookie in context.cookies()}
     context.close()
+
+
+def test_chromium_cookie_rules_on_http_loopback(browser: Browser) -> None:
+    """The README's table: which cookies Chromium stores on http loopback and sends with a cross-site POST."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    variants = {"lax": "SameSite=Lax", "none_plain": "SameSite=None", "none_secure": "SameSite=None; Secure"}
+    app_port, other_port = free_port(), free_port()
+    target = f"http://127.0.0.1:{app_port}/echo"
+
+    class AppSide(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            for name, attributes in variants.items():
+                self.send_header("Set-Cookie", f"{name}=1; Path=/; HttpOnly; {attributes}")
+            self.end_headers()
+            self.wfile.write(b"set")
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write((self.headers.get("Cookie") or "").encode())
+
+    class OtherSite(BaseHTTPRequestHandler):  # what the provider's form_post page does
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(f'<form method="post" action="{target}"><input name="code" value="x"></form>'
+                             "<script>document.forms[0].submit()</script>".encode())
+
+    servers = [ThreadingHTTPServer(("127.0.0.1", port), handler)
+               for port, handler in ((app_port, AppSide), (other_port, OtherSite))]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{app_port}/set")
+        assert sorted(cookie["name"] for cookie in context.cookies()) == ["lax", "none_secure"]  # no Secure: refused
+        page.goto(f"http://localhost:{other_port}/")  # another site (sites differ by host, not port)
+        page.wait_for_url(target)
+        assert page.inner_text("body") == "none_secure=1"  # Lax stays behind on the cross-site POST
+        context.close()
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
