@@ -247,12 +247,14 @@ class Handlers:
         connection: Optional[str],
         prompt: Optional[str],
         spent: Optional[str] = None,
+        redirect_uri: Optional[str] = None,
     ) -> Response:
+        """Redirect to the provider; ``redirect_uri``: the retry's (its first attempt's), else the request's."""
         login = self.client.new_login_request()
         step_up = self._step_up_for(target, request)
         max_age = step_up.max_age if step_up is not None else None
         acr_values = " ".join(step_up.acr_values) if step_up is not None and step_up.acr_values else None
-        redirect_uri = self.config.redirect_uri_for(request.environ)
+        redirect_uri = redirect_uri or self.config.redirect_uri_for(request.environ)
         url = self.client.authorization_url(login, prompt=prompt, connection=connection, max_age=max_age,
                                             acr_values=acr_values, redirect_uri=redirect_uri)
         now = self.clock()
@@ -273,7 +275,7 @@ class Handlers:
         log.info("sso: silent sign-in answered %s; retrying once interactively", error)
         # The retry replaces this state's transaction, whose cookie this response expires.
         return self._start_sign_in(request, session, transaction.target_url, transaction.connection, prompt=None,
-                                   spent=state)
+                                   spent=state, redirect_uri=transaction.redirect_uri or self.config.redirect_uri)
 
     def _step_up_for(self, target: str, request: Request) -> Optional[StepUp]:
         """The authentication the access rules demand for a target of this application (None: none)."""

@@ -260,6 +260,19 @@ def test_the_transaction_keeps_the_redirect_uri_of_its_start(two_hosts: SSOMiddl
     assert "evil.example" not in done.location
 
 
+def test_the_silent_retry_keeps_the_redirect_uri_of_its_start(two_hosts: SSOMiddleware,
+                                                              provider: FakeProvider) -> None:
+    browser = browser_at(two_hosts, HOSTS[1])
+    first = start(browser)
+    callback = provider.authorize(first.location, error="login_required")
+    parts = urlsplit(callback)
+    header = "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
+    retry = two_hosts_app(two_hosts).get(f"{parts.path}?{parts.query}", headers={"Cookie": header},
+                                         extra_environ={"HTTP_HOST": "evil.example"})
+    assert retry.location.startswith(AUTHORIZE + "?"), retry
+    assert query(retry.location)["redirect_uri"] == f"https://{HOSTS[1]}/auth/callback"
+
+
 def two_hosts_app(middleware: SSOMiddleware) -> webtest.TestApp:
     return webtest.TestApp(middleware, extra_environ={"wsgi.url_scheme": "https"})
 
