@@ -1,7 +1,8 @@
 """Request bodies of the authentication routes: size-checked before anything reads them.
 
-Only routes that need a body read one -- today the back-channel logout route
-(a form carrying the provider's ``logout_token``); every other route takes its
+Only routes that need a body read one -- the back-channel logout route
+(a form carrying the provider's ``logout_token``) and, with ``response_mode =
+form_post``, the callback (the provider's authorization response); every other route takes its
 parameters from the query string and never touches ``wsgi.input``.  Before any
 auth route runs, :func:`refusal` answers a body that would be too large --
 ``Content-Length`` over ``max_request_body``, or unsized (``Transfer-Encoding``

@@ -42,6 +42,7 @@ KNOWN_ALGORITHMS = frozenset(
 UNSIGNED = "none"
 FALLBACKS = ("interactive", "anonymous")
 REFRESH_FAILURES = ("sign_out", "keep_session")
+RESPONSE_MODES = ("query", "form_post")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 SESSION_TYPES = ("file", "ext:redis", "ext:memcached", "cookie", "environ")
 _LOOPBACK_NAMES = frozenset({"localhost"})
@@ -66,7 +67,9 @@ class SSOConfig:
     client_id: str = _setting("", "Client (application) id registered at the provider. Required.")
     client_secret: str = _setting("", "Client secret. Required.", repr=False)
     base_url: str = _setting(
-        "", "Public origin (and path prefix) of the wrapped app, e.g. `https://app2.example`. Required."
+        "", "Public origin (and path prefix) of the wrapped app, e.g. `https://app2.example`. Required. Several "
+        "origins of one app (space or comma separated, one shared path, all https or all http): each request "
+        "uses the one matching its Host, an unlisted Host the first (see Several hostnames)."
     )
     session_secret: str = _setting("", "Secret signing the session cookie; 32+ characters. Required.", repr=False)
     scope: str = _setting("openid profile email", "Scopes asked for; must include `openid`.")
@@ -74,14 +77,18 @@ class SSOConfig:
     sso_path: str = _setting("/auth/sso", "The SSO entry point (`?connection=...&target_url=...`).")
     login_path: str = _setting("/auth/login", "Interactive login (`?target_url=...`, optional `connection`).")
     callback_path: str = _setting("/auth/callback", "Redirect URI path; `redirect_uri = base_url + callback_path`.")
+    response_mode: str = _setting(
+        "query", "How the provider returns to the callback: `query` (a GET) or `form_post` (an auto-submitted "
+        "POST: no code in URLs or logs; transaction cookies become `SameSite=None; Secure`, see form_post)."
+    )
     logout_path: str = _setting("/auth/logout", "Sign-out (`?target_url=...`).")
     failure_path: str = _setting("/auth/failure", "Failure page (`?error=CODE`).")
     backchannel_logout_path: str = _setting(
         "/auth/backchannel-logout", "OpenID Connect Back-Channel Logout endpoint (POST); empty to disable."
     )
     max_request_body: int = _setting(
-        65536, "Largest request body (bytes) an auth route reads (back-channel logout); a larger or unsized "
-        "(chunked) body gets 413 unread. Other auth routes never read a body."
+        65536, "Largest request body (bytes) an auth route reads (back-channel logout, the `form_post` callback); "
+        "a larger or unsized (chunked) body gets 413 unread. Other auth routes never read a body."
     )
     default_connection: str = _setting("", "Connection used when a request names none.")
     allowed_connections: tuple[str, ...] = _setting((), "If set, the only connections accepted.")
@@ -203,22 +210,61 @@ class SSOConfig:
         return self.issuer_url.rstrip("/") + "/.well-known/openid-configuration"
 
     @property
+    def base_urls(self) -> tuple[str, ...]:
+        """The origins (with the shared path prefix) listed in ``base_url``; the first is the default."""
+        return tuple(self.base_url.split())
+
+    @property
+    def primary_url(self) -> str:
+        """The first ``base_url``: for requests whose Host is not listed, and where no request is at hand."""
+        return self.base_urls[0]
+
+    def base_url_for(self, environ: Mapping[str, Any]) -> str:
+        """The listed ``base_url`` whose origin is the request's (``wsgi.url_scheme`` + ``Host``), else the first.
+
+        The Host header is the client's to choose: it is only compared with the list, never
+        used to build a URL.  ``X-Forwarded-*`` headers count only where a proxy-fix
+        middleware in front already rewrote the environ from them (this one never reads them).
+        """
+        urls = self.base_urls
+        if len(urls) > 1:
+            origin = request_origin(environ)
+            for url in urls:
+                if origin_of(url) == origin:
+                    return url
+        return urls[0]
+
+    @property
     def redirect_uri(self) -> str:
-        return self.base_url + self.callback_path
+        """The default (first) redirect URI; :meth:`redirect_uri_for` picks the request's."""
+        return self.primary_url + self.callback_path
+
+    @property
+    def redirect_uris(self) -> tuple[str, ...]:
+        """Every redirect URI to register at the provider (one per listed origin)."""
+        return tuple(url + self.callback_path for url in self.base_urls)
+
+    def redirect_uri_for(self, environ: Mapping[str, Any]) -> str:
+        return self.base_url_for(environ) + self.callback_path
 
     @property
     def origin(self) -> str:
-        """``scheme://host[:port]`` of ``base_url``."""
-        return origin_of(self.base_url) or ""
+        """``scheme://host[:port]`` of the first ``base_url``."""
+        return origin_of(self.primary_url) or ""
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """The origins of every listed ``base_url``."""
+        return tuple(origin_of(url) or "" for url in self.base_urls)
 
     @property
     def secure_cookies(self) -> bool:
-        return self.base_url.startswith("https://")
+        return self.primary_url.startswith("https://")  # all listed origins agree (checked at build)
 
     @property
     def cookie_path(self) -> str:
         """The session cookie's ``Path``: ``base_url``'s path, so apps under other paths of the origin keep theirs."""
-        return urlsplit(self.base_url).path.rstrip("/") or "/"
+        return urlsplit(self.primary_url).path.rstrip("/") or "/"
 
     @property
     def session_cookie_name(self) -> str:
@@ -244,7 +290,7 @@ class SSOConfig:
         """Where the ``file`` store keeps sessions (private default per application)."""
         if self.session_data_dir:
             return self.session_data_dir
-        digest = hashlib.sha256(f"{self.issuer_url}|{self.client_id}|{self.base_url}".encode()).hexdigest()[:16]
+        digest = hashlib.sha256(f"{self.issuer_url}|{self.client_id}|{self.primary_url}".encode()).hexdigest()[:16]
         return os.path.join(tempfile.gettempdir(), f"sso_middleware-{os.getuid()}", digest)
 
     # -- other ways to build one -----------------------------------------
@@ -287,6 +333,20 @@ def origin_of(url: str) -> Optional[str]:
     if port is None or (scheme, port) in (("http", 80), ("https", 443)):
         return f"{scheme}://{host}"
     return f"{scheme}://{host}:{port}"
+
+
+def request_origin(environ: Mapping[str, Any]) -> Optional[str]:
+    """The canonical origin a request was sent to (``wsgi.url_scheme`` and ``HTTP_HOST``, else ``SERVER_NAME``).
+
+    For comparison with configured origins only: it is whatever the client sent.
+    """
+    scheme = str(environ.get("wsgi.url_scheme") or "http")
+    host = str(environ.get("HTTP_HOST") or "")
+    if not host:
+        host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}".rstrip(":")
+    if not host or not all("\x21" <= char <= "\x7e" for char in host) or any(c in host for c in "/?#@\\"):
+        return None
+    return origin_of(f"{scheme}://{host}")
 
 
 def is_loopback_host(host: str) -> bool:
@@ -381,15 +441,7 @@ def _validate(config: SSOConfig) -> None:
     for name in ("client_id", "client_secret"):
         if not getattr(config, name):
             raise ConfigError(name, "required")
-    if not config.base_url:
-        raise ConfigError("base_url", "required (public origin of the app, e.g. https://app.example)")
-    check_endpoint_url("base_url", config.base_url, config.allow_insecure_http)
-    base = urlsplit(config.base_url)
-    if base.query or base.fragment or config.base_url.endswith("/"):
-        raise ConfigError("base_url", "must be an origin with an optional path prefix, without a trailing slash")
-    if not re.fullmatch(r"[A-Za-z0-9._~!$&'()*+,=:@/%-]*", base.path):
-        # The path is the session cookie's Path: as browsers send it (percent-encoded), and no ';'.
-        raise ConfigError("base_url", "its path must be percent-encoded, without ';' (it is the cookie Path)")
+    _check_base_urls(config)
     if len(config.session_secret) < 32:
         raise ConfigError("session_secret", "required, at least 32 characters of random data")
 
@@ -437,6 +489,8 @@ def _validate(config: SSOConfig) -> None:
         raise ConfigError("remote_user_claim", "must be a claim name")
     if config.silent_sso_fallback not in FALLBACKS:
         raise ConfigError("silent_sso_fallback", f"must be one of {', '.join(FALLBACKS)}")
+    if config.response_mode not in RESPONSE_MODES:
+        raise ConfigError("response_mode", f"must be one of {', '.join(RESPONSE_MODES)}")
     if config.token_endpoint_auth_method not in AUTH_METHODS:
         raise ConfigError("token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}")
     if not config.id_token_algorithms:
@@ -483,6 +537,30 @@ def _validate(config: SSOConfig) -> None:
         raise ConfigError("cookie_name", "a __Host- cookie needs Path=/, but base_url has a path (use __Secure-)")
     if config.cookie_domain and not re.fullmatch(r"\.?[A-Za-z0-9.-]+", config.cookie_domain):
         raise ConfigError("cookie_domain", "must be a host name")
+
+
+def _check_base_urls(config: SSOConfig) -> None:
+    """``base_url``: one or several origins of the app sharing one path; stored space-separated, in order."""
+    urls = tuple(item for item in re.split(r"[\s,]+", config.base_url.strip()) if item)
+    if not urls:
+        raise ConfigError("base_url", "required (public origin of the app, e.g. https://app.example)")
+    for url in urls:
+        check_endpoint_url("base_url", url, config.allow_insecure_http)
+        base = urlsplit(url)
+        if base.query or base.fragment or url.endswith("/"):
+            raise ConfigError("base_url", "must be an origin with an optional path prefix, without a trailing slash")
+        if not re.fullmatch(r"[A-Za-z0-9._~!$&'()*+=:@/%-]*", base.path):
+            # The path is the session cookie's Path: as browsers send it (percent-encoded), no ';' (nor ',').
+            raise ConfigError("base_url", "its path must be percent-encoded, without ';' (it is the cookie Path)")
+    origins = [origin_of(url) for url in urls]
+    if len(set(origins)) != len(origins):
+        raise ConfigError("base_url", "lists the same origin twice")
+    if len({urlsplit(url).path for url in urls}) > 1:
+        # One cookie Path, one set of routes: the origins must be the same app at the same path.
+        raise ConfigError("base_url", "all listed origins must share one path prefix")
+    if len({urlsplit(url).scheme for url in urls}) > 1:
+        raise ConfigError("base_url", "all listed origins must be https, or all http (cookies' Secure flag)")
+    object.__setattr__(config, "base_url", " ".join(urls))
 
 
 def _check_type(name: str, value: Any, kind: Any) -> None:

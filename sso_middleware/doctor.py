@@ -543,6 +543,8 @@ def check_capabilities(ctx: Context) -> Iterator[Finding]:
     else:
         yield WARN, "code_challenge_methods_supported does not list S256: PKCE is sent anyway but may be ignored"
 
+    yield from _response_mode_findings(config, document.get("response_modes_supported"))
+
     auth_methods = document.get("token_endpoint_auth_methods_supported")
     method = config.token_endpoint_auth_method
     if auth_methods is None:  # OpenID Connect Discovery 1.0 section 3: the default is client_secret_basic
@@ -590,6 +592,21 @@ def check_capabilities(ctx: Context) -> Iterator[Finding]:
             yield OK, "refresh_token grant supported (scope offline_access)"
         else:
             yield WARN, "scope asks for offline_access but grant_types_supported lacks refresh_token"
+
+
+def _response_mode_findings(config: SSOConfig, modes: Any) -> Iterator[Finding]:
+    """``response_mode``: ``form_post`` must be in ``response_modes_supported`` (absent: query and fragment only)."""
+    if config.response_mode != "form_post":
+        return
+    if modes is None:  # OpenID Connect Discovery 1.0 section 3: the default is ["query", "fragment"]
+        yield FAIL, ("response_mode form_post: the provider publishes no response_modes_supported, which means "
+                     "query and fragment only; set response_mode = query")
+    elif isinstance(modes, list) and "form_post" in modes:
+        yield OK, ("response_mode form_post supported; transaction cookies are SameSite=None; Secure "
+                   "(kept on https and, in Chromium, on http loopback)")
+    else:
+        yield FAIL, (f"response_mode form_post is not among the provider's response_modes_supported "
+                     f"({_names(modes)}); set response_mode = query")
 
 
 def check_tokens_and_rules(ctx: Context) -> Iterator[Finding]:
@@ -670,23 +687,32 @@ def check_client_credentials(ctx: Context) -> Iterator[Finding]:
 def check_registration_urls(ctx: Context) -> Iterator[Finding]:
     """The URLs to register at the provider for this application."""
     config = ctx.config
-    yield INFO, f"Allowed Callback URL (redirect_uri): {config.redirect_uri}"
+    urls = config.base_urls
+    if len(urls) > 1:
+        yield INFO, (f"base_url lists {len(urls)} origins: each request uses the one matching its Host, any other "
+                     f"Host the first ({urls[0]}); register every URL below for each origin")
+    for url in config.redirect_uris:
+        yield INFO, f"Allowed Callback URL (redirect_uri): {url}"
+    if config.response_mode == "form_post":
+        yield INFO, (f"response_mode form_post: the callback {config.callback_path} takes the provider's POST "
+                     f"(body read up to max_request_body {config.max_request_body} bytes); a GET is refused")
     if config.provider_logout:
-        yield INFO, f"Allowed Logout URL (post_logout_redirect_uri): {config.base_url}/"
+        for url in urls:
+            yield INFO, f"Allowed Logout URL (post_logout_redirect_uri): {url}/"
     if config.backchannel_logout_path:
-        yield INFO, (f"Back-Channel Logout URI: {config.base_url}{config.backchannel_logout_path} (its POST body is "
+        yield INFO, (f"Back-Channel Logout URI: {urls[0]}{config.backchannel_logout_path} (its POST body is "
                      f"read up to max_request_body {config.max_request_body} bytes; larger or chunked bodies get 413)")
-    yield INFO, f"Initiate Login URI (SSO entry point): {config.base_url}{config.sso_path}"
+    yield INFO, f"Initiate Login URI (SSO entry point): {urls[0]}{config.sso_path}"
 
 
 def check_cookies(ctx: Context) -> Iterator[Finding]:
     """The session cookie: Secure over https, a ``cookie_domain`` the browser accepts, its name and flags."""
     config = ctx.config
-    host = (urlsplit(config.base_url).hostname or "").lower()
     if not config.secure_cookies:
         yield WARN, "base_url is http: cookies are not Secure (acceptable only for loopback demos)"
     domain = config.cookie_domain.lstrip(".").lower()
-    if domain:
+    for url in config.base_urls if domain else ():
+        host = (urlsplit(url).hostname or "").lower()
         if host == domain or (host.endswith("." + domain) and not is_loopback_host(host) and not _is_ip(host)):
             yield OK, f"cookie_domain {config.cookie_domain} covers base_url's host {host}"
         else:
@@ -943,7 +969,7 @@ def run(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optio
     if config is not None:
         redact.add([config.client_secret, config.session_secret, *url_passwords(config.session_url),
                     *url_passwords(config.http_proxy)])
-        redact.add_public([config.client_id, config.issuer_url, config.base_url])
+        redact.add_public([config.client_id, config.issuer_url, *config.base_urls])
         results += run_checks(config)
     # The one place output is made printable: every check's message, whatever it quotes.
     results = [Result(r.status, redact.show(r.check), redact.show(r.message)) for r in results]

@@ -10,7 +10,9 @@ Routes (paths are settings):
 * ``sso``: ``?connection=...&target_url=...`` -- redirect when already signed in
   through that connection, else start a (by default silent) sign-in.
 * ``login``: ``?target_url=...`` (optional ``connection``) -- interactive sign-in.
-* ``callback``: the authorization response: checks ``state`` (single use),
+* ``callback``: the authorization response (a GET's query, or with
+  ``response_mode = form_post`` a POSTed form, read within ``max_request_body``;
+  the other method is refused): checks ``state`` (single use),
   RFC 9207 ``iss``, falls back once from a failed silent attempt, exchanges
   the code and signs the user in under a new session id.
 * ``logout``: deletes the session, then ends the provider session.
@@ -89,7 +91,7 @@ class Handlers:
         connection = self._connection(request, required=True)
         user = session.current_user(self.clock())
         if user is not None and user.connection == connection:
-            return self._redirect(target)
+            return self._redirect(target, request)
         prompt = "none" if self.config.silent_sso else None
         return self._start_sign_in(request, session, target, connection, prompt)
 
@@ -99,25 +101,27 @@ class Handlers:
         return self._start_sign_in(request, session, target, connection, prompt=None)
 
     def callback(self, request: Request, session: SSOSession) -> Response:
-        state = _param(request, "state")
+        params = self._callback_params(request)
+        state = params.get("state")
         transaction = None
         if state:
             transaction, expire = self.transactions.redeem(state, request.headers.get("Cookie", ""), self.clock())
             session.headers.extend(expire)  # used once, whatever happens next
         if transaction is None:
             raise AuthFailure("invalid_state", "unknown, expired or already used state")
-        self.client.check_response_issuer(_param(request, "iss"))
+        self.client.check_response_issuer(params.get("iss"))
 
-        error = _param(request, "error")
+        error = params.get("error")
         if error is not None:
             if transaction.prompt == "none" and error in SILENT_FAILURES:
                 return self._after_silent_failure(request, session, transaction, error, state)
             raise AuthFailure(provider_error_code(error), "the provider refused the sign-in")
-        code = _param(request, "code")
+        code = params.get("code")
         if not code:
             raise AuthFailure("missing_code", "authorization response has neither code nor error")
 
-        result = self.client.sign_in(code, transaction.nonce, transaction.code_verifier)
+        result = self.client.sign_in(code, transaction.nonce, transaction.code_verifier,
+                                     redirect_uri=transaction.redirect_uri or self.config.redirect_uri)
         now = self.clock()
         auth_time = local_auth_time(result.claims, now)
         acr = result.claims.get("acr")
@@ -135,7 +139,34 @@ class Handlers:
             tokens = Tokens(result.access_token, result.expires_at, result.refresh_token, obtained_at=now)
         session.sign_in(user, now, tokens)
         log.info("sso: signed in sub=%r through connection %r", result.claims["sub"], transaction.connection)
-        return self._redirect(transaction.target_url)
+        return self._redirect(transaction.target_url, request)
+
+    def _callback_params(self, request: Request) -> dict[str, Optional[str]]:
+        """The authorization response's parameters, from where ``response_mode`` puts them.
+
+        ``form_post``: only a POSTed form counts (its query string is ignored); a GET is
+        refused before any ``state`` is redeemed, so a code pushed in a URL (logs, history,
+        a forged link) neither signs in nor spends the browser's real sign-in.  ``query``:
+        only a GET's (or HEAD's) query string; a POST is refused unread.
+        """
+        names = ("state", "code", "error", "iss")
+        if self.config.response_mode == "form_post":
+            if request.method != "POST":
+                raise AuthFailure("invalid_request", "response_mode is form_post: the callback must be a POST")
+            try:
+                form = read_form(request.environ, self.config.max_request_body)
+            except BodyError as refused:
+                raise AuthFailure("invalid_request", refused.reason) from None
+            params: dict[str, Optional[str]] = {}
+            for name in names:
+                values = form.get(name, [])
+                if len(values) > 1:
+                    raise AuthFailure("invalid_request", f"parameter {name!r} given more than once")
+                params[name] = values[0] if values else None
+            return params
+        if request.method not in ("GET", "HEAD"):
+            raise AuthFailure("invalid_request", "response_mode is query: the callback must be a GET")
+        return {name: _param(request, name) for name in names}
 
     def logout(self, request: Request, session: SSOSession) -> Response:
         # Sign out first: a refused target_url must not leave the user signed in.  An expired
@@ -148,10 +179,10 @@ class Handlers:
             log.info("sso: signed out sub=%r", user.sub)
         target = self._target(request, required=False)
         if user is not None and self.config.provider_logout:
-            url = self.client.end_session_url(user.id_token, absolute_target(target, self.config.base_url))
+            url = self.client.end_session_url(user.id_token, absolute_target(target, self._base(request)))
             if url is not None:
-                return self._redirect(url)
-        return self._redirect(target)
+                return self._redirect(url, request)
+        return self._redirect(target, request)
 
     def backchannel_logout(self, request: Request, session: SSOSession) -> Response:
         """OpenID Connect Back-Channel Logout 1.0 section 2.5-2.8: 200 when done, 400 when refused."""
@@ -204,7 +235,7 @@ class Handlers:
             self._seen_jti[jti] = float(claims["exp"]) + self.config.clock_skew
 
     def failure(self, request: Request, session: SSOSession) -> Response:
-        return failure_page(_param(request, "error") or "", self.config.base_url + "/")
+        return failure_page(_param(request, "error") or "", self._base(request) + "/")
 
     # -- helpers -----------------------------------------------------------
 
@@ -216,37 +247,41 @@ class Handlers:
         connection: Optional[str],
         prompt: Optional[str],
         spent: Optional[str] = None,
+        redirect_uri: Optional[str] = None,
     ) -> Response:
+        """Redirect to the provider; ``redirect_uri``: the retry's (its first attempt's), else the request's."""
         login = self.client.new_login_request()
-        step_up = self._step_up_for(target)
+        step_up = self._step_up_for(target, request)
         max_age = step_up.max_age if step_up is not None else None
         acr_values = " ".join(step_up.acr_values) if step_up is not None and step_up.acr_values else None
+        redirect_uri = redirect_uri or self.config.redirect_uri_for(request.environ)
         url = self.client.authorization_url(login, prompt=prompt, connection=connection, max_age=max_age,
-                                            acr_values=acr_values)
+                                            acr_values=acr_values, redirect_uri=redirect_uri)
         now = self.clock()
         transaction = Transaction(nonce=login.nonce, code_verifier=login.code_verifier, target_url=target,
                                   connection=connection, prompt=prompt, expires_at=now + self.config.transaction_ttl,
-                                  max_age=max_age, acr_values=acr_values)
+                                  max_age=max_age, acr_values=acr_values,
+                                  redirect_uri=redirect_uri if redirect_uri != self.config.redirect_uri else None)
         cookies = request.headers.get("Cookie", "")
         session.headers.extend(self.transactions.issue(login.state, transaction, cookies, now, spent=spent))
-        return self._redirect(url)
+        return self._redirect(url, request)
 
     def _after_silent_failure(
         self, request: Request, session: SSOSession, transaction: Transaction, error: str, state: Optional[str]
     ) -> Response:
         if self.config.silent_sso_fallback == "anonymous":
             log.info("sso: silent sign-in answered %s; continuing without a user", error)
-            return self._redirect(transaction.target_url)
+            return self._redirect(transaction.target_url, request)
         log.info("sso: silent sign-in answered %s; retrying once interactively", error)
         # The retry replaces this state's transaction, whose cookie this response expires.
         return self._start_sign_in(request, session, transaction.target_url, transaction.connection, prompt=None,
-                                   spent=state)
+                                   spent=state, redirect_uri=transaction.redirect_uri or self.config.redirect_uri)
 
-    def _step_up_for(self, target: str) -> Optional[StepUp]:
+    def _step_up_for(self, target: str, request: Request) -> Optional[StepUp]:
         """The authentication the access rules demand for a target of this application (None: none)."""
         if not self.config.access_rules:
             return None
-        path = app_path(target, self.config.base_url)
+        path = app_path(target, self._base(request))
         return step_up_for(matching(self.config.access_rules, path)) if path is not None else None
 
     def _check_step_up(
@@ -269,7 +304,8 @@ class Handlers:
             if required:
                 raise AuthFailure("missing_target_url")
             return "/"
-        target = checked_target(value, self.config.origin, self.config.allowed_redirect_origins)
+        # Every listed origin of this app is its own (several hostnames), besides allowed_redirect_origins.
+        target = checked_target(value, self.config.origin, self.config.allowed_redirect_origins + self.config.origins)
         if target is None:
             raise AuthFailure("invalid_target_url", "refused redirect target")
         return target
@@ -286,11 +322,16 @@ class Handlers:
             raise AuthFailure("connection_not_allowed", f"connection {connection!r} is not allowed")
         return connection
 
-    def _redirect(self, target: str) -> Response:
-        return redirect(absolute_target(target, self.config.base_url))
+    def _base(self, request: Request) -> str:
+        """The ``base_url`` of the origin this request came to (the first when its Host is not listed)."""
+        return self.config.base_url_for(request.environ)
 
-    def failure_location(self, code: str) -> str:
-        return f"{self.config.base_url}{self.config.failure_path}?{urlencode({'error': code})}"
+    def _redirect(self, target: str, request: Request) -> Response:
+        return redirect(absolute_target(target, self._base(request)))
+
+    def failure_location(self, code: str, environ: Optional[dict[str, Any]] = None) -> str:
+        base = self.config.base_url_for(environ) if environ is not None else self.config.primary_url
+        return f"{base}{self.config.failure_path}?{urlencode({'error': code})}"
 
 
 def local_auth_time(claims: dict[str, Any], now: float) -> Optional[float]:

@@ -109,10 +109,10 @@ class SSOMiddleware:
         except AuthFailure as failure:
             level = logging.WARNING if isinstance(failure, ProviderError) else logging.INFO
             log.log(level, "sso: %s failed: %s", request.path_info, failure)
-            response = redirect(self.handlers.failure_location(failure.code))
+            response = redirect(self.handlers.failure_location(failure.code, environ))
             headers = _commit_quietly(session)  # a redeemed sign-in stays used up
         except (StoreUnavailable, SessionTooLarge) as exc:
-            response = redirect(self.handlers.failure_location(_store_failure(exc)))
+            response = redirect(self.handlers.failure_location(_store_failure(exc), environ))
             headers = list(session.headers)  # transaction cookies need no store: a redeemed one is still expired
         except Exception:
             log.exception("sso: unexpected error on %s", request.path_info)
@@ -142,7 +142,7 @@ class SSOMiddleware:
             if session.ended_elsewhere:  # signed out by a concurrent request: not signed in any more
                 user = None
         except (StoreUnavailable, SessionTooLarge) as exc:
-            page = failure_page(_store_failure(exc), self.config.base_url + "/")
+            page = failure_page(_store_failure(exc), self.config.base_url_for(environ) + "/")
             answer: Iterable[bytes] = page(environ, start_response)
             return answer
         if user is not None:
@@ -204,7 +204,7 @@ class SSOMiddleware:
         log.info("sso: sub=%r stopped at %r: %s", user.sub, environ.get("PATH_INFO", "")[:200], decision.reason)
         step_up = decision.step_up
         if step_up is None:
-            response = forbidden(self.config.base_url + "/", as_json=not _is_page_load(request))
+            response = forbidden(self.config.base_url_for(environ) + "/", as_json=not _is_page_load(request))
         else:
             # The login route asks the provider for what the rules of the target demand (max_age, acr_values)
             # and refuses a sign-in that does not deliver it, so a provider ignoring them cannot cause a loop.
@@ -219,7 +219,7 @@ class SSOMiddleware:
         params = {"target_url": _app_path_qs(environ)}
         if connection:
             params["connection"] = connection
-        return f"{self.config.base_url}{self.config.login_path}?{urlencode(params)}"
+        return f"{self.config.base_url_for(environ)}{self.config.login_path}?{urlencode(params)}"
 
     @staticmethod
     def _respond(

@@ -220,10 +220,14 @@ class OIDCClient:
         connection: Optional[str],
         max_age: Optional[int] = None,
         acr_values: Optional[str] = None,
+        redirect_uri: Optional[str] = None,
     ) -> str:
         """The provider URL that starts a sign-in (authorization code flow, PKCE S256).
 
         ``max_age`` and ``acr_values`` ask for a recent or stronger authentication (step-up).
+        ``redirect_uri``: the request's (one of ``base_url``'s origins; default the first); the
+        code exchange must send the same one.  ``response_mode`` is sent only for ``form_post``
+        (``query`` is the code flow's default).
 
         Built here rather than with oauthlib's ``prepare_request_uri``, which refuses
         ``http://`` endpoints unless a process-wide environment variable is set.
@@ -231,7 +235,8 @@ class OIDCClient:
         params = {
             "response_type": "code",
             "client_id": self.config.client_id,
-            "redirect_uri": self.config.redirect_uri,
+            "redirect_uri": redirect_uri or self.config.redirect_uri,
+            "response_mode": "form_post" if self.config.response_mode == "form_post" else None,
             "scope": self.config.scope,
             "state": login.state,
             "nonce": login.nonce,
@@ -259,10 +264,15 @@ class OIDCClient:
         if iss != self.config.issuer_url:
             raise AuthFailure("issuer_mismatch", "authorization response 'iss' is not our issuer (mix-up?)")
 
-    def sign_in(self, code: str, nonce: str, code_verifier: str) -> SignInResult:
-        """Exchange the code, validate the ID token, fetch userinfo and check its ``sub``."""
+    def sign_in(
+        self, code: str, nonce: str, code_verifier: str, redirect_uri: Optional[str] = None
+    ) -> SignInResult:
+        """Exchange the code, validate the ID token, fetch userinfo and check its ``sub``.
+
+        ``redirect_uri``: the one the authorization request sent (default: the first ``base_url``'s).
+        """
         tokens = self._token_request("the code", "authorization_code", code=code,
-                                     redirect_uri=self.config.redirect_uri, code_verifier=code_verifier)
+                                     redirect_uri=redirect_uri or self.config.redirect_uri, code_verifier=code_verifier)
         id_token = tokens.get("id_token")
         access_token = tokens["access_token"]
         if not isinstance(id_token, str):

@@ -5,10 +5,12 @@ target, connection, prompt, step-up, expiry) that the callback must find again
 for the same ``state``.  It travels in its own cookie,
 ``__Host-<session cookie name>_tx_<app>_<id>`` on https (the session cookie's
 name without its own ``__Host-``/``__Secure-``; ``<app>``: 8 hex digits of
-sha256(``base_url``); ``<id>``: 16 of sha256(``state``)), encrypted and
+sha256(the first ``base_url``); ``<id>``: 16 of sha256(``state``)), encrypted and
 authenticated with a key derived from ``session_secret`` (Fernet: AES-CBC +
 HMAC-SHA256), HttpOnly, SameSite=Lax, Secure, ``Path=/``, no ``Domain``, and
-expiring after ``transaction_ttl``.  The callback first refuses any ``state``
+expiring after ``transaction_ttl``.  With ``response_mode = form_post`` they are
+``SameSite=None; Secure`` instead (also on http loopback): the provider's
+auto-submitted form is a cross-site POST, which carries no Lax cookie.  The callback first refuses any ``state``
 not of the shape :func:`is_valid_state` describes (what we issue), then reads
 that one cookie, checks that it was issued for exactly this ``state`` (compared
 as bytes, in constant time) and is not expired, and expires the cookie.
@@ -26,6 +28,9 @@ Security caveats:
 * A transaction is bound to the browser that started it (only that browser has
   the cookie) and to its ``state``; it is used once (the callback expires the
   cookie, and the provider's code is single-use).
+* ``SameSite=None`` (form_post only) lets a cross-site page's request carry the
+  cookie; what it could do with it is what it can do anyway: send a callback
+  whose ``state`` and code must both be the browser's own sign-in's.
 * ``__Host-`` (https) means a sibling subdomain cannot plant one, even when the
   session cookie has a ``cookie_domain``; over http (loopback only) no prefix is
   possible, and the cookies are host-only.
@@ -80,6 +85,7 @@ class Transaction:
     expires_at: float
     max_age: Optional[int] = None  # step-up: the authentication must be at most this old
     acr_values: Optional[str] = None  # step-up: space-separated acceptable acr values
+    redirect_uri: Optional[str] = None  # sent to /authorize, when not the first base_url's (sent again with the code)
 
 
 #: Fields always written; the others (step-up) only when set, to keep the cookie short.
@@ -100,7 +106,11 @@ class TransactionCookies:
         self._prefix = tx_prefix(config)
         self._ours = re.compile(re.escape(self._prefix) + "[0-9a-f]{16}")
         self._ttl = config.transaction_ttl
-        self._secure = config.secure_cookies
+        # form_post: the provider's page POSTs to the callback cross-site, and browsers send no SameSite=Lax
+        # cookie with a cross-site POST; SameSite=None needs Secure, which Chromium also keeps (and sends) on
+        # http://127.0.0.1 and http://localhost (measured, see the README's form_post section).
+        self._cross_site = config.response_mode == "form_post"
+        self._secure = config.secure_cookies or self._cross_site
 
     def name_for(self, state: str) -> str:
         return self._prefix + hashlib.sha256(state.encode("utf-8", "surrogatepass")).hexdigest()[:16]
@@ -185,7 +195,7 @@ class TransactionCookies:
         morsel["path"] = "/"  # what __Host- demands; the <app> part of the name keeps apps apart
         morsel["max-age"] = str(max_age)
         morsel["httponly"] = True
-        morsel["samesite"] = "Lax"
+        morsel["samesite"] = "None" if self._cross_site else "Lax"
         if self._secure:
             morsel["secure"] = True
         return "Set-Cookie", morsel.OutputString()
@@ -194,7 +204,7 @@ class TransactionCookies:
 def tx_prefix(config: SSOConfig) -> str:
     """The names of one application's transaction cookies start with this (see the module docstring)."""
     base = config.session_cookie_name.removeprefix("__Host-").removeprefix("__Secure-")
-    app = hashlib.sha256(config.base_url.encode()).hexdigest()[:8]
+    app = hashlib.sha256(config.primary_url.encode()).hexdigest()[:8]  # the first: listing more origins keeps it
     return f"{'__Host-' if config.secure_cookies else ''}{base}_tx_{app}_"
 
 

@@ -1404,3 +1404,65 @@ def test_tls_client_cert_and_key_go_together_and_must_match(test_pki: Any, tmp_p
                                             serialization.BestAvailableEncryption(b"passphrase")))
     assert "encrypted" in refused("tls_client_key", tls_client_cert=str(client.cert),
                                     tls_client_key=str(encrypted)).message
+
+
+# -- response_mode; several base_url origins (issue 14 parts 6 and 7) ---------------------------
+
+
+def test_response_mode_is_query_or_form_post() -> None:
+    assert build().response_mode == "query"
+    assert build(response_mode="form_post").response_mode == "form_post"
+    assert SSOConfig.from_settings({**VALID, "response_mode": "form_post"}).response_mode == "form_post"
+    for value in ("fragment", "FORM_POST", "form_post.jwt", ""):
+        assert "query, form_post" in str(refused("response_mode", response_mode=value))
+
+
+def test_several_base_urls_are_parsed_in_order() -> None:
+    config = SSOConfig.from_settings({**VALID, "base_url": "https://App.Example/app,\n https://intranet.corp/app"})
+    assert config.base_urls == ("https://App.Example/app", "https://intranet.corp/app")
+    assert config.primary_url == "https://App.Example/app"
+    assert config.redirect_uri == "https://App.Example/app/auth/callback"
+    assert config.redirect_uris == ("https://App.Example/app/auth/callback", "https://intranet.corp/app/auth/callback")
+    assert config.origins == ("https://app.example", "https://intranet.corp")
+    assert config.cookie_path == "/app" and config.secure_cookies
+    assert config.replace(clock_skew=5).base_urls == config.base_urls  # kept through replace()
+    single = build()
+    assert single.base_urls == (BASE_URL,) and single.base_url == BASE_URL
+
+
+@pytest.mark.parametrize(("base_url", "fragment"), [
+    ("https://a.example/app https://b.example", "share one path prefix"),
+    ("https://a.example https://b.example/app", "share one path prefix"),
+    ("https://a.example http://127.0.0.1:5000", "must be https, or all http"),
+    ("https://a.example https://A.example:443", "the same origin twice"),
+    ("https://a.example https://b.example/", "without a trailing slash"),
+    ("https://a.example http://evil.example", "only on a loopback host"),
+    ("https://a.example https://b.example?x=1", "without a trailing slash"),
+    (" , ", "required"),
+])
+def test_bad_base_url_lists_are_refused(base_url: str, fragment: str) -> None:
+    error = refused("base_url", base_url=base_url, allow_insecure_http=True)
+    assert fragment in str(error)
+
+
+@pytest.mark.parametrize(("environ", "chosen"), [
+    ({"wsgi.url_scheme": "https", "HTTP_HOST": "b.example"}, "https://b.example/app"),
+    ({"wsgi.url_scheme": "https", "HTTP_HOST": "B.EXAMPLE:443"}, "https://b.example/app"),
+    ({"wsgi.url_scheme": "https", "HTTP_HOST": "a.example"}, "https://a.example/app"),
+    ({"wsgi.url_scheme": "https", "SERVER_NAME": "b.example", "SERVER_PORT": "443"}, "https://b.example/app"),
+    # unlisted, forged or malformed: the first, never the Host itself
+    ({"wsgi.url_scheme": "https", "HTTP_HOST": "evil.example"}, "https://a.example/app"),
+    ({"wsgi.url_scheme": "http", "HTTP_HOST": "b.example"}, "https://a.example/app"),
+    ({"wsgi.url_scheme": "https", "HTTP_HOST": "b.example:8443"}, "https://a.example/app"),
+    ({"wsgi.url_scheme": "https", "HTTP_HOST": "evil.example/b.example"}, "https://a.example/app"),
+    ({"wsgi.url_scheme": "https", "HTTP_HOST": "evil@b.example"}, "https://a.example/app"),
+    ({"wsgi.url_scheme": "https", "HTTP_HOST": "b.example\r\nX: y"}, "https://a.example/app"),
+    ({"wsgi.url_scheme": "https", "HTTP_HOST": "b.example:99999"}, "https://a.example/app"),
+    ({"wsgi.url_scheme": "https", "HTTP_HOST": "evil.example", "HTTP_X_FORWARDED_HOST": "b.example"},
+     "https://a.example/app"),
+    ({}, "https://a.example/app"),
+])
+def test_the_base_url_is_chosen_by_the_request_host(environ: dict[str, str], chosen: str) -> None:
+    config = build(base_url="https://a.example/app https://b.example/app")
+    assert config.base_url_for(environ) == chosen
+    assert config.redirect_uri_for(environ) == chosen + "/auth/callback"

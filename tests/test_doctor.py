@@ -975,3 +975,41 @@ def test_pieces_of_a_secret_are_masked_but_public_values_are_not() -> None:
     assert redact("client_id mini-client; the secret mini-client-secret; its tail client-secret") == (
         "client_id mini-client; the secret ***; its tail ***")
 
+
+
+# -- response_mode = form_post, several base_url origins (issue 14 parts 6 and 7) ----------------
+
+
+@pytest.mark.parametrize(("modes", "fragment"), [
+    (None, "publishes no response_modes_supported, which means query and fragment only"),
+    (["query", "fragment"], "form_post is not among the provider's response_modes_supported (query, fragment)"),
+])
+def test_form_post_needs_the_provider_to_advertise_it(capsys: pytest.CaptureFixture[str], mini: MiniProvider,
+                                                      tmp_path: Path, modes: Any, fragment: str) -> None:
+    mini.discovery_changes["response_modes_supported"] = modes
+    outcome = check(capsys, "--settings", mini_settings(mini, tmp_path, response_mode="form_post"))
+    assert_only_failure(outcome, "provider capabilities", fragment, "set response_mode = query")
+    # query mode asks nothing of the provider
+    outcome = check(capsys, "--settings", mini_settings(mini, tmp_path))
+    assert outcome.code == 0, outcome.out
+
+
+def test_form_post_against_the_real_provider(capsys: pytest.CaptureFixture[str], oidc_provider: DevProvider,
+                                             tmp_path: Path) -> None:
+    outcome = run_settings(capsys, oidc_provider, tmp_path, response_mode="form_post")
+    assert outcome.code == 0, outcome.out
+    assert "response_mode form_post supported" in outcome.line("OK", "provider capabilities")
+    assert "a GET is refused" in outcome.out
+
+
+def test_several_base_urls_list_every_url_to_register(capsys: pytest.CaptureFixture[str], mini: MiniProvider,
+                                                      tmp_path: Path) -> None:
+    outcome = check(capsys, "--settings", mini_settings(
+        mini, tmp_path, base_url="http://127.0.0.1:5001 http://localhost:5001", cookie_domain="localhost"))
+    assert "base_url lists 2 origins" in outcome.out
+    for origin in ("http://127.0.0.1:5001", "http://localhost:5001"):
+        assert f"Allowed Callback URL (redirect_uri): {origin}/auth/callback" in outcome.out
+        assert f"Allowed Logout URL (post_logout_redirect_uri): {origin}/" in outcome.out
+    # a cookie_domain is checked against every listed host
+    assert "cookie_domain localhost does not domain-match base_url's host 127.0.0.1" in outcome.line("FAIL", "cookies")
+    assert "covers base_url's host localhost" in outcome.line("OK", "cookies")

@@ -20,6 +20,11 @@ as raw WSGI environs.  Whatever arrives, these must hold:
 * a body over ``max_request_body``, or unsized (chunked), sent to an auth route
   is answered 413 without a byte of it being read.
 
+A second target runs with ``response_mode = form_post`` and two ``base_url``
+origins: its callback takes POSTed forms (random bodies, types, lengths, repeated
+fields, the real ``state``), requests arrive with listed, unlisted and malformed
+Hosts, and every redirect must still go to a listed origin (never the Host sent).
+
 The cookies include a real transaction cookie (with its ``state`` sometimes in
 the query), tampered, truncated or renamed, among heaps of look-alikes.
 """
@@ -153,14 +158,15 @@ def call(app: Callable[..., Any], environ: dict[str, Any]) -> tuple[int, list[tu
 class Target:
     """One middleware (file store) and a signed-in user whose cookie seeds the mutations."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, **extra: Any) -> None:
         from .conftest import SESSION_SECRET
         from .fakes import CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProviderAdapter
 
         self.provider = FakeProvider()
+        settings: dict[str, Any] = {"base_url": BASE_URL, **extra}
         self.middleware = SSOMiddleware(
-            legacy_app, issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, base_url=BASE_URL,
-            session_secret=SESSION_SECRET, session_data_dir=directory, protected_paths=["/dashboard"],
+            legacy_app, issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+            session_secret=SESSION_SECRET, session_data_dir=directory, protected_paths=["/dashboard"], **settings,
         )
         self.middleware.client.http.session.mount("https://op.example/", FakeProviderAdapter(self.provider))
         self.cookie = ""
@@ -182,10 +188,15 @@ class Target:
         if not self.cookie or b'"remote_user": "alice"' not in call(
             self.middleware, environ_for("GET", "/page", "", b"", {"Cookie": self.cookie}))[2]:
             from .conftest import browser_for
-            from .test_handlers import sign_in
+            from .test_handlers import sign_in, start_sso
 
             browser = browser_for(self.middleware)
-            sign_in(browser, self.provider)
+            if self.middleware.config.response_mode == "form_post":
+                from .test_callback_modes import post_back
+
+                post_back(browser, self.provider.authorize(start_sso(browser).location))
+            else:
+                sign_in(browser, self.provider)
             name = self.middleware.store.cookie_name
             self.cookie = f"{name}={browser.cookies[name]}"
         return self.cookie
@@ -224,7 +235,7 @@ def check_invariants(middleware: SSOMiddleware, environ: dict[str, Any], signed_
         if name.lower() == "location":
             parts = urlsplit(value)
             origin = f"{parts.scheme}://{parts.netloc}"
-            assert origin in (BASE_URL, "https://op.example"), value
+            assert origin in (*middleware.config.origins, "https://op.example"), value
             if origin == "https://op.example":
                 assert parts.path in ("/authorize", "/oidc/logout"), value
     assert stored_records(middleware) <= before, f"{environ['REQUEST_METHOD']} {path} stored a session"
@@ -372,3 +383,64 @@ def test_oversized_or_unsized_bodies_to_auth_routes_are_refused_unread(fuzz_targ
     check_invariants(middleware, environ, cookie)
     status, _headers, answer = call(middleware, environ)
     assert (status, body.touched) == (413, 0), answer[:200]
+
+
+# -- response_mode = form_post and two base_url origins (issue 14 parts 6 and 7) ---------------
+
+SECOND_ORIGIN = "https://intranet.corp.example"
+HOSTS = st.one_of(st.sampled_from(["app2.example", "intranet.corp.example", "evil.example", "app2.example:443",
+                                   "intranet.corp.example:8443", "evil.example@app2.example", ""]), HEADER_TEXT)
+
+
+@pytest.fixture(scope="module")
+def form_post_target(tmp_path_factory: pytest.TempPathFactory) -> Target:
+    return Target(str(tmp_path_factory.mktemp("fuzz-form-post") / "sessions"), response_mode="form_post",
+                  base_url=f"{BASE_URL} {SECOND_ORIGIN}")
+
+
+def test_the_form_post_seeds_are_real(form_post_target: Target) -> None:
+    """The form_post target's seed session came from a POSTed callback; its transaction is a real one."""
+    cookie = form_post_target.signed_in_cookie()
+    status, _headers, body = call(form_post_target.middleware, environ_for("GET", "/page", "", b"", {"Cookie": cookie}))
+    assert (status, b'"remote_user": "alice"' in body) == (200, True)
+    handlers = form_post_target.middleware.handlers
+    transaction, _expire = handlers.transactions.redeem(form_post_target.state, form_post_target.transaction,
+                                                        handlers.clock())
+    assert transaction is not None
+
+
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_form_post_callback_with_hostile_bodies(form_post_target: Target, data: Any) -> None:
+    middleware, cookie = form_post_target.middleware, form_post_target.signed_in_cookie()
+    fields = data.draw(QUERY)
+    if data.draw(st.booleans()):  # the state of the real transaction cookie, sometimes twice
+        fields = "&".join(filter(None, [fields, *[f"state={form_post_target.state}"] * data.draw(st.integers(1, 2))]))
+    body = data.draw(st.one_of(st.just(fields.encode()), st.binary(max_size=300),
+                               st.just(fields.encode() + b"&pad=" + b"x" * data.draw(st.integers(0, 70000)))))
+    method = data.draw(st.sampled_from(["POST", "POST", "GET", "PUT"]))
+    environ = environ_for(method, "/auth/callback", data.draw(RAW_QUERY), body, {
+        "Cookie": data.draw(cookie_values(cookie, form_post_target.transaction)),
+        "Content-Type": data.draw(CONTENT_TYPES),
+        "Accept": data.draw(st.sampled_from(["text/html", "application/json", ""])),
+    })
+    environ["HTTP_HOST"] = data.draw(HOSTS)
+    if data.draw(st.booleans()):
+        environ["CONTENT_LENGTH"] = data.draw(st.sampled_from(["", "-1", "0", "1e3", str(len(body) + 5), "99999999"]))
+    check_invariants(middleware, environ, cookie)
+
+
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_any_host_on_any_route_redirects_only_to_listed_origins(form_post_target: Target, data: Any) -> None:
+    middleware, cookie = form_post_target.middleware, form_post_target.signed_in_cookie()
+    environ = environ_for(data.draw(st.sampled_from(["GET", "POST", "HEAD"])), data.draw(PATHS),
+                          data.draw(RAW_QUERY), data.draw(QUERY.map(str.encode)), {
+                              "Cookie": data.draw(cookie_values(cookie, form_post_target.transaction)),
+                              "Content-Type": data.draw(CONTENT_TYPES),
+                              "Accept": data.draw(st.sampled_from(["text/html", "application/json", ""])),
+                              "X-Forwarded-Host": data.draw(HOSTS),
+                          })
+    environ["HTTP_HOST"] = data.draw(HOSTS)
+    environ["wsgi.url_scheme"] = data.draw(st.sampled_from(["https", "http"]))
+    check_invariants(middleware, environ, cookie)

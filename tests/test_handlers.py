@@ -760,12 +760,15 @@ def test_callback_without_code_is_refused(browser: Browser, provider: FakeProvid
 
 
 def test_callback_ignores_a_posted_authorization_response(browser: Browser, provider: FakeProvider) -> None:
-    """The callback takes the authorization response from the query string only (no form_post is asked
-    for, and auth routes read no body they do not need: issue 13 item 3)."""
+    """With response_mode = query the callback takes the authorization response from the query string only:
+    a POST is refused unread (no form_post was asked for, and auth routes read no body they do not need:
+    issue 13 item 3), without spending the sign-in."""
     callback = provider.authorize(start_sso(browser).location)
     response = browser.post("/auth/callback", query(callback))
-    assert failure_code(response) == "invalid_state"
+    assert failure_code(response) == "invalid_request"
     assert app_view(browser)["remote_user"] is None
+    browser.get(callback)  # the real (GET) answer still finds its transaction
+    assert app_view(browser)["remote_user"] is not None
 
 
 # -- /auth/callback: tokens ----------------------------------------------------
@@ -1356,7 +1359,8 @@ def test_hostile_callback_posts_get_a_clean_4xx(browser: Browser, content_type: 
 
 
 def test_a_posted_body_is_never_read_by_the_callback(browser: Browser, provider: FakeProvider) -> None:
-    """A multipart body with a file field named error (and an iss) changes nothing: the body is not read."""
+    """A multipart body with a file field named error (and an iss) changes nothing: the body is not read
+    (response_mode = query refuses any POST to the callback before looking at it)."""
     start = start_sso(browser)
     state = query(start.location)["state"]
     body = (b'--XX\r\nContent-Disposition: form-data; name="error"; filename="e"\r\n\r\nx\r\n'
@@ -1364,7 +1368,7 @@ def test_a_posted_body_is_never_read_by_the_callback(browser: Browser, provider:
             + b"\r\n--XX--\r\n")
     response = browser.post(f"/auth/callback?state={state}", body,
                             headers={"Content-Type": "multipart/form-data; boundary=XX"}, status=303)
-    assert failure_code(response) == "issuer_mismatch"  # the provider's iss was expected in the query
+    assert failure_code(response) == "invalid_request"  # a POST, refused unread (it was issuer_mismatch before)
 
 
 def test_the_failure_page_shows_no_attacker_prose(browser: Browser) -> None:

@@ -651,3 +651,40 @@ def test_a_transaction_hides_its_secrets_in_repr() -> None:
     for text in (repr(value), str(value)):
         assert "MARK-" not in text, text
         assert "/dashboard?tab=2" in text
+
+
+# -- response_mode = form_post; several base_url origins (issue 14 parts 6 and 7) --------------------
+
+
+@pytest.mark.parametrize(("base_url", "name_prefix"), [
+    (BASE_URL, "__Host-"),
+    ("http://127.0.0.1:5001", ""),  # http loopback: Secure anyway (Chromium keeps it there), no __Host- prefix
+])
+def test_form_post_transaction_cookies_are_samesite_none_and_secure(base_url: str, name_prefix: str) -> None:
+    config = make_config(response_mode="form_post", base_url=base_url, allow_insecure_http=True)
+    cookies = TransactionCookies(config)
+    (issued,) = parsed(cookies.issue(STATE, transaction(), "", NOW))
+    assert issued.name.startswith(name_prefix + config.session_cookie_name.removeprefix("__Host-") + "_tx_")
+    assert issued.attributes["samesite"] == "None" and "secure" in issued.attributes
+    assert "httponly" in issued.attributes and issued.attributes["path"] == "/" and "domain" not in issued.attributes
+    found, expire = cookies.redeem(STATE, f"{issued.name}={issued.value}", NOW)
+    assert found == transaction()
+    (expiry,) = parsed(expire)  # the expiry carries the same attributes, or the browser would keep the cookie
+    assert expiry.expires_it and expiry.attributes["samesite"] == "None" and "secure" in expiry.attributes
+
+
+def test_query_mode_transaction_cookies_stay_lax() -> None:
+    (issued,) = parsed(TransactionCookies(make_config()).issue(STATE, transaction(), "", NOW))
+    assert issued.attributes["samesite"] == "Lax" and "secure" in issued.attributes
+    http = TransactionCookies(make_config(base_url="http://127.0.0.1:5001", allow_insecure_http=True))
+    (plain,) = parsed(http.issue(STATE, transaction(), "", NOW))
+    assert plain.attributes["samesite"] == "Lax" and "secure" not in plain.attributes
+
+
+def test_the_redirect_uri_round_trips_and_listing_more_origins_keeps_the_names() -> None:
+    several = TransactionCookies(make_config(base_url=f"{BASE_URL} https://intranet.corp.example"))
+    uri = "https://intranet.corp.example/auth/callback"
+    pair, _ = issue(several, redirect_uri=uri)  # issue() asserts the name: tx_name of the first base_url
+    found, _ = several.redeem(STATE, pair, NOW)
+    assert found is not None and found.redirect_uri == uri
+    assert TransactionCookies(make_config()).redeem(STATE, pair, NOW)[0] is not None  # one app, same key and name
