@@ -634,7 +634,8 @@ def check_client_credentials(ctx: Context) -> Iterator[Finding]:
     code = "sso-middleware-check-" + secrets.token_urlsafe(16)
     verifier = OIDCClient.new_login_request().code_verifier
     # exactly what the middleware sends at a callback, but with a made-up code
-    body, auth = token_request(config, "authorization_code", code=code, redirect_uri=config.redirect_uri,
+    body, auth = token_request(config, "authorization_code", ctx.metadata.token_endpoint, code=code,
+                               redirect_uri=config.redirect_uri,
                                code_verifier=verifier)
     method = config.token_endpoint_auth_method
     try:
