@@ -100,7 +100,7 @@ def assertion_key(config: SSOConfig) -> AssertionKey:
     return _load_key(config.client_assertion_key, config.client_assertion_kid, config.client_assertion_algorithm)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load_key(path: str, kid: str, algorithm: str) -> AssertionKey:
     setting = "client_assertion_key"
     try:
@@ -132,7 +132,8 @@ def _load_key(path: str, kid: str, algorithm: str) -> AssertionKey:
         raise ConfigError("client_assertion_kid", f"{kid!r} differs from the kid {jwk_kid!r} of the JWK in {path!r}")
     chosen_kid = kid or jwk_kid
     if not chosen_kid:
-        raise ConfigError("client_assertion_kid", "required for a PEM key: the kid of the key registered at the provider")
+        raise ConfigError("client_assertion_kid",
+                          "required for a PEM key: the kid of the key registered at the provider")
     if not all("\x21" <= char <= "\x7e" for char in chosen_kid) or len(chosen_kid) > 256:
         raise ConfigError("client_assertion_kid", "must be printable ASCII without spaces, at most 256 characters")
     return AssertionKey(key=key, kid=chosen_kid, algorithm=chosen)
@@ -142,7 +143,8 @@ def _parse_pem(data: bytes, path: str) -> Any:
     try:
         return serialization.load_pem_private_key(data, password=None)
     except TypeError:
-        raise ConfigError("client_assertion_key", f"the key in {path!r} is encrypted; give an unencrypted one") from None
+        raise ConfigError("client_assertion_key",
+                          f"the key in {path!r} is encrypted; give an unencrypted one") from None
     except (ValueError, UnsupportedAlgorithm):
         if b"PUBLIC KEY" in data or b"CERTIFICATE" in data:
             raise ConfigError("client_assertion_key", f"{path!r} holds a public key or certificate, "

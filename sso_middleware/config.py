@@ -115,7 +115,8 @@ class SSOConfig:
         "`client_secret_jwt` (HS256 assertion, secret of 32+ bytes) or `private_key_jwt` (see Client authentication).",
     )
     client_assertion_key: str = _setting(
-        "", "`private_key_jwt`: file with the private key, unencrypted PEM or a JWK (JSON): RSA (2048+ bits) or EC P-256."
+        "",
+        "`private_key_jwt`: file with the private key, unencrypted PEM or a JWK (JSON): RSA (2048+ bits) or EC P-256.",
     )
     client_assertion_kid: str = _setting(
         "", "`private_key_jwt`: the `kid` of the key registered at the provider (default: the JWK's own `kid`)."

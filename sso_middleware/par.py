@@ -47,11 +47,9 @@ def authorization_redirect(
     mode = config.pushed_authorization
     if mode == "off" or (endpoint is None and mode == "auto"):
         if metadata.require_pushed_authorization_requests:
-            raise ProviderError(
-                "par_required",
-                "the provider requires pushed authorization requests (require_pushed_authorization_requests) but "
-                + ("pushed_authorization is off" if mode == "off" else "advertises no pushed_authorization_request_endpoint"),
-            )
+            why = "pushed_authorization is off" if mode == "off" else "it advertises no PAR endpoint"
+            raise ProviderError("par_required", "the provider requires pushed authorization requests "
+                                f"(require_pushed_authorization_requests) but {why}")
         return add_query(metadata.authorization_endpoint, params)
     if endpoint is None:
         raise ProviderError("par_unavailable", "pushed_authorization is required but discovery advertises no "

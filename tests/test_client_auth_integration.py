@@ -134,7 +134,7 @@ def test_client_secret_jwt_without_par_sends_the_parameters_in_the_url(provider:
     _, urls = sign_in(provider, app)
     assert "code_challenge" in parse_qs(urlsplit(urls[0]).query)
     assert client_events(provider, app, "pushed_authorization") == []
-    assert [event["auth_method"] for event in client_events(provider, app, "token")][0] == "client_secret_jwt"
+    assert client_events(provider, app, "token")[0]["auth_method"] == "client_secret_jwt"
 
 
 def test_secret_apps_push_with_their_own_method(provider: DevProvider, oidc_provider: DevProvider,
