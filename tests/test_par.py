@@ -155,3 +155,34 @@ def test_discovery_parses_the_par_endpoint(make_browser: Callable[..., Browser],
     metadata = make_browser().app.client.metadata()
     assert metadata.pushed_authorization_request_endpoint == ISSUER.rstrip("/") + "/oauth/par"
     assert metadata.require_pushed_authorization_requests is True
+
+
+@pytest.mark.parametrize(("audience", "expected"),
+                         [("issuer", ISSUER), ("endpoint", ISSUER.rstrip("/") + "/oauth/par")])
+def test_par_with_private_key_jwt_sends_a_fresh_assertion(make_browser: Callable[..., Browser],
+                                                          provider: FakeProvider, tmp_path: Any, audience: str,
+                                                          expected: str) -> None:
+    import jwt
+
+    from .fakes import rsa_key
+    from .test_client_auth import write_pem
+
+    key = rsa_key("assertion")
+    provider.par = True
+    browser = make_browser(token_endpoint_auth_method="private_key_jwt", client_secret="",
+                           client_assertion_key=write_pem(tmp_path / "k.pem", key), client_assertion_kid="k1",
+                           client_assertion_audience=audience)
+    start_sso(browser)
+    start_sso(browser)
+    calls = provider.requests_to("/oauth/par")
+    assert len(calls) == 2
+    jtis = set()
+    for call in calls:
+        body = call.body.decode() if isinstance(call.body, bytes) else str(call.body)
+        sent = {name: values[0] for name, values in parse_qs(body).items()}
+        assert "Authorization" not in call.headers and "client_secret" not in sent
+        assert sent["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        claims = jwt.decode(sent["client_assertion"], key.public_key(), algorithms=["RS256"], audience=expected)
+        assert claims["iss"] == claims["sub"] == CLIENT_ID
+        jtis.add(claims["jti"])
+    assert len(jtis) == 2
