@@ -5,8 +5,9 @@ fetched lazily on first use, cached for ``discovery_ttl`` and shared by all
 threads; its ``issuer`` must equal the configured issuer exactly and every
 endpoint must be https (or loopback http under ``allow_insecure_http``).
 Authorization requests always carry ``state``, ``nonce`` and a PKCE S256
-challenge.  The code exchange authenticates the client with the configured
-method, and the ID token is validated completely (:mod:`.id_token`) before the
+challenge, in the URL or pushed first (PAR, :mod:`.par`).  The code exchange, the
+refresh and the push authenticate the client per ``token_endpoint_auth_method``
+(:mod:`.client_auth`), and the ID token is validated completely (:mod:`.id_token`) before the
 userinfo endpoint is called, whose ``sub`` must match.
 
 oauthlib makes the PKCE pair, builds the token request and parses the token
