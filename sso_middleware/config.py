@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from . import egress
+from . import client_auth, egress
 from .errors import ConfigError
 from .rules import AccessRule, configured_prefix, parse_rules
 
@@ -43,7 +43,8 @@ UNSIGNED = "none"
 FALLBACKS = ("interactive", "anonymous")
 REFRESH_FAILURES = ("sign_out", "keep_session")
 RESPONSE_MODES = ("query", "form_post")
-AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+AUTH_METHODS = client_auth.AUTH_METHODS
+PUSHED_AUTHORIZATION = ("auto", "required", "off")
 SESSION_TYPES = ("file", "ext:redis", "ext:memcached", "cookie", "environ")
 _LOOPBACK_NAMES = frozenset({"localhost"})
 #: The largest ``max_request_body`` accepted (16 MiB): auth routes need a few kilobytes.
@@ -65,7 +66,9 @@ class SSOConfig:
     issuer: str = _setting("", "OpenID Provider issuer URL, exactly as its discovery document says it.")
     domain: str = _setting("", "Auth0 domain (`tenant.eu.auth0.com`); shorthand for `issuer=https://DOMAIN/`.")
     client_id: str = _setting("", "Client (application) id registered at the provider. Required.")
-    client_secret: str = _setting("", "Client secret. Required.", repr=False)
+    client_secret: str = _setting(
+        "", "Client secret. Required, except with `token_endpoint_auth_method = private_key_jwt`.", repr=False
+    )
     base_url: str = _setting(
         "", "Public origin (and path prefix) of the wrapped app, e.g. `https://app2.example`. Required. Several "
         "origins of one app (space or comma separated, one shared path, all https or all http): each request "
@@ -114,7 +117,28 @@ class SSOConfig:
     )
     provider_logout: bool = _setting(True, "Sign-out also ends the provider session (RP-initiated logout).")
     token_endpoint_auth_method: str = _setting(
-        "client_secret_basic", "`client_secret_basic` or `client_secret_post`."
+        "client_secret_basic",
+        "How the client authenticates to the token and PAR endpoints: `client_secret_basic`, `client_secret_post`, "
+        "`client_secret_jwt` (HS256 assertion, secret of 32+ bytes) or `private_key_jwt` (see Client authentication).",
+    )
+    client_assertion_key: str = _setting(
+        "",
+        "`private_key_jwt`: file with the private key, unencrypted PEM or a JWK (JSON): RSA (2048+ bits) or EC P-256.",
+    )
+    client_assertion_kid: str = _setting(
+        "", "`private_key_jwt`: the `kid` of the key registered at the provider (default: the JWK's own `kid`)."
+    )
+    client_assertion_algorithm: str = _setting(
+        "", "`private_key_jwt`: `RS256` or `PS256` for an RSA key, `ES256` for an EC key (default: RS256 / ES256)."
+    )
+    client_assertion_audience: str = _setting(
+        "issuer", "`aud` of client assertions: `issuer` (the issuer URL, as Auth0 and RFC 9126 want) or `endpoint` "
+        "(the URL of the token or PAR endpoint the assertion is sent to)."
+    )
+    pushed_authorization: str = _setting(
+        "auto",
+        "Pushed authorization requests (PAR, RFC 9126): `auto` (when discovery advertises the endpoint), `required` "
+        "(refuse to sign in without it) or `off` (a provider requiring PAR then refuses sign-ins: `par_required`).",
     )
     id_token_algorithms: tuple[str, ...] = _setting(
         ("RS256", "PS256", "ES256"),
@@ -438,9 +462,11 @@ def _validate(config: SSOConfig) -> None:
     if urlsplit(config.issuer_url).query or urlsplit(config.issuer_url).fragment:
         raise ConfigError("issuer", "must not have a query or fragment")
 
-    for name in ("client_id", "client_secret"):
-        if not getattr(config, name):
-            raise ConfigError(name, "required")
+    if not config.client_id:
+        raise ConfigError("client_id", "required")
+    client_auth.validate(config)  # token_endpoint_auth_method, client_secret, the private key (read now)
+    if config.pushed_authorization not in PUSHED_AUTHORIZATION:
+        raise ConfigError("pushed_authorization", f"must be one of {', '.join(PUSHED_AUTHORIZATION)}")
     _check_base_urls(config)
     if len(config.session_secret) < 32:
         raise ConfigError("session_secret", "required, at least 32 characters of random data")
@@ -491,8 +517,6 @@ def _validate(config: SSOConfig) -> None:
         raise ConfigError("silent_sso_fallback", f"must be one of {', '.join(FALLBACKS)}")
     if config.response_mode not in RESPONSE_MODES:
         raise ConfigError("response_mode", f"must be one of {', '.join(RESPONSE_MODES)}")
-    if config.token_endpoint_auth_method not in AUTH_METHODS:
-        raise ConfigError("token_endpoint_auth_method", f"must be one of {', '.join(AUTH_METHODS)}")
     if not config.id_token_algorithms:
         raise ConfigError("id_token_algorithms", "must list at least one algorithm")
     for alg in config.id_token_algorithms:

@@ -68,6 +68,7 @@ from jwt.exceptions import PyJWTError
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
+from . import client_auth
 from .config import UNSIGNED, SSOConfig, is_loopback_host
 from .egress import check_client_certificate, count_ca_certificates, redact_proxy
 from .errors import ConfigError, ProviderError
@@ -658,7 +659,8 @@ def check_client_credentials(ctx: Context) -> Iterator[Finding]:
     code = "sso-middleware-check-" + secrets.token_urlsafe(16)
     verifier = OIDCClient.new_login_request().code_verifier
     # exactly what the middleware sends at a callback, but with a made-up code
-    body, auth = token_request(config, "authorization_code", code=code, redirect_uri=config.redirect_uri,
+    body, auth = token_request(config, "authorization_code", ctx.metadata.token_endpoint, code=code,
+                               redirect_uri=config.redirect_uri,
                                code_verifier=verifier)
     method = config.token_endpoint_auth_method
     try:
@@ -670,18 +672,88 @@ def check_client_credentials(ctx: Context) -> Iterator[Finding]:
     said = _provider_words(document)
     if error == "invalid_client" or (status == 401 and error != "invalid_grant"):
         yield FAIL, (f"client id or secret rejected by the token endpoint ({method}; HTTP {status}{said}): "
-                     "check client_id, client_secret and token_endpoint_auth_method")
+                     "check client_id, client_secret and token_endpoint_auth_method"
+                     + (" (and client_assertion_key/kid: the registered key?)" if method == "private_key_jwt" else ""))
     elif error == "unauthorized_client":
         yield FAIL, (f"the client may not use the authorization code grant (unauthorized_client{said}): "
                      "enable it for this application at the provider")
     elif error:
-        yield OK, f"client id and secret accepted ({method}; a made-up code was refused with {error}, as expected)"
+        yield OK, (f"client {'credentials' if method in client_auth.JWT_METHODS else 'id and secret'} accepted "
+                   f"({method}; a made-up code was refused with {error}, as expected)")
     elif status >= 500:
         yield FAIL, f"the token endpoint answered HTTP {status}"
     elif status == 200:
         yield WARN, "the token endpoint accepted a made-up authorization code: is this the right provider?"
     else:
         yield WARN, f"the token endpoint answered HTTP {status} without an OAuth error: cannot tell"
+
+
+def check_client_authentication(ctx: Context) -> Iterator[Finding]:
+    """The client assertion's key and algorithm (JWT methods), against what the provider advertises."""
+    config, document = ctx.config, ctx.document
+    method = config.token_endpoint_auth_method
+    algorithm = client_auth.signing_algorithm(config)
+    if algorithm is None:
+        yield OK, f"{method}: the client secret authenticates the client (no assertion)"
+        return
+    if method == "private_key_jwt":
+        key = client_auth.assertion_key(config)
+        size = getattr(key.key, "key_size", 0)
+        kind = "RSA" if algorithm.startswith(("RS", "PS")) else "EC P-256"
+        yield OK, (f"client_assertion_key {config.client_assertion_key}: {kind} private key ({size} bits), "
+                   f"kid {key.kid!r}, signs {algorithm}; register its public key at the provider")
+        problem = client_auth.key_file_mode_problem(config.client_assertion_key)
+        if problem:
+            yield WARN, f"client_assertion_key {problem}: make it readable by this user only (chmod 600)"
+    advertised = document.get("token_endpoint_auth_signing_alg_values_supported")
+    if not isinstance(advertised, list):
+        yield OK, f"{method} signs {algorithm} (the provider does not list token_endpoint_auth_signing_alg_values)"
+    elif algorithm in advertised:
+        yield OK, f"{method} signs {algorithm}, among the provider's token_endpoint_auth_signing_alg_values_supported"
+    else:
+        yield FAIL, (f"{method} signs {algorithm}, which is not among the provider's "
+                     f"token_endpoint_auth_signing_alg_values_supported ({_names(advertised)})"
+                     + ("; set client_assertion_algorithm" if method == "private_key_jwt" else ""))
+    yield OK, (f"client assertions: aud = {config.client_assertion_audience} "
+               f"({config.issuer_url if config.client_assertion_audience == 'issuer' else 'the endpoint URL'}), "
+               f"exp {client_auth.ASSERTION_LIFETIME} s, a fresh jti each")
+
+
+def check_pushed_authorization(ctx: Context) -> Iterator[Finding]:
+    """PAR (RFC 9126): ``pushed_authorization`` against discovery, and one test push when it will be used."""
+    config = ctx.config
+    assert ctx.metadata is not None
+    endpoint = ctx.metadata.pushed_authorization_request_endpoint
+    required = ctx.metadata.require_pushed_authorization_requests
+    mode = config.pushed_authorization
+    if mode == "off" or endpoint is None:
+        if required:
+            yield FAIL, ("the provider requires pushed authorization requests (require_pushed_authorization_requests) "
+                         + ("but pushed_authorization is off" if mode == "off" else "but advertises no endpoint")
+                         + ": every sign-in fails with par_required")
+        elif mode == "required":
+            yield FAIL, ("pushed_authorization is required but discovery advertises no "
+                         "pushed_authorization_request_endpoint: every sign-in fails with par_unavailable")
+        else:
+            offered = f" (the provider offers {endpoint})" if endpoint else " (the provider offers none)"
+            yield OK, f"pushed_authorization {mode}: authorization parameters travel in the browser's URL{offered}"
+        return
+    client = OIDCClient(config, http=ctx.http)
+    try:  # exactly the middleware's path: build the parameters, push them with client authentication
+        url = client.authorization_url(OIDCClient.new_login_request(), prompt=None, connection=None)
+    except ProviderError as exc:
+        if exc.code == "signing_algorithm_mismatch":  # reported by "signing keys"; no push was tried
+            yield INFO, "no test push: no ID token could be accepted (see signing keys)"
+        elif exc.code == "par_failed":  # refused: most often a credential or redirect_uri the checks above name
+            yield WARN, (f"the provider refused a test push to {endpoint} ({exc.detail}): sign-ins fail with "
+                         f"par_failed; check that {config.redirect_uri} is a registered redirect_uri, "
+                         "and the client credentials")
+        else:
+            yield FAIL, f"pushing a test authorization request to {endpoint} failed: {describe_error(exc)}"
+        return
+    yield OK, (f"pushed authorization requests ({mode}{', required by the provider' if required else ''}): a test "
+               f"push to {endpoint} was answered with a request_uri; the browser carries only client_id and it "
+               f"({len(url)} characters)")
 
 
 def check_registration_urls(ctx: Context) -> Iterator[Finding]:
@@ -883,6 +955,8 @@ CHECKS: list[Check] = [
     Check("tokens and rules", check_tokens_and_rules),
     Check("endpoints", check_endpoints, needs_discovery=True),
     Check("client credentials", check_client_credentials, needs_discovery=True),
+    Check("client authentication", check_client_authentication, needs_discovery=True),
+    Check("pushed authorization", check_pushed_authorization, needs_discovery=True),
     Check("register at the provider", check_registration_urls),
     Check("cookies", check_cookies),
     Check("session store", check_session_store),

@@ -80,6 +80,19 @@ ERRORS: dict[str, ErrorInfo] = {
         502, "This site and its sign-in provider do not agree on how identity tokens are signed, so nobody can "
         "sign in right now; the site's operator has been told."
     ),
+    # Pushed authorization requests (RFC 9126): the sign-in could not be started at the provider.
+    "par_failed": ErrorInfo(
+        502, "The sign-in provider refused or did not understand this site's request to start signing in. "
+        "Please try again later; the site's operator has been told."
+    ),
+    "par_required": ErrorInfo(
+        502, "The sign-in provider requires pushed authorization requests, which this site does not send "
+        "(pushed_authorization); the site's operator has been told."
+    ),
+    "par_unavailable": ErrorInfo(
+        502, "This site requires pushed authorization requests, which its sign-in provider does not offer; "
+        "the site's operator has been told."
+    ),
     "provider_unreachable": ErrorInfo(503, "The sign-in provider cannot be reached right now. Please try again later."),
     "provider_timeout": ErrorInfo(504, "The sign-in provider did not answer in time. Please try again later."),
     # Proxy and TLS set-up failures: the site's outgoing connection, not the provider, needs fixing.

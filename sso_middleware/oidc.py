@@ -5,8 +5,9 @@ fetched lazily on first use, cached for ``discovery_ttl`` and shared by all
 threads; its ``issuer`` must equal the configured issuer exactly and every
 endpoint must be https (or loopback http under ``allow_insecure_http``).
 Authorization requests always carry ``state``, ``nonce`` and a PKCE S256
-challenge.  The code exchange authenticates the client with the configured
-method, and the ID token is validated completely (:mod:`.id_token`) before the
+challenge, in the URL or pushed first (PAR, :mod:`.par`).  The code exchange, the
+refresh and the push authenticate the client per ``token_endpoint_auth_method``
+(:mod:`.client_auth`), and the ID token is validated completely (:mod:`.id_token`) before the
 userinfo endpoint is called, whose ``sub`` must match.
 
 oauthlib makes the PKCE pair, builds the token request and parses the token
@@ -29,17 +30,19 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from oauthlib.oauth2 import WebApplicationClient
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from oauthlib.oauth2.rfc6749.parameters import prepare_token_request
 
+from . import client_auth
 from .config import UNSIGNED, SSOConfig, check_endpoint_url
 from .errors import AuthFailure, ConfigError, ProviderError, provider_error_code
 from .http import ProviderHTTP
 from .id_token import accepted_algorithms, validate_id_token, validate_logout_token, validate_refreshed_id_token
 from .jwks import KeySet
+from .par import authorization_redirect
 
 log = logging.getLogger("sso_middleware")
 
@@ -60,6 +63,9 @@ class ProviderMetadata:
     iss_parameter_supported: bool
     #: ``id_token_signing_alg_values_supported`` (its string members); None when the provider does not say.
     id_token_signing_algs: Optional[tuple[str, ...]] = None
+    #: RFC 9126: the PAR endpoint (None: not offered), and whether the provider refuses authorization without it.
+    pushed_authorization_request_endpoint: Optional[str] = None
+    require_pushed_authorization_requests: bool = False
 
     @classmethod
     def parse(cls, document: Any, config: SSOConfig) -> ProviderMetadata:
@@ -73,7 +79,7 @@ class ProviderMetadata:
             )
         urls: dict[str, Optional[str]] = {}
         for name in ("authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint",
-                     "end_session_endpoint"):
+                     "end_session_endpoint", "pushed_authorization_request_endpoint"):
             value = document.get(name)
             required = name in ("authorization_endpoint", "token_endpoint", "jwks_uri")
             if value is None and not required:
@@ -102,6 +108,8 @@ class ProviderMetadata:
             end_session_endpoint=urls["end_session_endpoint"],
             iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
             id_token_signing_algs=algs or None,
+            pushed_authorization_request_endpoint=urls["pushed_authorization_request_endpoint"],
+            require_pushed_authorization_requests=document.get("require_pushed_authorization_requests") is True,
         )
 
 
@@ -249,9 +257,9 @@ class OIDCClient:
             "acr_values": acr_values,
         }
         self.signing_algorithms()  # no sign-in whose ID token could never be accepted
-        return _add_query(
-            self.metadata().authorization_endpoint, {key: value for key, value in params.items() if value}
-        )
+        # As a query string, or pushed (PAR) with only client_id and request_uri in the browser's URL.
+        return authorization_redirect(self.config, self.metadata(), self.http,
+                                      {key: value for key, value in params.items() if value})
 
     # -- callback ----------------------------------------------------------
 
@@ -344,9 +352,10 @@ class OIDCClient:
 
         ``access_token`` is a string and ``token_type`` Bearer in what is returned.
         """
-        body, auth = token_request(self.config, grant_type, **params)
+        endpoint = self.metadata().token_endpoint
+        body, auth = token_request(self.config, grant_type, endpoint, **params)
         client = WebApplicationClient(self.config.client_id)
-        status, document = self.http.post_form(self.metadata().token_endpoint, "token", body, auth=auth)
+        status, document = self.http.post_form(endpoint, "token", body, auth=auth)
         if not isinstance(document, dict):
             raise AuthFailure("invalid_token_response", f"token endpoint: HTTP {status}, not a JSON object")
         if status >= 500 or status == 429:  # down, or rate-limiting us: the provider's trouble, not a refusal
@@ -411,20 +420,18 @@ def _add_query(url: str, params: Mapping[str, Optional[str]]) -> str:
     return url + separator + urlencode(params)
 
 
-def token_request(config: SSOConfig, grant_type: str, **params: str) -> tuple[str, Optional[tuple[str, str]]]:
-    """The form body of a token request and the Basic credentials, per ``token_endpoint_auth_method``.
+def token_request(
+    config: SSOConfig, grant_type: str, endpoint: str, **params: str
+) -> tuple[str, Optional[tuple[str, str]]]:
+    """The form body of a token request to ``endpoint`` and the Basic credentials, per ``token_endpoint_auth_method``.
 
-    ``client_secret_post`` puts both in the body; ``client_secret_basic`` form-encodes
-    each part before the Basic encoding (RFC 6749 section 2.3.1), as many providers
-    need for secrets with special characters.  The doctor uses it too, so it tests
-    exactly what the middleware sends.
+    The client authentication comes from :func:`.client_auth.authenticate` (a fresh
+    assertion for the JWT methods).  The doctor uses it too, so it tests exactly what
+    the middleware sends.
     """
-    if config.token_endpoint_auth_method == "client_secret_post":
-        body = prepare_token_request(grant_type, include_client_id=True, client_id=config.client_id,
-                                     client_secret=config.client_secret, **params)
-        return body, None
-    body = prepare_token_request(grant_type, include_client_id=False, **params)
-    return body, (quote(config.client_id, safe=""), quote(config.client_secret, safe=""))
+    fields, auth = client_auth.authenticate(config, endpoint)
+    body = prepare_token_request(grant_type, **params)
+    return (body + "&" + urlencode(fields) if fields else body), auth
 
 
 def _optional_str(tokens: Mapping[str, Any], name: str) -> Optional[str]:

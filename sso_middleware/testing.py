@@ -475,6 +475,8 @@ class DevProvider:
             address), like an egress firewall; others are closed at once.
         proxy: the proxy URL through which ``DevProvider``'s own requests (readiness, registration,
             events) reach the provider -- needed when ``allow_peers`` leaves only the proxy.
+        require_pushed_authorization: announce ``require_pushed_authorization_requests`` and refuse
+            authorization requests that were not pushed (PAR, RFC 9126).
 
     Attributes (valid once started): ``issuer`` exactly as discovery says, ``port``,
     ``base_url`` (the provider's origin), ``clients`` (name -> ``ClientCredentials`` of the
@@ -500,8 +502,10 @@ class DevProvider:
         tls: ProviderTLS | None = None,
         allow_peers: Sequence[str] = (),
         proxy: str | None = None,
+        require_pushed_authorization: bool = False,
     ) -> None:
         self.host = host
+        self.require_pushed_authorization = require_pushed_authorization
         self.tls = tls
         self.allow_peers = tuple(allow_peers)
         self.proxy = proxy
@@ -747,7 +751,7 @@ class DevProvider:
 
         Types: ``authorize``, ``interaction``, ``login``, ``authorization_response``,
         ``token``, ``userinfo``, ``end_session``, ``end_session_confirm``,
-        ``backchannel_logout``, ``registration`` (fields: see server.mjs).
+        ``backchannel_logout``, ``registration``, ``pushed_authorization`` (fields: see server.mjs).
         """
         params = {"type": event_type} if event_type else None
         response = self._http.get(f"{self.base_url}/_dev/events", params=params, timeout=10)
@@ -978,6 +982,8 @@ class DevProvider:
         command += [f"--allow-peer={peer}" for peer in self.allow_peers]
         if self.verbose:
             command.append("--verbose")
+        if self.require_pushed_authorization:
+            command.append("--require-pushed-authorization")
         stdout_path = self._workdir / f"stdout-{gen}.log"
         stderr_path = self._workdir / f"stderr-{gen}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("DEVPROVIDER_")}

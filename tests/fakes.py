@@ -154,6 +154,15 @@ class FakeProvider:
     consumed_refresh_tokens: set[str] = field(default_factory=set)
     refreshes: int = 0
     refresh_requests: int = 0
+    # -- client assertions (RFC 7523) and pushed authorization requests (RFC 9126) --
+    #: the key that verifies client assertions (a public key, or the secret bytes for HS256); None: refused
+    assertion_key: Any = None
+    #: the claims and header of every client assertion verified, in order
+    assertions: list[tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=list)
+    #: advertise and serve ``/oauth/par``; ``pushed`` maps each request_uri handed out to its parameters
+    par: bool = False
+    par_response: Optional[dict[str, Any]] = None
+    pushed: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def key(self) -> rsa.RSAPrivateKey:
@@ -174,6 +183,8 @@ class FakeProvider:
         }
         if self.end_session:
             document["end_session_endpoint"] = base + "/oidc/logout"
+        if self.par:
+            document["pushed_authorization_request_endpoint"] = base + "/oauth/par"
         document.update(self.discovery_overrides)
         return {key: value for key, value in document.items() if value is not None}
 
@@ -191,6 +202,10 @@ class FakeProvider:
         """
         query = {key: values[0] for key, values in parse_qs(urlsplit(authorize_url).query).items()}
         assert authorize_url.startswith(self.discovery()["authorization_endpoint"] + "?")
+        if "request_uri" in query:  # RFC 9126 section 4: the pushed parameters, for the same client, once
+            pushed = self.pushed.pop(query["request_uri"])
+            assert pushed["client_id"] == query["client_id"]
+            query = pushed
         params: dict[str, Optional[str]] = {"state": query.get("state"), "iss": self.issuer}
         if "error" not in response:
             code = issued(secrets.token_urlsafe(16))
@@ -257,6 +272,8 @@ class FakeProvider:
             return 200, self.jwks()
         if route == "/oauth/token":
             return self._token(request)
+        if route == "/oauth/par" and self.par:
+            return self._par(request)
         if route == "/userinfo":
             return self._userinfo(request)
         return 404, {"error": "not_found"}
@@ -264,12 +281,8 @@ class FakeProvider:
     def _token(self, request: requests.PreparedRequest) -> tuple[int, Any]:
         body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
         form = {key: values[0] for key, values in parse_qs(body).items()}
-        auth = request.headers.get("Authorization", "")
-        if auth.startswith("Basic "):
-            client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
-        else:
-            client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
-        if (client_id, secret) != (self.client_id, self.client_secret):
+        client_id = self._authenticate(request, form)
+        if client_id is None:
             return 401, {"error": "invalid_client"}
         if form.get("grant_type") == "refresh_token":
             return self._refresh(client_id, form)
@@ -299,6 +312,45 @@ class FakeProvider:
                                    family=secrets.token_hex(8))
             answer["refresh_token"] = self._new_refresh_token(refresh)
         return 200, answer
+
+    def _authenticate(self, request: requests.PreparedRequest, form: dict[str, str]) -> Optional[str]:
+        """The authenticated client id (secret basic/post, or a client assertion), or None."""
+        auth = request.headers.get("Authorization", "")
+        if "client_assertion" in form:
+            if self.assertion_key is None or auth or "client_secret" in form:
+                return None
+            if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+                return None
+            try:
+                claims = jwt.decode(form["client_assertion"], self.assertion_key,
+                                    algorithms=["RS256", "PS256", "ES256", "HS256"], audience=self.issuer,
+                                    issuer=self.client_id, options={"require": ["exp", "iat", "jti", "sub"]})
+            except jwt.PyJWTError:
+                return None
+            if claims["sub"] != self.client_id or form.get("client_id", self.client_id) != self.client_id:
+                return None
+            self.assertions.append((claims, jwt.get_unverified_header(form["client_assertion"])))
+            return self.client_id
+        if auth.startswith("Basic "):
+            client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
+        else:
+            client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+        return client_id if (client_id, secret) == (self.client_id, self.client_secret) else None
+
+    def _par(self, request: requests.PreparedRequest) -> tuple[int, Any]:
+        """RFC 9126 section 2: authenticate the client, keep the parameters, answer a request_uri."""
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
+        form = {key: values[0] for key, values in parse_qs(body).items()}
+        if self._authenticate(request, form) is None:
+            return 401, {"error": "invalid_client"}
+        if self.par_response is not None:
+            return 201, self.par_response
+        params = {key: value for key, value in form.items()
+                  if key not in ("client_secret", "client_assertion", "client_assertion_type")}
+        params["client_id"] = self.client_id
+        request_uri = "urn:ietf:params:oauth:request_uri:" + secrets.token_urlsafe(16)
+        self.pushed[request_uri] = params
+        return 201, {"request_uri": request_uri, "expires_in": 60}
 
     # -- refresh tokens ----------------------------------------------------------
 

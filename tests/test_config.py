@@ -504,9 +504,8 @@ def test_token_endpoint_auth_methods(method: str) -> None:
 @pytest.mark.parametrize(
     "method",
     [
-        pytest.param("client_secret_jwt", id="jwt"),
-        pytest.param("private_key_jwt", id="private-key"),
         pytest.param("none", id="none"),
+        pytest.param("tls_client_auth", id="mtls"),
         pytest.param("", id="empty"),
         pytest.param("CLIENT_SECRET_BASIC", id="upper"),
     ],

@@ -13,6 +13,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, Request, sync_playwright
@@ -112,7 +113,13 @@ def test_two_app_single_sign_on_in_a_real_browser(demo: demo_app.Demo, browser: 
     assert page.locator("#remote-user").inner_text() == "alice"
     hops = record.navigations
     assert hops[0].startswith(demo.app2_url + "/auth/sso?connection=")
-    assert any(url.startswith(demo.provider_url) and "prompt=none" in url for url in hops), hops
+    # App 2 pushed its authorization request (PAR, which the provider offers): the browser carried only
+    # client_id and request_uri, and the silent prompt=none travelled in the push.
+    authorize_hops = [url for url in hops if url.startswith(demo.provider_url + "/authorize?")]
+    assert authorize_hops, hops
+    assert all(set(parse_qs(urlsplit(url).query)) == {"client_id", "request_uri"} for url in authorize_hops), hops
+    assert any(event["pushed"] and event["params"].get("prompt") == "none"
+               for event in demo.provider.events("authorize")), demo.provider.events("authorize")
     assert not any("/interaction/" in url for url in hops), f"a login page was shown: {hops}"
     assert page.locator("#login-form").count() == 0
     record.shot("app2-dashboard-signed-in-silently")

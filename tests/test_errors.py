@@ -66,7 +66,8 @@ def test_statuses_are_4xx_except_provider_trouble() -> None:
             assert info.status in (502, 503, 504), code
             assert code in ("provider_bad_response", "provider_unreachable", "provider_timeout",
                             "invalid_token_response", "session_store_unavailable", "session_too_large",
-                            "signing_algorithm_mismatch", "provider_proxy_error", "provider_tls_error"), code
+                            "signing_algorithm_mismatch", "provider_proxy_error", "provider_tls_error",
+                            "par_failed", "par_required", "par_unavailable"), code
         elif code in FORBIDDEN_CODES:
             assert info.status == 403, code
         else:

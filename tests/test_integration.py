@@ -288,7 +288,9 @@ def test_token_issued_to_app1_is_refused_by_app2(provider: DevProvider, apps: di
     # And app1's code presented at app2's callback (code injection) does not sign anyone in.
     http = requests.Session()
     start = http.get(app2.url("/auth/login", target_url="/dashboard"), allow_redirects=False, timeout=10)
-    state = parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]
+    # app2 pushes its authorization requests (PAR): the state is in what it pushed, not in the URL
+    assert set(parse_qs(urlsplit(start.headers["Location"]).query)) == {"client_id", "request_uri"}
+    state = provider.events("pushed_authorization")[-1]["params"]["state"]
     login = app1.middleware.client.new_login_request()
     redirect = provider.login(requests.Session(), "alice",
                               app1.middleware.client.authorization_url(login, prompt=None, connection=None))

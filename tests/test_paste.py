@@ -124,7 +124,7 @@ def test_a_paste_deployed_app_signs_users_in(tmp_path: Path) -> None:
         pytest.param("silent_sso = maybe", "silent_sso", id="bad-bool"),
         pytest.param("clock_skew = soon", "clock_skew", id="bad-int"),
         pytest.param("http_timeout = fast", "http_timeout", id="bad-float"),
-        pytest.param("token_endpoint_auth_method = private_key_jwt", "token_endpoint_auth_method", id="bad-choice"),
+        pytest.param("token_endpoint_auth_method = tls_client_auth", "token_endpoint_auth_method", id="bad-choice"),
         pytest.param("allowed_redirect_origins = https://app1.example/path", "allowed_redirect_origins",
                      id="bad-origin"),
     ],

@@ -38,6 +38,10 @@
  *   --tls-client-ca FILE      mutual TLS: every connection must present a client certificate
  *                             issued by this PEM CA, else the handshake fails
  *                             [DEVPROVIDER_TLS_CLIENT_CA]; needs --tls-cert
+ *   --require-pushed-authorization
+ *                             announce require_pushed_authorization_requests in discovery and
+ *                             refuse authorization requests that were not pushed (PAR, RFC 9126)
+ *                             [DEVPROVIDER_REQUIRE_PAR=1]
  *   --allow-peer ADDR         accept TCP connections only from this source address (repeatable;
  *                             e.g. the outgoing address of a proxy, like an egress firewall);
  *                             others are closed at once [DEVPROVIDER_ALLOW_PEERS, comma-separated]
@@ -91,7 +95,8 @@
  * Endpoints (Auth0-like paths; always read them from discovery):
  *   /.well-known/openid-configuration, /authorize, /oauth/token, /userinfo,
  *   /.well-known/jwks.json, /oidc/logout (RP-initiated logout, confirmation form),
- *   /oidc/register (dynamic client registration), /oauth/revoke
+ *   /oidc/register (dynamic client registration), /oauth/revoke, /oauth/par (pushed
+ *   authorization requests, RFC 9126)
  * Development-only routes:
  *   GET /interaction/:uid           the login form (records an "interaction" event)
  *   POST /interaction/:uid/login    form fields login, password, otp (optional one-time code)
@@ -100,7 +105,10 @@
  *   DELETE /_dev/events             clear the event list
  *
  * Recorded events (objects with "type" and "at" = epoch milliseconds):
- *   authorize               {client_id, method, params (every query/body parameter), status, error}
+ *   authorize               {client_id, method, params (every query/body parameter; for a pushed
+ *                            request the pushed ones), sent (what the browser sent), pushed: bool,
+ *                            status, error}
+ *   pushed_authorization    {client_id, auth_method, params (secrets redacted), status, error}
  *   interaction             {uid, prompt: "login"|"consent", reasons, client_id, params}
  *                           reasons: why the prompt is needed, e.g. ["no_session"],
  *                           ["login_prompt"] (prompt=login), ["max_age"], ["acr_values_unmet"]
@@ -150,6 +158,7 @@ const { values: args } = parseArgs({
     'tls-cert': { type: 'string' },
     'tls-key': { type: 'string' },
     'tls-client-ca': { type: 'string' },
+    'require-pushed-authorization': { type: 'boolean', default: false },
     'allow-peer': { type: 'string', multiple: true },
     'watch-stdin': { type: 'boolean', default: false },
     verbose: { type: 'boolean', default: false },
@@ -185,6 +194,7 @@ const KEYS_FILE = args.keys ?? env.DEVPROVIDER_KEYS;
 const CLIENTS_FILE = args.clients ?? env.DEVPROVIDER_CLIENTS;
 const REGISTRATION_TOKEN = args['registration-token'] ?? env.DEVPROVIDER_REGISTRATION_TOKEN;
 const VERBOSE = args.verbose;
+const REQUIRE_PAR = args['require-pushed-authorization'] || env.DEVPROVIDER_REQUIRE_PAR === '1';
 
 function isLoopbackHost(host) {
   if (host === 'localhost' || host === '::1') return true;
@@ -405,7 +415,9 @@ function requestLineage(ctx) {
   const { oidc } = ctx;
   if (oidc?.route === 'authorization') {
     const raw = ctx.method === 'POST' ? (oidc.body ?? {}) : ctx.query;
-    return { connection: oidc.params?.connection, offline: asksOffline(raw.scope) };
+    // a pushed request (PAR): the browser sent only client_id and request_uri
+    const scope = effectiveParams(ctx, raw).scope;
+    return { connection: oidc.params?.connection, offline: asksOffline(scope) };
   }
   if (oidc?.route === 'resume') {
     const uid = oidc.entities?.Interaction?.uid;
@@ -550,6 +562,10 @@ function buildConfiguration() {
     // default only puts them into userinfo when an access token is issued).
     conformIdTokenClaims: false,
     scopes: ['openid', 'offline_access', 'profile', 'email'],
+    // every client authentication method of OpenID Connect Core section 9 (a client registers
+    // its own: client_secret_jwt uses its secret as the HS256 key, private_key_jwt its "jwks")
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'none'],
+    enabledJWA: { clientAuthSigningAlgValues: ['HS256', 'RS256', 'PS256', 'ES256'] },
     responseTypes: ['code'],
     pkce: { required: () => true },
     // Auth0 semantics: a refresh token whenever the authorization request asked for
@@ -576,6 +592,13 @@ function buildConfiguration() {
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
       backchannelLogout: { enabled: true },
       revocation: { enabled: true },
+      // RFC 9126, at /oauth/par (discovery: pushed_authorization_request_endpoint); a client's
+      // request_uri stands for the pushed parameters at /authorize
+      pushedAuthorizationRequests: {
+        enabled: true,
+        requirePushedAuthorizationRequests: REQUIRE_PAR,
+        allowUnregisteredRedirectUris: false,
+      },
       // resource indicators are not used; Auth0's "audience" is an extra param only
       resourceIndicators: { enabled: false },
     },
@@ -847,6 +870,27 @@ function redirectError(ctx) {
   }
 }
 
+// What each pushed authorization request (PAR) asked for, as sent, by request_uri (oidc-provider's
+// own ctx.oidc.params drops what it does not grant, e.g. offline_access without prompt=consent)
+const pushedByRequestUri = new Map();
+
+/** The parameters an authorization request stands for: its own, or the pushed ones (PAR). */
+function effectiveParams(ctx, sent) {
+  if (!sent.request_uri) return sent;
+  return pushedByRequestUri.get(sent.request_uri)
+    ?? Object.fromEntries(Object.entries(ctx.oidc?.params ?? {}).filter(([, value]) => value !== undefined));
+}
+
+/** The client authentication method used on the wire (a JWT assertion named by the client's registration). */
+function authMethodOf(ctx, body) {
+  const method = detectAuthMethod(ctx.headers, body);
+  const registered = ctx.oidc?.client?.clientAuthMethod;
+  if (method === 'client_assertion' && (registered === 'private_key_jwt' || registered === 'client_secret_jwt')) {
+    return registered;
+  }
+  return method;
+}
+
 function recordingMiddleware() {
   return async function devRecorder(ctx, next) {
     const { path, method } = ctx;
@@ -863,20 +907,29 @@ function recordingMiddleware() {
       if (lineage) remember(lineageByInteraction, parked[1], lineage);
     }
     if (path === ROUTES.authorization && (method === 'GET' || method === 'POST')) {
-      const params = method === 'GET' ? query : body;
+      const sent = method === 'GET' ? query : body;
       record('authorize', {
-        client_id: params.client_id ?? clientId ?? null,
+        client_id: sent.client_id ?? clientId ?? null,
         method,
-        params: redact(params),
+        params: redact(effectiveParams(ctx, sent)),
+        sent: redact(sent),
+        pushed: Boolean(sent.request_uri),
         status: ctx.status,
         error: errorOf(ctx) ?? redirectError(ctx),
       });
-    } else if (path === ROUTES.token && method === 'POST') {
-      let authMethod = detectAuthMethod(ctx.headers, body);
-      if (authMethod === 'client_assertion' && ctx.oidc?.client) {
-        const registered = ctx.oidc.client.clientAuthMethod;
-        if (registered === 'private_key_jwt' || registered === 'client_secret_jwt') authMethod = registered;
+    } else if (path === ROUTES.pushed_authorization_request && method === 'POST') {
+      if (ctx.status < 400 && typeof ctx.body?.request_uri === 'string') {
+        remember(pushedByRequestUri, ctx.body.request_uri, body);
       }
+      record('pushed_authorization', {
+        client_id: clientId ?? body.client_id ?? basicClientId(ctx.headers) ?? null,
+        auth_method: authMethodOf(ctx, body),
+        params: redact(body),
+        status: ctx.status,
+        error: errorOf(ctx),
+      });
+    } else if (path === ROUTES.token && method === 'POST') {
+      const authMethod = authMethodOf(ctx, body);
       const ok = ctx.status < 400 && ctx.body && typeof ctx.body === 'object';
       record('token', {
         client_id: clientId ?? body.client_id ?? basicClientId(ctx.headers) ?? null,
