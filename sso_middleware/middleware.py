@@ -39,6 +39,7 @@ from .environ import (
     ACCESS_TOKEN_EXPIRES_KEY,
     ACCESS_TOKEN_KEY,
     CONNECTION_KEY,
+    ORGANIZATION_KEY,
     OWN_KEYS,
     TOKEN_ERROR_KEY,
     USERINFO_KEY,
@@ -149,6 +150,7 @@ class SSOMiddleware:
             claims = dict(user.claims)
             environ[USERINFO_KEY] = claims
             environ[CONNECTION_KEY] = user.connection
+            environ[ORGANIZATION_KEY] = dict(user.organization) if user.organization else None
             remote_user = claims.get(self.config.remote_user_claim)
             if remote_user is not None:
                 environ["REMOTE_USER"] = str(remote_user)

@@ -35,6 +35,7 @@ from oauthlib.oauth2 import WebApplicationClient
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from oauthlib.oauth2.rfc6749.parameters import prepare_token_request
 
+from .authorize_params import merged_scope
 from .config import UNSIGNED, SSOConfig, check_endpoint_url
 from .errors import AuthFailure, ConfigError, ProviderError, provider_error_code
 from .http import ProviderHTTP
@@ -220,19 +221,37 @@ class OIDCClient:
         connection: Optional[str],
         max_age: Optional[int] = None,
         acr_values: Optional[str] = None,
+        extra_params: Optional[Mapping[str, str]] = None,
     ) -> str:
         """The provider URL that starts a sign-in (authorization code flow, PKCE S256).
 
         ``max_age`` and ``acr_values`` ask for a recent or stronger authentication (step-up).
+        ``extra_params``: checked extra parameters (:mod:`.authorize_params`); they can never
+        replace a protocol parameter, and an extra ``scope`` only adds scopes.
 
         Built here rather than with oauthlib's ``prepare_request_uri``, which refuses
         ``http://`` endpoints unless a process-wide environment variable is set.
         """
+        params = self.authorization_params(login, prompt, connection, max_age, acr_values, extra_params)
+        self.signing_algorithms()  # no sign-in whose ID token could never be accepted
+        return _add_query(self.metadata().authorization_endpoint, params)
+
+    def authorization_params(
+        self,
+        login: LoginRequest,
+        prompt: Optional[str],
+        connection: Optional[str],
+        max_age: Optional[int] = None,
+        acr_values: Optional[str] = None,
+        extra_params: Optional[Mapping[str, str]] = None,
+    ) -> dict[str, str]:
+        """The parameters of one authorization request (for a URL, or a pushed request's body)."""
+        extra = dict(extra_params or {})
         params = {
             "response_type": "code",
             "client_id": self.config.client_id,
             "redirect_uri": self.config.redirect_uri,
-            "scope": self.config.scope,
+            "scope": merged_scope(self.config.scope, extra.get("scope")),
             "state": login.state,
             "nonce": login.nonce,
             "code_challenge": login.code_challenge,
@@ -243,10 +262,9 @@ class OIDCClient:
             "max_age": str(max_age) if max_age is not None else None,
             "acr_values": acr_values,
         }
-        self.signing_algorithms()  # no sign-in whose ID token could never be accepted
-        return _add_query(
-            self.metadata().authorization_endpoint, {key: value for key, value in params.items() if value}
-        )
+        # Extras come after, and never replace what the middleware sets (even an empty value of its own).
+        params.update({key: value for key, value in extra.items() if key not in params})
+        return {key: value for key, value in params.items() if value}
 
     # -- callback ----------------------------------------------------------
 
