@@ -146,3 +146,39 @@ def test_a_forbidden_forwarded_value_is_a_400(provider: DevProvider, org_apps: d
     assert visit.response.status_code == 400
     assert parse_qs(urlsplit(visit.urls[-1]).query)["error"] == ["invalid_authorize_param"]
     assert authorize_events(provider, org_apps["open"]) == []
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    from .test_demo_browser import CHROMIUM, CHROMIUM_FLAGS
+
+    if not shutil.which(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, chromium_sandbox=False, args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+def test_the_invitation_link_in_chromium(provider: DevProvider, org_apps: dict[str, App], chromium: Any) -> None:
+    """The e-mail's link, clicked in a real browser: the organization's login form, then the app with the org."""
+    app = org_apps["open"]
+    context = chromium.new_context()
+    page = context.new_page()
+    page.goto(app.url("/auth/login", invitation="inv_globex_alice", organization="org_globex",
+                      organization_name="Globex", target_url="/welcome"))
+    page.wait_for_selector("#login-form")
+    assert page.url.startswith(provider.issuer.rstrip("/"))
+    assert page.locator("#organization").inner_text() == "Globex"
+    page.fill("#login", "alice")
+    page.fill("#password", "alice-password")
+    page.click("#submit")
+    page.wait_for_url(app.url("/welcome"))
+    seen = json.loads(page.locator("body").inner_text())
+    assert seen["remote_user"] == "alice"
+    assert seen["organization"] == {"id": "org_globex", "name": "globex"}
+    context.close()
