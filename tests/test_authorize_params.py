@@ -331,3 +331,29 @@ def test_incoming_sso_organization_is_stripped(make_browser: Browser) -> None:
     browser = make_browser(app=org_app)
     seen = browser.get("/page", extra_environ={"sso.organization": {"id": "org_forged"}}).json
     assert seen["organization"] is None and seen["raw"] == "None"
+
+
+def test_sign_in_options_that_overflow_the_cookie_budget_are_a_400(make_browser: Browser) -> None:
+    """A target near its longest plus the largest options: refused cleanly, naming the options."""
+    browser = make_browser(forward_params=("login_hint", "ui_locales", "screen_hint"))
+    target = "/" + '"' * 1300
+    ok = browser.get("/auth/login", {"target_url": target})
+    assert ok.location.startswith(AUTHORIZE + "?")  # the target alone fits
+    big = {"login_hint": "a" * 256, "ui_locales": "b" * 256, "screen_hint": "c" * 256}
+    assert failure(browser.get("/auth/login", {"target_url": target, **big})) == "invalid_authorize_param"
+    plain = browser.get("/auth/login", {"target_url": "/x", **big})  # the options alone fit
+    assert plain.location.startswith(AUTHORIZE + "?")
+
+
+def test_extra_params_never_replace_the_protocols_own(make_middleware: Callable[..., Any]) -> None:
+    """Defence in depth below the rules: the client itself keeps its parameters."""
+    client = make_middleware().client
+    login = client.new_login_request()
+    url = client.authorization_url(login, prompt="none", connection="c1", extra_params={
+        "state": "evil", "redirect_uri": "https://evil.example/", "client_id": "other", "prompt": "login",
+        "connection": "c2", "scope": "offline_access openid", "ext-a": "1"})
+    sent = query(url)
+    assert (sent["state"], sent["redirect_uri"], sent["client_id"]) == (login.state, BASE_URL + "/auth/callback",
+                                                                        CLIENT_ID)
+    assert (sent["prompt"], sent["connection"], sent["ext-a"]) == ("none", "c1", "1")
+    assert sent["scope"] == "openid profile email offline_access"
