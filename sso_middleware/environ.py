@@ -5,7 +5,7 @@ dict of the user's claims: the ID token's identity claims merged with the
 userinfo response), ``environ["sso.connection"]`` (the connection they signed
 in through, or None), ``environ["sso.organization"]`` (Auth0 Organizations:
 ``{"id": org_id, "name": org_name}`` from the ID token, checked against the
-organization the sign-in asked for; None when the user signed in through
+organization the sign-in asked for; absent when the user signed in through
 none) and ``REMOTE_USER``.  With ``keep_access_token`` it also
 sets ``environ["sso.access_token"]`` and ``environ["sso.access_token_expires_at"]``
 (Unix time, or None when the provider did not say), refreshed beforehand when

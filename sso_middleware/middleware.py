@@ -150,7 +150,8 @@ class SSOMiddleware:
             claims = dict(user.claims)
             environ[USERINFO_KEY] = claims
             environ[CONNECTION_KEY] = user.connection
-            environ[ORGANIZATION_KEY] = dict(user.organization) if user.organization else None
+            if user.organization:  # only for a sign-in through an Auth0 organization (others see no new key)
+                environ[ORGANIZATION_KEY] = dict(user.organization)
             remote_user = claims.get(self.config.remote_user_claim)
             if remote_user is not None:
                 environ["REMOTE_USER"] = str(remote_user)

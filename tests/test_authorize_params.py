@@ -330,7 +330,15 @@ def test_sso_with_another_organization_signs_in_again(make_browser: Browser, pro
 def test_incoming_sso_organization_is_stripped(make_browser: Browser) -> None:
     browser = make_browser(app=org_app)
     seen = browser.get("/page", extra_environ={"sso.organization": {"id": "org_forged"}}).json
-    assert seen["organization"] is None and seen["raw"] == "None"
+    assert seen["organization"] is None and seen["raw"] == "None"  # removed, not passed on
+
+
+def test_no_organization_key_for_a_user_without_one(make_browser: Browser, provider: FakeProvider) -> None:
+    browser = make_browser(app=org_app)
+    start = browser.get("/auth/login")
+    browser.get(provider.authorize(start.location))
+    seen = browser.get("/page", extra_environ={"sso.organization": {"id": "org_forged"}}).json
+    assert seen["user"] == "alice" and seen["raw"] == "None"
 
 
 def test_sign_in_options_that_overflow_the_cookie_budget_are_a_400(make_browser: Browser) -> None:
