@@ -6,7 +6,7 @@ See :class:`SSOMiddleware` for the contract and the README for the settings.
 """
 
 from .config import SSOConfig
-from .environ import NoAccessToken, authorization_header, get_access_token, get_userinfo
+from .environ import NoAccessToken, authorization_header, get_access_token, get_organization, get_userinfo
 from .errors import AuthFailure, ConfigError
 from .middleware import SSOMiddleware
 
@@ -18,6 +18,7 @@ __all__ = [
     "SSOMiddleware",
     "authorization_header",
     "get_access_token",
+    "get_organization",
     "get_userinfo",
 ]
 __version__ = "0.1.0"

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
+from . import authorize_params as authz
 from . import client_auth, egress
 from .errors import ConfigError
 from .rules import AccessRule, configured_prefix, parse_rules
@@ -107,6 +108,28 @@ class SSOConfig:
         "Claim and step-up rules per path prefix, one per line (or `;`): `/admin claim ROLE_CLAIM includes admin`, "
         "`claim NAME equals V`, `claim NAME present`, `/billing max_age 300`, `/vault acr_values V1,V2` "
         "(see Access rules). A rule's paths require a signed-in user.",
+    )
+    authorize_params: tuple[tuple[str, str], ...] = _setting(
+        (),
+        "Fixed extra parameters of every authorization request: `name=value` items (new lines or `&`, "
+        "percent-decoded), e.g. `ui_locales=fr%20en`; a dict in Python. Never a protocol parameter "
+        "(see Authorization parameters).",
+    )
+    forward_params: tuple[str, ...] = _setting(
+        authz.DEFAULT_FORWARD,
+        "Query parameters `/auth/login` and `/auth/sso` pass to the provider (values: printable, at most 256 "
+        "characters, else 400). `prompt` only as `login`/`consent`/`select_account`; `scope` only adds scopes; "
+        "protocol parameters are refused.",
+    )
+    authorize_params_hook: Optional[authz.Hook] = _setting(  # noqa: RUF009 - a field(), like the others
+        None,
+        "Python callable `hook(environ) -> dict` of per-request authorization parameters (`module:function` in "
+        "ini/env); its output meets the `forward_params` rules; an exception is a 503 failure page.",
+    )
+    organization: str = _setting(
+        "",
+        "Auth0 Organizations: the organization (`org_...` id, or name) every sign-in is for; the ID token's "
+        "`org_id` (or `org_name`) must match (see Auth0 Organizations).",
     )
     remote_user_claim: str = _setting("sub", "Claim copied to `REMOTE_USER`.")
     silent_sso: bool = _setting(True, "`/auth/sso` first tries `prompt=none` (no login screen).")
@@ -217,6 +240,8 @@ class SSOConfig:
             object.__setattr__(self, "access_rules", parse_rules(self.access_rules))
         except (ValueError, TypeError) as exc:
             raise ConfigError("access_rules", str(exc)) from None
+        object.__setattr__(self, "authorize_params", authz.parse_fixed(self.authorize_params))
+        object.__setattr__(self, "authorize_params_hook", authz.resolve_hook(self.authorize_params_hook))
         _validate(self)
         # Compared with origin_of(target) later, so keep them in that canonical form.
         origins = tuple(dict.fromkeys(origin_of(origin) or origin for origin in self.allowed_redirect_origins))
@@ -445,7 +470,7 @@ def _convert(name: str, kind: Any, value: Any) -> Any:
             raise ConfigError(name, f"{value!r} is not a number") from None
     if kind == tuple[str, ...]:
         return _split_list(text)
-    return text  # access_rules: parsed by SSOConfig itself
+    return text  # access_rules, authorize_params, authorize_params_hook: parsed by SSOConfig itself
 
 
 def _validate(config: SSOConfig) -> None:
@@ -511,6 +536,8 @@ def _validate(config: SSOConfig) -> None:
     if config.max_request_body < 1024:
         raise ConfigError("max_request_body", "must be at least 1024 bytes (a logout token is about 1 KB)")
 
+    authz.check_forward(config.forward_params)
+    authz.check_organization_setting(config.organization)
     if not _CLAIM_RE.match(config.remote_user_claim):
         raise ConfigError("remote_user_claim", "must be a claim name")
     if config.silent_sso_fallback not in FALLBACKS:
@@ -591,7 +618,7 @@ def _check_type(name: str, value: Any, kind: Any) -> None:
     if kind == tuple[str, ...]:
         ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
         expected = "a tuple of strings"
-    elif kind == tuple[AccessRule, ...]:
+    elif kind in (tuple[AccessRule, ...], tuple[tuple[str, str], ...], Optional[authz.Hook]):
         ok = True  # parsed (and checked) in __post_init__
     elif kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -637,6 +637,32 @@ def check_tokens_and_rules(ctx: Context) -> Iterator[Finding]:
         yield INFO, f"access_rules guard {paths}"
 
 
+def check_authorize_params(ctx: Context) -> Iterator[Finding]:
+    """What sign-ins add to the authorization request, and what the organization check needs."""
+    config = ctx.config
+    if config.authorize_params:
+        yield INFO, f"authorize_params sent on every sign-in: {_names([name for name, _ in config.authorize_params])}"
+    yield INFO, f"forward_params passed through from /auth/login and /auth/sso: {_names(config.forward_params)}"
+    if "scope" in config.forward_params:
+        yield WARN, "forward_params lists scope: any link can add scopes (e.g. offline_access) to a sign-in"
+    hook = config.authorize_params_hook
+    if hook is not None:
+        yield INFO, f"authorize_params_hook: {getattr(hook, '__module__', '?')}:{getattr(hook, '__qualname__', hook)}"
+    if not config.organization:
+        yield INFO, ("organization not set: invitation links (/auth/login?invitation=...&organization=...) are "
+                     "checked against their organization; other sign-ins accept whatever org_id the token has "
+                     "(sso.organization)")
+        return
+    claim = "org_id" if config.organization.startswith("org_") else "org_name"
+    yield OK, f"organization {config.organization}: every sign-in asks for it and its ID token must carry {claim}"
+    if claim == "org_name":
+        yield WARN, ("organization is a name: Auth0 puts org_name in ID tokens only with 'Use organization names "
+                     "in Authentication API' on, else every sign-in ends in invalid_organization; an org_... id "
+                     "is safer")
+    if not config.is_auth0:
+        yield WARN, "organization is an Auth0 feature: this provider must put org_id/org_name in its ID tokens"
+
+
 def check_endpoints(ctx: Context) -> Iterator[Finding]:
     """The token, userinfo and end-session endpoints answer HTTP at all (any status)."""
     metadata = ctx.metadata
@@ -953,6 +979,7 @@ CHECKS: list[Check] = [
     Check("signing keys", check_signing_keys, needs_discovery=True),
     Check("provider capabilities", check_capabilities, needs_discovery=True),
     Check("tokens and rules", check_tokens_and_rules),
+    Check("authorization parameters", check_authorize_params),
     Check("endpoints", check_endpoints, needs_discovery=True),
     Check("client credentials", check_client_credentials, needs_discovery=True),
     Check("client authentication", check_client_authentication, needs_discovery=True),

@@ -3,7 +3,10 @@
 When a user is signed in, the middleware sets ``environ["sso.userinfo"]`` (a
 dict of the user's claims: the ID token's identity claims merged with the
 userinfo response), ``environ["sso.connection"]`` (the connection they signed
-in through, or None) and ``REMOTE_USER``.  With ``keep_access_token`` it also
+in through, or None), ``environ["sso.organization"]`` (Auth0 Organizations:
+``{"id": org_id, "name": org_name}`` from the ID token, checked against the
+organization the sign-in asked for; absent when the user signed in through
+none) and ``REMOTE_USER``.  With ``keep_access_token`` it also
 sets ``environ["sso.access_token"]`` and ``environ["sso.access_token_expires_at"]``
 (Unix time, or None when the provider did not say), refreshed beforehand when
 due; when there is no usable token, ``environ["sso.token_error"]`` says why.
@@ -24,8 +27,10 @@ CONNECTION_KEY = "sso.connection"
 ACCESS_TOKEN_KEY = "sso.access_token"
 ACCESS_TOKEN_EXPIRES_KEY = "sso.access_token_expires_at"
 TOKEN_ERROR_KEY = "sso.token_error"
+ORGANIZATION_KEY = "sso.organization"
 #: Every key the middleware owns: removed from each incoming environ before it sets its own.
-OWN_KEYS = ("REMOTE_USER", USERINFO_KEY, CONNECTION_KEY, ACCESS_TOKEN_KEY, ACCESS_TOKEN_EXPIRES_KEY, TOKEN_ERROR_KEY)
+OWN_KEYS = ("REMOTE_USER", USERINFO_KEY, CONNECTION_KEY, ACCESS_TOKEN_KEY, ACCESS_TOKEN_EXPIRES_KEY, TOKEN_ERROR_KEY,
+            ORGANIZATION_KEY)
 
 
 class NoAccessToken(LookupError):
@@ -36,6 +41,19 @@ def get_userinfo(environ: Mapping[str, Any]) -> Optional[dict[str, Any]]:
     """The signed-in user's claims, or None when nobody is signed in."""
     userinfo = environ.get(USERINFO_KEY)
     return userinfo if isinstance(userinfo, dict) else None
+
+
+def get_organization(environ: Mapping[str, Any]) -> Optional[dict[str, Optional[str]]]:
+    """The signed-in user's Auth0 organization (``{"id": ..., "name": ...}``), or None.
+
+    When the sign-in asked for an organization (the ``organization`` setting or an
+    invitation link), the ID token's ``org_id``/``org_name`` was checked against it;
+    otherwise it is whatever organization the provider put in the token: an
+    application serving several organizations must itself check that this one may
+    see the data it asks for.
+    """
+    organization = environ.get(ORGANIZATION_KEY)
+    return organization if isinstance(organization, dict) else None
 
 
 def get_access_token(environ: Mapping[str, Any]) -> Optional[str]:

@@ -108,6 +108,19 @@ ERRORS: dict[str, ErrorInfo] = {
         403, "This page needs a more recent or a stronger sign-in than the one that just took place. "
         "Please try again, completing every step the sign-in page asks for."
     ),
+    "invalid_authorize_param": ErrorInfo(
+        400, "The link carries a sign-in option this site does not accept (too long, not printable, or not "
+        "allowed). Please start again from the application."
+    ),
+    "organization_not_allowed": ErrorInfo(400, "The link names an organization this site does not sign people in to."),
+    # 403, not 401: the user did authenticate, but not as a member of the organization the sign-in was for.
+    "invalid_organization": ErrorInfo(
+        403, "You signed in, but not as a member of the organization this sign-in was for. Use the invitation or "
+        "the account of that organization, or ask its administrator for access."
+    ),
+    "authorize_hook_failed": ErrorInfo(
+        503, "Signing in cannot start right now; the site's operator has been told. Please try again later."
+    ),
     "session_store_unavailable": ErrorInfo(503, "Sessions cannot be read or saved right now. Please try again soon."),
     "session_too_large": ErrorInfo(
         503, "Your session is too large for this site's cookie storage; the site's operator has been told."

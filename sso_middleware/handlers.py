@@ -10,6 +10,8 @@ Routes (paths are settings):
 * ``sso``: ``?connection=...&target_url=...`` -- redirect when already signed in
   through that connection, else start a (by default silent) sign-in.
 * ``login``: ``?target_url=...`` (optional ``connection``) -- interactive sign-in.
+  Both pass the ``forward_params`` and Auth0's ``organization``/``invitation`` on
+  (:mod:`.authorize_params`); the callback checks the ID token's organization.
 * ``callback``: the authorization response (a GET's query, or with
   ``response_mode = form_post`` a POSTed form, read within ``max_request_body``;
   the other method is refused): checks ``state`` (single use),
@@ -33,6 +35,7 @@ from urllib.parse import urlencode
 from webob import Request, Response
 from webob.exc import HTTPSeeOther
 
+from .authorize_params import RequestParams, checked_organization, for_attempt, from_request, organization_matches
 from .bodies import BodyError, read_form
 from .config import SSOConfig, is_valid_connection
 from .errors import AuthFailure, ProviderError, provider_error_code
@@ -89,16 +92,21 @@ class Handlers:
     def sso(self, request: Request, session: SSOSession) -> Response:
         target = self._target(request, required=True)
         connection = self._connection(request, required=True)
+        asked = self._request_params(request)
         user = session.current_user(self.clock())
-        if user is not None and user.connection == connection:
+        if user is not None and user.connection == connection and (
+            asked.organization is None or organization_matches(asked.organization, user.organization)
+        ):
             return self._redirect(target, request)
         prompt = "none" if self.config.silent_sso else None
-        return self._start_sign_in(request, session, target, connection, prompt)
+        return self._start_sign_in(request, session, target, connection, prompt, asked=asked)
 
     def login(self, request: Request, session: SSOSession) -> Response:
+        """Interactive sign-in; also Auth0's "Application Login URI" (``?invitation=&organization=``)."""
         target = self._target(request, required=False)
         connection = self._connection(request, required=False)
-        return self._start_sign_in(request, session, target, connection, prompt=None)
+        return self._start_sign_in(request, session, target, connection, prompt=None,
+                                   asked=self._request_params(request))
 
     def callback(self, request: Request, session: SSOSession) -> Response:
         params = self._callback_params(request)
@@ -127,12 +135,13 @@ class Handlers:
         acr = result.claims.get("acr")
         acr = acr if isinstance(acr, str) else None
         self._check_step_up(transaction, auth_time, acr, now)
+        organization = checked_organization(transaction.organization, result.claims)
         claims = {key: value for key, value in result.claims.items() if key not in PROTOCOL_CLAIMS}
         claims.update(result.userinfo)
         sid = result.claims.get("sid")
         user = SignedInUser(
             claims=claims, connection=transaction.connection, id_token=result.id_token, signed_in_at=now,
-            sid=sid if isinstance(sid, str) else None, auth_time=auth_time, acr=acr,
+            sid=sid if isinstance(sid, str) else None, auth_time=auth_time, acr=acr, organization=organization,
         )
         tokens = None
         if self.config.keep_access_token:
@@ -248,23 +257,44 @@ class Handlers:
         prompt: Optional[str],
         spent: Optional[str] = None,
         redirect_uri: Optional[str] = None,
+        asked: Optional[RequestParams] = None,
     ) -> Response:
-        """Redirect to the provider; ``redirect_uri``: the retry's (its first attempt's), else the request's."""
+        """Redirect to the provider.
+
+        ``redirect_uri``: the retry's (its first attempt's), else the request's; ``asked``: the
+        request's extra parameters (kept for a silent retry).
+        """
+        asked = asked or RequestParams(params={}, organization=self.config.organization or None)
+        extra, prompt = for_attempt(self.config.authorize_params, asked, prompt)
         login = self.client.new_login_request()
         step_up = self._step_up_for(target, request)
         max_age = step_up.max_age if step_up is not None else None
         acr_values = " ".join(step_up.acr_values) if step_up is not None and step_up.acr_values else None
         redirect_uri = redirect_uri or self.config.redirect_uri_for(request.environ)
         url = self.client.authorization_url(login, prompt=prompt, connection=connection, max_age=max_age,
-                                            acr_values=acr_values, redirect_uri=redirect_uri)
+                                            acr_values=acr_values, redirect_uri=redirect_uri, extra_params=extra)
         now = self.clock()
         transaction = Transaction(nonce=login.nonce, code_verifier=login.code_verifier, target_url=target,
                                   connection=connection, prompt=prompt, expires_at=now + self.config.transaction_ttl,
                                   max_age=max_age, acr_values=acr_values,
-                                  redirect_uri=redirect_uri if redirect_uri != self.config.redirect_uri else None)
+                                  redirect_uri=redirect_uri if redirect_uri != self.config.redirect_uri else None,
+                                  params=asked.params or None, organization=asked.organization,
+                                  invitation=asked.invitation)
         cookies = request.headers.get("Cookie", "")
-        session.headers.extend(self.transactions.issue(login.state, transaction, cookies, now, spent=spent))
+        try:
+            headers = self.transactions.issue(login.state, transaction, cookies, now, spent=spent)
+        except AuthFailure:
+            if asked.params or asked.organization:
+                raise AuthFailure("invalid_authorize_param", "target and sign-in options overflow the cookie") from None
+            raise
+        session.headers.extend(headers)
         return self._redirect(url, request)
+
+    def _request_params(self, request: Request) -> RequestParams:
+        """The forwarded, hook and organization parameters of a ``login``/``sso`` request (checked)."""
+        config = self.config
+        return from_request(request.GET, request.environ, config.forward_params, config.authorize_params_hook,
+                            config.organization)
 
     def _after_silent_failure(
         self, request: Request, session: SSOSession, transaction: Transaction, error: str, state: Optional[str]
@@ -274,8 +304,12 @@ class Handlers:
             return self._redirect(transaction.target_url, request)
         log.info("sso: silent sign-in answered %s; retrying once interactively", error)
         # The retry replaces this state's transaction, whose cookie this response expires.
+        # The retry asks for what the first attempt asked for (kept in the transaction), with its own prompt.
+        asked = RequestParams(params=dict(transaction.params or {}), organization=transaction.organization,
+                              invitation=transaction.invitation)
         return self._start_sign_in(request, session, transaction.target_url, transaction.connection, prompt=None,
-                                   spent=state, redirect_uri=transaction.redirect_uri or self.config.redirect_uri)
+                                   spent=state, redirect_uri=transaction.redirect_uri or self.config.redirect_uri,
+                                   asked=asked)
 
     def _step_up_for(self, target: str, request: Request) -> Optional[StepUp]:
         """The authentication the access rules demand for a target of this application (None: none)."""

@@ -39,6 +39,7 @@ from .environ import (
     ACCESS_TOKEN_EXPIRES_KEY,
     ACCESS_TOKEN_KEY,
     CONNECTION_KEY,
+    ORGANIZATION_KEY,
     OWN_KEYS,
     TOKEN_ERROR_KEY,
     USERINFO_KEY,
@@ -149,6 +150,8 @@ class SSOMiddleware:
             claims = dict(user.claims)
             environ[USERINFO_KEY] = claims
             environ[CONNECTION_KEY] = user.connection
+            if user.organization:  # only for a sign-in through an Auth0 organization (others see no new key)
+                environ[ORGANIZATION_KEY] = dict(user.organization)
             remote_user = claims.get(self.config.remote_user_claim)
             if remote_user is not None:
                 environ["REMOTE_USER"] = str(remote_user)

@@ -37,6 +37,7 @@ from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from oauthlib.oauth2.rfc6749.parameters import prepare_token_request
 
 from . import client_auth
+from .authorize_params import merged_scope
 from .config import UNSIGNED, SSOConfig, check_endpoint_url
 from .errors import AuthFailure, ConfigError, ProviderError, provider_error_code
 from .http import ProviderHTTP
@@ -229,23 +230,46 @@ class OIDCClient:
         max_age: Optional[int] = None,
         acr_values: Optional[str] = None,
         redirect_uri: Optional[str] = None,
+        extra_params: Optional[Mapping[str, str]] = None,
     ) -> str:
         """The provider URL that starts a sign-in (authorization code flow, PKCE S256).
 
-        ``max_age`` and ``acr_values`` ask for a recent or stronger authentication (step-up).
-        ``redirect_uri``: the request's (one of ``base_url``'s origins; default the first); the
-        code exchange must send the same one.  ``response_mode`` is sent only for ``form_post``
-        (``query`` is the code flow's default).
+        As a query string, or pushed (PAR) with only ``client_id`` and ``request_uri`` in the
+        browser's URL; the parameters are :meth:`authorization_params`'.
 
         Built here rather than with oauthlib's ``prepare_request_uri``, which refuses
         ``http://`` endpoints unless a process-wide environment variable is set.
         """
+        params = self.authorization_params(login, prompt, connection, max_age, acr_values, redirect_uri, extra_params)
+        self.signing_algorithms()  # no sign-in whose ID token could never be accepted
+        return authorization_redirect(self.config, self.metadata(), self.http, params)
+
+    def authorization_params(
+        self,
+        login: LoginRequest,
+        prompt: Optional[str],
+        connection: Optional[str],
+        max_age: Optional[int] = None,
+        acr_values: Optional[str] = None,
+        redirect_uri: Optional[str] = None,
+        extra_params: Optional[Mapping[str, str]] = None,
+    ) -> dict[str, str]:
+        """The parameters of one authorization request (for a URL, or a pushed request's body).
+
+        ``max_age`` and ``acr_values`` ask for a recent or stronger authentication (step-up).
+        ``redirect_uri``: the request's (one of ``base_url``'s origins; default the first); the
+        code exchange must send the same one.  ``response_mode`` is sent only for ``form_post``
+        (``query`` is the code flow's default).  ``extra_params``: checked extra parameters
+        (:mod:`.authorize_params`); they can never replace a protocol parameter, and an extra
+        ``scope`` only adds scopes.
+        """
+        extra = dict(extra_params or {})
         params = {
             "response_type": "code",
             "client_id": self.config.client_id,
             "redirect_uri": redirect_uri or self.config.redirect_uri,
             "response_mode": "form_post" if self.config.response_mode == "form_post" else None,
-            "scope": self.config.scope,
+            "scope": merged_scope(self.config.scope, extra.get("scope")),
             "state": login.state,
             "nonce": login.nonce,
             "code_challenge": login.code_challenge,
@@ -256,10 +280,9 @@ class OIDCClient:
             "max_age": str(max_age) if max_age is not None else None,
             "acr_values": acr_values,
         }
-        self.signing_algorithms()  # no sign-in whose ID token could never be accepted
-        # As a query string, or pushed (PAR) with only client_id and request_uri in the browser's URL.
-        return authorization_redirect(self.config, self.metadata(), self.http,
-                                      {key: value for key, value in params.items() if value})
+        # Extras come after, and never replace what the middleware sets (even an empty value of its own).
+        params.update({key: value for key, value in extra.items() if key not in params})
+        return {key: value for key, value in params.items() if value}
 
     # -- callback ----------------------------------------------------------
 

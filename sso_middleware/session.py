@@ -87,6 +87,7 @@ class SignedInUser:
     issuer: Optional[str] = None  # the application it was signed in for (set by SSOSession.sign_in) ...
     client_id: Optional[str] = None  # ... a stored user of another issuer or client is no session
     login_id: Optional[str] = field(default=None, compare=False, repr=False)  # one per sign-in: what sign-out revokes
+    organization: Optional[dict[str, Optional[str]]] = None  # Auth0: {"id": org_id, "name": org_name}, checked
 
     @property
     def sub(self) -> str:

@@ -86,6 +86,11 @@ class Transaction:
     max_age: Optional[int] = None  # step-up: the authentication must be at most this old
     acr_values: Optional[str] = None  # step-up: space-separated acceptable acr values
     redirect_uri: Optional[str] = None  # sent to /authorize, when not the first base_url's (sent again with the code)
+    # What the request asked the provider for beyond the protocol, for the silent sign-in's interactive
+    # retry (bounded: authorize_params.MAX_REQUEST_BYTES); the fixed authorize_params come from the settings.
+    params: Optional[dict[str, str]] = None
+    organization: Optional[str] = None  # Auth0 organization sent: the ID token's org_id/org_name must match
+    invitation: Optional[str] = None  # Auth0 invitation id (sent again on the retry)
 
 
 #: Fields always written; the others (step-up) only when set, to keep the cookie short.

@@ -199,6 +199,33 @@ def test_token_and_rule_settings_the_deployment_cannot_honour_are_warned_about(
     assert warning in outcome.line("WARN", "tokens and rules")
 
 
+def test_authorization_parameters_and_organization_are_reported(
+    capsys: pytest.CaptureFixture[str], oidc_provider: DevProvider, tmp_path: Path
+) -> None:
+    outcome = run_settings(capsys, oidc_provider, tmp_path, authorize_params="ext-tenant=blue",
+                           forward_params="login_hint scope", organization="acme",
+                           authorize_params_hook="tests.test_authorize_params:hook_by_host")
+    assert outcome.code == 0, outcome.out
+    info = outcome.line("INFO", "authorization parameters")
+    assert "ext-tenant" in info and "login_hint" in info and "tests.test_authorize_params:hook_by_host" in info
+    assert "must carry org_name" in outcome.line("OK", "authorization parameters")
+    warnings = outcome.line("WARN", "authorization parameters")
+    assert "any link can add scopes" in warnings and "Use organization names" in warnings
+    assert "Auth0 feature" in warnings  # the dev provider is no Auth0 tenant
+
+
+@pytest.mark.parametrize(("setting", "value"), [("forward_params", "login_hint state"),
+                                                 ("authorize_params", "redirect_uri=https://evil.example/"),
+                                                 ("authorize_params_hook", "no_such_module:hook"),
+                                                 ("organization", "two words")])
+def test_refused_authorization_parameters_fail_the_configuration_naming_the_setting(
+    capsys: pytest.CaptureFixture[str], oidc_provider: DevProvider, tmp_path: Path, setting: str, value: str
+) -> None:
+    outcome = run_settings(capsys, oidc_provider, tmp_path, **{setting: value})
+    assert outcome.code != 0
+    assert f"'{setting}'" in outcome.out + outcome.err, outcome.out
+
+
 def test_json_output(capsys: pytest.CaptureFixture[str], oidc_provider: DevProvider, tmp_path: Path) -> None:
     outcome = run_settings(capsys, oidc_provider, tmp_path, "--json")
     assert outcome.code == 0

@@ -11,12 +11,14 @@ from sso_middleware.environ import (
     ACCESS_TOKEN_EXPIRES_KEY,
     ACCESS_TOKEN_KEY,
     CONNECTION_KEY,
+    ORGANIZATION_KEY,
     OWN_KEYS,
     TOKEN_ERROR_KEY,
     USERINFO_KEY,
     NoAccessToken,
     authorization_header,
     get_access_token,
+    get_organization,
     get_userinfo,
 )
 
@@ -26,8 +28,16 @@ TOKEN = "at-0123456789abcdef"
 def test_the_key_names_are_the_documented_ones() -> None:
     assert (ACCESS_TOKEN_KEY, ACCESS_TOKEN_EXPIRES_KEY, TOKEN_ERROR_KEY) == (
         "sso.access_token", "sso.access_token_expires_at", "sso.token_error")
+    assert ORGANIZATION_KEY == "sso.organization"
     assert set(OWN_KEYS) == {"REMOTE_USER", USERINFO_KEY, CONNECTION_KEY, ACCESS_TOKEN_KEY, ACCESS_TOKEN_EXPIRES_KEY,
-                             TOKEN_ERROR_KEY}
+                             TOKEN_ERROR_KEY, ORGANIZATION_KEY}
+
+
+def test_get_organization_reads_only_a_dict() -> None:
+    assert get_organization({ORGANIZATION_KEY: {"id": "org_1", "name": "acme"}}) == {"id": "org_1", "name": "acme"}
+    assert get_organization({ORGANIZATION_KEY: "org_1"}) is None
+    assert get_organization({}) is None
+    assert sso_middleware.get_organization is get_organization
 
 
 def test_the_accessors_are_exported_by_the_package() -> None:

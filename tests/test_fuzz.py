@@ -34,7 +34,7 @@ from __future__ import annotations
 import io
 import os
 from typing import Any, Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -328,6 +328,70 @@ def test_starting_sign_ins_among_heaps_of_transaction_cookies(fuzz_target: Targe
     if data.draw(st.booleans()):
         header = f"{cookie}; {header}"
     check_invariants(middleware, environ_for("GET", path, query, b"", {"Cookie": header}), cookie)
+
+
+FORWARD_NAMES = st.sampled_from(["login_hint", "ui_locales", "screen_hint", "prompt", "organization", "invitation",
+                                  "organization_name", "state", "nonce", "redirect_uri", "client_id", "scope",
+                                  "response_type", "request_uri", "audience", "utm_source"])
+FORWARD_VALUES = st.one_of(
+    st.text(max_size=300),
+    st.sampled_from(["none", "login", "login none", "consent select_account", "org_acme", "acme", "inv_1",
+                     "https://evil.example/cb", "a\r\nSet-Cookie: x=1", "x" * 257, "\u202eevil", "alice@example.com"]),
+)
+
+
+@pytest.fixture(scope="module")
+def forwarding(tmp_path_factory: pytest.TempPathFactory) -> SSOMiddleware:
+    from .conftest import SESSION_SECRET
+    from .fakes import CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProviderAdapter
+
+    middleware = SSOMiddleware(
+        legacy_app, issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, base_url=BASE_URL,
+        session_secret=SESSION_SECRET, session_data_dir=str(tmp_path_factory.mktemp("fwd")),
+        forward_params=("login_hint", "ui_locales", "screen_hint", "prompt"), authorize_params={"ext-x": "1"},
+    )
+    middleware.client.http.session.mount("https://op.example/", FakeProviderAdapter(FakeProvider()))
+    return middleware
+
+
+@FUZZ_SETTINGS
+@given(path=st.sampled_from(["/auth/login", "/auth/sso"]), pairs=st.lists(st.tuples(FORWARD_NAMES, FORWARD_VALUES),
+                                                                           max_size=6))
+def test_forwarded_parameters_never_reach_the_provider_unchecked(
+    forwarding: SSOMiddleware, path: str, pairs: list[tuple[str, str]]
+) -> None:
+    """Whatever a link carries: a clean 303; at the provider only the middleware's protocol values,
+    the allowed parameters exactly as given and valid, ``prompt=none`` on a silent attempt."""
+    query = urlencode([("target_url", "/x"), ("connection", "c1"), *pairs])
+    status, headers, body = call(forwarding, environ_for("GET", path, query, b"", {}))
+    assert status == 303 and b"Traceback" not in body, (status, body[:300])
+    location = dict(headers)["Location"]
+    parts = urlsplit(location)
+    if parts.path == "/auth/failure":
+        assert parse_qs(parts.query)["error"][0] in ("invalid_authorize_param", "invalid_connection"), location
+        return
+    assert location.startswith("https://op.example/authorize?"), location
+    sent = {name: values for name, values in parse_qs(parts.query, keep_blank_values=True).items()}
+    assert all(len(values) == 1 for values in sent.values()), sent
+    sent_one = {name: values[0] for name, values in sent.items()}
+    assert sent_one["redirect_uri"] == BASE_URL + "/auth/callback"
+    assert sent_one["client_id"] == forwarding.config.client_id
+    assert sent_one["response_type"] == "code" and sent_one["scope"] == forwarding.config.scope
+    assert sent_one["code_challenge_method"] == "S256" and sent_one["connection"] == "c1"
+    assert sent_one["ext-x"] == "1" and "request_uri" not in sent_one and "utm_source" not in sent_one
+    assert "audience" not in sent_one
+    assert "organization_name" not in sent_one
+    given_values = dict(pairs)  # the last of each name (a repeated one is refused above)
+    for name in ("login_hint", "ui_locales", "screen_hint", "organization", "invitation"):
+        if name in sent_one:
+            assert sent_one[name] == given_values[name] and sent_one[name].isprintable(), (name, sent_one[name])
+    if path == "/auth/sso":
+        assert sent_one["prompt"] == "none"
+    else:
+        assert sent_one.get("prompt", "login") in ("login", "consent", "select_account") or set(
+            sent_one["prompt"].split(" ")) <= {"login", "consent", "select_account"}
+    for name in ("state", "nonce"):
+        assert sent_one[name] != given_values.get(name)
 
 
 def test_the_seed_cookie_is_a_real_session(fuzz_target: Target) -> None:

@@ -16,7 +16,7 @@ def _default(field: dataclasses.Field) -> str:  # type: ignore[type-arg]
         return "true" if value else "false"
     if isinstance(value, tuple):
         return " ".join(value) if value else "(none)"
-    return str(value) if value != "" else "(none)"
+    return str(value) if value not in ("", None) else "(none)"
 
 
 def settings_table() -> str:

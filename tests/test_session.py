@@ -217,7 +217,7 @@ def test_the_signed_in_user_record(store: SessionStore) -> None:
     assert record["user"] == {"claims": {"sub": "alice", "email": "alice@example.com"}, "connection": "c",
                               "id_token": "header.payload.signature", "signed_in_at": NOW, "sid": None,
                               "auth_time": None, "acr": None, "issuer": "https://op.example/",
-                              "client_id": "app2-client"}
+                              "client_id": "app2-client", "organization": None}
     assert record["last_seen"] == NOW
 
 

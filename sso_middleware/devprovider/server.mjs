@@ -92,6 +92,20 @@
  * "urn:dev:loa:mfa"; a wrong non-empty code fails the login. The login form shows the code
  * field prominently when acr_values asks for "urn:dev:loa:mfa", folded away otherwise.
  *
+ * Auth0 Organizations (emulated):
+ *   organizations  org_acme "acme" (display name "Acme"; member: alice),
+ *                  org_globex "globex" (display name "Globex"; member: bob)
+ *   invitations    inv_acme_bob (bob to org_acme), inv_globex_alice (alice to org_globex)
+ *   - "organization" (an id org_..., or a name, case-insensitive) and "invitation" are accepted
+ *     authorize parameters; an unknown organization or invitation, an invitation without its
+ *     organization or for another one is refused (error=invalid_request), like Auth0;
+ *   - the login form refuses a user who is not a member ("not a member of Acme"); signing in
+ *     through an invitation makes the user a member (as accepting an Auth0 invitation does);
+ *   - ID tokens of a sign-in through an organization carry org_id and org_name (Auth0 with
+ *     "use organization names in the Authentication API"); a silent (prompt=none) sign-in of a
+ *     provider session whose user is not a member gets no org claims (the relying party must
+ *     refuse it).
+ *
  * Endpoints (Auth0-like paths; always read them from discovery):
  *   /.well-known/openid-configuration, /authorize, /oauth/token, /userinfo,
  *   /.well-known/jwks.json, /oidc/logout (RP-initiated logout, confirmation form),
@@ -113,6 +127,7 @@
  *                           reasons: why the prompt is needed, e.g. ["no_session"],
  *                           ["login_prompt"] (prompt=login), ["max_age"], ["acr_values_unmet"]
  *   login                   {uid, client_id, login, ok, otp: bool (a code was entered),
+ *                            organization (id or null), invitation: bool (through one),
  *                            acr (the level reached; null when ok is false)}
  *   authorization_response  {client_id, error}   (error null on success)
  *   token                   {client_id, grant_type, auth_method, params (secrets redacted),
@@ -315,6 +330,38 @@ const USERS = {
   },
 };
 
+// --- Auth0 Organizations (emulated) ---
+
+const ORGANIZATIONS = {
+  org_acme: { name: 'acme', displayName: 'Acme', members: new Set(['alice']) },
+  org_globex: { name: 'globex', displayName: 'Globex', members: new Set(['bob']) },
+};
+const INVITATIONS = { inv_acme_bob: 'org_acme', inv_globex_alice: 'org_globex' };
+
+/** The organization id an "organization" parameter names (an id, or a name compared case-insensitively). */
+function findOrganization(value) {
+  if (typeof value !== 'string' || !value) return undefined;
+  if (Object.hasOwn(ORGANIZATIONS, value)) return value;
+  return Object.keys(ORGANIZATIONS).find((id) => ORGANIZATIONS[id].name === value.toLowerCase());
+}
+
+/** Authorize parameter checks, like Auth0's: unknown organizations and mismatched invitations are refused. */
+const ORGANIZATION_PARAMS = {
+  organization(ctx, value) {
+    if (value !== undefined && !findOrganization(value)) {
+      throw new errors.InvalidRequest('parameter organization is invalid: no such organization');
+    }
+  },
+  invitation(ctx, value) {
+    if (value === undefined) return;
+    const org = Object.hasOwn(INVITATIONS, value) ? INVITATIONS[value] : undefined;
+    if (!org) throw new errors.InvalidRequest('parameter invitation is invalid: no such invitation');
+    if (findOrganization(ctx.oidc.params.organization) !== org) {
+      throw new errors.InvalidRequest('parameter invitation is invalid: it is for another organization');
+    }
+  },
+};
+
 function sameSecret(expected, given) {
   if (typeof given !== 'string') return false;
   const a = Buffer.from(expected);
@@ -417,13 +464,14 @@ function requestLineage(ctx) {
     const raw = ctx.method === 'POST' ? (oidc.body ?? {}) : ctx.query;
     // a pushed request (PAR): the browser sent only client_id and request_uri
     const scope = effectiveParams(ctx, raw).scope;
-    return { connection: oidc.params?.connection, offline: asksOffline(scope) };
+    return { connection: oidc.params?.connection, offline: asksOffline(scope), org: findOrganization(oidc.params?.organization) };
   }
   if (oidc?.route === 'resume') {
     const uid = oidc.entities?.Interaction?.uid;
     return {
       connection: oidc.params?.connection,
       offline: Boolean(uid && lineageByInteraction.get(uid)?.offline),
+      org: findOrganization(oidc.params?.organization),
     };
   }
   return undefined;
@@ -467,8 +515,13 @@ async function findAccount(ctx, sub, token) {
     accountId: sub,
     async claims(use) {
       const out = { sub, ...user.claims };
-      const connection = lineageFor(ctx, token)?.connection;
-      if (connection) out.connection = connection;
+      const lineage = lineageFor(ctx, token);
+      if (lineage?.connection) out.connection = lineage.connection;
+      // a sign-in through an organization: its claims, for members only
+      if (lineage?.org && ORGANIZATIONS[lineage.org].members.has(sub)) {
+        out.org_id = lineage.org;
+        out.org_name = ORGANIZATIONS[lineage.org].name;
+      }
       if (use === 'id_token' && idTokenSid(ctx?.oidc?.client)) {
         const sid = await sessionSid(ctx, token);
         if (sid) out.sid = sid;
@@ -545,12 +598,12 @@ function buildConfiguration() {
     },
     loadExistingGrant,
     // Auth0-style authorize parameters; unknown parameters would be dropped silently.
-    extraParams: ['connection', 'audience'],
+    extraParams: { connection: null, audience: null, screen_hint: null, ...ORGANIZATION_PARAMS },
     acrValues: ACR_VALUES,
     claims: {
       // acr and amr in every ID token (the account's claims never hold them, so userinfo
       // does not get them); without this they would appear only when requested
-      openid: ['sub', 'connection', 'sid', 'acr', 'amr', ROLES_CLAIM],
+      openid: ['sub', 'connection', 'sid', 'acr', 'amr', 'org_id', 'org_name', ROLES_CLAIM],
       profile: ['name', 'given_name', 'family_name', 'nickname', 'preferred_username'],
       email: ['email', 'email_verified'],
       acr: null,
@@ -667,10 +720,10 @@ function otpField(mfaRequested) {
   return `<details id="otp-details"><summary>Sign in with a one-time code</summary>\n${field}\n</details>`;
 }
 
-function loginPage(uid, { clientId, clientName, connection, login = '', error, mfaRequested = false } = {}) {
+function loginPage(uid, { clientId, clientName, connection, organization, login = '', error, mfaRequested = false } = {}) {
   const who = clientName ? `${clientName} (${clientId})` : clientId;
   return page('Sign in — devprovider', `
-<p class="note">Development OpenID Provider. Signing in to <strong id="client">${esc(who)}</strong>${connection ? ` with connection <strong id="connection">${esc(connection)}</strong>` : ''}.</p>
+<p class="note">Development OpenID Provider. Signing in to <strong id="client">${esc(who)}</strong>${connection ? ` with connection <strong id="connection">${esc(connection)}</strong>` : ''}${organization ? ` for the organization <strong id="organization">${esc(organization)}</strong>` : ''}.</p>
 ${error ? `<p class="error" id="error" data-error="${esc(error)}">${esc(error)}</p>` : ''}
 <form id="login-form" method="post" action="/interaction/${esc(uid)}/login" autocomplete="off">
 <label for="login">Username</label>
@@ -771,9 +824,11 @@ async function handleInteraction(provider, req, res, uid, action) {
     return;
   }
   const { prompt, params } = details;
+  const orgId = findOrganization(params.organization);
   const info = {
     ...(await clientInfo(provider, params.client_id)),
     connection: params.connection,
+    organization: orgId ? ORGANIZATIONS[orgId].displayName : undefined,
     mfaRequested: requestedAcrs(params.acr_values).includes(ACR_MFA),
   };
 
@@ -813,11 +868,16 @@ async function handleInteraction(provider, req, res, uid, action) {
   const otp = typeof form.otp === 'string' ? form.otp.trim() : '';
   const passwordOk = checkPassword(login, form.password);
   const otpOk = otp === '' || sameSecret(DEV_OTP, otp);
-  const ok = passwordOk && otpOk;
+  const org = orgId ? ORGANIZATIONS[orgId] : undefined;
+  const invited = Boolean(org && params.invitation && INVITATIONS[params.invitation] === orgId);
+  const memberOk = !org || invited || org.members.has(login);
+  const ok = passwordOk && otpOk && memberOk;
   const acr = ok ? (otp ? ACR_MFA : ACR_PWD) : null;
-  record('login', { uid, client_id: params.client_id, login, ok, otp: otp !== '', acr });
+  record('login', { uid, client_id: params.client_id, login, ok, otp: otp !== '', acr, organization: orgId ?? null, invitation: invited });
+  if (ok && invited) org.members.add(login); // accepting the invitation
   if (!ok) {
-    const error = passwordOk ? 'Wrong one-time code.' : 'Wrong username or password.';
+    let error = passwordOk ? 'Wrong one-time code.' : 'Wrong username or password.';
+    if (passwordOk && otpOk) error = `${login} is not a member of ${org.displayName}.`;
     send(res, 200, loginPage(uid, { ...info, login, error }));
     return;
   }
