@@ -1,0 +1,134 @@
+"""Redis records: Beaker's namespace API over redis-py, storing sealed text (never pickles), with a TTL."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from beaker.container import NamespaceManager
+from beaker.util import SyncDict
+
+from ..sealing import MAX_RECORD_BYTES, RecordSeal
+from .errors import RecordGone, StoreUnavailable
+from .sealed import _SealedRecords
+
+try:  # optional back end
+    import redis
+except ImportError:  # pragma: no cover - exercised only without the extra
+    redis = None  # type: ignore[assignment]
+
+log = logging.getLogger("sso_middleware")
+
+
+class JsonRedisNamespace(_SealedRecords, NamespaceManager):  # type: ignore[misc]
+    """A Beaker namespace over Redis that stores sealed text (no pickle), with a TTL.
+
+    An index record is a Redis set whose members are each sealed (so ``SADD``/``SREM``
+    stay atomic); a member that is not sealed for this index is ignored.
+    """
+
+    clients = SyncDict()
+
+    def __init__(self, namespace: str, url: str, ttl: Optional[int] = None,
+                 socket_timeout: float = 2.0, seal: Optional[RecordSeal] = None,
+                 prefix: str = "sso_middleware", kind: str = "session", **kw: Any) -> None:
+        super().__init__(namespace)
+        self.ttl = ttl
+        self.seal, self.prefix, self.kind = seal, prefix, kind
+        self.client = self.client_for(url, socket_timeout)
+
+    @classmethod
+    def client_for(cls, url: str, socket_timeout: float) -> Any:
+        """The (shared) client of a URL; ``ValueError`` for a URL it cannot parse.  Does not connect."""
+        if redis is None:
+            raise StoreUnavailable("the redis package is not installed (pip install redis)")
+        return cls.clients.get(
+            (url, socket_timeout),
+            lambda: redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout),
+        )
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}:{self.namespace}:{key}"
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, method)(*args, **kwargs)
+        except redis.ResponseError:
+            raise  # the server answered: a wrong type under our key, handled by the caller
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            # At most one byte over the size limit is ever read: a planted value of hundreds of MiB is
+            # refused by its size without crossing the network (GETRANGE answers "" for no record).
+            value = self._call("getrange", self._key(key), 0, MAX_RECORD_BYTES) or None
+        except redis.ResponseError:  # WRONGTYPE: a set, list or hash planted under our key is no record
+            raise KeyError(key) from None
+        opened = None if value is None else self._opened(self._key(key), key, value)
+        if opened is None:  # missing, or not sealed for this key: no record
+            raise KeyError(key)
+        return opened  # Beaker stores (and expects back) the session as base64 text
+
+    def __contains__(self, key: str) -> bool:
+        return bool(self._call("exists", self._key(key)))
+
+    def has_key(self, key: str) -> bool:
+        return key in self
+
+    #: Set by the store for an update of an existing session: never recreate a deleted record.
+    only_if_exists = False
+
+    def set_value(self, key: str, value: Any, expiretime: Optional[int] = None) -> None:
+        ttl = expiretime or self.ttl
+        sealed = self._sealed(self._key(key), key, value)
+        stored = self._call("set", self._key(key), sealed, ex=int(ttl) if ttl else None, xx=self.only_if_exists)
+        if not stored:
+            raise RecordGone(self.namespace)
+
+    def index_add(self, member: str) -> None:
+        """Add a session id to this index record (a Redis set; atomic, refreshed TTL)."""
+        sealed = self._sealed(self._key("index"), "index", member)
+        for _attempt in range(2):
+            pipe = self.client.pipeline(transaction=True)
+            pipe.sadd(self._key("index"), sealed)
+            pipe.expire(self._key("index"), int(self.ttl or 0) or 86400)
+            try:
+                self._call_pipe(pipe)
+                return
+            except redis.ResponseError:  # something else was planted under our key: replace it
+                self._call("delete", self._key("index"))
+        raise StoreUnavailable("redis: the index record cannot be written")
+
+    def index_members(self) -> list[str]:
+        """The session ids of this index record (read only: a timed-out call changes nothing)."""
+        try:
+            members = self._call("smembers", self._key("index"))
+        except redis.ResponseError:  # not a set: nothing we wrote
+            return []
+        return sorted(self._open_members(self._key("index"), list(members)))
+
+    def index_remove(self, members: list[str]) -> None:
+        """Remove session ids (already deleted) from this index record."""
+        if members:
+            self._call("srem", self._key("index"), *(self._sealed(self._key("index"), "index", m) for m in members))
+
+    def _call_pipe(self, pipe: Any) -> Any:
+        try:
+            return pipe.execute()
+        except redis.ResponseError:
+            raise
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.set_value(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self._call("delete", self._key(key))
+
+    def do_remove(self) -> None:
+        self._call("delete", self._key("session"))
+
+    def keys(self) -> list[str]:
+        return ["session"] if "session" in self else []
