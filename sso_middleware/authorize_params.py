@@ -83,6 +83,9 @@ MAX_REQUEST_BYTES = 1024
 _ORG = re.compile(r"[\x21-\x7e]{1,128}")
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 section 3.3
 
+#: Names with rules of their own: never sent in another case either (as ``Prompt`` or ``Redirect_URI``).
+_SPECIAL_NAMES = PROTOCOL_PARAMS | OWN_PARAMS.keys() | {"prompt"}
+
 Hook = Callable[[dict[str, Any]], Optional[Mapping[str, Any]]]
 
 
@@ -90,6 +93,9 @@ def check_param(name: str, value: str, *, limit: int = MAX_VALUE, scope_allowed:
     """What is wrong with one parameter (a sentence), or None when it may be sent."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         return "a parameter name must be 1-64 letters, digits or '_.:-'"
+    if name != name.lower() and name.lower() in _SPECIAL_NAMES:
+        # Some providers (ASP.NET's query collections: IdentityServer, Entra ID) read names case-insensitively.
+        return f"{name!r} is {name.lower()!r} in another case: a parameter the middleware sets or checks itself"
     if name in PROTOCOL_PARAMS and not (name == "scope" and scope_allowed):
         return f"{name!r} is a protocol parameter the middleware sets itself"
     if name in OWN_PARAMS:

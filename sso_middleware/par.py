@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .oidc import ProviderMetadata
 
 #: A ``request_uri`` the browser can carry: printable ASCII, bounded.
-_REQUEST_URI_RE = re.compile(r"^[\x21-\x7e]{1,2048}$")
+_REQUEST_URI_RE = re.compile(r"[\x21-\x7e]{1,2048}")
 
 
 def authorization_redirect(
@@ -69,7 +69,7 @@ def push(config: SSOConfig, http: ProviderHTTP, endpoint: str, params: Mapping[s
         error = re.sub(r"[^A-Za-z0-9_.-]", "", str(document.get("error", "")))[:64] or "none"
         raise ProviderError("par_failed", f"PAR endpoint refused the request: HTTP {status}, error {error}")
     request_uri, expires_in = document.get("request_uri"), document.get("expires_in")
-    if not isinstance(request_uri, str) or not _REQUEST_URI_RE.match(request_uri):
+    if not isinstance(request_uri, str) or not _REQUEST_URI_RE.fullmatch(request_uri):
         raise ProviderError("par_failed", "PAR response lacks a usable request_uri")
     if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
         raise ProviderError("par_failed", "PAR response lacks a positive integer expires_in")

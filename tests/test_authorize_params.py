@@ -365,3 +365,24 @@ def test_extra_params_never_replace_the_protocols_own(make_middleware: Callable[
                                                                         CLIENT_ID)
     assert (sent["prompt"], sent["connection"], sent["ext-a"]) == ("none", "c1", "1")
     assert sent["scope"] == "openid profile email offline_access"
+
+
+# -- review 14: names that differ only in case -----------------------------------------
+
+
+@pytest.mark.parametrize("name", ["Prompt", "PROMPT", "State", "Redirect_URI", "Response_Mode", "SCOPE", "Nonce",
+                                  "Connection", "Organization", "Max_Age"])
+def test_protocol_names_in_another_case_are_refused_too(name: str) -> None:
+    """Providers built on ASP.NET (IdentityServer, Entra ID) read query names case-insensitively:
+    ``Prompt=none`` or ``Redirect_URI=`` would there be the protocol's own parameters."""
+    value = "none" if name.lower() == "prompt" else "x"
+    assert check_param(name, value, scope_allowed=True) is not None
+    with pytest.raises(ConfigError) as caught:
+        config(forward_params=("login_hint", name))
+    assert caught.value.setting == "forward_params"
+    with pytest.raises(ConfigError) as caught:
+        config(authorize_params={name: value})
+    assert caught.value.setting == "authorize_params"
+    with pytest.raises(AuthFailure) as failed:
+        from_request(q(), {}, (), lambda environ: {name: value}, "")
+    assert failed.value.code == "authorize_hook_failed"

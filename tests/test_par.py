@@ -121,6 +121,7 @@ def test_par_endpoint_failures_are_a_clean_page(make_browser: Callable[..., Brow
         pytest.param({"request_uri": "urn:x", "expires_in": True}, id="expires_in-bool"),
         pytest.param({"request_uri": "urn:x", "expires_in": "60"}, id="expires_in-string"),
         pytest.param({"request_uri": "a b", "expires_in": 60}, id="request_uri-space"),
+        pytest.param({"request_uri": "urn:x\n", "expires_in": 60}, id="request_uri-trailing-newline"),
         pytest.param({"request_uri": "u" * 3000, "expires_in": 60}, id="request_uri-long"),
         pytest.param({"request_uri": 7, "expires_in": 60}, id="request_uri-number"),
         pytest.param({"error": "invalid_request", "request_uri": "urn:x", "expires_in": 60}, id="error"),
