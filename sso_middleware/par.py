@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from . import client_auth
-from .errors import ProviderError
+from .errors import AuthFailure, ProviderError, provider_error_code
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import SSOConfig
@@ -58,6 +58,11 @@ def authorization_redirect(
     return add_query(metadata.authorization_endpoint, {"client_id": config.client_id, "request_uri": request_uri})
 
 
+#: PAR refusals caused by what the request asked for (RFC 9126 section 2.3 and RFC 6749 4.1.2.1); anything
+#: else (``invalid_client``, an unregistered redirect URI, a 5xx) is the operator's: ``par_failed`` (502).
+_REFUSED_REQUEST = frozenset({"invalid_request", "invalid_scope", "invalid_target", "access_denied"})
+
+
 def push(config: SSOConfig, http: ProviderHTTP, endpoint: str, params: Mapping[str, str]) -> str:
     """POST the authorization parameters to the PAR endpoint (RFC 9126 section 2); the checked ``request_uri``."""
     fields, auth = client_auth.authenticate(config, endpoint)
@@ -67,6 +72,10 @@ def push(config: SSOConfig, http: ProviderHTTP, endpoint: str, params: Mapping[s
         raise ProviderError("par_failed", f"PAR endpoint: HTTP {status}, not a JSON object")
     if status >= 300 or "error" in document:
         error = re.sub(r"[^A-Za-z0-9_.-]", "", str(document.get("error", "")))[:64] or "none"
+        if 400 <= status < 500 and error in _REFUSED_REQUEST:
+            # The request itself was refused (an unknown organization in a link, a scope it may not
+            # have): the same 4xx page as when /authorize refuses it, not a 502 and an operator warning.
+            raise AuthFailure(provider_error_code(error), f"PAR endpoint refused the request: {error}")
         raise ProviderError("par_failed", f"PAR endpoint refused the request: HTTP {status}, error {error}")
     request_uri, expires_in = document.get("request_uri"), document.get("expires_in")
     if not isinstance(request_uri, str) or not _REQUEST_URI_RE.fullmatch(request_uri):

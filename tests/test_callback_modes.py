@@ -202,18 +202,13 @@ def test_form_post_error_answers_and_silent_fallback(make_middleware: Callable[.
     assert failure(refused) == "provider_error:access_denied"
 
 
-@pytest.mark.parametrize("mode", [
-    "query",
-    pytest.param("form_post", marks=pytest.mark.xfail(strict=True, reason=(
-        "review 14 (not fixed, design): the provider's cross-site POST carries no SameSite=Lax session "
-        "cookie, so a sign-in through form_post cannot delete (or, with the cookie store, revoke) the "
-        "browser's previous session"))),
-])
+@pytest.mark.parametrize("mode", ["query"])
 def test_a_new_sign_in_ends_the_session_it_replaces(make_middleware: Callable[..., SSOMiddleware],
                                                     provider: FakeProvider, mode: str) -> None:
     """Session fixation and stolen-cookie defence: a sign-in replaces the browser's session and deletes
-    the old one.  A browser sends no Lax cookie with a cross-site POST (the provider's form_post page):
-    simulated by leaving the session cookie out of the callback request."""
+    the old one.  With form_post it cannot (SECURITY.md's known limits): a browser sends no Lax cookie
+    with a cross-site POST (the provider's form_post page), so the callback never sees the old session;
+    the code below simulates that by leaving the session cookie out of the callback request."""
     middleware = make_middleware(response_mode=mode, silent_sso=False)
     browser = browser_at(middleware)
 

@@ -119,8 +119,9 @@ def test_fixed_organization_name_member_signs_in(provider: DevProvider, org_apps
 def test_an_unknown_organization_is_the_providers_refusal(provider: DevProvider, org_apps: dict[str, App]) -> None:
     app = org_apps["open"]
     visit = browse(requests.Session(), app.url("/auth/login", organization="org_nope"))
-    # The request is pushed (PAR, the dev provider offers it): the provider refuses the push itself.
-    assert parse_qs(urlsplit(visit.urls[-1]).query)["error"] == ["par_failed"]
+    # The request is pushed (PAR, the dev provider offers it): the provider refuses the push itself,
+    # and the browser gets the same 4xx code as a refusal at /authorize (not a 502 for the operator).
+    assert parse_qs(urlsplit(visit.urls[-1]).query)["error"] == ["provider_error:invalid_request"]
     assert not any("/authorize" in url for url in visit.urls)  # the browser never went to the provider
 
 

@@ -141,6 +141,29 @@ def test_refused_client_authentication_at_par_is_par_failed(make_browser: Callab
     assert failure_code(start_sso(make_browser())) == "par_failed"
 
 
+@pytest.mark.parametrize(("error", "code", "status"), [
+    pytest.param("invalid_request", "provider_error:invalid_request", 401, id="the-request-refused"),
+    pytest.param("invalid_scope", "provider_error:invalid_scope", 401, id="a-scope-refused"),
+    pytest.param("invalid_client", "par_failed", 502, id="our-credentials-refused"),
+    pytest.param("unauthorized_client", "par_failed", 502, id="our-registration"),
+    pytest.param("server_error", "par_failed", 502, id="provider-trouble"),
+])
+def test_a_refused_push_is_a_4xx_only_when_the_request_was_at_fault(make_browser: Callable[..., Browser],
+                                                                    provider: FakeProvider, error: str, code: str,
+                                                                    status: int) -> None:
+    """A link anyone can craft (an unknown organization, say) must not produce 5xx pages and operator warnings."""
+    import json as json_module
+
+    from .fakes import make_response
+
+    provider.par = True
+    provider.fail["/oauth/par"] = lambda request: make_response(
+        request, 400, json_module.dumps({"error": error}).encode(), "application/json")
+    browser = make_browser()
+    assert failure_code(start_sso(browser)) == code
+    assert browser.get(f"/auth/failure?error={code}", status="*").status_int == status
+
+
 def test_par_answer_that_is_not_json_is_a_clean_page(make_browser: Callable[..., Browser],
                                                      provider: FakeProvider) -> None:
     from .fakes import make_response
