@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .errors import ConfigError
+from .setting_files import read_setting_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import SSOConfig
@@ -103,13 +104,7 @@ def assertion_key(config: SSOConfig) -> AssertionKey:
 @functools.cache
 def _load_key(path: str, kid: str, algorithm: str) -> AssertionKey:
     setting = "client_assertion_key"
-    try:
-        with open(path, "rb") as file:
-            data = file.read(_MAX_KEY_FILE + 1)
-    except OSError as exc:
-        raise ConfigError(setting, f"cannot read {path!r}: {exc.strerror or exc}") from None
-    if len(data) > _MAX_KEY_FILE:
-        raise ConfigError(setting, f"{path!r} is larger than {_MAX_KEY_FILE} bytes: not a key file")
+    data = read_setting_file(setting, path, _MAX_KEY_FILE)
     if data.lstrip().startswith(b"{"):
         key, jwk_kid = _parse_jwk(data, path)
     else:

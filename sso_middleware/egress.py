@@ -36,6 +36,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from .errors import ConfigError, ProviderError
+from .setting_files import read_setting_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import SSOConfig
@@ -238,13 +239,7 @@ def _no_passphrase() -> str:
 
 
 def _read_pem(name: str, path: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(_PEM_LIMIT + 1)
-    except OSError as exc:
-        raise ConfigError(name, f"{path!r} cannot be read ({exc.strerror or type(exc).__name__})") from None
-    if len(data) > _PEM_LIMIT:
-        raise ConfigError(name, f"{path!r} is larger than {_PEM_LIMIT} bytes")
+    data = read_setting_file(name, path, _PEM_LIMIT)
     if b"-----BEGIN " not in data:
         raise ConfigError(name, f"{path!r} is not a PEM file (no -----BEGIN line)")
     return data

@@ -205,7 +205,7 @@ def test_private_key_jwt_needs_no_client_secret(tmp_path: Path) -> None:
 def test_bad_key_files_are_refused_at_build(tmp_path: Path) -> None:
     rsa_private = rsa_key("assertion")
     refused("client_assertion_key", "required")
-    refused("client_assertion_key", "cannot read", client_assertion_key=str(tmp_path / "missing.pem"),
+    refused("client_assertion_key", "cannot be read", client_assertion_key=str(tmp_path / "missing.pem"),
             client_assertion_kid="k")
     (tmp_path / "garbage.pem").write_text("not a key")
     refused("client_assertion_key", "not a PEM private key", client_assertion_key=str(tmp_path / "garbage.pem"),
