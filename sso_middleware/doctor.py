@@ -70,7 +70,7 @@ from requests.structures import CaseInsensitiveDict
 
 from . import client_auth
 from .config import UNSIGNED, SSOConfig, is_loopback_host
-from .egress import check_client_certificate, count_ca_certificates, redact_proxy
+from .egress import check_client_certificate, count_ca_certificates
 from .errors import ConfigError, ProviderError
 from .http import ProviderHTTP
 from .id_token import accepted_algorithms
@@ -921,7 +921,7 @@ def check_egress(ctx: Context) -> Iterator[Finding]:
     egress = ctx.http.egress
     proxy, source = egress.proxy_for(url)
     if proxy:
-        shown = redact_proxy(proxy)
+        shown = redact_url(proxy)
         yield INFO, f"provider calls go through the proxy {shown} (from {source}; CONNECT tunnels, TLS end to end)"
         yield from _probe_proxy(proxy, source, config.http_timeout)
     else:
@@ -949,10 +949,10 @@ def _probe_proxy(proxy: str, source: str, timeout: float) -> Iterator[Finding]:
         with socket.create_connection((parts.hostname or "", parts.port or 3128), timeout=timeout):
             pass
     except socket.timeout:
-        yield FAIL, f"the proxy {redact_proxy(proxy)} did not accept a connection within {timeout:g} s (check {source})"
+        yield FAIL, f"the proxy {redact_url(proxy)} did not accept a connection within {timeout:g} s (check {source})"
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        yield FAIL, f"the proxy {redact_proxy(proxy)} cannot be reached: {reason} (check {source})"
+        yield FAIL, f"the proxy {redact_url(proxy)} cannot be reached: {reason} (check {source})"
     else:
         yield OK, f"the proxy {parts.hostname}:{parts.port} accepts connections"
 

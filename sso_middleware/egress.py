@@ -9,7 +9,7 @@ a connection fails (:meth:`Egress.failure`), and validates the files at build ti
 sign-in.
 
 Security caveats: ``http_proxy`` may carry ``user:password``; it is kept out of ``repr``
-and every message shows it through :func:`redact_proxy`.  An ``http://`` proxy sees the
+and every message shows it through :func:`.redaction.redact_url`.  An ``http://`` proxy sees the
 host names the middleware connects to (CONNECT), never the traffic: provider calls are
 TLS tunnels through it, verified end to end against ``ca_bundle``.  ``ca_bundle`` replaces
 the default trust store for the provider (and an ``https://`` proxy); it does not add to it.
@@ -26,7 +26,7 @@ import re
 import ssl
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional, Union
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 import requests.utils
@@ -36,12 +36,12 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from .errors import ConfigError, ProviderError
+from .redaction import redact_url
 from .setting_files import read_setting_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import SSOConfig
 
-_MASK = "***"
 _HASHED_NAME = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
 _PEM_LIMIT = 4 * 1024 * 1024  # a trust bundle is a few hundred kB; refuse to read a huge file at start
 
@@ -62,7 +62,7 @@ class Egress:
                    config.tls_client_key)
 
     def __repr__(self) -> str:
-        return (f"Egress(proxy={redact_proxy(self.proxy)!r}, trust_env={self.trust_env}, "
+        return (f"Egress(proxy={redact_url(self.proxy)!r}, trust_env={self.trust_env}, "
                 f"ca_bundle={self.ca_bundle!r}, client_cert={self.client_cert!r})")
 
     @property
@@ -144,21 +144,6 @@ class Egress:
                    "tls_client_key)"
         return "TLS handshake failed: the provider may require a client certificate (set tls_client_cert, " \
                "tls_client_key), or be reachable only through a proxy (set http_proxy)"
-
-
-def redact_proxy(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (shown in the doctor and in ``repr``)."""
-    if not url:
-        return ""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return _MASK
-    if password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{_MASK}@{netloc}"))
 
 
 # -- validation at build time ---------------------------------------------------------
