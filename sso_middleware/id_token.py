@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import math
 from typing import Any, Optional
@@ -41,6 +40,7 @@ import jwt
 from .config import UNSIGNED
 from .errors import AuthFailure, ProviderError
 from .jwks import KeySet
+from .sealing import same_text
 
 
 class IdentityMismatch(AuthFailure):
@@ -112,7 +112,7 @@ def validate_id_token(
         raise AuthFailure(code, "auth_time is not a number")
     if nonce is not None:
         token_nonce = claims.get("nonce")
-        if not isinstance(token_nonce, str) or not _same_text(token_nonce, nonce):
+        if not isinstance(token_nonce, str) or not same_text(token_nonce, nonce):
             raise AuthFailure(code, "nonce does not match this sign-in")
     # An unsigned token's at_hash is not checked: there is no JOSE hash to use (Core 3.1.3.8 hashes with
     # the alg's), nothing signed binds it, and it came in the same TLS answer as the access token.
@@ -313,15 +313,6 @@ def _media_type(typ: Any) -> Optional[str]:
     return lowered[len("application/"):] if lowered.startswith("application/") else lowered
 
 
-def _same_text(a: str, b: str) -> bool:
-    """Constant-time equality of two strings, as UTF-8 bytes.
-
-    ``hmac.compare_digest`` raises TypeError for ``str`` with non-ASCII characters;
-    a token can hold any (even a lone surrogate, hence ``surrogatepass``).
-    """
-    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
-
-
 def _is_number(value: Any) -> bool:
     """A JSON number usable as a time: not a boolean, not NaN or infinite, not too large for a float."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
@@ -338,4 +329,4 @@ def _hash_matches(expected: Any, value: str, alg: str) -> bool:
         return False
     digest = hash_function(value.encode("ascii", "replace")).digest()
     half = base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()
-    return _same_text(half, expected)
+    return same_text(half, expected)

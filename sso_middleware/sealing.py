@@ -62,6 +62,15 @@ _MAC_LENGTH = 43  # base64url of 32 bytes, unpadded
 KINDS = frozenset({"session", "tokens", "index"})
 
 
+def same_text(a: str, b: str) -> bool:
+    """Constant-time equality of two strings, as UTF-8 bytes.
+
+    ``hmac.compare_digest`` raises TypeError for ``str`` with non-ASCII characters;
+    a token can hold any (even a lone surrogate, hence ``surrogatepass``).
+    """
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
+
+
 def app_key(config: SSOConfig, purpose: str) -> bytes:
     """A 32-byte key for one ``purpose``, derived from ``session_secret`` and bound to this application.
 

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -57,7 +56,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from .config import SSOConfig
 from .errors import AuthFailure
-from .sealing import app_key
+from .sealing import app_key, same_text
 
 #: Most sign-ins one browser may have in flight (per application); the oldest are dropped.
 MAX_TRANSACTIONS = 6
@@ -169,9 +168,7 @@ class TransactionCookies:
             transaction = Transaction(**record)
         except (InvalidToken, ValueError, TypeError, KeyError, AttributeError, UnicodeError):
             return None, expire
-        if not isinstance(issued_for, str) or not hmac.compare_digest(
-            issued_for.encode("utf-8", "surrogatepass"), state.encode()
-        ):
+        if not isinstance(issued_for, str) or not same_text(issued_for, state):
             return None, expire
         if transaction.expires_at <= now:
             return None, expire
