@@ -413,9 +413,8 @@ class SSOSession:
         someone able to write to the store would plant a forged record under.
         """
         config = self._store.config
-        name = self._store.cookie_name
-        path = "/" if name.startswith("__Host-") else config.cookie_path  # browsers require / for __Host-
-        parts = [f"{name}=", f"Path={path}"]
+        # (a __Host- name always has Path=/: SSOConfig refuses one under a base_url path)
+        parts = [f"{self._store.cookie_name}=", f"Path={config.cookie_path}"]
         if config.cookie_domain:
             parts.append(f"Domain={config.cookie_domain}")
         parts += ["expires=Thu, 01 Jan 1970 00:00:00 GMT", "Max-Age=0", "HttpOnly"]
@@ -564,7 +563,7 @@ class SSOSession:
                 self._store.beaker.remove_id(TOKENS_PREFIX + beaker.id)
             self._store.beaker.remove(beaker)
             beaker.delete()
-            self._cookie_out = str(beaker.request["cookie_out"])
+            self._cookie_out = self._expired_cookie()  # the one deletion cookie, as for an unknown cookie
         self._beaker = None
         self._dirty = False
 
