@@ -234,34 +234,16 @@ class OIDCClient:
     ) -> str:
         """The provider URL that starts a sign-in (authorization code flow, PKCE S256).
 
-        As a query string, or pushed (PAR) with only ``client_id`` and ``request_uri`` in the
-        browser's URL; the parameters are :meth:`authorization_params`'.
+        The parameters go into its query string, or are pushed (PAR) so that the URL
+        carries only ``client_id`` and ``request_uri``.  ``max_age`` and ``acr_values`` ask
+        for a recent or stronger authentication (step-up).  ``redirect_uri``: the request's
+        (one of ``base_url``'s origins; default the first); the code exchange must send the
+        same one.  ``response_mode`` is sent only for ``form_post`` (``query`` is the code
+        flow's default).  ``extra_params``: checked extra parameters (:mod:`.authorize_params`);
+        they can never replace a protocol parameter, and an extra ``scope`` only adds scopes.
 
         Built here rather than with oauthlib's ``prepare_request_uri``, which refuses
         ``http://`` endpoints unless a process-wide environment variable is set.
-        """
-        params = self.authorization_params(login, prompt, connection, max_age, acr_values, redirect_uri, extra_params)
-        self.signing_algorithms()  # no sign-in whose ID token could never be accepted
-        return authorization_redirect(self.config, self.metadata(), self.http, params)
-
-    def authorization_params(
-        self,
-        login: LoginRequest,
-        prompt: Optional[str],
-        connection: Optional[str],
-        max_age: Optional[int] = None,
-        acr_values: Optional[str] = None,
-        redirect_uri: Optional[str] = None,
-        extra_params: Optional[Mapping[str, str]] = None,
-    ) -> dict[str, str]:
-        """The parameters of one authorization request (for a URL, or a pushed request's body).
-
-        ``max_age`` and ``acr_values`` ask for a recent or stronger authentication (step-up).
-        ``redirect_uri``: the request's (one of ``base_url``'s origins; default the first); the
-        code exchange must send the same one.  ``response_mode`` is sent only for ``form_post``
-        (``query`` is the code flow's default).  ``extra_params``: checked extra parameters
-        (:mod:`.authorize_params`); they can never replace a protocol parameter, and an extra
-        ``scope`` only adds scopes.
         """
         extra = dict(extra_params or {})
         params = {
@@ -282,7 +264,9 @@ class OIDCClient:
         }
         # Extras come after, and never replace what the middleware sets (even an empty value of its own).
         params.update({key: value for key, value in extra.items() if key not in params})
-        return {key: value for key, value in params.items() if value}
+        self.signing_algorithms()  # no sign-in whose ID token could never be accepted
+        return authorization_redirect(self.config, self.metadata(), self.http,
+                                      {key: value for key, value in params.items() if value})
 
     # -- callback ----------------------------------------------------------
 
