@@ -305,6 +305,28 @@ def test_the_hot_path_check_is_cheap(tmp_path: Path) -> None:
     assert seconds / runs < 200e-6
 
 
+def test_the_hot_path_check_reads_nothing_while_the_journal_is_unchanged(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """What makes the check cheap, counted rather than timed: one ``lstat``, no open, until someone writes."""
+    from sso_middleware import revocations as module
+    from sso_middleware.revocations import Revocations
+
+    registry = Revocations(str(tmp_path), horizon=1e9)
+    registry.record(["login:old"], 1000.0)
+    assert registry.revoked_since(["login:old"], 999.0)
+    calls: list[str] = []
+    real_lstat, real_open = os.lstat, os.open
+    monkeypatch.setattr(module.os, "lstat", lambda *a, **k: calls.append("lstat") or real_lstat(*a, **k))
+    monkeypatch.setattr(module.os, "open", lambda *a, **k: calls.append("open") or real_open(*a, **k))
+    for _ in range(5):
+        assert not registry.revoked_since(["login:unknown"], 0.0)
+    assert calls == ["lstat"] * 5
+    Revocations(str(tmp_path), horizon=1e9).record(["login:new"], 1001.0)  # another process writes
+    calls.clear()
+    assert registry.revoked_since(["login:new"], 1000.0)
+    assert calls.count("open") == 1  # read once, only what was appended
+
+
 def test_a_revocation_written_by_another_os_process_is_seen(tmp_path: Path) -> None:
     """Real worker processes: a separate Python process records, this one reads (and the other way round)."""
     from sso_middleware.revocations import Revocations
