@@ -9,6 +9,7 @@ the dashboard asks for a login again.  A screenshot of each step is saved under
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -50,14 +51,21 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[demo_app.Demo]:
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+@contextlib.contextmanager
+def chromium_browser() -> Iterator[Browser]:
+    """Debian's headless Chromium driven by Playwright (every browser test launches it this way)."""
     if not shutil.which(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, chromium_sandbox=False, args=CHROMIUM_FLAGS)
         yield launched
         launched.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium_browser() as launched:
+        yield launched
 
 
 class Recorder:

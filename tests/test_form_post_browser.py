@@ -14,7 +14,6 @@ signs in on the ``127.0.0.1`` name, whose redirect URI is the second registered 
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,14 +21,14 @@ from typing import Any
 
 import pytest
 import waitress
-from playwright.sync_api import Browser, Page, Request, sync_playwright
+from playwright.sync_api import Browser, Page, Request
 
 from sso_middleware import SSOMiddleware
 from sso_middleware.testing import DevProvider
 
 from .conftest import SESSION_SECRET, legacy_app
 from .servers import free_port, stop_waitress
-from .test_demo_browser import CHROMIUM, CHROMIUM_FLAGS
+from .test_demo_browser import chromium_browser
 
 
 class FormPostApp:
@@ -57,12 +56,8 @@ class FormPostApp:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, chromium_sandbox=False, args=CHROMIUM_FLAGS)
+    with chromium_browser() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")

@@ -153,18 +153,10 @@ def test_a_forbidden_forwarded_value_is_a_400(provider: DevProvider, org_apps: d
 
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    import shutil
+    from .test_demo_browser import chromium_browser
 
-    from playwright.sync_api import sync_playwright
-
-    from .test_demo_browser import CHROMIUM, CHROMIUM_FLAGS
-
-    if not shutil.which(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, chromium_sandbox=False, args=CHROMIUM_FLAGS)
+    with chromium_browser() as launched:
         yield launched
-        launched.close()
 
 
 def test_the_invitation_link_in_chromium(provider: DevProvider, org_apps: dict[str, App], chromium: Any) -> None:
