@@ -74,7 +74,7 @@ from .egress import check_client_certificate, count_ca_certificates
 from .errors import ConfigError, ProviderError
 from .http import ProviderHTTP
 from .id_token import accepted_algorithms
-from .jwks import key_type_for
+from .jwks import key_fits
 from .oidc import OIDCClient, ProviderMetadata, token_request
 from .redaction import Redactor, escape_text, redact_url, url_passwords
 from .session import prepare_data_dir
@@ -516,11 +516,8 @@ def _unsigned_warnings(config: SSOConfig, algorithms: list[str]) -> Iterator[Fin
 
 
 def _key_fits(key: Any, alg: str) -> bool:
-    """The same rule as :mod:`.jwks`: key type of the algorithm's family, ``use``/``alg`` allowing it."""
-    kty = key_type_for(alg)
-    if kty is None or not isinstance(key, dict) or key.get("kty") != kty:
-        return False
-    if key.get("use", "sig") != "sig" or key.get("alg", alg) != alg:
+    """The middleware's selection rule (:func:`.jwks.key_fits`), and the key loads as it would at a sign-in."""
+    if not key_fits(key, alg):
         return False
     try:
         PyJWK(key, algorithm=alg)

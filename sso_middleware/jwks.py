@@ -38,6 +38,25 @@ def key_type_for(alg: str) -> Optional[str]:
     return _FAMILY.get(alg[:2])
 
 
+def key_fits(jwk: Any, alg: str) -> bool:
+    """Whether a JWK may verify a signature made with ``alg``: the one key selection rule.
+
+    The key's ``kty`` must be the algorithm's family (:func:`key_type_for`), and its ``use``
+    and ``alg`` members, when present, must allow signing with exactly ``alg``.  Whether the
+    key's numbers load is not part of the rule (a key that fits but does not load is a broken
+    key, not another key's turn).
+
+    Security caveat: this is what keeps a public key from being used as an HMAC secret or
+    with another family's algorithm (algorithm confusion): HMAC and unknown algorithms fit
+    no key at all.  The middleware's lookup and the doctor both use it, so the doctor reports
+    exactly the keys sign-ins will use.
+    """
+    kty = key_type_for(alg)
+    if kty is None or not isinstance(jwk, dict) or jwk.get("kty") != kty:
+        return False
+    return bool(jwk.get("use", "sig") == "sig" and jwk.get("alg", alg) == alg)
+
+
 class KeySet:
     """A cached JWKS with rate-limited refetching on unknown key ids."""
 
@@ -133,15 +152,7 @@ class KeySet:
 
 
 def _select(keys: list[dict[str, Any]], kid: Optional[str], alg: str) -> Optional[dict[str, Any]]:
-    kty = key_type_for(alg)
-    candidates = [
-        key
-        for key in keys
-        if key.get("kty") == kty
-        and key.get("use", "sig") == "sig"
-        and key.get("alg", alg) == alg
-        and (kid is None or key.get("kid") == kid)
-    ]
+    candidates = [key for key in keys if key_fits(key, alg) and (kid is None or key.get("kid") == kid)]
     if len(candidates) == 1 or (kid is not None and candidates):
         return candidates[0]
     return None

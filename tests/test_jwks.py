@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from jwt.algorithms import OKPAlgorithm
 
 from sso_middleware.errors import AuthFailure, ProviderError
-from sso_middleware.jwks import KeySet, key_type_for
+from sso_middleware.jwks import KeySet, key_fits, key_type_for
 
 from .tokens import JWKSFetch, ec_jwk, ec_key, public_jwk, rsa_key
 
@@ -313,3 +315,52 @@ def test_concurrent_first_use_fetches_once(clock: FakeClock) -> None:
         thread.join()
     assert not errors
     assert fetch.calls == 1
+
+
+
+def ed25519_jwk(kid: str) -> dict[str, Any]:
+    jwk: dict[str, Any] = json.loads(OKPAlgorithm.to_jwk(ed25519.Ed25519PrivateKey.generate().public_key()))
+    return {**jwk, "kid": kid}
+
+
+def without(jwk: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {name: value for name, value in jwk.items() if name not in names}
+
+
+@pytest.mark.parametrize(
+    ("jwk", "alg", "fits"),
+    [
+        pytest.param(public_jwk(rsa_key(), "a"), "RS256", True, id="rsa-rs256"),
+        pytest.param(without(public_jwk(rsa_key(), "a"), "alg"), "PS384", True, id="no-alg-member-any-rsa-alg"),
+        pytest.param(without(public_jwk(rsa_key(), "a"), "use"), "RS256", True, id="no-use-member"),
+        pytest.param(public_jwk(rsa_key(), "a"), "PS256", False, id="alg-member-differs"),
+        pytest.param(public_jwk(rsa_key(), "a", use="enc"), "RS256", False, id="use-enc"),
+        pytest.param(public_jwk(rsa_key(), "a"), "ES256", False, id="rsa-for-es256"),
+        pytest.param(without(public_jwk(rsa_key(), "a"), "alg"), "HS256", False, id="rsa-as-hmac-secret"),
+        pytest.param({"kty": "oct", "kid": "a", "k": "c2VjcmV0LXNlY3JldA"}, "HS256", False, id="oct-for-hmac"),
+        pytest.param({"kid": "a", "k": "c2VjcmV0LXNlY3JldA"}, "HS256", False, id="no-kty-for-hmac"),
+        pytest.param(without(public_jwk(rsa_key(), "a"), "alg"), "none", False, id="none"),
+        pytest.param(ec_jwk(ec_key(), "a"), "ES256", True, id="ec-es256"),
+        pytest.param({**ec_jwk(ec_key(), "a"), "alg": "RS256"}, "RS256", False, id="ec-claiming-rs256"),
+        pytest.param(ed25519_jwk("a"), "EdDSA", True, id="okp-eddsa"),
+        pytest.param(ed25519_jwk("a"), "ES256", False, id="okp-for-es256"),
+    ],
+)
+def test_key_fits_is_the_rule_the_lookup_applies(jwk: dict[str, Any], alg: str, fits: bool,
+                                                 clock: FakeClock) -> None:
+    assert key_fits(jwk, alg) is fits
+    keys = key_set(JWKSFetch([jwk]), clock)
+    if fits:
+        assert keys.key_for("a", alg) is not None
+    else:
+        with pytest.raises(AuthFailure, match="no usable"):
+            keys.key_for("a", alg)
+
+
+def test_key_fits_judges_the_members_not_the_numbers(clock: FakeClock) -> None:
+    broken = {"kty": "RSA", "kid": "a", "n": "!!", "e": "AQAB"}
+    assert key_fits(broken, "RS256")  # selected, so a sign-in with it fails as a broken key
+    with pytest.raises(AuthFailure, match="unusable JWK"):
+        key_set(JWKSFetch([broken]), clock).key_for("a", "RS256")
+    assert not key_fits(["kty", "RSA"], "RS256")
+    assert not key_fits(None, "RS256")
