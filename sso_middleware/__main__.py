@@ -2,12 +2,12 @@
 
 Commands:
 
-* ``check``: the configuration doctor (:mod:`sso_middleware.doctor`) -- loads the
+* ``check``: the configuration doctor (:mod:`sso_middleware._doctor`) -- loads the
   configuration from a PasteDeploy ini file, a settings file or the ``SSO_*``
   environment variables and checks it against the provider and the session store.
   Exit status 0 when nothing failed, 1 when a check failed, 2 for usage errors.
 
-Security caveat: nothing here prints a secret; see :mod:`sso_middleware.doctor`.
+Security caveat: nothing here prints a secret; see :mod:`sso_middleware._doctor`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from . import __version__, doctor
+from . import __version__
+from ._doctor import cli as doctor
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""The configuration doctor (:mod:`sso_middleware.doctor`, ``python -m sso_middleware check``).
+"""The configuration doctor (:mod:`sso_middleware._doctor`, ``python -m sso_middleware check``).
 
 Against real things only: the bundled OpenID Provider (``oidc_provider``), real
 redis-server and memcached processes, closed loopback ports, and -- for provider

@@ -1238,7 +1238,7 @@ def test_no_dataclass_of_the_package_shows_a_secret_field() -> None:
     import sso_middleware
 
     found = []
-    for module_info in pkgutil.iter_modules(sso_middleware.__path__, "sso_middleware."):
+    for module_info in pkgutil.walk_packages(sso_middleware.__path__, "sso_middleware."):  # sub-packages too
         module = importlib.import_module(module_info.name)
         for value in vars(module).values():
             if dataclasses.is_dataclass(value) and isinstance(value, type) and value.__module__ == module.__name__:

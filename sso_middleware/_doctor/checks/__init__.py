@@ -1,0 +1,48 @@
+"""The doctor's checklist (:data:`CHECKS`), one module per group of checks.
+
+* :mod:`.egress`: how provider calls leave (proxy, CA bundle, client certificate);
+* :mod:`.provider`: discovery, the clocks, the signing keys, capabilities, endpoints;
+* :mod:`.client`: client credentials and authentication, PAR, authorization parameters,
+  the URLs to register;
+* :mod:`.session`: tokens and access rules, the session cookie, the session store;
+* :mod:`.context`: what they share (:class:`Context`, :class:`Check`, the statuses).
+
+To add a check, write a generator ``check_x(ctx)`` yielding ``(status, message)`` in the
+module of its group and append a :class:`Check` here, with ``needs_discovery=True`` when it
+reads :attr:`Context.metadata`.  A check that raises is reported as one failed line.
+
+Security caveat: a check never yields a secret on purpose; the report masks the
+configured secrets and escapes control characters in every line all the same.
+"""
+
+from __future__ import annotations
+
+from .client import (
+    check_authorize_params,
+    check_client_authentication,
+    check_client_credentials,
+    check_pushed_authorization,
+    check_registration_urls,
+)
+from .context import Check
+from .egress import check_egress
+from .provider import check_capabilities, check_clock, check_discovery, check_endpoints, check_signing_keys
+from .session import check_cookies, check_session_store, check_tokens_and_rules
+
+#: The checklist, in order.  Append a :class:`Check` to add one.
+CHECKS: list[Check] = [
+    Check("outgoing connections", check_egress),
+    Check("discovery", check_discovery),
+    Check("clock", check_clock, needs_discovery=True),
+    Check("signing keys", check_signing_keys, needs_discovery=True),
+    Check("provider capabilities", check_capabilities, needs_discovery=True),
+    Check("tokens and rules", check_tokens_and_rules),
+    Check("authorization parameters", check_authorize_params),
+    Check("endpoints", check_endpoints, needs_discovery=True),
+    Check("client credentials", check_client_credentials, needs_discovery=True),
+    Check("client authentication", check_client_authentication, needs_discovery=True),
+    Check("pushed authorization", check_pushed_authorization, needs_discovery=True),
+    Check("register at the provider", check_registration_urls),
+    Check("cookies", check_cookies),
+    Check("session store", check_session_store),
+]
