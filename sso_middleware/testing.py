@@ -96,7 +96,7 @@ _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _READY_RE = re.compile(r"^devprovider ready issuer=(?P<issuer>\S+) port=(?P<port>\d+)", re.MULTILINE)
 
 
-#: The provider's ACR values (discovery's ``acr_values_supported``; must match server.mjs):
+#: The provider's ACR values (discovery's ``acr_values_supported``; must match devprovider/accounts.mjs):
 #: a password-only login, and a login with password and one-time code.
 ACR_PWD = "urn:dev:loa:pwd"
 ACR_MFA = "urn:dev:loa:mfa"
@@ -214,7 +214,7 @@ def _user(username: str, given_name: str, roles: tuple[str, ...]) -> DevUser:
     )
 
 
-#: The users of the development provider (must match USERS in server.mjs).
+#: The users of the development provider (must match USERS in devprovider/accounts.mjs).
 DEFAULT_USERS: Mapping[str, DevUser] = MappingProxyType(
     {"alice": _user("alice", "Alice", ("admin", "staff")), "bob": _user("bob", "Bob", ("staff",))}
 )
@@ -238,7 +238,7 @@ def _demo_client(n: int, auth_method: str) -> ClientCredentials:
 
 
 #: The demo clients the provider has unless ``DevProvider(clients=...)`` replaces them
-#: (must match DEFAULT_CLIENTS in server.mjs).
+#: (must match DEFAULT_CLIENTS in devprovider/clients.mjs).
 DEFAULT_CLIENTS: Mapping[str, ClientCredentials] = MappingProxyType(
     {"app1": _demo_client(1, "client_secret_basic"), "app2": _demo_client(2, "client_secret_post")}
 )

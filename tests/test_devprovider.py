@@ -40,6 +40,7 @@ from sso_middleware.testing import (
     DevProvider,
     DevProviderError,
     _copy_modules,
+    devprovider_source_dir,
     ensure_devprovider_installed,
 )
 
@@ -980,6 +981,15 @@ def test_install_directory_is_a_cache(tmp_path: Path) -> None:
     assert ensure_devprovider_installed() == first
     version = json.loads((first / "node_modules" / "oidc-provider" / "package.json").read_text())["version"]
     assert version.startswith("9.")
+
+
+def test_install_directory_holds_every_module_of_the_source() -> None:
+    """server.mjs imports its sibling modules: all of them are installed, and nothing else."""
+    installed = ensure_devprovider_installed()
+    source = devprovider_source_dir()
+    modules = {path.name: path.read_bytes() for path in source.glob("*.mjs")}
+    assert "server.mjs" in modules and len(modules) > 1
+    assert {path.name: path.read_bytes() for path in installed.glob("*.mjs")} == modules
 
 
 def _write_modules(folder: Path, modules: dict[str, str]) -> None:
