@@ -96,7 +96,7 @@ _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _READY_RE = re.compile(r"^devprovider ready issuer=(?P<issuer>\S+) port=(?P<port>\d+)", re.MULTILINE)
 
 
-#: The provider's ACR values (discovery's ``acr_values_supported``; must match server.mjs):
+#: The provider's ACR values (discovery's ``acr_values_supported``; must match devprovider/accounts.mjs):
 #: a password-only login, and a login with password and one-time code.
 ACR_PWD = "urn:dev:loa:pwd"
 ACR_MFA = "urn:dev:loa:mfa"
@@ -214,7 +214,7 @@ def _user(username: str, given_name: str, roles: tuple[str, ...]) -> DevUser:
     )
 
 
-#: The users of the development provider (must match USERS in server.mjs).
+#: The users of the development provider (must match USERS in devprovider/accounts.mjs).
 DEFAULT_USERS: Mapping[str, DevUser] = MappingProxyType(
     {"alice": _user("alice", "Alice", ("admin", "staff")), "bob": _user("bob", "Bob", ("staff",))}
 )
@@ -238,7 +238,7 @@ def _demo_client(n: int, auth_method: str) -> ClientCredentials:
 
 
 #: The demo clients the provider has unless ``DevProvider(clients=...)`` replaces them
-#: (must match DEFAULT_CLIENTS in server.mjs).
+#: (must match DEFAULT_CLIENTS in devprovider/clients.mjs).
 DEFAULT_CLIENTS: Mapping[str, ClientCredentials] = MappingProxyType(
     {"app1": _demo_client(1, "client_secret_basic"), "app2": _demo_client(2, "client_secret_post")}
 )
@@ -306,30 +306,50 @@ def _file_lock(path: Path) -> Iterator[None]:
             yield
 
 
-def _copy_if_changed(source: Path, target: Path) -> None:
-    data = source.read_bytes()
-    if target.exists() and target.read_bytes() == data:
-        return
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+def _copy_modules(source: Path, target: Path) -> Path:
+    """Copy the provider's ES modules (``source/*.mjs``) into ``target/modules-<hash>``.
+
+    The folder is named by a hash of the modules' names and contents and is filled in a
+    temporary folder renamed into place, so it never changes once it exists: two checkouts
+    (or an edit during a test run) with different modules never overwrite the files a running
+    provider has loaded or is about to load. Its ``node_modules`` is a link to the one of
+    ``target``, whose npm dependencies all module folders share.
+    """
+    modules = sorted(source.glob("*.mjs"))
+    digest = hashlib.sha256()
+    for path in modules:
+        data = path.read_bytes()
+        digest.update(f"{path.name}\0{len(data)}\0".encode())
+        digest.update(data)
+    folder = target / f"modules-{digest.hexdigest()[:16]}"
+    if folder.is_dir():
+        return folder
+    staging = Path(tempfile.mkdtemp(dir=target, prefix=".modules-"))
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        for path in modules:
+            shutil.copyfile(path, staging / path.name)
+        (staging / "node_modules").symlink_to(Path("..") / "node_modules", target_is_directory=True)
+        try:
+            os.replace(staging, folder)
+        except OSError:
+            if not folder.is_dir():  # not another process that renamed the same copy first
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return folder
 
 
 def ensure_devprovider_installed(home: Path | None = None, *, npm: str | None = None) -> Path:
-    """Return a directory holding ``server.mjs`` with its npm dependencies installed.
+    """Return a directory holding ``server.mjs`` and its modules, npm dependencies installed.
 
-    The directory is ``<home>/devprovider-<hash>`` where the hash covers ``package.json``
-    and ``package-lock.json``; ``home`` defaults to ``$DEVPROVIDER_HOME`` or
-    ``~/.cache/sso_middleware``. ``npm ci`` runs only when that directory does not exist
+    The dependencies are in ``<home>/devprovider-<hash>`` where the hash covers
+    ``package.json`` and ``package-lock.json``; ``home`` defaults to ``$DEVPROVIDER_HOME``
+    or ``~/.cache/sso_middleware``. ``npm ci`` runs only when that directory does not exist
     yet, in a temporary directory renamed into place when it succeeded; a file lock
-    keeps concurrent test processes from installing twice. ``server.mjs`` is refreshed
-    on every call, so editing the bundled provider needs no reinstall.
+    keeps concurrent test processes from installing twice. The returned directory is
+    ``modules-<hash of the *.mjs>`` inside it, made on the first call that sees those
+    modules, so editing the bundled provider needs no reinstall.
     """
     source = devprovider_source_dir()
     missing = [name for name in _SOURCE_FILES if not (source / name).is_file()]
@@ -378,8 +398,7 @@ def ensure_devprovider_installed(home: Path | None = None, *, npm: str | None = 
                 finally:
                     if staging.exists():
                         shutil.rmtree(staging, ignore_errors=True)
-    _copy_if_changed(source / "server.mjs", target / "server.mjs")
-    return target
+    return _copy_modules(source, target)
 
 
 # ---------------------------------------------------------------------------------------

@@ -39,6 +39,8 @@ from sso_middleware.testing import (
     ClientCredentials,
     DevProvider,
     DevProviderError,
+    _copy_modules,
+    devprovider_source_dir,
     ensure_devprovider_installed,
 )
 
@@ -979,6 +981,47 @@ def test_install_directory_is_a_cache(tmp_path: Path) -> None:
     assert ensure_devprovider_installed() == first
     version = json.loads((first / "node_modules" / "oidc-provider" / "package.json").read_text())["version"]
     assert version.startswith("9.")
+
+
+def test_install_directory_holds_every_module_of_the_source() -> None:
+    """server.mjs imports its sibling modules: all of them are installed, and nothing else."""
+    installed = ensure_devprovider_installed()
+    source = devprovider_source_dir()
+    modules = {path.name: path.read_bytes() for path in source.glob("*.mjs")}
+    assert "server.mjs" in modules and len(modules) > 1
+    assert {path.name: path.read_bytes() for path in installed.glob("*.mjs")} == modules
+
+
+def _write_modules(folder: Path, modules: dict[str, str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in folder.glob("*.mjs"):
+        path.unlink()
+    for name, text in modules.items():
+        (folder / name).write_text(text)
+
+
+def test_changed_modules_never_overwrite_an_installed_copy(tmp_path: Path) -> None:
+    """Two checkouts with different modules share the npm install but not the module files.
+
+    A provider started from the first copy must keep finding its own files while the second
+    is installed; a module the source dropped must not linger in the new copy.
+    """
+    source, target = tmp_path / "source", tmp_path / "target"
+    target.mkdir()
+    _write_modules(source, {"server.mjs": "import './a.mjs';\n", "a.mjs": "export const A = 1;\n"})
+    first = _copy_modules(source, target)
+    assert _copy_modules(source, target) == first
+
+    _write_modules(source, {"server.mjs": "import './b.mjs';\n", "b.mjs": "export const B = 2;\n"})
+    second = _copy_modules(source, target)
+
+    assert second != first
+    assert sorted(path.name for path in first.glob("*.mjs")) == ["a.mjs", "server.mjs"]
+    assert (first / "server.mjs").read_text() == "import './a.mjs';\n"
+    assert sorted(path.name for path in second.glob("*.mjs")) == ["b.mjs", "server.mjs"]
+    for copy in (first, second):  # node resolves "oidc-provider" through the shared install
+        assert os.readlink(copy / "node_modules") == os.path.join("..", "node_modules")
+    assert not [path.name for path in target.iterdir() if path.name.startswith(".")]  # no staging left
 
 
 def test_cli_defaults_match_the_python_constants(browser: requests.Session) -> None:
