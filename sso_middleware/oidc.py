@@ -41,7 +41,13 @@ from .authorize_params import merged_scope
 from .config import UNSIGNED, SSOConfig, check_endpoint_url
 from .errors import AuthFailure, ConfigError, ProviderError, provider_error_code
 from .http import ProviderHTTP
-from .id_token import accepted_algorithms, validate_id_token, validate_logout_token, validate_refreshed_id_token
+from .id_token import (
+    TokenRules,
+    accepted_algorithms,
+    validate_id_token,
+    validate_logout_token,
+    validate_refreshed_id_token,
+)
 from .jwks import KeySet
 from .par import authorization_redirect
 
@@ -169,6 +175,7 @@ class OIDCClient:
         self._metadata: Optional[ProviderMetadata] = None
         self._metadata_at = 0.0
         self._failure: Optional[tuple[float, ProviderError]] = None
+        self._rules: Optional[tuple[ProviderMetadata, TokenRules]] = None  # for that metadata
         self.keys = KeySet(self._fetch_jwks, ttl=config.discovery_ttl)
         if UNSIGNED in config.id_token_algorithms:
             log.warning("sso: id_token_algorithms names 'none': unsigned ID tokens from the token endpoint are "
@@ -293,7 +300,7 @@ class OIDCClient:
         if not isinstance(id_token, str):
             raise AuthFailure("invalid_token_response", "token response lacks id_token")
         now = self.clock()
-        claims = validate_id_token(id_token, **self._token_rules(), nonce=nonce, now=now, access_token=access_token,
+        claims = validate_id_token(id_token, self.token_rules(), nonce=nonce, now=now, access_token=access_token,
                                    allow_unsigned=self._token_endpoint_is_tls())
         userinfo = self._userinfo(access_token, claims["sub"])
         return SignInResult(id_token=id_token, claims=claims, userinfo=userinfo, access_token=access_token,
@@ -313,21 +320,27 @@ class OIDCClient:
         now = self.clock()
         id_token = _optional_str(tokens, "id_token")
         if id_token is not None:
-            validate_refreshed_id_token(id_token, previous_id_token, **self._token_rules(), now=now,
+            validate_refreshed_id_token(id_token, previous_id_token, self.token_rules(), now=now,
                                         access_token=access_token)
         return RefreshResult(access_token=access_token, expires_at=_expires_at(tokens, now),
                              refresh_token=_optional_str(tokens, "refresh_token"), id_token=id_token)
 
-    def _token_rules(self) -> dict[str, Any]:
-        """What every token this client accepts is checked against: keys, issuer, audience, algorithms, leeway."""
-        return {
-            "keys": self.keys,
-            "issuer": self.config.issuer_url,
-            "client_id": self.config.client_id,
-            "client_secret": self.config.client_secret,
-            "algorithms": self.signing_algorithms(),
-            "leeway": self.config.clock_skew,
-        }
+    def token_rules(self) -> TokenRules:
+        """What every token this client accepts is checked against (:class:`.TokenRules`).
+
+        Built from the settings and the provider's metadata, once per metadata document:
+        a discovery refresh may change the advertised algorithms (:meth:`signing_algorithms`,
+        whose :class:`ProviderError` it raises again on every call until the provider agrees).
+        """
+        metadata = self.metadata()
+        built = self._rules
+        if built is not None and built[0] is metadata:
+            return built[1]
+        rules = TokenRules(keys=self.keys, issuer=self.config.issuer_url, client_id=self.config.client_id,
+                           client_secret=self.config.client_secret, algorithms=self.signing_algorithms(),
+                           leeway=self.config.clock_skew)
+        self._rules = (metadata, rules)  # one assignment: a racing thread builds an equal value
+        return rules
 
     def signing_algorithms(self) -> tuple[str, ...]:
         """``id_token_algorithms`` narrowed to what the provider advertises (:func:`.accepted_algorithms`).
@@ -402,7 +415,7 @@ class OIDCClient:
 
     def validate_logout_token(self, token: str) -> dict[str, Any]:
         """A back-channel logout token's claims, validated (``invalid_logout_token`` otherwise)."""
-        return validate_logout_token(token, **self._token_rules(), now=self.clock())
+        return validate_logout_token(token, self.token_rules(), now=self.clock())
 
     def end_session_url(self, id_token_hint: Optional[str], post_logout_redirect_uri: str) -> Optional[str]:
         """Where to send the browser to end the provider session, or None if the provider has no way."""
