@@ -31,7 +31,8 @@ from urllib.parse import urlsplit
 from . import authorize_params as authz
 from . import client_auth, egress
 from .errors import ConfigError
-from .rules import AccessRule, configured_prefix, parse_rules
+from .rule_parsing import parse_rules
+from .rules import AccessRule, configured_prefix
 
 #: ID-token signature algorithms the middleware knows how to verify.
 KNOWN_ALGORITHMS = frozenset(

@@ -25,6 +25,10 @@ tokens are never accepted unsigned.
 
 :func:`validate_logout_token` applies the same signature, issuer, audience and
 time rules to Back-Channel Logout 1.0 logout tokens, plus that spec's own.
+
+What a token is checked against (keys, issuer, client, algorithms, leeway) is one
+:class:`TokenRules` value, built by the client; the moment (``now``) is each
+call's own.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import base64
 import hashlib
 import json
 import math
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import jwt
@@ -77,16 +82,33 @@ def accepted_algorithms(configured: tuple[str, ...], advertised: Optional[tuple[
     return tuple(alg for alg in configured if alg in advertised)
 
 
+@dataclass(frozen=True)
+class TokenRules:
+    """What every token one client accepts is checked against: one value for the three validators.
+
+    ``keys``: the issuer's JWKS; ``issuer``: the exact ``iss``; ``client_id``: the
+    audience (and ``azp``); ``client_secret``: the ``HS*`` key, used only when
+    ``algorithms`` names an ``HS`` algorithm; ``algorithms``: the accepted ones
+    (:func:`accepted_algorithms`, never empty when built by the client);
+    ``leeway``: seconds of clock skew allowed on ``exp``, ``iat`` and ``nbf``.
+
+    Security caveat: ``client_secret`` is kept out of ``repr`` (error reporters
+    that capture locals would send it away).
+    """
+
+    keys: KeySet
+    issuer: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    algorithms: tuple[str, ...]
+    leeway: float
+
+
 def validate_id_token(
     token: str,
+    rules: TokenRules,
     *,
-    keys: KeySet,
-    issuer: str,
-    client_id: str,
-    client_secret: str,
-    algorithms: tuple[str, ...],
     nonce: Optional[str],
-    leeway: float,
     now: float,
     access_token: Optional[str] = None,
     allow_unsigned: bool = False,
@@ -94,14 +116,12 @@ def validate_id_token(
     """The token's claims, or :class:`AuthFailure` ``invalid_id_token`` with the reason.
 
     ``allow_unsigned``: the caller received ``token`` directly from the token
-    endpoint over TLS, so an ``alg: none`` token is acceptable when ``algorithms``
-    names ``none`` (see the module docstring).  Never set it for anything else.
+    endpoint over TLS, so an ``alg: none`` token is acceptable when
+    ``rules.algorithms`` names ``none`` (see the module docstring).  Never set it for anything else.
     """
     code = "invalid_id_token"
     claims, alg = _verified_claims(
-        token, code, keys=keys, issuer=issuer, client_id=client_id, client_secret=client_secret,
-        algorithms=algorithms, leeway=leeway, now=now, required=_REQUIRED, typ=_ID_TOKEN_TYPES,
-        allow_unsigned=allow_unsigned,
+        token, code, rules, now=now, required=_REQUIRED, typ=_ID_TOKEN_TYPES, allow_unsigned=allow_unsigned,
     )
     if "events" in claims:  # a security event token, e.g. a logout token sent without a typ
         raise AuthFailure(code, "an ID token has no events claim (a logout token?)")
@@ -125,13 +145,8 @@ def validate_id_token(
 def validate_refreshed_id_token(
     token: str,
     previous_token: str,
+    rules: TokenRules,
     *,
-    keys: KeySet,
-    issuer: str,
-    client_id: str,
-    client_secret: str,
-    algorithms: tuple[str, ...],
-    leeway: float,
     now: float,
     access_token: Optional[str] = None,
 ) -> dict[str, Any]:
@@ -146,10 +161,7 @@ def validate_refreshed_id_token(
     own session storage, so its signature is not checked again.
     """
     code = "invalid_id_token"
-    claims = validate_id_token(
-        token, keys=keys, issuer=issuer, client_id=client_id, client_secret=client_secret, algorithms=algorithms,
-        nonce=None, leeway=leeway, now=now, access_token=access_token,
-    )
+    claims = validate_id_token(token, rules, nonce=None, now=now, access_token=access_token)
     try:
         previous: dict[str, Any] = jwt.decode(previous_token, options={"verify_signature": False})
     except jwt.PyJWTError:
@@ -173,17 +185,7 @@ def _audiences(claims: dict[str, Any]) -> set[str]:
     return {str(item) for item in aud} if isinstance(aud, list) else {str(aud)}
 
 
-def validate_logout_token(
-    token: str,
-    *,
-    keys: KeySet,
-    issuer: str,
-    client_id: str,
-    client_secret: str,
-    algorithms: tuple[str, ...],
-    leeway: float,
-    now: float,
-) -> dict[str, Any]:
+def validate_logout_token(token: str, rules: TokenRules, *, now: float) -> dict[str, Any]:
     """A back-channel logout token's claims (Back-Channel Logout 1.0 section 2.6), or ``invalid_logout_token``.
 
     Beyond the signature (never ``none``), ``iss``, ``aud``, ``iat`` and ``exp``
@@ -196,9 +198,7 @@ def validate_logout_token(
     """
     code = "invalid_logout_token"
     claims, _ = _verified_claims(
-        token, code, keys=keys, issuer=issuer, client_id=client_id, client_secret=client_secret,
-        algorithms=algorithms, leeway=leeway, now=now, required=["iss", "aud", "iat", "exp", "jti"],
-        typ=_LOGOUT_TOKEN_TYPES,
+        token, code, rules, now=now, required=["iss", "aud", "iat", "exp", "jti"], typ=_LOGOUT_TOKEN_TYPES,
     )
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti:
@@ -220,19 +220,16 @@ def validate_logout_token(
 def _verified_claims(
     token: str,
     code: str,
+    rules: TokenRules,
     *,
-    keys: KeySet,
-    issuer: str,
-    client_id: str,
-    client_secret: str,
-    algorithms: tuple[str, ...],
-    leeway: float,
     now: float,
     required: list[str],
     typ: frozenset[str],
     allow_unsigned: bool = False,
 ) -> tuple[dict[str, Any], str]:
     """Checks shared by ID and logout tokens: header, algorithm, key, signature, iss, aud/azp, times."""
+    keys, issuer, client_id, algorithms, leeway = (
+        rules.keys, rules.issuer, rules.client_id, rules.algorithms, rules.leeway)
     header = _header(token, code)
     alg = header.get("alg")
     unsigned = alg == UNSIGNED and allow_unsigned
@@ -250,7 +247,7 @@ def _verified_claims(
 
     try:
         key: Any = (None if unsigned else
-                    client_secret.encode() if alg.startswith("HS") else keys.key_for(kid, alg))
+                    rules.client_secret.encode() if alg.startswith("HS") else keys.key_for(kid, alg))
     except ProviderError:
         raise  # the JWKS could not be fetched: a provider fault, not a bad token
     except AuthFailure as failure:

@@ -3,7 +3,7 @@
 :class:`OIDCClient` knows the provider and nothing of WSGI.  Discovery is
 fetched lazily on first use, cached for ``discovery_ttl`` and shared by all
 threads; its ``issuer`` must equal the configured issuer exactly and every
-endpoint must be https (or loopback http under ``allow_insecure_http``).
+endpoint must be https (or loopback http under ``allow_insecure_http``): :mod:`.discovery`.
 Authorization requests always carry ``state``, ``nonce`` and a PKCE S256
 challenge, in the URL or pushed first (PAR, :mod:`.par`).  The code exchange, the
 refresh and the push authenticate the client per ``token_endpoint_auth_method``
@@ -38,10 +38,17 @@ from oauthlib.oauth2.rfc6749.parameters import prepare_token_request
 
 from . import client_auth
 from .authorize_params import merged_scope
-from .config import UNSIGNED, SSOConfig, check_endpoint_url
-from .errors import AuthFailure, ConfigError, ProviderError, provider_error_code
+from .config import UNSIGNED, SSOConfig
+from .discovery import ProviderMetadata as ProviderMetadata  # importable from here too (the doctor does)
+from .errors import AuthFailure, ProviderError, provider_error_code
 from .http import ProviderHTTP
-from .id_token import accepted_algorithms, validate_id_token, validate_logout_token, validate_refreshed_id_token
+from .id_token import (
+    TokenRules,
+    accepted_algorithms,
+    validate_id_token,
+    validate_logout_token,
+    validate_refreshed_id_token,
+)
 from .jwks import KeySet
 from .par import authorization_redirect
 
@@ -49,69 +56,6 @@ log = logging.getLogger("sso_middleware")
 
 #: Seconds a failed discovery is remembered, so an outage is not hammered.
 DISCOVERY_RETRY_SECONDS = 5.0
-
-
-@dataclass(frozen=True)
-class ProviderMetadata:
-    """The parts of the discovery document the middleware uses."""
-
-    issuer: str
-    authorization_endpoint: str
-    token_endpoint: str
-    jwks_uri: str
-    userinfo_endpoint: Optional[str]
-    end_session_endpoint: Optional[str]
-    iss_parameter_supported: bool
-    #: ``id_token_signing_alg_values_supported`` (its string members); None when the provider does not say.
-    id_token_signing_algs: Optional[tuple[str, ...]] = None
-    #: RFC 9126: the PAR endpoint (None: not offered), and whether the provider refuses authorization without it.
-    pushed_authorization_request_endpoint: Optional[str] = None
-    require_pushed_authorization_requests: bool = False
-
-    @classmethod
-    def parse(cls, document: Any, config: SSOConfig) -> ProviderMetadata:
-        """Validate a discovery document against the configuration."""
-        if not isinstance(document, dict):
-            raise ProviderError("provider_bad_response", "discovery document is not a JSON object")
-        if document.get("issuer") != config.issuer_url:
-            raise ProviderError(
-                "provider_bad_response",
-                f"discovery issuer {document.get('issuer')!r} differs from the configured {config.issuer_url!r}",
-            )
-        urls: dict[str, Optional[str]] = {}
-        for name in ("authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint",
-                     "end_session_endpoint", "pushed_authorization_request_endpoint"):
-            value = document.get(name)
-            required = name in ("authorization_endpoint", "token_endpoint", "jwks_uri")
-            if value is None and not required:
-                urls[name] = None
-                continue
-            if not isinstance(value, str):
-                raise ProviderError("provider_bad_response", f"discovery {name} is missing or not a string")
-            try:
-                # An https issuer's endpoints are https too; loopback http only for an http issuer.
-                insecure_ok = config.allow_insecure_http and urlsplit(config.issuer_url).scheme == "http"
-                check_endpoint_url(name, value, insecure_ok)
-            except ConfigError as exc:
-                raise ProviderError("provider_bad_response", f"discovery {exc.setting}: {exc.message}") from None
-            urls[name] = value
-        algs = document.get("id_token_signing_alg_values_supported")  # only its strings; none at all: not said
-        algs = tuple(alg for alg in algs if isinstance(alg, str)) if isinstance(algs, list) else ()
-        methods = document.get("code_challenge_methods_supported")
-        if isinstance(methods, list) and "S256" not in methods:
-            log.warning("sso: the provider does not advertise PKCE S256; sending it anyway")
-        return cls(
-            issuer=config.issuer_url,
-            authorization_endpoint=str(urls["authorization_endpoint"]),
-            token_endpoint=str(urls["token_endpoint"]),
-            jwks_uri=str(urls["jwks_uri"]),
-            userinfo_endpoint=urls["userinfo_endpoint"],
-            end_session_endpoint=urls["end_session_endpoint"],
-            iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
-            id_token_signing_algs=algs or None,
-            pushed_authorization_request_endpoint=urls["pushed_authorization_request_endpoint"],
-            require_pushed_authorization_requests=document.get("require_pushed_authorization_requests") is True,
-        )
 
 
 @dataclass(frozen=True)
@@ -169,6 +113,7 @@ class OIDCClient:
         self._metadata: Optional[ProviderMetadata] = None
         self._metadata_at = 0.0
         self._failure: Optional[tuple[float, ProviderError]] = None
+        self._rules: Optional[tuple[ProviderMetadata, TokenRules]] = None  # for that metadata
         self.keys = KeySet(self._fetch_jwks, ttl=config.discovery_ttl)
         if UNSIGNED in config.id_token_algorithms:
             log.warning("sso: id_token_algorithms names 'none': unsigned ID tokens from the token endpoint are "
@@ -293,7 +238,7 @@ class OIDCClient:
         if not isinstance(id_token, str):
             raise AuthFailure("invalid_token_response", "token response lacks id_token")
         now = self.clock()
-        claims = validate_id_token(id_token, **self._token_rules(), nonce=nonce, now=now, access_token=access_token,
+        claims = validate_id_token(id_token, self.token_rules(), nonce=nonce, now=now, access_token=access_token,
                                    allow_unsigned=self._token_endpoint_is_tls())
         userinfo = self._userinfo(access_token, claims["sub"])
         return SignInResult(id_token=id_token, claims=claims, userinfo=userinfo, access_token=access_token,
@@ -313,21 +258,27 @@ class OIDCClient:
         now = self.clock()
         id_token = _optional_str(tokens, "id_token")
         if id_token is not None:
-            validate_refreshed_id_token(id_token, previous_id_token, **self._token_rules(), now=now,
+            validate_refreshed_id_token(id_token, previous_id_token, self.token_rules(), now=now,
                                         access_token=access_token)
         return RefreshResult(access_token=access_token, expires_at=_expires_at(tokens, now),
                              refresh_token=_optional_str(tokens, "refresh_token"), id_token=id_token)
 
-    def _token_rules(self) -> dict[str, Any]:
-        """What every token this client accepts is checked against: keys, issuer, audience, algorithms, leeway."""
-        return {
-            "keys": self.keys,
-            "issuer": self.config.issuer_url,
-            "client_id": self.config.client_id,
-            "client_secret": self.config.client_secret,
-            "algorithms": self.signing_algorithms(),
-            "leeway": self.config.clock_skew,
-        }
+    def token_rules(self) -> TokenRules:
+        """What every token this client accepts is checked against (:class:`.TokenRules`).
+
+        Built from the settings and the provider's metadata, once per metadata document:
+        a discovery refresh may change the advertised algorithms (:meth:`signing_algorithms`,
+        whose :class:`ProviderError` it raises again on every call until the provider agrees).
+        """
+        metadata = self.metadata()
+        built = self._rules
+        if built is not None and built[0] is metadata:
+            return built[1]
+        rules = TokenRules(keys=self.keys, issuer=self.config.issuer_url, client_id=self.config.client_id,
+                           client_secret=self.config.client_secret, algorithms=self.signing_algorithms(),
+                           leeway=self.config.clock_skew)
+        self._rules = (metadata, rules)  # one assignment: a racing thread builds an equal value
+        return rules
 
     def signing_algorithms(self) -> tuple[str, ...]:
         """``id_token_algorithms`` narrowed to what the provider advertises (:func:`.accepted_algorithms`).
@@ -402,7 +353,7 @@ class OIDCClient:
 
     def validate_logout_token(self, token: str) -> dict[str, Any]:
         """A back-channel logout token's claims, validated (``invalid_logout_token`` otherwise)."""
-        return validate_logout_token(token, **self._token_rules(), now=self.clock())
+        return validate_logout_token(token, self.token_rules(), now=self.clock())
 
     def end_session_url(self, id_token_hint: Optional[str], post_logout_redirect_uri: str) -> Optional[str]:
         """Where to send the browser to end the provider session, or None if the provider has no way."""

@@ -32,8 +32,8 @@ from .errors import AuthFailure, ProviderError, provider_error_code
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import SSOConfig
+    from .discovery import ProviderMetadata
     from .http import ProviderHTTP
-    from .oidc import ProviderMetadata
 
 #: A ``request_uri`` the browser can carry: printable ASCII, bounded.
 _REQUEST_URI_RE = re.compile(r"[\x21-\x7e]{1,2048}")

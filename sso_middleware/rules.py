@@ -1,22 +1,11 @@
-"""Claim-based access rules and step-up requirements per path prefix.
+"""Claim-based access rules and step-up requirements per path prefix: what a rule is, and the decision.
 
 Use this when signing in is not enough: some parts of the wrapped application
 are for users with a certain claim (``/admin`` only for the ``admin`` role),
 or need a recent or stronger authentication (``/billing`` only within five
 minutes of signing in, ``/vault`` only after multi-factor authentication).
-Rules are written one requirement per line, in a PasteDeploy ini value or an
-``SSO_ACCESS_RULES`` environment variable (lines may also be separated by
-``;``; blank lines are ignored, and a ``#`` at the start of a line or right
-after a ``;`` starts a comment that runs to the end of the line)::
-
-    /admin    claim https://example.com/roles includes admin,owner
-    /reports  claim email_verified equals true
-    /beta     claim org_id present
-    /billing  max_age 300
-    /vault    acr_values urn:dev:loa:mfa
-
-:func:`parse_rules` checks them once, at start-up (one :class:`ValueError`
-that quotes the offending line), and :func:`decide` answers, per request,
+:func:`.rule_parsing.parse_rules` reads and checks the rules once, at start-up
+(their syntax is described there), and :func:`decide` answers, per request,
 whether the signed-in user may proceed, must be forbidden, or must first
 authenticate again (:class:`StepUp`).  All requirements of every rule whose
 prefix covers the path must hold (AND); a longer prefix never relaxes a
@@ -50,7 +39,7 @@ Security caveats:
   failing claim and operator, never the user's claim values.  Do not show it
   to the user.
 - Hand-built :class:`AccessRule` objects are validated only by
-  :func:`parse_rules`; pass them through it before use.
+  :func:`.rule_parsing.parse_rules`; pass them through it before use.
 """
 
 from __future__ import annotations
@@ -60,7 +49,7 @@ import posixpath
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, Optional
 from urllib.parse import quote, unquote_to_bytes
 
 __all__ = [
@@ -70,33 +59,27 @@ __all__ = [
     "Decision",
     "StepUp",
     "as_sent",
+    "claim_text",
     "configured_prefix",
     "decide",
+    "longest_first",
     "matching",
     "normalized_path",
-    "parse_rules",
     "path_info_form",
     "step_up_for",
 ]
 
-OPERATORS = ("equals", "includes", "present")
 #: Seconds of leeway for ``max_age``: ID tokens state times in whole seconds.  Not ``clock_skew``: the
 #: middleware measures an authentication's age on one clock at a time (see ``handlers.local_auth_time``).
 MAX_AGE_LEEWAY = 1.0
-#: The largest max_age accepted (about 31 years): larger numbers would not even fit a float.
-MAX_MAX_AGE = 10**9
-KEYWORDS = ("claim", "max_age", "acr_values")
 
 _SLASHES = re.compile(r"/{2,}")
-_NAME_RE = re.compile(r"[\x21-\x7e]+\Z")
-_INT_RE = re.compile(r"-?[0-9]+\Z")
 _ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 #: What stays unencoded in a canonical prefix: RFC 3986's pchar and "/" (never "%": it is always an escape).
 _PATH_SAFE = "/!$&'()*+,;=:@-._~"
-_MAPPING_KEYS = frozenset({"path", "claim", "equals", "includes", "present", "max_age", "acr_values"})
 
 
-def _text(value: Any) -> Optional[str]:
+def claim_text(value: Any) -> Optional[str]:
     """A claim value as the text rules compare it with; None for anything that never matches."""
     if isinstance(value, str):
         return value
@@ -135,12 +118,12 @@ class Condition:
         value = claims[self.claim]
         op = self.op
         if op == "equals":
-            return len(self.values) == 1 and _text(value) == self.values[0]
+            return len(self.values) == 1 and claim_text(value) == self.values[0]
         if op == "includes":
             if isinstance(value, str):
                 return any(token in self.values for token in value.split())
             if isinstance(value, (list, tuple)):
-                return any(_text(item) in self.values for item in value)
+                return any(claim_text(item) in self.values for item in value)
             return False
         if op == "present":
             if value is None:
@@ -222,7 +205,7 @@ def normalized_path(path: str) -> str:
     return posixpath.normpath(_SLASHES.sub("/", path))
 
 
-def _longest_first(rules: Iterable[AccessRule]) -> list[AccessRule]:
+def longest_first(rules: Iterable[AccessRule]) -> list[AccessRule]:
     return sorted(rules, key=lambda rule: (-len(rule.path), rule.path))
 
 
@@ -238,7 +221,7 @@ def matching(rules: Sequence[AccessRule], path: str) -> list[AccessRule]:
     resolved = normalized_path(path)
     sent = as_sent(path)
     found = [rule for rule in rules if rule.applies_to(resolved) or (sent != resolved and rule.applies_to(sent))]
-    return _longest_first(found) if len(found) > 1 else found
+    return longest_first(found) if len(found) > 1 else found
 
 
 def as_sent(path: str) -> str:
@@ -270,7 +253,7 @@ def step_up_for(rules: Sequence[AccessRule]) -> Optional[StepUp]:
     Raises :class:`ValueError` when those sets have nothing in common (no
     authentication could satisfy them; :func:`parse_rules` refuses such rules).
     """
-    max_age, acr = _combined(_longest_first(rules))
+    max_age, acr = _combined(longest_first(rules))
     if acr == ():
         raise ValueError(f"acr_values of {_acr_paths(rules)} have no value in common")
     if max_age is None and acr is None:
@@ -279,7 +262,7 @@ def step_up_for(rules: Sequence[AccessRule]) -> Optional[StepUp]:
 
 
 def _acr_paths(rules: Iterable[AccessRule]) -> str:
-    return "rules " + ", ".join(repr(rule.path) for rule in _longest_first(rules) if rule.acr_values)
+    return "rules " + ", ".join(repr(rule.path) for rule in longest_first(rules) if rule.acr_values)
 
 
 def decide(
@@ -329,61 +312,6 @@ def decide(
     return Decision(False, step_up, "step-up needed: " + "; ".join(problems))
 
 
-# --------------------------------------------------------------------------- parsing
-
-
-class _Builder:
-    """Collects requirements per normalized path, merging as it goes."""
-
-    def __init__(self) -> None:
-        self.conditions: dict[str, list[Condition]] = {}
-        self.max_age: dict[str, int] = {}
-        self.acr: dict[str, tuple[tuple[str, ...], str]] = {}  # path -> (values, where they were given)
-
-    def touch(self, path: str) -> None:
-        self.conditions.setdefault(path, [])
-
-    def add_condition(self, path: str, condition: Condition) -> None:
-        if condition not in self.conditions[path]:
-            self.conditions[path].append(condition)
-
-    def add_max_age(self, path: str, seconds: int) -> None:
-        current = self.max_age.get(path)
-        self.max_age[path] = seconds if current is None else min(current, seconds)
-
-    def add_acr(self, path: str, values: tuple[str, ...], where: str) -> None:
-        if path in self.acr:
-            raise ValueError(f"{where}: acr_values for {path!r} already given ({self.acr[path][1]})")
-        self.acr[path] = (values, where)
-
-    def build(self) -> tuple[AccessRule, ...]:
-        rules = _longest_first(
-            AccessRule(
-                path=path,
-                conditions=tuple(conditions),
-                max_age=self.max_age.get(path),
-                acr_values=self.acr[path][0] if path in self.acr else (),
-            )
-            for path, conditions in self.conditions.items()
-        )
-        # All rules that apply to one path nest in each other (they are its prefixes), so checking
-        # each rule against all rules that apply to its own path covers every request path.
-        with_acr = [rule for rule in reversed(rules) if rule.acr_values]  # shortest first
-        for position, rule in enumerate(with_acr):
-            common = set(rule.acr_values)
-            outers = []
-            for outer in with_acr[:position]:
-                if outer.applies_to(rule.path_info):
-                    common &= set(outer.acr_values)
-                    outers.append(f"{outer.path!r} ({self.acr[outer.path][1]})")
-                    if not common:
-                        raise ValueError(
-                            f"{self.acr[rule.path][1]}: acr_values have no value in common with those of "
-                            f"{' and '.join(outers)}; no user could ever satisfy them all"
-                        )
-        return tuple(rules)
-
-
 def configured_prefix(raw: str) -> str:
     """A configured path prefix, checked and in one canonical form; ValueError if it could guard nothing.
 
@@ -419,217 +347,3 @@ def path_info_form(prefix: str) -> str:
     text, so ``/caf%C3%A9`` is compared as ``/caf\xc3\xa9``.  Never raises.
     """
     return unquote_to_bytes(prefix).decode("latin-1")
-
-
-def _path(raw: Any, where: str) -> str:
-    if not isinstance(raw, str):
-        raise ValueError(f"{where}: path must be a string, not {type(raw).__name__}")
-    try:
-        return configured_prefix(raw)
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
-
-
-def _name(raw: Any, where: str) -> str:
-    if not isinstance(raw, str) or not _NAME_RE.match(raw):
-        raise ValueError(f"{where}: bad claim name {raw!r} (printable ASCII without spaces)")
-    return raw
-
-
-def _value(raw: Any, where: str, what: str, spaces: bool = True) -> str:
-    if not isinstance(raw, str) or not raw or not raw.isprintable() or (not spaces and " " in raw):
-        raise ValueError(f"{where}: bad {what} {raw!r} (a non-empty printable string{'' if spaces else ', no spaces'})")
-    return raw
-
-
-def _comma_list(raw: str, where: str, what: str) -> tuple[str, ...]:
-    items = raw.split(",")
-    if any(not item for item in items):
-        raise ValueError(f"{where}: empty item in {what} list {raw!r}")
-    return _unique(_value(item, where, what) for item in items)
-
-
-def _unique(values: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(values))
-
-
-def _seconds(raw: Any, where: str, text: bool = False) -> int:
-    if text and isinstance(raw, str):
-        if not _INT_RE.match(raw):
-            raise ValueError(f"{where}: max_age must be a whole number of seconds, not {raw!r}")
-        raw = int(raw)
-    if isinstance(raw, bool) or not isinstance(raw, int):
-        raise ValueError(f"{where}: max_age must be a whole number of seconds, not {raw!r}")
-    if raw < 0:
-        raise ValueError(f"{where}: max_age must not be negative ({raw})")
-    if raw > MAX_MAX_AGE:
-        raise ValueError(f"{where}: max_age must be at most {MAX_MAX_AGE} seconds ({raw})")
-    return raw
-
-
-def _condition(claim: Any, op: Any, values: Any, where: str) -> Condition:
-    name = _name(claim, where)
-    if op not in OPERATORS:
-        raise ValueError(f"{where}: unknown operator {op!r} ({', '.join(OPERATORS)})")
-    if not isinstance(values, (tuple, list)):
-        raise ValueError(f"{where}: values of claim {name!r} must be a tuple of strings")
-    checked = tuple(_value(value, where, "value") for value in values)
-    if op == "equals" and len(checked) != 1:
-        raise ValueError(f"{where}: equals needs exactly one value, got {len(checked)}")
-    if op == "includes" and not checked:
-        raise ValueError(f"{where}: includes needs at least one value")
-    if op == "present" and checked:
-        raise ValueError(f"{where}: present takes no value")
-    return Condition(name, op, _unique(checked) if op == "includes" else checked)
-
-
-def _parse_line(line: str, where: str, builder: _Builder) -> None:
-    tokens = line.split()
-    path = _path(tokens[0], where)
-    if len(tokens) < 2:
-        raise ValueError(f"{where}: nothing required after the path ({', '.join(KEYWORDS)})")
-    keyword, rest = tokens[1], tokens[2:]
-
-    def exactly(count: int, what: str, hint: str = "") -> None:
-        if len(rest) < count:
-            raise ValueError(f"{where}: missing {what}")
-        if len(rest) > count:
-            raise ValueError(f"{where}: unexpected {' '.join(rest[count:])!r} after {rest[count - 1]!r}{hint}")
-
-    builder.touch(path)
-    if keyword == "claim":
-        if len(rest) < 1:
-            raise ValueError(f"{where}: missing claim name")
-        if len(rest) < 2:
-            raise ValueError(f"{where}: missing operator after claim {rest[0]!r} ({', '.join(OPERATORS)})")
-        op = rest[1]
-        if op not in OPERATORS:
-            raise ValueError(f"{where}: unknown operator {op!r} ({', '.join(OPERATORS)})")
-        if op == "present":
-            exactly(2, "", " (present takes no value)")
-            builder.add_condition(path, _condition(rest[0], op, (), where))
-        elif op == "equals":
-            exactly(3, "value after equals", " (equals takes exactly one value)")
-            builder.add_condition(path, _condition(rest[0], op, (rest[2],), where))
-        else:
-            exactly(3, "values after includes", " (separate values with commas, no spaces)")
-            builder.add_condition(path, _condition(rest[0], op, _comma_list(rest[2], where, "value"), where))
-    elif keyword == "max_age":
-        exactly(1, "seconds after max_age")
-        builder.add_max_age(path, _seconds(rest[0], where, text=True))
-    elif keyword == "acr_values":
-        exactly(1, "values after acr_values", " (separate values with commas, no spaces)")
-        builder.add_acr(path, _acr_list(_comma_list(rest[0], where, "acr value"), where), where)
-    else:
-        raise ValueError(f"{where}: unknown keyword {keyword!r} ({', '.join(KEYWORDS)})")
-
-
-def _parse_text(text: str, label: str, builder: _Builder) -> None:
-    for number, physical in enumerate(text.split("\n"), start=1):
-        for piece in physical.split(";"):
-            piece = piece.strip()
-            if piece.startswith("#"):
-                break  # a comment runs to the end of the line
-            if piece:
-                _parse_line(piece, f"{label}line {number} {piece!r}", builder)
-
-
-def _parse_mapping(item: Mapping[str, Any], where: str, builder: _Builder) -> None:
-    unknown = sorted(str(key) for key in item if key not in _MAPPING_KEYS)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)} ({', '.join(sorted(_MAPPING_KEYS))})")
-    if "path" not in item:
-        raise ValueError(f"{where}: missing 'path'")
-    path = _path(item["path"], where)
-    ops = [op for op in OPERATORS if op in item]
-    if "claim" in item:
-        if len(ops) != 1:
-            raise ValueError(f"{where}: claim needs exactly one of {', '.join(OPERATORS)}")
-    elif ops:
-        raise ValueError(f"{where}: {ops[0]} without a claim")
-    if not ({"claim", "max_age", "acr_values"} & set(item)):
-        raise ValueError(f"{where}: nothing required for {path!r} ({', '.join(KEYWORDS)})")
-    builder.touch(path)
-    if "claim" in item:
-        op = ops[0]
-        raw = item[op]
-        if op == "equals":
-            text = _text(raw) if isinstance(raw, (str, bool, int)) else None
-            if text is None:
-                raise ValueError(f"{where}: equals needs one string value, not {raw!r}")
-            values: tuple[Any, ...] = (text,)
-        elif op == "includes":
-            if not isinstance(raw, (list, tuple)):
-                raise ValueError(f"{where}: includes needs a list of strings, not {raw!r}")
-            values = tuple(raw)
-        else:
-            if raw is not True:
-                raise ValueError(f"{where}: present must be true, not {raw!r}")
-            values = ()
-        builder.add_condition(path, _condition(item["claim"], op, values, where))
-    if "max_age" in item:
-        builder.add_max_age(path, _seconds(item["max_age"], where))
-    if "acr_values" in item:
-        builder.add_acr(path, _acr_list(item["acr_values"], where), where)
-
-
-def _acr_list(raw: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(raw, (list, tuple)) or not raw:
-        raise ValueError(f"{where}: acr_values needs a non-empty list of strings, not {raw!r}")
-    return _unique(_acr_value(value, where) for value in raw)
-
-
-def _acr_value(raw: Any, where: str) -> str:
-    """An acr value: printable ASCII without spaces (it travels in a space-separated parameter and a header)."""
-    if not isinstance(raw, str) or not _NAME_RE.match(raw):
-        raise ValueError(f"{where}: bad acr value {raw!r} (printable ASCII without spaces)")
-    return raw
-
-
-def _parse_rule(rule: AccessRule, where: str, builder: _Builder) -> None:
-    path = _path(rule.path, where)
-    if not isinstance(rule.conditions, (tuple, list)):
-        raise ValueError(f"{where}: conditions must be a tuple of Condition")
-    if not rule.conditions and rule.max_age is None and not rule.acr_values:
-        raise ValueError(f"{where}: nothing required for {path!r}")
-    builder.touch(path)
-    for condition in rule.conditions:
-        if not isinstance(condition, Condition):
-            raise ValueError(f"{where}: {condition!r} is not a Condition")
-        builder.add_condition(path, _condition(condition.claim, condition.op, condition.values, where))
-    if rule.max_age is not None:
-        builder.add_max_age(path, _seconds(rule.max_age, where))
-    if rule.acr_values:
-        builder.add_acr(path, _acr_list(rule.acr_values, where), where)
-
-
-def parse_rules(source: Union[str, Iterable[Union[str, AccessRule, Mapping[str, Any]]]]) -> tuple[AccessRule, ...]:
-    """Parse and check access rules; the result is ordered by path, longest first.
-
-    ``source`` is the text syntax (see the module docstring) or an iterable of
-    rule lines, :class:`AccessRule` objects and mappings such as
-    ``{"path": "/admin", "claim": "roles", "includes": ["admin"]}``,
-    ``{"path": "/x", "claim": "c", "equals": "v"}``,
-    ``{"path": "/x", "claim": "c", "present": True}`` or
-    ``{"path": "/x", "max_age": 300, "acr_values": ["a"]}``.
-    Requirements for one path merge into one rule: conditions all hold (AND),
-    the smaller ``max_age`` wins, ``acr_values`` may be given once.  Any error
-    raises :class:`ValueError` naming the line (or item) and the problem.
-    """
-    builder = _Builder()
-    if isinstance(source, str):
-        _parse_text(source, "", builder)
-        return builder.build()
-    if isinstance(source, (bytes, bytearray)) or not isinstance(source, Iterable):
-        raise ValueError(f"access rules must be text or a list of rules, not {type(source).__name__}")
-    for number, item in enumerate(source, start=1):
-        label = f"item {number}"
-        if isinstance(item, str):
-            _parse_text(item, label + ", ", builder)
-        elif isinstance(item, AccessRule):
-            _parse_rule(item, f"{label} {item!r}", builder)
-        elif isinstance(item, Mapping):
-            _parse_mapping(item, f"{label} {dict(item)!r}", builder)
-        else:
-            raise ValueError(f"{label}: {type(item).__name__} is not a rule line, AccessRule or mapping")
-    return builder.build()

@@ -51,6 +51,7 @@ from typing import Any, Optional
 from beaker.session import CookieSession, SessionObject
 
 from .config import SSOConfig
+from .cookies import deletion_cookie, request_cookie
 from .errors import ConfigError
 from .revocations import Revocations
 from .sealing import app_key
@@ -351,16 +352,11 @@ def own_cookie(cookie_header: str, name: str) -> str:
     """``name=value`` for our session cookie alone (the first one sent), or "" when there is none.
 
     Only our cookie is handed to Beaker: Python's cookie parser gives up on a
-    whole header when any cookie in it is malformed by its rules (a JSON value,
-    a space, a stray quote), and cookies of sibling applications on the parent
-    domain must not sign our users out.
+    whole header when any cookie in it is malformed by its rules (see :mod:`.cookies`),
+    and cookies of sibling applications on the parent domain must not sign our users out.
     """
-    for part in cookie_header.split(";"):
-        key, sep, value = part.partition("=")
-        if sep and key.strip() == name:
-            value = value.strip()
-            return f"{name}={value}" if value else ""
-    return ""
+    value = request_cookie(cookie_header, name, unquote=False)
+    return f"{name}={value}" if value else ""
 
 
 class SSOSession:
@@ -414,14 +410,8 @@ class SSOSession:
         """
         config = self._store.config
         # (a __Host- name always has Path=/: SSOConfig refuses one under a base_url path)
-        parts = [f"{self._store.cookie_name}=", f"Path={config.cookie_path}"]
-        if config.cookie_domain:
-            parts.append(f"Domain={config.cookie_domain}")
-        parts += ["expires=Thu, 01 Jan 1970 00:00:00 GMT", "Max-Age=0", "HttpOnly"]
-        if config.secure_cookies:
-            parts.append("Secure")
-        parts.append("SameSite=Lax")
-        return "; ".join(parts)
+        return deletion_cookie(self._store.cookie_name, path=config.cookie_path, domain=config.cookie_domain,
+                               secure=config.secure_cookies)
 
     @property
     def _data(self) -> Container:

@@ -49,12 +49,12 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from http.cookies import Morsel
 from typing import Optional
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from .config import SSOConfig
+from .cookies import request_cookie, request_cookies, set_cookie
 from .errors import AuthFailure
 from .sealing import app_key, same_text
 
@@ -158,7 +158,7 @@ class TransactionCookies:
         if not is_valid_state(state):
             return None, []
         name = self.name_for(state)
-        value = _cookies(cookie_header).get(name)
+        value = request_cookie(cookie_header, name, unquote=True)
         if value is None:
             return None, []
         expire = [self._set_cookie(name, "", 0)]
@@ -182,7 +182,7 @@ class TransactionCookies:
         are other applications' (another ``<app>`` part).
         """
         found = []
-        for name, value in _cookies(cookie_header).items():
+        for name, value in request_cookies(cookie_header, unquote=True).items():
             if self._ours.fullmatch(name):
                 try:
                     issued = self._fernet.extract_timestamp(value.encode())
@@ -192,15 +192,9 @@ class TransactionCookies:
         return found
 
     def _set_cookie(self, name: str, value: str, max_age: int) -> tuple[str, str]:
-        morsel: Morsel[str] = Morsel()
-        morsel.set(name, value, value)
-        morsel["path"] = "/"  # what __Host- demands; the <app> part of the name keeps apps apart
-        morsel["max-age"] = str(max_age)
-        morsel["httponly"] = True
-        morsel["samesite"] = "None" if self._cross_site else "Lax"
-        if self._secure:
-            morsel["secure"] = True
-        return "Set-Cookie", morsel.OutputString()
+        # Path=/: what __Host- demands; the <app> part of the name keeps apps apart
+        return "Set-Cookie", set_cookie(name, value, path="/", max_age=max_age, secure=self._secure,
+                                        same_site="None" if self._cross_site else "Lax")
 
 
 def tx_prefix(config: SSOConfig) -> str:
@@ -214,13 +208,3 @@ def _size(name: str, value: str) -> int:
     """Bytes a cookie adds to a ``Cookie`` header: ``name=value`` and the ``; `` separator."""
     return len(name.encode("utf-8", "surrogatepass")) + len(value.encode("utf-8", "surrogatepass")) + 3
 
-
-def _cookies(cookie_header: str) -> dict[str, str]:
-    """Name -> value of the cookies in a header (the first of each name); malformed parts are skipped."""
-    found: dict[str, str] = {}
-    for part in cookie_header.split(";"):
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if sep and name and name not in found:
-            found[name] = value.strip().strip('"')
-    return found

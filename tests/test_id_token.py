@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import get_default_algorithms
 
 from sso_middleware.errors import AuthFailure
-from sso_middleware.id_token import accepted_algorithms, validate_id_token, validate_refreshed_id_token
+from sso_middleware.id_token import TokenRules, accepted_algorithms, validate_id_token, validate_refreshed_id_token
 from sso_middleware.jwks import KeySet
 
 from .tokens import (
@@ -48,13 +48,9 @@ def validate(
     fetch = JWKSFetch(keys)
     return validate_id_token(
         token,
-        keys=KeySet(fetch, ttl=3600),
-        issuer=ISSUER,
-        client_id=CLIENT_ID,
-        client_secret=client_secret,
-        algorithms=algorithms,
+        TokenRules(keys=KeySet(fetch, ttl=3600), issuer=ISSUER, client_id=CLIENT_ID, client_secret=client_secret,
+                   algorithms=algorithms, leeway=LEEWAY),
         nonce=nonce,
-        leeway=LEEWAY,
         now=time.time() if now is None else now,
         access_token=access_token,
         allow_unsigned=allow_unsigned,
@@ -455,12 +451,8 @@ def validate_refreshed(token: str, previous: str, *, access_token: Optional[str]
     return validate_refreshed_id_token(
         token,
         previous,
-        keys=KeySet(JWKSFetch(keys), ttl=3600),
-        issuer=ISSUER,
-        client_id=CLIENT_ID,
-        client_secret=HMAC_SECRET,
-        algorithms=("RS256",),
-        leeway=LEEWAY,
+        TokenRules(keys=KeySet(JWKSFetch(keys), ttl=3600), issuer=ISSUER, client_id=CLIENT_ID,
+                   client_secret=HMAC_SECRET, algorithms=("RS256",), leeway=LEEWAY),
         now=LATER,
         access_token=access_token,
     )
@@ -684,8 +676,9 @@ def test_an_unsigned_refreshed_id_token_is_refused_even_with_none_allowed() -> N
     token = unsigned(claims(now=LATER, auth_time=T0 - 5, sid="sid-1", nonce=None))
     with pytest.raises(AuthFailure) as caught:
         validate_refreshed_id_token(
-            token, original(), keys=KeySet(JWKSFetch(), ttl=3600), issuer=ISSUER, client_id=CLIENT_ID,
-            client_secret=HMAC_SECRET, algorithms=("RS256", "none"), leeway=LEEWAY, now=LATER,
+            token, original(), TokenRules(keys=KeySet(JWKSFetch(), ttl=3600), issuer=ISSUER, client_id=CLIENT_ID,
+                                          client_secret=HMAC_SECRET, algorithms=("RS256", "none"), leeway=LEEWAY),
+            now=LATER,
         )
     assert caught.value.code == "invalid_id_token" and "none" in caught.value.detail
 
@@ -699,3 +692,11 @@ def test_none_is_accepted_only_when_the_provider_advertises_it() -> None:
     assert accepted_algorithms(("RS256", "none"), ("RS256", "none")) == ("RS256", "none")
     assert accepted_algorithms(("RS256", "none"), ("RS256",)) == ("RS256",)
     assert accepted_algorithms(("RS256", "ES256"), None) == ("RS256", "ES256")
+
+
+def test_token_rules_are_frozen_and_keep_the_client_secret_out_of_repr() -> None:
+    rules = TokenRules(keys=KeySet(JWKSFetch(), ttl=3600), issuer=ISSUER, client_id=CLIENT_ID,
+                       client_secret=HMAC_SECRET, algorithms=("RS256",), leeway=LEEWAY)
+    assert HMAC_SECRET not in repr(rules) and CLIENT_ID in repr(rules)
+    with pytest.raises(AttributeError):
+        rules.issuer = "https://evil.example/"  # type: ignore[misc]

@@ -24,7 +24,7 @@ from waitress.server import BaseWSGIServer
 
 from sso_middleware import SSOMiddleware
 from sso_middleware.errors import AuthFailure
-from sso_middleware.id_token import validate_id_token
+from sso_middleware.id_token import TokenRules, validate_id_token
 from sso_middleware.testing import ClientCredentials, DevProvider
 
 from .conftest import SESSION_SECRET, legacy_app
@@ -278,9 +278,10 @@ def test_token_issued_to_app1_is_refused_by_app2(provider: DevProvider, apps: di
 
     with pytest.raises(AuthFailure) as refused:
         validate_id_token(
-            app1_token, keys=app2.middleware.client.keys, issuer=provider.issuer,
-            client_id=app2.client.client_id, client_secret=app2.client.client_secret,
-            algorithms=("RS256",), nonce=login.nonce, leeway=60, now=app2.middleware.clock(),
+            app1_token,
+            TokenRules(keys=app2.middleware.client.keys, issuer=provider.issuer, client_id=app2.client.client_id,
+                       client_secret=app2.client.client_secret, algorithms=("RS256",), leeway=60),
+            nonce=login.nonce, now=app2.middleware.clock(),
         )
     assert refused.value.code == "invalid_id_token"
     assert "audience" in refused.value.detail.lower()

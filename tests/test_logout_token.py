@@ -13,7 +13,7 @@ from typing import Any, Optional
 import pytest
 
 from sso_middleware.errors import AuthFailure, ProviderError
-from sso_middleware.id_token import LOGOUT_EVENT, validate_logout_token
+from sso_middleware.id_token import LOGOUT_EVENT, TokenRules, validate_logout_token
 from sso_middleware.jwks import KeySet
 
 from .tokens import CLIENT_ID, ISSUER, JWKSFetch, claims, ec_key, forge, hmac_token, rsa_key, sign
@@ -42,12 +42,8 @@ def validate(token: str, *, algorithms: tuple[str, ...] = ("RS256",), now: float
              fetch: Optional[JWKSFetch] = None) -> dict[str, Any]:
     return validate_logout_token(
         token,
-        keys=KeySet(fetch or JWKSFetch(), ttl=3600),
-        issuer=ISSUER,
-        client_id=CLIENT_ID,
-        client_secret=CLIENT_SECRET,
-        algorithms=algorithms,
-        leeway=LEEWAY,
+        TokenRules(keys=KeySet(fetch or JWKSFetch(), ttl=3600), issuer=ISSUER, client_id=CLIENT_ID,
+                   client_secret=CLIENT_SECRET, algorithms=algorithms, leeway=LEEWAY),
         now=now,
     )
 

@@ -1115,6 +1115,23 @@ def test_an_empty_intersection_refuses_tokens_as_a_provider_error(provider: Fake
     assert failure(client.validate_logout_token, "a.b.c").code == "signing_algorithm_mismatch"
 
 
+def test_the_token_rules_are_built_once_per_discovery_document(provider: FakeProvider,
+                                                               monotonic: FakeMonotonic) -> None:
+    """One TokenRules value per metadata document: the same object while discovery is cached, a new one
+    (with the newly advertised algorithms) after discovery was fetched again."""
+    provider.discovery_overrides["id_token_signing_alg_values_supported"] = ["RS256", "ES256"]
+    client = make_client(provider, id_token_algorithms=("RS256", "ES256"), discovery_ttl=100, clock_skew=30)
+    rules = client.token_rules()
+    assert client.token_rules() is rules
+    assert (rules.keys, rules.issuer, rules.client_id, rules.client_secret, rules.algorithms, rules.leeway) == (
+        client.keys, ISSUER, CLIENT_ID, CLIENT_SECRET, ("RS256", "ES256"), 30)
+    provider.discovery_overrides["id_token_signing_alg_values_supported"] = ["ES256"]
+    monotonic.now += 100
+    refreshed = client.token_rules()
+    assert refreshed is not rules and refreshed.algorithms == ("ES256",)
+    assert len(provider.requests_to(DISCOVERY)) == 2
+
+
 # -- token types and non-ASCII claims through the client (issue 13 items 12 and 16) ----------------
 
 
