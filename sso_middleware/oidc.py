@@ -39,7 +39,7 @@ from oauthlib.oauth2.rfc6749.parameters import prepare_token_request
 from . import client_auth
 from .authorize_params import merged_scope
 from .config import UNSIGNED, SSOConfig
-from .discovery import ProviderMetadata as ProviderMetadata  # importable from here too (the doctor does)
+from .discovery import ProviderMetadata
 from .errors import AuthFailure, ProviderError, provider_error_code
 from .http import ProviderHTTP
 from .id_token import (

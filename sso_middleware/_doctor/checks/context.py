@@ -23,9 +23,9 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from ...config import SSOConfig
+from ...discovery import ProviderMetadata
 from ...errors import ProviderError
 from ...http import ProviderHTTP
-from ...oidc import ProviderMetadata
 
 Status = Literal["OK", "WARN", "FAIL", "INFO", "SKIP"]
 OK: Status = "OK"

@@ -21,10 +21,10 @@ from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
 from ...config import UNSIGNED, SSOConfig
+from ...discovery import ProviderMetadata
 from ...errors import ProviderError
 from ...id_token import accepted_algorithms
 from ...jwks import key_fits
-from ...oidc import ProviderMetadata
 from ..wording import describe_error, names
 from .context import FAIL, INFO, OK, WARN, Context, Finding
 
