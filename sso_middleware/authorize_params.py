@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 from urllib.parse import unquote
 
-from .errors import AuthFailure, ConfigError
+from .errors import AuthorizeHookFailed, ConfigError, InvalidAuthorizeParam, InvalidOrganization, OrganizationNotAllowed
 
 log = logging.getLogger("sso_middleware")
 
@@ -223,7 +223,7 @@ def from_request(
             continue
         problem = "given more than once" if len(values) > 1 else check_param(name, values[0], scope_allowed=True)
         if problem:
-            raise AuthFailure("invalid_authorize_param", f"forwarded {name!r}: {problem}")
+            raise InvalidAuthorizeParam(f"forwarded {name!r}: {problem}")
         params[name] = values[0]
     hooked = _hook_params(hook, environ, scope_allowed="scope" in forward)
     org = hooked.pop("organization", None) or _single(query, "organization")
@@ -231,22 +231,22 @@ def from_request(
     params.update(hooked)
     for name, value in (("organization", org), ("invitation", invitation)):
         if value is not None and not _ORG.fullmatch(value):
-            raise AuthFailure("invalid_authorize_param", f"{name}: must be printable, no spaces, at most 128")
+            raise InvalidAuthorizeParam(f"{name}: must be printable, no spaces, at most 128")
     if organization:  # a fixed organization: a link may repeat it, not name another one
         if org is not None and _same_kind(org, organization) and not organization_matches(organization, org):
-            raise AuthFailure("organization_not_allowed", "the link names another organization than the setting")
+            raise OrganizationNotAllowed("the link names another organization than the setting")
         org = organization
     if invitation is not None and org is None:
-        raise AuthFailure("invalid_authorize_param", "an invitation needs its organization")
+        raise InvalidAuthorizeParam("an invitation needs its organization")
     if len(json.dumps(params)) > MAX_REQUEST_BYTES:
-        raise AuthFailure("invalid_authorize_param", f"the sign-in options exceed {MAX_REQUEST_BYTES} bytes")
+        raise InvalidAuthorizeParam(f"the sign-in options exceed {MAX_REQUEST_BYTES} bytes")
     return RequestParams(params=params, organization=org, invitation=invitation)
 
 
 def _single(query: Any, name: str) -> Optional[str]:
     values = query.getall(name)
     if len(values) > 1:
-        raise AuthFailure("invalid_authorize_param", f"{name!r} given more than once")
+        raise InvalidAuthorizeParam(f"{name!r} given more than once")
     return str(values[0]) if values and values[0] else None
 
 
@@ -258,11 +258,11 @@ def _hook_params(hook: Optional[Hook], environ: dict[str, Any], scope_allowed: b
         result = hook(environ)
     except Exception as exc:
         log.error("sso: authorize_params_hook raised %s", type(exc).__name__, exc_info=True)
-        raise AuthFailure("authorize_hook_failed", f"the hook raised {type(exc).__name__}") from None
+        raise AuthorizeHookFailed(f"the hook raised {type(exc).__name__}") from None
     if result is None:
         return {}
     if not isinstance(result, Mapping):
-        raise AuthFailure("authorize_hook_failed", f"the hook returned a {type(result).__name__}, not a dict")
+        raise AuthorizeHookFailed(f"the hook returned a {type(result).__name__}, not a dict")
     out: dict[str, str] = {}
     for name, value in result.items():
         if value is None:
@@ -273,7 +273,7 @@ def _hook_params(hook: Optional[Hook], environ: dict[str, Any], scope_allowed: b
             problem = check_param(name, value, scope_allowed=scope_allowed)
         if problem:
             log.error("sso: authorize_params_hook returned a refused parameter: %s", problem)
-            raise AuthFailure("authorize_hook_failed", problem)
+            raise AuthorizeHookFailed(problem)
         out[name] = value
     return out
 
@@ -349,5 +349,5 @@ def checked_organization(expected: Optional[str], claims: Mapping[str, Any]) -> 
     }
     if expected and not organization_matches(expected, found):
         claim = "org_id" if is_org_id(expected) else "org_name"
-        raise AuthFailure("invalid_organization", f"the ID token's {claim} is missing or not the requested one")
+        raise InvalidOrganization(f"the ID token's {claim} is missing or not the requested one")
     return found if found["id"] or found["name"] else None

@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 
 from webob import Response
 
+from .errors import SSOError
 from .pages import no_store
 
 __all__ = ["BodyError", "read_form", "refusal"]
@@ -37,7 +38,7 @@ _MAX_FIELDS = 64
 _FORM_TYPE = "application/x-www-form-urlencoded"
 
 
-class BodyError(Exception):
+class BodyError(SSOError):
     """A request body that is refused: ``status`` 413 (too large or unsized) or 400 (unreadable)."""
 
     def __init__(self, status: int, reason: str) -> None:

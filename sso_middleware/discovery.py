@@ -19,7 +19,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from .config import SSOConfig, check_endpoint_url
-from .errors import ConfigError, ProviderError
+from .errors import ConfigError, ProviderBadResponse
 
 log = logging.getLogger("sso_middleware")
 
@@ -45,10 +45,9 @@ class ProviderMetadata:
     def parse(cls, document: Any, config: SSOConfig) -> ProviderMetadata:
         """Validate a discovery document against the configuration."""
         if not isinstance(document, dict):
-            raise ProviderError("provider_bad_response", "discovery document is not a JSON object")
+            raise ProviderBadResponse("discovery document is not a JSON object")
         if document.get("issuer") != config.issuer_url:
-            raise ProviderError(
-                "provider_bad_response",
+            raise ProviderBadResponse(
                 f"discovery issuer {document.get('issuer')!r} differs from the configured {config.issuer_url!r}",
             )
         urls: dict[str, Optional[str]] = {}
@@ -60,13 +59,13 @@ class ProviderMetadata:
                 urls[name] = None
                 continue
             if not isinstance(value, str):
-                raise ProviderError("provider_bad_response", f"discovery {name} is missing or not a string")
+                raise ProviderBadResponse(f"discovery {name} is missing or not a string")
             try:
                 # An https issuer's endpoints are https too; loopback http only for an http issuer.
                 insecure_ok = config.allow_insecure_http and urlsplit(config.issuer_url).scheme == "http"
                 check_endpoint_url(name, value, insecure_ok)
             except ConfigError as exc:
-                raise ProviderError("provider_bad_response", f"discovery {exc.setting}: {exc.message}") from None
+                raise ProviderBadResponse(f"discovery {exc.setting}: {exc.message}") from None
             urls[name] = value
         algs = document.get("id_token_signing_alg_values_supported")  # only its strings; none at all: not said
         algs = tuple(alg for alg in algs if isinstance(alg, str)) if isinstance(algs, list) else ()

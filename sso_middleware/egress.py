@@ -35,7 +35,14 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from .errors import ConfigError, ProviderError
+from .errors import (
+    ConfigError,
+    ProviderError,
+    ProviderProxyError,
+    ProviderTimeout,
+    ProviderTlsError,
+    ProviderUnreachable,
+)
 from .redaction import redact_url
 from .setting_files import read_setting_file
 
@@ -109,24 +116,24 @@ class Egress:
         if isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError)) or (
             isinstance(exc, requests.exceptions.ProxyError) and _timed_out(exc)
         ):
-            return ProviderError("provider_timeout", f"{what}: no answer within {timeout}s{via}")
+            return ProviderTimeout(f"{what}: no answer within {timeout}s{via}")
         if isinstance(exc, requests.exceptions.ProxyError):
             setting = source or "http_proxy"
-            return ProviderError("provider_proxy_error", f"{what}: {_proxy_reason(exc)} (check {setting})")
+            return ProviderProxyError(f"{what}: {_proxy_reason(exc)} (check {setting})")
         if isinstance(exc, requests.exceptions.SSLError) or _is_tls(exc):
-            return ProviderError("provider_tls_error", f"{what}: {self._tls_reason(exc, source)}")
+            return ProviderTlsError(f"{what}: {self._tls_reason(exc, source)}")
         if isinstance(exc, OSError) and "CA certificate bundle" in str(exc):
-            return ProviderError("provider_tls_error", f"{what}: ca_bundle cannot be read (check ca_bundle)")
+            return ProviderTlsError(f"{what}: ca_bundle cannot be read (check ca_bundle)")
         if isinstance(exc, OSError) and ("TLS certificate file" in str(exc) or "TLS key file" in str(exc)):
-            return ProviderError("provider_tls_error", f"{what}: client certificate cannot be read "
-                                                       "(check tls_client_cert, tls_client_key)")
+            return ProviderTlsError(f"{what}: client certificate cannot be read "
+                                    "(check tls_client_cert, tls_client_key)")
         if self.cert is not None and url.startswith("https://") and _closed_early(exc):
             # TLS 1.3: a server refusing the client certificate does so after the client's last
             # handshake flight, so the client only sees the connection closed before any answer.
-            return ProviderError("provider_tls_error", f"{what}: the provider closed the connection without an "
-                                                       "answer: it may refuse the client certificate "
-                                                       "(check tls_client_cert, tls_client_key)")
-        return ProviderError("provider_unreachable", f"{what}: {type(exc).__name__}{via}")
+            return ProviderTlsError(f"{what}: the provider closed the connection without an "
+                                    "answer: it may refuse the client certificate "
+                                    "(check tls_client_cert, tls_client_key)")
+        return ProviderUnreachable(f"{what}: {type(exc).__name__}{via}")
 
     def _tls_reason(self, exc: BaseException, proxy_source: str) -> str:
         text = _chain_text(exc)

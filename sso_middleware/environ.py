@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
+from .errors import SSOError
+
 USERINFO_KEY = "sso.userinfo"
 CONNECTION_KEY = "sso.connection"
 ACCESS_TOKEN_KEY = "sso.access_token"
@@ -33,7 +35,7 @@ OWN_KEYS = ("REMOTE_USER", USERINFO_KEY, CONNECTION_KEY, ACCESS_TOKEN_KEY, ACCES
             ORGANIZATION_KEY)
 
 
-class NoAccessToken(LookupError):
+class NoAccessToken(SSOError, LookupError):
     """The request has no usable access token (nobody signed in, ``keep_access_token`` off, or a failed refresh)."""
 
 

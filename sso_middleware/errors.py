@@ -1,21 +1,38 @@
-"""Exceptions, and the catalogue of sign-in error codes.
+"""Exceptions, and the catalogue of failure codes built from them.
 
-Every failure the middleware can meet while signing a user in or out is an
-:class:`AuthFailure` carrying a short machine-readable ``code`` (for instance
-``invalid_state`` or ``provider_error:access_denied``).  Handlers raise it; the
-middleware turns it into a redirect to the failure page in exactly one place.
-The code travels in the failure page's query string, so it never carries a
-token, a secret or provider-supplied free text: provider error codes are
-reduced to a safe alphabet by :func:`provider_error_code`.
+Every exception the middleware raises on purpose is an :class:`SSOError`.  A
+request that cannot go on is an :class:`SSOFailure`: its class names, as class
+attributes, the short machine-readable ``code`` (for instance ``invalid_state``),
+the HTTP ``status`` and the ``message`` of the failure page, one class per code
+(in the manner of oauthlib's ``error``/``status_code``).  Sign-in and sign-out
+failures are :class:`AuthFailure`; those the provider is to blame for are
+:class:`ProviderError`; a provider's own OAuth ``error`` answer is
+:class:`ProviderRefused`.  Code decides by class (``isinstance``), never by
+comparing codes; :data:`ERRORS`, what :func:`describe` shows, is built from the
+classes.
+
+Security caveat: the code travels in the failure page's query string, so it
+never carries a token, a secret or provider-supplied free text: a provider's
+``error`` is reduced to a safe alphabet by :class:`ProviderRefused`, and the page
+shows only catalogue codes and OAuth vocabulary.  ``detail`` is for the
+operator's log only and must not contain tokens or secrets.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar, Optional
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
-class ConfigError(ValueError):
+class SSOError(Exception):
+    """Base of every exception sso_middleware raises on purpose: ``except SSOError`` catches them all."""
+
+
+class ConfigError(SSOError, ValueError):
     """A setting is missing or invalid; raised when the middleware is built.
 
     ``setting`` names the offending setting so one message tells the operator
@@ -28,107 +45,339 @@ class ConfigError(ValueError):
         self.message = message
 
 
-class AuthFailure(Exception):
-    """A sign-in, sign-out or SSO request that cannot go on.
+class SSOFailure(SSOError):
+    """A request that cannot go on, answered with the failure page its class describes.
 
-    ``code`` is shown to the user (escaped) and selects the failure page's
-    status and message; ``detail`` is for the operator's log only and must
-    not contain tokens or secrets.
+    Each subclass that declares its own ``code`` also declares its ``status``
+    (400-599) and page ``message``, and is the only class with that code; a
+    subclass without a ``code`` of its own is a kind of its parent and gets its
+    parent's page.  Such codes are declared in this module only, so the
+    catalogue built here is complete.
     """
 
-    def __init__(self, code: str, detail: str = "") -> None:
-        super().__init__(code if not detail else f"{code}: {detail}")
-        self.code = code
+    code: str
+    status: ClassVar[int]
+    message: ClassVar[str]
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail)
         self.detail = detail
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in vars(cls) and cls.__module__ != __name__:
+            raise TypeError(f"{cls.__qualname__}: failure codes are declared in {__name__}, "
+                            "where the catalogue is built")
+
+
+class AuthFailure(SSOFailure):
+    """A sign-in, sign-out or SSO request that cannot go on: the user is redirected to the failure page.
+
+    Raised bare it is the generic page (``unknown_error``), also shown for any
+    code the catalogue does not know.
+    """
+    code = "unknown_error"
+    status = 400
+    message = "Signing in did not succeed. Please try again."
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}" if self.detail else self.code
+
+
+# -- the request -------------------------------------------------------------
+
+class InvalidRequest(AuthFailure):
+    """A request to an authentication route that is malformed (encoding, method, repeated parameter)."""
+    code = "invalid_request"
+    status = 400
+    message = "The link is malformed. Please start again from the application."
+
+
+class MissingTargetUrl(AuthFailure):
+    """``/sso`` without the ``target_url`` to return to."""
+    code = "missing_target_url"
+    status = 400
+    message = "The link is incomplete: it does not say where to go after signing in."
+
+
+class InvalidTargetUrl(AuthFailure):
+    """A ``target_url`` that is not one of this site's (an open redirect refused), or too long to keep."""
+    code = "invalid_target_url"
+    status = 400
+    message = "The link asks to go to an address this site does not send people to."
+
+
+class MissingConnection(AuthFailure):
+    """A sign-in that must name a connection and names none."""
+    code = "missing_connection"
+    status = 400
+    message = "The link is incomplete: it does not say which sign-in connection to use."
+
+
+class InvalidConnection(AuthFailure):
+    """A connection name that is not a valid one."""
+    code = "invalid_connection"
+    status = 400
+    message = "The link names a sign-in connection that is not valid."
+
+
+class ConnectionNotAllowed(AuthFailure):
+    """A connection outside ``allowed_connections``."""
+    code = "connection_not_allowed"
+    status = 400
+    message = "The link asks for a sign-in connection this site does not accept."
+
+
+class InvalidAuthorizeParam(AuthFailure):
+    """A forwarded sign-in option that is too long, not printable, repeated or not allowed."""
+    code = "invalid_authorize_param"
+    status = 400
+    message = ("The link carries a sign-in option this site does not accept (too long, not printable, or not "
+               "allowed). Please start again from the application.")
+
+
+class OrganizationNotAllowed(AuthFailure):
+    """A link naming another organization than the ``organization`` setting."""
+    code = "organization_not_allowed"
+    status = 400
+    message = "The link names an organization this site does not sign people in to."
+
+
+class AuthorizeHookFailed(AuthFailure):
+    """The ``authorize_params_hook`` raised or returned something that breaks a rule (the operator's to fix)."""
+    code = "authorize_hook_failed"
+    status = 503
+    message = "Signing in cannot start right now; the site's operator has been told. Please try again later."
+
+
+# -- the provider's answer ---------------------------------------------------
+
+class InvalidState(AuthFailure):
+    """A callback whose ``state`` is unknown, expired or already used."""
+    code = "invalid_state"
+    status = 400
+    message = "This sign-in link has expired or was already used. Please start signing in again."
+
+
+class MissingCode(AuthFailure):
+    """An authorization response with neither ``code`` nor ``error``."""
+    code = "missing_code"
+    status = 400
+    message = "The sign-in provider's answer was incomplete. Please start signing in again."
+
+
+class IssuerMismatch(AuthFailure):
+    """An authorization response whose ``iss`` is not our issuer, or missing when promised (RFC 9207)."""
+    code = "issuer_mismatch"
+    status = 400
+    message = "The sign-in answer did not come from the expected provider. Please start signing in again."
+
+
+class InvalidIdToken(AuthFailure):
+    """An ID token that fails validation (signature, claims, times, nonce, ``at_hash``)."""
+    code = "invalid_id_token"
+    status = 401
+    message = "The sign-in provider's identity token could not be verified."
+
+
+class InvalidLogoutToken(AuthFailure):
+    """A back-channel logout token that fails validation, or replayed."""
+    code = "invalid_logout_token"
+    status = 400
+    message = "The logout token could not be verified."
+
+
+class UserinfoMismatch(AuthFailure):
+    """A userinfo answer about someone else than the ID token's ``sub``."""
+    code = "userinfo_mismatch"
+    status = 401
+    message = "The sign-in provider returned inconsistent identity information."
+
+
+class InvalidTokenResponse(AuthFailure):
+    """A token response that is not a well-formed Bearer token response."""
+    code = "invalid_token_response"
+    status = 502
+    message = "The sign-in provider gave an answer that could not be understood."
+
+
+class StepUpFailed(AuthFailure):
+    """A new ID token whose ``auth_time`` or ``acr`` does not meet the step-up the sign-in asked for."""
+    code = "step_up_failed"
+    status = 403
+    message = ("This page needs a more recent or a stronger sign-in than the one that just took place. "
+               "Please try again, completing every step the sign-in page asks for.")
+
+
+class InvalidOrganization(AuthFailure):
+    """An ID token whose ``org_id``/``org_name`` is not the organization the sign-in was for.
+
+    403, not 401: the user did authenticate, but not as a member of that organization.
+    """
+    code = "invalid_organization"
+    status = 403
+    message = ("You signed in, but not as a member of the organization this sign-in was for. Use the invitation or "
+               "the account of that organization, or ask its administrator for access.")
+
+
+class ProviderRefused(AuthFailure):
+    """The provider answered with an OAuth ``error`` (RFC 6749 sections 4.1.2.1 and 5.2): it did not sign the user in.
+
+    ``error`` is the provider's value reduced to letters, digits and ``_.-`` (at
+    most 64), and the code is ``provider_error:<error>``; the page names the
+    error only when it is OAuth vocabulary (:data:`OAUTH_ERRORS`), else shows
+    ``provider_error``.  :meth:`from_error` picks the subclass for an error whose
+    handling differs (:class:`InvalidGrant`).
+    """
+    code = "provider_error"
+    status = 401
+    message = "The sign-in provider did not sign you in ({detail})."
+    #: The error a subclass stands for; an instance's own, made safe.
+    error: str = ""
+
+    def __init__(self, detail: str = "", *, error: Optional[str] = None) -> None:
+        self.error = _UNSAFE.sub("", self.error if error is None else error)[:64] or "unknown"
+        self.code = f"{ProviderRefused.code}:{self.error}"
+        super().__init__(detail)
+
+    @classmethod
+    def from_error(cls, error: str, detail: str = "") -> ProviderRefused:
+        """The refusal for an ``error`` value the provider sent (any text: it is made safe)."""
+        refusal = cls(detail, error=error)
+        for kind in cls.__subclasses__():
+            if kind.error == refusal.error:
+                return kind(detail)
+        return refusal
+
+
+class InvalidGrant(ProviderRefused):
+    """The provider refused the code or refresh token as invalid, expired or revoked (RFC 6749 section 5.2).
+
+    For a refresh, a verdict on the session: it ends.
+    """
+    error = "invalid_grant"
+
+
+# -- the provider cannot be used ---------------------------------------------
 
 class ProviderError(AuthFailure):
-    """The provider could not be used: unreachable, slow, or answering nonsense."""
+    """The provider could not be used: unreachable, slow, or answering nonsense.
+
+    Not a verdict on the user or the token: nobody is signed out for it, cached
+    metadata and keys keep serving, a back-channel logout is answered 503 (so the
+    provider retries), and it is logged as a warning for the operator.
+    """
 
 
-@dataclass(frozen=True)
-class ErrorInfo:
-    """How the failure page presents one error code."""
+class ProviderBadResponse(ProviderError):
+    """A provider answer (discovery, JWKS, userinfo, any JSON) that is not what the protocol says."""
+    code = "provider_bad_response"
+    status = 502
+    message = "The sign-in provider gave an answer that could not be understood."
 
-    status: int
-    message: str
+
+class SigningAlgorithmMismatch(ProviderError):
+    """``id_token_algorithms`` has no algorithm in common with what the provider advertises: no token can pass."""
+    code = "signing_algorithm_mismatch"
+    status = 502
+    message = ("This site and its sign-in provider do not agree on how identity tokens are signed, so nobody can "
+               "sign in right now; the site's operator has been told.")
 
 
-_PROVIDER_ERROR_PREFIX = "provider_error:"
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+class ParFailed(ProviderError):
+    """A pushed authorization request (RFC 9126) refused or answered with nonsense."""
+    code = "par_failed"
+    status = 502
+    message = ("The sign-in provider refused or did not understand this site's request to start signing in. "
+               "Please try again later; the site's operator has been told.")
 
-ERRORS: dict[str, ErrorInfo] = {
-    "invalid_request": ErrorInfo(400, "The link is malformed. Please start again from the application."),
-    "missing_target_url": ErrorInfo(400, "The link is incomplete: it does not say where to go after signing in."),
-    "invalid_target_url": ErrorInfo(400, "The link asks to go to an address this site does not send people to."),
-    "missing_connection": ErrorInfo(400, "The link is incomplete: it does not say which sign-in connection to use."),
-    "invalid_connection": ErrorInfo(400, "The link names a sign-in connection that is not valid."),
-    "connection_not_allowed": ErrorInfo(400, "The link asks for a sign-in connection this site does not accept."),
-    "invalid_state": ErrorInfo(
-        400, "This sign-in link has expired or was already used. Please start signing in again."
-    ),
-    "missing_code": ErrorInfo(400, "The sign-in provider's answer was incomplete. Please start signing in again."),
-    "issuer_mismatch": ErrorInfo(
-        400, "The sign-in answer did not come from the expected provider. Please start signing in again."
-    ),
-    "invalid_id_token": ErrorInfo(401, "The sign-in provider's identity token could not be verified."),
-    "invalid_logout_token": ErrorInfo(400, "The logout token could not be verified."),
-    "userinfo_mismatch": ErrorInfo(401, "The sign-in provider returned inconsistent identity information."),
-    "invalid_token_response": ErrorInfo(502, "The sign-in provider gave an answer that could not be understood."),
-    "provider_bad_response": ErrorInfo(502, "The sign-in provider gave an answer that could not be understood."),
-    "signing_algorithm_mismatch": ErrorInfo(
-        502, "This site and its sign-in provider do not agree on how identity tokens are signed, so nobody can "
-        "sign in right now; the site's operator has been told."
-    ),
-    # Pushed authorization requests (RFC 9126): the sign-in could not be started at the provider.
-    "par_failed": ErrorInfo(
-        502, "The sign-in provider refused or did not understand this site's request to start signing in. "
-        "Please try again later; the site's operator has been told."
-    ),
-    "par_required": ErrorInfo(
-        502, "The sign-in provider requires pushed authorization requests, which this site does not send "
-        "(pushed_authorization); the site's operator has been told."
-    ),
-    "par_unavailable": ErrorInfo(
-        502, "This site requires pushed authorization requests, which its sign-in provider does not offer; "
-        "the site's operator has been told."
-    ),
-    "provider_unreachable": ErrorInfo(503, "The sign-in provider cannot be reached right now. Please try again later."),
-    "provider_timeout": ErrorInfo(504, "The sign-in provider did not answer in time. Please try again later."),
-    # Proxy and TLS set-up failures: the site's outgoing connection, not the provider, needs fixing.
-    "provider_proxy_error": ErrorInfo(
-        502, "The sign-in provider cannot be reached through this site's outgoing proxy (http_proxy). "
-        "The site's operator has been told; please try again later."
-    ),
-    "provider_tls_error": ErrorInfo(
-        502, "A secure connection to the sign-in provider could not be made: its certificate is not trusted "
-        "(ca_bundle) or it refused this site's client certificate (tls_client_cert). Please try again later."
-    ),
-    "step_up_failed": ErrorInfo(
-        403, "This page needs a more recent or a stronger sign-in than the one that just took place. "
-        "Please try again, completing every step the sign-in page asks for."
-    ),
-    "invalid_authorize_param": ErrorInfo(
-        400, "The link carries a sign-in option this site does not accept (too long, not printable, or not "
-        "allowed). Please start again from the application."
-    ),
-    "organization_not_allowed": ErrorInfo(400, "The link names an organization this site does not sign people in to."),
-    # 403, not 401: the user did authenticate, but not as a member of the organization the sign-in was for.
-    "invalid_organization": ErrorInfo(
-        403, "You signed in, but not as a member of the organization this sign-in was for. Use the invitation or "
-        "the account of that organization, or ask its administrator for access."
-    ),
-    "authorize_hook_failed": ErrorInfo(
-        503, "Signing in cannot start right now; the site's operator has been told. Please try again later."
-    ),
-    "session_store_unavailable": ErrorInfo(503, "Sessions cannot be read or saved right now. Please try again soon."),
-    "session_too_large": ErrorInfo(
-        503, "Your session is too large for this site's cookie storage; the site's operator has been told."
-    ),
-}
 
-_UNKNOWN = ErrorInfo(400, "Signing in did not succeed. Please try again.")
-_PROVIDER_REFUSED = ErrorInfo(401, "The sign-in provider did not sign you in ({detail}).")
+class ParRequired(ProviderError):
+    """The provider requires pushed authorization requests, which ``pushed_authorization`` does not send."""
+    code = "par_required"
+    status = 502
+    message = ("The sign-in provider requires pushed authorization requests, which this site does not send "
+               "(pushed_authorization); the site's operator has been told.")
+
+
+class ParUnavailable(ProviderError):
+    """``pushed_authorization = required`` and the provider offers no PAR endpoint."""
+    code = "par_unavailable"
+    status = 502
+    message = ("This site requires pushed authorization requests, which its sign-in provider does not offer; "
+               "the site's operator has been told.")
+
+
+class ProviderUnreachable(ProviderError):
+    """No answer, or a 5xx or 429: the provider is down or rate-limiting."""
+    code = "provider_unreachable"
+    status = 503
+    message = "The sign-in provider cannot be reached right now. Please try again later."
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not answer within ``http_timeout``."""
+    code = "provider_timeout"
+    status = 504
+    message = "The sign-in provider did not answer in time. Please try again later."
+
+
+class ProviderProxyError(ProviderError):
+    """The outgoing proxy (``http_proxy``) failed: the site's connection, not the provider, needs fixing."""
+    code = "provider_proxy_error"
+    status = 502
+    message = ("The sign-in provider cannot be reached through this site's outgoing proxy (http_proxy). "
+               "The site's operator has been told; please try again later.")
+
+
+class ProviderTlsError(ProviderError):
+    """TLS to the provider failed (``ca_bundle``, ``tls_client_cert``): the site's set-up needs fixing."""
+    code = "provider_tls_error"
+    status = 502
+    message = ("A secure connection to the sign-in provider could not be made: its certificate is not trusted "
+               "(ca_bundle) or it refused this site's client certificate (tls_client_cert). Please try again later.")
+
+
+# -- the session store -------------------------------------------------------
+
+class StoreUnavailable(SSOFailure):
+    """The session store cannot be reached; the request is answered 503.
+
+    A session back end raises it with a message for the operator's log
+    (``StoreUnavailable("redis: ConnectionError")``); never a password or session id.
+    """
+    code = "session_store_unavailable"
+    status = 503
+    message = "Sessions cannot be read or saved right now. Please try again soon."
+
+
+class SessionTooLarge(SSOFailure):
+    """A cookie session would not fit in a cookie; the request is answered 503."""
+    code = "session_too_large"
+    status = 503
+    message = "Your session is too large for this site's cookie storage; the site's operator has been told."
+
+
+def _kinds(base: type[SSOFailure]) -> Iterator[type[SSOFailure]]:
+    """``base`` and every subclass, in the order they are declared."""
+    yield base
+    for kind in base.__subclasses__():
+        yield from _kinds(kind)
+
+
+def _catalogue() -> Mapping[str, type[SSOFailure]]:
+    # ProviderRefused's codes are one per error value (``provider_error:<error>``): describe() handles them.
+    found: dict[str, type[SSOFailure]] = {}
+    for kind in _kinds(SSOFailure):
+        if "code" in vars(kind) and not issubclass(kind, ProviderRefused):
+            if kind.code in found:
+                raise TypeError(f"failure code {kind.code!r} is both {found[kind.code].__name__} and {kind.__name__}")
+            found[kind.code] = kind
+    return MappingProxyType(found)
+
+
+#: The failure page of each code: code -> the class declaring it (its ``status`` and ``message``).
+ERRORS: Mapping[str, type[SSOFailure]] = _catalogue()
 
 #: ``error`` values of RFC 6749, OpenID Connect Core and RFC 9126 that the failure page names.
 OAUTH_ERRORS = frozenset({
@@ -142,8 +391,7 @@ OAUTH_ERRORS = frozenset({
 
 def provider_error_code(error: str) -> str:
     """The failure code for an ``error`` value the provider sent, made safe for a URL."""
-    cleaned = _UNSAFE.sub("", error)[:64] or "unknown"
-    return _PROVIDER_ERROR_PREFIX + cleaned
+    return ProviderRefused.from_error(error).code
 
 
 def describe(code: str) -> tuple[int, str, str]:
@@ -153,12 +401,13 @@ def describe(code: str) -> tuple[int, str, str]:
     provider errors from the OAuth/OpenID vocabulary are shown; anything else is a
     generic 400 shown as ``unknown_error``, and no free text reaches the page.
     """
-    info = ERRORS.get(code)
-    if info is not None:
-        return info.status, info.message, code
-    detail = code[len(_PROVIDER_ERROR_PREFIX):] if code.startswith(_PROVIDER_ERROR_PREFIX) else ""
+    kind = ERRORS.get(code)
+    if kind is not None:
+        return kind.status, kind.message, code
+    prefix = ProviderRefused.code + ":"
+    detail = code[len(prefix):] if code.startswith(prefix) else ""
     if detail in OAUTH_ERRORS:
-        return _PROVIDER_REFUSED.status, _PROVIDER_REFUSED.message.format(detail=detail.replace("_", " ")), code
+        return ProviderRefused.status, ProviderRefused.message.format(detail=detail.replace("_", " ")), code
     if detail:
-        return _PROVIDER_REFUSED.status, _PROVIDER_REFUSED.message.format(detail="other reason"), "provider_error"
-    return _UNKNOWN.status, _UNKNOWN.message, "unknown_error"
+        return ProviderRefused.status, ProviderRefused.message.format(detail="other reason"), ProviderRefused.code
+    return AuthFailure.status, AuthFailure.message, AuthFailure.code

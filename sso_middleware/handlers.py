@@ -38,7 +38,22 @@ from webob.exc import HTTPSeeOther
 from .authorize_params import RequestParams, checked_organization, for_attempt, from_request, organization_matches
 from .bodies import BodyError, read_form
 from .config import SSOConfig, is_valid_connection
-from .errors import AuthFailure, ProviderError, provider_error_code
+from .errors import (
+    AuthFailure,
+    ConnectionNotAllowed,
+    InvalidAuthorizeParam,
+    InvalidConnection,
+    InvalidLogoutToken,
+    InvalidRequest,
+    InvalidState,
+    InvalidTargetUrl,
+    MissingCode,
+    MissingConnection,
+    MissingTargetUrl,
+    ProviderError,
+    ProviderRefused,
+    StepUpFailed,
+)
 from .oidc import OIDCClient
 from .pages import failure_page, no_store
 from .redirects import absolute_target, app_path, checked_target
@@ -116,17 +131,17 @@ class Handlers:
             transaction, expire = self.transactions.redeem(state, request.headers.get("Cookie", ""), self.clock())
             session.headers.extend(expire)  # used once, whatever happens next
         if transaction is None:
-            raise AuthFailure("invalid_state", "unknown, expired or already used state")
+            raise InvalidState("unknown, expired or already used state")
         self.client.check_response_issuer(params.get("iss"))
 
         error = params.get("error")
         if error is not None:
             if transaction.prompt == "none" and error in SILENT_FAILURES:
                 return self._after_silent_failure(request, session, transaction, error, state)
-            raise AuthFailure(provider_error_code(error), "the provider refused the sign-in")
+            raise ProviderRefused.from_error(error, "the provider refused the sign-in")
         code = params.get("code")
         if not code:
-            raise AuthFailure("missing_code", "authorization response has neither code nor error")
+            raise MissingCode("authorization response has neither code nor error")
 
         result = self.client.sign_in(code, transaction.nonce, transaction.code_verifier,
                                      redirect_uri=transaction.redirect_uri or self.config.redirect_uri)
@@ -161,20 +176,20 @@ class Handlers:
         names = ("state", "code", "error", "iss")
         if self.config.response_mode == "form_post":
             if request.method != "POST":
-                raise AuthFailure("invalid_request", "response_mode is form_post: the callback must be a POST")
+                raise InvalidRequest("response_mode is form_post: the callback must be a POST")
             try:
                 form = read_form(request.environ, self.config.max_request_body)
             except BodyError as refused:
-                raise AuthFailure("invalid_request", refused.reason) from None
+                raise InvalidRequest(refused.reason) from None
             params: dict[str, Optional[str]] = {}
             for name in names:
                 values = form.get(name, [])
                 if len(values) > 1:
-                    raise AuthFailure("invalid_request", f"parameter {name!r} given more than once")
+                    raise InvalidRequest(f"parameter {name!r} given more than once")
                 params[name] = values[0] if values else None
             return params
         if request.method not in ("GET", "HEAD"):
-            raise AuthFailure("invalid_request", "response_mode is query: the callback must be a GET")
+            raise InvalidRequest("response_mode is query: the callback must be a GET")
         return {name: _param(request, name) for name in names}
 
     def logout(self, request: Request, session: SSOSession) -> Response:
@@ -202,7 +217,7 @@ class Handlers:
         try:
             token = _form_param(request, "logout_token", self.config.max_request_body)
             if not token:
-                raise AuthFailure("invalid_request", "no logout_token in the POST body")
+                raise InvalidRequest("no logout_token in the POST body")
             claims = self.client.validate_logout_token(token)
             self._refuse_replay(claims)
         except ProviderError as failure:
@@ -232,7 +247,7 @@ class Handlers:
         jti = str(claims["jti"])
         with self._jti_lock:
             if jti in self._seen_jti:
-                raise AuthFailure("invalid_logout_token", "jti already used (replay)")
+                raise InvalidLogoutToken("jti already used (replay)")
 
     def _record_jti(self, claims: dict[str, Any]) -> None:
         """Remember a carried-out logout token's ``jti`` until it expires (bounded: expired ones pruned)."""
@@ -283,9 +298,9 @@ class Handlers:
         cookies = request.headers.get("Cookie", "")
         try:
             headers = self.transactions.issue(login.state, transaction, cookies, now, spent=spent)
-        except AuthFailure:
+        except InvalidTargetUrl:
             if asked.params or asked.organization:
-                raise AuthFailure("invalid_authorize_param", "target and sign-in options overflow the cookie") from None
+                raise InvalidAuthorizeParam("target and sign-in options overflow the cookie") from None
             raise
         session.headers.extend(headers)
         return self._redirect(url, request)
@@ -330,30 +345,30 @@ class Handlers:
             return
         step_up = StepUp(max_age=transaction.max_age, acr_values=tuple((transaction.acr_values or "").split()))
         if not step_up.satisfied_by(auth_time, acr, now, MAX_AGE_LEEWAY):
-            raise AuthFailure("step_up_failed", "the new ID token's auth_time or acr does not meet the request")
+            raise StepUpFailed("the new ID token's auth_time or acr does not meet the request")
 
     def _target(self, request: Request, required: bool) -> str:
         value = _param(request, "target_url")
         if not value:
             if required:
-                raise AuthFailure("missing_target_url")
+                raise MissingTargetUrl()
             return "/"
         # Every listed origin of this app is its own (several hostnames), besides allowed_redirect_origins.
         target = checked_target(value, self.config.origin, self.config.allowed_redirect_origins + self.config.origins)
         if target is None:
-            raise AuthFailure("invalid_target_url", "refused redirect target")
+            raise InvalidTargetUrl("refused redirect target")
         return target
 
     def _connection(self, request: Request, required: bool) -> Optional[str]:
         connection = _param(request, "connection") or self.config.default_connection or None
         if connection is None:
             if required:
-                raise AuthFailure("missing_connection")
+                raise MissingConnection()
             return None
         if not is_valid_connection(connection):
-            raise AuthFailure("invalid_connection")
+            raise InvalidConnection()
         if self.config.allowed_connections and connection not in self.config.allowed_connections:
-            raise AuthFailure("connection_not_allowed", f"connection {connection!r} is not allowed")
+            raise ConnectionNotAllowed(f"connection {connection!r} is not allowed")
         return connection
 
     def _base(self, request: Request) -> str:
@@ -404,9 +419,9 @@ def _param(request: Request, name: str) -> Optional[str]:
     try:
         value = request.GET.get(name)
     except (UnicodeDecodeError, LookupError, ValueError, TypeError, Warning):
-        raise AuthFailure("invalid_request", "unreadable request parameters") from None
+        raise InvalidRequest("unreadable request parameters") from None
     if value is not None and not isinstance(value, str):
-        raise AuthFailure("invalid_request", f"parameter {name!r} is not text")
+        raise InvalidRequest(f"parameter {name!r} is not text")
     return value
 
 
@@ -420,7 +435,7 @@ def _form_param(request: Request, name: str, limit: int) -> Optional[str]:
     try:
         values = read_form(request.environ, limit).get(name, [])
     except BodyError as refused:
-        raise AuthFailure("invalid_request", refused.reason) from None
+        raise InvalidRequest(refused.reason) from None
     if len(values) > 1:
-        raise AuthFailure("invalid_request", f"parameter {name!r} given more than once")
+        raise InvalidRequest(f"parameter {name!r} given more than once")
     return values[0] if values else None

@@ -36,7 +36,7 @@ import requests
 import urllib3.exceptions
 
 from .egress import Egress
-from .errors import ProviderError
+from .errors import ProviderBadResponse, ProviderTimeout, ProviderUnreachable
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import SSOConfig
@@ -106,13 +106,13 @@ class ProviderHTTP:
             # timeouts, proxy and TLS failures: a message naming the setting to check
             raise self.egress.failure(exc, what, url, self.timeout) from exc
         if len(body) > MAX_RESPONSE_BYTES:
-            raise ProviderError("provider_bad_response", f"{what}: answer larger than {MAX_RESPONSE_BYTES} bytes")
+            raise ProviderBadResponse(f"{what}: answer larger than {MAX_RESPONSE_BYTES} bytes")
         try:
             return status, json.loads(body)
         except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             if status >= 500:
-                raise ProviderError("provider_unreachable", f"{what}: HTTP {status}") from None
-            raise ProviderError("provider_bad_response", f"{what}: HTTP {status}, body is not JSON") from None
+                raise ProviderUnreachable(f"{what}: HTTP {status}") from None
+            raise ProviderBadResponse(f"{what}: HTTP {status}, body is not JSON") from None
 
 
 def _refuse_encoded(response: requests.Response, what: str) -> None:
@@ -125,7 +125,7 @@ def _refuse_encoded(response: requests.Response, what: str) -> None:
     encoding = response.headers.get("Content-Encoding", "")
     codings = [coding.strip().lower() for coding in encoding.split(",")]
     if any(coding not in ("", "identity") for coding in codings):
-        raise ProviderError("provider_bad_response",
+        raise ProviderBadResponse(
                             f"{what}: answer with Content-Encoding {encoding[:40]!r} (only identity is accepted)")
 
 
@@ -140,7 +140,7 @@ def _read_body(response: requests.Response, deadline: float, what: str) -> bytes
     size = 0
     while size <= MAX_RESPONSE_BYTES:
         if chunks and time.monotonic() > deadline:
-            raise ProviderError("provider_timeout", f"{what}: answer not complete in time")
+            raise ProviderTimeout(f"{what}: answer not complete in time")
         # decode_content=False: encoded answers were refused; never decode whatever slipped through.
         chunk = read(min(_CHUNK_BYTES, MAX_RESPONSE_BYTES + 1 - size), decode_content=False)
         if not chunk:

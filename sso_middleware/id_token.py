@@ -43,12 +43,12 @@ from typing import Any, Optional
 import jwt
 
 from .config import UNSIGNED
-from .errors import AuthFailure, ProviderError
+from .errors import AuthFailure, InvalidIdToken, InvalidLogoutToken, ProviderError
 from .jwks import KeySet
 from .sealing import same_text
 
 
-class IdentityMismatch(AuthFailure):
+class IdentityMismatch(InvalidIdToken):
     """A refreshed ID token that is valid but not about the session's user (Core 1.0 section 12.2)."""
 
 
@@ -119,26 +119,25 @@ def validate_id_token(
     endpoint over TLS, so an ``alg: none`` token is acceptable when
     ``rules.algorithms`` names ``none`` (see the module docstring).  Never set it for anything else.
     """
-    code = "invalid_id_token"
     claims, alg = _verified_claims(
-        token, code, rules, now=now, required=_REQUIRED, typ=_ID_TOKEN_TYPES, allow_unsigned=allow_unsigned,
+        token, InvalidIdToken, rules, now=now, required=_REQUIRED, typ=_ID_TOKEN_TYPES, allow_unsigned=allow_unsigned,
     )
     if "events" in claims:  # a security event token, e.g. a logout token sent without a typ
-        raise AuthFailure(code, "an ID token has no events claim (a logout token?)")
+        raise InvalidIdToken("an ID token has no events claim (a logout token?)")
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub:
-        raise AuthFailure(code, "sub is missing or empty")
+        raise InvalidIdToken("sub is missing or empty")
     if "auth_time" in claims and not _is_number(claims["auth_time"]):
-        raise AuthFailure(code, "auth_time is not a number")
+        raise InvalidIdToken("auth_time is not a number")
     if nonce is not None:
         token_nonce = claims.get("nonce")
         if not isinstance(token_nonce, str) or not same_text(token_nonce, nonce):
-            raise AuthFailure(code, "nonce does not match this sign-in")
+            raise InvalidIdToken("nonce does not match this sign-in")
     # An unsigned token's at_hash is not checked: there is no JOSE hash to use (Core 3.1.3.8 hashes with
     # the alg's), nothing signed binds it, and it came in the same TLS answer as the access token.
     if ("at_hash" in claims and access_token is not None and alg != UNSIGNED
             and not _hash_matches(claims["at_hash"], access_token, alg)):
-        raise AuthFailure(code, "at_hash does not match the access token")
+        raise InvalidIdToken("at_hash does not match the access token")
     return claims
 
 
@@ -160,23 +159,22 @@ def validate_refreshed_id_token(
     was not issued before the previous token.  ``previous_token`` comes from our
     own session storage, so its signature is not checked again.
     """
-    code = "invalid_id_token"
     claims = validate_id_token(token, rules, nonce=None, now=now, access_token=access_token)
     try:
         previous: dict[str, Any] = jwt.decode(previous_token, options={"verify_signature": False})
     except jwt.PyJWTError:
-        raise AuthFailure(code, "the session's previous ID token is unreadable") from None
+        raise InvalidIdToken("the session's previous ID token is unreadable") from None
     for name in ("iss", "sub", "azp"):
         if claims.get(name) != previous.get(name):
-            raise IdentityMismatch(code, f"refreshed ID token: {name} differs from the original")
+            raise IdentityMismatch(f"refreshed ID token: {name} differs from the original")
     if _audiences(claims) != _audiences(previous):
-        raise IdentityMismatch(code, "refreshed ID token: aud differs from the original")
+        raise IdentityMismatch("refreshed ID token: aud differs from the original")
     if "auth_time" in claims and "auth_time" in previous and claims["auth_time"] != previous["auth_time"]:
-        raise IdentityMismatch(code, "refreshed ID token: auth_time is not the original authentication's")
+        raise IdentityMismatch("refreshed ID token: auth_time is not the original authentication's")
     if "nonce" in claims and "nonce" in previous and claims["nonce"] != previous["nonce"]:
-        raise IdentityMismatch(code, "refreshed ID token: nonce differs from the original")
+        raise IdentityMismatch("refreshed ID token: nonce differs from the original")
     if _is_number(previous.get("iat")) and claims["iat"] < previous["iat"]:
-        raise IdentityMismatch(code, "refreshed ID token: issued before the previous one")
+        raise IdentityMismatch("refreshed ID token: issued before the previous one")
     return claims
 
 
@@ -196,30 +194,30 @@ def validate_logout_token(token: str, rules: TokenRules, *, now: float) -> dict[
     a non-empty string (section 2.4 REQUIRES it; without one, the caller could
     never tell a replay from a new logout).
     """
-    code = "invalid_logout_token"
     claims, _ = _verified_claims(
-        token, code, rules, now=now, required=["iss", "aud", "iat", "exp", "jti"], typ=_LOGOUT_TOKEN_TYPES,
+        token, InvalidLogoutToken, rules, now=now, required=["iss", "aud", "iat", "exp", "jti"],
+        typ=_LOGOUT_TOKEN_TYPES,
     )
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti:
-        raise AuthFailure(code, "jti is missing or empty")
+        raise InvalidLogoutToken("jti is missing or empty")
     events = claims.get("events")
     if not isinstance(events, dict) or not isinstance(events.get(LOGOUT_EVENT), dict):
-        raise AuthFailure(code, "events does not hold the back-channel logout event")
+        raise InvalidLogoutToken("events does not hold the back-channel logout event")
     if "nonce" in claims:
-        raise AuthFailure(code, "a logout token must not contain a nonce")
+        raise InvalidLogoutToken("a logout token must not contain a nonce")
     sub, sid = claims.get("sub"), claims.get("sid")
     if not (isinstance(sub, str) and sub) and not (isinstance(sid, str) and sid):
-        raise AuthFailure(code, "neither sub nor sid")
+        raise InvalidLogoutToken("neither sub nor sid")
     for name in ("sub", "sid"):
         if name in claims and not (isinstance(claims[name], str) and claims[name]):
-            raise AuthFailure(code, f"{name} is not a string")
+            raise InvalidLogoutToken(f"{name} is not a string")
     return claims
 
 
 def _verified_claims(
     token: str,
-    code: str,
+    invalid: type[AuthFailure],
     rules: TokenRules,
     *,
     now: float,
@@ -230,20 +228,20 @@ def _verified_claims(
     """Checks shared by ID and logout tokens: header, algorithm, key, signature, iss, aud/azp, times."""
     keys, issuer, client_id, algorithms, leeway = (
         rules.keys, rules.issuer, rules.client_id, rules.algorithms, rules.leeway)
-    header = _header(token, code)
+    header = _header(token, invalid)
     alg = header.get("alg")
     unsigned = alg == UNSIGNED and allow_unsigned
     if not isinstance(alg, str) or alg not in algorithms or (alg == UNSIGNED and not unsigned):
-        raise AuthFailure(code, f"algorithm {alg!r} is not accepted")
+        raise invalid(f"algorithm {alg!r} is not accepted")
     if "crit" in header:
-        raise AuthFailure(code, "token has critical header parameters we do not understand")
+        raise invalid("token has critical header parameters we do not understand")
     if "typ" in header and _media_type(header["typ"]) not in typ:
-        raise AuthFailure(code, f"typ {header['typ']!r} is not accepted here")
+        raise invalid(f"typ {header['typ']!r} is not accepted here")
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
-        raise AuthFailure(code, "kid is not a string")
+        raise invalid("kid is not a string")
     if unsigned and token.rpartition(".")[2]:
-        raise AuthFailure(code, "an unsigned (alg 'none') token must have an empty signature")
+        raise invalid("an unsigned (alg 'none') token must have an empty signature")
 
     try:
         key: Any = (None if unsigned else
@@ -251,7 +249,7 @@ def _verified_claims(
     except ProviderError:
         raise  # the JWKS could not be fetched: a provider fault, not a bad token
     except AuthFailure as failure:
-        raise AuthFailure(code, failure.detail) from None
+        raise invalid(failure.detail) from None
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -266,39 +264,39 @@ def _verified_claims(
                      "verify_exp": False, "verify_iat": False, "verify_nbf": False},
         )
     except jwt.PyJWTError as exc:
-        raise AuthFailure(code, f"{type(exc).__name__}: {exc}") from None
+        raise invalid(f"{type(exc).__name__}: {exc}") from None
 
     if claims.get("iss") != issuer:  # exact match, whatever the PyJWT version does
-        raise AuthFailure(code, "iss is not the issuer")
+        raise invalid("iss is not the issuer")
     exp, iat, nbf = claims["exp"], claims["iat"], claims.get("nbf", 0)
     if not all(_is_number(value) for value in (exp, iat, nbf)):
-        raise AuthFailure(code, "exp, iat and nbf must be numbers")
+        raise invalid("exp, iat and nbf must be numbers")
     if exp <= now - leeway:
-        raise AuthFailure(code, "token has expired")
+        raise invalid("token has expired")
     if iat > now + leeway:
-        raise AuthFailure(code, "iat is in the future")
+        raise invalid("iat is in the future")
     if nbf > now + leeway:
-        raise AuthFailure(code, "token is not valid yet (nbf)")
+        raise invalid("token is not valid yet (nbf)")
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     azp = claims.get("azp")
     if azp is not None and azp != client_id:
-        raise AuthFailure(code, "azp is not this client")
+        raise invalid("azp is not this client")
     if len(audiences) > 1 and azp is None:
-        raise AuthFailure(code, "several audiences and no azp")
+        raise invalid("several audiences and no azp")
     return claims, alg
 
 
-def _header(token: str, code: str) -> dict[str, Any]:
+def _header(token: str, invalid: type[AuthFailure]) -> dict[str, Any]:
     """The JOSE header of a compact JWS, read from its first segment alone (PyJWT checks the whole token later)."""
     segment, dot, rest = token.partition(".")
     if not dot or rest.count(".") != 1 or len(segment) > 8192:
-        raise AuthFailure(code, "malformed token: not three segments")
+        raise invalid("malformed token: not three segments")
     try:
         header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
     except (ValueError, TypeError, RecursionError):
-        raise AuthFailure(code, "malformed token: unreadable header") from None
+        raise invalid("malformed token: unreadable header") from None
     if not isinstance(header, dict):
-        raise AuthFailure(code, "malformed token: the header is not a JSON object")
+        raise invalid("malformed token: the header is not a JSON object")
     return header
 
 

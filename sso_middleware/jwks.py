@@ -26,7 +26,7 @@ from typing import Any, Optional
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
-from .errors import AuthFailure, ProviderError
+from .errors import InvalidIdToken, ProviderBadResponse, ProviderError
 
 log = logging.getLogger("sso_middleware")
 
@@ -94,7 +94,7 @@ class KeySet:
             keys = self._refresh(force=True)
             found = _select(keys, kid, alg)
         if found is None:
-            raise AuthFailure("invalid_id_token", f"no usable {alg} key with kid {kid!r} in the provider's JWKS")
+            raise InvalidIdToken(f"no usable {alg} key with kid {kid!r} in the provider's JWKS")
         cache_key = (id(found), alg)  # the JWK dicts are replaced (new ids) whenever the set is refetched
         parsed = self._parsed.get(cache_key)
         if parsed is not None and parsed[0] is found:
@@ -102,7 +102,7 @@ class KeySet:
         try:
             key = PyJWK(found, algorithm=alg).key
         except (PyJWTError, ValueError) as exc:  # InvalidKeyError is not a PyJWKError
-            raise AuthFailure("invalid_id_token", f"unusable JWK {kid!r}: {exc}") from None
+            raise InvalidIdToken(f"unusable JWK {kid!r}: {exc}") from None
         self._parsed[cache_key] = (found, key)
         return key
 
@@ -124,7 +124,7 @@ class KeySet:
                 document = self._fetch()
                 keys = document.get("keys") if isinstance(document, dict) else None
                 if not isinstance(keys, list):
-                    raise ProviderError("provider_bad_response", "JWKS has no 'keys' list")
+                    raise ProviderBadResponse("JWKS has no 'keys' list")
             except ProviderError as exc:
                 self._failure = (now, exc)
                 log.warning("sso: JWKS refresh failed (%s)", exc.code)

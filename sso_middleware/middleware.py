@@ -27,7 +27,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 from urllib.parse import quote, urlencode
 
 from webob import Request, Response
@@ -262,14 +262,14 @@ def _latin1(text: str) -> bytes:
         return text.encode("utf-8", "surrogatepass")
 
 
-def _store_failure(exc: Exception) -> str:
+def _store_failure(exc: Union[StoreUnavailable, SessionTooLarge]) -> str:
     """Log a session-store failure for the operator; the failure code for the user."""
     if isinstance(exc, SessionTooLarge):
         log.error("sso: the session does not fit in a cookie (%s); choose a server-side session_type "
                   "(file, ext:redis or ext:memcached)", exc)
-        return "session_too_large"
+        return exc.code
     log.error("sso: session store unavailable: %s", exc)
-    return "session_store_unavailable"
+    return exc.code
 
 
 def _commit_quietly(session: SSOSession) -> list[tuple[str, str]]:

@@ -40,7 +40,16 @@ from . import client_auth
 from .authorize_params import merged_scope
 from .config import UNSIGNED, SSOConfig
 from .discovery import ProviderMetadata
-from .errors import AuthFailure, ProviderError, provider_error_code
+from .errors import (
+    InvalidTokenResponse,
+    IssuerMismatch,
+    ProviderBadResponse,
+    ProviderError,
+    ProviderRefused,
+    ProviderUnreachable,
+    SigningAlgorithmMismatch,
+    UserinfoMismatch,
+)
 from .http import ProviderHTTP
 from .id_token import (
     TokenRules,
@@ -135,7 +144,7 @@ class OIDCClient:
             try:
                 status, document = self.http.get_json(self.config.discovery_url, "discovery")
                 if status != 200:
-                    raise ProviderError("provider_unreachable", f"discovery: HTTP {status}")
+                    raise ProviderUnreachable(f"discovery: HTTP {status}")
                 fresh = ProviderMetadata.parse(document, self.config)
             except ProviderError as exc:
                 if self._metadata is not None:
@@ -150,7 +159,7 @@ class OIDCClient:
     def _fetch_jwks(self) -> Any:
         status, document = self.http.get_json(self.metadata().jwks_uri, "jwks")
         if status != 200:
-            raise ProviderError("provider_unreachable", f"jwks: HTTP {status}")
+            raise ProviderUnreachable(f"jwks: HTTP {status}")
         return document
 
     # -- authorization -----------------------------------------------------
@@ -219,10 +228,10 @@ class OIDCClient:
         """RFC 9207: the authorization response's ``iss`` must be our issuer when sent or promised."""
         if iss is None:
             if self.metadata().iss_parameter_supported:
-                raise AuthFailure("issuer_mismatch", "the provider promises 'iss' in responses but sent none")
+                raise IssuerMismatch("the provider promises 'iss' in responses but sent none")
             return
         if iss != self.config.issuer_url:
-            raise AuthFailure("issuer_mismatch", "authorization response 'iss' is not our issuer (mix-up?)")
+            raise IssuerMismatch("authorization response 'iss' is not our issuer (mix-up?)")
 
     def sign_in(
         self, code: str, nonce: str, code_verifier: str, redirect_uri: Optional[str] = None
@@ -236,7 +245,7 @@ class OIDCClient:
         id_token = tokens.get("id_token")
         access_token = tokens["access_token"]
         if not isinstance(id_token, str):
-            raise AuthFailure("invalid_token_response", "token response lacks id_token")
+            raise InvalidTokenResponse("token response lacks id_token")
         now = self.clock()
         claims = validate_id_token(id_token, self.token_rules(), nonce=nonce, now=now, access_token=access_token,
                                    allow_unsigned=self._token_endpoint_is_tls())
@@ -289,8 +298,7 @@ class OIDCClient:
         advertised = self.metadata().id_token_signing_algs
         algorithms = accepted_algorithms(self.config.id_token_algorithms, advertised)
         if not algorithms:
-            raise ProviderError(
-                "signing_algorithm_mismatch",
+            raise SigningAlgorithmMismatch(
                 f"id_token_algorithms {' '.join(self.config.id_token_algorithms)!r} has no algorithm in common "
                 f"with the provider's id_token_signing_alg_values_supported {' '.join(advertised or ())!r}",
             )
@@ -315,25 +323,25 @@ class OIDCClient:
         client = WebApplicationClient(self.config.client_id)
         status, document = self.http.post_form(endpoint, "token", body, auth=auth)
         if not isinstance(document, dict):
-            raise AuthFailure("invalid_token_response", f"token endpoint: HTTP {status}, not a JSON object")
+            raise InvalidTokenResponse(f"token endpoint: HTTP {status}, not a JSON object")
         if status >= 500 or status == 429:  # down, or rate-limiting us: the provider's trouble, not a refusal
-            raise ProviderError("provider_unreachable", f"token endpoint: HTTP {status}")
+            raise ProviderUnreachable(f"token endpoint: HTTP {status}")
         if "error" in document or status != 200:
-            raise AuthFailure(provider_error_code(str(document.get("error", f"http_{status}"))),
-                              f"token endpoint refused {what} (HTTP {status})")
+            raise ProviderRefused.from_error(str(document.get("error", f"http_{status}")),
+                                             f"token endpoint refused {what} (HTTP {status})")
         try:
             tokens = dict(client.parse_request_body_response(json.dumps(document), scope=None))
         except (OAuth2Error, ValueError, TypeError, AttributeError, ArithmeticError) as exc:  # malformed members
-            raise AuthFailure("invalid_token_response", f"token response: {type(exc).__name__}") from None
+            raise InvalidTokenResponse(f"token response: {type(exc).__name__}") from None
         if "expires_in" in document:  # as sent: oauthlib drops an expires_in of 0 ("expired already")
             tokens["expires_in"] = document["expires_in"]
         if not isinstance(tokens.get("access_token"), str) or not tokens["access_token"]:
-            raise AuthFailure("invalid_token_response", "token response lacks access_token")
+            raise InvalidTokenResponse("token response lacks access_token")
         if str(tokens.get("token_type", "")).lower() != "bearer":
-            raise AuthFailure("invalid_token_response", "token_type is not Bearer")
+            raise InvalidTokenResponse("token_type is not Bearer")
         for name in ("id_token", "refresh_token"):
             if name in tokens and not (isinstance(tokens[name], str) and tokens[name]):
-                raise AuthFailure("invalid_token_response", f"{name} is not a string")
+                raise InvalidTokenResponse(f"{name} is not a string")
         return tokens
 
     def _userinfo(self, access_token: str, sub: str) -> dict[str, Any]:
@@ -342,11 +350,11 @@ class OIDCClient:
             return {}
         status, document = self.http.get_json(endpoint, "userinfo", headers={"Authorization": f"Bearer {access_token}"})
         if status >= 500:
-            raise ProviderError("provider_unreachable", f"userinfo: HTTP {status}")
+            raise ProviderUnreachable(f"userinfo: HTTP {status}")
         if status != 200 or not isinstance(document, dict):
-            raise AuthFailure("provider_bad_response", f"userinfo: HTTP {status}")
+            raise ProviderBadResponse(f"userinfo: HTTP {status}")
         if document.get("sub") != sub:
-            raise AuthFailure("userinfo_mismatch", "userinfo sub differs from the ID token's")
+            raise UserinfoMismatch("userinfo sub differs from the ID token's")
         return document
 
     # -- logout ------------------------------------------------------------

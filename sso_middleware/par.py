@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
 from . import client_auth
-from .errors import AuthFailure, ProviderError, provider_error_code
+from .errors import ParFailed, ParRequired, ParUnavailable, ProviderRefused
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import SSOConfig
@@ -48,12 +48,12 @@ def authorization_redirect(
     if mode == "off" or (endpoint is None and mode == "auto"):
         if metadata.require_pushed_authorization_requests:
             why = "pushed_authorization is off" if mode == "off" else "it advertises no PAR endpoint"
-            raise ProviderError("par_required", "the provider requires pushed authorization requests "
-                                f"(require_pushed_authorization_requests) but {why}")
+            raise ParRequired("the provider requires pushed authorization requests "
+                              f"(require_pushed_authorization_requests) but {why}")
         return add_query(metadata.authorization_endpoint, params)
     if endpoint is None:
-        raise ProviderError("par_unavailable", "pushed_authorization is required but discovery advertises no "
-                            "pushed_authorization_request_endpoint")
+        raise ParUnavailable("pushed_authorization is required but discovery advertises no "
+                             "pushed_authorization_request_endpoint")
     request_uri = push(config, http, endpoint, params)
     return add_query(metadata.authorization_endpoint, {"client_id": config.client_id, "request_uri": request_uri})
 
@@ -69,19 +69,19 @@ def push(config: SSOConfig, http: ProviderHTTP, endpoint: str, params: Mapping[s
     body = urlencode({**params, **fields})
     status, document = http.post_form(endpoint, "pushed authorization request", body, auth=auth)
     if not isinstance(document, dict):
-        raise ProviderError("par_failed", f"PAR endpoint: HTTP {status}, not a JSON object")
+        raise ParFailed(f"PAR endpoint: HTTP {status}, not a JSON object")
     if status >= 300 or "error" in document:
         error = re.sub(r"[^A-Za-z0-9_.-]", "", str(document.get("error", "")))[:64] or "none"
         if 400 <= status < 500 and error in _REFUSED_REQUEST:
             # The request itself was refused (an unknown organization in a link, a scope it may not
             # have): the same 4xx page as when /authorize refuses it, not a 502 and an operator warning.
-            raise AuthFailure(provider_error_code(error), f"PAR endpoint refused the request: {error}")
-        raise ProviderError("par_failed", f"PAR endpoint refused the request: HTTP {status}, error {error}")
+            raise ProviderRefused.from_error(error, f"PAR endpoint refused the request: {error}")
+        raise ParFailed(f"PAR endpoint refused the request: HTTP {status}, error {error}")
     request_uri, expires_in = document.get("request_uri"), document.get("expires_in")
     if not isinstance(request_uri, str) or not _REQUEST_URI_RE.fullmatch(request_uri):
-        raise ProviderError("par_failed", "PAR response lacks a usable request_uri")
+        raise ParFailed("PAR response lacks a usable request_uri")
     if isinstance(expires_in, bool) or not isinstance(expires_in, int) or expires_in <= 0:
-        raise ProviderError("par_failed", "PAR response lacks a positive integer expires_in")
+        raise ParFailed("PAR response lacks a positive integer expires_in")
     return request_uri
 
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .config import SSOConfig
-from .errors import AuthFailure, ProviderError
+from .errors import AuthFailure, InvalidGrant
 from .id_token import IdentityMismatch
 from .locks import StoreLocks
 from .oidc import OIDCClient
@@ -70,9 +70,7 @@ TOKEN_EXPIRED = "token_expired"  # expired and there is no refresh token
 def _is_refusal(failure: AuthFailure) -> bool:
     """The provider's verdict on the session: its refresh token refused (RFC 6749 section 5.2: invalid,
     expired, revoked), or a refreshed ID token about someone else (Core section 12.2).  The session ends."""
-    return isinstance(failure, IdentityMismatch) or (
-        not isinstance(failure, ProviderError) and failure.code == "provider_error:invalid_grant"
-    )
+    return isinstance(failure, (IdentityMismatch, InvalidGrant))
 
 
 @dataclass(frozen=True)

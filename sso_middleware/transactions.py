@@ -55,7 +55,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from .config import SSOConfig
 from .cookies import request_cookie, request_cookies, set_cookie
-from .errors import AuthFailure
+from .errors import InvalidTargetUrl
 from .sealing import app_key, same_text
 
 #: Most sign-ins one browser may have in flight (per application); the oldest are dropped.
@@ -135,7 +135,7 @@ class TransactionCookies:
         name = self.name_for(state)
         room = COOKIE_BUDGET - _size(name, value)
         if room < 0:
-            raise AuthFailure("invalid_target_url", "the sign-in would not fit in its cookie")
+            raise InvalidTargetUrl("the sign-in would not fit in its cookie")
         headers = [self._set_cookie(name, value, self._ttl)]
         skip = {name, self.name_for(spent) if spent is not None else name}
         present = sorted((item for item in self._present(cookie_header) if item[0] not in skip),

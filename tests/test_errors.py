@@ -1,32 +1,158 @@
-"""Exceptions and the catalogue of failure codes."""
+"""Exceptions, and the catalogue of failure codes built from them."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 
-from sso_middleware.errors import ERRORS, AuthFailure, ConfigError, ProviderError, describe, provider_error_code
+import sso_middleware
+from sso_middleware import errors, stores
+from sso_middleware.bodies import BodyError
+from sso_middleware.environ import NoAccessToken
+from sso_middleware.errors import (
+    ERRORS,
+    AuthFailure,
+    ConfigError,
+    InvalidGrant,
+    InvalidIdToken,
+    InvalidState,
+    ProviderError,
+    ProviderRefused,
+    ProviderTimeout,
+    SessionTooLarge,
+    SSOError,
+    SSOFailure,
+    StoreUnavailable,
+    describe,
+    provider_error_code,
+)
+from sso_middleware.id_token import IdentityMismatch
+from sso_middleware.stores.errors import RecordGone
+
+
+def every_subclass(base: type[SSOFailure]) -> Iterator[type[SSOFailure]]:
+    for kind in base.__subclasses__():
+        yield kind
+        yield from every_subclass(kind)
+
+
+#: Every failure class of the package (a test module's own classes would be refused anyway).
+FAILURE_CLASSES = sorted(set(every_subclass(SSOFailure)), key=lambda kind: kind.__name__)
+#: The classes that declare a code of their own (the others show their parent's page).
+CODE_CLASSES = [kind for kind in FAILURE_CLASSES if "code" in vars(kind)]
 
 
 def test_config_error_names_the_setting() -> None:
     error = ConfigError("client_id", "required")
-    assert isinstance(error, ValueError)
+    assert isinstance(error, ValueError) and isinstance(error, SSOError)
     assert (error.setting, error.message) == ("client_id", "required")
     assert str(error) == "sso_middleware setting 'client_id': required"
 
 
 def test_auth_failure_carries_code_and_detail() -> None:
-    error = AuthFailure("invalid_state", "no transaction for this state")
+    error = InvalidState("no transaction for this state")
+    assert isinstance(error, AuthFailure)
     assert (error.code, error.detail) == ("invalid_state", "no transaction for this state")
     assert str(error) == "invalid_state: no transaction for this state"
-    assert str(AuthFailure("invalid_state")) == "invalid_state"
+    assert str(InvalidState()) == "invalid_state"
 
 
 def test_provider_error_is_an_auth_failure() -> None:
-    error = ProviderError("provider_timeout", "discovery")
-    assert isinstance(error, AuthFailure)
-    assert error.code == "provider_timeout"
+    error = ProviderTimeout("discovery")
+    assert isinstance(error, ProviderError) and isinstance(error, AuthFailure)
+    assert (error.code, error.status, error.detail) == ("provider_timeout", 504, "discovery")
+
+
+@pytest.mark.parametrize("kind", FAILURE_CLASSES, ids=lambda kind: kind.__name__)
+def test_every_failure_class_has_a_code_a_status_and_a_page_text(kind: type[SSOFailure]) -> None:
+    assert isinstance(kind.code, str) and re.fullmatch(r"[a-z][a-z_]*[a-z]", kind.code), kind.code
+    assert isinstance(kind.status, int) and 400 <= kind.status <= 599, kind.status
+    assert isinstance(kind.message, str) and kind.message.strip() and kind.message.endswith("."), kind.message
+    if "code" in vars(kind):  # a class with its own code says its own status and page text: none inherited
+        assert "status" in vars(kind) and "message" in vars(kind), kind
+    assert kind.__doc__ and kind.__doc__.strip(), "every failure class says what it is for"
+
+
+def test_failure_codes_are_unique() -> None:
+    codes = [kind.code for kind in CODE_CLASSES]
+    assert len(codes) == len(set(codes)), sorted(code for code in codes if codes.count(code) > 1)
+    assert len(CODE_CLASSES) >= 30  # the whole catalogue, not an empty walk
+
+
+def test_the_catalogue_is_built_from_the_classes() -> None:
+    expected = {kind.code: kind for kind in CODE_CLASSES if not issubclass(kind, ProviderRefused)}
+    assert dict(ERRORS) == expected
+    for code, kind in expected.items():
+        assert describe(code) == (kind.status, kind.message, code)
+    with pytest.raises(TypeError):
+        ERRORS["made_up"] = AuthFailure  # type: ignore[index]  # read-only: the page table is the classes
+
+
+def test_a_failure_code_declared_outside_errors_is_refused() -> None:
+    """The catalogue is built when errors.py is imported: a code declared elsewhere would have no page."""
+    with pytest.raises(TypeError, match=r"declared in sso_middleware\.errors"):
+        class Elsewhere(AuthFailure):
+            code = "elsewhere"
+            status = 400
+            message = "Nowhere."
+    assert "elsewhere" not in ERRORS
+
+
+def test_a_kind_without_a_code_of_its_own_shows_its_parents_page() -> None:
+    error = IdentityMismatch("refreshed ID token: sub differs from the original")
+    assert isinstance(error, InvalidIdToken)
+    assert (error.code, error.status, error.message) == ("invalid_id_token", 401, InvalidIdToken.message)
+    assert "invalid_id_token" in ERRORS and ERRORS["invalid_id_token"] is InvalidIdToken
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        pytest.param("invalid_grant", InvalidGrant, id="invalid-grant"),
+        pytest.param("invalid_client", ProviderRefused, id="invalid-client"),
+        pytest.param("invalid_grant<>", InvalidGrant, id="invalid-grant-once-made-safe"),
+        pytest.param("invalid_grant_x", ProviderRefused, id="not-invalid-grant"),
+    ],
+)
+def test_a_provider_refusal_is_typed_by_its_error(error: str, kind: type[ProviderRefused]) -> None:
+    refused = ProviderRefused.from_error(error, "token endpoint refused the code")
+    assert type(refused) is kind
+    assert not isinstance(refused, ProviderError)  # the provider answered: not its trouble, its verdict
+    assert refused.code == provider_error_code(error)
+    assert refused.detail == "token endpoint refused the code"
+    assert str(refused) == f"{refused.code}: token endpoint refused the code"
+
+
+def test_invalid_grant_raised_directly_has_its_code() -> None:
+    error = InvalidGrant("refresh token revoked")
+    assert (error.error, error.code, error.status) == ("invalid_grant", "provider_error:invalid_grant", 401)
+
+
+def test_store_failures_are_failure_pages() -> None:
+    """The middleware answers them with their class's page; a back end raises them with its own message."""
+    assert (StoreUnavailable.code, StoreUnavailable.status) == ("session_store_unavailable", 503)
+    assert (SessionTooLarge.code, SessionTooLarge.status) == ("session_too_large", 503)
+    error = StoreUnavailable("redis: ConnectionError")
+    assert (str(error), error.detail) == ("redis: ConnectionError", "redis: ConnectionError")
+    assert not isinstance(error, AuthFailure)  # not a sign-in failure: answered 503 without the sign-in's clean-up
+
+
+def test_every_exception_of_the_package_is_an_sso_error() -> None:
+    for kind in (ConfigError, AuthFailure, StoreUnavailable, SessionTooLarge, RecordGone, NoAccessToken,
+                 IdentityMismatch, BodyError):
+        assert issubclass(kind, SSOError), kind
+    assert issubclass(NoAccessToken, LookupError)
+
+
+def test_the_exceptions_are_importable_where_they_were() -> None:
+    from sso_middleware import session
+
+    assert stores.StoreUnavailable is errors.StoreUnavailable is session.StoreUnavailable
+    assert stores.SessionTooLarge is errors.SessionTooLarge is session.SessionTooLarge
+    assert stores.RecordGone is RecordGone
+    assert sso_middleware.AuthFailure is AuthFailure and sso_middleware.NoAccessToken is NoAccessToken
 
 
 @pytest.mark.parametrize(
@@ -54,6 +180,10 @@ def test_every_known_code_has_a_status_and_message(code: str) -> None:
     status, message, shown = describe(code)
     assert (status, message, shown) == (ERRORS[code].status, ERRORS[code].message, code)
     assert message and "{" not in message
+
+
+def test_the_unknown_code_page_is_the_bare_auth_failure() -> None:
+    assert describe("something_else") == (400, AuthFailure.message, "unknown_error") == describe("unknown_error")
 
 
 #: Failures where the user did authenticate, just not well enough: 403, like the access rules' refusals.

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import OKPAlgorithm
 
-from sso_middleware.errors import AuthFailure, ProviderError
+from sso_middleware.errors import AuthFailure, ProviderError, ProviderTimeout, ProviderUnreachable
 from sso_middleware.jwks import KeySet, key_fits, key_type_for
 
 from .tokens import JWKSFetch, ec_jwk, ec_key, public_jwk, rsa_key
@@ -141,7 +141,7 @@ def test_rotation_after_a_flood_is_found_once_the_bucket_refills(fetch: JWKSFetc
 def test_refresh_failure_keeps_old_keys_within_grace(fetch: JWKSFetch, clock: FakeClock) -> None:
     keys = key_set(fetch, clock, retry_seconds=5)
     keys.key_for("key-1", "RS256")
-    fetch.error = ProviderError("provider_unreachable", "down")
+    fetch.error = ProviderUnreachable("down")
     clock.advance(TTL + 1)
     assert same_key(keys.key_for("key-1", "RS256"), rsa_key())
     assert fetch.calls == 2
@@ -153,7 +153,7 @@ def test_refresh_failure_keeps_old_keys_within_grace(fetch: JWKSFetch, clock: Fa
 def test_refresh_failure_raises_after_grace(fetch: JWKSFetch, clock: FakeClock) -> None:
     keys = key_set(fetch, clock)
     keys.key_for("key-1", "RS256")
-    fetch.error = ProviderError("provider_unreachable", "down")
+    fetch.error = ProviderUnreachable("down")
     clock.advance(TTL + GRACE)
     with pytest.raises(ProviderError) as caught:
         keys.key_for("key-1", "RS256")
@@ -163,7 +163,7 @@ def test_refresh_failure_raises_after_grace(fetch: JWKSFetch, clock: FakeClock) 
 def test_recovery_after_an_outage(fetch: JWKSFetch, clock: FakeClock) -> None:
     keys = key_set(fetch, clock, retry_seconds=5)
     keys.key_for("key-1", "RS256")
-    fetch.error = ProviderError("provider_unreachable", "down")
+    fetch.error = ProviderUnreachable("down")
     clock.advance(TTL + GRACE)
     with pytest.raises(ProviderError):
         keys.key_for("key-1", "RS256")
@@ -176,7 +176,7 @@ def test_recovery_after_an_outage(fetch: JWKSFetch, clock: FakeClock) -> None:
 def test_a_failing_provider_is_not_asked_on_every_request(fetch: JWKSFetch, clock: FakeClock) -> None:
     keys = key_set(fetch, clock, retry_seconds=5)
     keys.key_for("key-1", "RS256")
-    fetch.error = ProviderError("provider_timeout", "slow")
+    fetch.error = ProviderTimeout("slow")
     clock.advance(TTL + 1)
     for _ in range(50):
         keys.key_for("key-1", "RS256")
@@ -188,7 +188,7 @@ def test_a_failing_provider_is_not_asked_on_every_request(fetch: JWKSFetch, cloc
 
 def test_first_fetch_failure_raises_and_is_remembered_briefly(fetch: JWKSFetch, clock: FakeClock) -> None:
     keys = key_set(fetch, clock, retry_seconds=5)
-    fetch.error = ProviderError("provider_unreachable", "down")
+    fetch.error = ProviderUnreachable("down")
     for _ in range(10):
         with pytest.raises(ProviderError):
             keys.key_for("key-1", "RS256")

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import pytest
 
-from sso_middleware.errors import AuthFailure, ProviderError
+from sso_middleware.errors import AuthFailure, ProviderError, ProviderUnreachable
 from sso_middleware.id_token import LOGOUT_EVENT, TokenRules, validate_logout_token
 from sso_middleware.jwks import KeySet
 
@@ -247,7 +247,7 @@ def test_the_time_checks_use_the_given_now() -> None:
 
 def test_jwks_unreachable_is_a_provider_error_not_a_refusal() -> None:
     fetch = JWKSFetch()
-    fetch.error = ProviderError("provider_unreachable", "jwks: ConnectionError")
+    fetch.error = ProviderUnreachable("jwks: ConnectionError")
     with pytest.raises(ProviderError) as caught:
         validate(logout_token(), fetch=fetch)
     assert caught.value.code == "provider_unreachable"

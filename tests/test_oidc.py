@@ -14,7 +14,17 @@ import requests
 
 from sso_middleware import oidc
 from sso_middleware.config import SSOConfig
-from sso_middleware.errors import AuthFailure, ProviderError
+from sso_middleware.errors import (
+    AuthFailure,
+    InvalidGrant,
+    InvalidTokenResponse,
+    ProviderBadResponse,
+    ProviderError,
+    ProviderRefused,
+    ProviderTimeout,
+    ProviderUnreachable,
+    SigningAlgorithmMismatch,
+)
 from sso_middleware.id_token import LOGOUT_EVENT, IdentityMismatch
 from sso_middleware.oidc import LoginRequest, OIDCClient
 
@@ -437,23 +447,23 @@ def token_fault(status: int, body: bytes) -> Any:
 @pytest.mark.parametrize(
     ("fault", "code", "kind"),
     [
-        pytest.param(500, "provider_unreachable", ProviderError, id="500-json"),
-        pytest.param(503, "provider_unreachable", ProviderError, id="503-json"),
-        pytest.param(token_fault(502, b"<html>Bad gateway</html>"), "provider_unreachable", ProviderError,
+        pytest.param(500, "provider_unreachable", ProviderUnreachable, id="500-json"),
+        pytest.param(503, "provider_unreachable", ProviderUnreachable, id="503-json"),
+        pytest.param(token_fault(502, b"<html>Bad gateway</html>"), "provider_unreachable", ProviderUnreachable,
                      id="502-html"),
         pytest.param(token_fault(200, b"access_token=x&token_type=bearer"), "provider_bad_response",
-                     ProviderError, id="200-form-encoded"),
-        pytest.param(token_fault(200, b"[]"), "invalid_token_response", AuthFailure, id="200-json-list"),
+                     ProviderBadResponse, id="200-form-encoded"),
+        pytest.param(token_fault(200, b"[]"), "invalid_token_response", InvalidTokenResponse, id="200-json-list"),
         pytest.param(token_fault(400, b'{"error": "invalid_request"}'), "provider_error:invalid_request",
-                     AuthFailure, id="400-error"),
+                     ProviderRefused, id="400-error"),
         pytest.param(token_fault(400, b'{"error": "<script>alert(1)</script>"}'), "provider_error:scriptalert1script",
-                     AuthFailure, id="400-hostile-error"),
-        pytest.param(token_fault(403, b"{}"), "provider_error:http_403", AuthFailure, id="403-no-error"),
-        pytest.param(token_fault(200, b'{"error": "access_denied"}'), "provider_error:access_denied", AuthFailure,
+                     ProviderRefused, id="400-hostile-error"),
+        pytest.param(token_fault(403, b"{}"), "provider_error:http_403", ProviderRefused, id="403-no-error"),
+        pytest.param(token_fault(200, b'{"error": "access_denied"}'), "provider_error:access_denied", ProviderRefused,
                      id="200-with-error"),
-        pytest.param(token_fault(302, b"{}"), "provider_error:http_302", AuthFailure, id="redirect"),
-        pytest.param(requests.ConnectionError("reset"), "provider_unreachable", ProviderError, id="connection"),
-        pytest.param(requests.ReadTimeout("slow"), "provider_timeout", ProviderError, id="timeout"),
+        pytest.param(token_fault(302, b"{}"), "provider_error:http_302", ProviderRefused, id="redirect"),
+        pytest.param(requests.ConnectionError("reset"), "provider_unreachable", ProviderUnreachable, id="connection"),
+        pytest.param(requests.ReadTimeout("slow"), "provider_timeout", ProviderTimeout, id="timeout"),
     ],
 )
 def test_token_endpoint_failures(client: OIDCClient, provider: FakeProvider, fault: Any, code: str,
@@ -581,11 +591,11 @@ def test_userinfo_sub_mismatch(client: OIDCClient, provider: FakeProvider, useri
 @pytest.mark.parametrize(
     ("fault", "code", "kind"),
     [
-        pytest.param(500, "provider_unreachable", ProviderError, id="500"),
-        pytest.param(401, "provider_bad_response", AuthFailure, id="401"),
-        pytest.param(token_fault(200, b"[1]"), "provider_bad_response", AuthFailure, id="json-list"),
-        pytest.param(token_fault(200, b"eyJhbGciOi.x.y"), "provider_bad_response", ProviderError, id="jwt"),
-        pytest.param(requests.ConnectionError("reset"), "provider_unreachable", ProviderError, id="connection"),
+        pytest.param(500, "provider_unreachable", ProviderUnreachable, id="500"),
+        pytest.param(401, "provider_bad_response", ProviderBadResponse, id="401"),
+        pytest.param(token_fault(200, b"[1]"), "provider_bad_response", ProviderBadResponse, id="json-list"),
+        pytest.param(token_fault(200, b"eyJhbGciOi.x.y"), "provider_bad_response", ProviderBadResponse, id="jwt"),
+        pytest.param(requests.ConnectionError("reset"), "provider_unreachable", ProviderUnreachable, id="connection"),
     ],
 )
 def test_userinfo_failures(client: OIDCClient, provider: FakeProvider, fault: Any, code: str, kind: type) -> None:
@@ -785,7 +795,7 @@ def test_a_rotated_refresh_token_is_returned_and_the_old_one_is_used_up(provider
     second = client.refresh(first.refresh_token, signed_in.id_token)
     assert second.refresh_token not in (None, first.refresh_token, signed_in.refresh_token)
     reused = failure(client.refresh, signed_in.refresh_token, signed_in.id_token)
-    assert (type(reused), reused.code) == (AuthFailure, "provider_error:invalid_grant")
+    assert (type(reused), reused.code) == (InvalidGrant, "provider_error:invalid_grant")
     assert provider.refreshes == 2 and provider.refresh_requests == 3
 
 
@@ -852,7 +862,7 @@ def test_refresh_with_an_unusable_expires_in_is_an_invalid_response(provider: Fa
     client, signed_in = refreshable(provider)
     provider.refresh_changes = {"expires_in": expires_in}
     error = failure(client.refresh, signed_in.refresh_token, signed_in.id_token)
-    assert (type(error), error.code) == (AuthFailure, "invalid_token_response")
+    assert (type(error), error.code) == (InvalidTokenResponse, "invalid_token_response")
 
 
 @pytest.mark.parametrize(
@@ -898,7 +908,7 @@ def test_invalid_refresh_responses(provider: FakeProvider, changes: dict[str, An
     client, signed_in = refreshable(provider)
     provider.refresh_changes = changes
     error = failure(client.refresh, signed_in.refresh_token, signed_in.id_token)
-    assert (type(error), error.code) == (AuthFailure, "invalid_token_response")
+    assert (type(error), error.code) == (InvalidTokenResponse, "invalid_token_response")
 
 
 def test_refresh_token_type_is_case_insensitive(provider: FakeProvider) -> None:
@@ -911,7 +921,7 @@ def test_a_revoked_refresh_token_is_invalid_grant(provider: FakeProvider) -> Non
     client, signed_in = refreshable(provider)
     assert provider.revoke(signed_in.refresh_token) == 1
     error = failure(client.refresh, signed_in.refresh_token, signed_in.id_token)
-    assert (type(error), error.code) == (AuthFailure, "provider_error:invalid_grant")
+    assert (type(error), error.code) == (InvalidGrant, "provider_error:invalid_grant")
     assert signed_in.refresh_token not in str(error)
     assert provider.refreshes == 0 and provider.refresh_requests == 1
 
@@ -933,25 +943,25 @@ def test_refresh_with_a_wrong_client_secret(provider: FakeProvider) -> None:
 @pytest.mark.parametrize(
     ("fault", "code", "kind"),
     [
-        pytest.param(500, "provider_unreachable", ProviderError, id="500-json"),
-        pytest.param(503, "provider_unreachable", ProviderError, id="503-json"),
-        pytest.param(token_fault(502, b"<html>Bad gateway</html>"), "provider_unreachable", ProviderError,
+        pytest.param(500, "provider_unreachable", ProviderUnreachable, id="500-json"),
+        pytest.param(503, "provider_unreachable", ProviderUnreachable, id="503-json"),
+        pytest.param(token_fault(502, b"<html>Bad gateway</html>"), "provider_unreachable", ProviderUnreachable,
                      id="502-html"),
-        pytest.param(token_fault(504, b""), "provider_unreachable", ProviderError, id="504-empty"),
-        pytest.param(token_fault(429, b'{"error": "too_many_requests"}'), "provider_unreachable", ProviderError,
+        pytest.param(token_fault(504, b""), "provider_unreachable", ProviderUnreachable, id="504-empty"),
+        pytest.param(token_fault(429, b'{"error": "too_many_requests"}'), "provider_unreachable", ProviderUnreachable,
                      id="429-rate-limited"),
         pytest.param(token_fault(200, b"access_token=x&token_type=bearer"), "provider_bad_response",
-                     ProviderError, id="200-form-encoded"),
-        pytest.param(token_fault(200, b"[]"), "invalid_token_response", AuthFailure, id="200-json-list"),
+                     ProviderBadResponse, id="200-form-encoded"),
+        pytest.param(token_fault(200, b"[]"), "invalid_token_response", InvalidTokenResponse, id="200-json-list"),
         pytest.param(token_fault(400, b'{"error": "invalid_grant", "error_description": "revoked"}'),
-                     "provider_error:invalid_grant", AuthFailure, id="400-invalid-grant"),
+                     "provider_error:invalid_grant", InvalidGrant, id="400-invalid-grant"),
         pytest.param(token_fault(400, b'{"error": "unauthorized_client"}'), "provider_error:unauthorized_client",
-                     AuthFailure, id="400-unauthorized-client"),
-        pytest.param(token_fault(200, b'{"error": "invalid_grant"}'), "provider_error:invalid_grant", AuthFailure,
+                     ProviderRefused, id="400-unauthorized-client"),
+        pytest.param(token_fault(200, b'{"error": "invalid_grant"}'), "provider_error:invalid_grant", InvalidGrant,
                      id="200-with-error"),
-        pytest.param(requests.ConnectionError("reset"), "provider_unreachable", ProviderError, id="connection"),
-        pytest.param(requests.ConnectTimeout("no route"), "provider_timeout", ProviderError, id="connect-timeout"),
-        pytest.param(requests.ReadTimeout("slow"), "provider_timeout", ProviderError, id="read-timeout"),
+        pytest.param(requests.ConnectionError("reset"), "provider_unreachable", ProviderUnreachable, id="connection"),
+        pytest.param(requests.ConnectTimeout("no route"), "provider_timeout", ProviderTimeout, id="connect-timeout"),
+        pytest.param(requests.ReadTimeout("slow"), "provider_timeout", ProviderTimeout, id="read-timeout"),
     ],
 )
 def test_refresh_failures(provider: FakeProvider, fault: Any, code: str, kind: type) -> None:
@@ -966,7 +976,7 @@ def test_refresh_when_discovery_is_down_is_a_provider_error(provider: FakeProvid
     provider.fail[DISCOVERY] = requests.ConnectionError("down")
     client = make_client(provider, scope=OFFLINE)
     error = failure(client.refresh, "rt-whatever", "x.y.z")
-    assert (type(error), error.code) == (ProviderError, "provider_unreachable")
+    assert (type(error), error.code) == (ProviderUnreachable, "provider_unreachable")
     assert provider.requests_to("/oauth/token") == []
 
 
@@ -1037,7 +1047,7 @@ def test_a_refreshed_id_token_when_the_jwks_is_down_is_a_provider_error(provider
     worker = make_client(provider, scope=OFFLINE)
     provider.fail["/.well-known/jwks.json"] = requests.ConnectionError("down")
     error = failure(worker.refresh, signed_in.refresh_token, signed_in.id_token)
-    assert (type(error), error.code) == (ProviderError, "provider_unreachable")
+    assert (type(error), error.code) == (ProviderUnreachable, "provider_unreachable")
 
 
 def test_a_refreshed_id_token_with_a_rotated_key_is_accepted(provider: FakeProvider) -> None:
@@ -1111,7 +1121,7 @@ def test_an_empty_intersection_refuses_tokens_as_a_provider_error(provider: Fake
     provider.discovery_overrides["id_token_signing_alg_values_supported"] = ["HS512"]
     client._metadata = None  # the provider changed its advertisement since the sign-in started
     error = failure(client.sign_in, code, login.nonce, login.code_verifier)
-    assert (type(error), error.code) == (ProviderError, "signing_algorithm_mismatch")
+    assert (type(error), error.code) == (SigningAlgorithmMismatch, "signing_algorithm_mismatch")
     assert failure(client.validate_logout_token, "a.b.c").code == "signing_algorithm_mismatch"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 from sso_middleware._doctor.wording import describe_error, names, one_line, provider_words
-from sso_middleware.errors import ProviderError
+from sso_middleware.errors import ProviderError, ProviderUnreachable
 
 
 def test_describe_error_adds_the_operating_systems_reason_from_the_chain() -> None:
@@ -13,7 +13,7 @@ def test_describe_error_adds_the_operating_systems_reason_from_the_chain() -> No
         try:
             raise ConnectionRefusedError(111, "Connection refused")
         except OSError as refused:
-            raise ProviderError("provider_unreachable", "the provider cannot be reached") from refused
+            raise ProviderUnreachable("the provider cannot be reached") from refused
     except ProviderError as error:
         assert describe_error(error) == "the provider cannot be reached (Connection refused)"
 
