@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Iterator
 
 from ... import client_auth
-from ...errors import ProviderError
+from ...errors import ParFailed, ProviderError, SigningAlgorithmMismatch
 from ...oidc import OIDCClient, token_request
 from ..wording import describe_error, names, provider_words
 from .context import FAIL, INFO, OK, WARN, Context, Finding
@@ -108,9 +108,9 @@ def check_pushed_authorization(ctx: Context) -> Iterator[Finding]:
     try:  # exactly the middleware's path: build the parameters, push them with client authentication
         url = client.authorization_url(OIDCClient.new_login_request(), prompt=None, connection=None)
     except ProviderError as exc:
-        if exc.code == "signing_algorithm_mismatch":  # reported by "signing keys"; no push was tried
+        if isinstance(exc, SigningAlgorithmMismatch):  # reported by "signing keys"; no push was tried
             yield INFO, "no test push: no ID token could be accepted (see signing keys)"
-        elif exc.code == "par_failed":  # refused: most often a credential or redirect_uri the checks above name
+        elif isinstance(exc, ParFailed):  # refused: most often a credential or redirect_uri the checks above name
             yield WARN, (f"the provider refused a test push to {endpoint} ({exc.detail}): sign-ins fail with "
                          f"par_failed; check that {config.redirect_uri} is a registered redirect_uri, "
                          "and the client credentials")

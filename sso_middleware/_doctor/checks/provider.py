@@ -22,7 +22,7 @@ from jwt.exceptions import PyJWTError
 
 from ...config import UNSIGNED, SSOConfig
 from ...discovery import ProviderMetadata
-from ...errors import ProviderError
+from ...errors import ProviderError, ProviderTimeout
 from ...id_token import accepted_algorithms
 from ...jwks import key_fits
 from ..wording import describe_error, names
@@ -37,7 +37,7 @@ def check_discovery(ctx: Context) -> Iterator[Finding]:
     answer, document, error = ctx.get(url, "discovery")
     elapsed = time.monotonic() - started
     if error is not None:
-        if answer is not None and error.code != "provider_timeout":
+        if answer is not None and not isinstance(error, ProviderTimeout):
             yield FAIL, f"{url} answered HTTP {answer.status} without a JSON document ({error.detail})"
         else:
             yield FAIL, f"cannot fetch {url}: {describe_error(error)}"
@@ -279,7 +279,7 @@ def check_endpoints(ctx: Context) -> Iterator[Finding]:
         if url is None:
             continue
         answer, _, error = ctx.get(url, name)
-        if answer is not None and (error is None or error.code != "provider_timeout"):
+        if answer is not None and not isinstance(error, ProviderTimeout):
             yield OK, f"{name} {url} reachable (a bare GET got HTTP {answer.status})"
         else:
             yield FAIL, f"{name} {url} does not answer: {describe_error(error)}"
