@@ -279,7 +279,7 @@ def _suggestions(results: Any) -> list[str]:
             "rename, so a read needs no lock file and no `flock`; Redis: one GET), base64 + zlib + JSON. "
             f"`direct_file` above does exactly that on the same bytes in {direct:.0f} µs (`direct_redis`: "
             f"{direct_redis:.0f} µs). Keep Beaker for writes (sign-in, the idle stamp, sign-out), e.g. a "
-            "`BeakerStore.read(cookie_value)` used by `SSOSession._loaded` and a lazy "
+            "`BeakerBackend.session(cookie)` used by `SSOSession._loaded` and a lazy "
             "Beaker session only once something must be written."
         )))
     cookie = _step(results, file_label, "SimpleCookie parsing")

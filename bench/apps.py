@@ -44,7 +44,7 @@ def make_sso(app: WSGIApp = bare_app, **settings: Any) -> WSGIApp:
 def make_floor(options: dict[str, Any], app: WSGIApp | None = None, save_accessed_time: bool = False) -> WSGIApp:
     """Beaker's ``SessionMiddleware`` alone, reading the session our store wrote (the floor).
 
-    ``options`` are the middleware's own Beaker options (``SSOMiddleware.store.beaker.options``),
+    ``options`` are the middleware's own Beaker options (``SSOMiddleware.store.backend.options``),
     so the floor reads the same record, with the same serializer, from the same store.  The app
     reads the user out of the session, as SSOMiddleware does, so the session is really loaded.
     """

@@ -85,12 +85,12 @@ def run(ctx: Any) -> list[GrowthStep]:
     first = apps.make_sso(apps.bare_app, **settings_for(sizes[0]))
     cookie = sign_in_wsgi(first, ctx.provider, "/auth/login?target_url=/", COOKIE, base_url)
     alice_id = cookie.split("=", 1)[1][40:]
-    store = first.store.beaker  # type: ignore[attr-defined]
+    store = first.store.backend  # type: ignore[attr-defined]
     signer = SignedCookie(store.options["secret"])  # the application-bound key that signs session ids
     prefix, seal = store.options["prefix"], store.seal
     session = store.session(cookie)
     session["last_seen"] = time.time()
-    store.save(session)
+    store.save_session(session)
     source = redis.Redis.from_url(f"redis://127.0.0.1:{sizes[0].redis.port}/0")
     sealed = source.get(_record_key(prefix, alice_id))
     source.close()

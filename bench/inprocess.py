@@ -140,7 +140,7 @@ def build(ctx: Any) -> list[Contestant]:
                                             ctx.flask_secret, base_url)
     flask_cookie = sign_in_wsgi(flask_authlib, ctx.provider, "/login", "session", base_url)
     flask_sso = apps.make_flask_sso(**ctx.sso_settings("file", base_url, client))
-    options = {kind: app.store.beaker.options for kind, app in sso.items()}  # type: ignore[attr-defined]
+    options = {kind: app.store.backend.options for kind, app in sso.items()}  # type: ignore[attr-defined]
     idle = float(sso["file"].config.session_idle_timeout)  # type: ignore[attr-defined]
 
     c = Contestant

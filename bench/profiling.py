@@ -62,7 +62,7 @@ STEPS: list[tuple[str, list[str], list[str]]] = [
      ["beaker.session:Session.__init__", "beaker.session:CookieSession.__init__", "bench.apps:bare_app"]),
     ("own_cookie: pick our cookie out of the header", ["sso_middleware.session:own_cookie"], []),
     ("current_user's own checks (SignedInUser, timeouts, revocation)",
-     ["sso_middleware.session:SSOSession.current_user"], ["sso_middleware.stores.beaker:BeakerStore.session"]),
+     ["sso_middleware.session:SSOSession.current_user"], ["sso_middleware.stores.beaker:BeakerBackend.session"]),
     ("Beaker Session/CookieSession.__init__ (build and load the session)",
      ["beaker.session:Session.__init__", "beaker.session:CookieSession.__init__"], []),
     ("  SimpleCookie parsing (http.cookies) incl. the HMAC check", ["http.cookies:BaseCookie.load"], []),

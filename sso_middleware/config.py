@@ -47,7 +47,6 @@ REFRESH_FAILURES = ("sign_out", "keep_session")
 RESPONSE_MODES = ("query", "form_post")
 AUTH_METHODS = client_auth.AUTH_METHODS
 PUSHED_AUTHORIZATION = ("auto", "required", "off")
-SESSION_TYPES = ("file", "ext:redis", "ext:memcached", "cookie", "environ")
 _LOOPBACK_NAMES = frozenset({"localhost"})
 #: The largest ``max_request_body`` accepted (16 MiB): auth routes need a few kilobytes.
 MAX_REQUEST_BODY_LIMIT = 16 * 1024 * 1024
@@ -193,8 +192,10 @@ class SSOConfig:
     transaction_ttl: int = _setting(600, "Seconds a started sign-in may take before its `state` expires.")
     session_idle_timeout: int = _setting(86400, "Seconds of inactivity after which a session ends.")
     session_absolute_timeout: int = _setting(604800, "Seconds after sign-in at which a session ends regardless.")
-    session_type: str = _setting(
-        "file", "Session store: `file`, `ext:redis`, `ext:memcached`, `cookie` or `environ` (see Session stores)."
+    session_type: Any = _setting(  # noqa: RUF009 - a name, or a back-end class or object (stores.registry)
+        "file", "Session store: `file`, `ext:redis`, `ext:memcached`, `cookie` or `environ` (see Session stores), "
+        "or a back end of your own: `module:Class` (a class or object in Python; see Writing your own session "
+        "back end)."
     )
     session_url: str = _setting(  # not in repr: it may hold the Redis password
         "", "`ext:redis`: `redis://host:port/db`; `ext:memcached`: `host:port` servers separated by `;`.", repr=False
@@ -566,19 +567,11 @@ def _validate(config: SSOConfig) -> None:
     _positive(config, "refresh_margin", allow_zero=True)
     if config.refresh_failure not in REFRESH_FAILURES:
         raise ConfigError("refresh_failure", f"must be one of {', '.join(REFRESH_FAILURES)}")
-    if config.session_type not in SESSION_TYPES:
-        raise ConfigError("session_type", f"must be one of {', '.join(SESSION_TYPES)}")
+    from .stores import registry  # here: the back ends import this module
+
+    backend = registry.resolve(config.session_type)  # ConfigError("session_type") when it names no back end
     _positive(config, "session_store_timeout", maximum=60)
-    if config.session_type == "ext:redis" and not re.match(r"^(rediss?|unix)://", config.session_url):
-        raise ConfigError("session_url", "ext:redis needs a redis://host:port/db (or rediss://, unix://) URL")
-    if config.session_type == "ext:memcached" and not re.fullmatch(
-        r"[A-Za-z0-9.\-\[\]:]+(;[A-Za-z0-9.\-\[\]:]+)*", config.session_url
-    ):
-        raise ConfigError("session_url", "ext:memcached needs servers like 127.0.0.1:11211;10.0.0.2:11211")
-    if config.session_type == "ext:memcached" and config.session_idle_timeout > 30 * 86400:
-        raise ConfigError("session_idle_timeout", "memcached keeps records at most 30 days")
-    if config.session_type == "environ" and not config.session_environ_key:
-        raise ConfigError("session_environ_key", "required with session_type = environ")
+    backend.validate(config)  # the back end's own settings (session_url, session_environ_key...)
     if config.cookie_name and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", config.cookie_name):
         raise ConfigError("cookie_name", "must be a short token of letters, digits, '_', '.', '-'")
     if config.cookie_name.startswith(("__Host-", "__Secure-")) and not config.secure_cookies:
@@ -619,8 +612,8 @@ def _check_type(name: str, value: Any, kind: Any) -> None:
     if kind == tuple[str, ...]:
         ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
         expected = "a tuple of strings"
-    elif kind in (tuple[AccessRule, ...], tuple[tuple[str, str], ...], Optional[authz.Hook]):
-        ok = True  # parsed (and checked) in __post_init__
+    elif kind in (tuple[AccessRule, ...], tuple[tuple[str, str], ...], Optional[authz.Hook], Any):
+        ok = True  # parsed (and checked) in __post_init__; session_type by the store registry
     elif kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         expected = "a number"

@@ -95,7 +95,7 @@ class TokenRefresher:
         self.config = config
         self.client = client
         self.store = store
-        self.locks = locks or StoreLocks(config)
+        self.locks = locks or StoreLocks(config, store.backend)
         # Longer than the slowest refresh: a discovery, the token call and two JWKS fetches (a stale set, then
         # an unknown kid), each bounded by http_timeout, and the store calls -- or a rotated refresh token
         # could be sent twice.
@@ -114,7 +114,7 @@ class TokenRefresher:
             return TokenState(user, None)
         if tokens.error is not None:  # a refused refresh, kept as the reason until the user signs in again
             return TokenState(user, None, tokens.error)
-        if not self.store.searchable:
+        if not self.store.backend.keeps_records:  # the tokens travel with the session: a replaced one may come back
             tokens = self._adopt_recent(session, tokens, now)
         if not self._due(tokens, now):
             return TokenState(user, tokens)
@@ -133,7 +133,10 @@ class TokenRefresher:
                     return TokenState(user, tokens)
                 log.warning("sso: a token refresh of this session is still running elsewhere; not waiting longer")
                 return self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE)
-            latest = session.reload_tokens() if self.store.searchable else self._adopt_recent(session, tokens, now)
+            if self.store.backend.keeps_records:
+                latest = session.reload_tokens()
+            else:
+                latest = self._adopt_recent(session, tokens, now)
             if latest is None:  # the session was ended meanwhile (a sign-out, or a refused refresh signed it out)
                 session.sign_out()
                 return TokenState(None, None)
@@ -199,7 +202,7 @@ class TokenRefresher:
             log.info("sso: the session ended while its token was refreshed; not keeping the new token")
             return TokenState(None, None)
         log.info("sso: refreshed the access token of sub=%r", user.sub)
-        if not self.store.searchable:
+        if not self.store.backend.keeps_records:
             self._remember(tokens.refresh_token, fresh, now)
         return TokenState(user, fresh)
 

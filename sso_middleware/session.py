@@ -35,43 +35,29 @@ a record of another application (or without them) is no session.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
-import os
 import secrets
-import stat
-import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
-from beaker.session import CookieSession, SessionObject
-
 from .config import SSOConfig
 from .cookies import deletion_cookie, request_cookie
-from .errors import ConfigError
 from .revocations import Revocations
 from .sealing import app_key
-from .stores import BeakerStore, SessionTooLarge, StoreUnavailable
+from .stores import TOKENS_PREFIX, SessionBackend, SessionTooLarge, StoreUnavailable, backend_for, prepare_data_dir
+from .stores import index as session_index
+from .stores.backend import stamp_interval
 
 log = logging.getLogger("sso_middleware")
 
-#: A Beaker session (or an outer ``SessionObject``): a dict with Beaker's methods; Beaker is untyped.
+#: A session as the back end hands it out: a dict with ``id`` and ``is_new`` (Beaker's; Beaker is untyped).
 Container = Any
 
-#: Seconds between two sweeps of abandoned session files (per process).
-SWEEP_INTERVAL = 600.0
-#: Prefix of the records that map a provider ``sid``/``sub`` to session ids (back-channel logout).
-INDEX_PREFIX = "sso-index-"
-#: Prefix of the records that hold a session's tokens (server-side stores).
-TOKENS_PREFIX = "sso-tokens-"
-#: Key prefix of our data inside an outer application's session (``session_type = environ``).
-ENVIRON_PREFIX = "sso_middleware."
-
-__all__ = ["SSOSession", "SessionStore", "SessionTooLarge", "SignedInUser", "StoreUnavailable", "Tokens"]
+__all__ = ["TOKENS_PREFIX", "SSOSession", "SessionStore", "SessionTooLarge", "SignedInUser", "StoreUnavailable",
+           "Tokens"]
 
 
 @dataclass(frozen=True)
@@ -122,85 +108,48 @@ class Tokens:
 
 
 class SessionStore:
-    """Opens the per-request :class:`SSOSession`; ends sessions named by a back-channel logout."""
+    """Opens the per-request :class:`SSOSession`; ends sessions named by a back-channel logout.
 
-    def __init__(self, config: SSOConfig) -> None:
+    Where sessions live is the back end's concern (:mod:`.stores`, chosen by ``session_type``).
+    """
+
+    def __init__(self, config: SSOConfig, backend: Optional[SessionBackend] = None) -> None:
         self.config = config
-        self.kind = config.session_type
+        self.backend = backend if backend is not None else backend_for(config)
         self.cookie_name = config.session_cookie_name
-        self.stamp_interval = min(60.0, config.session_idle_timeout / 10)
+        self.stamp_interval = stamp_interval(config.session_idle_timeout)
         #: TTL of the records written only now and then (index and token records): the absolute timeout.
         self.record_ttl = int(config.session_absolute_timeout + 180)
-        self.beaker = BeakerStore(config, self.cookie_name, config.data_dir) if self.kind != "environ" else None
+        # Checked now, not at the first request: a folder another local user planted beforehand must
+        # stop the deployment, not make every later request fail.
+        self.backend.prepare()
         # Sessions that cannot be found to delete (cookie and environ stores) are revoked instead:
         # by sign-out ("login:<id>") and back-channel logout, in a registry every process of the
         # host sharing the data folder reads (see .revocations).
         self.revocations: Optional[Revocations] = None
-        if self.kind == "file" or not self.searchable:
-            # Checked (and created 0700) now, not at the first sign-out: a folder another local user
-            # planted beforehand must stop the deployment, not make every later sign-out fail.
+        if not self.backend.keeps_records:
             prepare_data_dir(config.data_dir, private=not config.session_data_dir)
-        if not self.searchable:
             self.revocations = Revocations(
                 config.data_dir,
                 horizon=config.session_absolute_timeout + 2 * config.clock_skew,
                 key=app_key(config, "revocations"),  # names bound to this application, like every other key
                 prepare=lambda: prepare_data_dir(config.data_dir, private=not config.session_data_dir),
             )
-        self._lock = threading.Lock()
-        self._next_sweep = 0.0
-
-    @property
-    def searchable(self) -> bool:
-        """True when sessions can be found by id and deleted (server-side stores we own)."""
-        return self.beaker is not None and self.beaker.server_side
 
     def may_have_session(self, environ: dict[str, Any]) -> bool:
         """False when the request cannot carry a session (no cookie of ours): the hot path's shortcut."""
-        if self.kind == "environ":
-            return "HTTP_COOKIE" in environ
-        return self.cookie_name in environ.get("HTTP_COOKIE", "")
+        return self.backend.may_have_session(environ)
 
     def open(self, environ: dict[str, Any]) -> SSOSession:
         """The session of this request; nothing is read until it is needed."""
-        if self.kind == "environ":
-            return EnvironSSOSession(self, environ)
-        return SSOSession(self, own_cookie(environ.get("HTTP_COOKIE", ""), self.cookie_name))
-
-    # -- housekeeping ------------------------------------------------------
-
-    def session_created(self, now: float) -> None:
-        """Called when a new session is stored: sweep abandoned files now and then, off the request path.
-
-        Beaker's file store never removes records, so without a sweep the records
-        of users who never come back would fill the disk.  Redis and memcached expire
-        records by their TTL.
-        """
-        if self.kind != "file":
-            return
-        with self._lock:
-            if now < self._next_sweep:
-                return
-            self._next_sweep = now + SWEEP_INTERVAL
-        config = self.config
-        idle = config.session_idle_timeout + self.stamp_interval + 60
-        thread = threading.Thread(
-            target=sweep_file_store,
-            args=(config.data_dir, now - idle, now - config.session_absolute_timeout - idle),
-            name="sso-session-sweep",
-            daemon=True,
-        )
-        thread.start()
+        return SSOSession(self, environ)
 
     # -- back-channel logout -------------------------------------------------
 
     def remember(self, user: SignedInUser, session_id: str) -> None:
         """Index a new sign-in by ``sid`` (or ``nosid``) and ``sub`` so a back-channel logout can find it."""
-        if not self.searchable:
-            return
-        assert self.beaker is not None
-        for key in _index_keys(user.sid, user.sub):
-            self.beaker.index_add(key, session_id, self.record_ttl)
+        if self.backend.keeps_records:
+            session_index.remember(self.backend, user.sid, user.sub, session_id, self.record_ttl)
 
     def end_sessions(self, sid: Optional[str], sub: Optional[str], now: float) -> int:
         """End the sessions a logout token names; how many were found (0 where they are revoked instead).
@@ -209,15 +158,10 @@ class SessionStore:
         that user's sessions whose ID token had no ``sid`` -- never a session of
         another ``sid``.  Without one: every session of ``sub``.
         """
-        keys = _logout_keys(sid, sub)
         if self.revocations is not None:
-            self.revocations.record(keys, now)
+            self.revocations.record(session_index.logout_keys(sid, sub), now)
             return 0
-        assert self.beaker is not None
-        ended: set[str] = set()
-        for key in keys:
-            ended.update(self.beaker.end_index(_index_key(key), (TOKENS_PREFIX,)))
-        return len(ended)
+        return session_index.end_sessions(self.backend, sid, sub, (TOKENS_PREFIX,))
 
     def revoke_login(self, user: SignedInUser, now: float) -> None:
         """End one sign-in everywhere on this host (cookie and environ stores, whose data cannot be deleted).
@@ -231,121 +175,10 @@ class SessionStore:
         """True when a sign-out or a back-channel logout after this sign-in named it (cookie and environ stores)."""
         if self.revocations is None:
             return False
-        keys = [f"sub:{user.sub}", f"sid:{user.sid}" if user.sid else f"nosid:{user.sub}"]
+        keys = session_index.session_keys(user.sid, user.sub)
         if user.login_id:
             keys.append(f"login:{user.login_id}")
         return self.revocations.revoked_since(keys, user.signed_in_at)
-
-
-def _index_key(key: str) -> str:
-    return INDEX_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:40]
-
-
-def _index_keys(sid: Optional[str], sub: str) -> list[str]:
-    """The indexes a session joins: its ``sid`` (``nosid:<sub>`` when the ID token had none) and its ``sub``."""
-    return [_index_key(f"sid:{sid}" if sid else f"nosid:{sub}"), _index_key(f"sub:{sub}")]
-
-
-def _logout_keys(sid: Optional[str], sub: Optional[str]) -> list[str]:
-    """The session keys a logout token ends (Back-Channel Logout 1.0 section 2.4: ``sid``, ``sub`` or both)."""
-    if not sid:
-        return [f"sub:{sub}"]
-    return [f"sid:{sid}", f"nosid:{sub}"] if sub else [f"sid:{sid}"]
-
-
-def prepare_data_dir(data_dir: str, private: bool) -> None:
-    """Create the file store's folder (0700) and check that it, and the way to it, are ours alone.
-
-    Sessions hold ID tokens, so another local user must not be able to read them, to
-    pre-create the folder (the default one is predictable) or to plant records in it or
-    swap it for another: the folder must be a directory (not a link) owned by this user
-    with no group or other access, and no folder above it may be writable by another
-    user unless it is sticky (like ``/tmp``).  This holds for an explicit
-    ``session_data_dir`` as for the default one.  ``private``: the folder is the default
-    one, whose per-user parent is created and checked the same way.
-    """
-    data_dir = os.path.abspath(data_dir)
-    ours = [os.path.dirname(data_dir), data_dir] if private else [data_dir]
-    try:
-        for folder in ours:
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError("session_data_dir", f"cannot create {data_dir!r}: {exc.strerror}") from None
-    for folder in ours:
-        info = os.lstat(folder)
-        if not private and stat.S_ISLNK(info.st_mode) and info.st_uid in (0, os.getuid()):
-            info = os.stat(folder)  # an explicit folder may be a link of ours (or root's): its target is checked
-        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077 \
-                and not info.st_mode & 0o022:
-            # Ours, readable by others but never writable by them (so nothing can have been
-            # planted inside): an older version or a umask left it open; close it.
-            os.chmod(folder, 0o700)
-            info = os.lstat(folder)
-        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
-            kind = "the default session folder" if private else "session_data_dir"
-            raise ConfigError(
-                "session_data_dir",
-                f"{kind} {folder!r} is not a private (0700) folder of this user"
-                + ("; remove it or set session_data_dir" if private else "; create it with mode 0700"),
-            )
-    for start in {os.path.dirname(ours[0]), os.path.dirname(os.path.realpath(ours[0]))}:  # as named, and as linked
-        _check_parents(start)
-    if not os.access(data_dir, os.W_OK):
-        raise ConfigError("session_data_dir", f"{data_dir!r} is not writable")
-
-
-def _check_parents(folder: str) -> None:
-    """Refuse a folder above the store that another user could write to (and so replace what is below)."""
-    while True:
-        try:
-            link = os.lstat(folder)  # a link another user owns could be re-pointed (in a sticky folder too)
-            info = os.stat(folder)  # and the folder it leads to
-        except OSError as exc:
-            raise ConfigError("session_data_dir", f"cannot inspect {folder!r}: {exc.strerror}") from None
-        writable_by_others = info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
-        if writable_by_others or info.st_uid not in (0, os.getuid()) or link.st_uid not in (0, os.getuid()):
-            raise ConfigError(
-                "session_data_dir",
-                f"{folder!r}, above the session folder, can be changed by other users (group/other-writable "
-                "without the sticky bit, or owned by another user): they could replace the session folder",
-            )
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return
-        folder = parent
-
-
-def sweep_file_store(data_dir: str, before: float, index_before: Optional[float] = None) -> int:
-    """Delete session records and lock files not written since ``before``.
-
-    A live session is written at least every ``stamp_interval`` while in use, so
-    an old record is an idle one; Beaker recreates a lock file when it needs it.
-    Back-channel logout index records (``sso-index-*``) and token records
-    (``sso-tokens-*``) are not written on every use, so they are kept until
-    ``index_before`` (past the absolute timeout).
-    Symbolic links are never followed.  Returns how many files were removed;
-    errors (a file already gone) are ignored.
-    """
-    index_cutoff = before if index_before is None else index_before
-    removed = 0
-    for folder in (os.path.join(data_dir, name) for name in ("container_file", "locks", "index")):
-        if os.path.islink(folder):
-            log.warning("sso: %s is a symbolic link; not sweeping it", folder)
-            continue
-        for root, _dirs, files in os.walk(folder):
-            for name in files:
-                path = os.path.join(root, name)
-                try:
-                    info = os.lstat(path)
-                    cutoff = index_cutoff if name.startswith((INDEX_PREFIX, TOKENS_PREFIX)) else before
-                    if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
-                        os.remove(path)
-                        removed += 1
-                except OSError:
-                    continue
-    if removed:
-        log.info("sso: removed %d abandoned session files", removed)
-    return removed
 
 
 def own_cookie(cookie_header: str, name: str) -> str:
@@ -362,10 +195,12 @@ def own_cookie(cookie_header: str, name: str) -> str:
 class SSOSession:
     """One request's view of the session: the user, the sign-ins in flight, and what to write back."""
 
-    def __init__(self, store: SessionStore, cookie_header: str) -> None:
+    def __init__(self, store: SessionStore, environ: dict[str, Any]) -> None:
         self._store = store
-        self._cookie_header = cookie_header
-        self._beaker: Optional[Container] = None
+        self._backend = store.backend
+        self._environ = environ
+        self._unopened = True
+        self._session: Optional[Container] = None
         self._dirty = False
         self._cookie_out: Optional[str] = None  # the Set-Cookie value to send, if any
         self._new_user: Optional[SignedInUser] = None
@@ -375,32 +210,18 @@ class SSOSession:
         self.headers: list[tuple[str, str]] = []  # more headers for this response (transaction cookies)
         self.ended_elsewhere = False  # an update found the record deleted by a concurrent sign-out
 
-    # -- the container: a Beaker session we own (the environ variant overrides these) ---------
-
     def _loaded(self) -> Optional[Container]:
-        """The session the cookie names (read once), or None when there is none stored."""
-        if self._beaker is None and self._cookie_header:
-            assert self._store.beaker is not None
-            header, self._cookie_header = self._cookie_header, ""
-            try:
-                beaker = self._store.beaker.session(header)
-            except ValueError:  # unreadable record or cookie: start over
-                beaker = None
-            if beaker is None or beaker.is_new:
-                # The cookie names no stored session (expired, deleted, swept, tampered): never
-                # adopt a client-supplied id, and clear the cookie so the lookup is not repeated.
-                self._cookie_out = self._expired_cookie()
-            else:
-                self._beaker = beaker
-        return self._beaker
-
-    def _fresh(self) -> Container:
-        """A new, empty session (new id) to write to."""
-        assert self._store.beaker is not None
-        return self._store.beaker.session("")
-
-    def _key(self, name: str) -> str:
-        return name
+        """The session the request names (read once), or None when there is none stored."""
+        if self._unopened:
+            self._unopened = False
+            if self._backend.may_have_session(self._environ):
+                cookie = own_cookie(self._environ.get("HTTP_COOKIE", ""), self._store.cookie_name)
+                self._session = self._backend.open_session(self._environ, cookie)
+                if self._session is None and cookie and self._backend.sets_cookie:
+                    # The cookie names no stored session (expired, deleted, swept, tampered): never
+                    # adopt a client-supplied id, and clear the cookie so the lookup is not repeated.
+                    self._cookie_out = self._expired_cookie()
+        return self._session
 
     def _expired_cookie(self) -> str:
         """A cookie that deletes the session cookie: empty value, expired, same name and scope.
@@ -413,20 +234,12 @@ class SSOSession:
         return deletion_cookie(self._store.cookie_name, path=config.cookie_path, domain=config.cookie_domain,
                                secure=config.secure_cookies)
 
-    @property
-    def _data(self) -> Container:
-        """The session to write to: the stored one, or a new one with a fresh id."""
-        container = self._loaded()
-        if container is None:
-            container = self._beaker = self._fresh()
-        return container
-
     # -- reading -----------------------------------------------------------
 
     def stored_user(self) -> Optional[SignedInUser]:
         """The user recorded in the session, expired or not (logout still needs the ID token)."""
         container = self._loaded()
-        record = container.get(self._key("user")) if container is not None else None
+        record = container.get("user") if container is not None else None
         if not isinstance(record, dict):
             return None
         try:
@@ -450,11 +263,11 @@ class SSOSession:
     def current_user(self, now: float) -> Optional[SignedInUser]:
         """The signed-in user, or None; an expired or revoked session is signed out here."""
         user = self.stored_user()
-        if user is None:
+        container = self._session
+        if user is None or container is None:
             return None
         config = self._store.config
-        data = self._data
-        last_seen = data.get(self._key("last_seen"), user.signed_in_at)
+        last_seen = container.get("last_seen", user.signed_in_at)
         if now - user.signed_in_at > config.session_absolute_timeout or now - last_seen > config.session_idle_timeout:
             log.info("sso: session expired; signing out")
             self.sign_out()
@@ -464,7 +277,7 @@ class SSOSession:
             self.sign_out()
             return None
         if now - last_seen > self._store.stamp_interval:
-            data[self._key("last_seen")] = now
+            container["last_seen"] = now
             self._dirty = True
         return user
 
@@ -481,61 +294,74 @@ class SSOSession:
         container = self._loaded()
         if container is None:
             tokens = None
-        elif self._store.searchable:
-            assert self._store.beaker is not None
-            tokens = Tokens.from_record(self._store.beaker.read_value(TOKENS_PREFIX + container.id))
+        elif self._backend.keeps_records:
+            tokens = Tokens.from_record(self._backend.read_record(TOKENS_PREFIX + container.id))
         else:
-            tokens = Tokens.from_record(container.get(self._key("tokens")))
+            tokens = Tokens.from_record(container.get("tokens"))
         self._tokens, self._tokens_read = tokens, True
         return tokens
 
     def store_tokens(self, tokens: Optional[Tokens]) -> bool:
         """Replace the session's tokens (after a refresh); False when the session was ended meanwhile.
 
-        Server-side stores write the token record at once and only if it still
-        exists (a sign-out deletes it), so a refresh never brings back a session.
+        Where the back end keeps records, the token record is written at once and only
+        if it still exists (a sign-out deletes it), so a refresh never brings back a session.
         """
         container = self._loaded()
         if container is None:
             return False
         self._tokens, self._tokens_read = tokens, True
-        if self._store.searchable:
-            assert self._store.beaker is not None
+        if self._backend.keeps_records:
             record = TOKENS_PREFIX + container.id
             if tokens is None:
-                self._store.beaker.remove_id(record)
+                self._backend.delete_record(record)
                 return True
-            return self._store.beaker.write_value(record, tokens.to_json(), self._store.record_ttl, existing=True)
+            return self._backend.write_record(record, tokens.to_json(), self._store.record_ttl, existing=True)
         if tokens is None:
-            container.pop(self._key("tokens"), None)
+            container.pop("tokens", None)
         else:
-            container[self._key("tokens")] = asdict(tokens)
+            container["tokens"] = asdict(tokens)
         self._dirty = True
         return True
 
     # -- signing in and out -------------------------------------------------
 
     def sign_in(self, user: SignedInUser, now: float, tokens: Optional[Tokens] = None) -> None:
-        """Store the user (and their tokens) under a new session id; the old id is deleted server-side.
+        """Store the user (and their tokens) under a new session id; the previous session ends.
 
-        A cookie session's previous sign-in cannot be deleted: it is revoked, so a
-        copy of the replaced cookie does not stay signed in.
+        The previous session's record is deleted where the back end keeps records; where it
+        cannot be (a cookie session), its sign-in is revoked, so a copy of the replaced
+        cookie does not stay signed in.
         """
         user = self._ending_previous_sign_in(user, now)
-        self._discard()
-        fresh = self._data
-        fresh[self._key("user")] = self._bound(user)
-        fresh[self._key("last_seen")] = now
-        if tokens is not None and not self._store.searchable:
-            fresh[self._key("tokens")] = asdict(tokens)
+        previous = self._loaded()
+        self._forget_token_record(previous)
+        keep_data = previous is None or not _held_by_another_user(previous, user)
+        session = self._session = self._backend.new_session(previous, self._environ, keep_data)
+        session["user"] = self._bound(user)
+        session["last_seen"] = now
+        if tokens is not None and not self._backend.keeps_records:
+            session["tokens"] = asdict(tokens)
         self._dirty = True
         self._new_user = user
         self._new_tokens = tokens
         self._tokens, self._tokens_read = tokens, True
 
     def sign_out(self) -> None:
-        """Delete the session server-side and expire the cookie."""
-        self._discard()
+        """Delete the session where it is stored and expire the cookie."""
+        session = self._loaded()
+        if session is not None:
+            self._forget_token_record(session)
+            self._backend.delete_session(session)
+            if self._backend.sets_cookie:
+                self._cookie_out = self._expired_cookie()  # the one deletion cookie, as for an unknown cookie
+        self._session = None
+        self._dirty = False
+
+    def _forget_token_record(self, session: Optional[Container]) -> None:
+        """Delete a stored session's token record (also when keep_access_token was turned off since)."""
+        if session is not None and self._backend.keeps_records and not session.is_new:
+            self._backend.delete_record(TOKENS_PREFIX + session.id)
 
     def _ending_previous_sign_in(self, user: SignedInUser, now: float) -> SignedInUser:
         """The new user with a fresh ``login_id``; where records cannot be deleted, the previous sign-in is revoked."""
@@ -545,18 +371,6 @@ class SSOSession:
                 self._store.revoke_login(previous, now)
         return user if user.login_id else replace(user, login_id=secrets.token_urlsafe(16))
 
-    def _discard(self) -> None:
-        beaker = self._loaded()
-        if beaker is not None:
-            assert self._store.beaker is not None
-            if self._store.searchable and not beaker.is_new:  # also when keep_access_token was turned off since
-                self._store.beaker.remove_id(TOKENS_PREFIX + beaker.id)
-            self._store.beaker.remove(beaker)
-            beaker.delete()
-            self._cookie_out = self._expired_cookie()  # the one deletion cookie, as for an unknown cookie
-        self._beaker = None
-        self._dirty = False
-
     # -- writing back -------------------------------------------------------
 
     def commit(self) -> list[tuple[str, str]]:
@@ -565,122 +379,34 @@ class SSOSession:
         Raises :class:`StoreUnavailable` or :class:`SessionTooLarge`; nothing is
         half-written then (the user is not signed in).
         """
-        beaker = self._beaker
-        if self._dirty and beaker is not None:
-            assert self._store.beaker is not None
-            created = beaker.is_new
+        session = self._session
+        if self._dirty and session is not None:
+            created = session.is_new
             self._dirty = False
-            if not self._store.beaker.save(beaker, existing=not created):
+            if not self._backend.save_session(session, existing=not created):
                 log.info("sso: the session ended elsewhere meanwhile; not writing it back")
                 self.ended_elsewhere = True
                 self._cookie_out = self._expired_cookie()
                 return [("Set-Cookie", self._cookie_out.strip()), *self.headers]
-            if created or self._store.kind == "cookie":
-                self._cookie_out = str(beaker.request["cookie_out"])
+            cookie = self._backend.session_cookie(session, created)
+            if cookie is not None:
+                self._cookie_out = cookie
             if created:
-                self._store.session_created(time.time())
-            if self._new_tokens is not None and self._store.searchable:
-                self._store.beaker.write_value(TOKENS_PREFIX + beaker.id, self._new_tokens.to_json(),
-                                               self._store.record_ttl)
+                self._backend.session_created(time.time())
+            if self._new_tokens is not None and self._backend.keeps_records:
+                self._backend.write_record(TOKENS_PREFIX + session.id, self._new_tokens.to_json(),
+                                           self._store.record_ttl)
             if self._new_user is not None:
-                self._store.remember(self._new_user, beaker.id)
+                self._store.remember(self._new_user, session.id)
         if self._cookie_out is None:
             return list(self.headers)
         return [("Set-Cookie", self._cookie_out.strip()), *self.headers]
 
 
-def _beaker_session(outer: Container) -> Container:
-    """The Beaker ``Session``/``CookieSession`` behind an outer ``SessionObject`` (or the session itself)."""
-    return outer._session() if isinstance(outer, SessionObject) else outer
-
-
-class EnvironSSOSession(SSOSession):
-    """Our data inside an outer Beaker ``SessionMiddleware``'s session, under ``sso_middleware.*`` keys.
-
-    The outer middleware owns the cookie, the store and when to save; sign-in
-    regenerates its session id where its store supports that (server-side
-    stores; a cookie store's content is replaced anyway), and sign-out deletes
-    the whole outer session.  The application's data in the outer session
-    belongs to the user signed in: when another user (another ``sub``) signs
-    in, the whole outer session is invalidated first -- every key gone, the
-    old record deleted where the outer store keeps one, a new id -- so the new
-    user never sees the previous user's data.  The same user signing in again
-    keeps it, and so does an anonymous visitor's first sign-in.
-    """
-
-    def __init__(self, store: SessionStore, environ: dict[str, Any]) -> None:
-        super().__init__(store, "")
-        self._environ = environ
-
-    def _outer(self) -> Any:
-        outer = self._environ.get(self._store.config.session_environ_key)
-        if outer is None:
-            raise StoreUnavailable(
-                f"no Beaker session at environ[{self._store.config.session_environ_key!r}]: "
-                "wrap this middleware in beaker.middleware.SessionMiddleware"
-            )
-        return outer
-
-    def _loaded(self) -> Optional[Container]:
-        if self._beaker is None and "HTTP_COOKIE" in self._environ:
-            self._beaker = self._outer()
-        return self._beaker
-
-    def _fresh(self) -> Container:
-        return self._outer()
-
-    def _key(self, name: str) -> str:
-        return ENVIRON_PREFIX + name
-
-    def sign_in(self, user: SignedInUser, now: float, tokens: Optional[Tokens] = None) -> None:
-        user = self._ending_previous_sign_in(user, now)
-        outer = self._data
-        if self._belongs_to_someone_else(outer, user):
-            self._invalidate(outer)
-        else:
-            with contextlib.suppress(AttributeError):  # a cookie session: replaced whole, nothing to fixate
-                outer.regenerate_id()
-        outer[self._key("user")] = self._bound(user)
-        outer[self._key("last_seen")] = now
-        if tokens is not None:
-            outer[self._key("tokens")] = asdict(tokens)
-        self._tokens, self._tokens_read = tokens, True
-        self._dirty = True
-
-    def _belongs_to_someone_else(self, outer: Container, user: SignedInUser) -> bool:
-        """True when the outer session holds a user record of another ``sub`` (or one we cannot read)."""
-        record = outer.get(self._key("user"))
-        if record is None:
-            return False  # an anonymous visitor's session: the data is theirs, now the user's
-        claims = record.get("claims") if isinstance(record, dict) else None
-        return not isinstance(claims, dict) or claims.get("sub") != user.sub
-
-    @staticmethod
-    def _invalidate(outer: Container) -> None:
-        """Empty the outer session under a new id, deleting its old record where the outer store has one."""
-        session = _beaker_session(outer)
-        namespace = getattr(session, "namespace", None)
-        if not isinstance(session, CookieSession) and namespace is not None and not session.is_new:
-            try:
-                namespace.remove()  # Beaker's invalidate() leaves the old record (and its data) behind
-            except OSError as exc:
-                raise StoreUnavailable(f"outer session store: {exc.strerror or type(exc).__name__}") from None
-        session.invalidate()  # Session: cleared, new id; CookieSession: cleared, new _id
-        outer.save()  # for a SessionObject: persist it (under the new id) at the end of the request
-        log.info("sso: another user signs in; the previous user's session data was discarded")
-
-    def _discard(self) -> None:
-        outer = self._loaded()
-        if outer is not None and self._key("user") in outer:
-            outer.delete()
-            session = _beaker_session(outer)
-            if isinstance(session, CookieSession):  # delete() drops its _id: the app would fail reading .id
-                session.invalidate()
-        self._beaker = None
-        self._dirty = False
-
-    def commit(self) -> list[tuple[str, str]]:
-        if self._dirty and self._beaker is not None:
-            self._beaker.save()  # marks it for the outer middleware to persist
-            self._dirty = False
-        return list(self.headers)
+def _held_by_another_user(session: Container, user: SignedInUser) -> bool:
+    """True when the session holds a user record of another ``sub`` (or one that cannot be read)."""
+    record = session.get("user")
+    if record is None:
+        return False  # an anonymous visitor's session: the data is theirs, now the user's
+    claims = record.get("claims") if isinstance(record, dict) else None
+    return not isinstance(claims, dict) or claims.get("sub") != user.sub

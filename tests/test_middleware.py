@@ -41,7 +41,7 @@ def files_under(directory: str) -> list[str]:
 
 def session_files(middleware: SSOMiddleware) -> list[str]:
     """The session records (not the back-channel logout index records)."""
-    from sso_middleware.session import INDEX_PREFIX
+    from sso_middleware.stores import INDEX_PREFIX
 
     paths = files_under(os.path.join(middleware.config.data_dir, "container_file"))
     return [path for path in paths if not os.path.basename(path).startswith(INDEX_PREFIX)]

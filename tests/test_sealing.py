@@ -39,7 +39,8 @@ from sso_middleware.sealing import (
     RecordSeal,
     record_prefix,
 )
-from sso_middleware.session import TOKENS_PREFIX, SessionStore, SignedInUser, _index_key
+from sso_middleware.session import TOKENS_PREFIX, SessionStore, SignedInUser
+from sso_middleware.stores.index import index_key
 from sso_middleware.transactions import Transaction, TransactionCookies
 
 from .conftest import SESSION_SECRET, browser_for, legacy_app
@@ -221,12 +222,12 @@ def test_a_session_record_never_reads_as_a_token_record(make_middleware: Callabl
     middleware = make_middleware(**store_kind["settings"], keep_access_token=True)
     browser = browser_for(middleware)
     sign_in(browser, provider)
-    beaker = middleware.store.beaker
+    beaker = middleware.store.backend
     assert beaker is not None
     tokens_id = TOKENS_PREFIX + session_id(browser)
-    assert beaker.read_value(tokens_id) is not None  # the control
+    assert beaker.read_record(tokens_id) is not None  # the control
     store_kind["plant"](tokens_id, store_kind["read"](session_id(browser)))
-    assert beaker.read_value(tokens_id) is None, "a session record was read as a token record"
+    assert beaker.read_record(tokens_id) is None, "a session record was read as a token record"
 
 
 def test_an_oversized_record_is_refused_before_any_decompression(make_browser: Callable[..., Browser],
@@ -263,7 +264,7 @@ def test_a_sealed_payload_that_would_inflate_too_far_is_refused(make_middleware:
     bomb = squeeze.compress(b'{"a": "' + b"A" * (64 << 20)) + squeeze.flush()  # 64 MiB in about 64 KB
     text = base64.b64encode(bomb).decode()
     assert len(text) < MAX_RECORD_BYTES
-    beaker = middleware.store.beaker
+    beaker = middleware.store.backend
     assert beaker is not None
     namespace = beaker.namespace(session_id(browser))
     namespace.acquire_write_lock()
@@ -300,7 +301,7 @@ def test_a_planted_token_record_is_ignored(make_middleware: Callable[..., SSOMid
     middleware = make_middleware(**store_kind["settings"], keep_access_token=True)
     browser = browser_for(middleware)
     sign_in(browser, provider)
-    beaker = middleware.store.beaker
+    beaker = middleware.store.backend
     assert beaker is not None
     tokens_id = TOKENS_PREFIX + session_id(browser)
     forged = json.dumps({"access_token": "forged-token", "refresh_token": "forged-refresh"})
@@ -308,7 +309,7 @@ def test_a_planted_token_record_is_ignored(make_middleware: Callable[..., SSOMid
         store_kind["plant"](tokens_id, json.dumps({"session": forged}))  # JSON, as sealing would hold it
     else:
         store_kind["plant"](tokens_id, forged)
-    assert beaker.read_value(tokens_id) is None, "a planted token record was read"
+    assert beaker.read_record(tokens_id) is None, "a planted token record was read"
     assert app_view(browser)["remote_user"] == "alice"
 
 
@@ -336,7 +337,7 @@ def test_a_planted_index_member_ends_no_one_else(make_middleware: Callable[..., 
     bob, mallory = browser_for(middleware), browser_for(middleware)
     sign_in(bob, provider, user="bob")
     sign_in(mallory, provider, user="mallory")
-    plant_index_member(store_kind, _index_key("sub:mallory"), session_id(bob))
+    plant_index_member(store_kind, index_key("sub:mallory"), session_id(bob))
     middleware.store.end_sessions(None, "mallory", time.time())
     assert app_view(bob)["remote_user"] == "bob", "a planted index member ended another user's session"
 

@@ -45,7 +45,7 @@ def reopen(store: SessionStore, headers: list[tuple[str, str]], previous: str = 
 
 def session_files(store: SessionStore) -> list[str]:
     """The session records (not the back-channel logout index records)."""
-    from sso_middleware.session import INDEX_PREFIX
+    from sso_middleware.stores import INDEX_PREFIX
 
     root_dir = os.path.join(store.config.data_dir, "container_file")
     return sorted(os.path.join(root, name) for root, _dirs, names in os.walk(root_dir) for name in names
@@ -130,7 +130,7 @@ def test_an_unreadable_user_record_signs_out(store: SessionStore) -> None:
     session = store.open({})
     session.sign_in(user(), NOW)
     current, cookie = reopen(store, session.commit())
-    current._data["user"] = {"claims": {"sub": "alice"}}  # fields missing
+    current._loaded()["user"] = {"claims": {"sub": "alice"}}  # fields missing
     current._dirty = True
     current.commit()
     broken, _ = reopen(store, [], cookie)
@@ -197,7 +197,7 @@ def stored_record(path: str) -> dict[str, Any]:
 
 
 def test_session_data_is_stored_as_json_not_pickle(store: SessionStore) -> None:
-    assert isinstance(store.beaker.options["data_serializer"], BoundedJsonSerializer)  # Beaker's "json", bounded
+    assert isinstance(store.backend.options["data_serializer"], BoundedJsonSerializer)  # Beaker's "json", bounded
     session = store.open({})
     session.sign_in(user(), NOW)
     session.commit()
@@ -226,7 +226,7 @@ def test_store_files_are_private(store: SessionStore) -> None:
 
 
 def test_beaker_options(store: SessionStore) -> None:
-    options = store.beaker.options
+    options = store.backend.options
     assert options["httponly"] is True
     assert options["samesite"] == "Lax"
     assert options["secure"] is True
@@ -247,7 +247,7 @@ def test_sweep_removes_idle_records_and_locks_and_never_follows_links(tmp_path) 
     import os
     import time
 
-    from sso_middleware.session import sweep_file_store
+    from sso_middleware.stores import sweep_file_store
 
     now = time.time()
     records = tmp_path / "container_file" / "a" / "ab"
@@ -277,7 +277,7 @@ def test_sweep_refuses_a_linked_store_folder(tmp_path) -> None:
     import os
     import time
 
-    from sso_middleware.session import sweep_file_store
+    from sso_middleware.stores import sweep_file_store
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -291,18 +291,18 @@ def test_sweep_refuses_a_linked_store_folder(tmp_path) -> None:
 
 
 def test_new_sessions_trigger_at_most_one_sweep_per_interval(tmp_path, monkeypatch) -> None:
-    from sso_middleware import session as session_module
     from sso_middleware.config import SSOConfig
     from sso_middleware.session import SessionStore
+    from sso_middleware.stores import file as file_module
 
     calls = []
-    monkeypatch.setattr(session_module, "sweep_file_store", lambda *args: calls.append(args))
+    monkeypatch.setattr(file_module, "sweep_file_store", lambda *args: calls.append(args))
     store = SessionStore(SSOConfig(issuer="https://op.example/", client_id="c", client_secret="s",
                                    base_url="https://app.example", session_secret="x" * 32,
                                    session_data_dir=str(tmp_path)))
-    store.session_created(1000.0)
-    store.session_created(1001.0)
-    store.session_created(1000.0 + session_module.SWEEP_INTERVAL + 1)
+    store.backend.session_created(1000.0)
+    store.backend.session_created(1001.0)
+    store.backend.session_created(1000.0 + file_module.SWEEP_INTERVAL + 1)
     for thread in __import__("threading").enumerate():
         if thread.name == "sso-session-sweep":
             thread.join(5)
@@ -364,7 +364,7 @@ def files_named(store: SessionStore, prefix: str) -> list[str]:
 
 
 def user_files(store: SessionStore) -> list[str]:
-    from sso_middleware.session import INDEX_PREFIX, TOKENS_PREFIX
+    from sso_middleware.stores import INDEX_PREFIX, TOKENS_PREFIX
 
     return [path for path in session_files(store) if not os.path.basename(path).startswith(TOKENS_PREFIX)
             and not os.path.basename(path).startswith(INDEX_PREFIX)]
@@ -497,7 +497,7 @@ def test_cookie_store_tokens_live_inside_the_session(settings: dict[str, Any]) -
     current, _ = reopen(store, [], cookie)
     assert current.current_user(NOW) is not None
     assert current.tokens() == TOKENS
-    assert Tokens.from_record(current._data["tokens"]) == TOKENS
+    assert Tokens.from_record(current._loaded()["tokens"]) == TOKENS
     assert current.store_tokens(NEWER) is True
     (header,) = current.commit()  # the cookie is rewritten with the new tokens
     assert header[0] == "Set-Cookie"
@@ -536,7 +536,7 @@ def test_tokens_round_trip_as_json() -> None:
 def test_sweep_keeps_token_records_until_the_absolute_cutoff(tmp_path) -> None:
     import time
 
-    from sso_middleware.session import sweep_file_store
+    from sso_middleware.stores import sweep_file_store
 
     now = time.time()
     records = tmp_path / "container_file" / "s" / "ss"
@@ -559,7 +559,7 @@ def test_sweep_keeps_token_records_until_the_absolute_cutoff(tmp_path) -> None:
 
 
 def test_the_sweep_keeps_a_live_sessions_token_record(settings: dict[str, Any]) -> None:
-    """With the cutoffs SessionStore.session_created uses: a recently stamped session's old token record survives."""
+    """With the cutoffs FileBackend.session_created uses: a recently stamped session's old token record survives."""
     store = SessionStore(SSOConfig(**settings, keep_access_token=True, session_idle_timeout=600,
                                    session_absolute_timeout=86400))
     cookie = signed_in_with_tokens(store)
@@ -573,7 +573,7 @@ def test_the_sweep_keeps_a_live_sessions_token_record(settings: dict[str, Any]) 
     os.utime(user_path, (now - 60, now - 60))
     data_dir, before, index_before = (store.config.data_dir, now - 600 - store.stamp_interval - 60,
                                       now - 86400 - 600 - store.stamp_interval - 60)
-    from sso_middleware.session import sweep_file_store
+    from sso_middleware.stores import sweep_file_store
 
     sweep_file_store(data_dir, before, index_before)
     assert os.path.exists(tokens_path) and os.path.exists(user_path)

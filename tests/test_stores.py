@@ -33,7 +33,7 @@ from beaker.session import CookieSession
 
 from sso_middleware import SSOConfig, SSOMiddleware
 from sso_middleware.sealing import app_key_text, record_prefix
-from sso_middleware.session import _index_key
+from sso_middleware.stores.index import end_index, index_key
 from sso_middleware.stores import StoreUnavailable
 
 from .conftest import SESSION_SECRET, browser_for
@@ -224,7 +224,7 @@ def test_the_stored_value_is_the_sessions_json_text_never_a_pickle(
         assert flags is not None and not flags & memcache.Client._FLAG_PICKLE
         assert not flags & memcache.Client._FLAG_COMPRESSED
     # The back-channel logout index records hold the session ids (a set in Redis, JSON in memcached).
-    assert raw_index(server, _index_key("sid:provider-session-1")) == [session_id(browser)]
+    assert raw_index(server, index_key("sid:provider-session-1")) == [session_id(browser)]
 
 
 @pytest.mark.parametrize("protocol", [0, pickle.HIGHEST_PROTOCOL], ids=["ascii-pickle", "binary-pickle"])
@@ -266,7 +266,7 @@ def test_a_pickled_index_record_is_never_unpickled(make_browser: Callable[..., B
                                                    store_settings: dict[str, Any], server: StoreServer,
                                                    tmp_path: Path) -> None:
     marker = tmp_path / "unpickled"
-    key = raw_index_key(server, _index_key("sid:provider-session-1"))
+    key = raw_index_key(server, index_key("sid:provider-session-1"))
     if server.kind == "redis":
         redis.Redis(port=server.port).set(key, armed_pickle(marker, pickle.HIGHEST_PROTOCOL), ex=600)
     else:
@@ -278,7 +278,7 @@ def test_a_pickled_index_record_is_never_unpickled(make_browser: Callable[..., B
     sign_in(browser, provider)  # reads and rewrites the sid's index record
     assert not marker.exists(), "the planted pickle was unpickled"
     assert app_view(browser)["remote_user"] == "alice"
-    assert raw_index(server, _index_key("sid:provider-session-1")) == [session_id(browser)]
+    assert raw_index(server, index_key("sid:provider-session-1")) == [session_id(browser)]
 
 
 def test_records_carry_ttls(make_browser: Callable[..., Browser], provider: FakeProvider,
@@ -288,7 +288,7 @@ def test_records_carry_ttls(make_browser: Callable[..., Browser], provider: Fake
     session_ttl = raw_ttl(server, session_id(browser))
     assert session_ttl is not None and IDLE + 180 - 10 <= session_ttl <= IDLE + 180
     for index in ("sid:provider-session-1", "sub:alice"):
-        index_ttl = raw_index_ttl(server, _index_key(index))
+        index_ttl = raw_index_ttl(server, index_key(index))
         assert index_ttl is not None and ABSOLUTE + 180 - 10 <= index_ttl <= ABSOLUTE + 180, index
 
 
@@ -343,7 +343,7 @@ def test_memcached_ttls_beyond_30_days_are_sent_as_timestamps(make_browser: Call
         assert app_view(browser)["remote_user"] == "alice"
         session_ttl = raw_ttl(server, session_id(browser))
         assert session_ttl is not None and 30 * 86400 + 170 <= session_ttl <= 30 * 86400 + 181
-        index_ttl = raw_index_ttl(server, _index_key("sid:provider-session-1"))
+        index_ttl = raw_index_ttl(server, index_key("sid:provider-session-1"))
         assert index_ttl is not None and 90 * 86400 + 170 <= index_ttl <= 90 * 86400 + 181
     finally:
         server.stop()
@@ -740,7 +740,7 @@ def test_environ_store_with_the_outer_session_under_another_key(make_middleware:
 def test_every_store_call_reports_an_outage(make_middleware: Callable[..., SSOMiddleware],
                                             store_settings: dict[str, Any], server: StoreServer) -> None:
     """Reads, writes and deletes all raise StoreUnavailable (never a silent success) when the server is gone."""
-    beaker = make_middleware(**store_settings).store.beaker
+    beaker = make_middleware(**store_settings).store.backend
     assert beaker is not None
     namespace = beaker.namespace("some-record")
     namespace["session"] = "dGV4dA=="
@@ -753,7 +753,7 @@ def test_every_store_call_reports_an_outage(make_middleware: Callable[..., SSOMi
         lambda: namespace.__setitem__("session", "dGV4dA=="),
         lambda: namespace.__delitem__("session"),
         namespace.remove,
-        lambda: beaker.remove_id("some-record"),
+        lambda: beaker.delete_record("some-record"),
     ]
     for call in calls:
         with pytest.raises(StoreUnavailable):
@@ -784,7 +784,7 @@ def test_a_restart_nobody_saw_costs_no_request(make_middleware: Callable[..., SS
 @pytest.fixture(params=["file", "redis", "memcached"])
 def value_store(request: pytest.FixtureRequest,
                 settings: dict[str, Any]) -> Iterator[tuple[Any, Optional[StoreServer]]]:
-    """A BeakerStore of each server-side kind, and its server (None for the file store)."""
+    """The back end of each server-side kind, and its server (None for the file store)."""
     from sso_middleware import SSOConfig
     from sso_middleware.session import SessionStore
 
@@ -793,7 +793,7 @@ def value_store(request: pytest.FixtureRequest,
         extra = {} if server is None else {"session_type": server.session_type, "session_url": server.url,
                                            "session_store_timeout": 0.5}
         store = SessionStore(SSOConfig(**{**settings, **extra}))
-        yield store.beaker, server
+        yield store.backend, server
     finally:
         if server is not None:
             server.stop()
@@ -812,28 +812,28 @@ def record_exists(beaker: Any, server: Optional[StoreServer], record_id: str) ->
 
 def test_a_missing_record_reads_as_none(value_store: tuple[Any, Optional[StoreServer]]) -> None:
     beaker, server = value_store
-    assert beaker.read_value(RECORD) is None
+    assert beaker.read_record(RECORD) is None
     assert not record_exists(beaker, server, RECORD)
 
 
 def test_a_value_written_is_read_back(value_store: tuple[Any, Optional[StoreServer]]) -> None:
     beaker, server = value_store
-    assert beaker.write_value(RECORD, '{"access_token": "at-1"}', 600) is True
-    assert beaker.read_value(RECORD) == '{"access_token": "at-1"}'
+    assert beaker.write_record(RECORD, '{"access_token": "at-1"}', 600) is True
+    assert beaker.read_record(RECORD) == '{"access_token": "at-1"}'
     assert record_exists(beaker, server, RECORD)
     if server is not None:
         raw = raw_value(server, RECORD)
         assert raw is not None and unsealed(raw) == b'{"access_token": "at-1"}'  # the text, sealed: no pickle
         ttl = raw_ttl(server, RECORD)
         assert ttl is not None and 590 <= ttl <= 600
-    assert beaker.write_value(RECORD, "second", 600) is True
-    assert beaker.read_value(RECORD) == "second"
+    assert beaker.write_record(RECORD, "second", 600) is True
+    assert beaker.read_record(RECORD) == "second"
 
 
 def test_an_update_of_a_missing_record_creates_nothing(value_store: tuple[Any, Optional[StoreServer]]) -> None:
     beaker, server = value_store
-    assert beaker.write_value(RECORD, "text", 600, existing=True) is False
-    assert beaker.read_value(RECORD) is None
+    assert beaker.write_record(RECORD, "text", 600, existing=True) is False
+    assert beaker.read_record(RECORD) is None
     assert not record_exists(beaker, server, RECORD)
     if server is not None:
         assert stored_keys(server) == 0
@@ -841,9 +841,9 @@ def test_an_update_of_a_missing_record_creates_nothing(value_store: tuple[Any, O
 
 def test_an_update_of_an_existing_record_replaces_it(value_store: tuple[Any, Optional[StoreServer]]) -> None:
     beaker, server = value_store
-    assert beaker.write_value(RECORD, "first", 100)
-    assert beaker.write_value(RECORD, "second", 600, existing=True) is True
-    assert beaker.read_value(RECORD) == "second"
+    assert beaker.write_record(RECORD, "first", 100)
+    assert beaker.write_record(RECORD, "second", 600, existing=True) is True
+    assert beaker.read_record(RECORD) == "second"
     if server is not None:
         ttl = raw_ttl(server, RECORD)
         assert ttl is not None and 590 <= ttl <= 600  # the update renews the TTL
@@ -854,35 +854,35 @@ def test_an_update_after_a_removal_never_brings_the_record_back(
 ) -> None:
     """A refresh racing a sign-out: the sign-out's deletion wins."""
     beaker, server = value_store
-    assert beaker.write_value(RECORD, "first", 600)
-    beaker.remove_id(RECORD)
+    assert beaker.write_record(RECORD, "first", 600)
+    beaker.delete_record(RECORD)
     assert not record_exists(beaker, server, RECORD)
-    assert beaker.write_value(RECORD, "second", 600, existing=True) is False
+    assert beaker.write_record(RECORD, "second", 600, existing=True) is False
     assert not record_exists(beaker, server, RECORD)
-    assert beaker.read_value(RECORD) is None
+    assert beaker.read_record(RECORD) is None
 
 
 def test_records_do_not_mix(value_store: tuple[Any, Optional[StoreServer]]) -> None:
     beaker, _ = value_store
     other = RECORD[:-1] + "0"
-    assert beaker.write_value(RECORD, "mine", 600)
-    assert beaker.read_value(other) is None
-    assert beaker.write_value(other, "theirs", 600, existing=True) is False
-    assert beaker.read_value(RECORD) == "mine"
+    assert beaker.write_record(RECORD, "mine", 600)
+    assert beaker.read_record(other) is None
+    assert beaker.write_record(other, "theirs", 600, existing=True) is False
+    assert beaker.read_record(RECORD) == "mine"
 
 
 def test_value_calls_report_an_outage(make_middleware: Callable[..., SSOMiddleware],
                                       store_settings: dict[str, Any], server: StoreServer) -> None:
-    beaker = make_middleware(**store_settings).store.beaker
+    beaker = make_middleware(**store_settings).store.backend
     assert beaker is not None
-    assert beaker.write_value(RECORD, "text", 600)
+    assert beaker.write_record(RECORD, "text", 600)
     server.stop()
     with pytest.raises(StoreUnavailable):
-        beaker.read_value(RECORD)
+        beaker.read_record(RECORD)
     with pytest.raises(StoreUnavailable):
-        beaker.write_value(RECORD, "text", 600)
+        beaker.write_record(RECORD, "text", 600)
     with pytest.raises(StoreUnavailable):
-        beaker.write_value(RECORD, "text", 600, existing=True)
+        beaker.write_record(RECORD, "text", 600, existing=True)
 
 
 def test_a_planted_pickle_in_a_memcached_token_record_is_never_unpickled(tmp_path: Path,
@@ -892,15 +892,15 @@ def test_a_planted_pickle_in_a_memcached_token_record_is_never_unpickled(tmp_pat
 
     server = StoreServer("memcached").start()
     try:
-        beaker = SessionStore(SSOConfig(**settings, session_type="ext:memcached", session_url=server.url)).beaker
+        beaker = SessionStore(SSOConfig(**settings, session_type="ext:memcached", session_url=server.url)).backend
         marker = tmp_path / "unpickled"
         armed_pickle(marker, pickle.HIGHEST_PROTOCOL)
         client = memcache.Client([server.url])
         assert client.set(raw_key(server, RECORD), SideEffect(marker), time=600)
         assert client.set(raw_key(server, RECORD[:-1] + "1"), 42, time=600)  # an integer, by its flags
         client.disconnect_all()
-        assert beaker.read_value(RECORD) is None
-        assert beaker.read_value(RECORD[:-1] + "1") is None
+        assert beaker.read_record(RECORD) is None
+        assert beaker.read_record(RECORD[:-1] + "1") is None
         assert not marker.exists(), "the planted pickle was unpickled"
     finally:
         server.stop()
@@ -917,9 +917,9 @@ def test_a_redis_token_record_that_is_not_text_reads_as_none(settings: dict[str,
 
     server = StoreServer("redis").start()
     try:
-        beaker = SessionStore(SSOConfig(**settings, session_type="ext:redis", session_url=server.url)).beaker
+        beaker = SessionStore(SSOConfig(**settings, session_type="ext:redis", session_url=server.url)).backend
         redis.Redis(port=server.port).set(raw_key(server, RECORD), payload, ex=600)
-        assert beaker.read_value(RECORD) is None
+        assert beaker.read_record(RECORD) is None
     finally:
         server.stop()
 
@@ -965,26 +965,26 @@ def test_file_records_are_private_whatever_the_umask(settings: dict[str, Any], t
     from sso_middleware.session import SessionStore
 
     store = SessionStore(SSOConfig(**{**settings, "session_data_dir": str(tmp_path / "open")}))
-    beaker = store.beaker
+    beaker = store.backend
     assert beaker is not None
     path = os.path.join(beaker.options["data_dir"], "container_file", RECORD[0], RECORD[:2], RECORD + ".cache")
     old_umask = os.umask(0o002)
     try:
-        assert beaker.write_value(RECORD, "first", 600)
+        assert beaker.write_record(RECORD, "first", 600)
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         target = tmp_path / "elsewhere"
         target.write_text("untouched")
         os.symlink(target, path + ".temp")
-        assert beaker.write_value(RECORD, "second", 600, existing=True)
+        assert beaker.write_record(RECORD, "second", 600, existing=True)
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert target.read_text() == "untouched"
         session = beaker.session("")
         session["user"] = {"sub": "alice"}
-        assert beaker.save(session)  # created in place
+        assert beaker.save_session(session)  # created in place
         session_path = session.namespace.file
         assert stat.S_IMODE(os.stat(session_path).st_mode) == 0o600
         session["last_seen"] = 1.0
-        assert beaker.save(session, existing=True)  # replaced through a temporary file
+        assert beaker.save_session(session, existing=True)  # replaced through a temporary file
         assert stat.S_IMODE(os.stat(session_path).st_mode) == 0o600
     finally:
         os.umask(old_umask)
@@ -1000,11 +1000,11 @@ def test_a_file_update_waiting_on_a_removal_does_not_recreate_the_record(setting
     from sso_middleware.session import SessionStore
 
     store = SessionStore(SSOConfig(**{**settings, "session_data_dir": str(tmp_path / "race")}))
-    beaker = store.beaker
+    beaker = store.backend
     assert beaker is not None
     session = beaker.session("")
     session["user"] = {"sub": "alice"}
-    assert beaker.save(session)
+    assert beaker.save_session(session)
     path = session.namespace.file
     loaded = beaker.session(str(session.request["cookie_out"]).split(";")[0].strip())
     assert not loaded.is_new
@@ -1013,7 +1013,7 @@ def test_a_file_update_waiting_on_a_removal_does_not_recreate_the_record(setting
     remover = beaker.namespace(session.id)
     remover.access_lock.acquire_write_lock()  # a sign-out in progress holds the lock ...
     results: list[bool] = []
-    writer = threading.Thread(target=lambda: results.append(beaker.save(loaded, existing=True)))
+    writer = threading.Thread(target=lambda: results.append(beaker.save_session(loaded, existing=True)))
     writer.start()
     writer.join(0.3)
     assert writer.is_alive(), "the update did not wait for the lock"
@@ -1032,11 +1032,11 @@ def test_a_cookie_session_is_not_encrypted_again_to_be_read(settings: dict[str, 
     from sso_middleware.stores import LazyCookieSession
 
     store = SessionStore(SSOConfig(**{**settings, "session_type": "cookie"}))
-    beaker = store.beaker
+    beaker = store.backend
     assert beaker is not None
     session = beaker.session("")
     session["user"] = {"sub": "alice"}
-    assert beaker.save(session)
+    assert beaker.save_session(session)
     header = str(session.request["cookie_out"]).split(";")[0].strip()
 
     encryptions: list[int] = []
@@ -1047,7 +1047,7 @@ def test_a_cookie_session_is_not_encrypted_again_to_be_read(settings: dict[str, 
     assert not loaded.is_new and loaded["user"] == {"sub": "alice"}
     assert encryptions == []
     loaded["last_seen"] = 1.0
-    assert beaker.save(loaded, existing=True)
+    assert beaker.save_session(loaded, existing=True)
     assert encryptions == [1]
     assert str(loaded.request["cookie_out"]).strip().startswith(store.cookie_name + "=")
 
@@ -1061,15 +1061,15 @@ def test_a_file_index_shared_with_another_application_keeps_its_entries(settings
     from sso_middleware.session import SessionStore
 
     shared = {**settings, "session_data_dir": str(tmp_path / "shared")}
-    one = SessionStore(SSOConfig(**shared)).beaker
-    other = SessionStore(SSOConfig(**{**shared, "client_id": "another-client"})).beaker
+    one = SessionStore(SSOConfig(**shared)).backend
+    other = SessionStore(SSOConfig(**{**shared, "client_id": "another-client"})).backend
     assert one is not None and other is not None
-    index = _index_key("sid:provider-session-1")
+    index = index_key("sid:provider-session-1")
     one.index_add(index, "session-of-one", 600)
     other.index_add(index, "session-of-other", 600)
-    assert other.end_index(index) == ["session-of-other"]
-    assert one.end_index(index) == ["session-of-one"], "the other application's logout dropped our index entries"
-    assert one.end_index(index) == [] and other.end_index(index) == []
+    assert end_index(other, index) == ["session-of-other"]
+    assert end_index(one, index) == ["session-of-one"], "the other application's logout dropped our index entries"
+    assert end_index(one, index) == [] and end_index(other, index) == []
 
 
 def test_a_huge_redis_record_is_refused_without_reading_it_whole(

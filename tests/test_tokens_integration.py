@@ -456,7 +456,7 @@ def test_single_flight_refresh_across_two_hosts(provider: DevProvider, stores: d
 
 def revoke_refresh_token(provider: DevProvider, app: App, http: requests.Session) -> None:
     """Revoke the session's refresh token at the provider (RFC 7009): oidc-provider then drops the grant."""
-    record = app.middleware.store.beaker.read_value(TOKENS_PREFIX + session_id(http, app))
+    record = app.middleware.store.backend.read_record(TOKENS_PREFIX + session_id(http, app))
     assert record is not None, "no token record for the session"
     refresh_token = json.loads(record)["refresh_token"]
     assert refresh_token

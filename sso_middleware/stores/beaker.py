@@ -1,107 +1,151 @@
-"""The facade the session layer uses: builds, loads, saves and removes records for one configuration."""
+"""The shared Beaker adapter: Beaker's sessions (signed cookie, JSON payload) over any back end's records.
+
+:class:`BeakerBackend` implements the session half of :class:`~.backend.SessionBackend`
+with Beaker: the cookie carries a random session id signed with a key derived from
+``session_secret`` (bound to this application), and the session's dict is Beaker's
+JSON text, stored as the record ``<session id>`` of kind "session".  Subclass it for a
+back end of your own and implement the record, index (and optionally lock) methods:
+Beaker reaches them through :class:`RecordNamespace`.  The built-in server-side back
+ends plug their own Beaker namespace managers in instead (:class:`NamespaceRecords`),
+and the cookie back end Beaker's encrypted cookie session.
+
+Security caveat: Beaker never decides whether a record is trustworthy -- the back end's
+read verifies the seal first; the payload is then decompressed with a bound
+(:class:`..sealing.BoundedJsonSerializer`) and never unpickled.
+"""
 
 from __future__ import annotations
 
+import abc
 import logging
-import os
-from typing import Any, Optional
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
-from beaker.container import FileNamespaceManager, NamespaceManager
+from beaker.container import NamespaceManager
 from beaker.exceptions import BeakerException
 from beaker.session import Session
 
-from ..config import SSOConfig
-from ..errors import ConfigError
 from ..sealing import BoundedJsonSerializer, RecordSeal, app_key_text, record_prefix
-from .cookie import LazyCookieSession
+from .backend import Finding
+from .backend import Session as Container
 from .errors import RecordGone, SessionTooLarge, StoreUnavailable
-from .file import FileIndex, PrivateFileNamespace
-from .memcached import JsonMemcachedNamespace
-from .redis import JsonRedisNamespace
+
+if TYPE_CHECKING:
+    from ..config import SSOConfig
 
 log = logging.getLogger("sso_middleware")
 
-
-#: The key of a small record's value: the one Beaker's session records use, so :meth:`BeakerStore.remove_id`
-#: deletes either kind of record.
+#: The key of a record's value inside its Beaker namespace: the one Beaker's session records use, so
+#: :meth:`NamespaceRecords.delete_record` deletes either kind of record.
 _VALUE_KEY = "session"
 
-_NAMESPACES: dict[str, Any] = {"ext:redis": JsonRedisNamespace, "ext:memcached": JsonMemcachedNamespace}
+
+def _unavailable(exc: OSError) -> StoreUnavailable:
+    return StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}")
 
 
-class BeakerStore:
-    """Builds, loads and removes Beaker session objects for one configuration."""
+class BeakerBackend(abc.ABC):
+    """A :class:`~.backend.SessionBackend` whose sessions are Beaker's: subclass it and store records.
 
-    def __init__(self, config: SSOConfig, cookie_name: str, data_dir: Optional[str]) -> None:
-        self.kind = config.session_type
+    Implement :meth:`read_record`, :meth:`write_record`, :meth:`delete_record`,
+    :meth:`index_add`, :meth:`index_members` and :meth:`index_remove`; optionally a
+    lock shared between processes (:meth:`acquire`/:meth:`release`, with
+    ``shared_lock = True``), :meth:`validate`, :meth:`probe`, :meth:`prepare` and
+    :meth:`session_created`.  ``self.seal`` (a :class:`..sealing.RecordSeal`) seals
+    and opens records; ``self.prefix`` is this application's key prefix; ``self.ttl``
+    the sessions' TTL (the idle timeout plus three minutes).
+    """
+
+    keeps_records: ClassVar[bool] = True
+    shared_lock: ClassVar[bool] = False
+    sets_cookie: ClassVar[bool] = True
+    #: What Beaker builds sessions with: :class:`Session` over :attr:`namespace_class`, or a cookie session.
+    session_class: ClassVar[Any] = Session
+    #: The Beaker namespace manager of one record (default: :class:`RecordNamespace`, over the record methods).
+    namespace_class: ClassVar[Any] = None
+    #: Beaker's ``type`` option (informative: Beaker uses the namespace class given).
+    beaker_type: ClassVar[str] = "ext:sso"
+
+    def __init__(self, config: SSOConfig) -> None:
+        self.config = config
+        self.cookie_name = config.session_cookie_name
         self.ttl = int(config.session_idle_timeout + 180)
-        options: dict[str, Any] = {
-            "key": cookie_name,
+        # Every key is bound to this application (issuer and client id), not only to the secret.
+        self.seal = RecordSeal.for_config(config)
+        self.prefix = record_prefix(config)
+        self.options: dict[str, Any] = {
+            "key": self.cookie_name,
             "httponly": True,
             "secure": config.secure_cookies,
             "samesite": "Lax",
             "cookie_domain": config.cookie_domain or None,
             "cookie_path": config.cookie_path,
             "data_serializer": BoundedJsonSerializer(),  # Beaker's "json", its decompression bounded
-            "invalidate_corrupt": False,  # corruption and outages are told apart in load()
+            "invalidate_corrupt": False,  # corruption and outages are told apart in session()
             "cookie_expires": True,
+            **self.beaker_options(),
         }
-        # Every key is bound to this application (issuer and client id), not only to the secret.
-        self.seal = RecordSeal.for_config(config)
-        if self.kind == "cookie":
-            options["encrypt_key"] = app_key_text(config, "cookie encryption")
-            options["validate_key"] = app_key_text(config, "cookie signature")
-        elif self.kind == "file":
-            options.update(type="file", secret=app_key_text(config, "session id signature"), data_dir=data_dir,
-                           lock_dir=f"{data_dir}/locks", namespace_class=PrivateFileNamespace, seal=self.seal)
-            self.index_dir = os.path.join(str(data_dir), "index")
-        else:  # Beaker hands the extra keywords to the namespace manager of each record
-            try:  # a URL the client cannot use fails here, at construction, not on the first request
-                _NAMESPACES[self.kind].client_for(config.session_url, config.session_store_timeout)
-            except ValueError as exc:
-                raise ConfigError("session_url", str(exc)) from None  # not the URL: it may hold a password
-            except StoreUnavailable as exc:
-                raise ConfigError("session_type", str(exc)) from None
-            options.update(type=self.kind, secret=app_key_text(config, "session id signature"),
-                           namespace_class=_NAMESPACES[self.kind], url=config.session_url, ttl=self.ttl,
-                           socket_timeout=config.session_store_timeout, seal=self.seal, prefix=record_prefix(config))
-        self.options = options
-        self.server_side = self.kind != "cookie"
+
+    def beaker_options(self) -> dict[str, Any]:
+        """Beaker's options for this back end's sessions (beyond the cookie's): by default, server-side records."""
+        return {"type": self.beaker_type, "secret": app_key_text(self.config, "session id signature"),
+                "namespace_class": self.namespace_class or RecordNamespace, **self.namespace_args()}
 
     def namespace_args(self) -> dict[str, Any]:
         """What Beaker passes to the namespace manager of a record."""
-        names = ("data_dir", "lock_dir", "seal") if self.kind == "file" else ("url", "ttl", "socket_timeout", "seal",
-                                                                             "prefix")
-        return {name: self.options[name] for name in names}
+        return {"backend": self, "ttl": self.ttl}
 
-    def session(self, cookie_header: str) -> Session:
-        """The session a cookie header names (loaded), or a new one for ``""``.
+    # -- checks and housekeeping (nothing by default) --------------------------------------------
+
+    @classmethod  # noqa: B027 - optional: nothing by default
+    def validate(cls, config: SSOConfig) -> None:
+        """Nothing to check beyond the common settings."""
+
+    def probe(self) -> Iterator[Finding]:
+        yield "INFO", f"session store {type(self).__name__}: it has no probe"
+
+    def prepare(self) -> None:  # noqa: B027 - optional: nothing by default
+        """Nothing to prepare."""
+
+    def session_created(self, now: float) -> None:  # noqa: B027 - optional: nothing by default
+        """No housekeeping: records expire by their TTL."""
+
+    # -- the request's session ---------------------------------------------------------------------
+
+    def may_have_session(self, environ: dict[str, Any]) -> bool:
+        return self.cookie_name in environ.get("HTTP_COOKIE", "")
+
+    def session(self, cookie: str) -> Container:
+        """The Beaker session a cookie (``name=value``) names, loaded, or a new one for ``""``.
 
         Raises :class:`StoreUnavailable` when the store cannot be read, and
         ``ValueError`` when the record (or cookie) is unreadable.
         """
-        request = {"cookie": cookie_header}
         try:
-            if self.kind == "cookie":
-                return LazyCookieSession(request, **self.options)
-            return Session(request, **self.options)
+            return self.session_class({"cookie": cookie}, **self.options)
         except StoreUnavailable:
             raise
         except OSError as exc:
-            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
-        except Exception as exc:  # undecodable cookie, corrupt record (bad pickle, JSON, base64...)
+            raise _unavailable(exc) from None
+        except Exception as exc:  # undecodable cookie, corrupt record (bad JSON, base64...)
             raise ValueError(f"unreadable session: {type(exc).__name__}") from None
 
-    def save(self, session: Session, existing: bool = False) -> bool:
-        """Write a session; for an ``existing`` one, only if its record is still there.
+    def open_session(self, environ: dict[str, Any], cookie: str) -> Optional[Container]:
+        if not cookie:
+            return None
+        try:
+            session = self.session(cookie)
+        except ValueError:  # unreadable record or cookie: no session
+            return None
+        return None if session.is_new else session
 
-        Returns False when the record was deleted meanwhile (a sign-out or a back-channel
-        logout on another request): an update must not bring a signed-out session back.
-        """
-        if self.kind == "file" and session.is_new and getattr(session, "namespace", None) is None:
-            # A new session id, known to nobody yet: created in place (see PrivateFileNamespace).
-            session.namespace = self.namespace(session.id)
-            session.namespace.mark_fresh()
+    def new_session(self, previous: Optional[Container], environ: dict[str, Any], keep_data: bool) -> Container:
+        """A new, empty session: ours hold nothing but the sign-in, so nothing is kept; the previous one ends."""
+        if previous is not None:
+            self.delete_session(previous)
+        return self.session("")
+
+    def save_session(self, session: Container, existing: bool = False) -> bool:
         namespace = getattr(session, "namespace", None)
         if namespace is not None and hasattr(namespace, "only_if_exists"):
             namespace.only_if_exists = existing
@@ -112,97 +156,155 @@ class BeakerStore:
         except StoreUnavailable:
             raise
         except OSError as exc:
-            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
+            raise _unavailable(exc) from None
         except BeakerException as exc:
             if "too long" in str(exc):
                 raise SessionTooLarge(str(exc)) from None
             raise
         return True
 
+    def session_cookie(self, session: Container, created: bool) -> Optional[str]:
+        """A new session's signed id (an existing one's cookie does not change)."""
+        return str(session.request["cookie_out"]) if created else None
+
+    def delete_session(self, session: Container) -> None:
+        if self.keeps_records and not session.is_new:
+            self.delete_record(session.id)
+        session.delete()
+
+    # -- records, the index and the lock: the back end's own -------------------------------------
+
+    @abc.abstractmethod
+    def read_record(self, record_id: str, kind: str = "tokens") -> Optional[str]:
+        """See :meth:`.SessionBackend.read_record`."""
+
+    @abc.abstractmethod
+    def write_record(self, record_id: str, text: str, ttl: int, existing: bool = False, kind: str = "tokens") -> bool:
+        """See :meth:`.SessionBackend.write_record`."""
+
+    @abc.abstractmethod
+    def delete_record(self, record_id: str) -> None:
+        """See :meth:`.SessionBackend.delete_record`."""
+
+    @abc.abstractmethod
     def index_add(self, index_id: str, session_id: str, ttl: int) -> None:
-        """Record that ``session_id`` belongs to an index (a provider ``sid`` or ``sub``)."""
-        self._index(index_id, ttl).index_add(session_id)
+        """See :meth:`.SessionBackend.index_add`."""
 
-    def end_index(self, index_id: str, companions: tuple[str, ...] = ()) -> list[str]:
-        """Delete every session of an index, then those ids from the index; the ids ended.
+    @abc.abstractmethod
+    def index_members(self, index_id: str) -> list[str]:
+        """See :meth:`.SessionBackend.index_members`."""
 
-        ``companions``: prefixes of records that belong to a session and go with it
-        (``<prefix><session id>``, e.g. its tokens).
+    @abc.abstractmethod
+    def index_remove(self, index_id: str, session_ids: list[str]) -> None:
+        """See :meth:`.SessionBackend.index_remove`."""
 
-        Idempotent, so a provider retrying after a store outage completes the job: the
-        index is only read before the sessions are deleted, and trimmed after.
-        """
-        index = self._index(index_id)
-        members = list(index.index_members())
-        for session_id in members:
-            for prefix in companions:
-                self.remove_id(prefix + session_id)
-            self.remove_id(session_id)
-        index.index_remove(members)
-        return members
-
-    def _index(self, index_id: str, ttl: Optional[int] = None) -> Any:
-        """The index record: a Redis set, a memcached JSON list, or a :class:`FileIndex`."""
-        if self.kind == "file":
-            return FileIndex(self.index_dir, index_id, self.seal)
-        return self.namespace(index_id, ttl=ttl)
-
-    def read_value(self, record_id: str, kind: str = "tokens") -> Optional[str]:
-        """The text of a small record of our own (``None`` when there is none, or none sealed), e.g. a session's tokens.
-
-        ``kind`` is part of the record's seal (:mod:`.sealing`): a record written as one kind never reads as another.
-        """
-        namespace = self.namespace(record_id, kind=kind)
-        try:
-            if self.kind == "file":
-                namespace.acquire_read_lock()
-                try:
-                    value = namespace[_VALUE_KEY]
-                finally:
-                    namespace.release_read_lock()
-            else:
-                value = namespace[_VALUE_KEY]
-        except (KeyError, ValueError):  # ValueError: bytes we would not have written (not UTF-8...)
-            return None
-        except OSError as exc:
-            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
-        return value if isinstance(value, str) else None
-
-    def write_value(self, record_id: str, value: str, ttl: int, existing: bool = False, kind: str = "tokens") -> bool:
-        """Write a small sealed record; for an ``existing`` one only if it is still there (False when it is gone)."""
-        namespace = self.namespace(record_id, ttl=ttl, kind=kind)
-        namespace.only_if_exists = existing
-        try:
-            if self.kind == "file":
-                namespace.acquire_write_lock()
-                try:
-                    namespace[_VALUE_KEY] = value
-                finally:
-                    namespace.release_write_lock()  # writes (or refuses: RecordGone) here
-            else:
-                namespace.set_value(_VALUE_KEY, value)
-        except RecordGone:
-            return False
-        except OSError as exc:
-            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
+    def acquire(self, name: str, ttl: float) -> Optional[Any]:
+        """No lock beyond this process (``shared_lock`` is False): always granted."""
         return True
 
-    def remove(self, session: Session) -> None:
-        """Delete a stored record (server-side stores); the cookie is expired by the caller."""
-        if self.server_side and not session.is_new:
-            self.remove_id(session.id)
+    def release(self, name: str, handle: Any) -> None:  # noqa: B027 - optional: nothing by default
+        """Nothing to release."""
 
-    def remove_id(self, session_id: str) -> None:
-        """Delete the record of a session id (back-channel logout)."""
-        try:
-            self.namespace(session_id).remove()
-        except OSError as exc:
-            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
+
+class RecordNamespace(NamespaceManager):  # type: ignore[misc]
+    """Beaker's namespace manager of one session record, over a :class:`BeakerBackend`'s record methods."""
+
+    #: Set by :meth:`BeakerBackend.save_session` for an update: never recreate a record deleted meanwhile.
+    only_if_exists = False
+
+    def __init__(self, namespace: str, backend: BeakerBackend, ttl: Optional[int] = None, kind: str = "session",
+                 **kw: Any) -> None:
+        super().__init__(namespace)
+        self.backend, self.ttl, self.kind = backend, ttl, kind
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.backend.read_record(self.namespace, self.kind) if key == _VALUE_KEY else None
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: str) -> bool:
+        return key == _VALUE_KEY and self.backend.read_record(self.namespace, self.kind) is not None
+
+    def set_value(self, key: str, value: Any, expiretime: Optional[int] = None) -> None:
+        text = value.decode("ascii") if isinstance(value, bytes) else value  # Beaker's base64 text
+        if not self.backend.write_record(self.namespace, text, int(expiretime or self.ttl or 0),
+                                         existing=self.only_if_exists, kind=self.kind):
+            raise RecordGone(self.namespace)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.set_value(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.backend.delete_record(self.namespace)
+
+    def do_remove(self) -> None:
+        self.backend.delete_record(self.namespace)
+
+    def keys(self) -> list[str]:
+        return [_VALUE_KEY] if _VALUE_KEY in self else []
+
+
+class NamespaceRecords(BeakerBackend):
+    """Records, index and all, through the back end's own Beaker namespace manager (the built-in stores).
+
+    A record is the namespace ``<record id>`` holding one value; an index record is the
+    namespace ``<index id>`` (the namespace manager's ``index_add``/``index_members``/
+    ``index_remove``), unless :meth:`_index` says otherwise.
+    """
 
     def namespace(self, record_id: str, ttl: Optional[int] = None, kind: str = "session") -> NamespaceManager:
         """The Beaker namespace manager of one record (``ttl`` overrides the sessions' TTL; ``kind``: see sealing)."""
         args = self.namespace_args()
         if ttl is not None and "ttl" in args:
             args["ttl"] = ttl
-        namespace_class = self.options.get("namespace_class") or FileNamespaceManager
-        return namespace_class(record_id, digest_filenames=False, kind=kind, **args)
+        return self.namespace_class(record_id, digest_filenames=False, kind=kind, **args)
+
+    def read_record(self, record_id: str, kind: str = "tokens") -> Optional[str]:
+        namespace = self.namespace(record_id, kind=kind)
+        try:
+            namespace.acquire_read_lock()
+            try:
+                value = namespace[_VALUE_KEY]
+            finally:
+                namespace.release_read_lock()
+        except (KeyError, ValueError):  # ValueError: bytes we would not have written (not UTF-8...)
+            return None
+        except OSError as exc:
+            raise _unavailable(exc) from None
+        return value if isinstance(value, str) else None
+
+    def write_record(self, record_id: str, text: str, ttl: int, existing: bool = False, kind: str = "tokens") -> bool:
+        namespace = self.namespace(record_id, ttl=ttl, kind=kind)
+        namespace.only_if_exists = existing
+        try:
+            namespace.acquire_write_lock()
+            try:
+                namespace[_VALUE_KEY] = text
+            finally:
+                namespace.release_write_lock()  # a file record is written (or refused: RecordGone) here
+        except RecordGone:
+            return False
+        except OSError as exc:
+            raise _unavailable(exc) from None
+        return True
+
+    def delete_record(self, record_id: str) -> None:
+        try:
+            self.namespace(record_id).remove()
+        except OSError as exc:
+            raise _unavailable(exc) from None
+
+    def _index(self, index_id: str, ttl: Optional[int] = None) -> Any:
+        """The index record (an object with ``index_add``, ``index_members``, ``index_remove``)."""
+        return self.namespace(index_id, ttl=ttl)
+
+    def index_add(self, index_id: str, session_id: str, ttl: int) -> None:
+        self._index(index_id, ttl).index_add(session_id)
+
+    def index_members(self, index_id: str) -> list[str]:
+        return list(self._index(index_id).index_members())
+
+    def index_remove(self, index_id: str, session_ids: list[str]) -> None:
+        self._index(index_id).index_remove(session_ids)
+

@@ -1,285 +1,247 @@
-"""The file store: sealed JSON records (never pickles), written by atomic rename, and its index records."""
+"""The file store (``session_type = file``): one private folder on this machine, any number of processes.
+
+Records are sealed JSON files (:mod:`.file_records`), the lock is an ``flock`` on a
+file in the store's ``locks`` folder (released by the kernel when its holder dies),
+and abandoned records are swept now and then, off the request path: Beaker's file
+store never removes records, so without a sweep those of users who never come back
+would fill the disk.
+
+Security caveat: sessions hold ID tokens, so the folder must be this user's alone --
+not readable by another local user, not pre-created by one (the default folder name is
+predictable), not replaceable through a folder above it (:func:`prepare_data_dir`).
+Files are written 0600, never through a link, and the sweep never follows links.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
-import functools
-import json
 import logging
 import os
-import re
 import stat
+import tempfile
+import threading
 from collections.abc import Iterator
-from typing import Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Optional
 
-from beaker.container import FileNamespaceManager
-from beaker.synchronization import null_synchronizer
+from ..errors import ConfigError
+from .backend import TOKENS_PREFIX, Finding, stamp_interval
+from .backend import Session as Container
+from .beaker import NamespaceRecords
+from .errors import StoreUnavailable
+from .file_records import FileIndex, PrivateFileNamespace, open_locked
+from .index import INDEX_PREFIX
 
-from ..sealing import MAX_RECORD_BYTES, RecordSeal
-from .errors import RecordGone, StoreUnavailable
-from .sealed import _SealedRecords
+if TYPE_CHECKING:
+    from ..config import SSOConfig
 
 log = logging.getLogger("sso_middleware")
 
+#: Seconds between two sweeps of abandoned session files (per process).
+SWEEP_INTERVAL = 600.0
 
-class PrivateFileNamespace(_SealedRecords, FileNamespaceManager):  # type: ignore[misc]
-    """Beaker's file namespace (same files and locks), holding sealed JSON, with fewer file-system calls.
 
-    * A record is the sealed JSON text of the namespace's dict (:mod:`.sealing`, kind and
-      record id bound), never a pickle: a file that is not sealed for this record --
-      planted, copied from another record, or a pickle of an older version -- reads as
-      no record, and nothing is ever unpickled.  Reads are bounded by the size limit.
+class FileBackend(NamespaceRecords):
+    """Sessions, token and index records as files in ``config.data_dir``; locks by ``flock``."""
 
-    * Reads take no lock: every write replaces the record by a rename (or, below,
-      creates it whole before anyone knows its name), so a reader sees the old or the
-      new record, never half of one.  Writes and removals keep Beaker's file lock.
-    * Records are written with mode 0600 (they hold tokens), never through a planted link.
-    * An update (``only_if_exists``) never recreates a record deleted meanwhile: the
-      check runs under the write lock that a removal takes too.
-    * A record the store knows to be new (:meth:`mark_fresh`: a session id just
-      generated, known to nobody else yet) is created in place with ``O_EXCL``: no
-      lock file and no temporary file.  Creating files is the expensive part of a
-      file-system write (hundreds of microseconds on some virtual disks), and a
-      sign-in used to create six.  Should the file exist after all, the ordinary
-      locked write is used.
-    """
+    keeps_records = True
+    shared_lock = True
+    namespace_class = PrivateFileNamespace
+    beaker_type = "file"
 
-    fresh = False
-    #: Set by the store for an update of an existing session: never recreate a deleted record.  Checked
-    #: under the record's write lock, which sign-out and back-channel logout take to delete it.
-    only_if_exists = False
-    flags: Optional[str]
-    hash: dict[str, Any]
+    def __init__(self, config: SSOConfig) -> None:
+        self.data_dir = str(config.data_dir)
+        self.index_dir = os.path.join(self.data_dir, "index")
+        self.lock_dir = f"{self.data_dir}/locks"
+        super().__init__(config)
+        self._sweep_guard = threading.Lock()
+        self._next_sweep = 0.0
 
-    def __init__(self, namespace: str, seal: Optional[RecordSeal] = None, kind: str = "session",
-                 **kwargs: Any) -> None:
-        super().__init__(namespace, **kwargs)
-        self.seal, self.kind = seal, kind
+    def namespace_args(self) -> dict[str, Any]:
+        return {"data_dir": self.data_dir, "lock_dir": self.lock_dir, "seal": self.seal}
 
-    def do_open(self, flags: str, replace: bool) -> None:
-        self.hash = {}
-        if not replace:
-            self.hash = self._read()
-        self.flags = flags
+    def _index(self, index_id: str, ttl: Optional[int] = None) -> FileIndex:
+        return FileIndex(self.index_dir, index_id, self.seal)  # swept like the other index records, no TTL
 
-    def _read(self) -> dict[str, Any]:
-        """The record's dict, or {} when there is none (or none sealed for it); never unpickles."""
+    def save_session(self, session: Container, existing: bool = False) -> bool:
+        if session.is_new and getattr(session, "namespace", None) is None:
+            # A new session id, known to nobody yet: created in place (see PrivateFileNamespace).
+            session.namespace = self.namespace(session.id)
+            session.namespace.mark_fresh()
+        return super().save_session(session, existing)
+
+    # -- the lock ----------------------------------------------------------------------------------
+
+    def acquire(self, name: str, ttl: float) -> Optional[int]:
         try:
-            # O_NONBLOCK: a FIFO planted under a record's name must not hang the worker in open().
-            fd = os.open(self.file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.EACCES, errno.ELOOP):
-                return {}  # gone, or not a record of ours (a planted link)
-            raise
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return {}  # a FIFO, device or folder: not a record of ours
-            data = os.read(fd, MAX_RECORD_BYTES + 1)  # more than the limit is refused by the seal, unread
-        finally:
-            os.close(fd)
-        opened = self._opened(f"file:{self.namespace}", "session", data)
-        try:
-            record = json.loads(opened) if opened is not None else {}
-        except ValueError:  # pragma: no cover - we sealed JSON
-            return {}
-        return record if isinstance(record, dict) else {}
-
-    def mark_fresh(self) -> None:
-        self.fresh = True
-        self.access_lock = null_synchronizer()
-
-    def acquire_read_lock(self) -> None:
-        self.open("r", checkcount=True)
-
-    def release_read_lock(self) -> None:
-        self.close(checkcount=True)
-
-    def do_close(self) -> None:
-        if self.flags not in ("c", "w"):
-            self.hash = {}
-            self.flags = None
-            return
-        data = self._sealed(f"file:{self.namespace}", "session", json.dumps(self.hash)).encode("utf-8")
-        if self.only_if_exists and not self.fresh and not os.path.exists(self.file):
-            self.hash = {}
-            self.flags = None
-            raise RecordGone(self.namespace)
-        if self.fresh:
-            self.fresh = False
-            try:
-                fd = os.open(self.file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            except FileExistsError:
-                self.access_lock = self.get_access_lock()
-                with _held(self.access_lock):
-                    _private_write(self.file, data)
-            else:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-        else:
-            _private_write(self.file, data)
-        self.hash = {}
-        self.flags = None
-
-
-def _private_write(path: str, data: bytes) -> None:
-    """Replace a file atomically (temporary file and rename, like Beaker's ``safe_write``), readable by us alone.
-
-    Records hold ID, access and refresh tokens: mode 0600 whatever the umask or the folder.
-    """
-    temporary = f"{path}.temp"
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(temporary)  # a leftover of a crash, or a planted file or link: never written through
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.rename(temporary, path)
-
-
-@contextlib.contextmanager
-def _held(lock: Any) -> Iterator[None]:
-    lock.acquire_write_lock()
-    try:
-        yield
-    finally:
-        lock.release_write_lock()
-
-
-_Result = TypeVar("_Result")
-
-
-def _store_errors(method: Callable[..., _Result]) -> Callable[..., _Result]:
-    """File-system errors of a store method become :class:`StoreUnavailable`."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> _Result:
-        try:
-            return method(*args, **kwargs)
-        except OSError as exc:
+            fd = open_locked(os.path.join(self.lock_dir, f"sso-lock-{name}"), os.O_RDWR | os.O_CREAT,
+                             fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fd is not None:
+                os.utime(fd)  # a held lock file is never old enough for the sweep
+        except OSError as exc:  # not "held by someone else": that is None
             raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
+        return fd
 
-    return wrapper
+    def release(self, name: str, handle: Any) -> None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        os.close(handle)
+
+    # -- housekeeping ------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create the folder (0700) and check that it, and the way to it, are ours alone (ConfigError if not)."""
+        prepare_data_dir(self.data_dir, private=not self.config.session_data_dir)
+
+    def session_created(self, now: float) -> None:
+        """Sweep abandoned files, at most every :data:`SWEEP_INTERVAL` seconds, in a thread of its own."""
+        with self._sweep_guard:
+            if now < self._next_sweep:
+                return
+            self._next_sweep = now + SWEEP_INTERVAL
+        config = self.config
+        idle = config.session_idle_timeout + stamp_interval(config.session_idle_timeout) + 60
+        thread = threading.Thread(
+            target=sweep_file_store,
+            args=(self.data_dir, now - idle, now - config.session_absolute_timeout - idle),
+            name="sso-session-sweep",
+            daemon=True,
+        )
+        thread.start()
+
+    def probe(self) -> Iterator[Finding]:
+        """The folder is (or can be made) private and writable: one temporary file written and removed.
+
+        Folders the probe had to create are removed again, except the per-user root of the
+        default folders (running applications may share it).
+        """
+        data_dir = os.path.abspath(self.data_dir)
+        private = not self.config.session_data_dir
+        missing: list[str] = []  # folders the probe creates, deepest first (removed afterwards)
+        folder = data_dir
+        while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
+            missing.append(folder)
+            folder = os.path.dirname(folder)
+        if private:
+            missing = [path for path in missing if path != os.path.dirname(data_dir)]
+        try:
+            yield from _probe_folder(data_dir, private, created=data_dir in missing)
+        finally:
+            for path in missing:
+                with contextlib.suppress(OSError):
+                    os.rmdir(path)
 
 
-class FileIndex(_SealedRecords):
-    """A back-channel logout index record of the file store: session ids, one sealed line each, appended.
+def _probe_folder(data_dir: str, private: bool, created: bool) -> Iterator[Finding]:
+    try:
+        prepare_data_dir(data_dir, private)
+    except ConfigError as exc:
+        yield "FAIL", f"file store: {exc.message} (setting {exc.setting})"
+        return
+    try:
+        fd, probe = tempfile.mkstemp(dir=data_dir, prefix=".sso-doctor-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(b"probe")
+        finally:
+            os.unlink(probe)
+    except OSError as exc:
+        yield "FAIL", f"file store: cannot write in {data_dir}: {exc.strerror}"
+        return
+    kind = "private default folder" if private else "folder"
+    yield "OK", f"file store: {kind} {data_dir} is writable{' (created when the middleware starts)' if created else ''}"
 
-    Adding appends one line under ``flock`` on the record itself (no lock file, no
-    temporary file, no rewrite); removing rewrites it under the same lock, so an id
-    added meanwhile is never lost.  Records are swept like the other index records.
-    Each line is sealed for this index (:mod:`.sealing`); a line that is not is ignored.
+
+def prepare_data_dir(data_dir: str, private: bool) -> None:
+    """Create the store's folder (0700) and check that it, and the way to it, are ours alone.
+
+    Sessions hold ID tokens, so another local user must not be able to read them, to
+    pre-create the folder (the default one is predictable) or to plant records in it or
+    swap it for another: the folder must be a directory (not a link) owned by this user
+    with no group or other access, and no folder above it may be writable by another
+    user unless it is sticky (like ``/tmp``).  This holds for an explicit
+    ``session_data_dir`` as for the default one.  ``private``: the folder is the default
+    one, whose per-user parent is created and checked the same way.  The cookie and
+    environ stores keep their revocation journal here.
     """
+    data_dir = os.path.abspath(data_dir)
+    ours = [os.path.dirname(data_dir), data_dir] if private else [data_dir]
+    try:
+        for folder in ours:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("session_data_dir", f"cannot create {data_dir!r}: {exc.strerror}") from None
+    for folder in ours:
+        info = os.lstat(folder)
+        if not private and stat.S_ISLNK(info.st_mode) and info.st_uid in (0, os.getuid()):
+            info = os.stat(folder)  # an explicit folder may be a link of ours (or root's): its target is checked
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and info.st_mode & 0o077 \
+                and not info.st_mode & 0o022:
+            # Ours, readable by others but never writable by them (so nothing can have been
+            # planted inside): an older version or a umask left it open; close it.
+            os.chmod(folder, 0o700)
+            info = os.lstat(folder)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            kind = "the default session folder" if private else "session_data_dir"
+            raise ConfigError(
+                "session_data_dir",
+                f"{kind} {folder!r} is not a private (0700) folder of this user"
+                + ("; remove it or set session_data_dir" if private else "; create it with mode 0700"),
+            )
+    for start in {os.path.dirname(ours[0]), os.path.dirname(os.path.realpath(ours[0]))}:  # as named, and as linked
+        _check_parents(start)
+    if not os.access(data_dir, os.W_OK):
+        raise ConfigError("session_data_dir", f"{data_dir!r} is not writable")
 
-    def __init__(self, folder: str, name: str, seal: Optional[RecordSeal] = None) -> None:
-        self.folder = folder
-        self.path = os.path.join(folder, name)
-        self.seal = seal
-        self.record_key = f"file-index:{name}"
 
-    def _line(self, member: str) -> bytes:
-        return self._sealed(self.record_key, "index", member).encode("ascii") + b"\n"
-
-    @_store_errors
-    def index_add(self, member: str) -> None:
-        fd = open_locked(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, fcntl.LOCK_EX)
-        assert fd is not None
+def _check_parents(folder: str) -> None:
+    """Refuse a folder above the store that another user could write to (and so replace what is below)."""
+    while True:
         try:
-            os.write(fd, self._line(member))
-        finally:
-            os.close(fd)
-
-    def _members(self, data: bytes) -> list[str]:
-        members = self._open_members(self.record_key, _lines(data))
-        return [member for member in members if _SESSION_ID.fullmatch(member)]
-
-    @_store_errors
-    def index_members(self) -> list[str]:
-        fd = open_locked(self.path, os.O_RDONLY, fcntl.LOCK_SH)
-        if fd is None:
-            return []
-        try:
-            return self._members(_read_all(fd))
-        finally:
-            os.close(fd)
-
-    @_store_errors
-    def index_remove(self, members: list[str]) -> None:
-        gone = set(members)
-        fd = open_locked(self.path, os.O_RDWR, fcntl.LOCK_EX) if gone else None
-        if fd is None:
+            link = os.lstat(folder)  # a link another user owns could be re-pointed (in a sticky folder too)
+            info = os.stat(folder)  # and the folder it leads to
+        except OSError as exc:
+            raise ConfigError("session_data_dir", f"cannot inspect {folder!r}: {exc.strerror}") from None
+        writable_by_others = info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX
+        if writable_by_others or info.st_uid not in (0, os.getuid()) or link.st_uid not in (0, os.getuid()):
+            raise ConfigError(
+                "session_data_dir",
+                f"{folder!r}, above the session folder, can be changed by other users (group/other-writable "
+                "without the sticky bit, or owned by another user): they could replace the session folder",
+            )
+        parent = os.path.dirname(folder)
+        if parent == folder:
             return
-        try:
-            # Only our own lines of those ids go: a line not sealed for us may be another application's
-            # sharing the folder (its seal has its key), whose back-channel logout still needs it.
-            kept = [line for line in _lines(_read_all(fd))
-                    if self._opened(self.record_key, "index", line, quiet=True) not in gone]
-            os.ftruncate(fd, 0)
-            if kept:
-                os.pwrite(fd, "".join(line + "\n" for line in kept).encode("ascii"), 0)
-        finally:
-            os.close(fd)
+        folder = parent
 
 
-def open_locked(path: str, flags: int, operation: int) -> Optional[int]:
-    """Open ``path`` (never through a link) and ``flock`` it; the descriptor, or None.
+def sweep_file_store(data_dir: str, before: float, index_before: Optional[float] = None) -> int:
+    """Delete session records and lock files not written since ``before``.
 
-    None when the file does not exist (without ``O_CREAT``) or, with ``LOCK_NB``, is
-    held by someone else.  The folder is created (0700) when needed.  If the file was
-    removed or replaced between the open and the lock (the sweep deletes old files),
-    the lock would be on an orphan nobody else sees: it is opened again.  Other
-    errors are raised.
+    A live session is written at least every ``stamp_interval`` while in use, so
+    an old record is an idle one; Beaker recreates a lock file when it needs it.
+    Back-channel logout index records (``sso-index-*``) and token records
+    (``sso-tokens-*``) are not written on every use, so they are kept until
+    ``index_before`` (past the absolute timeout).
+    Symbolic links are never followed.  Returns how many files were removed;
+    errors (a file already gone) are ignored.
     """
-    for _attempt in range(5):
-        try:
-            fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            if not flags & os.O_CREAT:
-                return None
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    index_cutoff = before if index_before is None else index_before
+    removed = 0
+    for folder in (os.path.join(data_dir, name) for name in ("container_file", "locks", "index")):
+        if os.path.islink(folder):
+            log.warning("sso: %s is a symbolic link; not sweeping it", folder)
             continue
-        try:
-            fcntl.flock(fd, operation)
-            linked = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
-        except BlockingIOError:  # LOCK_NB: held elsewhere
-            os.close(fd)
-            return None
-        except FileNotFoundError:
-            linked = False
-        except BaseException:
-            os.close(fd)
-            raise
-        if linked:
-            return fd
-        os.close(fd)
-    raise OSError(errno.EAGAIN, f"{os.path.basename(path)} kept being replaced")
-
-
-#: The largest file index record read (bytes): about 100 bytes per sealed line.
-_MAX_INDEX_BYTES = 4 * MAX_RECORD_BYTES
-
-
-def _read_all(fd: int) -> bytes:
-    chunks: list[bytes] = []
-    offset = 0
-    while offset < _MAX_INDEX_BYTES:
-        chunk = os.pread(fd, 65536, offset)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        offset += len(chunk)
-    return b"".join(chunks)
-
-
-def _lines(data: bytes) -> list[str]:
-    """The distinct, well-formed sealed lines of an index record, in order (a torn last line is skipped)."""
-    found: dict[str, None] = {}
-    for line in data.decode("ascii", "replace").split("\n"):
-        if line and _SEALED_LINE.fullmatch(line):
-            found[line] = None
-    return list(found)
-
-
-_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_SEALED_LINE = re.compile(r"1\.[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{1,128}")
-
+        for root, _dirs, files in os.walk(folder):
+            for name in files:
+                path = os.path.join(root, name)
+                try:
+                    info = os.lstat(path)
+                    cutoff = index_cutoff if name.startswith((INDEX_PREFIX, TOKENS_PREFIX)) else before
+                    if stat.S_ISREG(info.st_mode) and info.st_mtime < cutoff:
+                        os.remove(path)
+                        removed += 1
+                except OSError:
+                    continue
+    if removed:
+        log.info("sso: removed %d abandoned session files", removed)
+    return removed

@@ -1,24 +1,41 @@
-"""memcached records: Beaker's namespace API over python-memcached, never unpickling, with a TTL.
+"""The memcached store (``session_type = ext:memcached``): sealed text records with a TTL, never unpickled.
+
+``session_url = host:port;host:port`` (needs the ``python-memcached`` client).  An
+index record is one sealed JSON list changed by compare-and-swap; the lock is an
+``add`` (atomic create-if-absent) with a TTL, released by a compare-and-swap to a
+tombstone (only if the value is still ours), then ``delete``.  memcached may evict
+records under memory pressure (the user signs in again).
 
 Security caveat: python-memcached unpickles whatever a value's flags ask for; the client here
-refuses pickled and compressed values, and every value is sealed.
+refuses pickled and compressed values, and every value is sealed.  Removing a record deletes
+that one key (Beaker's memcached ``remove`` would flush the whole server).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import re
+import secrets
 import socket
 import time
-from typing import Any, Optional
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Optional
 
 from beaker.container import NamespaceManager
 from beaker.util import SyncDict
 
+from ..errors import ConfigError
 from ..sealing import MAX_RECORD_BYTES, RecordSeal
+from .backend import Finding, lock_key, one_line
+from .beaker import NamespaceRecords
 from .errors import RecordGone, StoreUnavailable
 from .sealed import _SealedRecords
+
+if TYPE_CHECKING:
+    from ..config import SSOConfig
 
 try:  # optional back end
     import memcache
@@ -243,3 +260,80 @@ class JsonMemcachedNamespace(_SealedRecords, NamespaceManager):  # type: ignore[
 
     def keys(self) -> list[str]:
         return ["session"] if "session" in self else []
+
+
+class MemcachedBackend(NamespaceRecords):
+    """Sessions, token and index records in memcached (:class:`JsonMemcachedNamespace`); a lock shared by every host."""
+
+    keeps_records = True
+    shared_lock = True
+    namespace_class = JsonMemcachedNamespace
+    beaker_type = "ext:memcached"
+
+    @classmethod
+    def validate(cls, config: SSOConfig) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+(;[A-Za-z0-9.\-\[\]:]+)*", config.session_url):
+            raise ConfigError("session_url", "ext:memcached needs servers like 127.0.0.1:11211;10.0.0.2:11211")
+        if config.session_idle_timeout > 30 * 86400:
+            raise ConfigError("session_idle_timeout", "memcached keeps records at most 30 days")
+
+    def __init__(self, config: SSOConfig) -> None:
+        super().__init__(config)
+        try:  # a server list the client cannot use fails here, at construction, not on the first request
+            JsonMemcachedNamespace.client_for(config.session_url, config.session_store_timeout)
+        except ValueError as exc:
+            raise ConfigError("session_url", str(exc)) from None
+        except StoreUnavailable as exc:
+            raise ConfigError("session_type", str(exc)) from None
+        # The locks go through a namespace's calls: the same shared client, and its retry after a restart.
+        self._locks = JsonMemcachedNamespace("locks", config.session_url, socket_timeout=config.session_store_timeout)
+
+    def namespace_args(self) -> dict[str, Any]:
+        config = self.config
+        return {"url": config.session_url, "ttl": self.ttl, "socket_timeout": config.session_store_timeout,
+                "seal": self.seal, "prefix": self.prefix}
+
+    def acquire(self, name: str, ttl: float) -> Optional[str]:
+        token = secrets.token_hex(16)
+        if self._locks._call("add", _lock_key(name), token, time=max(1, int(ttl + 0.999))):
+            return token
+        if self._locks._down():
+            raise StoreUnavailable("memcached: no server answers")
+        return None
+
+    def release(self, name: str, handle: Any) -> None:
+        # memcached has no compare-and-delete: compare-and-swap ours for a short tombstone (fails if the lock
+        # expired and someone else took it meanwhile), then delete the tombstone, which nobody can hold.
+        key, locks = _lock_key(name), self._locks
+        with contextlib.suppress(ValueError):  # a value we would not have written: leave it to expire
+            if locks._call("gets", key) == handle and locks._call("cas", key, "released", time=1):
+                locks._call("delete", key)
+
+    def probe(self) -> Iterator[Finding]:
+        """Each server stores and returns a probe key (deleted again)."""
+        timeout = self.config.session_store_timeout
+        for server in self.config.session_url.split(";"):
+            key = f"sso_middleware:doctor-probe:{secrets.token_hex(8)}"
+            try:
+                client = JsonMemcachedNamespace.client_for(server, timeout)
+                for host in client.servers:  # connect first ourselves: python-memcached leaks a refused socket
+                    with socket.socket(host.family, socket.SOCK_STREAM) as probe:
+                        probe.settimeout(timeout)
+                        probe.connect(host.address)
+                stored = client.set(key, b"probe", time=60)
+                read = client.get(key) if stored else None
+                client.delete(key)
+            except OSError as exc:
+                yield "FAIL", f"memcached at {server} does not answer: {exc.strerror or type(exc).__name__}"
+                continue
+            except Exception as exc:  # python-memcached mostly reports failures as False, but not always
+                yield "FAIL", f"memcached at {server}: {type(exc).__name__}: {one_line(str(exc))}"
+                continue
+            if stored and read == b"probe":
+                yield "OK", f"memcached at {server} stores and returns a probe key"
+            else:
+                yield "FAIL", f"memcached at {server} does not answer (set/get of a probe key failed)"
+
+
+def _lock_key(name: str) -> str:
+    return hashlib.sha256(lock_key(name).encode()).hexdigest()

@@ -1,16 +1,39 @@
-"""Redis records: Beaker's namespace API over redis-py, storing sealed text (never pickles), with a TTL."""
+"""The Redis store (``session_type = ext:redis``): sealed text records (never pickles) with a TTL; many hosts.
+
+``session_url = redis://host:port/db`` (``rediss://``, ``unix://``).  Records are
+strings, index records sets of sealed members, and the lock ``SET key token NX PX
+ttl``, released by a compare-and-delete script, so a holder whose lock expired never
+releases the next holder's.  Every call is bounded by ``session_store_timeout``; a
+connection failure is :class:`~.errors.StoreUnavailable`.
+
+Security caveat: Beaker's own Redis back end pickles what it stores: anyone able to
+write to Redis could then run code in every process.  This one stores sealed text and
+verifies the seal, size first, before anything decodes a record; ``session_url`` may
+hold a password and is never printed (nor put in the config's repr).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any, Optional
+import re
+import secrets
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Optional
 
 from beaker.container import NamespaceManager
 from beaker.util import SyncDict
 
+from ..errors import ConfigError
+from ..redaction import redact_url
 from ..sealing import MAX_RECORD_BYTES, RecordSeal
+from .backend import Finding, lock_key, one_line
+from .beaker import NamespaceRecords
 from .errors import RecordGone, StoreUnavailable
 from .sealed import _SealedRecords
+
+if TYPE_CHECKING:
+    from ..config import SSOConfig
 
 try:  # optional back end
     import redis
@@ -132,3 +155,61 @@ class JsonRedisNamespace(_SealedRecords, NamespaceManager):  # type: ignore[misc
 
     def keys(self) -> list[str]:
         return ["session"] if "session" in self else []
+
+
+_RELEASE_SCRIPT = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class RedisBackend(NamespaceRecords):
+    """Sessions, token and index records in Redis (:class:`JsonRedisNamespace`); a lock shared by every host."""
+
+    keeps_records = True
+    shared_lock = True
+    namespace_class = JsonRedisNamespace
+    beaker_type = "ext:redis"
+
+    @classmethod
+    def validate(cls, config: SSOConfig) -> None:
+        if not re.match(r"^(rediss?|unix)://", config.session_url):
+            raise ConfigError("session_url", "ext:redis needs a redis://host:port/db (or rediss://, unix://) URL")
+
+    def __init__(self, config: SSOConfig) -> None:
+        super().__init__(config)
+        try:  # a URL the client cannot use fails here, at construction, not on the first request
+            self.client = JsonRedisNamespace.client_for(config.session_url, config.session_store_timeout)
+        except ValueError as exc:
+            raise ConfigError("session_url", str(exc)) from None  # not the URL: it may hold a password
+        except StoreUnavailable as exc:
+            raise ConfigError("session_type", str(exc)) from None
+        self._release_script = self.client.register_script(_RELEASE_SCRIPT)
+
+    def namespace_args(self) -> dict[str, Any]:
+        config = self.config
+        return {"url": config.session_url, "ttl": self.ttl, "socket_timeout": config.session_store_timeout,
+                "seal": self.seal, "prefix": self.prefix}
+
+    def acquire(self, name: str, ttl: float) -> Optional[str]:
+        token = secrets.token_hex(16)
+        try:
+            taken = self.client.set(lock_key(name), token, nx=True, px=max(1, int(ttl * 1000)))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
+        return token if taken else None
+
+    def release(self, name: str, handle: Any) -> None:
+        with contextlib.suppress(redis.RedisError):  # it expires by itself
+            self._release_script(keys=[lock_key(name)], args=[handle])
+
+    def probe(self) -> Iterator[Finding]:
+        """Redis answers PING (the URL's password masked in every message)."""
+        config = self.config
+        where = redact_url(config.session_url)
+        try:
+            self.client.ping()
+        except Exception as exc:  # any client error is the finding; the URL's password is not in it
+            yield "FAIL", f"redis at {where} does not answer PING: {type(exc).__name__}: {one_line(str(exc))}"
+            return
+        yield "OK", f"redis at {where} answers PING (session_store_timeout {config.session_store_timeout:g} s)"
