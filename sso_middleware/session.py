@@ -1,41 +1,30 @@
-"""The signed-in user and the pending sign-ins, kept in a Beaker session.
+"""The signed-in user, kept in the session of the configured back end (:mod:`.stores`).
 
-:class:`SessionStore` is built once per middleware and opens one
-:class:`SSOSession` per request.  The session behind it is read lazily: a
-request without the session cookie never touches the store, and a signed-in
-request reads it once and writes nothing unless something changed (the
-idle-timeout stamp is refreshed at most every ``stamp_interval`` seconds instead
-of Beaker's rewrite-on-every-request ``timeout``).  Where sessions live is
-:mod:`.stores`' concern.
+:class:`SessionStore` is built once per middleware and opens one :class:`SSOSession`
+per request.  The session is read lazily: a request without the session cookie never
+touches the store, and a signed-in request reads it once and writes nothing unless
+something changed (the idle stamp is refreshed at most every ``stamp_interval``
+seconds, not on every request as Beaker's ``timeout`` would).  Sign-ins in flight live
+in their own cookies (:mod:`.transactions`).
 
-What is stored (JSON, Beaker's ``json`` serializer) -- sign-ins in flight are
-not: they live in their own cookies (:mod:`.transactions`):
+Stored (JSON): ``user`` (claims, connection, sign-in time, the provider's ``sid``, the
+ID token as the logout hint), ``last_seen`` and, with ``keep_access_token``, the
+:class:`Tokens` -- in a record of their own (``sso-tokens-<session id>``, written only
+at sign-in and by a refresh under its lock, so an idle-stamp write never puts back
+replaced tokens) where the back end keeps records, else in the session itself.
 
-* ``user``: the claims, the connection signed in through, the sign-in time,
-  the provider's ``sid`` and the ID token (kept as the logout hint).
-* ``last_seen``: the idle-timeout stamp.
-* with ``keep_access_token``: the access token, its expiry and the refresh token
-  (:class:`Tokens`).  Server-side stores keep them in a record of their own,
-  ``sso-tokens-<session id>``, written only at sign-in and by a refresh (under the
-  refresh lock), so a concurrent request writing its idle stamp can never put
-  back tokens a refresh just replaced; the cookie and environ stores keep them in
-  the session itself.
-
-Security caveats: the session id changes when a user signs in (fixation
-defence: the old record is deleted server-side; a cookie store's content is
-replaced whole) and sign-out deletes the data server-side, not just the cookie.
-The cookie is HttpOnly, SameSite=Lax, signed with a key derived from
-``session_secret``, the issuer and the client id (and encrypted for the cookie
-store), and Secure whenever ``base_url`` is https.  A cookie naming no stored
-session is never adopted, and is answered with a pure deletion cookie (empty
-value), never with a freshly signed id that a record could then be planted
-under.  The stored user records the issuer and client id it was signed in for;
-a record of another application (or without them) is no session.
+Security caveats: the session id changes at sign-in (fixation defence: the old record
+is deleted; a cookie store's content is replaced whole) and sign-out deletes the data
+server-side, not just the cookie (where it cannot, the sign-in is revoked).  A cookie
+naming no stored session is never adopted and is answered with a pure deletion cookie,
+never a freshly signed id a record could be planted under.  The stored user records
+the issuer and client id it was signed in for; another application's is no session.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import secrets
@@ -44,7 +33,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
 from .config import SSOConfig
-from .cookies import deletion_cookie, request_cookie
+from .cookies import request_cookie
 from .revocations import Revocations
 from .sealing import app_key
 from .stores import TOKENS_PREFIX, SessionBackend, SessionTooLarge, StoreUnavailable, backend_for, prepare_data_dir
@@ -128,12 +117,13 @@ class SessionStore:
         # host sharing the data folder reads (see .revocations).
         self.revocations: Optional[Revocations] = None
         if not self.backend.keeps_records:
-            prepare_data_dir(config.data_dir, private=not config.session_data_dir)
+            prepare = functools.partial(prepare_data_dir, config.data_dir, private=not config.session_data_dir)
+            prepare()
             self.revocations = Revocations(
                 config.data_dir,
                 horizon=config.session_absolute_timeout + 2 * config.clock_skew,
                 key=app_key(config, "revocations"),  # names bound to this application, like every other key
-                prepare=lambda: prepare_data_dir(config.data_dir, private=not config.session_data_dir),
+                prepare=prepare,
             )
 
     def may_have_session(self, environ: dict[str, Any]) -> bool:
@@ -217,22 +207,11 @@ class SSOSession:
             if self._backend.may_have_session(self._environ):
                 cookie = own_cookie(self._environ.get("HTTP_COOKIE", ""), self._store.cookie_name)
                 self._session = self._backend.open_session(self._environ, cookie)
-                if self._session is None and cookie and self._backend.sets_cookie:
+                if self._session is None and cookie:
                     # The cookie names no stored session (expired, deleted, swept, tampered): never
                     # adopt a client-supplied id, and clear the cookie so the lookup is not repeated.
-                    self._cookie_out = self._expired_cookie()
+                    self._cookie_out = self._backend.deletion_cookie()
         return self._session
-
-    def _expired_cookie(self) -> str:
-        """A cookie that deletes the session cookie: empty value, expired, same name and scope.
-
-        Never a freshly signed id: an id that the middleware signed but nobody stored is what
-        someone able to write to the store would plant a forged record under.
-        """
-        config = self._store.config
-        # (a __Host- name always has Path=/: SSOConfig refuses one under a base_url path)
-        return deletion_cookie(self._store.cookie_name, path=config.cookie_path, domain=config.cookie_domain,
-                               secure=config.secure_cookies)
 
     # -- reading -----------------------------------------------------------
 
@@ -353,8 +332,7 @@ class SSOSession:
         if session is not None:
             self._forget_token_record(session)
             self._backend.delete_session(session)
-            if self._backend.sets_cookie:
-                self._cookie_out = self._expired_cookie()  # the one deletion cookie, as for an unknown cookie
+            self._cookie_out = self._backend.deletion_cookie()  # the one deletion cookie, as for an unknown cookie
         self._session = None
         self._dirty = False
 
@@ -386,21 +364,24 @@ class SSOSession:
             if not self._backend.save_session(session, existing=not created):
                 log.info("sso: the session ended elsewhere meanwhile; not writing it back")
                 self.ended_elsewhere = True
-                self._cookie_out = self._expired_cookie()
-                return [("Set-Cookie", self._cookie_out.strip()), *self.headers]
-            cookie = self._backend.session_cookie(session, created)
-            if cookie is not None:
-                self._cookie_out = cookie
-            if created:
-                self._backend.session_created(time.time())
-            if self._new_tokens is not None and self._backend.keeps_records:
-                self._backend.write_record(TOKENS_PREFIX + session.id, self._new_tokens.to_json(),
-                                           self._store.record_ttl)
-            if self._new_user is not None:
-                self._store.remember(self._new_user, session.id)
+                self._cookie_out = self._backend.deletion_cookie()
+            else:
+                self._saved(session, created)
         if self._cookie_out is None:
             return list(self.headers)
         return [("Set-Cookie", self._cookie_out.strip()), *self.headers]
+
+    def _saved(self, session: Container, created: bool) -> None:
+        """After a session was written: its cookie, housekeeping, a new sign-in's token record and index entries."""
+        cookie = self._backend.session_cookie(session, created)
+        if cookie is not None:
+            self._cookie_out = cookie
+        if created:
+            self._backend.session_created(time.time())
+        if self._new_tokens is not None and self._backend.keeps_records:
+            self._backend.write_record(TOKENS_PREFIX + session.id, self._new_tokens.to_json(), self._store.record_ttl)
+        if self._new_user is not None:
+            self._store.remember(self._new_user, session.id)
 
 
 def _held_by_another_user(session: Container, user: SignedInUser) -> bool:

@@ -33,8 +33,8 @@ from beaker.session import CookieSession
 
 from sso_middleware import SSOConfig, SSOMiddleware
 from sso_middleware.sealing import app_key_text, record_prefix
-from sso_middleware.stores.index import end_index, index_key
 from sso_middleware.stores import StoreUnavailable
+from sso_middleware.stores.index import end_index, index_key
 
 from .conftest import SESSION_SECRET, browser_for
 from .cookies import summary, tx_name

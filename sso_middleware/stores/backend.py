@@ -52,8 +52,6 @@ class SessionBackend(Protocol):
     keeps_records: bool
     #: True: :meth:`acquire` excludes every process (and host) using the store; False: this process only.
     shared_lock: bool
-    #: True: the session cookie is this middleware's to set and to expire; False: an outer middleware owns it.
-    sets_cookie: bool
 
     # -- checks and housekeeping ------------------------------------------------------------
 
@@ -103,6 +101,13 @@ class SessionBackend(Protocol):
 
     def session_cookie(self, session: Session, created: bool) -> Optional[str]:
         """The ``Set-Cookie`` value to send after :meth:`save_session`, or None for none."""
+
+    def deletion_cookie(self) -> Optional[str]:
+        """The ``Set-Cookie`` value that expires the session cookie; None when an outer middleware owns the cookie.
+
+        Sent when a session ends and when a cookie names no stored session: never a freshly
+        signed id, which someone able to write to the store could plant a forged record under.
+        """
 
     def delete_session(self, session: Session) -> None:
         """End a session where it is stored (its side records are the caller's)."""

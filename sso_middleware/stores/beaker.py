@@ -25,6 +25,7 @@ from beaker.container import NamespaceManager
 from beaker.exceptions import BeakerException
 from beaker.session import Session
 
+from .. import cookies
 from ..sealing import BoundedJsonSerializer, RecordSeal, app_key_text, record_prefix
 from .backend import Finding
 from .backend import Session as Container
@@ -58,7 +59,6 @@ class BeakerBackend(abc.ABC):
 
     keeps_records: ClassVar[bool] = True
     shared_lock: ClassVar[bool] = False
-    sets_cookie: ClassVar[bool] = True
     #: What Beaker builds sessions with: :class:`Session` over :attr:`namespace_class`, or a cookie session.
     session_class: ClassVar[Any] = Session
     #: The Beaker namespace manager of one record (default: :class:`RecordNamespace`, over the record methods).
@@ -171,6 +171,13 @@ class BeakerBackend(abc.ABC):
         if self.keeps_records and not session.is_new:
             self.delete_record(session.id)
         session.delete()
+
+    def deletion_cookie(self) -> str:
+        """An empty, expired session cookie of the same name and scope (never a signed id)."""
+        config = self.config
+        # (a __Host- name always has Path=/: SSOConfig refuses one under a base_url path)
+        return cookies.deletion_cookie(self.cookie_name, path=config.cookie_path, domain=config.cookie_domain,
+                                       secure=config.secure_cookies)
 
     # -- records, the index and the lock: the back end's own -------------------------------------
 

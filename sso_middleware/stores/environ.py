@@ -78,7 +78,6 @@ class EnvironBackend(NoRecords):
 
     keeps_records = False
     shared_lock = False
-    sets_cookie = False
 
     def __init__(self, config: SSOConfig) -> None:
         self.config = config
@@ -130,6 +129,9 @@ class EnvironBackend(NoRecords):
         return True
 
     def session_cookie(self, session: Any, created: bool) -> Optional[str]:
+        return None  # the outer middleware's
+
+    def deletion_cookie(self) -> Optional[str]:
         return None  # the outer middleware's
 
     def delete_session(self, session: Any) -> None:
