@@ -38,7 +38,6 @@ link names is checked in the ID token.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import re
@@ -48,6 +47,7 @@ from typing import Any, Optional, Union
 from urllib.parse import unquote
 
 from .errors import AuthorizeHookFailed, ConfigError, InvalidAuthorizeParam, InvalidOrganization, OrganizationNotAllowed
+from .setting_files import imported_object
 
 log = logging.getLogger("sso_middleware")
 
@@ -165,13 +165,7 @@ def resolve_hook(value: Any) -> Optional[Hook]:
         return value  # type: ignore[no-any-return]
     if not isinstance(value, str) or not re.fullmatch(r"[\w.]+:[\w.]+", value.strip()):
         raise ConfigError("authorize_params_hook", "must be a callable, or 'module:function' text")
-    module_name, _, attribute = value.strip().partition(":")
-    try:
-        found: Any = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            found = getattr(found, part)
-    except Exception as exc:
-        raise ConfigError("authorize_params_hook", f"cannot import {value!r}: {type(exc).__name__}: {exc}") from None
+    found = imported_object("authorize_params_hook", value)
     if not callable(found):
         raise ConfigError("authorize_params_hook", f"{value!r} is not callable")
     return found  # type: ignore[no-any-return]

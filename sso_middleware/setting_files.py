@@ -1,11 +1,15 @@
-"""Files that settings name (keys, certificates, trust bundles), read once when the middleware is built.
+"""Files and Python objects that settings name (keys, certificates, trust bundles; ``module:name``), loaded once.
 
 Security caveat: such a file is read with a size limit, so a setting pointing at a huge
 file (or a device) costs a bounded read, and its errors name the setting and the path,
-never the file's content (a key).
+never the file's content (a key).  A ``module:name`` setting imports and runs that module:
+settings come from the operator, never from a request.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from .errors import ConfigError
 
@@ -24,3 +28,18 @@ def read_setting_file(name: str, path: str, limit: int) -> bytes:
     if len(data) > limit:
         raise ConfigError(name, f"{path!r} is larger than {limit} bytes")
     return data
+
+
+def imported_object(name: str, path: str) -> Any:
+    """The object a ``module:attribute`` setting names, imported when the middleware is built.
+
+    One ``ConfigError`` naming the setting when the module or the attribute cannot be had.
+    """
+    module_name, _, attribute = path.strip().partition(":")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            found = getattr(found, part)
+    except Exception as exc:
+        raise ConfigError(name, f"cannot import {path!r}: {type(exc).__name__}: {exc}") from None
+    return found

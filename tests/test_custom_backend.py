@@ -14,7 +14,7 @@ import pytest
 import webtest
 
 from sso_middleware import ConfigError, SSOConfig, SSOMiddleware
-from sso_middleware.doctor import check_session_store
+from sso_middleware._doctor.checks.session import check_session_store
 from sso_middleware.locks import StoreLocks
 from sso_middleware.stores.index import index_key
 
@@ -70,6 +70,18 @@ def session_records(backend: DictBackend) -> list[str]:
     return [record for record in live(backend, "") if not record.startswith("sso-")]
 
 
+def backend_of(middleware: SSOMiddleware) -> DictBackend:
+    backend = middleware.store.backend
+    assert isinstance(backend, DictBackend)
+    return backend
+
+
+def signed_in(middleware: SSOMiddleware, provider: FakeProvider, user: str = "alice") -> Browser:
+    browser = browser_for(middleware)
+    sign_in(browser, provider, user=user)
+    return browser
+
+
 def test_every_way_of_naming_it_builds_a_dict_backend(build: Callable[..., SSOMiddleware], way: str) -> None:
     middleware = build()
     assert type(middleware.store.backend) is DictBackend
@@ -79,10 +91,8 @@ def test_every_way_of_naming_it_builds_a_dict_backend(build: Callable[..., SSOMi
 
 def test_sign_in_refresh_and_sign_out(build: Callable[..., SSOMiddleware], provider: FakeProvider) -> None:
     middleware = build()
-    backend = middleware.store.backend
-    assert isinstance(backend, DictBackend)
-    browser = browser_for(middleware)
-    sign_in(browser, provider)
+    backend = backend_of(middleware)
+    browser = signed_in(middleware, provider)
     (session_id,) = session_records(backend)
     assert live(backend, "sso-tokens-") == [f"sso-tokens-{session_id}"]
     first = view(browser)
@@ -104,11 +114,8 @@ def test_sign_in_refresh_and_sign_out(build: Callable[..., SSOMiddleware], provi
 def test_a_back_channel_logout_ends_every_session_of_the_provider_session(
         build: Callable[..., SSOMiddleware], provider: FakeProvider) -> None:
     middleware = build()
-    backend = middleware.store.backend
-    assert isinstance(backend, DictBackend)
-    tabs = [browser_for(middleware) for _ in range(2)]
-    for tab in tabs:
-        sign_in(tab, provider)
+    backend = backend_of(middleware)
+    tabs = [signed_in(middleware, provider) for _ in range(2)]
     assert len(session_records(backend)) == 2 and len(live(backend, "sso-tokens-")) == 2
     assert [view(tab)["remote_user"] for tab in tabs] == ["alice", "alice"]
 
@@ -121,10 +128,8 @@ def test_a_back_channel_logout_ends_every_session_of_the_provider_session(
 
 def test_an_outage_of_the_store_is_a_503(build: Callable[..., SSOMiddleware], provider: FakeProvider) -> None:
     middleware = build()
-    backend = middleware.store.backend
-    assert isinstance(backend, DictBackend)
-    browser = browser_for(middleware)
-    sign_in(browser, provider)
+    backend = backend_of(middleware)
+    browser = signed_in(middleware, provider)
     backend.down = True
     response = browser.get("/page", status=503)
     assert "session_store_unavailable" in response.text
@@ -135,12 +140,10 @@ def test_an_outage_of_the_store_is_a_503(build: Callable[..., SSOMiddleware], pr
 def test_a_record_not_sealed_for_its_key_is_no_session(build: Callable[..., SSOMiddleware],
                                                         provider: FakeProvider) -> None:
     middleware = build()
-    backend = middleware.store.backend
-    assert isinstance(backend, DictBackend)
-    alice, bob = browser_for(middleware), browser_for(middleware)
-    sign_in(alice, provider)
+    backend = backend_of(middleware)
+    alice = signed_in(middleware, provider)
     (alice_id,) = session_records(backend)
-    sign_in(bob, provider, user="bob")
+    bob = signed_in(middleware, provider, user="bob")
     (bob_id,) = set(session_records(backend)) - {alice_id}
     # Someone able to write to the store copies bob's session record under alice's key.
     backend.records[backend._key(alice_id)] = backend.records[backend._key(bob_id)]

@@ -26,6 +26,7 @@ from beaker.exceptions import BeakerException
 from beaker.session import Session
 
 from .. import cookies
+from ..errors import ConfigError
 from ..sealing import BoundedJsonSerializer, RecordSeal, app_key_text, record_prefix
 from .backend import Finding
 from .backend import Session as Container
@@ -315,3 +316,27 @@ class NamespaceRecords(BeakerBackend):
     def index_remove(self, index_id: str, session_ids: list[str]) -> None:
         self._index(index_id).index_remove(session_ids)
 
+
+class ServerRecords(NamespaceRecords):
+    """A built-in store on servers named by ``session_url`` (Redis, memcached), through one shared client.
+
+    ``namespace_class.client_for(url, timeout)`` builds the client without connecting, so a
+    URL it cannot use fails when the middleware is built, not on the first request.  The
+    servers are shared by every process and host, and so is the lock.
+    """
+
+    shared_lock = True
+
+    def __init__(self, config: SSOConfig) -> None:
+        super().__init__(config)
+        try:
+            self.client = self.namespace_class.client_for(config.session_url, config.session_store_timeout)
+        except ValueError as exc:
+            raise ConfigError("session_url", str(exc)) from None  # not the URL: it may hold a password
+        except StoreUnavailable as exc:  # its client library is not installed
+            raise ConfigError("session_type", str(exc)) from None
+
+    def namespace_args(self) -> dict[str, Any]:
+        config = self.config
+        return {"url": config.session_url, "ttl": self.ttl, "socket_timeout": config.session_store_timeout,
+                "seal": self.seal, "prefix": self.prefix}

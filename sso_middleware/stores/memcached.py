@@ -30,7 +30,7 @@ from beaker.util import SyncDict
 from ..errors import ConfigError
 from ..sealing import MAX_RECORD_BYTES, RecordSeal
 from .backend import Finding, lock_key, one_line
-from .beaker import NamespaceRecords
+from .beaker import ServerRecords
 from .errors import RecordGone, StoreUnavailable
 from .sealed import _SealedRecords
 
@@ -262,13 +262,16 @@ class JsonMemcachedNamespace(_SealedRecords, NamespaceManager):  # type: ignore[
         return ["session"] if "session" in self else []
 
 
-class MemcachedBackend(NamespaceRecords):
+class MemcachedBackend(ServerRecords):
     """Sessions, token and index records in memcached (:class:`JsonMemcachedNamespace`); a lock shared by every host."""
 
-    keeps_records = True
-    shared_lock = True
     namespace_class = JsonMemcachedNamespace
     beaker_type = "ext:memcached"
+
+    def __init__(self, config: SSOConfig) -> None:
+        super().__init__(config)
+        # The locks go through a namespace's calls: the same shared client, and its retry after a restart.
+        self._locks = JsonMemcachedNamespace("locks", config.session_url, socket_timeout=config.session_store_timeout)
 
     @classmethod
     def validate(cls, config: SSOConfig) -> None:
@@ -276,22 +279,6 @@ class MemcachedBackend(NamespaceRecords):
             raise ConfigError("session_url", "ext:memcached needs servers like 127.0.0.1:11211;10.0.0.2:11211")
         if config.session_idle_timeout > 30 * 86400:
             raise ConfigError("session_idle_timeout", "memcached keeps records at most 30 days")
-
-    def __init__(self, config: SSOConfig) -> None:
-        super().__init__(config)
-        try:  # a server list the client cannot use fails here, at construction, not on the first request
-            JsonMemcachedNamespace.client_for(config.session_url, config.session_store_timeout)
-        except ValueError as exc:
-            raise ConfigError("session_url", str(exc)) from None
-        except StoreUnavailable as exc:
-            raise ConfigError("session_type", str(exc)) from None
-        # The locks go through a namespace's calls: the same shared client, and its retry after a restart.
-        self._locks = JsonMemcachedNamespace("locks", config.session_url, socket_timeout=config.session_store_timeout)
-
-    def namespace_args(self) -> dict[str, Any]:
-        config = self.config
-        return {"url": config.session_url, "ttl": self.ttl, "socket_timeout": config.session_store_timeout,
-                "seal": self.seal, "prefix": self.prefix}
 
     def acquire(self, name: str, ttl: float) -> Optional[str]:
         token = secrets.token_hex(16)

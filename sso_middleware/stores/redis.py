@@ -28,7 +28,7 @@ from ..errors import ConfigError
 from ..redaction import redact_url
 from ..sealing import MAX_RECORD_BYTES, RecordSeal
 from .backend import Finding, lock_key, one_line
-from .beaker import NamespaceRecords
+from .beaker import ServerRecords
 from .errors import RecordGone, StoreUnavailable
 from .sealed import _SealedRecords
 
@@ -163,11 +163,9 @@ return 0
 """
 
 
-class RedisBackend(NamespaceRecords):
+class RedisBackend(ServerRecords):
     """Sessions, token and index records in Redis (:class:`JsonRedisNamespace`); a lock shared by every host."""
 
-    keeps_records = True
-    shared_lock = True
     namespace_class = JsonRedisNamespace
     beaker_type = "ext:redis"
 
@@ -178,18 +176,7 @@ class RedisBackend(NamespaceRecords):
 
     def __init__(self, config: SSOConfig) -> None:
         super().__init__(config)
-        try:  # a URL the client cannot use fails here, at construction, not on the first request
-            self.client = JsonRedisNamespace.client_for(config.session_url, config.session_store_timeout)
-        except ValueError as exc:
-            raise ConfigError("session_url", str(exc)) from None  # not the URL: it may hold a password
-        except StoreUnavailable as exc:
-            raise ConfigError("session_type", str(exc)) from None
         self._release_script = self.client.register_script(_RELEASE_SCRIPT)
-
-    def namespace_args(self) -> dict[str, Any]:
-        config = self.config
-        return {"url": config.session_url, "ttl": self.ttl, "socket_timeout": config.session_store_timeout,
-                "seal": self.seal, "prefix": self.prefix}
 
     def acquire(self, name: str, ttl: float) -> Optional[str]:
         token = secrets.token_hex(16)

@@ -13,12 +13,12 @@ come from the operator (ini file, environment), never from a request.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 from typing import TYPE_CHECKING, Any, Union, cast
 
 from ..errors import ConfigError
+from ..setting_files import imported_object
 from .backend import SessionBackend, protocol_members
 from .cookie import CookieBackend
 from .environ import EnvironBackend
@@ -64,14 +64,10 @@ def resolve(value: Any) -> Found:
 
 
 def _imported(path: str) -> Any:
-    module_name, _, attribute = path.partition(":")
     try:
-        found: Any = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            found = getattr(found, part)
-    except Exception as exc:
-        raise ConfigError("session_type", f"{_CHOICES}; cannot import {path!r}: {type(exc).__name__}: {exc}") from None
-    return found
+        return imported_object("session_type", path)
+    except ConfigError as exc:
+        raise ConfigError("session_type", f"{_CHOICES}; {exc.message}") from None
 
 
 def validate(config: SSOConfig) -> None:
