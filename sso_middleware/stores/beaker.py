@@ -9,15 +9,17 @@ Beaker reaches them through :class:`RecordNamespace`.  The built-in server-side 
 ends plug their own Beaker namespace managers in instead (:class:`NamespaceRecords`),
 and the cookie back end Beaker's encrypted cookie session.
 
-Security caveat: Beaker never decides whether a record is trustworthy -- the back end's
-read verifies the seal first; the payload is then decompressed with a bound
+Security caveats: the session cookie is HttpOnly, SameSite=Lax, Secure whenever
+``base_url`` is https, and signed with a key bound to this application (for the cookie
+store also encrypted); a session is ended with a pure deletion cookie, never a freshly
+signed id.  Beaker never decides whether a record is trustworthy -- the back end's read
+verifies the seal first; the payload is then decompressed with a bound
 (:class:`..sealing.BoundedJsonSerializer`) and never unpickled.
 """
 
 from __future__ import annotations
 
 import abc
-import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
@@ -34,8 +36,6 @@ from .errors import RecordGone, SessionTooLarge, StoreUnavailable
 
 if TYPE_CHECKING:
     from ..config import SSOConfig
-
-log = logging.getLogger("sso_middleware")
 
 #: The key of a record's value inside its Beaker namespace: the one Beaker's session records use, so
 #: :meth:`NamespaceRecords.delete_record` deletes either kind of record.
