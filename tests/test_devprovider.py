@@ -39,10 +39,10 @@ from sso_middleware.testing import (
     ClientCredentials,
     DevProvider,
     DevProviderError,
-    _copy_modules,
     devprovider_source_dir,
     ensure_devprovider_installed,
 )
+from sso_middleware.testing.install import _copy_modules
 
 
 def _plugin_installed() -> bool:
