@@ -1274,7 +1274,7 @@ def test_no_dataclass_of_the_package_shows_a_secret_field() -> None:
                 assert not shown, f"{value.__qualname__} shows {shown} in its repr"
     names = {cls.__name__ for cls in found}
     assert {"SignInResult", "RefreshResult", "LoginRequest", "Transaction", "SSOConfig", "SignedInUser",
-            "Tokens", "ClientCredentials", "DevUser", "Source"} <= names
+            "Tokens", "ClientCredentials", "DevUser", "Source", "FakeProvider", "Grant"} <= names
 
 
 def test_the_dev_provider_credentials_hide_their_secrets() -> None:

@@ -77,7 +77,9 @@ from .accounts import (
 )
 from .devprovider import DevProvider
 from .errors import DevProviderError, DevProviderStartTimeout
+from .fake_provider import FakeProvider, FakeProviderAdapter
 from .install import devprovider_source_dir, ensure_devprovider_installed
+from .transport import RecordingTransport, make_response
 
 __all__ = [
     "ACR_MFA",
@@ -92,9 +94,13 @@ __all__ = [
     "DevProviderError",
     "DevProviderStartTimeout",
     "DevUser",
+    "FakeProvider",
+    "FakeProviderAdapter",
     "ProviderTLS",
+    "RecordingTransport",
     "devprovider_source_dir",
     "ensure_devprovider_installed",
+    "make_response",
 ]
 
 # The plugin's fixture, here because the registered plugin is this package; only when pytest
