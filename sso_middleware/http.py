@@ -20,8 +20,10 @@ become :class:`~sso_middleware.errors.ProviderError` with the code
 The proxy, the trusted CAs and the client certificate come from an
 :class:`~sso_middleware.egress.Egress` and are passed to the adapter on every call.
 
-Tests replace the transport by mounting a ``requests`` adapter on
-:attr:`ProviderHTTP.session`; nothing else is faked.
+Tests replace the network with ``transport``: a ``requests`` transport adapter
+mounted for every URL (``SSOMiddleware(..., http_transport=...)`` passes it here,
+e.g. ``sso_middleware.testing.FakeProvider().transport()``); everything above the
+adapter -- the bounds, the refusals, the error codes -- still runs.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import requests
 import urllib3.exceptions
+from requests.adapters import BaseAdapter
 
 from .egress import Egress
 from .errors import ProviderBadResponse, ProviderTimeout, ProviderUnreachable
@@ -52,10 +55,17 @@ class ProviderHTTP:
     """A small JSON-over-HTTP client for the provider's endpoints."""
 
     def __init__(
-        self, timeout: float, session: Optional[requests.Session] = None, egress: Optional[Egress] = None
+        self,
+        timeout: float,
+        session: Optional[requests.Session] = None,
+        egress: Optional[Egress] = None,
+        transport: Optional[BaseAdapter] = None,
     ) -> None:
         self.timeout = timeout
         self.session = session or requests.Session()
+        if transport is not None:  # the test seam: it answers every URL in place of the network
+            self.session.mount("https://", transport)
+            self.session.mount("http://", transport)
         self.session.headers["User-Agent"] = USER_AGENT
         # Proxies come from ``egress`` alone (the environment only with http_trust_env), never from
         # requests' own environment lookup: that would also read netrc and REQUESTS_CA_BUNDLE.
@@ -63,9 +73,12 @@ class ProviderHTTP:
         self.egress = egress or Egress()
 
     @classmethod
-    def for_config(cls, config: SSOConfig) -> ProviderHTTP:
-        """The client a middleware with ``config`` uses: its timeout, proxy, CA bundle and client certificate."""
-        return cls(config.http_timeout, egress=Egress.from_config(config))
+    def for_config(cls, config: SSOConfig, transport: Optional[BaseAdapter] = None) -> ProviderHTTP:
+        """The client a middleware with ``config`` uses: its timeout, proxy, CA bundle and client certificate.
+
+        ``transport`` (tests): a ``requests`` adapter that answers every request instead of the network.
+        """
+        return cls(config.http_timeout, egress=Egress.from_config(config), transport=transport)
 
     def get_json(self, url: str, what: str, headers: Optional[Mapping[str, str]] = None) -> tuple[int, Any]:
         """GET ``url``; returns (status, parsed JSON).  ``what`` names the endpoint in errors."""

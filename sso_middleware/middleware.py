@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from typing import Any, Callable, Optional, Union
 from urllib.parse import quote, urlencode
 
+from requests.adapters import BaseAdapter
 from webob import Request, Response
 from webob.request import PATH_SAFE
 
@@ -46,6 +47,7 @@ from .environ import (
 )
 from .errors import AuthFailure, ProviderError
 from .handlers import Handler, Handlers, redirect
+from .http import ProviderHTTP
 from .oidc import OIDCClient
 from .pages import failure_page, forbidden, login_required, server_error, step_up_required
 from .refresh import TokenRefresher, TokenState
@@ -67,19 +69,40 @@ class SSOMiddleware:
 
     Settings come as an :class:`SSOConfig`, as keyword arguments with the same
     names, or both (keywords override the config's values).
+
+    Two seams for tests (``sso_middleware.testing`` serves both):
+
+    - ``http_transport``: a ``requests`` transport adapter that answers every request
+      the middleware sends to the provider (discovery, JWKS, token, userinfo, PAR), in
+      place of the network -- ``FakeProvider().transport()``, or a ``RecordingTransport``
+      that forwards and counts. Security caveat: the adapter is handed the proxy, CA
+      bundle and client certificate settings but is free to ignore them; it is for tests.
+    - ``clock``: a callable returning seconds since the epoch (default ``time.time``),
+      the time the middleware's session timeouts, sign-in lifetime, ``max_age``, token
+      expiry and refresh read (a store's own expiry keeps the real time) -- a
+      ``testing.Clock`` lets a test move it.
     """
 
-    def __init__(self, app: WSGIApp, config: Optional[SSOConfig] = None, **settings: Any) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        config: Optional[SSOConfig] = None,
+        *,
+        http_transport: Optional[BaseAdapter] = None,
+        clock: Optional[Callable[[], float]] = None,
+        **settings: Any,
+    ) -> None:
         if config is None:
             config = SSOConfig(**check_known(settings))
         elif settings:
             config = config.replace(**settings)
         self.app = app
         self.config = config
-        self.clock: Callable[[], float] = time.time
-        self.client = OIDCClient(config, clock=lambda: self.clock())
+        self.clock: Callable[[], float] = clock if clock is not None else time.time
+        http = ProviderHTTP.for_config(config, transport=http_transport)
+        self.client = OIDCClient(config, http=http, clock=self.clock)
         self.store = SessionStore(config)
-        self.handlers = Handlers(config, self.client, self.store, clock=lambda: self.clock())
+        self.handlers = Handlers(config, self.client, self.store, clock=self.clock)
         self.refresher = TokenRefresher(config, self.client, self.store)
         self.routes: dict[str, Handler] = self.handlers.routes()
         # Paths that need a signed-in user: protected_paths and the paths of the access rules.

@@ -13,7 +13,7 @@ import webtest
 
 from sso_middleware import SSOMiddleware
 
-from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUED_SECRETS, ISSUER, FakeProvider, FakeProviderAdapter
+from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUED_SECRETS, ISSUER, FakeProvider
 from .store_servers import StoreServer
 
 SESSION_SECRET = "s" * 40
@@ -87,12 +87,14 @@ def settings(tmp_path: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def make_middleware(provider: FakeProvider, settings: dict[str, Any]) -> Callable[..., SSOMiddleware]:
-    """Build a middleware over ``legacy_app`` whose provider calls go to ``provider``."""
+    """Build a middleware over ``legacy_app`` whose provider calls go to ``provider``.
+
+    Keyword arguments are settings, or the constructor's seams (``clock=``, ``http_transport=``).
+    """
 
     def build(app: Any = legacy_app, **overrides: Any) -> SSOMiddleware:
-        middleware = SSOMiddleware(app, **{**settings, **overrides})
-        middleware.client.http.session.mount("https://op.example/", FakeProviderAdapter(provider))
-        return middleware
+        overrides.setdefault("http_transport", provider.transport())
+        return SSOMiddleware(app, **{**settings, **overrides})
 
     return build
 

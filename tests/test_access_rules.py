@@ -22,6 +22,7 @@ import pytest
 import webtest
 
 from sso_middleware import ConfigError, SSOMiddleware
+from sso_middleware.testing import Clock
 
 from .conftest import browser_for
 from .fakes import BASE_URL, FakeProvider
@@ -189,16 +190,6 @@ def challenge(header: str) -> tuple[str, dict[str, str]]:
         params[match.group(1)] = re.sub(r"\\(.)", r"\1", match.group(2))
         position = match.end()
     return scheme, params
-
-
-class Clock:
-    """A settable clock for ``middleware.clock``."""
-
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # -- claim rules: allowed and forbidden -----------------------------------------------------
@@ -637,12 +628,13 @@ def test_an_unknown_auth_time_in_the_session_needs_a_step_up(billing: SSOMiddlew
 def test_max_age_edges_on_the_pass_through_path(make_middleware: Callable[..., SSOMiddleware],
                                                 provider: FakeProvider, clock_skew: int, age: int,
                                                 allowed: bool) -> None:
+    clock = Clock()
     middleware = make_middleware(access_rules="/billing max_age 300", clock_skew=clock_skew,
-                                 session_idle_timeout=200_000, session_absolute_timeout=200_000)
+                                 session_idle_timeout=200_000, session_absolute_timeout=200_000, clock=clock)
     browser = browser_for(middleware)
     authenticated = now()
     sign_in(browser, provider, auth_time=authenticated)
-    middleware.clock = Clock(authenticated + age)
+    clock.now = authenticated + age
     response = browser.get("/billing", headers=HTML, expect_errors=True)
     if allowed:
         assert response.status_int == 200

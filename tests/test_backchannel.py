@@ -22,6 +22,7 @@ import webtest
 
 from sso_middleware import SSOMiddleware
 from sso_middleware.id_token import LOGOUT_EVENT
+from sso_middleware.testing import Clock
 
 from .conftest import browser_for
 from .fakes import CLIENT_ID, ISSUER, FakeProvider, rsa_key
@@ -335,7 +336,8 @@ def test_the_route_follows_its_setting(make_middleware: Callable[..., SSOMiddlew
                          ids=["sid", "sub"])
 def test_cookie_store_revokes_in_process(make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider,
                                          token_kwargs: dict[str, Any]) -> None:
-    middleware = make_middleware(session_type="cookie")
+    clock = Clock()
+    middleware = make_middleware(session_type="cookie", clock=clock)
     browser, bob = browser_for(middleware), browser_for(middleware)
     sign_in(browser, provider)
     sign_in(bob, provider, "bob", sid="provider-session-3")
@@ -343,8 +345,7 @@ def test_cookie_store_revokes_in_process(make_middleware: Callable[..., SSOMiddl
     assert who(browser) is None
     assert who(bob) == "bob"
     # Signing in again after the logout is not undone by it.
-    later = time.time() + 5
-    middleware.clock = lambda: later
+    clock.advance(5)
     sign_in(browser, provider)
     assert who(browser) == "alice"
 

@@ -8,6 +8,7 @@ logout.  What it holds is read back from its dicts, so each step is seen in the 
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import pytest
@@ -17,12 +18,13 @@ from sso_middleware import ConfigError, SSOConfig, SSOMiddleware
 from sso_middleware._doctor.checks.session import check_session_store
 from sso_middleware.locks import StoreLocks
 from sso_middleware.stores.index import index_key
+from sso_middleware.testing import Clock
 
 from .conftest import browser_for
 from .custom_backend import DictBackend
 from .fakes import FakeProvider
 from .test_backchannel import logout_token, post_logout
-from .test_refresh import LIFETIME, MARGIN, SCOPE, Clock, latest_access_token, sign_in, token_app, view
+from .test_refresh import LIFETIME, MARGIN, SCOPE, latest_access_token, sign_in, token_app, view
 
 Browser = webtest.TestApp
 WAYS = ["text", "class", "object"]
@@ -43,17 +45,23 @@ def way(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def build(make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, settings: dict[str, Any],
-          way: str) -> Callable[..., SSOMiddleware]:
-    clock = Clock()
-    provider.clock = clock
-    provider.expires_in = LIFETIME
+def clock() -> Clock:
+    """One time for the middleware and the provider, standing still from a whole second."""
+    return Clock(int(time.time()))
 
+
+@pytest.fixture
+def provider(clock: Clock) -> FakeProvider:
+    """The suite's fake provider (it replaces conftest's here), on the middleware's clock, with short-lived tokens."""
+    return FakeProvider(clock=clock, expires_in=LIFETIME)
+
+
+@pytest.fixture
+def build(make_middleware: Callable[..., SSOMiddleware], clock: Clock, settings: dict[str, Any],
+          way: str) -> Callable[..., SSOMiddleware]:
     def build(**overrides: Any) -> SSOMiddleware:
-        middleware = make_middleware(token_app, keep_access_token=True, scope=SCOPE,
-                                     session_type=plugged(way, settings), **overrides)
-        middleware.clock = clock
-        return middleware
+        return make_middleware(token_app, keep_access_token=True, scope=SCOPE,
+                               session_type=plugged(way, settings), clock=clock, **overrides)
 
     return build
 

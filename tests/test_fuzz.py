@@ -160,15 +160,15 @@ class Target:
 
     def __init__(self, directory: str, **extra: Any) -> None:
         from .conftest import SESSION_SECRET
-        from .fakes import CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProviderAdapter
+        from .fakes import CLIENT_ID, CLIENT_SECRET, ISSUER
 
         self.provider = FakeProvider()
         settings: dict[str, Any] = {"base_url": BASE_URL, **extra}
         self.middleware = SSOMiddleware(
             legacy_app, issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
             session_secret=SESSION_SECRET, session_data_dir=directory, protected_paths=["/dashboard"], **settings,
+            http_transport=self.provider.transport(),
         )
-        self.middleware.client.http.session.mount("https://op.example/", FakeProviderAdapter(self.provider))
         self.cookie = ""
         self.transaction, self.state = self._sign_in_in_flight()
 
@@ -343,15 +343,14 @@ FORWARD_VALUES = st.one_of(
 @pytest.fixture(scope="module")
 def forwarding(tmp_path_factory: pytest.TempPathFactory) -> SSOMiddleware:
     from .conftest import SESSION_SECRET
-    from .fakes import CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProviderAdapter
+    from .fakes import CLIENT_ID, CLIENT_SECRET, ISSUER
 
-    middleware = SSOMiddleware(
+    return SSOMiddleware(
         legacy_app, issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, base_url=BASE_URL,
         session_secret=SESSION_SECRET, session_data_dir=str(tmp_path_factory.mktemp("fwd")),
         forward_params=("login_hint", "ui_locales", "screen_hint", "prompt"), authorize_params={"ext-x": "1"},
+        http_transport=FakeProvider().transport(),
     )
-    middleware.client.http.session.mount("https://op.example/", FakeProviderAdapter(FakeProvider()))
-    return middleware
 
 
 @FUZZ_SETTINGS

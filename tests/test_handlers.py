@@ -24,11 +24,12 @@ import requests
 import webtest
 
 from sso_middleware import SSOMiddleware
+from sso_middleware.testing import Clock
 from sso_middleware.transactions import MAX_TRANSACTIONS
 
 from .conftest import SESSION_SECRET, browser_for, legacy_app
 from .cookies import SetCookie, summary, tx_name
-from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider, FakeProviderAdapter, rsa_key, s256
+from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider, rsa_key, s256
 from .records import file_container, session_data
 
 CONNECTION = "Username-Password-Authentication"
@@ -484,22 +485,24 @@ def test_callback_from_another_browser_session_is_refused(make_middleware: Calla
 
 def test_callback_after_the_transaction_expired_is_refused(make_middleware: Callable[..., SSOMiddleware],
                                                            provider: FakeProvider) -> None:
-    middleware = make_middleware(transaction_ttl=300)
+    clock = Clock()
+    middleware = make_middleware(transaction_ttl=300, clock=clock)
     browser = browser_for(middleware)
     callback = provider.authorize(start_sso(browser).location)
     started = time.time()
-    middleware.clock = lambda: started + 301
+    clock.now = started + 301
     assert failure_code(browser.get(callback)) == "invalid_state"
     assert provider.requests_to("/oauth/token") == []
 
 
 def test_callback_just_before_the_transaction_expires_succeeds(make_middleware: Callable[..., SSOMiddleware],
                                                                provider: FakeProvider) -> None:
-    middleware = make_middleware(transaction_ttl=300)
+    clock = Clock()
+    middleware = make_middleware(transaction_ttl=300, clock=clock)
     browser = browser_for(middleware)
     callback = provider.authorize(start_sso(browser).location)
     started = time.time()
-    middleware.clock = lambda: started + 240
+    clock.now = started + 240
     assert browser.get(callback).location == "https://app2.example/dashboard"
 
 
@@ -543,15 +546,16 @@ def test_two_tabs_of_a_fresh_browser_start_at_once(make_middleware: Callable[...
 
 def test_tabs_beyond_the_cap_lose_the_oldest_sign_ins_only(make_middleware: Callable[..., SSOMiddleware],
                                                            provider: FakeProvider) -> None:
-    middleware = make_middleware()
+    clock = Clock()
+    middleware = make_middleware(clock=clock)
     browser = browser_for(middleware)
     started = time.time()
     extra = 2
     starts = []
     for tab in range(MAX_TRANSACTIONS + extra):  # one after the other, a second apart
-        middleware.clock = lambda tab=tab: started + tab
+        clock.now = started + tab
         starts.append(start_sso(browser, target=f"/tab-{tab}"))
-    middleware.clock = lambda: started + MAX_TRANSACTIONS + extra
+    clock.now = started + MAX_TRANSACTIONS + extra
     assert tx_cookies(browser) == {tx_name(COOKIE, state_of(start)) for start in starts[extra:]}
     callbacks = [provider.authorize(start.location) for start in starts]
     for tab in reversed(range(MAX_TRANSACTIONS + extra)):  # the newest first: none of them is lost
@@ -566,14 +570,15 @@ def test_tabs_beyond_the_cap_lose_the_oldest_sign_ins_only(make_middleware: Call
 
 def test_a_silent_retry_at_the_cap_costs_no_other_tab_its_sign_in(make_middleware: Callable[..., SSOMiddleware],
                                                                   provider: FakeProvider) -> None:
-    middleware = make_middleware()
+    clock = Clock()
+    middleware = make_middleware(clock=clock)
     browser = browser_for(middleware)
     started = time.time()
     starts = []
     for tab in range(MAX_TRANSACTIONS):
-        middleware.clock = lambda tab=tab: started + tab
+        clock.now = started + tab
         starts.append(start_sso(browser, target=f"/tab-{tab}"))
-    middleware.clock = lambda: started + MAX_TRANSACTIONS
+    clock.now = started + MAX_TRANSACTIONS
     # A tab that is not the oldest learns that the user must sign in interactively: it retries.
     retry = browser.get(provider.authorize(starts[3].location, error="login_required"))
     assert is_authorize(retry) and "prompt" not in query(retry.location)
@@ -609,16 +614,17 @@ def test_a_login_bomb_keeps_the_cookie_header_small_and_the_newest_sign_in_works
     Each sign-in cookie with a 2 KB target is about 3 KB; kept six at a time, they made a ~20 KB
     Cookie header that gunicorn, nginx and Apache refuse (431) for every request of that browser.
     """
-    middleware = make_middleware()
+    clock = Clock()
+    middleware = make_middleware(clock=clock)
     browser = browser_for(middleware)
     started = time.time()
     long_target = "/search?q=" + "a" * 2030
     for attempt in range(20):
-        middleware.clock = lambda attempt=attempt: started + attempt
+        clock.now = started + attempt
         response = browser.get("/auth/login", {"target_url": f"{long_target}{attempt:02d}"})
         assert is_authorize(response), response
         assert len(jar_header(browser)) <= 4096, (attempt, len(jar_header(browser)))
-    middleware.clock = lambda: started + 30
+    clock.now = started + 30
     mine = start_sso(browser, target="/mine")  # the user's own sign-in, after the bomb
     assert len(jar_header(browser)) <= 4096
     assert browser.get(provider.authorize(mine.location)).location == "https://app2.example/mine"
@@ -1026,8 +1032,7 @@ LOOPBACK_BASE = "http://127.0.0.1:8080"
 def test_http_loopback_setup_has_no_secure_cookie_and_signs_in(settings: dict[str, Any]) -> None:
     provider = FakeProvider(issuer=LOOPBACK_ISSUER)
     middleware = SSOMiddleware(legacy_app, **{**settings, "issuer": LOOPBACK_ISSUER, "base_url": LOOPBACK_BASE,
-                                              "allow_insecure_http": True})
-    middleware.client.http.session.mount(LOOPBACK_ISSUER, FakeProviderAdapter(provider))
+                                              "allow_insecure_http": True}, http_transport=provider.transport())
     browser = webtest.TestApp(middleware, extra_environ={"HTTP_HOST": "127.0.0.1:8080"})
     started = browser.get("/auth/sso", {"connection": CONNECTION, "target_url": "/home"})
     assert started.location.startswith(LOOPBACK_ISSUER + "authorize?")
@@ -1150,8 +1155,7 @@ def test_auth0_logout_without_end_session_endpoint_uses_v2_logout(settings: dict
     provider = FakeProvider(issuer=AUTH0_ISSUER, end_session=False)
     config = {**settings, "domain": "tenant.auth0.com"}
     del config["issuer"]
-    middleware = SSOMiddleware(legacy_app, **config)
-    middleware.client.http.session.mount(AUTH0_ISSUER, FakeProviderAdapter(provider))
+    middleware = SSOMiddleware(legacy_app, **config, http_transport=provider.transport())
     browser = browser_for(middleware)
     started = start_sso(browser)
     assert started.location.startswith(AUTH0_ISSUER + "authorize?")
@@ -1381,11 +1385,11 @@ def test_the_failure_page_shows_no_attacker_prose(browser: Browser) -> None:
 def test_logout_of_an_expired_session_still_ends_the_provider_session(
     make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider
 ) -> None:
-    middleware = make_middleware()
+    clock = Clock()
+    middleware = make_middleware(clock=clock)
     browser = browser_for(middleware)
     sign_in(browser, provider)
-    later = middleware.clock() + 2 * 86400
-    middleware.clock = lambda: later
+    clock.advance(2 * 86400)
     response = browser.get("/auth/logout", {"target_url": "/bye"})
     assert response.location.startswith("https://op.example/oidc/logout?")
     assert "id_token_hint" in query(response.location)

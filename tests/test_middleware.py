@@ -13,6 +13,7 @@ import pytest
 import webtest
 
 from sso_middleware import ConfigError, SSOConfig, SSOMiddleware, get_userinfo
+from sso_middleware.testing import Clock
 
 from .conftest import browser_for, legacy_app
 from .cookies import tx_name
@@ -67,19 +68,6 @@ def login_target(location: str) -> str:
     assert parts.path.endswith("/auth/login"), location
     (target,) = parse_qs(parts.query)["target_url"]
     return target
-
-
-class Clock:
-    """A settable clock for ``middleware.clock``."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -190,14 +178,14 @@ def test_anonymous_protected_request_touches_no_store(make_middleware: Callable[
     assert files_under(middleware.config.data_dir) == []
 
 
-def test_signed_in_request_within_the_stamp_interval_writes_nothing(middleware: SSOMiddleware,
+def test_signed_in_request_within_the_stamp_interval_writes_nothing(make_middleware: Callable[..., SSOMiddleware],
                                                                     provider: FakeProvider) -> None:
+    clock = Clock()
+    middleware = make_middleware(clock=clock)
     browser = browser_for(middleware)
     sign_in(browser, provider)
     path = the_session_file(middleware)
     before = (os.stat(path).st_mtime_ns, read_record(path))
-    clock = Clock()
-    middleware.clock = clock
     for _ in range(3):
         clock.advance(10)
         response = browser.get("/page")
@@ -206,14 +194,14 @@ def test_signed_in_request_within_the_stamp_interval_writes_nothing(middleware: 
     assert (os.stat(path).st_mtime_ns, read_record(path)) == before
 
 
-def test_the_idle_stamp_is_refreshed_after_the_interval_without_a_new_cookie(middleware: SSOMiddleware,
-                                                                             provider: FakeProvider) -> None:
+def test_the_idle_stamp_is_refreshed_after_the_interval_without_a_new_cookie(
+        make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider) -> None:
+    clock = Clock()
+    middleware = make_middleware(clock=clock)
     browser = browser_for(middleware)
     sign_in(browser, provider)
     path = the_session_file(middleware)
     stamped = read_record(path)["last_seen"]
-    clock = Clock()
-    middleware.clock = clock
     clock.advance(61)
     response = browser.get("/page")
     assert response.json["remote_user"] == "alice"
@@ -447,11 +435,10 @@ def expect_signed_out(browser: Browser, middleware: SSOMiddleware) -> None:
 
 
 def test_idle_timeout_signs_out(make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider) -> None:
-    middleware = make_middleware(session_idle_timeout=600)
+    clock = Clock()
+    middleware = make_middleware(session_idle_timeout=600, clock=clock)
     browser = browser_for(middleware)
     sign_in(browser, provider)
-    clock = Clock()
-    middleware.clock = clock
     clock.advance(590)
     assert view(browser)["remote_user"] == "alice"  # activity: the idle timer restarts
     clock.advance(590)
@@ -461,22 +448,20 @@ def test_idle_timeout_signs_out(make_middleware: Callable[..., SSOMiddleware], p
 
 
 def test_idle_timeout_without_activity(make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider) -> None:
-    middleware = make_middleware(session_idle_timeout=600)
+    clock = Clock()
+    middleware = make_middleware(session_idle_timeout=600, clock=clock)
     browser = browser_for(middleware)
     sign_in(browser, provider)
-    clock = Clock()
-    middleware.clock = clock
     clock.advance(601)
     expect_signed_out(browser, middleware)
 
 
 def test_absolute_timeout_signs_out_despite_activity(make_middleware: Callable[..., SSOMiddleware],
                                                      provider: FakeProvider) -> None:
-    middleware = make_middleware(session_idle_timeout=600, session_absolute_timeout=2000)
+    clock = Clock()
+    middleware = make_middleware(session_idle_timeout=600, session_absolute_timeout=2000, clock=clock)
     browser = browser_for(middleware)
     sign_in(browser, provider)
-    clock = Clock()
-    middleware.clock = clock
     for _ in range(3):
         clock.advance(500)
         assert view(browser)["remote_user"] == "alice"
@@ -486,11 +471,10 @@ def test_absolute_timeout_signs_out_despite_activity(make_middleware: Callable[.
 
 def test_expired_session_on_a_protected_path_is_sent_to_sign_in(make_middleware: Callable[..., SSOMiddleware],
                                                                 provider: FakeProvider) -> None:
-    middleware = make_middleware(protected_paths=["/admin"], session_idle_timeout=600)
+    clock = Clock()
+    middleware = make_middleware(protected_paths=["/admin"], session_idle_timeout=600, clock=clock)
     browser = browser_for(middleware)
     sign_in(browser, provider)
-    clock = Clock()
-    middleware.clock = clock
     clock.advance(601)
     response = browser.get("/admin", headers={"Accept": "text/html"}, status=303)
     assert login_target(response.location) == "/admin"
@@ -499,12 +483,11 @@ def test_expired_session_on_a_protected_path_is_sent_to_sign_in(make_middleware:
 
 def test_expired_session_at_sso_signs_in_again(make_middleware: Callable[..., SSOMiddleware],
                                                provider: FakeProvider) -> None:
-    middleware = make_middleware(session_idle_timeout=600)
+    clock = Clock()
+    middleware = make_middleware(session_idle_timeout=600, clock=clock)
     browser = browser_for(middleware)
     sign_in(browser, provider)
     expired = browser.cookies[COOKIE]
-    clock = Clock()
-    middleware.clock = clock
     clock.advance(601)
     response = browser.get("/auth/sso", {"connection": CONNECTION, "target_url": "/x"})
     assert response.location.startswith("https://op.example/authorize?")
@@ -550,12 +533,11 @@ def expiring(make_middleware: Callable[..., SSOMiddleware], provider: FakeProvid
     """A browser whose session has just expired, so the middleware adds a Set-Cookie to the app's response."""
 
     def build(app: Any) -> Browser:
-        middleware = make_middleware(app=app, session_idle_timeout=600)
+        clock = Clock()
+        middleware = make_middleware(app=app, session_idle_timeout=600, clock=clock)
         browser = browser_for(middleware)
         sign_in(browser, provider)  # only the authentication routes: the app is not called
-        clock = Clock()
         clock.advance(601)
-        middleware.clock = clock
         return browser
 
     return build

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import time
 from types import SimpleNamespace
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 import jwt
@@ -25,8 +25,10 @@ from sso_middleware.errors import (
     ProviderUnreachable,
     SigningAlgorithmMismatch,
 )
+from sso_middleware.http import ProviderHTTP
 from sso_middleware.id_token import LOGOUT_EVENT, IdentityMismatch
 from sso_middleware.oidc import LoginRequest, OIDCClient
+from sso_middleware.testing import Clock
 
 from .fakes import (
     BASE_URL,
@@ -34,7 +36,6 @@ from .fakes import (
     CLIENT_SECRET,
     ISSUER,
     FakeProvider,
-    FakeProviderAdapter,
     RefreshGrant,
     make_response,
     public_jwk,
@@ -53,11 +54,10 @@ SETTINGS: dict[str, Any] = {
 DISCOVERY = "/.well-known/openid-configuration"
 
 
-def make_client(provider: FakeProvider, **overrides: Any) -> OIDCClient:
+def make_client(provider: FakeProvider, clock: Callable[[], float] = time.time, **overrides: Any) -> OIDCClient:
+    """A client for ``provider`` (its transport answers every request), reading the time from ``clock``."""
     config = SSOConfig(**{**SETTINGS, **overrides})
-    client = OIDCClient(config)
-    client.http.session.mount(provider.issuer.rstrip("/") + "/", FakeProviderAdapter(provider))
-    return client
+    return OIDCClient(config, http=ProviderHTTP.for_config(config, transport=provider.transport()), clock=clock)
 
 
 @pytest.fixture
@@ -722,10 +722,10 @@ def test_sign_in_without_offline_access_gets_no_refresh_token(client: OIDCClient
     assert provider.live_refresh_tokens() == []
 
 
-def test_sign_in_with_offline_access_keeps_the_refresh_token_and_expiry(provider: FakeProvider) -> None:
-    client = make_client(provider, scope=OFFLINE)
+def test_sign_in_with_offline_access_keeps_the_refresh_token_and_expiry() -> None:
     now = 1_900_000_000.0
-    provider.clock = client.clock = lambda: now
+    provider = FakeProvider(clock=Clock(now))
+    client = make_client(provider, scope=OFFLINE, clock=provider.clock)
     result = sign_in(client, provider)
     assert result.refresh_token is not None and result.refresh_token.startswith("rt-")
     assert provider.live_refresh_tokens() == [result.refresh_token]
@@ -832,8 +832,9 @@ NOW = 1_900_000_000.0
     ],
 )
 def test_refresh_expires_in_variants(provider: FakeProvider, expires_in: Any, expected: Any) -> None:
-    client, signed_in = refreshable(provider)
-    client.clock = lambda: NOW
+    clock = Clock()
+    client, signed_in = refreshable(provider, clock=clock)
+    clock.now = NOW
     provider.refresh_changes = {"expires_in": expires_in}
     if expires_in is None:
         provider.expires_in = None
@@ -841,8 +842,9 @@ def test_refresh_expires_in_variants(provider: FakeProvider, expires_in: Any, ex
 
 
 def test_refresh_expires_in_zero_means_expired_now(provider: FakeProvider) -> None:
-    client, signed_in = refreshable(provider)
-    client.clock = lambda: NOW
+    clock = Clock()
+    client, signed_in = refreshable(provider, clock=clock)
+    clock.now = NOW
     provider.refresh_changes = {"expires_in": 0}
     assert client.refresh(signed_in.refresh_token, signed_in.id_token).expires_at == NOW
 

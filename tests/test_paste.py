@@ -13,7 +13,7 @@ from paste.deploy import loadapp, loadfilter
 from sso_middleware import ConfigError, SSOMiddleware
 
 from .conftest import SESSION_SECRET, legacy_app
-from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider, FakeProviderAdapter
+from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider
 
 CONNECTION = "Username-Password-Authentication"
 
@@ -105,9 +105,11 @@ def test_defaults_apply_to_settings_not_given(tmp_path: Path) -> None:
 
 
 def test_a_paste_deployed_app_signs_users_in(tmp_path: Path) -> None:
-    app = loadapp(write_ini(tmp_path, "protected_paths = /admin\nremote_user_claim = email\n"))
+    """The pipeline's middleware, rebuilt from what PasteDeploy made (its app, its config) on the fake's transport."""
+    loaded = loadapp(write_ini(tmp_path, "protected_paths = /admin\nremote_user_claim = email\n"))
+    assert isinstance(loaded, SSOMiddleware) and loaded.app is legacy_app
     provider = FakeProvider()
-    app.client.http.session.mount("https://op.example/", FakeProviderAdapter(provider))
+    app = SSOMiddleware(loaded.app, loaded.config, http_transport=provider.transport())
     browser = webtest.TestApp(app, extra_environ={"wsgi.url_scheme": "https", "HTTP_HOST": "app2.example"})
     browser.get("/admin", status=401)
     response = browser.get("/auth/sso", {"connection": CONNECTION, "target_url": "/admin"})
@@ -143,10 +145,11 @@ def test_a_missing_required_setting_fails_at_load(tmp_path: Path) -> None:
 
 
 def test_loading_makes_no_provider_call(tmp_path: Path) -> None:
-    """Discovery is lazy: neither loading the pipeline nor a plain request calls the provider."""
-    app = loadapp(write_ini(tmp_path, ""))
+    """Discovery is lazy: neither building the pipeline's middleware nor a plain request calls the provider."""
+    loaded = loadapp(write_ini(tmp_path, ""))
     provider = FakeProvider()
-    app.client.http.session.mount("https://op.example/", FakeProviderAdapter(provider))
+    app = SSOMiddleware(loaded.app, loaded.config, http_transport=provider.transport())
+    assert provider.calls == []
     webtest.TestApp(app).get("/page")
     assert provider.calls == []
 

@@ -31,6 +31,7 @@ from beaker.session import CookieSession
 from sso_middleware import NoAccessToken, SSOMiddleware, authorization_header
 from sso_middleware.environ import ACCESS_TOKEN_EXPIRES_KEY, ACCESS_TOKEN_KEY, TOKEN_ERROR_KEY
 from sso_middleware.refresh import GRACE_SECONDS, RETRY_SECONDS
+from sso_middleware.testing import Clock
 
 from .conftest import SESSION_SECRET, browser_for
 from .fakes import FakeProvider
@@ -68,19 +69,6 @@ def token_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> li
     }).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
-
-
-class Clock:
-    """One settable time for the middleware and the provider."""
-
-    def __init__(self) -> None:
-        self.now = float(int(time.time()))
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
@@ -173,11 +161,15 @@ def server_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[B
 
 
 @pytest.fixture
-def clock(provider: FakeProvider) -> Clock:
-    moment = Clock()
-    provider.clock = moment
-    provider.expires_in = LIFETIME
-    return moment
+def clock() -> Clock:
+    """One time for the middleware and the provider, standing still from a whole second."""
+    return Clock(int(time.time()))
+
+
+@pytest.fixture
+def provider(clock: Clock) -> FakeProvider:
+    """The suite's fake provider (it replaces conftest's here), on the middleware's clock, with short-lived tokens."""
+    return FakeProvider(clock=clock, expires_in=LIFETIME)
 
 
 Build = Callable[..., SSOMiddleware]
@@ -186,9 +178,7 @@ Build = Callable[..., SSOMiddleware]
 def builder(make_middleware: Callable[..., SSOMiddleware], backend: Backend, clock: Clock) -> Build:
     def build(**overrides: Any) -> SSOMiddleware:
         settings = {"keep_access_token": True, "scope": SCOPE, **backend.settings(), **overrides}
-        middleware = make_middleware(token_app, **settings)
-        middleware.clock = clock
-        return middleware
+        return make_middleware(token_app, **settings, clock=clock)
 
     return build
 

@@ -39,7 +39,7 @@ import webtest
 from sso_middleware import SSOMiddleware
 
 from .conftest import SESSION_SECRET, legacy_app
-from .fakes import CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider, FakeProviderAdapter
+from .fakes import CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider
 from .servers import Service, free_port, gunicorn_service
 
 APP_DIR = Path(__file__).resolve().parent.parent / "examples" / "gunicorn_env"
@@ -93,8 +93,7 @@ def staff_cookie(served: Served) -> str:
     """The session cookie (``name=value``) of alice, signed in with the role ``user`` (not ``admin``)."""
     provider = FakeProvider()
     provider.users["alice"].update(roles=["user"])
-    middleware = SSOMiddleware(legacy_app, **served.settings)
-    middleware.client.http.session.mount("https://op.example/", FakeProviderAdapter(provider))
+    middleware = SSOMiddleware(legacy_app, **served.settings, http_transport=provider.transport())
     browser = webtest.TestApp(middleware, extra_environ={"HTTP_HOST": f"127.0.0.1:{served.port}"})
     response = browser.get("/auth/sso", {"connection": CONNECTION, "target_url": "/"})
     response = browser.get(provider.authorize(response.location))

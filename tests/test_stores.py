@@ -35,6 +35,7 @@ from sso_middleware import SSOConfig, SSOMiddleware
 from sso_middleware.sealing import app_key_text, record_prefix
 from sso_middleware.stores import StoreUnavailable
 from sso_middleware.stores.index import end_index, index_key
+from sso_middleware.testing import Clock
 
 from .conftest import SESSION_SECRET, browser_for
 from .cookies import summary, tx_name
@@ -314,7 +315,8 @@ def test_a_pending_sign_in_writes_nothing_to_the_store(make_browser: Callable[..
 def test_the_ttl_is_renewed_when_the_idle_stamp_is_written(make_middleware: Callable[..., SSOMiddleware],
                                                           provider: FakeProvider, store_settings: dict[str, Any],
                                                           server: StoreServer) -> None:
-    middleware = make_middleware(**store_settings)
+    clock = Clock()
+    middleware = make_middleware(**store_settings, clock=clock)
     browser = browser_for(middleware)
     sign_in(browser, provider)
     record_id = session_id(browser)
@@ -325,8 +327,7 @@ def test_the_ttl_is_renewed_when_the_idle_stamp_is_written(make_middleware: Call
         assert server.memcached(b"touch " + key.encode() + b" 50").startswith(b"TOUCHED")
     ttl = raw_ttl(server, record_id)
     assert ttl is not None and ttl <= 50
-    start = time.time()
-    middleware.clock = lambda: start + 200  # past the stamp interval (60 s), within the idle timeout
+    clock.advance(200)  # past the stamp interval (60 s), within the idle timeout
     assert app_view(browser)["remote_user"] == "alice"
     ttl = raw_ttl(server, record_id)
     assert ttl is not None and IDLE + 180 - 10 <= ttl <= IDLE + 180
@@ -598,14 +599,14 @@ def test_a_session_too_large_for_a_cookie_gets_the_failure_page(
 def test_cookie_store_writes_a_new_cookie_when_the_idle_stamp_changes(
     make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider
 ) -> None:
-    middleware = make_middleware(session_type="cookie")
+    clock = Clock()
+    middleware = make_middleware(session_type="cookie", clock=clock)
     browser = browser_for(middleware)
     sign_in(browser, provider)
     before = browser.cookies[COOKIE]
     response = browser.get("/page")
     assert "Set-Cookie" not in response.headers  # nothing changed: nothing written
-    later = time.time() + 120
-    middleware.clock = lambda: later
+    later = clock.advance(120)
     response = browser.get("/page")
     assert response.json["remote_user"] == "alice"
     assert any(header.startswith(f"{COOKIE}=") for header in response.headers.getall("Set-Cookie"))

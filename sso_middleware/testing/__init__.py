@@ -75,6 +75,7 @@ from .accounts import (
     DevUser,
     ProviderTLS,
 )
+from .clock import Clock
 from .devprovider import DevProvider
 from .errors import DevProviderError, DevProviderStartTimeout
 from .fake_provider import FakeProvider, FakeProviderAdapter
@@ -90,6 +91,7 @@ __all__ = [
     "DEV_OTP",
     "ROLES_CLAIM",
     "ClientCredentials",
+    "Clock",
     "DevProvider",
     "DevProviderError",
     "DevProviderStartTimeout",
