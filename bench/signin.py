@@ -1,7 +1,10 @@
 """Section 3: what a sign-in costs.
 
 * The callback handler's CPU time with warm discovery and JWKS caches, in-process,
-  the provider behind a fake ``requests`` transport (:mod:`.fakeop`), split into
+  the provider behind a fake ``requests`` transport (the test kit's
+  :class:`~sso_middleware.testing.FakeProvider`, through the middleware's
+  ``http_transport`` seam; it signs each ID token when the browser is sent back,
+  so the provider's RSA signing is not part of the callback timed), split into
   phases.  Phases are timed exclusively (a phase's time excludes the phases it
   calls); the fake provider's own time is its own phase and left out of the total.
 * The full ``/auth/sso`` round trip against the bundled provider (real HTTP, the
@@ -15,6 +18,7 @@ import contextlib
 import functools
 import importlib
 import logging
+import secrets
 import threading
 import time
 from collections import Counter, defaultdict
@@ -27,10 +31,24 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import requests
 from webob import Request
 
+from sso_middleware.testing import FakeProvider
+
 from . import apps
 from .common import CONNECTION, REDIRECTS, Deadline, Jar, Summary, browse
-from .fakeop import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER, FakeOP, FakeOPAdapter
 from .servers import HOST, BenchError, free_port
+
+BASE_URL = "https://app.example"
+#: The claims of the user signed in, in the ID token and at userinfo.
+CLAIMS = {
+    "sub": "alice",
+    "name": "Alice Example",
+    "given_name": "Alice",
+    "family_name": "Example",
+    "nickname": "alice",
+    "preferred_username": "alice",
+    "email": "alice@example.com",
+    "email_verified": True,
+}
 
 PROVIDER_PHASE = "provider (fake transport; excluded)"
 #: Functions timed as phases of the callback (module:qualified name); those the code no longer has are skipped.
@@ -112,21 +130,21 @@ class CallbackResult:
 
 def callback_cpu(ctx: Any, kind: str, logins: int) -> CallbackResult:
     """Sign in ``logins`` times in-process with one session store; time the callbacks after a warm-up."""
-    op = FakeOP()
+    op = FakeProvider(client_id="bench-client", client_secret="bench-client-secret-0123456789abcdef",
+                      kid="bench-" + secrets.token_hex(4), users={"alice": dict(CLAIMS)}, sign_at_authorize=True)
+    transport = op.transport()
     settings: dict[str, Any] = {"session_type": kind}
     if kind == "file":
         settings["session_data_dir"] = str(ctx.tmp / "sessions-signin")
     elif kind == "ext:redis":
         settings["session_url"] = ctx.redis_url(2)
     middleware = apps.make_sso(
-        apps.bare_app, issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, base_url=BASE_URL,
-        session_secret=ctx.session_secret, **settings,
+        apps.bare_app, issuer=op.issuer, client_id=op.client_id, client_secret=op.client_secret, base_url=BASE_URL,
+        session_secret=ctx.session_secret, http_transport=transport, **settings,
     )
-    middleware.client.http.session.mount(ISSUER, FakeOPAdapter(op))  # type: ignore[attr-defined]
     phases = Phases()
     client = middleware.client  # type: ignore[attr-defined]
-    adapter = client.http.session.adapters[ISSUER]
-    adapter.send = _timed(phases, PROVIDER_PHASE, adapter.send)
+    transport.send = _timed(phases, PROVIDER_PHASE, transport.send)  # type: ignore[method-assign]
     for owner, name, label in ((client, "_token_request", "code exchange: token request, response parsing"),
                                (client, "_userinfo", "userinfo request, sub check"),
                                (client.keys, "key_for", "JWKS key lookup + JWK -> public key object")):
@@ -158,7 +176,9 @@ def callback_cpu(ctx: Any, kind: str, logins: int) -> CallbackResult:
                 start = jar.get(middleware, "/auth/login?target_url=/", BASE_URL)
                 if start.status_int != 303:
                     raise BenchError(f"/auth/login answered {start.status}")
-                callback = urlsplit(op.authorize(start.location))
+                # a provider session of its own per sign-in, as a real provider gives (one sid for all
+                # would grow one back-channel index record with every sign-in)
+                callback = urlsplit(op.authorize(start.location, claims={"sid": "op-session-" + secrets.token_hex(4)}))
                 request = Request.blank(f"{callback.path}?{callback.query}", base_url=BASE_URL)
                 request.headers["Cookie"] = jar.header()
                 environ = request.environ
@@ -195,8 +215,8 @@ def callback_cpu(ctx: Any, kind: str, logins: int) -> CallbackResult:
         cpu_us=Summary.of(cpu),
         wall_us=Summary.of(wall),
         phases=[(name, Summary.of(per_phase[name]).median, Summary.of(per_phase[name]).mean) for name in order],
-        discovery_fetches=op.discovery_fetches,
-        jwks_fetches=op.jwks_fetches,
+        discovery_fetches=len(op.requests_to("/.well-known/openid-configuration")),
+        jwks_fetches=len(op.requests_to("/.well-known/jwks.json")),
     )
 
 
