@@ -1,9 +1,11 @@
-"""The README's settings table is the configuration's: every setting, its default and its help text."""
+"""The README's settings table is the configuration's, and its test-kit example runs."""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
+from typing import Any
 
 from sso_middleware.config import SSOConfig
 
@@ -33,3 +35,23 @@ def test_the_readme_lists_every_setting_as_the_code_defines_it() -> None:
         "README.md's settings table is out of date; regenerate it with: "
         "python -c 'from tests.test_readme import settings_table; print(settings_table())'"
     )
+
+
+def python_block_after(heading: str) -> str:
+    """The first ```python block of the README after ``heading``."""
+    text = README.read_text(encoding="utf-8")
+    assert heading in text, f"README.md has no {heading!r}"
+    section = text.split(heading, 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match is not None, f"no python block after {heading!r}"
+    return match.group(1)
+
+
+def test_the_fake_provider_example_runs(tmp_path: Path) -> None:
+    """The "Testing your own application" example is a working test: run it as a user would."""
+    code = python_block_after("### In memory: `FakeProvider`")
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md (FakeProvider example)", "exec"), namespace)
+    tests = [value for name, value in namespace.items() if name.startswith("test_") and callable(value)]
+    assert len(tests) == 1
+    tests[0](tmp_path)
