@@ -30,6 +30,7 @@ _NODE_MISSING = (
 )
 _MIN_NODE_MAJOR = 20
 
+
 def devprovider_source_dir() -> Path:
     """The bundled provider's folder inside the installed package (may be read-only)."""
     return Path(__file__).resolve().parent.parent / "devprovider"
