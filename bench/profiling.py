@@ -53,16 +53,16 @@ StepSpec = tuple[str, list[tuple[str, int, str]], list[tuple[str, int, str]]]
 #: The step table, in call order: (label, functions added, functions subtracted) as "module:qualified.name";
 #: inclusive times.  Functions the code no longer has are left out (the table follows the code as it changes).
 STEPS: list[tuple[str, list[str], list[str]]] = [
-    ("SSOMiddleware.__call__ (whole request, app included)", ["sso_middleware.middleware:SSOMiddleware.__call__"],
+    ("SSOMiddleware.__call__ (whole request, app included)", ["sso_middleware._wsgi.middleware:SSOMiddleware.__call__"],
      []),
     ("Beaker SessionMiddleware.__call__ (whole request, app included)",
      ["beaker.middleware:SessionMiddleware.__call__"], []),
     ("= the middleware's own code (request minus Beaker's session load minus the app)",
-     ["sso_middleware.middleware:SSOMiddleware.__call__", "beaker.middleware:SessionMiddleware.__call__"],
+     ["sso_middleware._wsgi.middleware:SSOMiddleware.__call__", "beaker.middleware:SessionMiddleware.__call__"],
      ["beaker.session:Session.__init__", "beaker.session:CookieSession.__init__", "bench.apps:bare_app"]),
-    ("own_cookie: pick our cookie out of the header", ["sso_middleware.session:own_cookie"], []),
+    ("own_cookie: pick our cookie out of the header", ["sso_middleware._session.state:own_cookie"], []),
     ("current_user's own checks (SignedInUser, timeouts, revocation)",
-     ["sso_middleware.session:SSOSession.current_user"], ["sso_middleware.stores.beaker:BeakerBackend.session"]),
+     ["sso_middleware._session.state:SSOSession.current_user"], ["sso_middleware.stores.beaker:BeakerBackend.session"]),
     ("Beaker Session/CookieSession.__init__ (build and load the session)",
      ["beaker.session:Session.__init__", "beaker.session:CookieSession.__init__"], []),
     ("  SimpleCookie parsing (http.cookies) incl. the HMAC check", ["http.cookies:BaseCookie.load"], []),
@@ -78,7 +78,7 @@ STEPS: list[tuple[str, list[str], list[str]]] = [
     ("    Session._decrypt_data (base64/AES + zlib + JSON)", ["beaker.session:Session._decrypt_data"], []),
     ("  CookieSession._create_cookie (re-encrypts the cookie on every load)",
      ["beaker.session:CookieSession._create_cookie"], []),
-    ("SSOSession.commit (nothing to write)", ["sso_middleware.session:SSOSession.commit"], []),
+    ("SSOSession.commit (nothing to write)", ["sso_middleware._session.state:SSOSession.commit"], []),
     ("the app itself", ["bench.apps:bare_app"], []),
 ]
 

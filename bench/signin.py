@@ -53,10 +53,10 @@ CLAIMS = {
 PROVIDER_PHASE = "provider (fake transport; excluded)"
 #: Functions timed as phases of the callback (module:qualified name); those the code no longer has are skipped.
 PHASES = [
-    ("sso_middleware.oidc:validate_id_token", "ID token validation (RS256 signature, claims)"),
-    ("sso_middleware.transactions:TransactionCookies.redeem", "state: read + decrypt the sign-in's cookie"),
-    ("sso_middleware.session:SSOSession.sign_in", "sign_in: new session (old one deleted), store the user"),
-    ("sso_middleware.session:SSOSession.commit", "write the session (+ sid/sub index when server-side)"),
+    ("sso_middleware._oidc.client:validate_id_token", "ID token validation (RS256 signature, claims)"),
+    ("sso_middleware._wsgi.transactions:TransactionCookies.redeem", "state: read + decrypt the sign-in's cookie"),
+    ("sso_middleware._session.state:SSOSession.sign_in", "sign_in: new session (old one deleted), store the user"),
+    ("sso_middleware._session.state:SSOSession.commit", "write the session (+ sid/sub index when server-side)"),
 ]
 REST_PHASE = "routing, WebOb request, redirect response"
 

@@ -5,10 +5,10 @@
 See :class:`SSOMiddleware` for the contract and the README for the settings.
 """
 
-from .config import SSOConfig
-from .environ import NoAccessToken, authorization_header, get_access_token, get_organization, get_userinfo
+from ._config.settings import SSOConfig
+from ._wsgi.environ import NoAccessToken, authorization_header, get_access_token, get_organization, get_userinfo
+from ._wsgi.middleware import SSOMiddleware
 from .errors import AuthFailure, ConfigError
-from .middleware import SSOMiddleware
 
 __all__ = [
     "AuthFailure",

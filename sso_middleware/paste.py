@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .config import SSOConfig
-from .middleware import SSOMiddleware, WSGIApp
+from ._config.settings import SSOConfig
+from ._wsgi.middleware import SSOMiddleware, WSGIApp
 
 
 def make_filter(global_conf: dict[str, Any], **local_conf: str) -> Callable[[WSGIApp], SSOMiddleware]:

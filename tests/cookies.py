@@ -1,6 +1,6 @@
 """Reading ``Set-Cookie`` headers and naming sign-in transaction cookies, written out independently of the code.
 
-A sign-in in flight lives in its own cookie (:mod:`sso_middleware.transactions`):
+A sign-in in flight lives in its own cookie (:mod:`sso_middleware._wsgi.transactions`):
 ``__Host-<session cookie name without __Host-/__Secure->_tx_<8 hex of sha256(base_url)>_<16 hex of sha256(state)>``
 on https, the same without ``__Host-`` on http.  These helpers compute that name from the specification, not by
 calling the implementation, so a test using them also checks the naming.

@@ -1,6 +1,6 @@
 """The middleware's stored records, read by the tests without the middleware.
 
-Server-side records are sealed (:mod:`sso_middleware.sealing`): ``1.<MAC>.<payload>``.
+Server-side records are sealed (:mod:`sso_middleware._sealing`): ``1.<MAC>.<payload>``.
 These helpers take the payload out *without* checking the seal -- the code under
 test checks it; the tests look at what is stored.
 """
@@ -13,7 +13,7 @@ import zlib
 from typing import Any
 
 from sso_middleware import SSOConfig
-from sso_middleware.sealing import app_key_text, record_prefix
+from sso_middleware._sealing import app_key_text, record_prefix
 
 from .conftest import SESSION_SECRET
 from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER

@@ -34,7 +34,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 
 from sso_middleware import SSOMiddleware, oidc
-from sso_middleware.http import MAX_RESPONSE_BYTES
+from sso_middleware._oidc.http import MAX_RESPONSE_BYTES
 
 from .adversarial_provider import (
     AdversarialProvider,

@@ -1,4 +1,4 @@
-"""Extra authorization parameters and Auth0 Organizations (:mod:`sso_middleware.authorize_params`).
+"""Extra authorization parameters and Auth0 Organizations (:mod:`sso_middleware._policy.authorize_params`).
 
 Unit tests of the rules, then the routes in process (``webtest`` around the
 middleware, the provider faked by :mod:`tests.fakes`).
@@ -15,7 +15,7 @@ import webtest
 from webob.multidict import MultiDict
 
 from sso_middleware import SSOConfig, get_organization
-from sso_middleware.authorize_params import (
+from sso_middleware._policy.authorize_params import (
     MAX_REQUEST_BYTES,
     MAX_VALUE,
     PROTOCOL_PARAMS,

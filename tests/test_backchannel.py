@@ -21,7 +21,7 @@ import requests
 import webtest
 
 from sso_middleware import SSOMiddleware
-from sso_middleware.id_token import LOGOUT_EVENT
+from sso_middleware._oidc.id_token import LOGOUT_EVENT
 from sso_middleware.testing import Clock
 
 from .conftest import browser_for

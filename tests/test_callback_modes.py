@@ -1,7 +1,7 @@
 """``response_mode = form_post`` and several ``base_url`` origins, in-process (webtest + FakeProvider).
 
 form_post (issue 14 part 6): the provider answers the callback with an auto-submitted
-POST; the callback reads that form (through :func:`sso_middleware.bodies.read_form`,
+POST; the callback reads that form (through :func:`sso_middleware._wsgi.bodies.read_form`,
 within ``max_request_body``) and refuses a GET, and the transaction cookies are
 ``SameSite=None; Secure`` so the cross-site POST carries them.
 

@@ -1,4 +1,4 @@
-"""Client authentication (:mod:`sso_middleware.client_auth`): secret basic/post, client_secret_jwt, private_key_jwt.
+"""Client authentication: secret basic/post, client_secret_jwt, private_key_jwt.
 
 The fake provider accepts every method (it verifies assertions with ``assertion_key``),
 so each test asserts on the outgoing request itself: which credentials it carried, and
@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from sso_middleware import SSOMiddleware
-from sso_middleware.client_auth import ASSERTION_LIFETIME, ASSERTION_TYPE
-from sso_middleware.config import SSOConfig
+from sso_middleware._config.settings import SSOConfig
+from sso_middleware._oidc.client import OIDCClient
+from sso_middleware._oidc.client_auth import ASSERTION_LIFETIME, ASSERTION_TYPE
 from sso_middleware.errors import AuthFailure, ConfigError
-from sso_middleware.oidc import OIDCClient
 
 from .fakes import CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider, rsa_key
 

@@ -1,4 +1,4 @@
-"""sso_middleware.cookies: reading the Cookie header and writing Set-Cookie values.
+"""sso_middleware._wsgi.cookies: reading the Cookie header and writing Set-Cookie values.
 
 (``tests/cookies.py`` is the tests' own, independent Set-Cookie reader; it parses what is written here.)
 """
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sso_middleware.cookies import deletion_cookie, request_cookie, request_cookies, set_cookie
+from sso_middleware._wsgi.cookies import deletion_cookie, request_cookie, request_cookies, set_cookie
 
 from .cookies import SetCookie
 

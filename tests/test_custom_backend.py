@@ -16,7 +16,7 @@ import webtest
 
 from sso_middleware import ConfigError, SSOConfig, SSOMiddleware
 from sso_middleware._doctor.checks.session import check_session_store
-from sso_middleware.locks import StoreLocks
+from sso_middleware._session.locks import StoreLocks
 from sso_middleware.stores.index import index_key
 from sso_middleware.testing import Clock
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sso_middleware.config import SSOConfig
-from sso_middleware.discovery import ProviderMetadata
+from sso_middleware._config.settings import SSOConfig
+from sso_middleware._oidc.discovery import ProviderMetadata
 from sso_middleware.errors import ProviderError
 
 from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER

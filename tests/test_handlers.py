@@ -24,8 +24,8 @@ import requests
 import webtest
 
 from sso_middleware import SSOMiddleware
+from sso_middleware._wsgi.transactions import MAX_TRANSACTIONS
 from sso_middleware.testing import Clock
-from sso_middleware.transactions import MAX_TRANSACTIONS
 
 from .conftest import SESSION_SECRET, browser_for, legacy_app
 from .cookies import SetCookie, summary, tx_name

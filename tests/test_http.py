@@ -24,9 +24,9 @@ import pytest
 import urllib3
 import urllib3.response
 
-from sso_middleware.egress import Egress
+from sso_middleware._oidc.egress import Egress
+from sso_middleware._oidc.http import MAX_RESPONSE_BYTES, USER_AGENT, ProviderHTTP
 from sso_middleware.errors import ProviderError
-from sso_middleware.http import MAX_RESPONSE_BYTES, USER_AGENT, ProviderHTTP
 
 TIMEOUT = 0.4
 SLACK = 1.5  # generous margin for slow CI machines

@@ -11,9 +11,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from jwt.algorithms import get_default_algorithms
 
+from sso_middleware._oidc.id_token import (
+    TokenRules,
+    accepted_algorithms,
+    validate_id_token,
+    validate_refreshed_id_token,
+)
+from sso_middleware._oidc.jwks import KeySet
 from sso_middleware.errors import AuthFailure
-from sso_middleware.id_token import TokenRules, accepted_algorithms, validate_id_token, validate_refreshed_id_token
-from sso_middleware.jwks import KeySet
 
 from .tokens import (
     CLIENT_ID,
@@ -599,14 +604,14 @@ def test_an_explicitly_typed_other_jwt_is_refused_as_an_id_token(typ: Any) -> No
 
 def test_a_token_with_logout_events_is_no_id_token_even_untyped() -> None:
     """A logout token without ``typ`` (which Back-Channel Logout allows) is told apart by its ``events``."""
-    from sso_middleware.id_token import LOGOUT_EVENT
+    from sso_middleware._oidc.id_token import LOGOUT_EVENT
 
     assert "events" in refused(sign(claims(events={LOGOUT_EVENT: {}}), typ=None)).detail
     assert "events" in refused(sign(claims(events={}), typ=None)).detail
 
 
 def _logout_token_about_alice(typ: Optional[str]) -> str:
-    from sso_middleware.id_token import LOGOUT_EVENT
+    from sso_middleware._oidc.id_token import LOGOUT_EVENT
 
     payload = claims(now=LATER, nonce=None, jti="jti-1", events={LOGOUT_EVENT: {}}, sid="sid-1")
     return sign(payload, typ=typ)

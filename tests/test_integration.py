@@ -23,8 +23,8 @@ import waitress
 from waitress.server import BaseWSGIServer
 
 from sso_middleware import SSOMiddleware
+from sso_middleware._oidc.id_token import TokenRules, validate_id_token
 from sso_middleware.errors import AuthFailure
-from sso_middleware.id_token import TokenRules, validate_id_token
 from sso_middleware.testing import ClientCredentials, DevProvider, RecordingTransport
 
 from .conftest import SESSION_SECRET, legacy_app

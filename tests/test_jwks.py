@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import OKPAlgorithm
 
+from sso_middleware._oidc.jwks import KeySet, key_fits, key_type_for
 from sso_middleware.errors import AuthFailure, ProviderError, ProviderTimeout, ProviderUnreachable
-from sso_middleware.jwks import KeySet, key_fits, key_type_for
 
 from .tokens import JWKSFetch, ec_jwk, ec_key, public_jwk, rsa_key
 

@@ -1,4 +1,4 @@
-"""StoreLocks (:mod:`sso_middleware.locks`): mutual exclusion across threads and processes, bounded waits, expiry.
+"""StoreLocks: mutual exclusion across threads and processes, bounded waits, expiry.
 
 The shared kinds run against the real thing: ``flock`` on the file store's
 folder, and a real ``redis-server`` / ``memcached`` on a free loopback port
@@ -27,8 +27,8 @@ from typing import Any, Optional
 import pytest
 import redis
 
-from sso_middleware.config import SSOConfig
-from sso_middleware.locks import StoreLocks
+from sso_middleware._config.settings import SSOConfig
+from sso_middleware._session.locks import StoreLocks
 from sso_middleware.stores import JsonMemcachedNamespace, StoreUnavailable
 
 from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER
@@ -252,8 +252,8 @@ def test_different_names_do_not_exclude_each_other(env: Env) -> None:
 
 WORKER = r"""
 import json, os, sys, time
-from sso_middleware.config import SSOConfig
-from sso_middleware.locks import StoreLocks
+from sso_middleware._config.settings import SSOConfig
+from sso_middleware._session.locks import StoreLocks
 
 settings, log, name, rounds, go = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 locks = StoreLocks(SSOConfig(**settings))
@@ -361,8 +361,8 @@ def test_an_exception_in_the_block_releases_the_lock(env: Env) -> None:
 
 HOLD_AND_HANG = r"""
 import json, sys, time
-from sso_middleware.config import SSOConfig
-from sso_middleware.locks import StoreLocks
+from sso_middleware._config.settings import SSOConfig
+from sso_middleware._session.locks import StoreLocks
 
 settings, name, ttl = json.loads(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 locks = StoreLocks(SSOConfig(**settings))

@@ -12,9 +12,9 @@ from typing import Any, Optional
 
 import pytest
 
+from sso_middleware._oidc.id_token import LOGOUT_EVENT, TokenRules, validate_logout_token
+from sso_middleware._oidc.jwks import KeySet
 from sso_middleware.errors import AuthFailure, ProviderError, ProviderUnreachable
-from sso_middleware.id_token import LOGOUT_EVENT, TokenRules, validate_logout_token
-from sso_middleware.jwks import KeySet
 
 from .tokens import CLIENT_ID, ISSUER, JWKSFetch, claims, ec_key, forge, hmac_token, rsa_key, sign
 

@@ -12,8 +12,11 @@ import jwt
 import pytest
 import requests
 
-from sso_middleware import oidc
-from sso_middleware.config import SSOConfig
+from sso_middleware._config.settings import SSOConfig
+from sso_middleware._oidc import client as oidc
+from sso_middleware._oidc.client import LoginRequest, OIDCClient
+from sso_middleware._oidc.http import ProviderHTTP
+from sso_middleware._oidc.id_token import LOGOUT_EVENT, IdentityMismatch
 from sso_middleware.errors import (
     AuthFailure,
     InvalidGrant,
@@ -25,9 +28,6 @@ from sso_middleware.errors import (
     ProviderUnreachable,
     SigningAlgorithmMismatch,
 )
-from sso_middleware.http import ProviderHTTP
-from sso_middleware.id_token import LOGOUT_EVENT, IdentityMismatch
-from sso_middleware.oidc import LoginRequest, OIDCClient
 from sso_middleware.testing import Clock
 
 from .fakes import (
@@ -1252,7 +1252,7 @@ def test_sign_in_results_and_login_requests_hide_their_secrets() -> None:
 
 
 def test_session_objects_hide_their_tokens() -> None:
-    from sso_middleware.session import SignedInUser, Tokens
+    from sso_middleware._session.state import SignedInUser, Tokens
 
     user = SignedInUser(claims={"sub": "alice"}, connection=None, id_token="MARK-idtoken", signed_in_at=1.0)
     assert_hidden(user, "MARK-")

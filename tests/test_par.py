@@ -1,4 +1,4 @@
-"""Pushed authorization requests (:mod:`sso_middleware.par`, RFC 9126) against the fake provider.
+"""Pushed authorization requests (:mod:`sso_middleware._oidc.par`, RFC 9126) against the fake provider.
 
 The browser's authorization URL must carry only ``client_id`` and ``request_uri``; the
 pushed request carries the parameters and the client authentication; every failure of

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sso_middleware.config import SSOConfig
+from sso_middleware._config.settings import SSOConfig
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from sso_middleware.redirects import MAX_TARGET_LENGTH, absolute_target, app_path, checked_target
+from sso_middleware._policy.redirects import MAX_TARGET_LENGTH, absolute_target, app_path, checked_target
 
 OWN = "https://app2.example"
 ALLOWED = ("https://app3.example", "https://api.example:8443")

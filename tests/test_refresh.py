@@ -1,4 +1,4 @@
-"""Access tokens kept for the application and refreshed before they expire (:mod:`sso_middleware.refresh`).
+"""Access tokens kept for the application and refreshed before they expire (:mod:`sso_middleware._session.refresh`).
 
 End to end through ``webtest``: the fake provider issues rotating refresh tokens
 (``offline_access`` in ``scope``) and short-lived access tokens; the middleware's
@@ -29,8 +29,8 @@ import webtest
 from beaker.session import CookieSession
 
 from sso_middleware import NoAccessToken, SSOMiddleware, authorization_header
-from sso_middleware.environ import ACCESS_TOKEN_EXPIRES_KEY, ACCESS_TOKEN_KEY, TOKEN_ERROR_KEY
-from sso_middleware.refresh import GRACE_SECONDS, RETRY_SECONDS
+from sso_middleware._session.refresh import GRACE_SECONDS, RETRY_SECONDS
+from sso_middleware._wsgi.environ import ACCESS_TOKEN_EXPIRES_KEY, ACCESS_TOKEN_KEY, TOKEN_ERROR_KEY
 from sso_middleware.testing import Clock
 
 from .conftest import SESSION_SECRET, browser_for
@@ -465,8 +465,8 @@ def test_a_stale_cookie_after_the_grace_window_is_refused_by_the_provider(
 def test_a_held_lock_past_the_wait_keeps_the_current_token(build: Build, provider: FakeProvider, backend: Backend,
                                                            clock: Clock) -> None:
     """A refresh of this session running elsewhere (the lock held) longer than the wait: the token while valid."""
-    from sso_middleware.locks import StoreLocks
-    from sso_middleware.refresh import _fingerprint
+    from sso_middleware._session.locks import StoreLocks
+    from sso_middleware._session.refresh import _fingerprint
 
     middleware = build()
     middleware.refresher.lock_wait = 0.2

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 import pytest
 
+from sso_middleware._config.settings import SSOConfig
 from sso_middleware._doctor.checks.context import FAIL, INFO, OK, SKIP, WARN, Check, Context, Finding
 from sso_middleware._doctor.report import (
     Result,
@@ -24,9 +25,8 @@ from sso_middleware._doctor.report import (
     write_lines,
 )
 from sso_middleware._doctor.sources import Source, SourceError
-from sso_middleware.config import SSOConfig
+from sso_middleware._redaction import Redactor
 from sso_middleware.errors import ConfigError
-from sso_middleware.redaction import Redactor
 
 SECRET = "client-secret-0123456789"
 SETTINGS = {

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sso_middleware.rule_parsing import parse_rules
-from sso_middleware.rules import AccessRule, Condition, normalized_path
+from sso_middleware._policy.rule_parsing import parse_rules
+from sso_middleware._policy.rules import AccessRule, Condition, normalized_path
 
 from .test_rules import MFA, PAPE_MFA, ROLES, equals, includes, present
 

@@ -1,4 +1,4 @@
-"""Sealed records (:mod:`sso_middleware.sealing`): forged, copied, oversized and foreign records: the attacks.
+"""Sealed records (:mod:`sso_middleware._sealing`): forged, copied, oversized and foreign records: the attacks.
 
 The attacker here can write to the shared store (Redis, memcached, or the file store's
 folder) and has an account at the provider, but does not know ``session_secret``.  Every
@@ -32,16 +32,16 @@ import webtest
 from beaker.middleware import SessionMiddleware
 
 from sso_middleware import ConfigError, SSOConfig, SSOMiddleware
-from sso_middleware.sealing import (
+from sso_middleware._sealing import (
     MAX_RECORD_BYTES,
     MAX_SESSION_JSON_BYTES,
     BoundedJsonSerializer,
     RecordSeal,
     record_prefix,
 )
-from sso_middleware.session import TOKENS_PREFIX, SessionStore, SignedInUser
+from sso_middleware._session.state import TOKENS_PREFIX, SessionStore, SignedInUser
+from sso_middleware._wsgi.transactions import Transaction, TransactionCookies
 from sso_middleware.stores.index import index_key
-from sso_middleware.transactions import Transaction, TransactionCookies
 
 from .conftest import SESSION_SECRET, browser_for, legacy_app
 from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from sso_middleware import ConfigError, SSOConfig
-from sso_middleware.sealing import BoundedJsonSerializer
-from sso_middleware.session import SessionStore, SignedInUser, SSOSession, Tokens, own_cookie
+from sso_middleware._sealing import BoundedJsonSerializer
+from sso_middleware._session.state import SessionStore, SignedInUser, SSOSession, Tokens, own_cookie
 
 from .fakes import CLIENT_ID, ISSUER
 from .records import file_container, session_data
@@ -291,8 +291,8 @@ def test_sweep_refuses_a_linked_store_folder(tmp_path) -> None:
 
 
 def test_new_sessions_trigger_at_most_one_sweep_per_interval(tmp_path, monkeypatch) -> None:
-    from sso_middleware.config import SSOConfig
-    from sso_middleware.session import SessionStore
+    from sso_middleware._config.settings import SSOConfig
+    from sso_middleware._session.state import SessionStore
     from sso_middleware.stores import file as file_module
 
     calls = []
@@ -318,9 +318,9 @@ def test_default_data_dir_is_private_and_refused_when_not(tmp_path, monkeypatch)
 
     import pytest
 
-    from sso_middleware.config import SSOConfig
+    from sso_middleware._config.settings import SSOConfig
+    from sso_middleware._session.state import SessionStore
     from sso_middleware.errors import ConfigError
-    from sso_middleware.session import SessionStore
 
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     config = SSOConfig(issuer="https://op.example/", client_id="c", client_secret="s",

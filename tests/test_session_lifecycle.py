@@ -27,7 +27,7 @@ import webtest
 from beaker.middleware import SessionMiddleware
 
 from sso_middleware import SSOMiddleware
-from sso_middleware.session import StoreUnavailable
+from sso_middleware._session.state import StoreUnavailable
 
 from .fakes import FakeProvider
 
@@ -213,7 +213,7 @@ def test_signing_in_after_a_sign_out_works(make_middleware: Callable[..., SSOMid
 
 
 def test_the_registry_file_is_private_and_never_follows_a_link(tmp_path: Path) -> None:
-    from sso_middleware.revocations import Revocations
+    from sso_middleware._session.revocations import Revocations
 
     folder = tmp_path / "data"
     registry = Revocations(str(folder), horizon=100.0)
@@ -232,7 +232,7 @@ def test_the_registry_file_is_private_and_never_follows_a_link(tmp_path: Path) -
 
 
 def test_the_registry_keeps_no_names_in_clear(tmp_path: Path) -> None:
-    from sso_middleware.revocations import Revocations
+    from sso_middleware._session.revocations import Revocations
 
     registry = Revocations(str(tmp_path), horizon=100.0)
     registry.record(["sub:alice@example.com", "sid:provider-session-1"], 1000.0)
@@ -241,7 +241,7 @@ def test_the_registry_keeps_no_names_in_clear(tmp_path: Path) -> None:
 
 
 def test_the_registry_sees_other_processes_and_is_compacted(tmp_path: Path) -> None:
-    from sso_middleware.revocations import Revocations
+    from sso_middleware._session.revocations import Revocations
 
     writer = Revocations(str(tmp_path), horizon=100.0)
     reader = Revocations(str(tmp_path), horizon=100.0)
@@ -260,7 +260,7 @@ def test_the_registry_sees_other_processes_and_is_compacted(tmp_path: Path) -> N
 
 def test_applications_sharing_a_folder_never_compact_each_others_revocations(tmp_path: Path) -> None:
     """Each application (its key) has its own journal, compacted by its own horizon."""
-    from sso_middleware.revocations import Revocations
+    from sso_middleware._session.revocations import Revocations
 
     short = Revocations(str(tmp_path), horizon=100.0, key=b"app-with-a-short-timeout")
     long = Revocations(str(tmp_path), horizon=100000.0, key=b"app-with-a-long-timeout")
@@ -276,7 +276,7 @@ def test_applications_sharing_a_folder_never_compact_each_others_revocations(tmp
 def test_a_journal_replaced_under_a_reused_inode_is_read_again_from_its_start(tmp_path: Path) -> None:
     """Readers tell journals apart by inode *and* first line: a compaction whose new file got the old
     inode number back (or any rewrite in place) is read whole, not from the old offset."""
-    from sso_middleware.revocations import Revocations
+    from sso_middleware._session.revocations import Revocations
 
     writer = Revocations(str(tmp_path), horizon=100.0)
     reader = Revocations(str(tmp_path), horizon=100.0)
@@ -292,7 +292,7 @@ def test_a_journal_replaced_under_a_reused_inode_is_read_again_from_its_start(tm
 
 def test_the_hot_path_check_is_cheap(tmp_path: Path) -> None:
     """One ``os.stat`` and a few dict lookups per signed-in request; measured, printed with ``-s``."""
-    from sso_middleware.revocations import Revocations
+    from sso_middleware._session.revocations import Revocations
 
     registry = Revocations(str(tmp_path), horizon=1e9)
     for number in range(1000):
@@ -308,8 +308,8 @@ def test_the_hot_path_check_is_cheap(tmp_path: Path) -> None:
 def test_the_hot_path_check_reads_nothing_while_the_journal_is_unchanged(tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """What makes the check cheap, counted rather than timed: one ``lstat``, no open, until someone writes."""
-    from sso_middleware import revocations as module
-    from sso_middleware.revocations import Revocations
+    from sso_middleware._session import revocations as module
+    from sso_middleware._session.revocations import Revocations
 
     registry = Revocations(str(tmp_path), horizon=1e9)
     registry.record(["login:old"], 1000.0)
@@ -329,11 +329,11 @@ def test_the_hot_path_check_reads_nothing_while_the_journal_is_unchanged(tmp_pat
 
 def test_a_revocation_written_by_another_os_process_is_seen(tmp_path: Path) -> None:
     """Real worker processes: a separate Python process records, this one reads (and the other way round)."""
-    from sso_middleware.revocations import Revocations
+    from sso_middleware._session.revocations import Revocations
 
     here = Revocations(str(tmp_path), horizon=1e6, key=b"k")
     assert not here.revoked_since(["login:from-the-child"], 0.0)  # read once: the cached state is "nothing"
-    child = ("import sys; from sso_middleware.revocations import Revocations; "
+    child = ("import sys; from sso_middleware._session.revocations import Revocations; "
              "r = Revocations(sys.argv[1], horizon=1e6, key=b'k'); r.record(['login:from-the-child'], 5.0); "
              "sys.exit(0 if r.revoked_since(['login:from-the-parent'], 1.0) else 3)")
     here.record(["login:from-the-parent"], 2.0)
@@ -347,7 +347,7 @@ def test_revocations_are_bound_to_their_application(settings: dict[str, Any], tm
     one's ``sub`` (or ``sid``) is no revocation in the other, whose users come from another client (or
     issuer) -- the journal's names are keyed per application, like every other key derived from the secret."""
     from sso_middleware import SSOConfig
-    from sso_middleware.session import SessionStore, SignedInUser
+    from sso_middleware._session.state import SessionStore, SignedInUser
 
     shared = {**settings, "session_type": "cookie", "session_data_dir": str(tmp_path / "shared")}
     one = SessionStore(SSOConfig(**shared))
@@ -369,8 +369,8 @@ def test_a_data_folder_planted_before_start_up_stops_the_deployment(settings: di
     fail: a failure page, the session cookie kept, no revocation other workers could see.
     """
     from sso_middleware import SSOConfig
+    from sso_middleware._session.state import SessionStore
     from sso_middleware.errors import ConfigError
-    from sso_middleware.session import SessionStore
 
     folder = tmp_path / "journal"
     folder.mkdir()

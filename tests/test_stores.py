@@ -32,7 +32,7 @@ from beaker.middleware import SessionMiddleware
 from beaker.session import CookieSession
 
 from sso_middleware import SSOConfig, SSOMiddleware
-from sso_middleware.sealing import app_key_text, record_prefix
+from sso_middleware._sealing import app_key_text, record_prefix
 from sso_middleware.stores import StoreUnavailable
 from sso_middleware.stores.index import end_index, index_key
 from sso_middleware.testing import Clock
@@ -787,7 +787,7 @@ def value_store(request: pytest.FixtureRequest,
                 settings: dict[str, Any]) -> Iterator[tuple[Any, Optional[StoreServer]]]:
     """The back end of each server-side kind, and its server (None for the file store)."""
     from sso_middleware import SSOConfig
-    from sso_middleware.session import SessionStore
+    from sso_middleware._session.state import SessionStore
 
     server = StoreServer(request.param).start() if request.param != "file" else None
     try:
@@ -889,7 +889,7 @@ def test_value_calls_report_an_outage(make_middleware: Callable[..., SSOMiddlewa
 def test_a_planted_pickle_in_a_memcached_token_record_is_never_unpickled(tmp_path: Path,
                                                                         settings: dict[str, Any]) -> None:
     from sso_middleware import SSOConfig
-    from sso_middleware.session import SessionStore
+    from sso_middleware._session.state import SessionStore
 
     server = StoreServer("memcached").start()
     try:
@@ -914,7 +914,7 @@ def test_a_planted_pickle_in_a_memcached_token_record_is_never_unpickled(tmp_pat
 def test_a_redis_token_record_that_is_not_text_reads_as_none(settings: dict[str, Any], payload: bytes) -> None:
     """Bytes someone planted under a token record's key are an unreadable record, never an exception."""
     from sso_middleware import SSOConfig
-    from sso_middleware.session import SessionStore
+    from sso_middleware._session.state import SessionStore
 
     server = StoreServer("redis").start()
     try:
@@ -938,7 +938,7 @@ def test_a_redis_record_of_another_type_is_no_record_never_a_500(
     """Someone able to write to the Redis replaces a session's token (or session) record by a set, a list
     or a hash: GET answers WRONGTYPE, which must read as no record (the user keeps the session, without
     tokens), not as an exception that fails every request of the session with a 500 and a traceback."""
-    from sso_middleware.session import TOKENS_PREFIX
+    from sso_middleware._session.state import TOKENS_PREFIX
 
     server = StoreServer("redis").start()
     try:
@@ -963,7 +963,7 @@ def test_file_records_are_private_whatever_the_umask(settings: dict[str, Any], t
     """Session and token records hold tokens: 0600 when created, updated or created in place, and never
     written through a link planted at the temporary file's name."""
     from sso_middleware import SSOConfig
-    from sso_middleware.session import SessionStore
+    from sso_middleware._session.state import SessionStore
 
     store = SessionStore(SSOConfig(**{**settings, "session_data_dir": str(tmp_path / "open")}))
     beaker = store.backend
@@ -998,7 +998,7 @@ def test_a_file_update_waiting_on_a_removal_does_not_recreate_the_record(setting
     import threading
 
     from sso_middleware import SSOConfig
-    from sso_middleware.session import SessionStore
+    from sso_middleware._session.state import SessionStore
 
     store = SessionStore(SSOConfig(**{**settings, "session_data_dir": str(tmp_path / "race")}))
     beaker = store.backend
@@ -1029,7 +1029,7 @@ def test_a_cookie_session_is_not_encrypted_again_to_be_read(settings: dict[str, 
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """Reading a cookie session decrypts it; encrypting is for saving (Beaker would do both on every load)."""
     from sso_middleware import SSOConfig
-    from sso_middleware.session import SessionStore
+    from sso_middleware._session.state import SessionStore
     from sso_middleware.stores import LazyCookieSession
 
     store = SessionStore(SSOConfig(**{**settings, "session_type": "cookie"}))
@@ -1059,7 +1059,7 @@ def test_a_file_index_shared_with_another_application_keeps_its_entries(settings
     (``sso-index-<hash of sid or sub>``), each reading only the lines sealed for it.  When the provider's
     back-channel logout reaches one of them first, trimming its own ids from the index must not drop the
     other's lines, or the other's logout, a moment later, would end nothing: its sessions would survive."""
-    from sso_middleware.session import SessionStore
+    from sso_middleware._session.state import SessionStore
 
     shared = {**settings, "session_data_dir": str(tmp_path / "shared")}
     one = SessionStore(SSOConfig(**shared)).backend
@@ -1081,7 +1081,7 @@ def test_a_huge_redis_record_is_refused_without_reading_it_whole(
     request of that session -- a few concurrent requests would otherwise run a worker out of memory."""
     import tracemalloc
 
-    from sso_middleware.sealing import MAX_RECORD_BYTES
+    from sso_middleware._sealing import MAX_RECORD_BYTES
 
     server = StoreServer("redis").start()
     try:

@@ -41,7 +41,7 @@ import waitress
 from waitress.server import BaseWSGIServer
 
 from sso_middleware import SSOMiddleware
-from sso_middleware.session import TOKENS_PREFIX
+from sso_middleware._session.state import TOKENS_PREFIX
 from sso_middleware.testing import ClientCredentials, DevProvider
 
 from .servers import Service, free_port, gunicorn_service, running_stores, stop_all, stop_waitress

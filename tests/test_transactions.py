@@ -20,8 +20,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from sso_middleware import SSOConfig
+from sso_middleware._wsgi.transactions import COOKIE_BUDGET, MAX_TRANSACTIONS, Transaction, TransactionCookies
 from sso_middleware.errors import AuthFailure
-from sso_middleware.transactions import COOKIE_BUDGET, MAX_TRANSACTIONS, Transaction, TransactionCookies
 
 from .conftest import SESSION_SECRET
 from .cookies import SetCookie, tx_name, tx_prefix
@@ -426,7 +426,7 @@ def fernet_for_tests() -> Fernet:
     """The transaction cookies' key, derived as the module does (pinned by the shape test above too).
 
     HMAC-SHA256 of ``session_secret`` over the purpose, the issuer and the client id
-    (:func:`sso_middleware.sealing.app_key`): another application sharing the secret has another key.
+    (:func:`sso_middleware._sealing.app_key`): another application sharing the secret has another key.
     """
     message = json.dumps(["sso_middleware", "sign-in transactions", ISSUER, CLIENT_ID]).encode()
     return Fernet(base64.urlsafe_b64encode(hmac.new(SESSION_SECRET.encode(), message, hashlib.sha256).digest()))
@@ -524,8 +524,8 @@ def test_a_state_of_another_shape_is_refused_before_any_lookup(cookies: Transact
 
 
 def test_the_states_we_issue_have_the_accepted_shape() -> None:
-    from sso_middleware.oidc import OIDCClient
-    from sso_middleware.transactions import is_valid_state
+    from sso_middleware._oidc.client import OIDCClient
+    from sso_middleware._wsgi.transactions import is_valid_state
 
     for _ in range(50):
         assert is_valid_state(OIDCClient.new_login_request().state)

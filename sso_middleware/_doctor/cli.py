@@ -20,7 +20,7 @@ import argparse
 import sys
 from typing import Optional, TextIO
 
-from ..redaction import Redactor, escape_text, url_passwords
+from .._redaction import Redactor, escape_text, url_passwords
 from . import report
 from .sources import UsageError, source_from_args
 

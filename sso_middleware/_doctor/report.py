@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional, TextIO
 
-from ..config import SSOConfig
+from .._config.settings import SSOConfig
+from .._redaction import Redactor
 from ..errors import ConfigError
-from ..redaction import Redactor
 from .checks import CHECKS
 from .checks.context import FAIL, INFO, OK, SKIP, WARN, Check, Context, Status
 from .sources import Source, SourceError

@@ -31,8 +31,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from ..config import SSOConfig
-from ..redaction import url_passwords
+from .._config.settings import SSOConfig
+from .._redaction import url_passwords
 from .wording import one_line
 
 #: ``use`` values that mark the middleware's section in an ini file.

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal, Optional, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ..config import SSOConfig
+    from .._config.settings import SSOConfig
 
 #: A doctor finding's status (the doctor prints ``[ OK ]``, ``[WARN]``, ``[FAIL]``...).
 Status = Literal["OK", "WARN", "FAIL", "INFO", "SKIP"]

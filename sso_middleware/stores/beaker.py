@@ -27,15 +27,15 @@ from beaker.container import NamespaceManager
 from beaker.exceptions import BeakerException
 from beaker.session import Session
 
-from .. import cookies
+from .._sealing import BoundedJsonSerializer, RecordSeal, app_key_text, record_prefix
+from .._wsgi import cookies
 from ..errors import ConfigError
-from ..sealing import BoundedJsonSerializer, RecordSeal, app_key_text, record_prefix
 from .backend import Finding
 from .backend import Session as Container
 from .errors import RecordGone, SessionTooLarge, StoreUnavailable
 
 if TYPE_CHECKING:
-    from ..config import SSOConfig
+    from .._config.settings import SSOConfig
 
 #: The key of a record's value inside its Beaker namespace: the one Beaker's session records use, so
 #: :meth:`NamespaceRecords.delete_record` deletes either kind of record.

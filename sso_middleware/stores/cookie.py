@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Optional
 
 from beaker.session import CookieSession
 
-from ..sealing import app_key_text
+from .._sealing import app_key_text
 from .backend import Finding
 from .backend import Session as Container
 from .beaker import BeakerBackend

@@ -30,7 +30,7 @@ from .cookie import NoRecords
 from .errors import StoreUnavailable
 
 if TYPE_CHECKING:
-    from ..config import SSOConfig
+    from .._config.settings import SSOConfig
 
 log = logging.getLogger("sso_middleware")
 

@@ -33,7 +33,7 @@ from .file_records import FileIndex, PrivateFileNamespace, open_locked
 from .index import INDEX_PREFIX
 
 if TYPE_CHECKING:
-    from ..config import SSOConfig
+    from .._config.settings import SSOConfig
 
 log = logging.getLogger("sso_middleware")
 

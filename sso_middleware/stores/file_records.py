@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, TypeVar
 from beaker.container import FileNamespaceManager
 from beaker.synchronization import null_synchronizer
 
-from ..sealing import MAX_RECORD_BYTES, RecordSeal
+from .._sealing import MAX_RECORD_BYTES, RecordSeal
 from .errors import RecordGone, StoreUnavailable
 from .sealed import _SealedRecords
 

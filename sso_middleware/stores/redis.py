@@ -24,16 +24,16 @@ from typing import TYPE_CHECKING, Any, Optional
 from beaker.container import NamespaceManager
 from beaker.util import SyncDict
 
+from .._redaction import redact_url
+from .._sealing import MAX_RECORD_BYTES, RecordSeal
 from ..errors import ConfigError
-from ..redaction import redact_url
-from ..sealing import MAX_RECORD_BYTES, RecordSeal
 from .backend import Finding, lock_key, one_line
 from .beaker import ServerRecords
 from .errors import RecordGone, StoreUnavailable
 from .sealed import _SealedRecords
 
 if TYPE_CHECKING:
-    from ..config import SSOConfig
+    from .._config.settings import SSOConfig
 
 try:  # optional back end
     import redis

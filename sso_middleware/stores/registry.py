@@ -17,8 +17,8 @@ import inspect
 import re
 from typing import TYPE_CHECKING, Any, Union, cast
 
+from .._config.setting_files import imported_object
 from ..errors import ConfigError
-from ..setting_files import imported_object
 from .backend import SessionBackend, protocol_members
 from .cookie import CookieBackend
 from .environ import EnvironBackend
@@ -27,7 +27,7 @@ from .memcached import MemcachedBackend
 from .redis import RedisBackend
 
 if TYPE_CHECKING:
-    from ..config import SSOConfig
+    from .._config.settings import SSOConfig
 
 #: The built-in back ends, by their ``session_type``.
 SESSION_TYPES: dict[str, type[Any]] = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Optional
 
-from ..sealing import RecordSeal
+from .._sealing import RecordSeal
 from .errors import SessionTooLarge
 
 log = logging.getLogger("sso_middleware")

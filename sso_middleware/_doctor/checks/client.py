@@ -11,9 +11,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 
-from ... import client_auth
+from ..._oidc import client_auth
+from ..._oidc.client import OIDCClient, token_request
 from ...errors import ParFailed, ProviderError, SigningAlgorithmMismatch
-from ...oidc import OIDCClient, token_request
 from ..wording import describe_error, names, provider_words
 from .context import FAIL, INFO, OK, WARN, Context, Finding
 

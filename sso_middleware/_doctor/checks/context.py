@@ -22,10 +22,10 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
-from ...config import SSOConfig
-from ...discovery import ProviderMetadata
+from ..._config.settings import SSOConfig
+from ..._oidc.discovery import ProviderMetadata
+from ..._oidc.http import ProviderHTTP
 from ...errors import ProviderError
-from ...http import ProviderHTTP
 
 Status = Literal["OK", "WARN", "FAIL", "INFO", "SKIP"]
 OK: Status = "OK"

@@ -13,9 +13,9 @@ import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from ...config import SSOConfig
-from ...egress import check_client_certificate, count_ca_certificates
-from ...redaction import redact_url
+from ..._config.settings import SSOConfig
+from ..._oidc.egress import check_client_certificate, count_ca_certificates
+from ..._redaction import redact_url
 from .context import FAIL, INFO, OK, WARN, Context, Finding
 
 

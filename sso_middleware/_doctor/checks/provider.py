@@ -20,11 +20,11 @@ from urllib.parse import urlsplit
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
-from ...config import UNSIGNED, SSOConfig
-from ...discovery import ProviderMetadata
+from ..._config.settings import UNSIGNED, SSOConfig
+from ..._oidc.discovery import ProviderMetadata
+from ..._oidc.id_token import accepted_algorithms
+from ..._oidc.jwks import key_fits
 from ...errors import ProviderError, ProviderTimeout
-from ...id_token import accepted_algorithms
-from ...jwks import key_fits
 from ..wording import describe_error, names
 from .context import FAIL, INFO, OK, WARN, Context, Finding
 

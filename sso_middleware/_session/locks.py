@@ -21,8 +21,8 @@ import time
 from collections.abc import Iterator
 from typing import Any, Optional
 
-from .config import SSOConfig
-from .stores import SessionBackend, backend_for
+from .._config.settings import SSOConfig
+from ..stores import SessionBackend, backend_for
 
 #: Seconds between two attempts at a lock another process holds (doubling up to ``_MAX_POLL``).
 _FIRST_POLL = 0.01

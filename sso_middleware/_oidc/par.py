@@ -27,11 +27,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit
 
+from ..errors import ParFailed, ParRequired, ParUnavailable, ProviderRefused
 from . import client_auth
-from .errors import ParFailed, ParRequired, ParUnavailable, ProviderRefused
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import SSOConfig
+    from .._config.settings import SSOConfig
     from .discovery import ProviderMetadata
     from .http import ProviderHTTP
 

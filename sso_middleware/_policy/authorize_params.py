@@ -46,8 +46,14 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 from urllib.parse import unquote
 
-from .errors import AuthorizeHookFailed, ConfigError, InvalidAuthorizeParam, InvalidOrganization, OrganizationNotAllowed
-from .setting_files import imported_object
+from .._config.setting_files import imported_object
+from ..errors import (
+    AuthorizeHookFailed,
+    ConfigError,
+    InvalidAuthorizeParam,
+    InvalidOrganization,
+    OrganizationNotAllowed,
+)
 
 log = logging.getLogger("sso_middleware")
 

@@ -35,10 +35,19 @@ from urllib.parse import urlencode
 from webob import Request, Response
 from webob.exc import HTTPSeeOther
 
-from .authorize_params import RequestParams, checked_organization, for_attempt, from_request, organization_matches
-from .bodies import BodyError, read_form
-from .config import SSOConfig, is_valid_connection
-from .errors import (
+from .._config.settings import SSOConfig, is_valid_connection
+from .._oidc.client import OIDCClient
+from .._policy.authorize_params import (
+    RequestParams,
+    checked_organization,
+    for_attempt,
+    from_request,
+    organization_matches,
+)
+from .._policy.redirects import absolute_target, app_path, checked_target
+from .._policy.rules import MAX_AGE_LEEWAY, StepUp, matching, step_up_for
+from .._session.state import SessionStore, SignedInUser, SSOSession, StoreUnavailable, Tokens
+from ..errors import (
     AuthFailure,
     ConnectionNotAllowed,
     InvalidAuthorizeParam,
@@ -54,11 +63,8 @@ from .errors import (
     ProviderRefused,
     StepUpFailed,
 )
-from .oidc import OIDCClient
+from .bodies import BodyError, read_form
 from .pages import failure_page, no_store
-from .redirects import absolute_target, app_path, checked_target
-from .rules import MAX_AGE_LEEWAY, StepUp, matching, step_up_for
-from .session import SessionStore, SignedInUser, SSOSession, StoreUnavailable, Tokens
 from .transactions import Transaction, TransactionCookies
 
 log = logging.getLogger("sso_middleware")

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
-from .errors import SSOError
+from ..errors import SSOError
 
 USERINFO_KEY = "sso.userinfo"
 CONNECTION_KEY = "sso.connection"

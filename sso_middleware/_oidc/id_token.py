@@ -42,10 +42,10 @@ from typing import Any, Optional
 
 import jwt
 
-from .config import UNSIGNED
-from .errors import AuthFailure, InvalidIdToken, InvalidLogoutToken, ProviderError
+from .._config.settings import UNSIGNED
+from .._sealing import same_text
+from ..errors import AuthFailure, InvalidIdToken, InvalidLogoutToken, ProviderError
 from .jwks import KeySet
-from .sealing import same_text
 
 
 class IdentityMismatch(InvalidIdToken):

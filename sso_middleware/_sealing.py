@@ -38,7 +38,7 @@ import logging
 import zlib
 from typing import Any, Optional, Union
 
-from .config import SSOConfig
+from ._config.settings import SSOConfig
 
 log = logging.getLogger("sso_middleware")
 

@@ -36,11 +36,9 @@ from oauthlib.oauth2 import WebApplicationClient
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from oauthlib.oauth2.rfc6749.parameters import prepare_token_request
 
-from . import client_auth
-from .authorize_params import merged_scope
-from .config import UNSIGNED, SSOConfig
-from .discovery import ProviderMetadata
-from .errors import (
+from .._config.settings import UNSIGNED, SSOConfig
+from .._policy.authorize_params import merged_scope
+from ..errors import (
     InvalidTokenResponse,
     IssuerMismatch,
     ProviderBadResponse,
@@ -50,6 +48,8 @@ from .errors import (
     SigningAlgorithmMismatch,
     UserinfoMismatch,
 )
+from . import client_auth
+from .discovery import ProviderMetadata
 from .http import ProviderHTTP
 from .id_token import (
     TokenRules,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def read_setting_file(name: str, path: str, limit: int) -> bytes:

@@ -18,7 +18,7 @@ become :class:`~sso_middleware.errors.ProviderError` with the code
 ``provider_unreachable``, ``provider_timeout`` or ``provider_bad_response`` (and
 ``provider_proxy_error`` / ``provider_tls_error`` naming the setting to check).
 The proxy, the trusted CAs and the client certificate come from an
-:class:`~sso_middleware.egress.Egress` and are passed to the adapter on every call.
+:class:`~sso_middleware._oidc.egress.Egress` and are passed to the adapter on every call.
 
 Tests replace the network with ``transport``: a ``requests`` transport adapter
 mounted for every URL (``SSOMiddleware(..., http_transport=...)`` passes it here,
@@ -38,11 +38,11 @@ import requests
 import urllib3.exceptions
 from requests.adapters import BaseAdapter
 
+from ..errors import ProviderBadResponse, ProviderTimeout, ProviderUnreachable
 from .egress import Egress
-from .errors import ProviderBadResponse, ProviderTimeout, ProviderUnreachable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import SSOConfig
+    from .._config.settings import SSOConfig
 
 log = logging.getLogger("sso_middleware")
 

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl
 
 from webob import Response
 
-from .errors import SSOError
+from ..errors import SSOError
 from .pages import no_store
 
 __all__ = ["BodyError", "read_form", "refusal"]

@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from . import authorize_params as authz
-from . import client_auth, egress
-from .errors import ConfigError
-from .rule_parsing import parse_rules
-from .rules import AccessRule, configured_prefix
+from .._oidc import client_auth, egress
+from .._policy import authorize_params as authz
+from .._policy.rule_parsing import parse_rules
+from .._policy.rules import AccessRule, configured_prefix
+from ..errors import ConfigError
 
 #: ID-token signature algorithms the middleware knows how to verify.
 KNOWN_ALGORITHMS = frozenset(
@@ -567,7 +567,7 @@ def _validate(config: SSOConfig) -> None:
     _positive(config, "refresh_margin", allow_zero=True)
     if config.refresh_failure not in REFRESH_FAILURES:
         raise ConfigError("refresh_failure", f"must be one of {', '.join(REFRESH_FAILURES)}")
-    from .stores import registry  # here: the back ends import this module
+    from ..stores import registry  # here: the back ends import this module
 
     backend = registry.resolve(config.session_type)  # ConfigError("session_type") when it names no back end
     _positive(config, "session_store_timeout", maximum=60)

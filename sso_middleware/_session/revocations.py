@@ -44,7 +44,7 @@ import threading
 from collections.abc import Iterable
 from typing import Callable, Optional
 
-from .stores import StoreUnavailable
+from ..stores import StoreUnavailable
 
 log = logging.getLogger("sso_middleware")
 

@@ -34,8 +34,14 @@ from requests.adapters import BaseAdapter
 from webob import Request, Response
 from webob.request import PATH_SAFE
 
+from .._config.settings import SSOConfig, check_known
+from .._oidc.client import OIDCClient
+from .._oidc.http import ProviderHTTP
+from .._policy.rules import MAX_AGE_LEEWAY, AccessRule, Decision, as_sent, decide, matching
+from .._session.refresh import TokenRefresher, TokenState
+from .._session.state import SessionStore, SessionTooLarge, SignedInUser, SSOSession, StoreUnavailable
+from ..errors import AuthFailure, ProviderError
 from .bodies import refusal
-from .config import SSOConfig, check_known
 from .environ import (
     ACCESS_TOKEN_EXPIRES_KEY,
     ACCESS_TOKEN_KEY,
@@ -45,14 +51,8 @@ from .environ import (
     TOKEN_ERROR_KEY,
     USERINFO_KEY,
 )
-from .errors import AuthFailure, ProviderError
 from .handlers import Handler, Handlers, redirect
-from .http import ProviderHTTP
-from .oidc import OIDCClient
 from .pages import failure_page, forbidden, login_required, server_error, step_up_required
-from .refresh import TokenRefresher, TokenState
-from .rules import MAX_AGE_LEEWAY, AccessRule, Decision, as_sent, decide, matching
-from .session import SessionStore, SessionTooLarge, SignedInUser, SSOSession, StoreUnavailable
 
 log = logging.getLogger("sso_middleware")
 

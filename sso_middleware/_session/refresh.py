@@ -42,12 +42,12 @@ import threading
 from dataclasses import dataclass
 from typing import Optional
 
-from .config import SSOConfig
-from .errors import AuthFailure, InvalidGrant
-from .id_token import IdentityMismatch
+from .._config.settings import SSOConfig
+from .._oidc.client import OIDCClient
+from .._oidc.id_token import IdentityMismatch
+from ..errors import AuthFailure, InvalidGrant
 from .locks import StoreLocks
-from .oidc import OIDCClient
-from .session import SessionStore, SignedInUser, SSOSession, Tokens
+from .state import SessionStore, SignedInUser, SSOSession, Tokens
 
 log = logging.getLogger("sso_middleware")
 

@@ -32,13 +32,13 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
-from .config import SSOConfig
-from .cookies import request_cookie
+from .._config.settings import SSOConfig
+from .._sealing import app_key
+from .._wsgi.cookies import request_cookie
+from ..stores import TOKENS_PREFIX, SessionBackend, SessionTooLarge, StoreUnavailable, backend_for, prepare_data_dir
+from ..stores import index as session_index
+from ..stores.backend import stamp_interval
 from .revocations import Revocations
-from .sealing import app_key
-from .stores import TOKENS_PREFIX, SessionBackend, SessionTooLarge, StoreUnavailable, backend_for, prepare_data_dir
-from .stores import index as session_index
-from .stores.backend import stamp_interval
 
 log = logging.getLogger("sso_middleware")
 

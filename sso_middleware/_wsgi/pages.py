@@ -12,7 +12,7 @@ from typing import Optional
 
 from webob import Response
 
-from .errors import describe
+from ..errors import describe
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -35,7 +35,9 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
-from .errors import (
+from .._config.setting_files import read_setting_file
+from .._redaction import redact_url
+from ..errors import (
     ConfigError,
     ProviderError,
     ProviderProxyError,
@@ -43,11 +45,9 @@ from .errors import (
     ProviderTlsError,
     ProviderUnreachable,
 )
-from .redaction import redact_url
-from .setting_files import read_setting_file
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import SSOConfig
+    from .._config.settings import SSOConfig
 
 _HASHED_NAME = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
 _PEM_LIMIT = 4 * 1024 * 1024  # a trust bundle is a few hundred kB; refuse to read a huge file at start

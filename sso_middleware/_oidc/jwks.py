@@ -26,7 +26,7 @@ from typing import Any, Optional
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
-from .errors import InvalidIdToken, ProviderBadResponse, ProviderError
+from ..errors import InvalidIdToken, ProviderBadResponse, ProviderError
 
 log = logging.getLogger("sso_middleware")
 

@@ -44,11 +44,11 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from .errors import ConfigError
-from .setting_files import read_setting_file
+from .._config.setting_files import read_setting_file
+from ..errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import SSOConfig
+    from .._config.settings import SSOConfig
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt")
 JWT_METHODS = ("client_secret_jwt", "private_key_jwt")

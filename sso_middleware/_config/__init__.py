@@ -1,0 +1,1 @@
+"""Settings: the frozen :class:`SSOConfig`, its conversion from strings and its validation."""
