@@ -33,7 +33,8 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
-from sso_middleware import SSOMiddleware, oidc
+from sso_middleware import SSOMiddleware
+from sso_middleware._oidc import client as oidc
 from sso_middleware._oidc.http import MAX_RESPONSE_BYTES
 
 from .adversarial_provider import (

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sso_middleware import SSOConfig, SSOMiddleware
-from sso_middleware._config.settings import is_loopback_host, origin_of
+from sso_middleware._config.urls import is_loopback_host, origin_of
 from sso_middleware._policy.rules import AccessRule, Condition
 from sso_middleware.errors import ConfigError
 
@@ -832,7 +832,7 @@ def test_origin_of(url: str, origin: Any) -> None:
 @pytest.mark.parametrize("url", ["https://op.example/authorize#frag", "https://op.example/a b",
                                  "https://op.example/a\r\nX: y", "https://op.example/\x7f"])
 def test_endpoint_urls_with_fragments_or_control_characters_are_refused(url: str) -> None:
-    from sso_middleware._config.settings import check_endpoint_url
+    from sso_middleware._config.urls import check_endpoint_url
 
     with pytest.raises(ConfigError):
         check_endpoint_url("authorization_endpoint", url, allow_insecure_http=False)

@@ -36,7 +36,8 @@ from oauthlib.oauth2 import WebApplicationClient
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
 from oauthlib.oauth2.rfc6749.parameters import prepare_token_request
 
-from .._config.settings import UNSIGNED, SSOConfig
+from .._config.settings import SSOConfig
+from .._config.validation import UNSIGNED
 from .._policy.authorize_params import merged_scope
 from ..errors import (
     InvalidTokenResponse,

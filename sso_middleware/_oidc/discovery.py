@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
-from .._config.settings import SSOConfig, check_endpoint_url
+from .._config.settings import SSOConfig
+from .._config.urls import check_endpoint_url
 from ..errors import ConfigError, ProviderBadResponse
 
 log = logging.getLogger("sso_middleware")

@@ -42,7 +42,7 @@ from typing import Any, Optional
 
 import jwt
 
-from .._config.settings import UNSIGNED
+from .._config.validation import UNSIGNED
 from .._sealing import same_text
 from ..errors import AuthFailure, InvalidIdToken, InvalidLogoutToken, ProviderError
 from .jwks import KeySet

@@ -17,7 +17,7 @@ from collections.abc import Collection
 from typing import Optional
 from urllib.parse import unquote, urlsplit
 
-from .._config.settings import origin_of
+from .._config.urls import origin_of
 
 MAX_TARGET_LENGTH = 2048
 _MAX_DECODE_ROUNDS = 8

@@ -35,7 +35,8 @@ from urllib.parse import urlencode
 from webob import Request, Response
 from webob.exc import HTTPSeeOther
 
-from .._config.settings import SSOConfig, is_valid_connection
+from .._config.settings import SSOConfig
+from .._config.validation import is_valid_connection
 from .._oidc.client import OIDCClient
 from .._policy.authorize_params import (
     RequestParams,

@@ -34,7 +34,8 @@ from requests.adapters import BaseAdapter
 from webob import Request, Response
 from webob.request import PATH_SAFE
 
-from .._config.settings import SSOConfig, check_known
+from .._config.settings import SSOConfig
+from .._config.validation import check_known
 from .._oidc.client import OIDCClient
 from .._oidc.http import ProviderHTTP
 from .._policy.rules import MAX_AGE_LEEWAY, AccessRule, Decision, as_sent, decide, matching

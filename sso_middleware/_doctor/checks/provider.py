@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 from jwt import PyJWK
 from jwt.exceptions import PyJWTError
 
-from ..._config.settings import UNSIGNED, SSOConfig
+from ..._config.settings import SSOConfig
+from ..._config.validation import UNSIGNED
 from ..._oidc.discovery import ProviderMetadata
 from ..._oidc.id_token import accepted_algorithms
 from ..._oidc.jwks import key_fits

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from ..._config.settings import is_loopback_host
+from ..._config.urls import is_loopback_host
 from ...errors import ConfigError
 from ...stores import backend_for
 from ...stores.registry import resolve as resolve_backend

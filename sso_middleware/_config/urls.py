@@ -1,0 +1,78 @@
+"""URL rules shared by the settings and the routes: origins, loopback hosts, provider endpoint URLs.
+
+Security caveat: :func:`request_origin` is whatever the client sent; use it only to compare with
+configured origins, never to build a URL.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from ..errors import ConfigError
+
+_LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def origin_of(url: str) -> Optional[str]:
+    """``scheme://host[:port]`` of an absolute http(s) URL (lower-cased, default port dropped), or None."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or (scheme, port) in (("http", 80), ("https", 443)):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def request_origin(environ: Mapping[str, Any]) -> Optional[str]:
+    """The canonical origin a request was sent to (``wsgi.url_scheme`` and ``HTTP_HOST``, else ``SERVER_NAME``).
+
+    For comparison with configured origins only: it is whatever the client sent.
+    """
+    scheme = str(environ.get("wsgi.url_scheme") or "http")
+    host = str(environ.get("HTTP_HOST") or "")
+    if not host:
+        host = f"{environ.get('SERVER_NAME', '')}:{environ.get('SERVER_PORT', '')}".rstrip(":")
+    if not host or not all("\x21" <= char <= "\x7e" for char in host) or any(c in host for c in "/?#@\\"):
+        return None
+    return origin_of(f"{scheme}://{host}")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1."""
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint_url(name: str, url: str, allow_insecure_http: bool) -> None:
+    """Refuse a URL that is not https (or http on loopback when allowed); used for provider URLs too."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ConfigError(name, f"{url!r} is not a valid URL") from exc
+    if not parts.hostname or parts.scheme not in ("http", "https"):
+        raise ConfigError(name, f"{url!r} must be an absolute https:// URL")
+    if parts.scheme == "http":
+        if not allow_insecure_http:
+            raise ConfigError(name, f"{url!r} uses http://; use https:// (allow_insecure_http is for loopback tests)")
+        if not is_loopback_host(parts.hostname):
+            raise ConfigError(name, f"{url!r}: http:// is allowed only on a loopback host")
+    if parts.username or parts.password:
+        raise ConfigError(name, "must not contain credentials")
+    if parts.fragment or "#" in url or not all("\x21" <= char <= "\x7e" for char in url):
+        raise ConfigError(name, f"{url!r} must not contain a fragment, spaces or control characters")
