@@ -18,6 +18,17 @@ from .store_servers import StoreServer
 
 SESSION_SECRET = "s" * 40
 
+TIERS = ("unit", "wsgi", "integration")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, the folder it lives in (``pytest -m unit`` runs the fast tier)."""
+    for item in items:
+        tier = item.path.parent.name
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: a test module lives in one of tests/{{{','.join(TIERS)}}}/")
+        item.add_marker(tier)
+
 #: What must never reach a log line: JWTs, bearer headers, session ids (32 hex digits), our secrets.
 _SECRET_PATTERNS = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.|Bearer |\b[0-9a-f]{32}\b")
 _KNOWN_SECRETS = (CLIENT_SECRET, SESSION_SECRET, "alice-password", "bob-password", "app1-secret", "app2-secret")

@@ -33,8 +33,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
 from .._config.settings import SSOConfig
+from .._cookies import request_cookie
 from .._sealing import app_key
-from .._wsgi.cookies import request_cookie
 from ..stores import TOKENS_PREFIX, SessionBackend, SessionTooLarge, StoreUnavailable, backend_for, prepare_data_dir
 from ..stores import index as session_index
 from ..stores.backend import stamp_interval

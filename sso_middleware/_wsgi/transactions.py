@@ -54,9 +54,9 @@ from typing import Optional
 from cryptography.fernet import Fernet, InvalidToken
 
 from .._config.settings import SSOConfig
+from .._cookies import request_cookie, request_cookies, set_cookie
 from .._sealing import app_key, same_text
 from ..errors import InvalidTargetUrl
-from .cookies import request_cookie, request_cookies, set_cookie
 
 #: Most sign-ins one browser may have in flight (per application); the oldest are dropped.
 MAX_TRANSACTIONS = 6

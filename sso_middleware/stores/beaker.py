@@ -27,8 +27,8 @@ from beaker.container import NamespaceManager
 from beaker.exceptions import BeakerException
 from beaker.session import Session
 
+from .. import _cookies as cookies
 from .._sealing import BoundedJsonSerializer, RecordSeal, app_key_text, record_prefix
-from .._wsgi import cookies
 from ..errors import ConfigError
 from .backend import Finding
 from .backend import Session as Container
