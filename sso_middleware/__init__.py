@@ -3,19 +3,30 @@
 >>> from sso_middleware import SSOMiddleware, SSOConfig, get_userinfo, authorization_header
 
 See :class:`SSOMiddleware` for the contract and the README for the settings.
+
+This module is the public API, with three public sub-packages: :mod:`sso_middleware.errors`
+(the exceptions and the failure-code catalogue), :mod:`sso_middleware.stores` (the
+``SessionBackend`` protocol for a session store of one's own) and
+:mod:`sso_middleware.testing` (the in-memory ``FakeProvider``, the bundled ``DevProvider``
+and the pytest plugin).  Everything under an ``_``-prefixed name is implementation and may
+change without notice.
 """
 
 from ._config.settings import SSOConfig
 from ._wsgi.environ import NoAccessToken, authorization_header, get_access_token, get_organization, get_userinfo
 from ._wsgi.middleware import SSOMiddleware
-from .errors import AuthFailure, ConfigError
+from .errors import AuthFailure, ConfigError, SSOError
+from .stores import SessionBackend, StoreUnavailable
 
 __all__ = [
     "AuthFailure",
     "ConfigError",
     "NoAccessToken",
     "SSOConfig",
+    "SSOError",
     "SSOMiddleware",
+    "SessionBackend",
+    "StoreUnavailable",
     "authorization_header",
     "get_access_token",
     "get_organization",

@@ -27,7 +27,7 @@ log = logging.getLogger("sso_middleware")
 class PrivateFileNamespace(_SealedRecords, FileNamespaceManager):  # type: ignore[misc]
     """Beaker's file namespace (same files and locks), holding sealed JSON, with fewer file-system calls.
 
-    * A record is the sealed JSON text of the namespace's dict (:mod:`.sealing`, kind and
+    * A record is the sealed JSON text of the namespace's dict (:mod:`sso_middleware._sealing`, kind and
       record id bound), never a pickle: a file that is not sealed for this record --
       planted, copied from another record, or a pickle of an older version -- reads as
       no record, and nothing is ever unpickled.  Reads are bounded by the size limit.
@@ -42,7 +42,7 @@ class PrivateFileNamespace(_SealedRecords, FileNamespaceManager):  # type: ignor
       generated, known to nobody else yet) is created in place with ``O_EXCL``: no
       lock file and no temporary file.  Creating files is the expensive part of a
       file-system write (hundreds of microseconds on some virtual disks), and a
-      sign-in used to create six.  Should the file exist after all, the ordinary
+      sign-in writes several records.  Should the file exist after all, the ordinary
       locked write is used.
     """
 
