@@ -25,9 +25,7 @@ Routes (paths are settings):
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any, Optional
 from urllib.parse import urlencode
@@ -47,23 +45,21 @@ from .._policy.authorize_params import (
 )
 from .._policy.redirects import absolute_target, app_path, checked_target
 from .._policy.rules import MAX_AGE_LEEWAY, StepUp, matching, step_up_for
-from .._session.state import SessionStore, SignedInUser, SSOSession, StoreUnavailable, Tokens
+from .._session.state import SessionStore, SignedInUser, SSOSession, Tokens
 from ..errors import (
-    AuthFailure,
     ConnectionNotAllowed,
     InvalidAuthorizeParam,
     InvalidConnection,
-    InvalidLogoutToken,
     InvalidRequest,
     InvalidState,
     InvalidTargetUrl,
     MissingCode,
     MissingConnection,
     MissingTargetUrl,
-    ProviderError,
     ProviderRefused,
     StepUpFailed,
 )
+from .backchannel import BackchannelLogout
 from .bodies import BodyError, read_form
 from .pages import failure_page, no_store
 from .transactions import Transaction, TransactionCookies
@@ -92,8 +88,7 @@ class Handlers:
         self.store = store
         self.clock = clock
         self.transactions = TransactionCookies(config)
-        self._seen_jti: dict[str, float] = {}
-        self._jti_lock = threading.Lock()
+        self.backchannel_logout = BackchannelLogout(config, client, store, clock)
 
     def routes(self) -> dict[str, Handler]:
         config = self.config
@@ -214,56 +209,6 @@ class Handlers:
             if url is not None:
                 return self._redirect(url, request)
         return self._redirect(target, request)
-
-    def backchannel_logout(self, request: Request, session: SSOSession) -> Response:
-        """OpenID Connect Back-Channel Logout 1.0 section 2.5-2.8: 200 when done, 400 when refused."""
-        if request.method != "POST":
-            response = _json(405, {"error": "invalid_request", "error_description": "POST a logout_token"})
-            response.headers["Allow"] = "POST"
-            return response
-        try:
-            token = _form_param(request, "logout_token", self.config.max_request_body)
-            if not token:
-                raise InvalidRequest("no logout_token in the POST body")
-            claims = self.client.validate_logout_token(token)
-            self._refuse_replay(claims)
-        except ProviderError as failure:
-            log.warning("sso: back-channel logout could not be checked: %s", failure)
-            return _json(503, {"error": "temporarily_unavailable"})
-        except AuthFailure as failure:
-            log.warning("sso: back-channel logout refused: %s", failure)
-            return _json(400, {"error": "invalid_request", "error_description": failure.code})
-        sid, sub = claims.get("sid"), claims.get("sub")
-        try:
-            ended = self.store.end_sessions(sid, sub, self.clock())
-        except StoreUnavailable as exc:
-            # Not done: a 503 (not the browser's failure-page redirect); the jti is not recorded,
-            # so the provider's retry of this very token is not refused as a replay.
-            log.error("sso: back-channel logout could not end the sessions: %s", exc)
-            return _json(503, {"error": "temporarily_unavailable"})
-        self._record_jti(claims)
-        log.info("sso: back-channel logout for %s ended %d session(s)", "sid" if sid else "sub", ended)
-        return _json(200, None)
-
-    def _refuse_replay(self, claims: dict[str, Any]) -> None:
-        """Refuse a logout token whose ``jti`` this process has already carried out (until it expires).
-
-        Every validated logout token has one: :func:`.id_token.validate_logout_token`
-        refuses a token without a non-empty string ``jti`` (Back-Channel Logout 1.0 section 2.4).
-        """
-        jti = str(claims["jti"])
-        with self._jti_lock:
-            if jti in self._seen_jti:
-                raise InvalidLogoutToken("jti already used (replay)")
-
-    def _record_jti(self, claims: dict[str, Any]) -> None:
-        """Remember a carried-out logout token's ``jti`` until it expires (bounded: expired ones pruned)."""
-        jti = str(claims["jti"])
-        now = self.clock()
-        with self._jti_lock:
-            if len(self._seen_jti) > 10000:
-                self._seen_jti = {key: exp for key, exp in self._seen_jti.items() if exp > now}
-            self._seen_jti[jti] = float(claims["exp"]) + self.config.clock_skew
 
     def failure(self, request: Request, session: SSOSession) -> Response:
         return failure_page(_param(request, "error") or "", self._base(request) + "/")
@@ -403,16 +348,6 @@ def local_auth_time(claims: dict[str, Any], now: float) -> Optional[float]:
     return now - max(0.0, float(claims["iat"]) - float(auth_time))  # both numbers: checked with the token
 
 
-def _json(status: int, body: Optional[dict[str, Any]]) -> Response:
-    """A JSON (or empty) answer that is never cached (Back-Channel Logout 1.0 section 2.8)."""
-    response = Response(status=status)
-    if body is not None:
-        response.content_type = "application/json"
-        response.charset = None
-        response.body = json.dumps(body).encode()
-    return no_store(response)
-
-
 def redirect(location: str) -> Response:
     """A 303 that is never cached.  ``location`` is absolute: never built from the request's Host."""
     return no_store(HTTPSeeOther(location=location))
@@ -430,19 +365,3 @@ def _param(request: Request, name: str) -> Optional[str]:
     if value is not None and not isinstance(value, str):
         raise InvalidRequest(f"parameter {name!r} is not text")
     return value
-
-
-def _form_param(request: Request, name: str, limit: int) -> Optional[str]:
-    """One text field of a POSTed form body of at most ``limit`` bytes (the middleware refused larger ones).
-
-    For the routes that need a body (back-channel logout); a repeated field is refused as ambiguous.
-    """
-    if request.method != "POST":
-        return None
-    try:
-        values = read_form(request.environ, limit).get(name, [])
-    except BodyError as refused:
-        raise InvalidRequest(refused.reason) from None
-    if len(values) > 1:
-        raise InvalidRequest(f"parameter {name!r} given more than once")
-    return values[0] if values else None
