@@ -1,8 +1,8 @@
 """The ``Cookie`` request header read, and ``Set-Cookie`` values written, for the middleware's own cookies.
 
 Two kinds of cookie are ours: the session cookie (Beaker writes it when it carries
-a session id; :mod:`.session` expires it) and the sign-in transaction cookies
-(:mod:`.transactions`).  Both read the request's ``Cookie`` header with
+a session id; :mod:`sso_middleware._session.state` expires it) and the sign-in transaction cookies
+(:mod:`sso_middleware._wsgi.transactions`).  Both read the request's ``Cookie`` header with
 :func:`request_cookie` / :func:`request_cookies` and build their ``Set-Cookie``
 values with :func:`set_cookie` / :func:`deletion_cookie`.
 
@@ -17,7 +17,7 @@ Security caveats:
 * Of several cookies of one name the first one sent counts.  Browsers send the one
   with the longest ``Path`` first (RFC 6265 section 5.4), but a sibling subdomain
   can set a same-named cookie for the parent domain; only the ``__Host-`` names
-  (:mod:`.config`) keep it out.
+  (:mod:`sso_middleware._config.settings`) keep it out.
 * Nothing here says a value is authentic: every caller verifies what it reads
   (Beaker's signature or encryption, the transactions' Fernet token).
 * What is written is checked: a name must be an RFC 6265 token and a value

@@ -1,6 +1,6 @@
 """PasteDeploy entry point: ``[filter:sso]`` with ``use = egg:sso_middleware#main``.
 
-Every other key of the section is a setting of :class:`~.config.SSOConfig`,
+Every other key of the section is a setting of :class:`~sso_middleware._config.settings.SSOConfig`,
 given as a string and converted (booleans ``true``/``false``, lists separated
 by spaces, commas or new lines).  ``%(here)s``-style interpolation is done by
 PasteDeploy before the values reach us.

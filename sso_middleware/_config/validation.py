@@ -28,7 +28,7 @@ KNOWN_ALGORITHMS = frozenset(
 )
 #: The ``alg`` of an unsigned JWS (RFC 7515 appendix A.5).  Named in ``id_token_algorithms``, it accepts
 #: *unsigned* ID tokens, and only from the token endpoint over TLS (Core 1.0 section 3.1.3.7 item 6; see
-#: :mod:`.id_token`).  Never a default.
+#: :mod:`sso_middleware._oidc.id_token`).  Never a default.
 UNSIGNED = "none"
 FALLBACKS = ("interactive", "anonymous")
 REFRESH_FAILURES = ("sign_out", "keep_session")

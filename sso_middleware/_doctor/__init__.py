@@ -23,7 +23,7 @@ failed (warnings allowed), 1 when one did, 2 for usage errors.
 Security caveats: the doctor prints no secrets -- neither ``client_secret`` nor
 ``session_secret`` nor the password of ``session_url`` (``redis://:PW@host`` or
 ``?password=PW``) or ``http_proxy`` -- and as a last line of defence every printed text goes
-through :meth:`~..redaction.Redactor.show`, which masks the configured secret values and any
+through :meth:`~sso_middleware._redaction.Redactor.show`, which masks the configured secret values and any
 run of 8 or more characters of one (error messages of libraries quote pieces of values), and
 prints non-printable characters escaped (``\\x1b``): discovery values, key ids and other
 provider-supplied strings cannot drive the terminal.  PasteDeploy's interpolation errors (a

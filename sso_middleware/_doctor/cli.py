@@ -7,7 +7,7 @@ source (:mod:`.sources`), runs the checks (:mod:`.checks`) and prints the report
 :data:`EXIT_FAILED` (1) when one did; :data:`EXIT_USAGE` (2) for bad arguments or a file
 or section that does not exist.
 
-Security caveat: :func:`run` gives the report's :class:`~..redaction.Redactor` every
+Security caveat: :func:`run` gives the report's :class:`~sso_middleware._redaction.Redactor` every
 secret the source and the configuration know of (``client_secret``, ``session_secret``,
 the passwords of ``session_url`` and ``http_proxy``) before anything is printed, and
 marks the client id, issuer and base URLs as public so that pieces of them are not

@@ -7,7 +7,7 @@ discovery as one skipped line when it failed, and a check that raises as one fai
 made printable, :func:`write_lines` and :func:`write_json` print it.
 
 Security caveat: only results that went through :func:`shown` (that is,
-:meth:`~..redaction.Redactor.show`: configured secrets masked, control characters escaped)
+:meth:`~sso_middleware._redaction.Redactor.show`: configured secrets masked, control characters escaped)
 may be printed; the writers do not filter again.
 """
 

@@ -15,7 +15,7 @@ that a bad setting becomes the first failed check instead of a usage error.
 
 Security caveat: each source gathers, before anything is loaded, the values that must
 never be printed (:attr:`Source.secrets`: ``client_secret``, ``session_secret`` and the
-passwords in ``session_url`` and ``http_proxy``), for the report's :class:`~..redaction.Redactor`.
+passwords in ``session_url`` and ``http_proxy``), for the report's :class:`~sso_middleware._redaction.Redactor`.
 The errors of configparser and PasteDeploy quote raw lines and values (a secret, often):
 they are reported by their type, line number or option name only.
 """

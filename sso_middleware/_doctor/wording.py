@@ -6,7 +6,7 @@ the same way.
 
 Security caveat: these functions shorten and flatten text (control characters become
 spaces) but mask nothing: the report passes every line through
-:meth:`~..redaction.Redactor.show` before it is printed.
+:meth:`~sso_middleware._redaction.Redactor.show` before it is printed.
 """
 
 from __future__ import annotations

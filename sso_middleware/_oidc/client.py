@@ -194,7 +194,7 @@ class OIDCClient:
         for a recent or stronger authentication (step-up).  ``redirect_uri``: the request's
         (one of ``base_url``'s origins; default the first); the code exchange must send the
         same one.  ``response_mode`` is sent only for ``form_post`` (``query`` is the code
-        flow's default).  ``extra_params``: checked extra parameters (:mod:`.authorize_params`);
+        flow's default).  ``extra_params``: checked extra parameters (:mod:`sso_middleware._policy.authorize_params`);
         they can never replace a protocol parameter, and an extra ``scope`` only adds scopes.
 
         Built here rather than with oauthlib's ``prepare_request_uri``, which refuses

@@ -5,11 +5,11 @@ reaches the provider -- ``http_proxy`` (with ``http_trust_env``), ``ca_bundle`` 
 ``tls_client_cert``/``tls_client_key`` -- and turns them into the ``proxies``, ``verify``
 and ``cert`` arguments of the transport adapter.  It also names the setting to check when
 a connection fails (:meth:`Egress.failure`), and validates the files at build time
-(:func:`validate`), so a wrong path is a :class:`~.errors.ConfigError`, not a failed
+(:func:`validate`), so a wrong path is a :class:`~sso_middleware.errors.ConfigError`, not a failed
 sign-in.
 
 Security caveats: ``http_proxy`` may carry ``user:password``; it is kept out of ``repr``
-and every message shows it through :func:`.redaction.redact_url`.  An ``http://`` proxy sees the
+and every message shows it through :func:`~sso_middleware._redaction.redact_url`.  An ``http://`` proxy sees the
 host names the middleware connects to (CONNECT), never the traffic: provider calls are
 TLS tunnels through it, verified end to end against ``ca_bundle``.  ``ca_bundle`` replaces
 the default trust store for the provider (and an ``https://`` proxy); it does not add to it.

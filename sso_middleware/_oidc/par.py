@@ -16,7 +16,7 @@ Security caveats: with PAR the parameters (``state``, ``nonce``, the PKCE challe
 ``redirect_uri``) travel on the authenticated back channel, so they never appear in
 the browser's history, the provider's access logs or a Referer, and cannot be altered
 by whoever relays the URL.  Every failure of the push (unreachable, an error answer, a
-malformed one) is a :class:`~.errors.ProviderError`: the failure page (502, or
+malformed one) is a :class:`~sso_middleware.errors.ProviderError`: the failure page (502, or
 503/504 for an unreachable or slow provider), never a redirect back into a sign-in.
 """
 

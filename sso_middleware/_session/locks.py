@@ -3,7 +3,7 @@
 :meth:`StoreLocks.hold` makes concurrent holders of one name take turns, with a
 bounded wait.  Within a process the waiters queue on a ``threading.Lock``; across
 processes (and hosts) the lock lives where the sessions do: the back end's
-:meth:`~.stores.SessionBackend.acquire` (Redis ``SET NX PX``, memcached ``add``, the
+:meth:`~sso_middleware.stores.SessionBackend.acquire` (Redis ``SET NX PX``, memcached ``add``, the
 file store's ``flock``).  A back end without ``shared_lock`` (cookie, environ) has no
 shared store, so the lock is per process only (documented: use a server-side store
 for refresh across processes).

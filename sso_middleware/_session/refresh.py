@@ -20,7 +20,7 @@ is also kept for ``GRACE_SECONDS``, so a request still carrying the cookie with
 the just-replaced token adopts the new one instead of refreshing again.
 
 Outcomes.  A refreshed ID token is validated against the original (Core 1.0
-section 12.2, in :mod:`.oidc`).  When the provider refuses the refresh token
+section 12.2, in :mod:`sso_middleware._oidc.client`).  When the provider refuses the refresh token
 (revoked, expired: ``invalid_grant``) or the refreshed ID token is about someone
 else, the user is signed out, or with ``refresh_failure = keep_session`` keeps
 the session without a token and the application sees

@@ -12,7 +12,7 @@ of its keys is no session.
 Where: one append-only journal, ``<data folder>/revocations`` (0600, opened
 with ``O_NOFOLLOW``, in the private data folder), one line per key:
 ``<keyed hash of the key> <time>``.  Keys are hashed with a key derived from
-``session_secret``, the issuer and the client id (:func:`.sealing.app_key`), so the
+``session_secret``, the issuer and the client id (:func:`~sso_middleware._sealing.app_key`), so the
 file names no user or provider session and applications sharing a folder and a
 secret never revoke each other's sessions.  Every
 process keeps what it has read and the offset it read to; the hot path costs one

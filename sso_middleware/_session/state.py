@@ -1,11 +1,11 @@
-"""The signed-in user, kept in the session of the configured back end (:mod:`.stores`).
+"""The signed-in user, kept in the session of the configured back end (:mod:`sso_middleware.stores`).
 
 :class:`SessionStore` is built once per middleware and opens one :class:`SSOSession`
 per request.  The session is read lazily: a request without the session cookie never
 touches the store, and a signed-in request reads it once and writes nothing unless
 something changed (the idle stamp is refreshed at most every ``stamp_interval``
 seconds, not on every request as Beaker's ``timeout`` would).  Sign-ins in flight live
-in their own cookies (:mod:`.transactions`).
+in their own cookies (:mod:`sso_middleware._wsgi.transactions`).
 
 Stored (JSON): ``user`` (claims, connection, sign-in time, the provider's ``sid``, the
 ID token as the logout hint), ``last_seen`` and, with ``keep_access_token``, the
@@ -99,7 +99,7 @@ class Tokens:
 class SessionStore:
     """Opens the per-request :class:`SSOSession`; ends sessions named by a back-channel logout.
 
-    Where sessions live is the back end's concern (:mod:`.stores`, chosen by ``session_type``).
+    Where sessions live is the back end's concern (:mod:`sso_middleware.stores`, chosen by ``session_type``).
     """
 
     def __init__(self, config: SSOConfig, backend: Optional[SessionBackend] = None) -> None:
@@ -175,7 +175,7 @@ def own_cookie(cookie_header: str, name: str) -> str:
     """``name=value`` for our session cookie alone (the first one sent), or "" when there is none.
 
     Only our cookie is handed to Beaker: Python's cookie parser gives up on a
-    whole header when any cookie in it is malformed by its rules (see :mod:`.cookies`),
+    whole header when any cookie in it is malformed by its rules (see :mod:`sso_middleware._cookies`),
     and cookies of sibling applications on the parent domain must not sign our users out.
     """
     value = request_cookie(cookie_header, name, unquote=False)

@@ -74,7 +74,7 @@ class BackchannelLogout:
     def _refuse_replay(self, claims: dict[str, Any]) -> None:
         """Refuse a logout token whose ``jti`` this process has already carried out (until it expires).
 
-        Every validated logout token has one: :func:`.id_token.validate_logout_token`
+        Every validated logout token has one: :func:`~sso_middleware._oidc.id_token.validate_logout_token`
         refuses a token without a non-empty string ``jti`` (Back-Channel Logout 1.0 section 2.4).
         """
         jti = str(claims["jti"])

@@ -1,8 +1,8 @@
 """One function per authentication route: a WebOb ``Request`` in, a ``Response`` out.
 
 The handlers hold no per-request state on ``self`` (workers are threaded);
-each call gets the request and that request's :class:`~.session.SSOSession`.
-They raise :class:`~.errors.AuthFailure` for anything that stops a sign-in;
+each call gets the request and that request's :class:`~sso_middleware._session.state.SSOSession`.
+They raise :class:`~sso_middleware.errors.AuthFailure` for anything that stops a sign-in;
 the middleware turns that into the failure page in one place.
 
 Routes (paths are settings):
@@ -11,7 +11,7 @@ Routes (paths are settings):
   through that connection, else start a (by default silent) sign-in.
 * ``login``: ``?target_url=...`` (optional ``connection``) -- interactive sign-in.
   Both pass the ``forward_params`` and Auth0's ``organization``/``invitation`` on
-  (:mod:`.authorize_params`); the callback checks the ID token's organization.
+  (:mod:`sso_middleware._policy.authorize_params`); the callback checks the ID token's organization.
 * ``callback``: the authorization response (a GET's query, or with
   ``response_mode = form_post`` a POSTed form, read within ``max_request_body``;
   the other method is refused): checks ``state`` (single use),

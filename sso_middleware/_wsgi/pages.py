@@ -1,7 +1,7 @@
 """The few responses the middleware writes itself: the failure page, the 401/403 answers.
 
 Everything echoed back is HTML-escaped, and messages come from the error
-catalogue (:mod:`.errors`), never from provider-supplied free text.
+catalogue (:mod:`sso_middleware.errors`), never from provider-supplied free text.
 """
 
 from __future__ import annotations

@@ -23,12 +23,12 @@ python-memcached unpickles whatever a value's flags ask for: anyone able to writ
 to a shared cache could then run code in every process.  The back ends here store
 text, refuse pickled or compressed values, and never unpickle anything (the file
 store too: its records are sealed JSON, not Beaker's pickles).  Every record they
-write -- session, token and index records -- is sealed (:mod:`..sealing`: an HMAC
+write -- session, token and index records -- is sealed (:mod:`sso_middleware._sealing`: an HMAC
 bound to the record's kind, its full key and this application) and verified, size
 first, before anything decodes it: a record planted by someone able to write to
 the store (or copied from another key, or written by another application sharing
 the secret) reads as no record.  Keys live under an application-bound prefix
-(:func:`..sealing.record_prefix`).  Server-side records get a TTL a little longer
+(:func:`~sso_middleware._sealing.record_prefix`).  Server-side records get a TTL a little longer
 than the idle timeout.  Connection failures become :class:`StoreUnavailable`,
 answered 503 by the middleware, and every call is bounded by
 ``session_store_timeout``.

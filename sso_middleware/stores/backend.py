@@ -1,15 +1,15 @@
 """The one protocol of the session stores: :class:`SessionBackend`.
 
-The session layer (:mod:`..session`), the token-refresh lock (:mod:`..locks`) and the
-doctor talk to where sessions live only through these methods and flags; which store
-it is, is decided once, by :mod:`.registry`.  Beaker stays the storage layer:
-:class:`~.beaker.BeakerBackend` implements the session methods over Beaker's
+The session layer (:mod:`sso_middleware._session.state`), the token-refresh lock
+(:mod:`sso_middleware._session.locks`) and the doctor talk to where sessions live only
+through these methods and flags; which store it is, is decided once, by :mod:`.registry`.
+Beaker stays the storage layer: :class:`~.beaker.BeakerBackend` implements the session methods over Beaker's
 sessions for the file, Redis, memcached and cookie back ends, and is the class to
 subclass for a back end of your own (the README's "Writing your own session back
 end" says what each method must guarantee).
 
 Security caveat: a record read from a store that others can write to is only
-trustworthy once its seal (:class:`..sealing.RecordSeal`, bound to the record's
+trustworthy once its seal (:class:`~sso_middleware._sealing.RecordSeal`, bound to the record's
 kind, its full key and this application) has been verified, size first; a back end
 must hand back nothing of a record that :meth:`RecordSeal.open` did not return.
 """
@@ -138,7 +138,7 @@ class SessionBackend(Protocol):
     def index_remove(self, index_id: str, session_ids: list[str]) -> None:
         """Remove session ids from an index record; ids added meanwhile stay."""
 
-    # -- a lock (single-flight token refresh; see :mod:`..locks`) --------------------------------
+    # -- a lock (single-flight token refresh; see :mod:`sso_middleware._session.locks`) --------------------------------
 
     def acquire(self, name: str, ttl: float) -> Optional[Any]:
         """Take the lock ``name`` for at most ``ttl`` seconds without waiting: a handle, or None when it is held."""

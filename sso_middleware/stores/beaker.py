@@ -14,7 +14,7 @@ Security caveats: the session cookie is HttpOnly, SameSite=Lax, Secure whenever
 store also encrypted); a session is ended with a pure deletion cookie, never a freshly
 signed id.  Beaker never decides whether a record is trustworthy -- the back end's read
 verifies the seal first; the payload is then decompressed with a bound
-(:class:`..sealing.BoundedJsonSerializer`) and never unpickled.
+(:class:`~sso_middleware._sealing.BoundedJsonSerializer`) and never unpickled.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class BeakerBackend(abc.ABC):
     :meth:`index_add`, :meth:`index_members` and :meth:`index_remove`; optionally a
     lock shared between processes (:meth:`acquire`/:meth:`release`, with
     ``shared_lock = True``), :meth:`validate`, :meth:`probe`, :meth:`prepare` and
-    :meth:`session_created`.  ``self.seal`` (a :class:`..sealing.RecordSeal`) seals
+    :meth:`session_created`.  ``self.seal`` (a :class:`~sso_middleware._sealing.RecordSeal`) seals
     and opens records; ``self.prefix`` is this application's key prefix; ``self.ttl``
     the sessions' TTL (the idle timeout plus three minutes).
     """
@@ -184,27 +184,27 @@ class BeakerBackend(abc.ABC):
 
     @abc.abstractmethod
     def read_record(self, record_id: str, kind: str = "tokens") -> Optional[str]:
-        """See :meth:`.SessionBackend.read_record`."""
+        """See :meth:`~sso_middleware.stores.backend.SessionBackend.read_record`."""
 
     @abc.abstractmethod
     def write_record(self, record_id: str, text: str, ttl: int, existing: bool = False, kind: str = "tokens") -> bool:
-        """See :meth:`.SessionBackend.write_record`."""
+        """See :meth:`~sso_middleware.stores.backend.SessionBackend.write_record`."""
 
     @abc.abstractmethod
     def delete_record(self, record_id: str) -> None:
-        """See :meth:`.SessionBackend.delete_record`."""
+        """See :meth:`~sso_middleware.stores.backend.SessionBackend.delete_record`."""
 
     @abc.abstractmethod
     def index_add(self, index_id: str, session_id: str, ttl: int) -> None:
-        """See :meth:`.SessionBackend.index_add`."""
+        """See :meth:`~sso_middleware.stores.backend.SessionBackend.index_add`."""
 
     @abc.abstractmethod
     def index_members(self, index_id: str) -> list[str]:
-        """See :meth:`.SessionBackend.index_members`."""
+        """See :meth:`~sso_middleware.stores.backend.SessionBackend.index_members`."""
 
     @abc.abstractmethod
     def index_remove(self, index_id: str, session_ids: list[str]) -> None:
-        """See :meth:`.SessionBackend.index_remove`."""
+        """See :meth:`~sso_middleware.stores.backend.SessionBackend.index_remove`."""
 
     def acquire(self, name: str, ttl: float) -> Optional[Any]:
         """No lock beyond this process (``shared_lock`` is False): always granted."""

@@ -2,7 +2,7 @@
 
 No server-side state: about 4 KB at most (a larger session is
 :class:`~.errors.SessionTooLarge`), no records to delete, so sign-out and
-back-channel logout become revocations (:mod:`..revocations`), and the token-refresh
+back-channel logout become revocations (:mod:`sso_middleware._session.revocations`), and the token-refresh
 lock holds within one process only.
 
 Security caveat: the cookie is AES-encrypted and signed with keys derived from

@@ -168,7 +168,7 @@ class FileIndex(_SealedRecords):
     Adding appends one line under ``flock`` on the record itself (no lock file, no
     temporary file, no rewrite); removing rewrites it under the same lock, so an id
     added meanwhile is never lost.  Records are swept like the other index records.
-    Each line is sealed for this index (:mod:`.sealing`); a line that is not is ignored.
+    Each line is sealed for this index (:mod:`sso_middleware._sealing`); a line that is not is ignored.
     """
 
     def __init__(self, folder: str, name: str, seal: Optional[RecordSeal] = None) -> None:

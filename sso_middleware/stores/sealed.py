@@ -1,6 +1,6 @@
 """The common layer of the server-side back ends: every record sealed when written, verified before read.
 
-Security caveat: the seal (:mod:`..sealing`) is the only thing that makes a record read from a
+Security caveat: the seal (:mod:`sso_middleware._sealing`) is the only thing that makes a record read from a
 shared store trustworthy; a back end must decode nothing of a record that
 :meth:`_SealedRecords._opened` has not returned.
 """

@@ -6,7 +6,7 @@ discovery found (``metadata`` stays None when discovery failed; the checks marke
 ``needs_discovery`` are then skipped).
 
 Security caveat: every provider request goes through the middleware's bounded
-:class:`~..http.ProviderHTTP` (its timeouts, size limit, proxy and TLS settings, no
+:class:`~sso_middleware._oidc.http.ProviderHTTP` (its timeouts, size limit, proxy and TLS settings, no
 redirects); :class:`RecordingAdapter` only remembers the last answer's status and headers,
 it sends nothing of its own.
 """
@@ -52,7 +52,7 @@ class Answer:
 class RecordingAdapter(HTTPAdapter):
     """A ``requests`` transport that remembers the last answer's status and headers.
 
-    :class:`~...http.ProviderHTTP` returns only the parsed body; mounted on its session,
+    :class:`~sso_middleware._oidc.http.ProviderHTTP` returns only the parsed body; mounted on its session,
     this adds what the clock check (``Date``) and the reachability check (any status)
     need, from the very same bounded request.
     """

@@ -1,7 +1,7 @@
 """Checks of how provider calls leave this host: the proxy, the CA bundle, the client certificate.
 
 Security caveat: a proxy URL is shown with its password masked
-(:func:`~...redaction.redact_url`); the proxy probe opens one TCP connection to the proxy
+(:func:`~sso_middleware._redaction.redact_url`); the proxy probe opens one TCP connection to the proxy
 and sends nothing through it.
 """
 

@@ -2,8 +2,8 @@
 
 ``check_discovery`` runs first among them and fills :attr:`Context.metadata`; the others
 need it.  The signing-keys check applies the middleware's own rules
-(:func:`~...id_token.accepted_algorithms`, :func:`~...jwks.key_fits`), so it reports the
-keys sign-ins will actually use.
+(:func:`~sso_middleware._oidc.id_token.accepted_algorithms`,
+:func:`~sso_middleware._oidc.jwks.key_fits`), so it reports the keys sign-ins will actually use.
 
 Security caveat: the provider's answers are quoted in findings (issuers, key ids, ``kty``
 values, error descriptions); the report escapes their control characters before printing.
@@ -106,7 +106,7 @@ def check_clock(ctx: Context) -> Iterator[Finding]:
 def check_signing_keys(ctx: Context) -> Iterator[Finding]:
     """The JWKS has a key for an algorithm both the provider signs with and ``id_token_algorithms`` allows.
 
-    The algorithms are the middleware's own (:func:`.id_token.accepted_algorithms`):
+    The algorithms are the middleware's own (:func:`~sso_middleware._oidc.id_token.accepted_algorithms`):
     none in common fails every sign-in with ``signing_algorithm_mismatch``.
     """
     config = ctx.config
@@ -180,7 +180,7 @@ def _unsigned_warnings(config: SSOConfig, algorithms: list[str]) -> Iterator[Fin
 
 
 def _key_loads(key: Any, alg: str) -> bool:
-    """The middleware's selection rule (:func:`~...jwks.key_fits`), and the key loads as it would at a sign-in."""
+    """The selection rule (:func:`~sso_middleware._oidc.jwks.key_fits`), and the key loads as at a sign-in."""
     if not key_fits(key, alg):
         return False
     try:

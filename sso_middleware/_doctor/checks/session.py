@@ -3,7 +3,7 @@
 Security caveat: the store probes (each back end's ``probe()``, :mod:`...stores`) touch the
 store: the file probe writes and removes one temporary file (and any folder it had to
 create), the memcached probe writes and deletes one short-lived key, and Redis gets a PING.
-A store URL is shown with its password masked (:func:`~...redaction.redact_url`); the
+A store URL is shown with its password masked (:func:`~sso_middleware._redaction.redact_url`); the
 client libraries' error messages do not carry it.
 """
 
