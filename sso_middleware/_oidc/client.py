@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import secrets
 import threading
 import time
@@ -34,7 +33,6 @@ from urllib.parse import urlencode, urlsplit
 
 from oauthlib.oauth2 import WebApplicationClient
 from oauthlib.oauth2.rfc6749.errors import OAuth2Error
-from oauthlib.oauth2.rfc6749.parameters import prepare_token_request
 
 from .._config.settings import SSOConfig
 from .._config.validation import UNSIGNED
@@ -49,7 +47,6 @@ from ..errors import (
     SigningAlgorithmMismatch,
     UserinfoMismatch,
 )
-from . import client_auth
 from .discovery import ProviderMetadata
 from .http import ProviderHTTP
 from .id_token import (
@@ -61,6 +58,7 @@ from .id_token import (
 )
 from .jwks import KeySet
 from .par import authorization_redirect
+from .token_endpoint import expires_at, optional_str, token_request
 
 log = logging.getLogger("sso_middleware")
 
@@ -252,7 +250,7 @@ class OIDCClient:
                                    allow_unsigned=self._token_endpoint_is_tls())
         userinfo = self._userinfo(access_token, claims["sub"])
         return SignInResult(id_token=id_token, claims=claims, userinfo=userinfo, access_token=access_token,
-                            expires_at=_expires_at(tokens, now), refresh_token=_optional_str(tokens, "refresh_token"))
+                            expires_at=expires_at(tokens, now), refresh_token=optional_str(tokens, "refresh_token"))
 
     def refresh(self, refresh_token: str, previous_id_token: str) -> RefreshResult:
         """Redeem a refresh token (RFC 6749 section 6) for fresh tokens.
@@ -266,12 +264,12 @@ class OIDCClient:
         tokens = self._token_request("the refresh token", "refresh_token", refresh_token=refresh_token)
         access_token = tokens["access_token"]
         now = self.clock()
-        id_token = _optional_str(tokens, "id_token")
+        id_token = optional_str(tokens, "id_token")
         if id_token is not None:
             validate_refreshed_id_token(id_token, previous_id_token, self.token_rules(), now=now,
                                         access_token=access_token)
-        return RefreshResult(access_token=access_token, expires_at=_expires_at(tokens, now),
-                             refresh_token=_optional_str(tokens, "refresh_token"), id_token=id_token)
+        return RefreshResult(access_token=access_token, expires_at=expires_at(tokens, now),
+                             refresh_token=optional_str(tokens, "refresh_token"), id_token=id_token)
 
     def token_rules(self) -> TokenRules:
         """What every token this client accepts is checked against (:class:`.TokenRules`).
@@ -385,36 +383,3 @@ class OIDCClient:
 def _add_query(url: str, params: Mapping[str, Optional[str]]) -> str:
     separator = "&" if urlsplit(url).query else "?"
     return url + separator + urlencode(params)
-
-
-def token_request(
-    config: SSOConfig, grant_type: str, endpoint: str, **params: str
-) -> tuple[str, Optional[tuple[str, str]]]:
-    """The form body of a token request to ``endpoint`` and the Basic credentials, per ``token_endpoint_auth_method``.
-
-    The client authentication comes from :func:`.client_auth.authenticate` (a fresh
-    assertion for the JWT methods).  The doctor uses it too, so it tests exactly what
-    the middleware sends.
-    """
-    fields, auth = client_auth.authenticate(config, endpoint)
-    body = prepare_token_request(grant_type, **params)
-    return (body + "&" + urlencode(fields) if fields else body), auth
-
-
-def _optional_str(tokens: Mapping[str, Any], name: str) -> Optional[str]:
-    value = tokens.get(name)
-    return value if isinstance(value, str) and value else None
-
-
-def _expires_at(tokens: Mapping[str, Any], now: float) -> Optional[float]:
-    """When the access token expires (``expires_in`` after ``now``), or None when the provider does not say."""
-    expires_in = tokens.get("expires_in")
-    if isinstance(expires_in, str) and expires_in.strip().isdigit():  # some providers send a string
-        expires_in = int(expires_in)
-    if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
-        return None
-    try:
-        seconds = float(expires_in)
-    except OverflowError:
-        return None
-    return now + max(0.0, seconds) if math.isfinite(seconds) else None

@@ -17,6 +17,7 @@ from sso_middleware._oidc import client as oidc
 from sso_middleware._oidc.client import LoginRequest, OIDCClient
 from sso_middleware._oidc.http import ProviderHTTP
 from sso_middleware._oidc.id_token import LOGOUT_EVENT, IdentityMismatch
+from sso_middleware._oidc.token_endpoint import expires_at
 from sso_middleware.errors import (
     AuthFailure,
     InvalidGrant,
@@ -879,16 +880,16 @@ def test_refresh_with_an_unusable_expires_in_is_an_invalid_response(provider: Fa
     ],
 )
 def test_expires_at_helper_refuses_what_is_not_a_finite_number(value: Any) -> None:
-    assert oidc._expires_at({"expires_in": value}, NOW) is None
+    assert expires_at({"expires_in": value}, NOW) is None
 
 
 def test_expires_at_helper_numbers() -> None:
-    assert oidc._expires_at({"expires_in": 10}, NOW) == NOW + 10
-    assert oidc._expires_at({"expires_in": 2.5}, NOW) == NOW + 2.5
-    assert oidc._expires_at({"expires_in": -1}, NOW) == NOW
-    assert oidc._expires_at({"expires_in": 0}, NOW) == NOW
-    assert oidc._expires_at({"expires_in": "3600"}, NOW) == NOW + 3600  # some providers send a string
-    assert oidc._expires_at({}, NOW) is None
+    assert expires_at({"expires_in": 10}, NOW) == NOW + 10
+    assert expires_at({"expires_in": 2.5}, NOW) == NOW + 2.5
+    assert expires_at({"expires_in": -1}, NOW) == NOW
+    assert expires_at({"expires_in": 0}, NOW) == NOW
+    assert expires_at({"expires_in": "3600"}, NOW) == NOW + 3600  # some providers send a string
+    assert expires_at({}, NOW) is None
 
 
 @pytest.mark.parametrize(

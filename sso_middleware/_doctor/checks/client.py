@@ -12,7 +12,8 @@ import secrets
 from collections.abc import Iterator
 
 from ..._oidc import client_auth
-from ..._oidc.client import OIDCClient, token_request
+from ..._oidc.client import OIDCClient
+from ..._oidc.token_endpoint import token_request
 from ...errors import ParFailed, ProviderError, SigningAlgorithmMismatch
 from ..wording import describe_error, names, provider_words
 from .context import FAIL, INFO, OK, WARN, Context, Finding
