@@ -99,16 +99,21 @@ class SSOMiddleware:
             config = config.replace(**settings)
         self.app = app
         self.config = config
-        self.clock: Callable[[], float] = clock if clock is not None else time.time
+        self._clock: Callable[[], float] = clock if clock is not None else time.time
         http = ProviderHTTP.for_config(config, transport=http_transport)
-        self.client = OIDCClient(config, http=http, clock=self.clock)
+        self.client = OIDCClient(config, http=http, clock=self._clock)
         self.store = SessionStore(config)
-        self.handlers = Handlers(config, self.client, self.store, clock=self.clock)
+        self.handlers = Handlers(config, self.client, self.store, clock=self._clock)
         self.refresher = TokenRefresher(config, self.client, self.store)
         self.routes: dict[str, Handler] = self.handlers.routes()
         # Paths that need a signed-in user: protected_paths and the paths of the access rules.
         # (protected_paths are canonical prefixes already: SSOConfig checked and normalized them.)
         self.guarded = tuple(AccessRule(path=prefix) for prefix in config.protected_paths) + tuple(config.access_rules)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock given at construction, read-only: the client, the routes and the sessions all share it."""
+        return self._clock
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         handler = self.routes.get(environ.get("PATH_INFO", ""))
@@ -158,7 +163,7 @@ class SSOMiddleware:
         session = self.store.open(environ)
         tokens: Optional[TokenState] = None
         try:
-            now = self.clock()
+            now = self._clock()
             user = session.current_user(now)
             if user is not None and self.config.keep_access_token:
                 tokens = self.refresher.current(session, user, now)

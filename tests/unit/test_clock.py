@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+import pytest
 import webtest
 
 from sso_middleware import SSOMiddleware
@@ -55,6 +56,8 @@ def test_the_middleware_reads_the_clock_it_was_given(make_middleware: Callable[.
     clock = Clock()
     middleware = make_middleware(session_idle_timeout=600, clock=clock)
     assert middleware.clock is clock
+    with pytest.raises(AttributeError):  # swapping it later would move only some of the deadlines
+        middleware.clock = time.time  # type: ignore[misc]
     browser = browser_for(middleware)
     sign_in(browser, provider)
     clock.advance(599)
