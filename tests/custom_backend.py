@@ -1,11 +1,11 @@
 """An in-memory session back end, written from the README's "Writing your own session back end" alone.
 
-Honest to that contract: every record and index member is sealed with ``self.seal`` and
-only what ``self.seal.open`` returns is handed back; records and index sets expire by
-their TTL (on ``self.clock``, so a test can move it); an update of an existing record
-happens under one lock with its existence check; ``down = True`` plays a store that
-cannot be reached.  Everything using one object shares its dict -- and so its lock,
-which is why ``shared_lock`` is true.
+Honest to that contract: it subclasses ``TextRecords``, which seals every record and index
+member before ``put_text``/``set_add`` see it and hands back only what its seal opens; the
+back end stores text. Records and index sets expire by their TTL (on ``self.clock``, so a
+test can move it); an update of an existing record happens under one lock with its
+existence check; ``down = True`` plays a store that cannot be reached.  Everything using one
+object shares its dict -- and so its lock, which is why ``shared_lock`` is true.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from typing import Any, Optional
 
 from sso_middleware import ConfigError, SSOConfig
-from sso_middleware.stores import BeakerBackend, SessionTooLarge, StoreUnavailable
+from sso_middleware.stores import BeakerBackend, StoreUnavailable, TextRecords
 
 
-class DictBackend(BeakerBackend):
+class DictBackend(TextRecords):
     """Sessions, token records and index sets in dicts of this object."""
 
     shared_lock = True
@@ -45,51 +45,41 @@ class DictBackend(BeakerBackend):
             count = len(self.records)
         yield "OK", f"in-memory store: {count} records"
 
-    def _key(self, record_id: str) -> str:
+    def record_key(self, record_id: str) -> str:
         return f"{self.prefix}:dict:{record_id}"
 
     def _reachable(self) -> None:
         if self.down:
             raise StoreUnavailable("dict store: down")
 
-    # -- records -------------------------------------------------------------------------------
+    # -- text values (TextRecords seals them before they reach here) ----------------------------
 
-    def read_record(self, record_id: str, kind: str = "tokens") -> Optional[str]:
+    def get_text(self, key: str) -> Optional[str]:
         self._reachable()
-        key = self._key(record_id)
         with self.guard:
             entry = self.records.get(key)
-        if entry is None or entry[0] <= self.clock():
-            return None
-        return self.seal.open(kind, key, entry[1])
+        return entry[1] if entry is not None and entry[0] > self.clock() else None
 
-    def write_record(self, record_id: str, text: str, ttl: int, existing: bool = False, kind: str = "tokens") -> bool:
+    def put_text(self, key: str, text: str, ttl: int, existing: bool) -> bool:
         self._reachable()
-        key = self._key(record_id)
-        try:
-            sealed = self.seal.seal(kind, key, text)
-        except ValueError as exc:
-            raise SessionTooLarge(str(exc)) from None
         with self.guard:
             now = self.clock()
             if existing:
                 current = self.records.get(key)
                 if current is None or current[0] <= now:
                     return False
-            self.records[key] = (now + ttl, sealed)
+            self.records[key] = (now + ttl, text)
         return True
 
-    def delete_record(self, record_id: str) -> None:
+    def delete_text(self, key: str) -> None:
         self._reachable()
         with self.guard:
-            self.records.pop(self._key(record_id), None)
+            self.records.pop(key, None)
 
-    # -- the sid/sub index -----------------------------------------------------------------------
+    # -- sets (the sid/sub index) -----------------------------------------------------------------
 
-    def index_add(self, index_id: str, session_id: str, ttl: int) -> None:
+    def set_add(self, key: str, member: str, ttl: int) -> None:
         self._reachable()
-        key = self._key(index_id)
-        member = self.seal.seal("index", key, session_id)
         with self.guard:
             now = self.clock()
             expires, members = self.indexes.get(key, (0.0, set()))
@@ -97,23 +87,18 @@ class DictBackend(BeakerBackend):
                 members = set()
             self.indexes[key] = (now + ttl, {*members, member})
 
-    def index_members(self, index_id: str) -> list[str]:
+    def set_members(self, key: str) -> list[str]:
         self._reachable()
-        key = self._key(index_id)
         with self.guard:
             expires, members = self.indexes.get(key, (0.0, set()))
-            members = set(members) if expires > self.clock() else set()
-        opened = [self.seal.open("index", key, member) for member in members]
-        return sorted(member for member in opened if member is not None)
+            return list(members) if expires > self.clock() else []
 
-    def index_remove(self, index_id: str, session_ids: list[str]) -> None:
+    def set_remove(self, key: str, members: list[str]) -> None:
         self._reachable()
-        key = self._key(index_id)
-        gone = {self.seal.seal("index", key, session_id) for session_id in session_ids}
         with self.guard:
             if key in self.indexes:
-                expires, members = self.indexes[key]
-                self.indexes[key] = (expires, members - gone)
+                expires, current = self.indexes[key]
+                self.indexes[key] = (expires, current - set(members))
 
     # -- the lock --------------------------------------------------------------------------------
 

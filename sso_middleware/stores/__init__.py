@@ -47,6 +47,7 @@ from .index import INDEX_PREFIX
 from .memcached import MEMCACHED_MAX_RELATIVE_TTL, JsonMemcachedNamespace, MemcachedBackend
 from .redis import JsonRedisNamespace, RedisBackend
 from .registry import SESSION_TYPES, backend_for
+from .text_records import TextRecords
 
 __all__ = [
     "INDEX_PREFIX",
@@ -71,6 +72,7 @@ __all__ = [
     "SessionBackend",
     "SessionTooLarge",
     "StoreUnavailable",
+    "TextRecords",
     "backend_for",
     "open_locked",
     "prepare_data_dir",

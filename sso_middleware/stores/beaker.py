@@ -3,9 +3,10 @@
 :class:`BeakerBackend` implements the session half of :class:`~.backend.SessionBackend`
 with Beaker: the cookie carries a random session id signed with a key derived from
 ``session_secret`` (bound to this application), and the session's dict is Beaker's
-JSON text, stored as the record ``<session id>`` of kind "session".  Subclass it for a
-back end of your own and implement the record, index (and optionally lock) methods:
-Beaker reaches them through :class:`RecordNamespace`.  The built-in server-side back
+JSON text, stored as the record ``<session id>`` of kind "session".  A back end of one's
+own subclasses :class:`~.text_records.TextRecords` (which seals for it) or, storing
+differently, this class with its own sealed record and index methods: Beaker reaches
+them through :class:`RecordNamespace`.  The built-in server-side back
 ends plug their own Beaker namespace managers in instead (:class:`NamespaceRecords`),
 and the cookie back end Beaker's encrypted cookie session.
 

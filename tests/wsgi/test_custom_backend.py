@@ -154,7 +154,7 @@ def test_a_record_not_sealed_for_its_key_is_no_session(build: Callable[..., SSOM
     bob = signed_in(middleware, provider, user="bob")
     (bob_id,) = set(session_records(backend)) - {alice_id}
     # Someone able to write to the store copies bob's session record under alice's key.
-    backend.records[backend._key(alice_id)] = backend.records[backend._key(bob_id)]
+    backend.records[backend.record_key(alice_id)] = backend.records[backend.record_key(bob_id)]
     assert view(alice)["remote_user"] is None
     assert view(bob)["remote_user"] == "bob"
 
@@ -213,3 +213,22 @@ def test_its_lock_excludes_another_holder(settings: dict[str, Any]) -> None:
             assert not also
     with other.hold("refresh-x", ttl=30, wait=0) as held_after:
         assert held_after
+
+
+def test_a_value_planted_unsealed_in_the_store_is_no_record(settings: dict[str, Any]) -> None:
+    """TextRecords seals for the back end: what the store holds is never taken as it is."""
+    backend = DictBackend(SSOConfig(**settings, session_type=DictBackend))
+    assert backend.write_record("sso-tokens-x", '{"access_token": "mine"}', ttl=60)
+    stored = backend.get_text(backend.record_key("sso-tokens-x"))
+    assert stored is not None and stored != '{"access_token": "mine"}'  # the back end only holds sealed text
+    # Someone able to write to the store puts plain text (or text sealed for another key) there.
+    backend.put_text(backend.record_key("sso-tokens-x"), '{"access_token": "theirs"}', 60, existing=False)
+    assert backend.read_record("sso-tokens-x") is None
+    backend.put_text(backend.record_key("sso-tokens-y"), stored, 60, existing=False)
+    assert backend.read_record("sso-tokens-y") is None
+    backend.set_add(backend.record_key("sid:s1"), "planted-session-id", 60)
+    assert backend.index_members("sid:s1") == []
+    backend.index_add("sid:s1", "real-session-id", 60)
+    assert backend.index_members("sid:s1") == ["real-session-id"]
+    backend.index_remove("sid:s1", ["real-session-id"])
+    assert backend.index_members("sid:s1") == []
