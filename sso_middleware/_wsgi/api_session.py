@@ -56,7 +56,13 @@ from .._config.urls import insecure_transport
 from .._oidc.egress import Egress
 from .environ import ACCESS_TOKEN_EXPIRES_KEY, API_SETTINGS_KEY, require_access_token
 
-_DEFAULT_TIMEOUT: float = next(item.default for item in fields(SSOConfig) if item.name == "http_timeout")
+
+def _default(setting: str) -> Any:
+    """A setting's default, read from :class:`SSOConfig` (its one home)."""
+    return next(item.default for item in fields(SSOConfig) if item.name == setting)
+
+
+_DEFAULT_TIMEOUT: float = _default("http_timeout")
 _AUTH_HEADER = "auth_header"  # oauthlib's name for the Authorization header placement
 
 
@@ -121,7 +127,7 @@ class UserTokenClient(Client):
         self.settings.check_url(uri)
         if token_placement not in (None, _AUTH_HEADER):
             raise ValueError("api_session sends the access token in the Authorization header only")
-        return uri, prepare_bearer_headers(self.access_token, dict(headers or {})), body
+        return uri, prepare_bearer_headers(str(self.access_token), dict(headers or {})), body
 
     def __repr__(self) -> str:
         return "UserTokenClient(token=***)"
@@ -161,17 +167,17 @@ class APISession(OAuth2Session):
         and would refresh an expired token itself.  The plain-http rule is checked here (before
         ``requests`` reads the URL) and again in :meth:`send`, for every request and redirect.
         """
-        url = url.decode("utf-8") if isinstance(url, bytes) else url
-        method = method.decode("ascii") if isinstance(method, bytes) else method
-        self.settings.check_url(url)
+        text_url = url.decode("utf-8") if isinstance(url, bytes) else url
+        text_method = method.decode("ascii") if isinstance(method, bytes) else method
+        self.settings.check_url(text_url)
         kwargs.setdefault("timeout", self.settings.timeout)  # a timeout given, None included, is the caller's
         sent_headers = dict(headers or {})
         if self.token and not withhold_token:
             for hook in self.compliance_hook["protected_request"]:
-                url, sent_headers, data = hook(url, sent_headers, data)
-            url, sent_headers, data = self._user_client.add_token(url, http_method=method, body=data,
-                                                                  headers=sent_headers)
-        return requests.Session.request(self, method, url, data=data, headers=sent_headers, **kwargs)
+                text_url, sent_headers, data = hook(text_url, sent_headers, data)
+            text_url, sent_headers, data = self._user_client.add_token(text_url, http_method=text_method, body=data,
+                                                                       headers=sent_headers)
+        return requests.Session.request(self, text_method, text_url, data=data, headers=sent_headers, **kwargs)
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         """Every request and every redirect passes here: the plain-http rule, the egress proxy, the timeout."""

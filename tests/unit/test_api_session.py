@@ -123,7 +123,7 @@ def test_the_token_goes_in_the_header_or_nowhere() -> None:
     ],
 )
 def test_no_token_is_no_access_token(environ: dict[str, Any]) -> None:
-    with pytest.raises(NoAccessToken, match="^no access token$"):
+    with pytest.raises(NoAccessToken, match=r"^no access token$"):
         api_session(environ)
 
 
