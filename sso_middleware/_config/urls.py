@@ -1,4 +1,4 @@
-"""URL rules shared by the settings and the routes: origins, loopback hosts, provider endpoint URLs.
+"""URL rules shared by the settings, the routes and api_session: origins, loopback, plain http, endpoint URLs.
 
 Security caveat: :func:`request_origin` is whatever the client sent; use it only to compare with
 configured origins, never to build a URL.
