@@ -38,6 +38,12 @@ Exit status: 0 nothing failed, 1 something failed, 2 usage error.  Secrets are n
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``check`` subcommand's options."""
+    add_source_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the configuration comes from (``--ini``, ``--settings``, ``--env``, ``--section``, ``--set``)."""
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--ini", metavar="FILE", help="a PasteDeploy ini file (its sso filter section)")
     source.add_argument("--settings", metavar="FILE", help="a file of 'name = value' lines, or a .json object")
@@ -48,7 +54,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", metavar="NAME=VALUE", action="append",
                         help="with --ini: a PasteDeploy global variable (read by 'get NAME = NAME'); otherwise a "
                              "setting; repeatable")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
 
 
 def run(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:

@@ -30,6 +30,7 @@ logged or printed (the doctor shows it masked).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import secrets
@@ -56,8 +57,34 @@ SWEEP_INTERVAL = 600.0
 SWEEP_BATCH = 1000
 SWEEP_BATCHES = 20
 
-_LIVE = "expires_at > now()"
-_DEADLINE = "now() + %s * interval '1 second'"
+# The statements, on the table :data:`~.postgresql_pool.TABLE`.  A row whose deadline (``expires_at``, on
+# the server's clock; set as now() + a TTL in seconds) has passed is no row for any of them.
+_GET = ("SELECT substr(value, 1, %s) FROM sso_middleware_records "
+        "WHERE kind = 'record' AND key = %s AND member = '' AND expires_at > now()")
+_UPDATE = ("UPDATE sso_middleware_records SET value = %s, expires_at = now() + %s * interval '1 second' "
+           "WHERE kind = 'record' AND key = %s AND member = '' AND expires_at > now()")
+_UPSERT = ("INSERT INTO sso_middleware_records (kind, key, member, value, expires_at) "
+           "VALUES ('record', %s, '', %s, now() + %s * interval '1 second') ON CONFLICT (kind, key, member) "
+           "DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at")
+_DELETE = "DELETE FROM sso_middleware_records WHERE kind = 'record' AND key = %s AND member = ''"
+# Adding a member gives the set's other live members its deadline too (the set's TTL), in one statement.
+_INDEX_ADD = ("WITH refreshed AS (UPDATE sso_middleware_records SET expires_at = now() + %s * interval '1 second' "
+              "  WHERE kind = 'index' AND key = %s AND member <> %s AND expires_at > now()) "
+              "INSERT INTO sso_middleware_records (kind, key, member, expires_at) "
+              "VALUES ('index', %s, %s, now() + %s * interval '1 second') "
+              "ON CONFLICT (kind, key, member) DO UPDATE SET expires_at = EXCLUDED.expires_at")
+_INDEX_MEMBERS = ("SELECT member FROM sso_middleware_records "
+                  "WHERE kind = 'index' AND key = %s AND expires_at > now()")
+_INDEX_REMOVE = "DELETE FROM sso_middleware_records WHERE kind = 'index' AND key = %s AND member = ANY(%s)"
+# Taken when there is no lock row or only an expired one; RETURNING says whether this insert won.
+_LOCK = ("INSERT INTO sso_middleware_records AS held (kind, key, member, value, expires_at) "
+         "VALUES ('lock', %s, '', %s, now() + %s * interval '1 second') ON CONFLICT (kind, key, member) "
+         "DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at WHERE held.expires_at <= now() "
+         "RETURNING value")
+_UNLOCK = "DELETE FROM sso_middleware_records WHERE kind = 'lock' AND key = %s AND member = '' AND value = %s"
+# Skips rows another sweep (another process) holds, so sweeps block neither each other nor requests.
+_SWEEP = ("DELETE FROM sso_middleware_records WHERE ctid = ANY(ARRAY("
+          "SELECT ctid FROM sso_middleware_records WHERE expires_at <= now() LIMIT %s FOR UPDATE SKIP LOCKED))")
 
 
 class PostgresBackend(TextRecords):
@@ -94,65 +121,41 @@ class PostgresBackend(TextRecords):
     def get_text(self, key: str) -> Optional[str]:
         # At most one character over the size limit is read: a planted value of hundreds of MiB is
         # refused by the seal for its size without crossing the network whole.
-        row = self.connections.run(lambda conn: conn.execute(
-            f"SELECT substr(value, 1, %s) FROM {TABLE} WHERE kind = 'record' AND key = %s AND member = '' "
-            f"AND {_LIVE}", [MAX_RECORD_BYTES + 1, key]).fetchone())
+        row = self.connections.run(lambda conn: conn.execute(_GET, [MAX_RECORD_BYTES + 1, key]).fetchone())
         return None if row is None else str(row[0])
 
     def put_text(self, key: str, text: str, ttl: int, existing: bool) -> bool:
-        if existing:  # an update: a row deleted (or expired) meanwhile is not brought back
-            sql = (f"UPDATE {TABLE} SET value = %s, expires_at = {_DEADLINE} "
-                   f"WHERE kind = 'record' AND key = %s AND member = '' AND {_LIVE}")
-            params: list[Any] = [text, ttl, key]
-        else:
-            sql = (f"INSERT INTO {TABLE} (kind, key, member, value, expires_at) "
-                   f"VALUES ('record', %s, '', %s, {_DEADLINE}) ON CONFLICT (kind, key, member) "
-                   "DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at")
-            params = [key, text, ttl]
+        # An update (existing) never brings back a row deleted (or expired) meanwhile.
+        sql, params = (_UPDATE, [text, ttl, key]) if existing else (_UPSERT, [key, text, ttl])
         return bool(self.connections.run(lambda conn: conn.execute(sql, params).rowcount) == 1)
 
     def delete_text(self, key: str) -> None:
-        self.connections.run(lambda conn: conn.execute(
-            f"DELETE FROM {TABLE} WHERE kind = 'record' AND key = %s AND member = ''", [key]))
+        self.connections.run(lambda conn: conn.execute(_DELETE, [key]))
 
     # -- the sid/sub index: one row per (sealed) member ------------------------------------------
 
     def set_add(self, key: str, member: str, ttl: int) -> None:
-        # One statement: the set's other live members get the new deadline too (the set's TTL).
-        self.connections.run(lambda conn: conn.execute(
-            f"WITH refreshed AS (UPDATE {TABLE} SET expires_at = {_DEADLINE} "
-            f"  WHERE kind = 'index' AND key = %s AND member <> %s AND {_LIVE}) "
-            f"INSERT INTO {TABLE} (kind, key, member, expires_at) VALUES ('index', %s, %s, {_DEADLINE}) "
-            "ON CONFLICT (kind, key, member) DO UPDATE SET expires_at = EXCLUDED.expires_at",
-            [ttl, key, member, key, member, ttl]))
+        self.connections.run(lambda conn: conn.execute(_INDEX_ADD, [ttl, key, member, key, member, ttl]))
 
     def set_members(self, key: str) -> list[str]:
-        rows = self.connections.run(lambda conn: conn.execute(
-            f"SELECT member FROM {TABLE} WHERE kind = 'index' AND key = %s AND {_LIVE}", [key]).fetchall())
+        rows = self.connections.run(lambda conn: conn.execute(_INDEX_MEMBERS, [key]).fetchall())
         return [str(row[0]) for row in rows]
 
     def set_remove(self, key: str, members: list[str]) -> None:
         if members:
-            self.connections.run(lambda conn: conn.execute(
-                f"DELETE FROM {TABLE} WHERE kind = 'index' AND key = %s AND member = ANY(%s)", [key, members]))
+            self.connections.run(lambda conn: conn.execute(_INDEX_REMOVE, [key, members]))
 
     # -- the lock: a row with a deadline and its holder's token -----------------------------------
 
     def acquire(self, name: str, ttl: float) -> Optional[str]:
         token = secrets.token_hex(16)
-        row = self.connections.run(lambda conn: conn.execute(
-            f"INSERT INTO {TABLE} (kind, key, member, value, expires_at) VALUES ('lock', %s, '', %s, {_DEADLINE}) "
-            "ON CONFLICT (kind, key, member) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at "
-            f"WHERE {TABLE}.expires_at <= now() RETURNING value", [lock_key(name), token, ttl]).fetchone())
+        row = self.connections.run(lambda conn: conn.execute(_LOCK, [lock_key(name), token, ttl]).fetchone())
         return token if row is not None and row[0] == token else None
 
     def release(self, name: str, handle: Any) -> None:
-        try:  # only if it is still ours: a holder whose lock expired never frees the next holder's
-            self.connections.run(lambda conn: conn.execute(
-                f"DELETE FROM {TABLE} WHERE kind = 'lock' AND key = %s AND member = '' AND value = %s",
-                [lock_key(name), handle]))
-        except StoreUnavailable:
-            pass  # it expires by itself
+        # Only if it is still ours: a holder whose lock expired never frees the next holder's.
+        with contextlib.suppress(StoreUnavailable):  # it expires by itself
+            self.connections.run(lambda conn: conn.execute(_UNLOCK, [lock_key(name), handle]))
 
     # -- housekeeping ------------------------------------------------------------------------------
 
@@ -180,9 +183,7 @@ class PostgresBackend(TextRecords):
         """
         removed = 0
         for _ in range(batches):
-            count = int(self.connections.run(lambda conn: conn.execute(
-                f"DELETE FROM {TABLE} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {TABLE} WHERE expires_at <= now() "
-                "LIMIT %s FOR UPDATE SKIP LOCKED))", [batch]).rowcount))
+            count = int(self.connections.run(lambda conn: conn.execute(_SWEEP, [batch]).rowcount))
             removed += count
             if count < batch:
                 break
@@ -197,7 +198,7 @@ class PostgresBackend(TextRecords):
         """
         created = self.connections.run(create_table)
         where = redact_url(self.config.session_url)
-        return f"{'created' if created else 'already there:'} table {TABLE} at {where}"
+        return f"created table {TABLE} at {where}" if created else f"table {TABLE} already exists at {where}"
 
     def probe(self) -> Iterator[Finding]:
         """The server answers, the table exists (or may be created) and the role may use it."""

@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 from collections.abc import Generator
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, ClassVar, Optional, TypeVar
 
 from .errors import StoreUnavailable
 
@@ -89,13 +89,17 @@ def installed() -> bool:
 
 
 def parse_url(url: str) -> dict[str, Any]:
-    """The connection parameters of a ``postgresql://`` URL; ``ValueError`` (naming no part of it) if libpq refuses it."""
+    """The connection parameters of a ``postgresql://`` URL; ``ValueError`` (quoting none of it) if libpq refuses it."""
     try:
-        return dict(conninfo_to_dict(url))
+        params = dict(conninfo_to_dict(url))
     except psycopg.ProgrammingError as exc:
         # libpq quotes the offending piece of the URL, which may be the password: leave quotes out.
         reason = str(exc).split('"', 1)[0].strip().rstrip(":")
         raise ValueError(f"libpq cannot read it ({reason or 'invalid URL'})") from None
+    for port in str(params.get("port") or "").split(","):  # libpq itself only finds out when it connects
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError("its port is not a number from 1 to 65535") from None
+    return params
 
 
 def conninfo_for(url: str, timeout: float) -> str:
@@ -115,20 +119,21 @@ def conninfo_for(url: str, timeout: float) -> str:
 
 
 def _until(gen: Generator[Any, Any, T], deadline: float) -> Generator[Any, Any, T]:
-    """``gen`` (psycopg's protocol generator) stopped with OperationalError once ``deadline`` passes idle.
+    """``gen`` (psycopg's protocol generator) stopped with OperationalError once ``deadline`` has passed.
 
-    psycopg's wait loop wakes the generator every 0.1 s with "nothing ready"; that is when
-    the deadline is checked.
+    psycopg's wait loop resumes the generator when the socket is ready and every 0.1 s when
+    it stays silent; the deadline is checked each time.
     """
     try:
         wanted = next(gen)
         while True:
             ready = yield wanted
-            if not ready and time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 raise _NoAnswer("the PostgreSQL server did not answer within session_store_timeout")
             wanted = gen.send(ready)
     except StopIteration as done:
-        return done.value
+        result: T = done.value
+        return result
 
 
 if psycopg is not None:
@@ -136,7 +141,7 @@ if psycopg is not None:
     class _NoAnswer(psycopg.OperationalError):
         """The server accepted the connection but did not answer in time."""
 
-    class _BoundedConnection(psycopg.Connection[Any]):  # type: ignore[misc]
+    class _BoundedConnection(psycopg.Connection[Any]):
         """A connection whose every wait for the server ends after ``call_timeout`` seconds.
 
         psycopg waits on the socket without an overall limit, so a server that is frozen
@@ -157,7 +162,7 @@ if psycopg is not None:
 class Connections:
     """One pool of connections to one PostgreSQL server, shared in the process by the back ends of one URL."""
 
-    _shared: dict[tuple[str, float, int], Connections] = {}
+    _shared: ClassVar[dict[tuple[str, float, int], Connections]] = {}
     _guard = threading.Lock()
 
     @classmethod
