@@ -67,10 +67,9 @@ _UPSERT = ("INSERT INTO sso_middleware_records (kind, key, member, value, expire
            "VALUES ('record', %s, '', %s, now() + %s * interval '1 second') ON CONFLICT (kind, key, member) "
            "DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at")
 _DELETE = "DELETE FROM sso_middleware_records WHERE kind = 'record' AND key = %s AND member = ''"
-# Adding a member gives the set's other live members its deadline too (the set's TTL), in one statement.
-_INDEX_ADD = ("WITH refreshed AS (UPDATE sso_middleware_records SET expires_at = now() + %s * interval '1 second' "
-              "  WHERE kind = 'index' AND key = %s AND member <> %s AND expires_at > now()) "
-              "INSERT INTO sso_middleware_records (kind, key, member, expires_at) "
+# Each member row has its own deadline, so the set lives as long as its newest member: a member is added
+# with the TTL its session can last at most, and adding one touches one row however many the set holds.
+_INDEX_ADD = ("INSERT INTO sso_middleware_records (kind, key, member, expires_at) "
               "VALUES ('index', %s, %s, now() + %s * interval '1 second') "
               "ON CONFLICT (kind, key, member) DO UPDATE SET expires_at = EXCLUDED.expires_at")
 _INDEX_MEMBERS = ("SELECT member FROM sso_middleware_records "
@@ -135,7 +134,7 @@ class PostgresBackend(TextRecords):
     # -- the sid/sub index: one row per (sealed) member ------------------------------------------
 
     def set_add(self, key: str, member: str, ttl: int) -> None:
-        self.connections.run(lambda conn: conn.execute(_INDEX_ADD, [ttl, key, member, key, member, ttl]))
+        self.connections.run(lambda conn: conn.execute(_INDEX_ADD, [key, member, ttl]))
 
     def set_members(self, key: str) -> list[str]:
         rows = self.connections.run(lambda conn: conn.execute(_INDEX_MEMBERS, [key]).fetchall())
