@@ -23,13 +23,12 @@ import argparse
 import sys
 from typing import Optional, TextIO
 
-from .._redaction import Redactor, escape_text, url_passwords
 from ..errors import ConfigError, StoreUnavailable
 from ..stores import backend_for
 from ..stores.backend import Migratable
 from ..stores.registry import type_name
-from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_source_arguments
-from .sources import SourceError, UsageError, source_from_args
+from .cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_source_arguments, redact_config, source_of
+from .sources import SourceError
 
 DESCRIPTION = """\
 Create the session store's schema (the postgresql store's table) unless it exists, as the
@@ -46,15 +45,13 @@ def run(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optio
     """Create the configured store's schema; returns the exit status."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
-    try:
-        source = source_from_args(args)
-    except UsageError as exc:
-        print(f"sso-middleware migrate: error: {escape_text(str(exc))}", file=err)
+    found = source_of(args, "migrate", err)
+    if found is None:
         return EXIT_USAGE
-    redact = Redactor(source.secrets)
+    source, redact = found
     try:
         config = source.load()
-        redact.add([config.client_secret, config.session_secret, *url_passwords(config.session_url)])
+        redact_config(redact, config)
         backend = backend_for(config)
         if not isinstance(backend, Migratable):
             print(redact.show(f"session_type {type_name(config.session_type)} has no schema to create: nothing "
