@@ -115,7 +115,8 @@ def template() -> Path:
     pwfile.write_text("admin-Sekrit\n")
     _give(folder)
     _run([str(bin_dir() / "initdb"), "-D", str(data), "-U", _ADMIN, "--pwfile", str(pwfile), "-E", "UTF8",
-          "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync", "--no-instructions"],
+          "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync", "--no-instructions",
+          "--wal-segsize=1"],  # 1 MiB of WAL to copy per server, not 16
          "initdb")
     pwfile.unlink()
     server = PostgresServer(data_source=data, copy=False)

@@ -115,7 +115,10 @@ def conninfo_for(url: str, timeout: float) -> str:
     }
     if "tcp_user_timeout" not in params:  # a partitioned network: unacknowledged data drops the connection
         extra["tcp_user_timeout"] = milliseconds
-    return str(make_conninfo(url, **extra))
+    try:
+        return str(make_conninfo(url, **extra))
+    except psycopg.ProgrammingError:  # a libpq too old for one of these parameters
+        raise ValueError("the installed libpq does not know tcp_user_timeout (libpq 12 or newer needed)") from None
 
 
 def _until(gen: Generator[Any, Any, T], deadline: float) -> Generator[Any, Any, T]:
