@@ -6,6 +6,8 @@ Commands:
   configuration from a PasteDeploy ini file, a settings file or the ``SSO_*``
   environment variables and checks it against the provider and the session store.
   Exit status 0 when nothing failed, 1 when a check failed, 2 for usage errors.
+* ``migrate``: create the session store's schema (the ``postgresql`` store's table)
+  unless it exists (:mod:`sso_middleware._doctor.migrate`); idempotent.
 
 Security caveat: nothing here prints a secret; see :mod:`sso_middleware._doctor`.
 """
@@ -20,6 +22,7 @@ from typing import Optional
 
 from . import __version__
 from ._doctor import cli as doctor
+from ._doctor import migrate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     doctor.add_arguments(check)
+    schema = commands.add_parser(
+        "migrate",
+        help="create the session store's table (postgresql) unless it exists",
+        description=migrate.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    migrate.add_arguments(schema)
     return parser
 
 
@@ -49,8 +59,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exc.code if isinstance(exc.code, int) else doctor.EXIT_USAGE
     if args.command is None:
         parser.print_usage(sys.stderr)
-        print(f"{parser.prog}: error: a command is required (check)", file=sys.stderr)
+        print(f"{parser.prog}: error: a command is required (check, migrate)", file=sys.stderr)
         return doctor.EXIT_USAGE
+    if args.command == "migrate":
+        return migrate.run(args)
     return doctor.run(args)
 
 

@@ -14,6 +14,7 @@ import webtest
 from sso_middleware import SSOMiddleware
 
 from .fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUED_SECRETS, ISSUER, FakeProvider
+from .postgres_server import APP_PASSWORD, READER_PASSWORD, PostgresServer
 from .store_servers import StoreServer
 
 SESSION_SECRET = "s" * 40
@@ -31,7 +32,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 #: What must never reach a log line: JWTs, bearer headers, session ids (32 hex digits), our secrets.
 _SECRET_PATTERNS = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.|Bearer |\b[0-9a-f]{32}\b")
-_KNOWN_SECRETS = (CLIENT_SECRET, SESSION_SECRET, "alice-password", "bob-password", "app1-secret", "app2-secret")
+_KNOWN_SECRETS = (CLIENT_SECRET, SESSION_SECRET, "alice-password", "bob-password", "app1-secret", "app2-secret",
+                  APP_PASSWORD, READER_PASSWORD)
 
 
 class _Recorder(logging.Handler):
@@ -139,3 +141,18 @@ def server(request: pytest.FixtureRequest) -> Iterator[StoreServer]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(params=["redis", "memcached", "postgresql"])
+def shared_server(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A real Redis, memcached or PostgreSQL server (``kind``, ``session_type``, ``url``, ``pause``...).
+
+    For the tests that hold for every shared store; a module makes its ``server`` tests run on
+    all three with ``server = shared_server``-style fixture of its own.
+    """
+    running: Any = PostgresServer() if request.param == "postgresql" else StoreServer(request.param)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.close()

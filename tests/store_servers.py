@@ -60,6 +60,10 @@ class StoreServer:
             os.kill(self.service.pid, signal.SIGCONT)  # a paused server could not handle SIGTERM
         self.service.stop()
 
+    def close(self) -> None:
+        """The end of a test: stop the server (its log folder stays, for a failure's post-mortem)."""
+        self.stop()
+
     def pause(self) -> None:
         """SIGSTOP: the server hangs (connections accepted by the kernel, never answered); waits until stopped."""
         os.kill(self.service.pid, signal.SIGSTOP)

@@ -10,6 +10,15 @@
 set -eu
 
 missing=""
+have_postgres() {  # Debian's server binaries, of any version (they are not on PATH)
+    for server in /usr/lib/postgresql/*/bin/postgres; do
+        if [ -x "$server" ]; then
+            return 0
+        fi
+    done
+    return 1
+}
+
 need() {  # need PACKAGE CHECK...
     package=$1
     shift
@@ -25,6 +34,7 @@ need chromium      test -x /usr/bin/chromium          # the browser tests drive 
 need redis-server  command -v redis-server            # shared-session, lock and refresh tests
 need memcached     command -v memcached
 need tinyproxy     command -v tinyproxy               # the egress proxy tests (http_proxy)
+need postgresql    have_postgres                      # the postgresql store's tests (initdb, pg_ctl)
 
 if [ -z "$missing" ]; then
     exit 0

@@ -169,17 +169,25 @@ class SSOConfig:
     session_idle_timeout: int = _setting(86400, "Seconds of inactivity after which a session ends.")
     session_absolute_timeout: int = _setting(604800, "Seconds after sign-in at which a session ends regardless.")
     session_type: Any = _setting(  # noqa: RUF009 - a name, or a back-end class or object (stores.registry)
-        "file", "Session store: `file`, `ext:redis`, `ext:memcached`, `cookie` or `environ` (see Session stores), "
+        "file", "Session store: `file`, `ext:redis`, `ext:memcached`, `postgresql`, `cookie` or `environ` (see Session "
+        "stores), "
         "or a back end of your own: `module:Class` (a class or object in Python; see Writing your own session "
         "back end)."
     )
     session_url: str = _setting(  # not in repr: it may hold the Redis password
-        "", "`ext:redis`: `redis://host:port/db`; `ext:memcached`: `host:port` servers separated by `;`.", repr=False
+        "", "`ext:redis`: `redis://host:port/db`; `ext:memcached`: `host:port` servers separated by `;`; "
+        "`postgresql`: `postgresql://user:password@host:port/dbname` (any libpq URL).", repr=False
     )
     session_environ_key: str = _setting(
         "beaker.session", "`environ`: the environ key of the outer Beaker `SessionMiddleware`'s session."
     )
-    session_store_timeout: float = _setting(2.0, "Timeout in seconds of each call to a Redis/memcached store.")
+    session_store_timeout: float = _setting(
+        2.0, "Timeout in seconds of each call to a Redis/memcached/PostgreSQL store."
+    )
+    session_pool_size: int = _setting(
+        10, "`postgresql`: most connections each process keeps to the server; at least the worker's threads, so "
+        "that no request waits for a connection."
+    )
     session_data_dir: str = _setting(
         "", "Directory of the `file` store (default: a private per-application folder in the temp dir). Must be "
         "this user's, without group/other access (created 0700), under folders other users cannot write to."

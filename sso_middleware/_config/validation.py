@@ -187,6 +187,7 @@ def validate(config: SSOConfig) -> None:
 
     backend = registry.resolve(config.session_type)  # ConfigError("session_type") when it names no back end
     _positive(config, "session_store_timeout", maximum=60)
+    _positive(config, "session_pool_size", maximum=1000)
     backend.validate(config)  # the back end's own settings (session_url, session_environ_key...)
     if config.cookie_name and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", config.cookie_name):
         raise ConfigError("cookie_name", "must be a short token of letters, digits, '_', '.', '-'")

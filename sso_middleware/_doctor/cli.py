@@ -20,9 +20,10 @@ import argparse
 import sys
 from typing import Optional, TextIO
 
+from .._config.settings import SSOConfig
 from .._redaction import Redactor, escape_text, url_passwords
 from . import report
-from .sources import UsageError, source_from_args
+from .sources import Source, UsageError, source_from_args
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -38,6 +39,12 @@ Exit status: 0 nothing failed, 1 something failed, 2 usage error.  Secrets are n
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``check`` subcommand's options."""
+    add_source_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the configuration comes from (``--ini``, ``--settings``, ``--env``, ``--section``, ``--set``)."""
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--ini", metavar="FILE", help="a PasteDeploy ini file (its sso filter section)")
     source.add_argument("--settings", metavar="FILE", help="a file of 'name = value' lines, or a .json object")
@@ -48,25 +55,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", metavar="NAME=VALUE", action="append",
                         help="with --ini: a PasteDeploy global variable (read by 'get NAME = NAME'); otherwise a "
                              "setting; repeatable")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+
+
+def source_of(args: argparse.Namespace, command: str, err: TextIO) -> Optional[tuple[Source, Redactor]]:
+    """The configuration source the arguments name, and a Redactor of its secrets; None after a usage error."""
+    try:
+        source = source_from_args(args)
+    except UsageError as exc:
+        print(f"sso-middleware {command}: error: {escape_text(str(exc))}", file=err)
+        return None
+    return source, Redactor(source.secrets)
+
+
+def redact_config(redact: Redactor, config: SSOConfig) -> None:
+    """Tell ``redact`` the configuration's secrets (and the public values that are no secret)."""
+    redact.add([config.client_secret, config.session_secret, *url_passwords(config.session_url),
+                *url_passwords(config.http_proxy)])
+    redact.add_public([config.client_id, config.issuer_url, *config.base_urls])
 
 
 def run(args: argparse.Namespace, stdout: Optional[TextIO] = None, stderr: Optional[TextIO] = None) -> int:
     """Run the doctor for parsed arguments; returns the exit status."""
     out = stdout or sys.stdout
-    err = stderr or sys.stderr
-    try:
-        source = source_from_args(args)
-    except UsageError as exc:
-        print(f"sso-middleware check: error: {escape_text(str(exc))}", file=err)
+    found = source_of(args, "check", stderr or sys.stderr)
+    if found is None:
         return EXIT_USAGE
-    redact = Redactor(source.secrets)
+    source, redact = found
     config, first = report.check_configuration(source)
     results = [first]
     if config is not None:
-        redact.add([config.client_secret, config.session_secret, *url_passwords(config.session_url),
-                    *url_passwords(config.http_proxy)])
-        redact.add_public([config.client_id, config.issuer_url, *config.base_urls])
+        redact_config(redact, config)
         results += report.run_checks(config)
     # The one place output is made printable: every check's message, whatever it quotes.
     results = report.shown(results, redact)

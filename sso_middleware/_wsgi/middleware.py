@@ -301,7 +301,7 @@ def _store_failure(exc: Union[StoreUnavailable, SessionTooLarge]) -> str:
     """Log a session-store failure for the operator; the failure code for the user."""
     if isinstance(exc, SessionTooLarge):
         log.error("sso: the session does not fit in a cookie (%s); choose a server-side session_type "
-                  "(file, ext:redis or ext:memcached)", exc)
+                  "(file, ext:redis, ext:memcached or postgresql)", exc)
         return exc.code
     log.error("sso: session store unavailable: %s", exc)
     return exc.code

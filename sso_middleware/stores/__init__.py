@@ -6,6 +6,8 @@
 * ``ext:redis`` (:mod:`.redis`): ``session_url = redis://host:port/db``; many hosts.
 * ``ext:memcached`` (:mod:`.memcached`): ``session_url = host:port;host:port``; many
   hosts (needs the ``python-memcached`` client).
+* ``postgresql`` (:mod:`.postgresql`): ``session_url = postgresql://user:pw@host/db``;
+  many hosts, one table (needs the ``postgresql`` extra: psycopg and psycopg_pool).
 * ``cookie`` (:mod:`.cookie`): the whole session, encrypted and signed, in the cookie
   itself (about 4 KB at most); no server-side state.
 * ``environ`` (:mod:`.environ`): an existing Beaker session from an outer
@@ -45,6 +47,7 @@ from .file import FileBackend, prepare_data_dir, sweep_file_store
 from .file_records import FileIndex, PrivateFileNamespace, open_locked
 from .index import INDEX_PREFIX
 from .memcached import MEMCACHED_MAX_RELATIVE_TTL, JsonMemcachedNamespace, MemcachedBackend
+from .postgresql import PostgresBackend
 from .redis import JsonRedisNamespace, RedisBackend
 from .registry import SESSION_TYPES, backend_for
 from .text_records import TextRecords
@@ -65,6 +68,7 @@ __all__ = [
     "LazyCookieSession",
     "MemcachedBackend",
     "NamespaceRecords",
+    "PostgresBackend",
     "PrivateFileNamespace",
     "RecordGone",
     "RecordNamespace",

@@ -147,6 +147,20 @@ class SessionBackend(Protocol):
         """Release a lock taken by :meth:`acquire`, only if it is still this holder's."""
 
 
+@runtime_checkable
+class Migratable(Protocol):
+    """A back end whose store needs a schema (a table): ``sso-middleware migrate`` creates it.
+
+    Optional, beside :class:`SessionBackend`: a store without one has nothing to migrate.
+    """
+
+    def migrate(self) -> str:
+        """Create what the store needs unless it exists (idempotent): what was done, as one line without secrets.
+
+        Raises :class:`~.errors.StoreUnavailable` when the store cannot be reached or may not be changed.
+        """
+
+
 def protocol_members() -> list[str]:
     """The names a back end must have: :class:`SessionBackend`'s methods and flags."""
     methods = [name for name, value in vars(SessionBackend).items() if not name.startswith("_") and callable(value)]

@@ -1,7 +1,7 @@
 """Which back end ``session_type`` names: a built-in one by name, your own as ``module:Class``, or an object.
 
 ``session_type`` is one of :data:`SESSION_TYPES` (``file``, ``ext:redis``,
-``ext:memcached``, ``cookie``, ``environ``), or ``"mypkg.module:Backend"`` (imported
+``ext:memcached``, ``postgresql``, ``cookie``, ``environ``), or ``"mypkg.module:Backend"`` (imported
 when the configuration is built), or -- from Python -- a back-end class or an object
 already built.  Whatever it names must implement :class:`~.backend.SessionBackend`;
 anything else is one :class:`~..errors.ConfigError` naming ``session_type``.  This is
@@ -24,6 +24,7 @@ from .cookie import CookieBackend
 from .environ import EnvironBackend
 from .file import FileBackend
 from .memcached import MemcachedBackend
+from .postgresql import PostgresBackend
 from .redis import RedisBackend
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ SESSION_TYPES: dict[str, type[Any]] = {
     "file": FileBackend,
     "ext:redis": RedisBackend,
     "ext:memcached": MemcachedBackend,
+    "postgresql": PostgresBackend,
     "cookie": CookieBackend,
     "environ": EnvironBackend,
 }

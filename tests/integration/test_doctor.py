@@ -32,6 +32,7 @@ from sso_middleware._redaction import Redactor, redact_url, url_passwords
 from sso_middleware.testing import DevProvider
 
 from ..fakes import public_jwk, rsa_key
+from ..postgres_server import APP_PASSWORD, PostgresServer
 from ..servers import free_port
 from ..store_servers import StoreServer
 from ..tokens import ec_jwk, ec_key
@@ -900,6 +901,24 @@ def test_a_redis_password_in_session_url_is_never_printed(capsys: pytest.Capture
     assert outcome.code == 1
     assert "redis at redis://" in outcome.out and f"127.0.0.1:{port}/0" in outcome.out
     assert "***" in outcome.out
+
+
+def test_a_postgresql_store_is_probed_and_its_password_never_printed(capsys: pytest.CaptureFixture[str],
+                                                                      mini: MiniProvider, tmp_path: Path) -> None:
+    server = PostgresServer().start()
+    try:
+        settings = mini_settings(mini, tmp_path, session_type="postgresql", session_url=server.url)
+        outcome = check(capsys, "--settings", settings, secrets=(APP_PASSWORD, "mini-client-secret"))
+        assert outcome.code == 0, outcome.out
+        assert "postgresql 15" in outcome.line("OK", "session store")
+        assert f"at postgresql://sso_app:***@127.0.0.1:{server.port}/sso answers as role sso_app" in outcome.out
+        assert "does not exist yet: created on first use" in outcome.line("INFO", "session store")
+        wrong = mini_settings(mini, tmp_path, session_type="postgresql",
+                              session_url=server.url_as("sso_app", "wrong-" + APP_PASSWORD))
+        outcome = check(capsys, "--settings", wrong, secrets=(APP_PASSWORD, "mini-client-secret"))
+        assert_only_failure(outcome, "session store", "postgresql at postgresql://sso_app:***@", "does not answer")
+    finally:
+        server.close()
 
 
 PERCENT_SECRET = "pct-app1%MARK-tail-0123456789abcdef"

@@ -1,8 +1,9 @@
 """StoreLocks: mutual exclusion across threads and processes, bounded waits, expiry.
 
 The shared kinds run against the real thing: ``flock`` on the file store's
-folder, and a real ``redis-server`` / ``memcached`` on a free loopback port
-(:mod:`tests.store_servers`; a missing binary fails the test, never skips it).
+folder, and a real ``redis-server`` / ``memcached`` / PostgreSQL on a free loopback port
+(:mod:`tests.store_servers`, :mod:`tests.postgres_server`; a missing binary fails the
+test, never skips it).
 Other processes are real ones (``python -c``) using the same configuration,
 like the workers of one deployment; a holder that "dies" is SIGKILLed.
 """
@@ -32,9 +33,11 @@ from sso_middleware._session.locks import StoreLocks
 from sso_middleware.stores import JsonMemcachedNamespace, StoreUnavailable
 
 from ..fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER
+from ..postgres_server import PostgresServer
 from ..store_servers import StoreServer
 
-SHARED = ["file", "redis", "memcached"]
+SERVERS = ["redis", "memcached", "postgresql"]
+SHARED = ["file", *SERVERS]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -42,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 class Env:
     kind: str
     settings: dict[str, Any]
-    server: Optional[StoreServer]
+    server: Optional[Any]  # a StoreServer or a PostgresServer
     data_dir: Path
 
     def config(self) -> SSOConfig:
@@ -55,7 +58,11 @@ class Env:
 
 @contextlib.contextmanager
 def make_env(kind: str, tmp_path: Path) -> Iterator[Env]:
-    server = StoreServer(kind).start() if kind in ("redis", "memcached") else None
+    server: Optional[Any] = None
+    if kind == "postgresql":
+        server = PostgresServer().start()
+    elif kind in ("redis", "memcached"):
+        server = StoreServer(kind).start()
     settings: dict[str, Any] = {
         "issuer": ISSUER, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "base_url": BASE_URL,
         "session_secret": "s" * 40, "session_data_dir": str(tmp_path / "sessions"), "session_store_timeout": 0.5,
@@ -68,7 +75,7 @@ def make_env(kind: str, tmp_path: Path) -> Iterator[Env]:
         yield Env(kind, settings, server, tmp_path / "sessions")
     finally:
         if server is not None:
-            server.stop()
+            server.close()
 
 
 @pytest.fixture(params=[*SHARED, "cookie"])
@@ -83,7 +90,7 @@ def shared_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
         yield running
 
 
-@pytest.fixture(params=["redis", "memcached"])
+@pytest.fixture(params=SERVERS)
 def server_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
     with make_env(request.param, tmp_path) as running:
         yield running
@@ -415,8 +422,8 @@ def test_a_server_lock_of_a_dead_holder_expires_after_its_ttl(server_env: Env) -
     with locks.hold(name, ttl=5, wait=5) as held:
         assert held
     waited = time.monotonic() - died
-    # Redis expires it after ttl (PX); memcached's clock ticks in whole seconds, so up to about a second more.
-    assert waited < ttl + (0.5 if server_env.kind == "redis" else 2.1), waited
+    # Redis and PostgreSQL expire it after ttl; memcached's clock ticks in whole seconds, so up to a second more.
+    assert waited < ttl + (2.1 if server_env.kind == "memcached" else 0.5), waited
 
 
 def test_a_redis_lock_carries_a_ttl_and_a_random_value(redis_env: Env) -> None:
@@ -438,7 +445,7 @@ def test_a_redis_lock_carries_a_ttl_and_a_random_value(redis_env: Env) -> None:
 def test_release_never_frees_the_next_holders_lock(server_env: Env) -> None:
     """A holds past its ttl; B takes the expired lock; A's release must leave B's lock alone."""
     name = lock_name()
-    ttl = 0.3 if server_env.kind == "redis" else 1.0
+    ttl = 1.0 if server_env.kind == "memcached" else 0.3
     a_locks, b_locks, c_locks = server_env.locks(), server_env.locks(), server_env.locks()
     b_holds, a_done = threading.Event(), threading.Event()
     a_result: list[bool] = []
@@ -530,6 +537,11 @@ def test_redis_locks_work_after_a_restart_nobody_saw(redis_env: Env) -> None:
 
 def test_memcached_locks_work_after_a_restart_nobody_saw(memcached_env: Env) -> None:
     restart_nobody_saw(memcached_env)
+
+
+def test_postgresql_locks_work_after_a_restart_nobody_saw(tmp_path: Path) -> None:
+    with make_env("postgresql", tmp_path) as env:
+        restart_nobody_saw(env)
 
 
 def test_a_server_that_comes_back_is_used_again(server_env: Env) -> None:

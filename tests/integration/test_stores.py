@@ -1,5 +1,7 @@
 """The session stores (:mod:`sso_middleware.stores`) end to end, against real Redis and memcached.
 
+(PostgreSQL's own tests are in test_postgresql.py; the store-generic record tests here run on it too.)
+
 Each server test starts its own ``redis-server`` / ``memcached`` on a free
 loopback port (:mod:`tests.store_servers`) and reads what the middleware wrote
 with a raw client -- the redis client, or memcached's text protocol over a
@@ -40,6 +42,7 @@ from sso_middleware.testing import Clock
 from ..conftest import SESSION_SECRET, browser_for
 from ..cookies import summary, tx_name
 from ..fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider
+from ..postgres_server import PostgresServer
 from ..store_servers import StoreServer
 
 CONNECTION = "Username-Password-Authentication"
@@ -134,7 +137,10 @@ def raw_index_ttl(server: StoreServer, index_id: str) -> Optional[int]:
     return server.memcached_ttl(key)
 
 
-def raw_value(server: StoreServer, record_id: str) -> Optional[bytes]:
+def raw_value(server: Any, record_id: str) -> Optional[bytes]:
+    if server.kind == "postgresql":
+        text = server.record(f"{PREFIX}:{record_id}")
+        return None if text is None else text.encode()
     if server.kind == "redis":
         value = redis.Redis(port=server.port).get(raw_key(server, record_id))
         return value if value is None else bytes(value)
@@ -142,15 +148,20 @@ def raw_value(server: StoreServer, record_id: str) -> Optional[bytes]:
     return None if found is None else found[1]
 
 
-def raw_ttl(server: StoreServer, record_id: str) -> Optional[int]:
+def raw_ttl(server: Any, record_id: str) -> Optional[int]:
+    if server.kind == "postgresql":
+        left = server.seconds_left(f"{PREFIX}:{record_id}")
+        return None if left is None else int(left)
     if server.kind == "redis":
         ttl = int(redis.Redis(port=server.port).ttl(raw_key(server, record_id)))
         return None if ttl == -2 else ttl
     return server.memcached_ttl(raw_key(server, record_id))
 
 
-def stored_keys(server: StoreServer) -> int:
+def stored_keys(server: Any) -> int:
     """How many records the server holds, whoever wrote them."""
+    if server.kind == "postgresql":
+        return int(server.rows())
     if server.kind == "redis":
         return int(redis.Redis(port=server.port).dbsize())
     stats = server.memcached_stats()
@@ -782,14 +793,18 @@ def test_a_restart_nobody_saw_costs_no_request(make_middleware: Callable[..., SS
 # -- small records of our own: read_value / write_value (token records) --------------------------
 
 
-@pytest.fixture(params=["file", "redis", "memcached"])
+@pytest.fixture(params=["file", "redis", "memcached", "postgresql"])
 def value_store(request: pytest.FixtureRequest,
                 settings: dict[str, Any]) -> Iterator[tuple[Any, Optional[StoreServer]]]:
     """The back end of each server-side kind, and its server (None for the file store)."""
     from sso_middleware import SSOConfig
     from sso_middleware._session.state import SessionStore
 
-    server = StoreServer(request.param).start() if request.param != "file" else None
+    server: Any = None
+    if request.param == "postgresql":
+        server = PostgresServer().start()
+    elif request.param != "file":
+        server = StoreServer(request.param).start()
     try:
         extra = {} if server is None else {"session_type": server.session_type, "session_url": server.url,
                                            "session_store_timeout": 0.5}
@@ -797,7 +812,7 @@ def value_store(request: pytest.FixtureRequest,
         yield store.backend, server
     finally:
         if server is not None:
-            server.stop()
+            server.close()
 
 
 RECORD = "sso-tokens-0123456789abcdef0123456789abcdef"

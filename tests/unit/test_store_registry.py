@@ -14,6 +14,7 @@ from sso_middleware.stores import (
     EnvironBackend,
     FileBackend,
     MemcachedBackend,
+    PostgresBackend,
     RedisBackend,
     SessionBackend,
 )
@@ -22,13 +23,15 @@ from sso_middleware.stores.registry import SESSION_TYPES, backend_for, resolve, 
 from ..custom_backend import DictBackend
 
 PACKAGE = Path(__file__).resolve().parents[2] / "sso_middleware"
-URLS = {"ext:redis": "redis://127.0.0.1:1/0", "ext:memcached": "127.0.0.1:1"}
+URLS = {"ext:redis": "redis://127.0.0.1:1/0", "ext:memcached": "127.0.0.1:1",
+        "postgresql": "postgresql://app:pw@127.0.0.1:1/sso"}
 
 
 @pytest.mark.parametrize(("name", "cls", "keeps_records", "shared_lock"), [
     ("file", FileBackend, True, True),
     ("ext:redis", RedisBackend, True, True),
     ("ext:memcached", MemcachedBackend, True, True),
+    ("postgresql", PostgresBackend, True, True),
     ("cookie", CookieBackend, False, False),
     ("environ", EnvironBackend, False, False),
 ])
@@ -41,7 +44,7 @@ def test_each_built_in_name_builds_its_back_end(settings: dict[str, Any], name: 
 
 
 def test_the_built_in_names_are_the_documented_ones() -> None:
-    assert list(SESSION_TYPES) == ["file", "ext:redis", "ext:memcached", "cookie", "environ"]
+    assert list(SESSION_TYPES) == ["file", "ext:redis", "ext:memcached", "postgresql", "cookie", "environ"]
 
 
 def test_module_and_class_text_is_imported(settings: dict[str, Any]) -> None:

@@ -378,6 +378,12 @@ def test_environ_store_revokes_in_process(make_middleware: Callable[..., SSOMidd
 # -- shared stores ----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def server(shared_server: Any) -> Any:
+    """Back-channel logout through a shared store's index: Redis, memcached and PostgreSQL alike."""
+    return shared_server
+
+
 def test_shared_store_sessions_end_on_every_instance(make_middleware: Callable[..., SSOMiddleware],
                                                      provider: FakeProvider, server: StoreServer) -> None:
     settings = {"session_type": server.session_type, "session_url": server.url, "session_store_timeout": 0.5}

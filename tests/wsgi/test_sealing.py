@@ -1,7 +1,7 @@
 """Sealed records (:mod:`sso_middleware._sealing`): forged, copied, oversized and foreign records: the attacks.
 
-The attacker here can write to the shared store (Redis, memcached, or the file store's
-folder) and has an account at the provider, but does not know ``session_secret``.  Every
+The attacker here can write to the shared store (Redis, memcached, PostgreSQL's table, or
+the file store's folder) and has an account at the provider, but does not know ``session_secret``.  Every
 test plants what such an attacker would, through a raw client (not our namespace
 managers), and checks that nobody is signed in by it, nothing is decoded before its seal
 is verified, and no request fails with a 500.
@@ -46,6 +46,7 @@ from sso_middleware.stores.index import index_key
 from ..conftest import SESSION_SECRET, browser_for, legacy_app
 from ..fakes import BASE_URL, CLIENT_ID, CLIENT_SECRET, ISSUER, FakeProvider
 from ..integration.test_stores import COOKIE, SideEffect, app_view, armed_pickle, no_traceback, session_id, sign_in
+from ..postgres_server import PostgresServer
 from ..store_servers import StoreServer
 
 Browser = webtest.TestApp
@@ -64,7 +65,13 @@ def config_for(**overrides: Any) -> SSOConfig:
     return SSOConfig(**{**base, **overrides})
 
 
-@pytest.fixture(params=["redis", "memcached", "file"])
+@pytest.fixture
+def server(shared_server: Any) -> Any:
+    """The shared-store attacks hold on every shared store: Redis, memcached and PostgreSQL."""
+    return shared_server
+
+
+@pytest.fixture(params=["redis", "memcached", "postgresql", "file"])
 def store_kind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """Settings of each server-side store, with a ``plant(record_id, text_or_bytes)`` and a ``read`` for raw access."""
     if request.param == "file":
@@ -80,7 +87,8 @@ def store_kind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[
         yield {"settings": {"session_data_dir": str(folder)}, "plant": plant_file,
                "read": lambda record_id: path(record_id).read_bytes(), "kind": "file"}
         return
-    running = StoreServer(request.param).start()
+    running: Any = PostgresServer() if request.param == "postgresql" else StoreServer(request.param)
+    running.start()
     try:
         settings = {"session_type": running.session_type, "session_url": running.url, "session_store_timeout": 0.5}
 
@@ -90,17 +98,22 @@ def store_kind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[
         yield {"settings": settings, "plant": plant, "read": lambda record_id: raw_get(running, record_id),
                "kind": request.param, "server": running}
     finally:
-        running.stop()
+        running.close()
 
 
-def raw_name(server: StoreServer, record_id: str, key: str = "session", config: Optional[SSOConfig] = None) -> str:
+def raw_name(server: Any, record_id: str, key: str = "session", config: Optional[SSOConfig] = None) -> str:
     """Where a record lives in the server (the application's key prefix is no secret on a Redis one can list)."""
+    if server.kind == "postgresql":  # a row's key; whether it is a record or an index is its kind
+        return f"{record_prefix(config or config_for())}:{record_id}"
     name = f"{record_prefix(config or config_for())}:{record_id}:{key}"
     return name if server.kind == "redis" else hashlib.sha256(name.encode()).hexdigest()
 
 
-def raw_plant(server: StoreServer, record_id: str, value: Any, key: str = "session") -> None:
-    if server.kind == "redis":
+def raw_plant(server: Any, record_id: str, value: Any, key: str = "session") -> None:
+    if server.kind == "postgresql":
+        text = value.decode() if isinstance(value, bytes) else value
+        server.plant(raw_name(server, record_id), text, kind="index" if key == "index" else "record")
+    elif server.kind == "redis":
         redis.Redis(port=server.port).set(raw_name(server, record_id, key), value, ex=600)
     else:
         client = memcache.Client([server.url])
@@ -109,7 +122,10 @@ def raw_plant(server: StoreServer, record_id: str, value: Any, key: str = "sessi
         client.disconnect_all()
 
 
-def raw_get(server: StoreServer, record_id: str) -> Optional[bytes]:
+def raw_get(server: Any, record_id: str) -> Optional[bytes]:
+    if server.kind == "postgresql":
+        text = server.record(raw_name(server, record_id))
+        return None if text is None else text.encode()
     if server.kind == "redis":
         value = redis.Redis(port=server.port).get(raw_name(server, record_id))
         return None if value is None else bytes(value)
@@ -266,12 +282,8 @@ def test_a_sealed_payload_that_would_inflate_too_far_is_refused(make_middleware:
     assert len(text) < MAX_RECORD_BYTES
     beaker = middleware.store.backend
     assert beaker is not None
-    namespace = beaker.namespace(session_id(browser))
-    namespace.acquire_write_lock()
-    try:
-        namespace["session"] = text  # sealed, by our own namespace manager
-    finally:
-        namespace.release_write_lock()
+    # Sealed by our own code, as the session record the cookie names.
+    assert beaker.write_record(session_id(browser), text, 600, existing=True, kind="session")
     tracemalloc.start()
     try:
         response = browser.get("/page")
@@ -321,8 +333,10 @@ def plant_index_member(store_kind: dict[str, Any], index_id: str, member: str) -
         with open(path, "a") as handle:
             handle.write(member + "\n")
         return
-    server: StoreServer = store_kind["server"]
-    if kind == "redis":
+    server: Any = store_kind["server"]
+    if kind == "postgresql":  # one row per member
+        server.plant(raw_name(server, index_id), "", kind="index", member=member)
+    elif kind == "redis":
         redis.Redis(port=server.port).sadd(raw_name(server, index_id, "index"), member)
     else:
         found = server.memcached_get(raw_name(server, index_id, "index"))
@@ -419,11 +433,15 @@ def test_a_fifo_planted_under_a_record_name_neither_hangs_nor_signs_in(make_brow
 # -- two applications sharing a secret ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["redis", "memcached", "file", "cookie"])
+@pytest.mark.parametrize("kind", ["redis", "memcached", "postgresql", "file", "cookie"])
 def test_two_apps_sharing_a_secret_do_not_accept_each_others_sessions(make_middleware: Callable[..., SSOMiddleware],
                                                                        provider: FakeProvider, tmp_path: Path,
                                                                        kind: str) -> None:
-    running = StoreServer(kind).start() if kind in ("redis", "memcached") else None
+    running: Any = None
+    if kind in ("redis", "memcached"):
+        running = StoreServer(kind).start()
+    elif kind == "postgresql":
+        running = PostgresServer().start()
     try:
         if running is not None:
             shared: dict[str, Any] = {"session_type": running.session_type, "session_url": running.url}
@@ -439,7 +457,7 @@ def test_two_apps_sharing_a_secret_do_not_accept_each_others_sessions(make_middl
         assert app_view(app_b)["remote_user"] is None, "app B accepted app A's session"
     finally:
         if running is not None:
-            running.stop()
+            running.close()
 
 
 STATE_1 = "S" * 43  # the shape of the states we issue

@@ -31,8 +31,8 @@ def check_tokens_and_rules(ctx: Context) -> Iterator[Finding]:
                          "is not refreshed and the app sees sso.token_error=token_expired once it expires")
         elif not resolve_backend(config.session_type).shared_lock:
             yield WARN, (f"session_type {type_name(config.session_type)}: token refresh is single-flight per "
-                         "process only; with several processes and rotating refresh tokens use file, ext:redis or "
-                         "ext:memcached")
+                         "process only; with several processes and rotating refresh tokens use file, ext:redis, "
+                         "ext:memcached or postgresql")
         else:
             yield OK, (f"access tokens refreshed {config.refresh_margin} s before expiry, one refresh at a time "
                        f"through a lock in the {type_name(config.session_type)} store")
