@@ -18,7 +18,8 @@ Two providers, for two kinds of tests:
   rotation, back-channel logout and an event log. Use it for end-to-end tests over real
   HTTP (a served application, a real browser). Requires Node.js >= 20 and npm; the npm
   dependencies are installed once into ``$DEVPROVIDER_HOME`` or ``~/.cache/sso_middleware``
-  (:func:`ensure_devprovider_installed`).
+  (:func:`ensure_devprovider_installed`; :func:`npm_install_cached` does the same for any
+  folder with a ``package-lock.json``).
 
 And two seams of ``SSOMiddleware`` the kit serves:
 
@@ -79,7 +80,7 @@ from .clock import Clock
 from .devprovider import DevProvider
 from .errors import DevProviderError, DevProviderStartTimeout
 from .fake_provider import FakeProvider, FakeProviderAdapter
-from .install import devprovider_source_dir, ensure_devprovider_installed
+from .install import devprovider_source_dir, ensure_devprovider_installed, npm_install_cached
 from .transport import RecordingTransport, make_response
 
 __all__ = [
@@ -103,6 +104,7 @@ __all__ = [
     "devprovider_source_dir",
     "ensure_devprovider_installed",
     "make_response",
+    "npm_install_cached",
 ]
 
 # The plugin's fixture, here because the registered plugin is this package; only when pytest
