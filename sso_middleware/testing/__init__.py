@@ -44,7 +44,11 @@ enforced: a provider session whose acr is not among the requested values is show
 login form again (interaction reason ``ACR_UNMET_REASON``; with ``prompt=none`` the client
 gets ``login_required``), and so is a session older than ``max_age`` seconds. The login
 answering such a prompt is accepted whatever level it reached, so the relying party must
-check ``acr`` itself. Tests normally register their own client with the redirect URIs they
+check ``acr`` itself. Like an Auth0 tenant with an API, an authorization request with
+``audience=DEFAULT_API`` (see ``DEFAULT_RESOURCES``; ``DevProvider(resources=...)`` for
+others) gets a JWT access token for that API (RFC 9068, ``typ`` ``at+jwt``, ``aud`` the
+identifier, ``scope`` the API's scopes requested); without it, the opaque userinfo token.
+Tests normally register their own client with the redirect URIs they
 need::
 
     def test_sign_in(oidc_provider):
@@ -68,7 +72,9 @@ from .accounts import (
     ACR_MFA,
     ACR_PWD,
     ACR_UNMET_REASON,
+    DEFAULT_API,
     DEFAULT_CLIENTS,
+    DEFAULT_RESOURCES,
     DEFAULT_USERS,
     DEV_OTP,
     ROLES_CLAIM,
@@ -87,7 +93,9 @@ __all__ = [
     "ACR_MFA",
     "ACR_PWD",
     "ACR_UNMET_REASON",
+    "DEFAULT_API",
     "DEFAULT_CLIENTS",
+    "DEFAULT_RESOURCES",
     "DEFAULT_USERS",
     "DEV_OTP",
     "ROLES_CLAIM",
