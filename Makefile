@@ -19,7 +19,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check sso_middleware tests examples demo_app.py
+	$(BIN)/ruff check sso_middleware tests examples demo_app.py demo
 	$(BIN)/mypy
 
 system-packages:
