@@ -128,18 +128,14 @@ def start_demo(
     demo = Demo(bases["app1"], bases["app2"], bases["app3"], "", connection, bases["app2"] + API_PATH, audience)
     backchannel_path = shared.get("SSO_BACKCHANNEL_LOGOUT_PATH", _default("backchannel_logout_path"))
 
+    tenant = "SSO_DOMAIN" in shared or "SSO_ISSUER" in shared
+    if tenant:
+        credentials = _tenant_credentials(env)
+        demo.provider_url = shared.get("SSO_ISSUER") or f"https://{shared['SSO_DOMAIN']}/"
     installer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-npm")
     spa_library = installer.submit(install_spa_dependencies)  # the SPA's npm ci runs while the provider starts
     installer.shutdown(wait=False)
-    if "SSO_DOMAIN" in shared or "SSO_ISSUER" in shared:
-        missing = [name for name in AUTH0_VARIABLES if not env.get(name)]
-        if missing:
-            raise ValueError(f"the demo against {shared.get('SSO_DOMAIN') or shared['SSO_ISSUER']} needs "
-                             f"{', '.join(missing)} (see demo_app.py or the README's demo section)")
-        credentials = {name: (env[f"{name.upper()}_CLIENT_ID"], env.get(f"{name.upper()}_CLIENT_SECRET", ""))
-                       for name in ("app1", "app2", "app3")}
-        demo.provider_url = shared.get("SSO_ISSUER") or f"https://{shared['SSO_DOMAIN']}/"
-    else:
+    if not tenant:
         from sso_middleware.testing import DevProvider
 
         # App 2's API, as an Auth0 API would be: its identifier and the scopes it defines.
@@ -213,6 +209,16 @@ def start_demo(
         demo.stop()
         raise
     return demo
+
+
+def _tenant_credentials(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """The Auth0 applications of the three apps from ``APPn_CLIENT_ID`` / ``_SECRET``: name -> (id, secret)."""
+    missing = [name for name in AUTH0_VARIABLES if not env.get(name)]
+    if missing:
+        raise ValueError(f"the demo against a tenant of your own needs {', '.join(missing)} as well "
+                         "(see the README's demo section)")
+    return {name: (env[f"{name.upper()}_CLIENT_ID"], env.get(f"{name.upper()}_CLIENT_SECRET", ""))
+            for name in ("app1", "app2", "app3")}
 
 
 def _register_clients(provider: Any, bases: Mapping[str, str], backchannel_path: str) -> dict[str, tuple[str, str]]:

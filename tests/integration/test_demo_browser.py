@@ -266,3 +266,30 @@ def test_the_seed_scenario_spa_sign_in_silent_sso_and_single_logout(demo: demo_a
     assert silent and silent[-1]["error"] == "login_required", silent
     record.shot(spa, "spa-signed-out-after-its-silent-renewal")
     context.close()
+
+
+def test_the_spa_signs_out_through_the_providers_logout_page(demo: demo_app.Demo, browser: Browser) -> None:
+    context = browser.new_context()
+    spa = context.new_page()
+    spa.goto(demo.app1_url + "/")
+    wait_for_text(spa, "#state", "Signed out")
+    spa.click("#sign-in")
+    spa.wait_for_selector("#login-form")
+    spa.fill("#login", "bob")
+    spa.fill("#password", "bob-password")
+    spa.click("#submit")
+    wait_for_text(spa, "#state", "Signed in as Bob")
+    demo.provider.clear_events()
+    spa.click("#sign-out")
+    spa.wait_for_selector("#logout-yes")
+    spa.click("#logout-yes")
+    spa.wait_for_url(demo.app1_url + "/")
+    wait_for_text(spa, "#state", "Signed out")
+    [end_session] = demo.provider.events("end_session")
+    assert end_session["client_id"] == demo.client_ids["app1"], end_session
+    assert end_session["params"]["post_logout_redirect_uri"] == demo.app1_url + "/"
+    assert "id_token_hint" in end_session["params"]
+    assert demo.provider.events("end_session_confirm")[-1]["logout"] is True
+    spa.reload()  # the tokens are gone from the browser too
+    wait_for_text(spa, "#state", "Signed out")
+    context.close()
