@@ -213,7 +213,8 @@ def _check_bearer(config: SSOConfig) -> None:
     except ValueError as exc:
         raise ConfigError("bearer_paths", str(exc)) from None
     object.__setattr__(config, "bearer_paths", prefixes)
-    token_type = {"at+jwt": "at+jwt", "application/at+jwt": "at+jwt", "jwt": "JWT"}.get(config.bearer_token_type.lower())
+    spellings = {"at+jwt": "at+jwt", "application/at+jwt": "at+jwt", "jwt": "JWT"}
+    token_type = spellings.get(config.bearer_token_type.lower())
     if token_type is None:
         raise ConfigError("bearer_token_type", f"must be one of {', '.join(BEARER_TOKEN_TYPES)}")
     object.__setattr__(config, "bearer_token_type", token_type)

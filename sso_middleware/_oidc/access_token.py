@@ -110,7 +110,7 @@ class AccessTokenVerifier:
         self.clock = client.clock
         self.rules = AccessTokenRules(
             tokens=TokenRules(keys=client.keys, issuer=config.issuer_url, client_id=config.client_id,
-                              client_secret="", algorithms=config.bearer_algorithms,  # noqa: S106 - no HS* here
+                              client_secret="", algorithms=config.bearer_algorithms,  # no HS* ever: unused
                               leeway=config.clock_skew),
             audience=config.bearer_audience,
             types=_TYPES[config.bearer_token_type],

@@ -44,7 +44,7 @@ import jwt
 
 from .._config.validation import UNSIGNED
 from .._sealing import same_text
-from ..errors import AuthFailure, InvalidIdToken, InvalidLogoutToken, ProviderError
+from ..errors import AuthFailure, InvalidIdToken, InvalidLogoutToken, ProviderError, SSOFailure
 from .jwks import KeySet
 
 
@@ -217,7 +217,7 @@ def validate_logout_token(token: str, rules: TokenRules, *, now: float) -> dict[
 
 def _verified_claims(
     token: str,
-    invalid: type[AuthFailure],
+    invalid: type[SSOFailure],
     rules: TokenRules,
     *,
     now: float,
@@ -296,7 +296,7 @@ def _verified_claims(
     return claims, alg
 
 
-def _header(token: str, invalid: type[AuthFailure]) -> dict[str, Any]:
+def _header(token: str, invalid: type[SSOFailure]) -> dict[str, Any]:
     """The JOSE header of a compact JWS, read from its first segment alone (PyJWT checks the whole token later)."""
     segment, dot, rest = token.partition(".")
     if not dot or rest.count(".") != 1 or len(segment) > 8192:

@@ -111,7 +111,8 @@ class Introspector:
         if answer.get("active") is not True:
             raise InvalidAccessToken("the access token is not active (expired, revoked or unknown)")
         token_type = answer.get("token_type")
-        if token_type is not None and (not isinstance(token_type, str) or token_type.lower() not in _ACCESS_TOKEN_TYPES):
+        if token_type is not None and (
+                not isinstance(token_type, str) or token_type.lower() not in _ACCESS_TOKEN_TYPES):
             raise InvalidAccessToken("the token is not an access token")
         issuer = self.client.config.issuer_url
         if "iss" in answer and answer["iss"] != issuer:

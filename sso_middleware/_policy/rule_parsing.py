@@ -289,7 +289,7 @@ def _parse_mapping(item: Mapping[str, Any], where: str, builder: _Builder) -> No
         if isinstance(raw_scopes, str):
             raw_scopes = raw_scopes.split()
         if not isinstance(raw_scopes, (list, tuple)):
-            raise ValueError(f"{where}: scope needs a list of scopes (or one space-separated string), not {raw_scopes!r}")
+            raise ValueError(f"{where}: scope needs a list of scopes (or a space-separated string), not {raw_scopes!r}")
         builder.add_scopes(path, _scope_list(raw_scopes, where), where)
 
 

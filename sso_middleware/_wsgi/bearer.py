@@ -60,7 +60,7 @@ log = logging.getLogger("sso_middleware")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-#: RFC 6750 section 2.1: ``Bearer`` 1*SP b64token, b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+#: RFC 6750 section 2.1: ``Bearer`` 1*SP b64token; b64token = 1*( ALPHA / DIGIT / "-._~+/" ) *"=".
 _CREDENTIALS = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
 #: A token longer than this is refused unread (a JWT access token is a few kilobytes at most).
 MAX_TOKEN_LENGTH = 16384
@@ -80,7 +80,9 @@ class BearerGate:
         """Whether ``path`` (a ``PATH_INFO``) is under ``bearer_paths`` (as resolved or as sent, like access rules)."""
         return bool(matching(self.apis, path))
 
-    def answer(self, environ: dict[str, Any], start_response: Callable[..., Any], app: WSGIApp) -> Optional[Iterable[bytes]]:
+    def answer(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], app: WSGIApp
+    ) -> Optional[Iterable[bytes]]:
         """The response to a request on a bearer path, or None to go on with the session (no credentials sent)."""
         try:
             token = self._token(environ)
@@ -91,7 +93,8 @@ class BearerGate:
             claims = self.verifier.claims(token)
             self.check_rules(environ, claims)
         except (BearerFailure, ProviderError) as failure:
-            return self.refusal(failure)(environ, start_response)
+            refused: Iterable[bytes] = self.refusal(failure)(environ, start_response)
+            return refused
         environ[USERINFO_KEY] = claims
         environ[SCOPES_KEY] = scopes_of(claims)
         remote_user = claims.get(self.config.remote_user_claim)
@@ -127,7 +130,7 @@ class BearerGate:
         """The bearer token of the ``Authorization`` header; None when the request sends no credentials."""
         query = environ.get("QUERY_STRING", "")
         if "access_token" in query and any(name == "access_token" for name, _ in parse_qsl(query, True)):
-            raise InvalidBearerRequest("access tokens are not accepted in the URL; send them in the Authorization header")
+            raise InvalidBearerRequest("access tokens are not accepted in the URL; send the Authorization header")
         header = environ.get("HTTP_AUTHORIZATION")
         if header is None:
             return None
@@ -136,7 +139,7 @@ class BearerGate:
         scheme = header.strip().partition(" ")[0]
         if scheme.lower() != "bearer":
             if self.config.bearer_only or not scheme:
-                raise InvalidBearerRequest("the Authorization header must hold bearer credentials (RFC 6750 section 2.1)")
+                raise InvalidBearerRequest("the Authorization header must hold bearer credentials (RFC 6750 2.1)")
             return None  # another scheme (Basic...): no bearer credentials; the session decides
         match = _CREDENTIALS.fullmatch(header.strip())
         if match is None:

@@ -84,8 +84,8 @@ class DevProvider(ProviderAdmin, ProviderBrowser):
             authorization requests that were not pushed (PAR, RFC 9126).
 
     Attributes (valid once started): ``issuer`` exactly as discovery says, ``port``,
-    ``base_url`` (the provider's origin), ``resources`` (identifier -> its settings), ``clients`` (name -> ``ClientCredentials`` of the
-    static clients), ``registered_clients``, ``users`` (name -> ``DevUser``),
+    ``base_url`` (the provider's origin), ``resources`` (identifier -> its settings), ``clients``
+    (name -> ``ClientCredentials`` of the static clients), ``registered_clients``, ``users`` (name -> ``DevUser``),
     ``registration_token``.
     """
 

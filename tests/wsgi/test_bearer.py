@@ -107,7 +107,7 @@ class NoStore:
 
 
 def test_a_valid_token_reaches_the_app_with_its_claims_and_scopes(api: tuple[SSOMiddleware, webtest.TestApp]) -> None:
-    middleware, browser = api
+    _, browser = api
     token = access_token()
     response = browser.get("/api/messages", headers=bearer(token))
     assert response.status_int == 200
