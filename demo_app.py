@@ -29,7 +29,9 @@ environment or in a ``.env`` file beside this script::
     APP2_API_AUDIENCE=http://127.0.0.1:5002/api      # the Auth0 API's identifier
     DEMO_CONNECTION=Username-Password-Authentication
 
-Any other ``SSO_*`` variable is a middleware setting shared by App 2 and App 3.
+Any other ``SSO_*`` variable is a middleware setting shared by App 2 and App 3 (App 2's bearer
+settings come from the variables above; ``SSO_BEARER_TOKEN_TYPE=JWT`` if the Auth0 API keeps
+Auth0's own token profile).
 """
 
 from __future__ import annotations
@@ -160,7 +162,8 @@ def start_demo(
                 "access_rules": f"/admin claim {ROLES_CLAIM} includes admin",
                 "bearer_paths": API_PATH,
                 "bearer_audience": audience,
-                "bearer_only": "true",
+                "bearer_only": "true",  # the SPA's API: its token, never App 2's session cookie
+                "bearer_rules": f"{API_PATH} scope {API_SCOPE}",
             }),
             ("app3", make_app3(bases["app1"] + "/", bases["app2"] + "/dashboard"), {"protected_paths": "/"}),
         ):
@@ -179,9 +182,6 @@ def start_demo(
                 settings["token_endpoint_auth_method"] = client.token_endpoint_auth_method
             if session_dir is not None:
                 settings["session_data_dir"] = os.path.join(session_dir, name)
-            if "bearer_paths" not in {f.name for f in dataclasses.fields(SSOConfig)}:  # TEMP until h/bearer
-                for key in ("bearer_paths", "bearer_audience", "bearer_only"):
-                    settings.pop(key, None)
             wrapped[name] = SSOMiddleware(wsgi_app, SSOConfig.from_settings(settings))
         spa = SPAServer({
             "authority": demo.provider_url,

@@ -146,7 +146,8 @@ def api_me(request: PyramidRequest) -> PyramidResponse:
         "scopes": sorted(request.environ.get("sso.scopes") or ()),
         "claims": claims,
     }
-    response = PyramidResponse(json.dumps(body, indent=2, sort_keys=True), content_type="application/json")
+    response = PyramidResponse(json.dumps(body, indent=2, sort_keys=True), content_type="application/json",
+                               charset="utf-8")
     response.cache_control = "no-store"
     return response
 

@@ -70,6 +70,7 @@ def test_the_tenant_mode_uses_the_applications_it_is_given(tenant: DevProvider, 
             location = answer.headers["Location"]
             assert location.startswith(tenant.endpoint("authorization"))
             assert parse_qs(urlsplit(location).query)["client_id"] == [client.client_id]
-        assert requests.get(running.api_url, timeout=10).status_code == 401
+        refused = requests.get(running.api_url, timeout=10)
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith("Bearer realm=")
     finally:
         running.stop()

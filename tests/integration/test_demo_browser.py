@@ -163,6 +163,7 @@ def test_the_seed_scenario_spa_sign_in_silent_sso_and_single_logout(demo: demo_a
     audience = answer["claims"]["aud"]
     assert demo.api_audience in ([audience] if isinstance(audience, str) else audience), answer
     assert answer["claims"]["client_id"] == spa_client
+    assert answer["scopes"] == ["read:profile"]  # what bearer_rules require on /api/me
     record.shot(spa, "spa-api-call-200-with-the-access-token")
     spa.click("#call-api-no-token")
     status = wait_for_text(spa, "#api-status", "without")

@@ -1,4 +1,8 @@
-"""The demo's CORS wrapper (``demo/cors.py``): one origin, one path prefix, preflights answered outside."""
+"""The demo's CORS wrapper (``demo/cors.py``): one origin, one path prefix, preflights answered outside.
+
+Also why outside: around a real ``SSOMiddleware`` with a bearer path (the fake provider's keys),
+a preflight passes, a refusal is readable from the page, a valid token reaches the app.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,10 @@ import pytest
 import webtest
 
 from demo.cors import CORSForOrigin
+from sso_middleware import SSOMiddleware
+
+from ..conftest import browser_for
+from ..tokens import API, access_token
 
 SPA = "http://127.0.0.1:5001"
 PREFLIGHT = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}
@@ -81,3 +89,18 @@ def test_paths_outside_the_prefix_are_left_alone(app: webtest.TestApp, inner: Re
 def test_an_options_request_that_is_no_preflight_reaches_the_app(app: webtest.TestApp, inner: Recorded) -> None:
     app.options("/api/me", headers={"Origin": SPA}, status=401)
     assert inner.calls == [("OPTIONS", "/api/me")]
+
+
+def test_outside_the_middleware_a_bearer_api_can_be_called_from_the_origin(
+    make_middleware: Callable[..., SSOMiddleware],
+) -> None:
+    middleware = make_middleware(bearer_paths="/api/me", bearer_audience=API, bearer_only=True)
+    # The middleware alone refuses a preflight: it carries no token, so the browser would stop there.
+    browser_for(middleware).options("/api/me", headers={"Origin": SPA, **PREFLIGHT}, status=401)
+    app = webtest.TestApp(CORSForOrigin(middleware, SPA, "/api/me"))
+    assert app.options("/api/me", headers={"Origin": SPA, **PREFLIGHT}).status_int == 204
+    refused = app.get("/api/me", headers={"Origin": SPA}, status=401)
+    assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+    assert refused.headers["Access-Control-Allow-Origin"] == SPA
+    served = app.get("/api/me", headers={"Origin": SPA, "Authorization": f"Bearer {access_token()}"})
+    assert served.status_int == 200 and served.headers["Access-Control-Allow-Origin"] == SPA
