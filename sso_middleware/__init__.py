@@ -1,6 +1,6 @@
 """Server-side OpenID Connect single sign-on for any WSGI application.
 
->>> from sso_middleware import SSOMiddleware, SSOConfig, get_userinfo, authorization_header
+>>> from sso_middleware import SSOMiddleware, SSOConfig, get_userinfo, authorization_header, api_session
 
 See :class:`SSOMiddleware` for the contract and the README for the settings.
 
@@ -13,6 +13,7 @@ change without notice.
 """
 
 from ._config.settings import SSOConfig
+from ._wsgi.api_session import api_session
 from ._wsgi.environ import (
     NoAccessToken,
     authorization_header,
@@ -34,6 +35,7 @@ __all__ = [
     "SSOMiddleware",
     "SessionBackend",
     "StoreUnavailable",
+    "api_session",
     "authorization_header",
     "get_access_token",
     "get_organization",

@@ -1,4 +1,4 @@
-"""URL rules shared by the settings and the routes: origins, loopback hosts, provider endpoint URLs.
+"""URL rules shared by the settings, the routes and api_session: origins, loopback, plain http, endpoint URLs.
 
 Security caveat: :func:`request_origin` is whatever the client sent; use it only to compare with
 configured origins, never to build a URL.
@@ -58,6 +58,24 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def insecure_transport(scheme: str, host: str, allow_insecure_http: bool) -> Optional[str]:
+    """Why a URL of ``scheme`` to ``host`` may not carry credentials, or None: the one plain-http rule.
+
+    ``https`` always may; ``http`` only to a loopback host (:func:`is_loopback_host`), and only
+    with ``allow_insecure_http``; any other scheme never.  The provider's URLs, ``base_url`` and
+    the API calls of :func:`~sso_middleware.api_session` all follow it.
+    """
+    if scheme == "https":
+        return None
+    if scheme != "http":
+        return "must be an absolute https:// URL"
+    if not allow_insecure_http:
+        return "uses http://; use https:// (allow_insecure_http is for loopback tests)"
+    if not is_loopback_host(host):
+        return "uses http://, which is allowed only on a loopback host"
+    return None
+
+
 def check_endpoint_url(name: str, url: str, allow_insecure_http: bool) -> None:
     """Refuse a URL that is not https (or http on loopback when allowed); used for provider URLs too."""
     try:
@@ -67,11 +85,9 @@ def check_endpoint_url(name: str, url: str, allow_insecure_http: bool) -> None:
         raise ConfigError(name, f"{url!r} is not a valid URL") from exc
     if not parts.hostname or parts.scheme not in ("http", "https"):
         raise ConfigError(name, f"{url!r} must be an absolute https:// URL")
-    if parts.scheme == "http":
-        if not allow_insecure_http:
-            raise ConfigError(name, f"{url!r} uses http://; use https:// (allow_insecure_http is for loopback tests)")
-        if not is_loopback_host(parts.hostname):
-            raise ConfigError(name, f"{url!r}: http:// is allowed only on a loopback host")
+    problem = insecure_transport(parts.scheme, parts.hostname, allow_insecure_http)
+    if problem:
+        raise ConfigError(name, f"{url!r} {problem}")
     if parts.username or parts.password:
         raise ConfigError(name, "must not contain credentials")
     if parts.fragment or "#" in url or not all("\x21" <= char <= "\x7e" for char in url):

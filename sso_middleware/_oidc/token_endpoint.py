@@ -28,7 +28,8 @@ def token_request(
     the middleware sends.
     """
     fields, auth = client_auth.authenticate(config, endpoint)
-    body = prepare_token_request(grant_type, **params)
+    extra: dict[str, Any] = dict(params)  # all by keyword (the stubs would let a str fill include_client_id)
+    body = prepare_token_request(grant_type, **extra)
     return (body + "&" + urlencode(fields) if fields else body), auth
 
 

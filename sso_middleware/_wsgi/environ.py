@@ -10,6 +10,9 @@ none) and ``REMOTE_USER``.  With ``keep_access_token`` it also
 sets ``environ["sso.access_token"]`` and ``environ["sso.access_token_expires_at"]``
 (Unix time, or None when the provider did not say), refreshed beforehand when
 due; when there is no usable token, ``environ["sso.token_error"]`` says why.
+Next to a token, ``environ["sso.api_settings"]`` holds what :func:`~sso_middleware.api_session`
+takes from the middleware's configuration (timeout, proxy, CA bundle, client
+certificate, the plain-http rule).
 When nobody is signed in, all of them are absent: values that arrive from
 outside are removed before the application runs.
 
@@ -36,9 +39,11 @@ ACCESS_TOKEN_EXPIRES_KEY = "sso.access_token_expires_at"
 TOKEN_ERROR_KEY = "sso.token_error"
 ORGANIZATION_KEY = "sso.organization"
 SCOPES_KEY = "sso.scopes"
+#: The middleware's :class:`~sso_middleware._wsgi.api_session.APISettings`, set next to the access token.
+API_SETTINGS_KEY = "sso.api_settings"
 #: Every key the middleware owns: removed from each incoming environ before it sets its own.
 OWN_KEYS = ("REMOTE_USER", USERINFO_KEY, CONNECTION_KEY, ACCESS_TOKEN_KEY, ACCESS_TOKEN_EXPIRES_KEY, TOKEN_ERROR_KEY,
-            ORGANIZATION_KEY, SCOPES_KEY)
+            ORGANIZATION_KEY, SCOPES_KEY, API_SETTINGS_KEY)
 
 
 class NoAccessToken(SSOError, LookupError):
@@ -87,8 +92,13 @@ def authorization_header(environ: Mapping[str, Any]) -> dict[str, str]:
     Raises :class:`NoAccessToken` (with ``environ["sso.token_error"]`` in its
     message when there is one) rather than returning a header-less request.
     """
+    return {"Authorization": f"Bearer {require_access_token(environ)}"}
+
+
+def require_access_token(environ: Mapping[str, Any]) -> str:
+    """The signed-in user's access token, or :class:`NoAccessToken` saying why there is none."""
     token = get_access_token(environ)
     if token is None:
         reason = environ.get(TOKEN_ERROR_KEY)
         raise NoAccessToken(f"no access token for this request ({reason})" if reason else "no access token")
-    return {"Authorization": f"Bearer {token}"}
+    return token

@@ -17,8 +17,10 @@ application untouched except for the environ: when a user is signed in,
 On ``bearer_paths`` an ``Authorization: Bearer`` access token authenticates the
 request instead of a session (:mod:`.bearer`).
 
-Security caveat: ``REMOTE_USER``, ``sso.userinfo`` and ``sso.connection``
-arriving from outside are always removed, so the application can trust them -- but only if nothing
+Security caveat: ``REMOTE_USER``, ``sso.userinfo``, ``sso.connection`` and the
+middleware's other keys (``OWN_KEYS``: the access token, and ``sso.api_settings``,
+which decides how :func:`~sso_middleware.api_session` sends it) arriving from outside
+are always removed, so the application can trust them -- but only if nothing
 between this middleware and the application sets them again.  Mount it
 outermost among the authentication-related middlewares.
 """
@@ -45,11 +47,13 @@ from .._policy.rules import MAX_AGE_LEEWAY, AccessRule, Decision, as_sent, decid
 from .._session.refresh import TokenRefresher, TokenState
 from .._session.state import SessionStore, SessionTooLarge, SignedInUser, SSOSession, StoreUnavailable
 from ..errors import AuthFailure, BearerTokenMissing, ProviderError
+from .api_session import APISettings
 from .bearer import BearerGate
 from .bodies import refusal
 from .environ import (
     ACCESS_TOKEN_EXPIRES_KEY,
     ACCESS_TOKEN_KEY,
+    API_SETTINGS_KEY,
     CONNECTION_KEY,
     ORGANIZATION_KEY,
     OWN_KEYS,
@@ -109,6 +113,7 @@ class SSOMiddleware:
         self.store = SessionStore(config)
         self.handlers = Handlers(config, self.client, self.store, clock=self._clock)
         self.refresher = TokenRefresher(config, self.client, self.store)
+        self.api_settings = APISettings.from_config(config)  # handed to api_session next to each token
         self.routes: dict[str, Handler] = self.handlers.routes()
         # Paths that need a signed-in user: protected_paths and the paths of the access rules.
         # (protected_paths are canonical prefixes already: SSOConfig checked and normalized them.)
@@ -197,7 +202,7 @@ class SSOMiddleware:
             if remote_user is not None:
                 environ["REMOTE_USER"] = str(remote_user)
             if tokens is not None:
-                _set_token_keys(environ, tokens)
+                _set_token_keys(environ, tokens, self.api_settings)
         if api is not None:  # no token sent: the session's user, held to bearer_rules (none: 401)
             refused = api.session_refusal(dict(user.claims) if user is not None else None, environ)
             if refused is not None:
@@ -278,10 +283,11 @@ class SSOMiddleware:
         return result
 
 
-def _set_token_keys(environ: dict[str, Any], state: TokenState) -> None:
+def _set_token_keys(environ: dict[str, Any], state: TokenState, api_settings: APISettings) -> None:
     if state.tokens is not None:
         environ[ACCESS_TOKEN_KEY] = state.tokens.access_token
         environ[ACCESS_TOKEN_EXPIRES_KEY] = state.tokens.expires_at
+        environ[API_SETTINGS_KEY] = api_settings
     elif state.error is not None:
         environ[TOKEN_ERROR_KEY] = state.error
     else:

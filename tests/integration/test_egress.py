@@ -26,6 +26,7 @@ from sso_middleware.testing import DevProvider, ProviderTLS
 
 from ..pki import CertificateAuthority, Issued
 from ..servers import Service, connect_requests, free_port, stop_all, stop_waitress, tinyproxy_service
+from .test_api_session_integration import start_api_app
 from .test_doctor import check, settings_for, write_settings
 from .test_integration import App, Visit, browse, page, start_app
 
@@ -269,6 +270,41 @@ def test_http_trust_env_honours_https_proxy_only_when_true(
     after = network.tunnels()
     visit, _ = failed_login(exempted, http)
     assert visit.response.status_code >= 502 and network.tunnels() == after
+
+
+# -- api_session: the application's own API calls ----------------------------------------
+
+
+def test_api_session_calls_the_api_through_the_proxy_trusting_ca_bundle(network: Network, tmp_path: Path) -> None:
+    """The gated provider's userinfo, reachable only through the middleware's proxy, verified by its CA."""
+    app = start_api_app(network.provider, "egress-api", tmp_path, http_proxy=network.proxy_url,
+                        ca_bundle=str(network.pki.ca.cert), http_timeout=TIMEOUT)
+    try:
+        http = browser(network.pki, network.browser_proxy)
+        sign_in(network.provider, app, http)
+        before = network.tunnels()
+        network.provider.clear_events()
+        shown = http.get(app.url("/api"), timeout=10).json()
+        assert shown["status"] == 200 and shown["claims"]["sub"] == "alice", shown
+        assert network.tunnels() > before  # the app's call went through the proxy (the only way in)
+        (call,) = network.provider.events("userinfo")
+        assert (call["status"], call["auth"]) == (200, "header")
+    finally:
+        stop_waitress(app.server)
+
+
+def test_api_session_presents_tls_client_cert(pki: Pki, mtls_provider: DevProvider, tmp_path: Path) -> None:
+    app = start_api_app(mtls_provider, "mtls-api", tmp_path, ca_bundle=str(pki.ca.cert),
+                        tls_client_cert=str(pki.client.cert), tls_client_key=str(pki.client.key), http_timeout=TIMEOUT)
+    try:
+        http = browser(pki, cert=pki.client)
+        sign_in(mtls_provider, app, http)
+        mtls_provider.clear_events()
+        shown = http.get(app.url("/api"), timeout=10).json()
+        assert shown["status"] == 200 and shown["claims"]["sub"] == "alice", shown
+        assert [call["status"] for call in mtls_provider.events("userinfo")] == [200]
+    finally:
+        stop_waitress(app.server)
 
 
 # -- mutual TLS ---------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from sso_middleware._session.state import TOKENS_PREFIX
 from sso_middleware.testing import DEFAULT_API, ClientCredentials, DevProvider
 
 from ..servers import Service, free_port, gunicorn_service, running_stores, stop_all, stop_waitress
-from ..token_apps import token_app
+from ..token_apps import WSGIApp, token_app
 
 TTL = 4  # seconds an access token lives
 MARGIN = 1  # refresh_margin: refreshed this long before it expires
@@ -106,13 +106,15 @@ def token_settings(**overrides: Any) -> dict[str, Any]:
     return settings
 
 
-def start_app(provider: DevProvider, name: str, tmp: Path, threads: int = 4, **settings: Any) -> App:
+def start_app(provider: DevProvider, name: str, tmp: Path, threads: int = 4, app: Optional[WSGIApp] = None,
+              **settings: Any) -> App:
+    """``app`` behind a middleware of its own (default: the token app calling the provider's userinfo)."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     client = provider.register_client([base_url + "/auth/callback"], post_logout_redirect_uris=[base_url + "/"],
                                       client_name=name)
     middleware = SSOMiddleware(
-        token_app(provider.endpoint("userinfo")), issuer=provider.issuer, client_id=client.client_id,
+        app or token_app(provider.endpoint("userinfo")), issuer=provider.issuer, client_id=client.client_id,
         client_secret=client.client_secret, base_url=base_url, session_secret=secrets.token_urlsafe(32),
         session_data_dir=str(tmp / name), allow_insecure_http=True, cookie_name=f"{name}_session", **settings,
     )

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
 from sso_middleware import SSOConfig, SSOMiddleware
-from sso_middleware._config.urls import is_loopback_host, origin_of
+from sso_middleware._config.urls import insecure_transport, is_loopback_host, origin_of
 from sso_middleware._policy.rules import AccessRule, Condition
 from sso_middleware.errors import ConfigError
 
@@ -262,6 +262,22 @@ def test_allow_insecure_http_changes_no_process_state(monkeypatch: pytest.Monkey
 )
 def test_is_loopback_host(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+@pytest.mark.parametrize(
+    ("scheme", "host", "allow", "problem"),
+    [
+        pytest.param("https", "op.example", False, None, id="https"),
+        pytest.param("http", "127.0.0.1", True, None, id="http-loopback-allowed"),
+        pytest.param("http", "127.0.0.1", False, "use https://", id="http-loopback-not-allowed"),
+        pytest.param("http", "op.example", True, "allowed only on a loopback host", id="http-elsewhere"),
+        pytest.param("ftp", "127.0.0.1", True, "must be an absolute https:// URL", id="other-scheme"),
+    ],
+)
+def test_insecure_transport_is_the_one_plain_http_rule(scheme: str, host: str, allow: bool,
+                                                       problem: Optional[str]) -> None:
+    found = insecure_transport(scheme, host, allow)
+    assert found is None if problem is None else (found is not None and problem in found)
 
 
 # -- base_url -----------------------------------------------------------------------

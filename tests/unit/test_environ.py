@@ -10,6 +10,7 @@ import sso_middleware
 from sso_middleware._wsgi.environ import (
     ACCESS_TOKEN_EXPIRES_KEY,
     ACCESS_TOKEN_KEY,
+    API_SETTINGS_KEY,
     CONNECTION_KEY,
     ORGANIZATION_KEY,
     OWN_KEYS,
@@ -30,10 +31,10 @@ TOKEN = "at-0123456789abcdef"
 def test_the_key_names_are_the_documented_ones() -> None:
     assert (ACCESS_TOKEN_KEY, ACCESS_TOKEN_EXPIRES_KEY, TOKEN_ERROR_KEY) == (
         "sso.access_token", "sso.access_token_expires_at", "sso.token_error")
-    assert ORGANIZATION_KEY == "sso.organization"
+    assert (ORGANIZATION_KEY, API_SETTINGS_KEY) == ("sso.organization", "sso.api_settings")
     assert SCOPES_KEY == "sso.scopes"
     assert set(OWN_KEYS) == {"REMOTE_USER", USERINFO_KEY, CONNECTION_KEY, ACCESS_TOKEN_KEY, ACCESS_TOKEN_EXPIRES_KEY,
-                             TOKEN_ERROR_KEY, ORGANIZATION_KEY, SCOPES_KEY}
+                             TOKEN_ERROR_KEY, ORGANIZATION_KEY, SCOPES_KEY, API_SETTINGS_KEY}
 
 
 def test_get_scopes_reads_only_a_tuple() -> None:
