@@ -1,8 +1,8 @@
 # The two commands of the README:
-#   make demo   run the two-app SSO demo on a bundled local provider
+#   make demo   run the three-app demo (a SPA and two wrapped WSGI apps) on a bundled local provider
 #   make test   set everything up and run ruff, mypy and the whole test suite
-# Both create .venv and install the Python dependencies on first use; the
-# bundled provider's npm dependencies are installed by the test fixture.  `make test`
+# Both create .venv and install the Python dependencies on first use; the npm dependencies
+# (the bundled provider's, the demo SPA's) are installed from their lock files on first start.  `make test`
 # first installs the Debian packages the tests need (tools/system-packages.sh: as root
 # with apt-get; any other user is told the one command to run, and pytest does not start).
 
@@ -19,7 +19,7 @@ $(BIN)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check sso_middleware tests examples demo_app.py
+	$(BIN)/ruff check sso_middleware tests examples demo_app.py demo
 	$(BIN)/mypy
 
 system-packages:

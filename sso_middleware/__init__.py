@@ -14,7 +14,14 @@ change without notice.
 
 from ._config.settings import SSOConfig
 from ._wsgi.api_session import api_session
-from ._wsgi.environ import NoAccessToken, authorization_header, get_access_token, get_organization, get_userinfo
+from ._wsgi.environ import (
+    NoAccessToken,
+    authorization_header,
+    get_access_token,
+    get_organization,
+    get_scopes,
+    get_userinfo,
+)
 from ._wsgi.middleware import SSOMiddleware
 from .errors import AuthFailure, ConfigError, SSOError
 from .stores import SessionBackend, StoreUnavailable
@@ -32,6 +39,7 @@ __all__ = [
     "authorization_header",
     "get_access_token",
     "get_organization",
+    "get_scopes",
     "get_userinfo",
 ]
 __version__ = "0.1.0"

@@ -338,6 +338,61 @@ class ProviderTlsError(ProviderError):
                "(ca_bundle) or it refused this site's client certificate (tls_client_cert). Please try again later.")
 
 
+# -- bearer tokens on API paths ----------------------------------------------
+
+class BearerFailure(SSOFailure):
+    """A request to a ``bearer_paths`` API that is not let through: answered there, as RFC 6750 section 3 says.
+
+    Never a redirect and never the failure page: an API client gets the status, a
+    ``WWW-Authenticate: Bearer`` challenge carrying :attr:`error` (the RFC 6750 error
+    code, empty when the request carried no credentials at all) and ``detail`` as its
+    ``error_description``, and a JSON body with the ``code``.  ``detail`` is sent to
+    the client: it names the failing check, never a token or a claim value.  Raised
+    bare it is a generic refusal (``bearer_refused``).
+    """
+    code = "bearer_refused"
+    status = 401
+    message = "This API did not accept the request's credentials."
+    #: The RFC 6750 ``error`` of the challenge; "" for a request without any credentials (section 3.1).
+    error: ClassVar[str] = ""
+
+
+class BearerTokenMissing(BearerFailure):
+    """A ``bearer_paths`` request without an access token (and without a session, or with ``bearer_only``)."""
+    code = "bearer_token_missing"
+    status = 401
+    message = "This API needs an access token, sent in the Authorization header."
+
+
+class InvalidBearerRequest(BearerFailure):
+    """A malformed ``Authorization`` header, or an access token sent in the URL (RFC 6750 ``invalid_request``)."""
+    code = "invalid_bearer_request"
+    status = 400
+    message = "The request's access token is malformed or sent the wrong way (only Authorization: Bearer)."
+    error = "invalid_request"
+
+
+class InvalidAccessToken(BearerFailure):
+    """An access token that fails validation: signature, algorithm, type, issuer, audience, times, or inactive."""
+    code = "invalid_access_token"
+    status = 401
+    message = "The access token is invalid, expired or not meant for this API."
+    error = "invalid_token"
+
+
+class InsufficientScope(BearerFailure):
+    """A valid access token without the scopes (or claims) ``bearer_rules`` require for the path."""
+    code = "insufficient_scope"
+    status = 403
+    message = "The access token does not grant the scope this API path requires."
+    error = "insufficient_scope"
+
+    def __init__(self, detail: str = "", *, scopes: tuple[str, ...] = ()) -> None:
+        super().__init__(detail)
+        #: The scopes the path requires (the challenge's ``scope``); empty when only claims are required.
+        self.scopes = scopes
+
+
 # -- the session store -------------------------------------------------------
 
 class StoreUnavailable(SSOFailure):

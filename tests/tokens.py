@@ -15,9 +15,12 @@ from jwt.algorithms import ECAlgorithm, get_default_algorithms
 from .fakes import CLIENT_ID, ISSUER, public_jwk, rsa_key
 
 __all__ = [
+    "API",
     "CLIENT_ID",
     "ISSUER",
     "JWKSFetch",
+    "access_claims",
+    "access_token",
     "b64url",
     "claims",
     "ec_jwk",
@@ -67,6 +70,33 @@ def claims(now: Optional[float] = None, **overrides: Any) -> dict[str, Any]:
     }
     values.update(overrides)
     return {key: value for key, value in values.items() if value is not None}
+
+
+#: The API identifier (``bearer_audience``) of the suite's access tokens.
+API = "https://api.app2.example/"
+
+
+def access_claims(now: Optional[float] = None, **overrides: Any) -> dict[str, Any]:
+    """Valid RFC 9068 access-token claims for API at ISSUER; overrides replace (None removes) claims."""
+    moment = int(time.time() if now is None else now)
+    values: dict[str, Any] = {
+        "iss": ISSUER,
+        "sub": "alice",
+        "aud": API,
+        "client_id": "spa-client",
+        "scope": "read:messages read:admin",
+        "exp": moment + 300,
+        "iat": moment,
+        "jti": "at-1",
+    }
+    values.update(overrides)
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def access_token(now: Optional[float] = None, *, key: Any = None, alg: str = "RS256", typ: Optional[str] = "at+jwt",
+                 kid: Optional[str] = "key-1", **overrides: Any) -> str:
+    """A really signed JWT access token (``typ`` at+jwt, the fake provider's key) with ``access_claims``."""
+    return sign(access_claims(now, **overrides), key, alg, typ=typ, kid=kid)
 
 
 def sign(payload: dict[str, Any], key: Any = None, alg: str = "RS256", **headers: Any) -> str:

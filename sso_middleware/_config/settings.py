@@ -85,6 +85,41 @@ class SSOConfig:
         "`claim NAME equals V`, `claim NAME present`, `/billing max_age 300`, `/vault acr_values V1,V2` "
         "(see Access rules). A rule's paths require a signed-in user.",
     )
+    # -- bearer tokens on API paths (see Bearer tokens on API paths) --
+    bearer_paths: tuple[str, ...] = _setting(
+        (), "Path prefixes of an API that accepts `Authorization: Bearer <access token>` (validated locally: no "
+        "session is read or written); canonicalized like protected_paths. Needs bearer_audience."
+    )
+    bearer_audience: str = _setting(
+        "", "The API's identifier (Auth0: the API Identifier, the `audience` clients ask for): an access token's "
+        "`aud` must contain it. Required with bearer_paths; never the client_id (ID tokens have that audience)."
+    )
+    bearer_only: bool = _setting(
+        False, "On bearer_paths, accept only bearer tokens; otherwise a session cookie is honoured when a request "
+        "sends no `Authorization` header."
+    )
+    bearer_token_type: str = _setting(
+        "at+jwt", "The JWT `typ` an access token must have: `at+jwt` (RFC 9068, also `application/at+jwt`), or `JWT` "
+        "(also accepts `JWT` and no `typ`: Auth0's default token profile)."
+    )
+    bearer_algorithms: tuple[str, ...] = _setting(
+        ("RS256", "PS256", "ES256"),
+        "Accepted access-token signature algorithms, verified with the provider's JWKS; asymmetric only "
+        "(never `none` or `HS*`).",
+    )
+    bearer_rules: tuple[AccessRule, ...] = _setting(
+        (), "Scopes and claims required per path under bearer_paths, access_rules' syntax: `/api/admin scope "
+        "read:admin` (every listed scope), `/api/x claim permissions includes write:x`; else 403 "
+        "insufficient_scope. They hold for session users on those paths too (who have no scopes)."
+    )
+    bearer_introspection: bool = _setting(
+        False, "Accept opaque (non-JWT) access tokens by asking the provider's introspection endpoint (RFC 7662, "
+        "with the client's credentials); off: they get 401 invalid_token."
+    )
+    bearer_introspection_ttl: int = _setting(
+        60, "Seconds an introspection answer is cached (keyed by the token's hash, never past its `exp`; 0: ask "
+        "every time)."
+    )
     authorize_params: tuple[tuple[str, str], ...] = _setting(
         (),
         "Fixed extra parameters of every authorization request: `name=value` items (new lines or `&`, "
@@ -222,10 +257,11 @@ class SSOConfig:
             value = getattr(self, f.name)
             if f.type in ("tuple[str, ...]", tuple[str, ...]) and isinstance(value, (list, str)):
                 object.__setattr__(self, f.name, split_list(value) if isinstance(value, str) else tuple(value))
-        try:  # text, lines, mappings or AccessRule objects: all checked (and merged by path) the same way
-            object.__setattr__(self, "access_rules", parse_rules(self.access_rules))
-        except (ValueError, TypeError) as exc:
-            raise ConfigError("access_rules", str(exc)) from None
+        for name, bearer in (("access_rules", False), ("bearer_rules", True)):
+            try:  # text, lines, mappings or AccessRule objects: all checked (and merged by path) the same way
+                object.__setattr__(self, name, parse_rules(getattr(self, name), bearer=bearer))
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(name, str(exc)) from None
         object.__setattr__(self, "authorize_params", authz.parse_fixed(self.authorize_params))
         object.__setattr__(self, "authorize_params_hook", authz.resolve_hook(self.authorize_params_hook))
         validate(self)

@@ -30,6 +30,11 @@ KNOWN_ALGORITHMS = frozenset(
 #: *unsigned* ID tokens, and only from the token endpoint over TLS (Core 1.0 section 3.1.3.7 item 6; see
 #: :mod:`sso_middleware._oidc.id_token`).  Never a default.
 UNSIGNED = "none"
+#: Access-token signature algorithms (``bearer_algorithms``): asymmetric only, verified with the JWKS's public
+#: keys (an ``HS*`` "signature" made with a public key as HMAC secret is the classic confusion attack).
+BEARER_ALGORITHMS = KNOWN_ALGORITHMS - {"HS256"}
+#: ``bearer_token_type`` values: RFC 9068's ``at+jwt``, or ``JWT`` for Auth0's default token profile.
+BEARER_TOKEN_TYPES = ("at+jwt", "JWT")
 FALLBACKS = ("interactive", "anonymous")
 REFRESH_FAILURES = ("sign_out", "keep_session")
 RESPONSE_MODES = ("query", "form_post")
@@ -150,6 +155,7 @@ def validate(config: SSOConfig) -> None:
     except ValueError as exc:
         raise ConfigError("protected_paths", str(exc)) from None
     object.__setattr__(config, "protected_paths", prefixes)
+    _check_bearer(config)
     _positive(config, "max_request_body", maximum=MAX_REQUEST_BODY_LIMIT)
     if config.max_request_body < 1024:
         raise ConfigError("max_request_body", "must be at least 1024 bytes (a logout token is about 1 KB)")
@@ -199,6 +205,42 @@ def validate(config: SSOConfig) -> None:
         raise ConfigError("cookie_name", "a __Host- cookie needs Path=/, but base_url has a path (use __Secure-)")
     if config.cookie_domain and not re.fullmatch(r"\.?[A-Za-z0-9.-]+", config.cookie_domain):
         raise ConfigError("cookie_domain", "must be a host name")
+
+
+def _check_bearer(config: SSOConfig) -> None:
+    """The ``bearer_*`` settings; ``bearer_paths`` canonical like ``protected_paths``."""
+    try:
+        prefixes = tuple(dict.fromkeys(configured_prefix(prefix) for prefix in config.bearer_paths))
+    except ValueError as exc:
+        raise ConfigError("bearer_paths", str(exc)) from None
+    object.__setattr__(config, "bearer_paths", prefixes)
+    spellings = {"at+jwt": "at+jwt", "application/at+jwt": "at+jwt", "jwt": "JWT"}
+    token_type = spellings.get(config.bearer_token_type.lower())
+    if token_type is None:
+        raise ConfigError("bearer_token_type", f"must be one of {', '.join(BEARER_TOKEN_TYPES)}")
+    object.__setattr__(config, "bearer_token_type", token_type)
+    if not config.bearer_algorithms:
+        raise ConfigError("bearer_algorithms", "must list at least one algorithm")
+    for alg in config.bearer_algorithms:
+        if alg not in BEARER_ALGORITHMS:
+            raise ConfigError("bearer_algorithms", f"{alg!r} is not accepted: asymmetric algorithms only "
+                              f"({', '.join(sorted(BEARER_ALGORITHMS))}); never none or HS*")
+    _positive(config, "bearer_introspection_ttl", allow_zero=True, maximum=86400)
+    if any(ord(c) < 0x20 or c == "\x7f" for c in config.bearer_audience):
+        raise ConfigError("bearer_audience", "must not contain control characters")
+    if not prefixes:
+        if config.bearer_rules:
+            raise ConfigError("bearer_rules", "needs bearer_paths (the API paths they are about)")
+        return
+    if not config.bearer_audience:
+        raise ConfigError("bearer_audience", "required with bearer_paths: the API identifier access tokens are for")
+    if config.bearer_audience == config.client_id:
+        raise ConfigError("bearer_audience", "must not be the client_id: ID tokens have that audience, and one "
+                          "presented as an access token must fail")
+    apis = tuple(AccessRule(path=prefix) for prefix in prefixes)
+    for rule in config.bearer_rules:
+        if not any(api.applies_to(rule.path_info) for api in apis):
+            raise ConfigError("bearer_rules", f"{rule.path!r} is not under bearer_paths ({' '.join(prefixes)})")
 
 
 def _check_base_urls(config: SSOConfig) -> None:

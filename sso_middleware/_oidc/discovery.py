@@ -41,6 +41,8 @@ class ProviderMetadata:
     #: RFC 9126: the PAR endpoint (None: not offered), and whether the provider refuses authorization without it.
     pushed_authorization_request_endpoint: Optional[str] = None
     require_pushed_authorization_requests: bool = False
+    #: RFC 7662/RFC 8414: the token introspection endpoint (None: not offered), for ``bearer_introspection``.
+    introspection_endpoint: Optional[str] = None
 
     @classmethod
     def parse(cls, document: Any, config: SSOConfig) -> ProviderMetadata:
@@ -53,7 +55,7 @@ class ProviderMetadata:
             )
         urls: dict[str, Optional[str]] = {}
         for name in ("authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint",
-                     "end_session_endpoint", "pushed_authorization_request_endpoint"):
+                     "end_session_endpoint", "pushed_authorization_request_endpoint", "introspection_endpoint"):
             value = document.get(name)
             required = name in ("authorization_endpoint", "token_endpoint", "jwks_uri")
             if value is None and not required:
@@ -84,4 +86,5 @@ class ProviderMetadata:
             id_token_signing_algs=algs or None,
             pushed_authorization_request_endpoint=urls["pushed_authorization_request_endpoint"],
             require_pushed_authorization_requests=document.get("require_pushed_authorization_requests") is True,
+            introspection_endpoint=urls["introspection_endpoint"],
         )

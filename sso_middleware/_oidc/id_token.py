@@ -44,7 +44,7 @@ import jwt
 
 from .._config.validation import UNSIGNED
 from .._sealing import same_text
-from ..errors import AuthFailure, InvalidIdToken, InvalidLogoutToken, ProviderError
+from ..errors import AuthFailure, InvalidIdToken, InvalidLogoutToken, ProviderError, SSOFailure
 from .jwks import KeySet
 
 
@@ -217,17 +217,25 @@ def validate_logout_token(token: str, rules: TokenRules, *, now: float) -> dict[
 
 def _verified_claims(
     token: str,
-    invalid: type[AuthFailure],
+    invalid: type[SSOFailure],
     rules: TokenRules,
     *,
     now: float,
     required: list[str],
     typ: frozenset[str],
     allow_unsigned: bool = False,
+    audience: Optional[str] = None,
+    require_typ: bool = False,
 ) -> tuple[dict[str, Any], str]:
-    """Checks shared by ID and logout tokens: header, algorithm, key, signature, iss, aud/azp, times."""
-    keys, issuer, client_id, algorithms, leeway = (
-        rules.keys, rules.issuer, rules.client_id, rules.algorithms, rules.leeway)
+    """Checks shared by ID, logout and access tokens: header, algorithm, key, signature, iss, aud/azp, times.
+
+    ``audience``: the ``aud`` to require instead of the client id, for a token meant for
+    someone else than this client (an API's access token): then ``azp`` is not checked
+    (it names the client the token was issued to, not us).  ``require_typ``: a token
+    without ``typ`` is refused too (RFC 9068 section 4).
+    """
+    keys, issuer, algorithms, leeway = rules.keys, rules.issuer, rules.algorithms, rules.leeway
+    client_id = rules.client_id if audience is None else audience
     header = _header(token, invalid)
     alg = header.get("alg")
     unsigned = alg == UNSIGNED and allow_unsigned
@@ -235,8 +243,8 @@ def _verified_claims(
         raise invalid(f"algorithm {alg!r} is not accepted")
     if "crit" in header:
         raise invalid("token has critical header parameters we do not understand")
-    if "typ" in header and _media_type(header["typ"]) not in typ:
-        raise invalid(f"typ {header['typ']!r} is not accepted here")
+    if ("typ" in header or require_typ) and _media_type(header.get("typ")) not in typ:
+        raise invalid(f"typ {header.get('typ')!r} is not accepted here")
     kid = header.get("kid")
     if kid is not None and not isinstance(kid, str):
         raise invalid("kid is not a string")
@@ -277,6 +285,8 @@ def _verified_claims(
         raise invalid("iat is in the future")
     if nbf > now + leeway:
         raise invalid("token is not valid yet (nbf)")
+    if audience is not None:
+        return claims, alg
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     azp = claims.get("azp")
     if azp is not None and azp != client_id:
@@ -286,7 +296,7 @@ def _verified_claims(
     return claims, alg
 
 
-def _header(token: str, invalid: type[AuthFailure]) -> dict[str, Any]:
+def _header(token: str, invalid: type[SSOFailure]) -> dict[str, Any]:
     """The JOSE header of a compact JWS, read from its first segment alone (PyJWT checks the whole token later)."""
     segment, dot, rest = token.partition(".")
     if not dot or rest.count(".") != 1 or len(segment) > 8192:

@@ -11,6 +11,16 @@ after a ``;`` starts a comment that runs to the end of the line)::
     /billing  max_age 300
     /vault    acr_values urn:dev:loa:mfa
 
+Rules for access tokens (``bearer_rules``, ``parse_rules(..., bearer=True)``) take
+``claim`` and ``scope`` lines, and no ``max_age``/``acr_values`` (those are about a
+sign-in, which an access token does not describe); ``scope`` lines only there::
+
+    /api/admin  scope read:admin
+    /api/write  scope write:messages,write:files
+
+``scope A,B`` requires every one of the scopes (each becomes a ``claim scope includes``
+condition on the token's space-separated ``scope`` claim, RFC 9068 section 2.2.3).
+
 :func:`parse_rules` turns them into :class:`.rules.AccessRule` values (one
 :class:`ValueError` that quotes the offending line), which :func:`.rules.decide`
 evaluates per request.  Pure: no WSGI, no I/O, nothing but the standard library.
@@ -30,22 +40,30 @@ from typing import Any, Union
 
 from .rules import AccessRule, Condition, claim_text, configured_prefix, longest_first
 
-__all__ = ["KEYWORDS", "MAX_MAX_AGE", "OPERATORS", "parse_rules"]
+__all__ = ["BEARER_KEYWORDS", "KEYWORDS", "MAX_MAX_AGE", "OPERATORS", "SCOPE_CLAIM", "parse_rules"]
 
 OPERATORS = ("equals", "includes", "present")
 #: The largest max_age accepted (about 31 years): larger numbers would not even fit a float.
 MAX_MAX_AGE = 10**9
 KEYWORDS = ("claim", "max_age", "acr_values")
+#: What a rule for access tokens (``bearer_rules``) may say.
+BEARER_KEYWORDS = ("claim", "scope")
+#: The claim a ``scope`` requirement reads (RFC 9068 section 2.2.3: space-separated scope tokens).
+SCOPE_CLAIM = "scope"
+#: A scope token (RFC 6749 section 3.3): printable ASCII without spaces, '"' or '\\'.
+_SCOPE_RE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+\Z")
 
 _NAME_RE = re.compile(r"[\x21-\x7e]+\Z")
 _INT_RE = re.compile(r"-?[0-9]+\Z")
-_MAPPING_KEYS = frozenset({"path", "claim", "equals", "includes", "present", "max_age", "acr_values"})
+_MAPPING_KEYS = frozenset({"path", "claim", "equals", "includes", "present", "max_age", "acr_values", "scope"})
 
 
 class _Builder:
     """Collects requirements per normalized path, merging as it goes."""
 
-    def __init__(self) -> None:
+    def __init__(self, bearer: bool = False) -> None:
+        self.bearer = bearer
+        self.keywords = BEARER_KEYWORDS if bearer else KEYWORDS
         self.conditions: dict[str, list[Condition]] = {}
         self.max_age: dict[str, int] = {}
         self.acr: dict[str, tuple[tuple[str, ...], str]] = {}  # path -> (values, where they were given)
@@ -56,6 +74,20 @@ class _Builder:
     def add_condition(self, path: str, condition: Condition) -> None:
         if condition not in self.conditions[path]:
             self.conditions[path].append(condition)
+
+    def allow(self, keyword: str, where: str) -> None:
+        """Refuse a requirement this kind of rule cannot enforce, saying where it belongs."""
+        if keyword in self.keywords:
+            return
+        if keyword == "scope":
+            raise ValueError(f"{where}: scope requirements are for bearer_rules (sessions carry no scopes)")
+        raise ValueError(f"{where}: {keyword} is about a sign-in, which an access token does not describe "
+                         "(use access_rules for sessions)")
+
+    def add_scopes(self, path: str, scopes: tuple[str, ...], where: str) -> None:
+        self.allow("scope", where)
+        for scope in scopes:
+            self.add_condition(path, Condition(SCOPE_CLAIM, "includes", (scope,)))
 
     def add_max_age(self, path: str, seconds: int) -> None:
         current = self.max_age.get(path)
@@ -160,8 +192,10 @@ def _parse_line(line: str, where: str, builder: _Builder) -> None:
     tokens = line.split()
     path = _path(tokens[0], where)
     if len(tokens) < 2:
-        raise ValueError(f"{where}: nothing required after the path ({', '.join(KEYWORDS)})")
+        raise ValueError(f"{where}: nothing required after the path ({', '.join(builder.keywords)})")
     keyword, rest = tokens[1], tokens[2:]
+    if keyword in KEYWORDS + BEARER_KEYWORDS:
+        builder.allow(keyword, where)
 
     def exactly(count: int, what: str, hint: str = "") -> None:
         if len(rest) < count:
@@ -193,8 +227,11 @@ def _parse_line(line: str, where: str, builder: _Builder) -> None:
     elif keyword == "acr_values":
         exactly(1, "values after acr_values", " (separate values with commas, no spaces)")
         builder.add_acr(path, _acr_list(_comma_list(rest[0], where, "acr value"), where), where)
+    elif keyword == "scope":
+        exactly(1, "scopes after scope", " (separate scopes with commas, no spaces)")
+        builder.add_scopes(path, _scope_list(rest[0].split(","), where), where)
     else:
-        raise ValueError(f"{where}: unknown keyword {keyword!r} ({', '.join(KEYWORDS)})")
+        raise ValueError(f"{where}: unknown keyword {keyword!r} ({', '.join(builder.keywords)})")
 
 
 def _parse_text(text: str, label: str, builder: _Builder) -> None:
@@ -220,8 +257,11 @@ def _parse_mapping(item: Mapping[str, Any], where: str, builder: _Builder) -> No
             raise ValueError(f"{where}: claim needs exactly one of {', '.join(OPERATORS)}")
     elif ops:
         raise ValueError(f"{where}: {ops[0]} without a claim")
-    if not ({"claim", "max_age", "acr_values"} & set(item)):
-        raise ValueError(f"{where}: nothing required for {path!r} ({', '.join(KEYWORDS)})")
+    if not ({"claim", "max_age", "acr_values", "scope"} & set(item)):
+        raise ValueError(f"{where}: nothing required for {path!r} ({', '.join(builder.keywords)})")
+    for keyword in ("claim", "max_age", "acr_values", "scope"):
+        if keyword in item:
+            builder.allow(keyword, where)
     builder.touch(path)
     if "claim" in item:
         op = ops[0]
@@ -244,6 +284,21 @@ def _parse_mapping(item: Mapping[str, Any], where: str, builder: _Builder) -> No
         builder.add_max_age(path, _seconds(item["max_age"], where))
     if "acr_values" in item:
         builder.add_acr(path, _acr_list(item["acr_values"], where), where)
+    if "scope" in item:
+        raw_scopes = item["scope"]
+        if isinstance(raw_scopes, str):
+            raw_scopes = raw_scopes.split()
+        if not isinstance(raw_scopes, (list, tuple)):
+            raise ValueError(f"{where}: scope needs a list of scopes (or a space-separated string), not {raw_scopes!r}")
+        builder.add_scopes(path, _scope_list(raw_scopes, where), where)
+
+
+def _scope_list(raw: Any, where: str) -> tuple[str, ...]:
+    """Scope tokens (RFC 6749 section 3.3), at least one; each is required."""
+    if not raw or any(not isinstance(scope, str) or not _SCOPE_RE.match(scope) for scope in raw):
+        raise ValueError(f"{where}: bad scope list {list(raw)!r} (scope tokens: printable ASCII without spaces, "
+                         "quotes or backslashes)")
+    return _unique(raw)
 
 
 def _acr_list(raw: Any, where: str) -> tuple[str, ...]:
@@ -265,6 +320,10 @@ def _parse_rule(rule: AccessRule, where: str, builder: _Builder) -> None:
         raise ValueError(f"{where}: conditions must be a tuple of Condition")
     if not rule.conditions and rule.max_age is None and not rule.acr_values:
         raise ValueError(f"{where}: nothing required for {path!r}")
+    if rule.max_age is not None:
+        builder.allow("max_age", where)
+    if rule.acr_values:
+        builder.allow("acr_values", where)
     builder.touch(path)
     for condition in rule.conditions:
         if not isinstance(condition, Condition):
@@ -276,8 +335,13 @@ def _parse_rule(rule: AccessRule, where: str, builder: _Builder) -> None:
         builder.add_acr(path, _acr_list(rule.acr_values, where), where)
 
 
-def parse_rules(source: Union[str, Iterable[Union[str, AccessRule, Mapping[str, Any]]]]) -> tuple[AccessRule, ...]:
+def parse_rules(
+    source: Union[str, Iterable[Union[str, AccessRule, Mapping[str, Any]]]], *, bearer: bool = False
+) -> tuple[AccessRule, ...]:
     """Parse and check access rules; the result is ordered by path, longest first.
+
+    ``bearer``: rules for access tokens (``bearer_rules``): ``claim`` and ``scope``
+    requirements only (``{"path": "/api/admin", "scope": ["read:admin"]}`` in a mapping).
 
     ``source`` is the text syntax (see the module docstring) or an iterable of
     rule lines, :class:`AccessRule` objects and mappings such as
@@ -289,7 +353,7 @@ def parse_rules(source: Union[str, Iterable[Union[str, AccessRule, Mapping[str, 
     the smaller ``max_age`` wins, ``acr_values`` may be given once.  Any error
     raises :class:`ValueError` naming the line (or item) and the problem.
     """
-    builder = _Builder()
+    builder = _Builder(bearer)
     if isinstance(source, str):
         _parse_text(source, "", builder)
         return builder.build()

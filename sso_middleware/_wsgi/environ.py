@@ -16,6 +16,11 @@ certificate, the plain-http rule).
 When nobody is signed in, all of them are absent: values that arrive from
 outside are removed before the application runs.
 
+On ``bearer_paths``, a request authenticated by an access token gets
+``environ["sso.userinfo"]`` = the token's claims (or its introspection answer),
+``REMOTE_USER`` and ``environ["sso.scopes"]`` (a tuple of the token's scopes), and
+none of the session keys: no session is read or written for it.
+
 Security caveat: the access token is a bearer credential for the user's APIs;
 send it only to the API it was issued for (``audience``), never to the browser.
 """
@@ -33,11 +38,12 @@ ACCESS_TOKEN_KEY = "sso.access_token"
 ACCESS_TOKEN_EXPIRES_KEY = "sso.access_token_expires_at"
 TOKEN_ERROR_KEY = "sso.token_error"
 ORGANIZATION_KEY = "sso.organization"
+SCOPES_KEY = "sso.scopes"
 #: The middleware's :class:`~sso_middleware._wsgi.api_session.APISettings`, set next to the access token.
 API_SETTINGS_KEY = "sso.api_settings"
 #: Every key the middleware owns: removed from each incoming environ before it sets its own.
 OWN_KEYS = ("REMOTE_USER", USERINFO_KEY, CONNECTION_KEY, ACCESS_TOKEN_KEY, ACCESS_TOKEN_EXPIRES_KEY, TOKEN_ERROR_KEY,
-            ORGANIZATION_KEY, API_SETTINGS_KEY)
+            ORGANIZATION_KEY, SCOPES_KEY, API_SETTINGS_KEY)
 
 
 class NoAccessToken(SSOError, LookupError):
@@ -61,6 +67,16 @@ def get_organization(environ: Mapping[str, Any]) -> Optional[dict[str, Optional[
     """
     organization = environ.get(ORGANIZATION_KEY)
     return organization if isinstance(organization, dict) else None
+
+
+def get_scopes(environ: Mapping[str, Any]) -> Optional[tuple[str, ...]]:
+    """The scopes of the access token that authenticated this request (``bearer_paths``), or None.
+
+    None when the request was not authenticated by a bearer token (a session user, or
+    nobody); ``()`` for a token that carries no ``scope``.
+    """
+    scopes = environ.get(SCOPES_KEY)
+    return scopes if isinstance(scopes, tuple) else None
 
 
 def get_access_token(environ: Mapping[str, Any]) -> Optional[str]:

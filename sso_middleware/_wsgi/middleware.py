@@ -14,6 +14,8 @@ application untouched except for the environ: when a user is signed in,
 ``environ["sso.userinfo"]`` holds their claims and ``REMOTE_USER`` the
 ``remote_user_claim``; otherwise both are absent.  Anonymous requests for
 ``protected_paths`` are sent to sign in (page loads) or answered 401 (API calls).
+On ``bearer_paths`` an ``Authorization: Bearer`` access token authenticates the
+request instead of a session (:mod:`.bearer`).
 
 Security caveat: ``REMOTE_USER``, ``sso.userinfo``, ``sso.connection`` and the
 middleware's other keys (``OWN_KEYS``: the access token, and ``sso.api_settings``,
@@ -38,13 +40,15 @@ from webob.request import PATH_SAFE
 
 from .._config.settings import SSOConfig
 from .._config.validation import check_known
+from .._oidc.access_token import AccessTokenVerifier
 from .._oidc.client import OIDCClient
 from .._oidc.http import ProviderHTTP
 from .._policy.rules import MAX_AGE_LEEWAY, AccessRule, Decision, as_sent, decide, matching
 from .._session.refresh import TokenRefresher, TokenState
 from .._session.state import SessionStore, SessionTooLarge, SignedInUser, SSOSession, StoreUnavailable
-from ..errors import AuthFailure, ProviderError
+from ..errors import AuthFailure, BearerTokenMissing, ProviderError
 from .api_session import APISettings
+from .bearer import BearerGate
 from .bodies import refusal
 from .environ import (
     ACCESS_TOKEN_EXPIRES_KEY,
@@ -114,6 +118,7 @@ class SSOMiddleware:
         # Paths that need a signed-in user: protected_paths and the paths of the access rules.
         # (protected_paths are canonical prefixes already: SSOConfig checked and normalized them.)
         self.guarded = tuple(AccessRule(path=prefix) for prefix in config.protected_paths) + tuple(config.access_rules)
+        self.bearer = BearerGate(config, AccessTokenVerifier(self.client)) if config.bearer_paths else None
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -161,7 +166,14 @@ class SSOMiddleware:
     def _pass_through(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         for key in OWN_KEYS:
             environ.pop(key, None)
+        api = self.bearer if self.bearer is not None and self.bearer.covers(environ.get("PATH_INFO", "")) else None
+        if api is not None:  # a bearer token answers here, touching no session; without one the session decides
+            answered = api.answer(environ, start_response, self.app)
+            if answered is not None:
+                return answered
         if not self.store.may_have_session(environ):  # anonymous, no cookie: touch nothing
+            if api is not None:
+                return self._respond(api.refusal(BearerTokenMissing()), [], environ, start_response)
             if self._is_guarded(environ.get("PATH_INFO", "")):
                 return self._require_login(environ, [], start_response)
             return self.app(environ, start_response)
@@ -191,6 +203,10 @@ class SSOMiddleware:
                 environ["REMOTE_USER"] = str(remote_user)
             if tokens is not None:
                 _set_token_keys(environ, tokens, self.api_settings)
+        if api is not None:  # no token sent: the session's user, held to bearer_rules (none: 401)
+            refused = api.session_refusal(dict(user.claims) if user is not None else None, environ)
+            if refused is not None:
+                return self._respond(refused, headers, environ, start_response)
         if user is None:
             if self._is_guarded(environ.get("PATH_INFO", "")):
                 return self._require_login(environ, headers, start_response)

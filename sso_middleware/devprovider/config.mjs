@@ -3,7 +3,8 @@
  * (ROUTES), every client first-party (grants given without a consent screen), the claims
  * of ID tokens and userinfo (profile, email, roles, connection, org_id/org_name, sid, acr,
  * amr), acr_values enforced by the login prompt, refresh tokens whenever offline_access was
- * asked for, PKCE required, PAR, registration, RP-initiated and back-channel logout.
+ * asked for, PKCE required, PAR, registration, RP-initiated and back-channel logout, JWT
+ * access tokens for the APIs of --resources (Auth0's "audience"), token introspection.
  *
  * Security caveat: CORS and the provider's outgoing requests (back-channel logout, a
  * client's jwks_uri) are opened to loopback only, the one place its relying parties live.
@@ -17,6 +18,7 @@ import { FIRST_PARTY_DEFAULTS, ID_TOKEN_SID, idTokenSid } from './clients.mjs';
 import { lineageFor } from './lineage.mjs';
 import { isLoopbackHost } from './options.mjs';
 import { logoutSource, postLogoutSuccessSource, renderError } from './pages.mjs';
+import { mintUserinfoToken, resourceIndicators } from './resources.mjs';
 
 export const ROUTES = {
   authorization: '/authorize',
@@ -125,8 +127,8 @@ function isLoopbackOrigin(origin) {
   }
 }
 
-/** The configuration of oidc-provider for these clients, keys and options. */
-export function buildConfiguration({ clients, jwks, options }) {
+/** The configuration of oidc-provider for these clients, keys, options and APIs (resources.mjs). */
+export function buildConfiguration({ clients, jwks, options, resources }) {
   return {
     clients,
     clientDefaults: {
@@ -174,6 +176,8 @@ export function buildConfiguration({ clients, jwks, options }) {
     issueRefreshToken: async (ctx, client, source) => client.grantTypeAllowed('refresh_token')
       && (source.scopes.has('offline_access') || lineageFor(ctx, source)?.offline === true),
     rotateRefreshToken: true,
+    // a JWT access token for an API (with scope openid) also works at userinfo, as Auth0's do
+    formats: { customizers: { jwt: mintUserinfoToken } },
     clientBasedCORS: (ctx, origin) => isLoopbackOrigin(origin),
     cookies: {
       keys: [crypto.randomBytes(32).toString('base64url')],
@@ -200,8 +204,12 @@ export function buildConfiguration({ clients, jwks, options }) {
         requirePushedAuthorizationRequests: options.requirePar,
         allowUnregisteredRedirectUris: false,
       },
-      // resource indicators are not used; Auth0's "audience" is an extra param only
-      resourceIndicators: { enabled: false },
+      // APIs (resources.mjs): Auth0's "audience" (or RFC 8707's "resource") gets a JWT access
+      // token for that API; without one, the opaque userinfo token of always
+      resourceIndicators: resourceIndicators(resources, options),
+      // RFC 7662 at /oauth/introspect: a confidential client may introspect any token (an
+      // API checking an opaque one), a public client only its own (oidc-provider's policy)
+      introspection: { enabled: true },
     },
     interactions: {
       policy: buildInteractionPolicy(),
@@ -209,7 +217,8 @@ export function buildConfiguration({ clients, jwks, options }) {
     },
     routes: ROUTES,
     ttl: {
-      AccessToken: options.accessTokenTtl,
+      // an API's own "ttl" (resources.mjs), else --access-token-ttl
+      AccessToken: (ctx, token) => token.resourceServer?.accessTokenTTL ?? options.accessTokenTtl,
       AuthorizationCode: 60,
       IdToken: options.idTokenTtl,
       RefreshToken: 14 * 24 * 60 * 60,

@@ -45,6 +45,7 @@ export function readOptions() {
       'previous-keys': { type: 'string' },
       'write-keys': { type: 'string' },
       clients: { type: 'string' },
+      resources: { type: 'string' },
       'registration-token': { type: 'string' },
       'access-token-ttl': { type: 'string' },
       'id-token-ttl': { type: 'string' },
@@ -88,6 +89,8 @@ export function readOptions() {
     previousKeysFile: args['previous-keys'],
     writeKeysFile: args['write-keys'],
     clientsFile: args.clients ?? env.DEVPROVIDER_CLIENTS,
+    // checked by resources.mjs (inline JSON or a file name)
+    resourcesOption: args.resources ?? env.DEVPROVIDER_RESOURCES,
     registrationToken: args['registration-token'] ?? env.DEVPROVIDER_REGISTRATION_TOKEN,
     verbose: args.verbose,
     requirePar: args['require-pushed-authorization'] || env.DEVPROVIDER_REQUIRE_PAR === '1',

@@ -26,6 +26,13 @@
  *   --write-keys FILE         write the whole JWKS (private keys!) to FILE at start
  *   --clients FILE            JSON list of oidc-provider client metadata replacing the default
  *                             clients [DEVPROVIDER_CLIENTS]
+ *   --resources JSON|FILE     the APIs (OAuth resource servers) access tokens can be asked for,
+ *                             inline JSON or a file [DEVPROVIDER_RESOURCES]:
+ *                               {"<identifier>": {"scopes": ["read:messages", ...],
+ *                                                 "format": "jwt"|"opaque", "ttl": SECS}}
+ *                             ("format" default "jwt", "ttl" default --access-token-ttl)
+ *                             (default: {"https://app2.example/api": {"scopes":
+ *                               ["read:messages", "write:messages", "read:admin"]}})
  *   --registration-token TOK  initial access token required for dynamic client registration
  *                             (Authorization: Bearer TOK) [DEVPROVIDER_REGISTRATION_TOKEN]
  *                             (default: open registration)
@@ -82,6 +89,23 @@
  *   - max_age: a session authenticated longer ago than max_age seconds prompts for a login
  *     (reason "max_age"; prompt=none gives login_required); auth_time tells when it was.
  *
+ * APIs and access tokens (Auth0's "APIs"; see resources.mjs):
+ *   - an authorization request with audience=<identifier> (Auth0's parameter) or
+ *     resource=<identifier> (RFC 8707) of an API in --resources gets, from the token endpoint
+ *     (authorization_code and refresh_token grants; the token request need not repeat it), an
+ *     access token for that API: for "format": "jwt" a JWT access token (RFC 9068: header
+ *     typ "at+jwt", RS256, kid of the signing key in the JWKS; claims iss, sub, aud = the
+ *     identifier, client_id, scope = the requested scopes the API defines, iat, exp, jti);
+ *     for "format": "opaque" an opaque token whose introspection answers aud = the identifier;
+ *   - an unknown identifier fails with error=invalid_target;
+ *   - like Auth0's, a JWT access token for an API is accepted at /userinfo too when the request
+ *     had scope openid (it answers the OIDC scopes' claims; oidc-provider alone refuses tokens
+ *     with an audience there);
+ *   - a request without audience/resource gets the opaque userinfo access token as before;
+ *   - public clients (token_endpoint_auth_method "none", PKCE) get them just the same;
+ *   - token introspection (RFC 7662) at /oauth/introspect: a confidential client may introspect
+ *     any token, a public client only its own.
+ *
  * Default clients (confidential, grant types authorization_code + refresh_token):
  *   app1 / app1-secret  client_secret_basic  http://127.0.0.1:5001/auth/callback  logout -> http://127.0.0.1:5001/
  *   app2 / app2-secret  client_secret_post   http://127.0.0.1:5002/auth/callback  logout -> http://127.0.0.1:5002/
@@ -109,8 +133,8 @@
  * Endpoints (Auth0-like paths; always read them from discovery):
  *   /.well-known/openid-configuration, /authorize, /oauth/token, /userinfo,
  *   /.well-known/jwks.json, /oidc/logout (RP-initiated logout, confirmation form),
- *   /oidc/register (dynamic client registration), /oauth/revoke, /oauth/par (pushed
- *   authorization requests, RFC 9126)
+ *   /oidc/register (dynamic client registration), /oauth/revoke, /oauth/introspect (RFC 7662),
+ *   /oauth/par (pushed authorization requests, RFC 9126)
  * Development-only routes:
  *   GET /interaction/:uid           the login form (records an "interaction" event)
  *   POST /interaction/:uid/login    form fields login, password, otp (optional one-time code)
@@ -147,6 +171,7 @@
 //   options.mjs       command-line options and environment variables; fail(), isLoopbackHost()
 //   keys.mjs          signing keys (--keys, --previous-keys, --write-keys)
 //   clients.mjs       the default or --clients relying parties; "devprovider_id_token_sid"
+//   resources.mjs     the APIs of --resources: JWT access tokens for Auth0's "audience"
 //   accounts.mjs      users, passwords, one-time code, acr levels, Organizations and invitations
 //   lineage.mjs       what a token descends from (connection, organization, offline_access)
 //   config.mjs        the oidc-provider configuration (Auth0-like routes, claims, grants, features)
@@ -165,10 +190,12 @@ import { trackTokenLineage } from './lineage.mjs';
 import { createHttpServer } from './listener.mjs';
 import { fail, readOptions } from './options.mjs';
 import { esc, page, send } from './pages.mjs';
+import { loadResources, userinfoTokenFor } from './resources.mjs';
 
 const options = readOptions();
 const jwks = loadSigningKeys(options);
 const clients = loadClients(options);
+const resources = loadResources(options.resourcesOption);
 const { httpServer, scheme, sockets } = createHttpServer(options);
 const { host: HOST, port: PORT, verbose: VERBOSE } = options;
 
@@ -214,7 +241,7 @@ httpServer.listen(PORT, HOST, () => {
 
   let provider;
   try {
-    provider = new Provider(issuer, buildConfiguration({ clients, jwks, options }));
+    provider = new Provider(issuer, buildConfiguration({ clients, jwks, options, resources }));
   } catch (err) {
     fail(`invalid configuration: ${err.message}`);
   }
@@ -240,6 +267,11 @@ httpServer.listen(PORT, HOST, () => {
   httpServer.on('request', (req, res) => {
     const url = new URL(req.url, 'http://devprovider.invalid');
     if (VERBOSE) process.stderr.write(`devprovider: ${req.method} ${url.pathname}\n`);
+    if (url.pathname === '/userinfo') {
+      // a JWT access token for an API stands for the userinfo token minted with it (Auth0-like)
+      const standIn = userinfoTokenFor(req.headers.authorization, { jwks, issuer });
+      if (standIn) req.headers.authorization = `Bearer ${standIn}`;
+    }
     const route = (async () => {
       if (url.pathname === '/_dev/events') {
         serveEvents(req, res, url);

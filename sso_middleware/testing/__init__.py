@@ -18,7 +18,8 @@ Two providers, for two kinds of tests:
   rotation, back-channel logout and an event log. Use it for end-to-end tests over real
   HTTP (a served application, a real browser). Requires Node.js >= 20 and npm; the npm
   dependencies are installed once into ``$DEVPROVIDER_HOME`` or ``~/.cache/sso_middleware``
-  (:func:`ensure_devprovider_installed`).
+  (:func:`ensure_devprovider_installed`; :func:`npm_install_cached` does the same for any
+  folder with a ``package-lock.json``).
 
 And two seams of ``SSOMiddleware`` the kit serves:
 
@@ -43,7 +44,11 @@ enforced: a provider session whose acr is not among the requested values is show
 login form again (interaction reason ``ACR_UNMET_REASON``; with ``prompt=none`` the client
 gets ``login_required``), and so is a session older than ``max_age`` seconds. The login
 answering such a prompt is accepted whatever level it reached, so the relying party must
-check ``acr`` itself. Tests normally register their own client with the redirect URIs they
+check ``acr`` itself. Like an Auth0 tenant with an API, an authorization request with
+``audience=DEFAULT_API`` (see ``DEFAULT_RESOURCES``; ``DevProvider(resources=...)`` for
+others) gets a JWT access token for that API (RFC 9068, ``typ`` ``at+jwt``, ``aud`` the
+identifier, ``scope`` the API's scopes requested); without it, the opaque userinfo token.
+Tests normally register their own client with the redirect URIs they
 need::
 
     def test_sign_in(oidc_provider):
@@ -67,7 +72,9 @@ from .accounts import (
     ACR_MFA,
     ACR_PWD,
     ACR_UNMET_REASON,
+    DEFAULT_API,
     DEFAULT_CLIENTS,
+    DEFAULT_RESOURCES,
     DEFAULT_USERS,
     DEV_OTP,
     ROLES_CLAIM,
@@ -79,14 +86,16 @@ from .clock import Clock
 from .devprovider import DevProvider
 from .errors import DevProviderError, DevProviderStartTimeout
 from .fake_provider import FakeProvider, FakeProviderAdapter
-from .install import devprovider_source_dir, ensure_devprovider_installed
+from .install import devprovider_source_dir, ensure_devprovider_installed, npm_install_cached
 from .transport import RecordingTransport, make_response
 
 __all__ = [
     "ACR_MFA",
     "ACR_PWD",
     "ACR_UNMET_REASON",
+    "DEFAULT_API",
     "DEFAULT_CLIENTS",
+    "DEFAULT_RESOURCES",
     "DEFAULT_USERS",
     "DEV_OTP",
     "ROLES_CLAIM",
@@ -103,6 +112,7 @@ __all__ = [
     "devprovider_source_dir",
     "ensure_devprovider_installed",
     "make_response",
+    "npm_install_cached",
 ]
 
 # The plugin's fixture, here because the registered plugin is this package; only when pytest

@@ -20,7 +20,9 @@ __all__ = [
     "ACR_MFA",
     "ACR_PWD",
     "ACR_UNMET_REASON",
+    "DEFAULT_API",
     "DEFAULT_CLIENTS",
+    "DEFAULT_RESOURCES",
     "DEFAULT_USERS",
     "DEV_OTP",
     "ROLES_CLAIM",
@@ -165,4 +167,17 @@ def _demo_client(n: int, auth_method: str) -> ClientCredentials:
 #: (must match DEFAULT_CLIENTS in devprovider/clients.mjs).
 DEFAULT_CLIENTS: Mapping[str, ClientCredentials] = MappingProxyType(
     {"app1": _demo_client(1, "client_secret_basic"), "app2": _demo_client(2, "client_secret_post")}
+)
+
+
+#: The identifier of the provider's default API (an Auth0 "API identifier"): ``audience=`` this
+#: in an authorization request gets a JWT access token whose ``aud`` is it.
+DEFAULT_API = "https://app2.example/api"
+
+#: The APIs the provider issues access tokens for unless ``DevProvider(resources=...)`` replaces
+#: them (must match DEFAULT_RESOURCES in devprovider/resources.mjs): identifier -> ``scopes``
+#: (the scopes it defines), optional ``format`` (``"jwt"``, the default, or ``"opaque"``) and
+#: ``ttl`` (access token lifetime in seconds).
+DEFAULT_RESOURCES: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+    {DEFAULT_API: MappingProxyType({"scopes": ("read:messages", "write:messages", "read:admin")})}
 )

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .accounts import DEFAULT_CLIENTS, DEFAULT_USERS, ClientCredentials, DevUser, ProviderTLS
+from .accounts import DEFAULT_CLIENTS, DEFAULT_RESOURCES, DEFAULT_USERS, ClientCredentials, DevUser, ProviderTLS
 from .admin import ProviderAdmin
 from .browser import ProviderBrowser
 from .errors import DevProviderError, DevProviderStartTimeout
@@ -56,6 +56,19 @@ class DevProvider(ProviderAdmin, ProviderBrowser):
             ``http://host:port`` as the issuer.
         clients: client metadata replacing ``DEFAULT_CLIENTS`` (oidc-provider format:
             ``client_id``, ``client_secret``, ``redirect_uris``, ...).
+        resources: the APIs (OAuth resource servers, Auth0's "APIs") access tokens can be asked
+            for, replacing ``DEFAULT_RESOURCES``: identifier (an absolute URI) -> ``{"scopes":
+            [...], "format": "jwt" | "opaque", "ttl": seconds}`` (``format`` defaults to
+            ``"jwt"``, ``ttl`` to ``access_token_ttl``). An authorization request with
+            ``audience=<identifier>`` (Auth0's parameter) or ``resource=<identifier>`` (RFC 8707),
+            by a confidential or a public (PKCE, ``token_endpoint_auth_method`` ``none``) client,
+            gets from the token endpoint an access token for that API: a JWT access token
+            (RFC 9068: header ``typ`` ``at+jwt``, signed like ID tokens with a key of the JWKS;
+            claims ``iss``, ``sub``, ``aud`` = the identifier, ``client_id``, ``scope`` = the
+            requested scopes the API defines, ``iat``, ``exp``, ``jti``) or, with ``"opaque"``,
+            an opaque token that the introspection endpoint (RFC 7662, for any confidential
+            client) describes with that ``aud``. A token for an API is refused at userinfo.
+            Without ``audience``/``resource`` the access token is the opaque userinfo token.
         access_token_ttl, id_token_ttl: token lifetimes in seconds.
         registration_token: initial access token for dynamic registration; random if None.
         home: where to install the npm dependencies (see ``ensure_devprovider_installed``).
@@ -71,8 +84,8 @@ class DevProvider(ProviderAdmin, ProviderBrowser):
             authorization requests that were not pushed (PAR, RFC 9126).
 
     Attributes (valid once started): ``issuer`` exactly as discovery says, ``port``,
-    ``base_url`` (the provider's origin), ``clients`` (name -> ``ClientCredentials`` of the
-    static clients), ``registered_clients``, ``users`` (name -> ``DevUser``),
+    ``base_url`` (the provider's origin), ``resources`` (identifier -> its settings), ``clients``
+    (name -> ``ClientCredentials`` of the static clients), ``registered_clients``, ``users`` (name -> ``DevUser``),
     ``registration_token``.
     """
 
@@ -85,6 +98,7 @@ class DevProvider(ProviderAdmin, ProviderBrowser):
         port: int = 0,
         trailing_slash: bool = False,
         clients: Sequence[Mapping[str, Any]] | None = None,
+        resources: Mapping[str, Mapping[str, Any]] | None = None,
         access_token_ttl: int = 3600,
         id_token_ttl: int = 3600,
         registration_token: str | None = None,
@@ -117,6 +131,10 @@ class DevProvider(ProviderAdmin, ProviderBrowser):
                 credentials = ClientCredentials.from_metadata(metadata)
                 self.clients[credentials.client_id] = credentials
         self.registered_clients: list[ClientCredentials] = []
+        chosen = DEFAULT_RESOURCES if resources is None else resources
+        self.resources: Mapping[str, Mapping[str, Any]] = MappingProxyType(
+            {identifier: MappingProxyType(dict(spec)) for identifier, spec in chosen.items()}
+        )
         self._process: subprocess.Popen[bytes] | None = None
         self._workdir: Path | None = None
         self._generation = 0
@@ -311,12 +329,15 @@ class DevProvider(ProviderAdmin, ProviderBrowser):
         clients_file = self._workdir / f"clients-{gen}.json"
         clients_file.write_text(json.dumps(clients, indent=2))
         clients_file.chmod(0o600)
+        resources_file = self._workdir / f"resources-{gen}.json"
+        resources_file.write_text(json.dumps({key: _json_ready(spec) for key, spec in self.resources.items()}))
         issuer_host = f"[{self.host}]" if ":" in self.host else self.host
         # "--name=value": parseArgs refuses a separate value starting with "-" (random tokens may)
         options = {
             "host": self.host,
             "port": str(port),
             "clients": str(clients_file),
+            "resources": str(resources_file),
             "write-keys": str(self._workdir / f"keys-{gen}.json"),
             "registration-token": self.registration_token,
             "access-token-ttl": str(self.access_token_ttl),
@@ -357,3 +378,8 @@ class DevProvider(ProviderAdmin, ProviderBrowser):
         process, self._process = self._process, None
         if process is not None:
             terminate(process, timeout)
+
+
+def _json_ready(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """An API's settings as JSON for ``--resources`` (tuples of scopes become lists)."""
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in spec.items()}

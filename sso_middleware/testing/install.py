@@ -1,4 +1,5 @@
-"""Installing the bundled development provider: its npm dependencies, once, in a cache directory.
+"""Installing npm dependencies once, in a cache directory: the bundled development provider's, and
+any other lock file's (``npm_install_cached``: the demo's single-page app uses it too).
 
 The installed Python package may be read-only, so the provider's files are copied to
 ``$DEVPROVIDER_HOME`` or ``~/.cache/sso_middleware`` (``$XDG_CACHE_HOME`` honoured) and
@@ -16,12 +17,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from .errors import DevProviderError
 
-__all__ = ["devprovider_source_dir", "ensure_devprovider_installed"]
+__all__ = ["devprovider_source_dir", "ensure_devprovider_installed", "npm_install_cached"]
 
 #: Files of the bundled provider that are copied into the install directory.
 _SOURCE_FILES = ("package.json", "package-lock.json", "server.mjs")
@@ -115,62 +116,78 @@ def _copy_modules(source: Path, target: Path) -> Path:
     return folder
 
 
+def npm_install_cached(
+    source: Path, files: Sequence[str], name: str, home: Path | None = None, *, npm: str | None = None
+) -> Path:
+    """Return ``<home>/<name>-<hash>``: ``files`` of ``source`` with their npm dependencies installed.
+
+    ``files`` must include ``package.json`` and ``package-lock.json``; the hash covers those two,
+    so a changed lock file gets a fresh folder. ``home`` defaults to ``$DEVPROVIDER_HOME`` or
+    ``~/.cache/sso_middleware``. ``npm ci --omit=dev --ignore-scripts`` runs only when that
+    folder does not exist yet, in a temporary folder renamed into place when it succeeded; a
+    file lock keeps concurrent processes from installing twice.
+
+    Security caveat: what is installed is exactly what the lock file pins (with its integrity
+    hashes), and no package's install script runs; the registry is npm's configured one.
+    """
+    missing = [file for file in files if not (source / file).is_file()]
+    if missing:
+        raise DevProviderError(f"{name} is incomplete: {missing} missing in {source}")
+    digest = hashlib.sha256()
+    for file in ("package.json", "package-lock.json"):
+        digest.update((source / file).read_bytes())
+    base = (home if home is not None else _cache_base()).expanduser()
+    target = base / f"{name}-{digest.hexdigest()[:16]}"
+    if (target / "node_modules").is_dir():
+        return target
+    with _file_lock(base / f"{target.name}.lock"):
+        if not (target / "node_modules").is_dir():
+            npm_path = npm or _require_tool("npm")
+            staging = Path(tempfile.mkdtemp(dir=base, prefix=f".{target.name}-"))
+            try:
+                for file in files:
+                    shutil.copyfile(source / file, staging / file)
+                _npm_ci(npm_path, staging, name)
+                if target.exists():  # a stale directory without node_modules
+                    shutil.rmtree(target, ignore_errors=True)
+                os.replace(staging, target)
+            finally:
+                if staging.exists():
+                    shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _npm_ci(npm: str, folder: Path, name: str) -> None:
+    env = dict(os.environ)
+    env.update(npm_config_audit="false", npm_config_fund="false", npm_config_update_notifier="false")
+    try:
+        result = subprocess.run(  # noqa: S603 - a fixed argv, npm found by shutil.which
+            [npm, "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"],
+            cwd=folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise DevProviderError(f"npm ci failed to run in {folder}: {exc}") from exc
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()[-4000:]
+        raise DevProviderError(f"npm ci failed (exit {result.returncode}) for the {name}:\n{output}")
+
+
 def ensure_devprovider_installed(home: Path | None = None, *, npm: str | None = None) -> Path:
     """Return a directory holding ``server.mjs`` and its modules, npm dependencies installed.
 
     The dependencies are in ``<home>/devprovider-<hash>`` where the hash covers
-    ``package.json`` and ``package-lock.json``; ``home`` defaults to ``$DEVPROVIDER_HOME``
-    or ``~/.cache/sso_middleware``. ``npm ci`` runs only when that directory does not exist
-    yet, in a temporary directory renamed into place when it succeeded; a file lock
-    keeps concurrent test processes from installing twice. The returned directory is
-    ``modules-<hash of the *.mjs>`` inside it, made on the first call that sees those
+    ``package.json`` and ``package-lock.json`` (see :func:`npm_install_cached`); ``home``
+    defaults to ``$DEVPROVIDER_HOME`` or ``~/.cache/sso_middleware``. The returned directory
+    is ``modules-<hash of the *.mjs>`` inside it, made on the first call that sees those
     modules, so editing the bundled provider needs no reinstall.
     """
     source = devprovider_source_dir()
-    missing = [name for name in _SOURCE_FILES if not (source / name).is_file()]
-    if missing:
-        raise DevProviderError(f"the bundled devprovider is incomplete: {missing} missing in {source}")
-    digest = hashlib.sha256()
-    for name in ("package.json", "package-lock.json"):
-        digest.update((source / name).read_bytes())
-    base = (home if home is not None else _cache_base()).expanduser()
-    target = base / f"devprovider-{digest.hexdigest()[:16]}"
-
-    if not (target / "node_modules").is_dir():
-        with _file_lock(base / f"{target.name}.lock"):
-            if not (target / "node_modules").is_dir():
-                npm_path = npm or _require_tool("npm")
-                staging = Path(tempfile.mkdtemp(dir=base, prefix=f".{target.name}-"))
-                try:
-                    for name in _SOURCE_FILES:
-                        shutil.copyfile(source / name, staging / name)
-                    env = dict(os.environ)
-                    env.update(
-                        npm_config_audit="false",
-                        npm_config_fund="false",
-                        npm_config_update_notifier="false",
-                    )
-                    try:
-                        result = subprocess.run(  # noqa: S603 - a fixed argv, npm found by shutil.which
-                            [npm_path, "ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"],
-                            cwd=staging,
-                            env=env,
-                            capture_output=True,
-                            text=True,
-                            timeout=600,
-                            check=False,
-                        )
-                    except (OSError, subprocess.SubprocessError) as exc:
-                        raise DevProviderError(f"npm ci failed to run in {staging}: {exc}") from exc
-                    if result.returncode != 0:
-                        output = (result.stdout + result.stderr).strip()[-4000:]
-                        raise DevProviderError(
-                            f"npm ci failed (exit {result.returncode}) for the devprovider:\n{output}"
-                        )
-                    if target.exists():  # a stale directory without node_modules
-                        shutil.rmtree(target, ignore_errors=True)
-                    os.replace(staging, target)
-                finally:
-                    if staging.exists():
-                        shutil.rmtree(staging, ignore_errors=True)
+    if not (source / "server.mjs").is_file():
+        raise DevProviderError(f"the bundled devprovider is incomplete: ['server.mjs'] missing in {source}")
+    target = npm_install_cached(source, _SOURCE_FILES, "devprovider", home, npm=npm)
     return _copy_modules(source, target)

@@ -33,7 +33,9 @@ from sso_middleware.testing import (
     ACR_MFA,
     ACR_PWD,
     ACR_UNMET_REASON,
+    DEFAULT_API,
     DEFAULT_CLIENTS,
+    DEFAULT_RESOURCES,
     DEFAULT_USERS,
     DEV_OTP,
     ClientCredentials,
@@ -117,6 +119,8 @@ def token_request(
     auth: tuple[str, str] | None = None
     if method == "client_secret_basic":
         auth = (client.client_id, client.client_secret)
+    elif method == "none":  # a public client: its id only (PKCE proves the code is its own)
+        data = {**data, "client_id": client.client_id}
     else:
         data = {**data, "client_id": client.client_id, "client_secret": client.client_secret}
     return requests.post(provider.endpoint("token"), data=data, auth=auth, timeout=10)
@@ -311,12 +315,12 @@ def test_connection_and_audience_reach_the_provider(
     oidc_provider: DevProvider, client: ClientCredentials, browser: requests.Session
 ) -> None:
     authorization, params = sign_in(
-        oidc_provider, browser, client, connection="google-oauth2", audience="https://api.example"
+        oidc_provider, browser, client, connection="google-oauth2", audience=DEFAULT_API
     )
     (event,) = oidc_provider.events("authorize")
     assert event["client_id"] == client.client_id
     assert event["params"]["connection"] == "google-oauth2"
-    assert event["params"]["audience"] == "https://api.example"
+    assert event["params"]["audience"] == DEFAULT_API
     assert event["params"]["code_challenge_method"] == "S256"
     assert oidc_provider.events("interaction")[0]["params"]["connection"] == "google-oauth2"
     tokens = exchange_code(oidc_provider, client, params["code"], authorization.verifier).json()
@@ -773,6 +777,208 @@ def test_back_channel_logout_reaches_the_client(
     assert jwt.get_unverified_header(logout_token)["typ"] == "logout+jwt"
     (event,) = oidc_provider.events("backchannel_logout")
     assert (event["client_id"], event["sid"], event["ok"]) == (rp.client_id, sid, True)
+
+
+# ---------------------------------------------------------------------------------------
+# APIs: JWT access tokens for Auth0's "audience" (RFC 9068), introspection (RFC 7662)
+
+OPAQUE_API = "https://opaque.example/api"
+
+
+def verify_access_token(provider: DevProvider, token: str, audience: str = DEFAULT_API) -> dict[str, Any]:
+    """The claims of a JWT access token, checked like a resource server would (RFC 9068)."""
+    header = jwt.get_unverified_header(token)
+    assert header["typ"] == "at+jwt", header
+    keys = {key["kid"]: key for key in provider.jwks()["keys"]}
+    assert header["kid"] in keys, (header, list(keys))
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        jwt.PyJWK(keys[header["kid"]]).key,
+        algorithms=["RS256"],
+        audience=audience,
+        issuer=provider.issuer,
+        options={"require": ["exp", "iat", "sub", "jti"]},
+    )
+    return claims
+
+
+def introspect(provider: DevProvider, client: ClientCredentials, token: str) -> dict[str, Any]:
+    response = requests.post(
+        provider.endpoint("introspection"),
+        data={"token": token},
+        auth=(client.client_id, client.client_secret),
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+@pytest.fixture
+def public_client(oidc_provider: DevProvider) -> ClientCredentials:
+    """A public client (a single-page app: no secret, PKCE)."""
+    return oidc_provider.register_client(
+        ["http://127.0.0.1:8997/callback"], token_endpoint_auth_method="none", client_name="Test SPA"
+    )
+
+
+def test_default_resources_match_the_python_constants(oidc_provider: DevProvider) -> None:
+    assert dict(oidc_provider.resources) == dict(DEFAULT_RESOURCES)
+    assert DEFAULT_RESOURCES[DEFAULT_API]["scopes"] == ("read:messages", "write:messages", "read:admin")
+
+
+@pytest.mark.parametrize("parameter", ["audience", "resource"])
+def test_audience_gets_a_jwt_access_token_for_the_api(
+    oidc_provider: DevProvider, client: ClientCredentials, browser: requests.Session, parameter: str
+) -> None:
+    scope = "openid profile read:messages read:admin unknown:scope"
+    authorization, params = sign_in(oidc_provider, browser, client, scope=scope, **{parameter: DEFAULT_API})
+    tokens = exchange_code(oidc_provider, client, params["code"], authorization.verifier).json()
+    claims = verify_access_token(oidc_provider, tokens["access_token"])
+    assert claims["aud"] == DEFAULT_API
+    assert claims["sub"] == "alice"
+    assert claims["client_id"] == client.client_id
+    assert sorted(claims["scope"].split()) == ["read:admin", "read:messages"]  # the API's scopes only
+    assert claims["exp"] - claims["iat"] == oidc_provider.access_token_ttl
+    assert tokens["token_type"] == "Bearer"
+    assert verify_id_token(oidc_provider, client, tokens["id_token"])["name"] == "Alice Example"
+    # like Auth0's API tokens (scope openid): accepted at userinfo too, with the OIDC scopes' claims
+    response = userinfo(oidc_provider, tokens["access_token"])
+    assert response.status_code == 200, response.text
+    assert (response.json()["sub"], response.json()["name"]) == ("alice", "Alice Example")
+    assert "email" not in response.json()
+
+
+def userinfo(provider: DevProvider, access_token: str) -> requests.Response:
+    return requests.get(provider.endpoint("userinfo"), headers={"Authorization": f"Bearer {access_token}"}, timeout=10)
+
+
+def test_an_api_token_is_no_userinfo_token_without_openid_nor_when_forged(
+    oidc_provider: DevProvider, client: ClientCredentials, browser: requests.Session
+) -> None:
+    authorization, params = sign_in(oidc_provider, browser, client, scope="openid read:messages", audience=DEFAULT_API)
+    token = exchange_code(oidc_provider, client, params["code"], authorization.verifier).json()["access_token"]
+    assert userinfo(oidc_provider, token).status_code == 200
+    head, body, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    forged_body = base64.urlsafe_b64encode(json.dumps({**claims, "sub": "bob"}).encode()).rstrip(b"=").decode()
+    assert userinfo(oidc_provider, f"{head}.{forged_body}.{signature}").status_code == 401
+    assert userinfo(oidc_provider, f"{head}.{body}.{signature[:-4]}AAAA").status_code == 401
+    # a request without scope openid (OAuth only: a client not asking for auth_time): for the API only
+    oauth_only = oidc_provider.register_client(["http://127.0.0.1:8995/cb"], require_auth_time=False)
+    authorization = start_authorization(oidc_provider, oauth_only, scope="read:messages", audience=DEFAULT_API)
+    without_nonce = authorization.url.replace(f"&nonce={authorization.nonce}", "")  # OAuth: no nonce
+    params = callback_params(browser.get(without_nonce, allow_redirects=False, timeout=10), oauth_only)
+    assert "code" in params, params
+    response = exchange_code(oidc_provider, oauth_only, params["code"], authorization.verifier)
+    assert response.status_code == 200, response.text
+    assert verify_access_token(oidc_provider, response.json()["access_token"])["scope"] == "read:messages"
+    assert userinfo(oidc_provider, response.json()["access_token"]).status_code == 401
+
+
+def test_without_audience_the_access_token_stays_opaque_for_userinfo(
+    oidc_provider: DevProvider, client: ClientCredentials, browser: requests.Session
+) -> None:
+    authorization, params = sign_in(oidc_provider, browser, client, scope="openid profile read:messages")
+    tokens = exchange_code(oidc_provider, client, params["code"], authorization.verifier).json()
+    assert tokens["access_token"].count(".") == 0  # opaque, not a JWT
+    response = requests.get(
+        oidc_provider.endpoint("userinfo"), headers={"Authorization": f"Bearer {tokens['access_token']}"}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["sub"] == "alice"
+    answer = introspect(oidc_provider, client, tokens["access_token"])
+    assert (answer["active"], answer["sub"], answer["client_id"]) == (True, "alice", client.client_id)
+    assert "aud" not in answer
+
+
+def test_a_public_client_gets_a_jwt_access_token(
+    oidc_provider: DevProvider, public_client: ClientCredentials, browser: requests.Session
+) -> None:
+    authorization, params = sign_in(
+        oidc_provider, browser, public_client, scope="openid read:messages", audience=DEFAULT_API
+    )
+    response = exchange_code(oidc_provider, public_client, params["code"], authorization.verifier)
+    assert response.status_code == 200, response.text
+    assert oidc_provider.events("token")[-1]["auth_method"] == "none"
+    claims = verify_access_token(oidc_provider, response.json()["access_token"])
+    assert (claims["client_id"], claims["scope"]) == (public_client.client_id, "read:messages")
+
+
+def test_a_refreshed_access_token_is_for_the_same_api(
+    oidc_provider: DevProvider, client: ClientCredentials, browser: requests.Session
+) -> None:
+    authorization, params = sign_in(
+        oidc_provider, browser, client, scope="openid offline_access read:messages", audience=DEFAULT_API
+    )
+    tokens = exchange_code(oidc_provider, client, params["code"], authorization.verifier).json()
+    response = token_request(
+        oidc_provider, client, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    )
+    assert response.status_code == 200, response.text
+    claims = verify_access_token(oidc_provider, response.json()["access_token"])
+    assert (claims["aud"], claims["scope"]) == (DEFAULT_API, "read:messages")
+
+
+def test_an_unknown_audience_is_invalid_target(
+    oidc_provider: DevProvider, client: ClientCredentials, browser: requests.Session
+) -> None:
+    authorization = start_authorization(oidc_provider, client, audience="https://unknown.example/api")
+    response = browser.get(authorization.url, allow_redirects=False, timeout=10)
+    assert callback_params(response, client)["error"] == "invalid_target"
+
+
+def test_resources_option_apis_opaque_format_and_introspection(browser: requests.Session) -> None:
+    resources = {
+        "https://short.example/api": {"scopes": ["read:messages"], "ttl": 5},
+        OPAQUE_API: {"scopes": ["read:messages"], "format": "opaque"},
+    }
+    with DevProvider(resources=resources) as provider:
+        assert dict(provider.resources) == resources
+        rp = provider.register_client(["http://127.0.0.1:8996/auth/callback"])
+        authorization, params = sign_in(
+            provider, browser, rp, scope="openid read:messages", audience="https://short.example/api"
+        )
+        tokens = exchange_code(provider, rp, params["code"], authorization.verifier).json()
+        claims = verify_access_token(provider, tokens["access_token"], "https://short.example/api")
+        assert claims["exp"] - claims["iat"] == 5
+        authorization, params = sign_in(provider, browser, rp, scope="openid read:messages", audience=OPAQUE_API)
+        opaque = exchange_code(provider, rp, params["code"], authorization.verifier).json()["access_token"]
+        assert opaque.count(".") == 0
+        answer = introspect(provider, rp, opaque)
+        assert (answer["active"], answer["aud"], answer["scope"], answer["sub"]) == (
+            True, OPAQUE_API, "read:messages", "alice"
+        )
+        assert introspect(provider, rp, "not-a-token") == {"active": False}
+        authorization = start_authorization(provider, rp, audience=DEFAULT_API)  # not among these
+        response = browser.get(authorization.url, allow_redirects=False, timeout=10)
+        assert callback_params(response, rp)["error"] == "invalid_target"
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        pytest.param("{not json", "--resources is not valid JSON", id="bad-json"),
+        pytest.param('{"relative/api": {"scopes": []}}', "must be an absolute URI", id="relative"),
+        pytest.param('{"https://a.example/": {"scopes": "read"}}', None, id="scope-string-ok"),
+        pytest.param('{"https://a.example/": {"format": "paseto"}}', '"format" must be', id="format"),
+        pytest.param('{"https://a.example/": {"ttl": -1}}', '"ttl" must be', id="ttl"),
+        pytest.param('{"https://a.example/": {"scopes": ["a b"]}}', "scope tokens", id="scope-with-space"),
+    ],
+)
+def test_bad_resources_option_fails_before_the_ready_line(resources: str, message: str | None) -> None:
+    installed = ensure_devprovider_installed()
+    result = subprocess.run(
+        ["node", str(installed / "server.mjs"), "--port", "0", "--watch-stdin", f"--resources={resources}"],
+        capture_output=True, text=True, timeout=30, input="", check=False,  # stdin at EOF: exits when ready
+    )
+    if message is None:
+        assert result.returncode == 0, result.stderr
+        assert "devprovider ready" in result.stdout
+    else:
+        assert result.returncode == 2, (result.stdout, result.stderr)
+        assert message in result.stderr
+        assert "devprovider ready" not in result.stdout
 
 
 # ---------------------------------------------------------------------------------------

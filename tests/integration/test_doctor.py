@@ -29,7 +29,7 @@ import pytest
 
 from sso_middleware.__main__ import main
 from sso_middleware._redaction import Redactor, redact_url, url_passwords
-from sso_middleware.testing import DevProvider
+from sso_middleware.testing import DEFAULT_API, DevProvider
 
 from ..fakes import public_jwk, rsa_key
 from ..postgres_server import APP_PASSWORD, PostgresServer
@@ -180,6 +180,39 @@ def test_tokens_and_rules_are_checked_against_the_provider(
     assert "one refresh at a time through a lock in the file store" in outcome.line("OK", "tokens and rules")
     assert "urn:dev:loa:mfa are in acr_values_supported" in outcome.out
     assert "access_rules guard /admin, /vault" in outcome.line("INFO", "tokens and rules")
+
+
+def test_bearer_settings_are_checked_against_the_provider(
+    capsys: pytest.CaptureFixture[str], oidc_provider: DevProvider, tmp_path: Path
+) -> None:
+    outcome = run_settings(capsys, oidc_provider, tmp_path, bearer_paths="/api", bearer_audience=DEFAULT_API,
+                           bearer_rules="/api/admin scope read:admin", bearer_introspection="true")
+    assert outcome.code == 0, outcome.out
+    found = outcome.line("OK", "bearer tokens")
+    assert f"bearer_paths /api accept access tokens for {DEFAULT_API} (typ at+jwt" in found
+    assert "has keys for access tokens signed with RS256" in found
+    assert f"introspected at {oidc_provider.endpoint('introspection')}" in found
+    assert "bearer_rules guard /api/admin" in outcome.line("INFO", "bearer tokens")
+
+
+def test_no_bearer_paths_no_bearer_lines(capsys: pytest.CaptureFixture[str], oidc_provider: DevProvider,
+                                         tmp_path: Path) -> None:
+    outcome = run_settings(capsys, oidc_provider, tmp_path)
+    assert "bearer tokens" not in outcome.out
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        pytest.param({"bearer_algorithms": "ES256"}, "no key usable for bearer_algorithms ES256", id="no-keys"),
+        pytest.param({"bearer_audience": "{issuer}/userinfo"}, "userinfo audience", id="userinfo-audience"),
+    ],
+)
+def test_bearer_settings_no_token_could_pass_fail(capsys: pytest.CaptureFixture[str], oidc_provider: DevProvider,
+                                                  tmp_path: Path, overrides: dict[str, str], fragment: str) -> None:
+    values = {"bearer_paths": "/api", "bearer_audience": DEFAULT_API, **overrides}
+    values = {name: value.format(issuer=oidc_provider.issuer.rstrip("/")) for name, value in values.items()}
+    assert_only_failure(run_settings(capsys, oidc_provider, tmp_path, **values), "bearer tokens", fragment)
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ from waitress.server import BaseWSGIServer
 
 from sso_middleware import SSOMiddleware
 from sso_middleware._session.state import TOKENS_PREFIX
-from sso_middleware.testing import ClientCredentials, DevProvider
+from sso_middleware.testing import DEFAULT_API, ClientCredentials, DevProvider
 
 from ..servers import Service, free_port, gunicorn_service, running_stores, stop_all, stop_waitress
 from ..token_apps import WSGIApp, token_app
@@ -51,7 +51,7 @@ TTL = 4  # seconds an access token lives
 MARGIN = 1  # refresh_margin: refreshed this long before it expires
 PERIOD = TTL - MARGIN  # a session in continuous use refreshes this often
 SCOPE = "openid profile email offline_access"
-AUDIENCE = "https://api.example.test/"
+AUDIENCE = DEFAULT_API  # an API the provider knows (an unknown one is invalid_target, as at Auth0)
 #: The hammering lasts until the middle of the period after this many expiries (about 13 s): exactly
 #: ``int(HAMMER_PERIODS + 1)`` refreshes are due in it, none of them close to its end.
 HAMMER_PERIODS = 3.5

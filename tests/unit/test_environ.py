@@ -14,12 +14,14 @@ from sso_middleware._wsgi.environ import (
     CONNECTION_KEY,
     ORGANIZATION_KEY,
     OWN_KEYS,
+    SCOPES_KEY,
     TOKEN_ERROR_KEY,
     USERINFO_KEY,
     NoAccessToken,
     authorization_header,
     get_access_token,
     get_organization,
+    get_scopes,
     get_userinfo,
 )
 
@@ -30,8 +32,17 @@ def test_the_key_names_are_the_documented_ones() -> None:
     assert (ACCESS_TOKEN_KEY, ACCESS_TOKEN_EXPIRES_KEY, TOKEN_ERROR_KEY) == (
         "sso.access_token", "sso.access_token_expires_at", "sso.token_error")
     assert (ORGANIZATION_KEY, API_SETTINGS_KEY) == ("sso.organization", "sso.api_settings")
+    assert SCOPES_KEY == "sso.scopes"
     assert set(OWN_KEYS) == {"REMOTE_USER", USERINFO_KEY, CONNECTION_KEY, ACCESS_TOKEN_KEY, ACCESS_TOKEN_EXPIRES_KEY,
-                             TOKEN_ERROR_KEY, ORGANIZATION_KEY, API_SETTINGS_KEY}
+                             TOKEN_ERROR_KEY, ORGANIZATION_KEY, SCOPES_KEY, API_SETTINGS_KEY}
+
+
+def test_get_scopes_reads_only_a_tuple() -> None:
+    assert get_scopes({SCOPES_KEY: ("read:a", "read:b")}) == ("read:a", "read:b")
+    assert get_scopes({SCOPES_KEY: ()}) == ()
+    assert get_scopes({SCOPES_KEY: "read:a"}) is None
+    assert get_scopes({}) is None
+    assert sso_middleware.get_scopes is get_scopes
 
 
 def test_get_organization_reads_only_a_dict() -> None:

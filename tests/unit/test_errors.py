@@ -186,7 +186,7 @@ def test_the_unknown_code_page_is_the_bare_auth_failure() -> None:
 
 
 #: Failures where the user did authenticate, just not well enough: 403, like the access rules' refusals.
-FORBIDDEN_CODES = ("step_up_failed", "invalid_organization")
+FORBIDDEN_CODES = ("step_up_failed", "invalid_organization", "insufficient_scope")
 
 
 def test_statuses_are_4xx_except_provider_trouble() -> None:

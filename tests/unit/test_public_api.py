@@ -41,7 +41,8 @@ def _documented_imports() -> set[tuple[str, str]]:
     for document in DOCUMENTS:
         for block in _code_blocks(document.read_text()):
             found |= _imports_in(block)
-    for example in [*sorted((ROOT / "examples").rglob("*.py")), ROOT / "demo_app.py"]:
+    demo = [ROOT / "demo_app.py", *sorted((ROOT / "demo").glob("*.py"))]
+    for example in [*sorted((ROOT / "examples").rglob("*.py")), *demo]:
         found |= _imports_in(example.read_text())
     return found
 

@@ -16,7 +16,11 @@ as raw WSGI environs.  Whatever arrives, these must hold:
   other cookie header expires a cookie, and a transaction cookie is expired
   only if the request carried it; issuing one leaves the browser at most
   ``MAX_TRANSACTIONS`` of them;
-* ``REMOTE_USER`` reaches the app only for the one signed-in cookie;
+* ``REMOTE_USER`` reaches the app only for the one signed-in cookie, or on a bearer path
+  (``/api``) for the one valid access token sent verbatim in an ``Authorization`` header;
+* on a bearer path any ``Authorization`` header (garbage, other schemes, tampered,
+  truncated, forged or expired tokens, opaque ones introspected) gets a 200, 400, 401 or
+  403, never a cookie, and every 401/403 carries a ``Bearer`` challenge;
 * a body over ``max_request_body``, or unsized (chunked), sent to an auth route
   is answered 413 without a byte of it being read.
 
@@ -32,7 +36,9 @@ the query), tampered, truncated or renamed, among heaps of look-alikes.
 from __future__ import annotations
 
 import io
+import json
 import os
+import time
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -45,11 +51,13 @@ from sso_middleware._wsgi.transactions import MAX_TRANSACTIONS
 
 from ..conftest import legacy_app
 from ..cookies import is_tx_name, parse_all, tx_name, tx_prefix
-from ..fakes import BASE_URL, FakeProvider
+from ..fakes import BASE_URL, FakeProvider, make_response
+from ..tokens import API, access_token, claims, forge, hmac_token, sign
 
 AUTH_PATHS = ["/auth/sso", "/auth/login", "/auth/callback", "/auth/logout", "/auth/failure",
               "/auth/backchannel-logout"]
-PATHS = st.one_of(st.sampled_from([*AUTH_PATHS, "/", "/dashboard", "/dashboard/x", "/public"]),
+BEARER_PATHS = ["/api", "/api/x", "/api/admin", "/api/admin/x", "//api/admin/../x", "/api/%2e%2e/admin"]
+PATHS = st.one_of(st.sampled_from([*AUTH_PATHS, "/", "/dashboard", "/dashboard/x", "/public", *BEARER_PATHS]),
                   st.text(max_size=40).map(lambda text: "/" + text))
 PARAM_NAMES = st.sampled_from(["target_url", "connection", "state", "code", "error", "iss", "logout_token",
                                "error_description", "x"])
@@ -110,6 +118,56 @@ def cookie_values(signed_in: str, transaction: str) -> st.SearchStrategy[str]:
     )
 
 
+#: The one opaque token the fuzz target's introspection endpoint calls active.
+OPAQUE = "opaque-active-token"
+#: A valid JWT access token without ``read:admin`` (accepted on /api, 403 on /api/admin).
+READER = access_token(scope="read:messages", exp=int(time.time()) + 86400)
+
+
+def introspect(request: Any) -> Any:
+    """The fuzz target's RFC 7662 endpoint: OPAQUE is active for the API, anything else inactive."""
+    body = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
+    token = parse_qs(body).get("token", [""])[0]
+    answer = ({"active": True, "sub": "alice", "aud": API, "scope": "read:messages", "exp": int(time.time()) + 600}
+              if token == OPAQUE else {"active": False})
+    return make_response(request, 200, json.dumps(answer).encode())
+
+
+def token_mutations(token: str) -> st.SearchStrategy[str]:
+    """A valid access token as is, truncated, with a character changed, segments swapped or replaced, forged."""
+    head, body, signature = token.split(".")
+    segment = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", max_size=60)
+    return st.one_of(
+        st.just(token),
+        st.integers(0, len(token) - 1).map(lambda cut: token[:cut]),
+        st.integers(0, len(token) - 1).map(lambda at: token[:at] + ("A" if token[at] != "A" else "B") + token[at + 1:]),
+        st.just(f"{body}.{head}.{signature}"),
+        segment.map(lambda text: f"{text}.{body}.{signature}"),
+        segment.map(lambda text: f"{head}.{text}.{signature}"),
+        st.just(forge({"alg": "none", "typ": "at+jwt"}, {"iss": "https://op.example/", "sub": "root", "aud": API,
+                                                          "exp": 4102444800, "iat": 0})),
+        st.just(hmac_token({"alg": "HS256", "typ": "at+jwt", "kid": "key-1"}, {"sub": "root", "aud": API}, b"k")),
+        st.just(sign(claims())),  # an ID token
+        st.just(access_token(exp=1)),  # expired long ago
+        st.just(READER),
+        st.just(OPAQUE),
+        st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=", min_size=1,
+                max_size=80),
+    )
+
+
+def authorizations(token: str) -> st.SearchStrategy[str]:
+    """Authorization headers: bearer credentials of any quality, other schemes, garbage."""
+    return st.one_of(
+        token_mutations(token).map(lambda value: f"Bearer {value}"),
+        st.tuples(st.sampled_from(["bearer", "BEARER", "Bearer  ", "Bearer\t", "Bearer,", "Token", "Basic", "Bearer"]),
+                  token_mutations(token)).map(lambda pair: f"{pair[0]} {pair[1]}"),
+        st.just(f"Bearer {token}, Bearer {token}"),
+        st.just("Basic dTpw"),
+        HEADER_TEXT,
+    )
+
+
 def environ_for(method: str, path: str, query: str, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
     environ: dict[str, Any] = {
         "REQUEST_METHOD": method,
@@ -163,7 +221,11 @@ class Target:
         from ..fakes import CLIENT_ID, CLIENT_SECRET, ISSUER
 
         self.provider = FakeProvider()
-        settings: dict[str, Any] = {"base_url": BASE_URL, **extra}
+        self.provider.discovery_overrides["introspection_endpoint"] = ISSUER + "oauth/introspect"
+        self.provider.fail["/oauth/introspect"] = introspect
+        settings: dict[str, Any] = {"base_url": BASE_URL, "bearer_paths": "/api", "bearer_audience": API,
+                                    "bearer_rules": "/api/admin scope read:admin", "bearer_introspection": True,
+                                    **extra}
         self.middleware = SSOMiddleware(
             legacy_app, issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
             session_secret=SESSION_SECRET, session_data_dir=directory, protected_paths=["/dashboard"], **settings,
@@ -171,6 +233,7 @@ class Target:
         )
         self.cookie = ""
         self.transaction, self.state = self._sign_in_in_flight()
+        self.token = access_token(exp=int(time.time()) + 86400)  # valid, with read:admin
 
     def _sign_in_in_flight(self) -> tuple[str, str]:
         """A real transaction cookie (``name=value``) and its state, as ``/auth/sso`` issues them."""
@@ -212,7 +275,8 @@ def stored_records(middleware: SSOMiddleware) -> int:
     return sum(len(files) for _root, _dirs, files in os.walk(root))
 
 
-def check_invariants(middleware: SSOMiddleware, environ: dict[str, Any], signed_in_cookie: str) -> None:
+def check_invariants(middleware: SSOMiddleware, environ: dict[str, Any], signed_in_cookie: str,
+                     valid_token: str = "") -> None:
     path = environ["PATH_INFO"]
     before = stored_records(middleware)
     seen: dict[str, Any] = {}
@@ -240,8 +304,19 @@ def check_invariants(middleware: SSOMiddleware, environ: dict[str, Any], signed_
                 assert parts.path in ("/authorize", "/oidc/logout"), value
     assert stored_records(middleware) <= before, f"{environ['REQUEST_METHOD']} {path} stored a session"
     check_cookies(middleware, environ, status, headers)
-    if seen.get("remote_user") is not None:  # only the real session's value (quoted or not) signs in
-        assert signed_in_cookie.partition("=")[2] in environ.get("HTTP_COOKIE", ""), environ.get("HTTP_COOKIE")
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    if seen.get("remote_user") is not None:  # only the real session's value (quoted or not), or a real token
+        by_token = middleware.bearer is not None and middleware.bearer.covers(path) and (
+            authorization.split(" ")[-1] in (valid_token, READER, OPAQUE))
+        assert by_token or signed_in_cookie.partition("=")[2] in environ.get("HTTP_COOKIE", ""), (
+            environ.get("HTTP_COOKIE"), authorization[:80])
+    if middleware.bearer is not None and middleware.bearer.covers(path):
+        assert status in (200, 400, 401, 403), (status, body[:300])
+        challenges = [value for name, value in headers if name.lower() == "www-authenticate"]
+        if status in (401, 403):
+            assert len(challenges) == 1 and challenges[0].startswith(f'Bearer realm="{BASE_URL}"'), headers
+        if authorization.strip().partition(" ")[0].lower() == "bearer":  # bearer credentials: no session at all
+            assert not any(name.lower() == "set-cookie" for name, _ in headers), headers
 
 
 def check_cookies(middleware: SSOMiddleware, environ: dict[str, Any], status: int,
@@ -285,12 +360,32 @@ def test_any_request_gets_a_clean_answer(fuzz_target: Target, data: Any) -> None
         "Sec-Fetch-Mode": data.draw(st.sampled_from(["navigate", "cors", "no-cors", ""])),
         "X-Requested-With": data.draw(st.sampled_from(["", "XMLHttpRequest"])),
         "Remote-User": data.draw(HEADER_TEXT),
+        "Authorization": data.draw(st.one_of(st.just(""), authorizations(fuzz_target.token))),
     }
     headers = {name: value for name, value in headers.items() if value}
+    if data.draw(st.booleans()):  # a token in the URL: refused on bearer paths, ignored elsewhere
+        query = f"{query}&access_token={fuzz_target.token}"
     environ = environ_for(method, path, query, body, headers)
     if data.draw(st.booleans()):
         environ["REMOTE_USER"] = "spoofed-admin"
-    check_invariants(middleware, environ, cookie)
+    if data.draw(st.booleans()):
+        environ["sso.scopes"] = ("read:admin",)
+    check_invariants(middleware, environ, cookie, fuzz_target.token)
+
+
+@FUZZ_SETTINGS
+@given(data=st.data())
+def test_bearer_paths_with_any_authorization_header(fuzz_target: Target, data: Any) -> None:
+    """Every bearer path, any Authorization header, with or without the session cookie: never a 5xx."""
+    middleware, cookie = fuzz_target.middleware, fuzz_target.signed_in_cookie()
+    headers = {"Authorization": data.draw(authorizations(fuzz_target.token))}
+    if data.draw(st.booleans()):
+        headers["Cookie"] = data.draw(st.one_of(st.just(cookie), mutations(cookie)))
+    method = data.draw(st.sampled_from(["GET", "POST", "HEAD", "OPTIONS", "DELETE"]))
+    path = data.draw(st.sampled_from(BEARER_PATHS))
+    query = data.draw(st.one_of(st.just(""), RAW_QUERY))
+    environ = environ_for(method, path, query, b"", headers)
+    check_invariants(middleware, environ, cookie, fuzz_target.token)
 
 
 @FUZZ_SETTINGS

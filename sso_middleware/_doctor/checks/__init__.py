@@ -5,6 +5,7 @@
 * :mod:`.client`: client credentials and authentication, PAR, authorization parameters,
   the URLs to register;
 * :mod:`.session`: tokens and access rules, the session cookie, the session store;
+* :mod:`.bearer`: bearer tokens on API paths (audience, keys, introspection);
 * :mod:`.context`: what they share (:class:`Context`, :class:`Check`, the statuses).
 
 To add a check, write a generator ``check_x(ctx)`` yielding ``(status, message)`` in the
@@ -17,6 +18,7 @@ configured secrets and escapes control characters in every line all the same.
 
 from __future__ import annotations
 
+from .bearer import check_bearer
 from .client import (
     check_authorize_params,
     check_client_authentication,
@@ -37,6 +39,7 @@ CHECKS: list[Check] = [
     Check("signing keys", check_signing_keys, needs_discovery=True),
     Check("provider capabilities", check_capabilities, needs_discovery=True),
     Check("tokens and rules", check_tokens_and_rules),
+    Check("bearer tokens", check_bearer),
     Check("authorization parameters", check_authorize_params),
     Check("endpoints", check_endpoints, needs_discovery=True),
     Check("client credentials", check_client_credentials, needs_discovery=True),
