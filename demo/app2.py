@@ -23,7 +23,7 @@ from pyramid.config import Configurator
 from pyramid.request import Request as PyramidRequest
 from pyramid.response import Response as PyramidResponse
 
-from sso_middleware import NoAccessToken, authorization_header, get_userinfo
+from sso_middleware import NoAccessToken, api_session, get_userinfo
 from sso_middleware.testing import ROLES_CLAIM  # the namespaced roles claim (an Auth0 Action would add one too)
 
 from .pages import page, user_table
@@ -113,7 +113,9 @@ def make_app2_api(api_url: str) -> Callable[[PyramidRequest], PyramidResponse]:
 
     def app2_api(request: PyramidRequest) -> PyramidResponse:
         try:
-            answer = requests.get(api_url, headers=authorization_header(request.environ), timeout=5)
+            # api_session: the user's token, the middleware's timeout, proxy and CA bundle
+            with api_session(request.environ) as api:
+                answer = api.get(api_url)
             result = f"HTTP {answer.status_code}: <code>{html.escape(answer.text[:400])}</code>"
         except NoAccessToken as exc:
             result = f"no access token ({html.escape(str(exc))})"
@@ -122,8 +124,8 @@ def make_app2_api(api_url: str) -> Callable[[PyramidRequest], PyramidResponse]:
         expires = request.environ.get("sso.access_token_expires_at")
         return _page(
             "<h2>An API call with your access token</h2>"
-            f"<p>GET <code>{html.escape(api_url)}</code> with <code>Authorization: Bearer …</code> "
-            f'answered:</p><p id="api-result">{result}</p>'
+            f"<p>GET <code>{html.escape(api_url)}</code> through <code>api_session(environ)</code> "
+            f'(<code>Authorization: Bearer …</code>) answered:</p><p id="api-result">{result}</p>'
             f'<p class="note">The token expires at {html.escape(str(expires))} (Unix time); the middleware '
             "refreshes it with the refresh token before it runs out, once per expiry across all workers.</p>"
             '<p><a href="/dashboard">Back to the dashboard</a></p>'
