@@ -5,8 +5,8 @@
 the client.  Records are strings, index records sets of sealed members, and the lock
 ``SET key token NX PX ttl``, released by a compare-and-delete script, so a holder whose
 lock expired never releases the next holder's.  Every command touches one key (a
-pipeline or script only the one key it names), so each is on one Cluster slot and the
-key layout is the same on one server, Sentinel and Cluster.  Every call is bounded by
+script only the one key it names), so each is on one Cluster slot and the key layout is
+the same on one server, Sentinel and Cluster.  Every call is bounded by
 ``session_store_timeout``; an outage (a failover in progress included) is
 :class:`~.errors.StoreUnavailable` (:func:`~.redis_connect.store_errors`).
 
@@ -48,6 +48,12 @@ if TYPE_CHECKING:
     pass
 
 log = logging.getLogger("sso_middleware")
+
+
+_INDEX_ADD_SCRIPT = """
+redis.call('sadd', KEYS[1], ARGV[1])
+return redis.call('expire', KEYS[1], ARGV[2])
+"""
 
 
 class JsonRedisNamespace(_SealedRecords, NamespaceManager):  # type: ignore[misc]
@@ -113,11 +119,8 @@ class JsonRedisNamespace(_SealedRecords, NamespaceManager):  # type: ignore[misc
         sealed = self._sealed(self._key("index"), "index", member)
         for _attempt in range(2):
             try:
-                with store_errors():  # MULTI on one key: one slot
-                    pipe = self.client.pipeline(transaction=True)
-                    pipe.sadd(self._key("index"), sealed)
-                    pipe.expire(self._key("index"), int(self.ttl or 0) or 86400)
-                    pipe.execute()
+                # A script, not MULTI: as atomic, and a Cluster client follows its MOVED/ASK during a resharding.
+                self._call("eval", _INDEX_ADD_SCRIPT, 1, self._key("index"), sealed, int(self.ttl or 0) or 86400)
                 return
             except redis.ResponseError:  # something else was planted under our key: replace it
                 self._call("delete", self._key("index"))

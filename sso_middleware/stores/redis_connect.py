@@ -136,6 +136,13 @@ def parse(url: str) -> Target:
                   options.get("sentinel_username") or None, options.get("sentinel_password") or None)
 
 
+def _weakens_tls(url: str) -> bool:
+    """True when a redis-py URL's query turns certificate or host name verification off."""
+    options = {name.lower(): value.lower() for name, value in parse_qsl(url.partition("?")[2])}
+    return (options.get("ssl_cert_reqs", "required") not in ("required", "cert_required")
+            or options.get("ssl_check_hostname", "true") in ("0", "false", "no", "n", "f", "off"))
+
+
 def _node(text: str, default_port: int) -> tuple[str, int]:
     match = _NODE.fullmatch(text)
     if not match:
@@ -153,6 +160,9 @@ def validate(config: SSOConfig) -> None:
         target = parse(config.session_url)
     except ValueError as exc:
         raise ConfigError("session_url", f"ext:redis: {exc}") from None
+    if target.mode == "single" and _weakens_tls(target.url):
+        raise ConfigError("session_url", "ext:redis: certificate checks cannot be turned off "
+                                         "(ssl_cert_reqs, ssl_check_hostname); trust your CA with session_tls_ca_file")
     given = [name for name in _TLS_SETTINGS if getattr(config, name)]
     if given and not target.tls:
         raise ConfigError(given[0], "applies to a TLS session_url only (rediss://, rediss+sentinel://, "
@@ -261,12 +271,9 @@ class OnFirstUse:
 
 # -- errors -------------------------------------------------------------------------------------
 
-_WRONG_TYPE = re.compile(r"(^|caused error: )WRONGTYPE")
-
-
 def is_wrong_type(exc: BaseException) -> bool:
-    """True for Redis's WRONGTYPE answer (something else planted under our key), also inside a pipeline's error."""
-    return bool(_WRONG_TYPE.search(str(exc.args[0]) if exc.args else ""))
+    """True for Redis's WRONGTYPE answer (something else planted under our key; a script's error keeps it)."""
+    return bool(exc.args) and str(exc.args[0]).startswith("WRONGTYPE")
 
 
 @contextlib.contextmanager
@@ -318,14 +325,16 @@ def topology(target: Target, client: Any) -> str:
 
 
 def failure_hint(exc: BaseException) -> str:
-    """The setting to look at when a connection failed, from the error's text."""
+    """The setting to look at when a connection failed, from the error's text ('' when nothing fits)."""
     text = str(exc).lower()
     if "certificate verify failed" in text:
-        return " (is the server's certificate issued by a CA of session_tls_ca_file, for this host name?)"
-    if "certificate required" in text or ("alert" in text and "certificate" in text):
-        return " (the server asks for a client certificate: set session_tls_cert_file and session_tls_key_file)"
+        return (" (the server's certificate is not issued by a CA trusted here -- session_tls_ca_file, else the "
+                "system's CAs -- or not for this host name)")
+    if "violation of protocol" in text or "certificate required" in text or "unknown ca" in text:
+        return (" (the server ended the TLS handshake: it may ask for a client certificate -- "
+                "session_tls_cert_file and session_tls_key_file -- or not trust the one given)")
     if "wrong version number" in text or "record layer failure" in text:
         return " (TLS to a port that does not speak TLS: redis:// rather than rediss://?)"
-    if "connection reset" in text or "closed by server" in text:
-        return " (a TLS port answered without TLS? rediss:// rather than redis://)"
+    if "connection reset" in text:
+        return " (a TLS port answering a plain connection? rediss:// rather than redis://)"
     return ""
