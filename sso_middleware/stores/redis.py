@@ -32,7 +32,17 @@ from .._sealing import MAX_RECORD_BYTES, RecordSeal
 from .backend import Finding, lock_key, one_line
 from .beaker import ServerRecords
 from .errors import RecordGone, StoreUnavailable
-from .redis_connect import client_for, failure_hint, parse, shared_client, store_errors, tls_findings, topology
+from .redis_connect import (
+    client_errors,
+    client_for,
+    failure_hint,
+    outage,
+    parse,
+    shared_client,
+    store_errors,
+    tls_findings,
+    topology,
+)
 from .redis_connect import validate as validate_url
 from .sealed import _SealedRecords
 
@@ -83,8 +93,13 @@ class JsonRedisNamespace(_SealedRecords, NamespaceManager):  # type: ignore[misc
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """One command; only WRONGTYPE (a wrong type under our key, the caller's) is left a ``redis.ResponseError``."""
-        with store_errors():
+        try:  # (not store_errors(): this is every request's path, a context manager costs a microsecond)
             return getattr(self.client, method)(*args, **kwargs)
+        except client_errors() as exc:
+            failure = outage(exc)
+            if failure is None:
+                raise
+            raise failure from None
 
     def __getitem__(self, key: str) -> Any:
         try:

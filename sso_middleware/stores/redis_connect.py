@@ -259,6 +259,9 @@ class OnFirstUse:
 
     def built(self) -> Any:
         """The client, built now if it was not yet (StoreUnavailable if it cannot be)."""
+        client = self._client
+        if client is not None:  # the usual case, without taking the lock
+            return client
         with self._lock:
             if self._client is None:
                 with store_errors():
@@ -276,23 +279,34 @@ def is_wrong_type(exc: BaseException) -> bool:
     return bool(exc.args) and str(exc.args[0]).startswith("WRONGTYPE")
 
 
-@contextlib.contextmanager
-def store_errors() -> Iterator[None]:
-    """Every redis-py error is :class:`StoreUnavailable` (a 503) except WRONGTYPE, which the caller reads as no record.
+def client_errors() -> tuple[type[Exception], ...]:
+    """What redis-py raises: its ``RedisError`` and the cluster's ``RedisClusterException`` (not a RedisError)."""
+    return (redis.RedisError, RedisClusterException)
+
+
+def outage(exc: Exception) -> Optional[StoreUnavailable]:
+    """The :class:`StoreUnavailable` (a 503) a redis-py error means; None for WRONGTYPE, the caller's "no record".
 
     A refused or timed-out connection, no master known to the sentinels, a demoted master
     (READONLY), a cluster that is down or migrating (CLUSTERDOWN, TRYAGAIN, MASTERDOWN), a
     slot nobody serves: all are outages, never "no such session" -- which would sign the
     user out.  The message is the error's class name only (no keys, no values, no URL).
     """
+    if isinstance(exc, redis.ResponseError) and is_wrong_type(exc):
+        return None
+    return StoreUnavailable(f"redis: {type(exc).__name__}")
+
+
+@contextlib.contextmanager
+def store_errors() -> Iterator[None]:
+    """A block whose redis-py errors become :func:`outage` (WRONGTYPE passes through as ``redis.ResponseError``)."""
     try:
         yield
-    except redis.ResponseError as exc:
-        if is_wrong_type(exc):
+    except client_errors() as exc:
+        failure = outage(exc)
+        if failure is None:
             raise
-        raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
-    except (redis.RedisError, RedisClusterException) as exc:
-        raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
+        raise failure from None
 
 
 # -- the doctor ---------------------------------------------------------------------------------
@@ -319,8 +333,10 @@ def topology(target: Target, client: Any) -> str:
         host, port = client.connection_pool.get_master_address()
         return f", master {host}:{port} of service {target.service} found through the sentinels"
     if target.mode == "cluster":
-        cluster = client.built()
-        return f", a cluster of {len(cluster.get_primaries())} master(s) and {len(cluster.get_replicas())} replica(s)"
+        flags = [set(node["flags"].split(",")) for node in client.cluster_nodes().values()]
+        live = [node for node in flags if not node & {"fail", "fail?", "noaddr", "handshake"}]
+        masters = sum("master" in node for node in live)
+        return f", a cluster of {masters} master(s) and {sum('slave' in node for node in live)} replica(s)"
     return ""
 
 

@@ -123,6 +123,9 @@ def test_a_master_failover_is_503_for_a_few_seconds_then_every_user_is_back_as_t
         assert report.unavailable > 0  # the failover was seen: 503s, not a lucky gap
         assert report.resumed is not None and report.resumed < RESUMES_WITHIN
         assert new != old
+        assert list(middleware.store.backend.probe()) == [("OK", (
+            f"redis at {group.url} answers PING, master 127.0.0.1:{new} of service mymaster found through the "
+            "sentinels (session_store_timeout 0.5 s)"))]  # what the doctor prints
 
         # Every user is still signed in, as themselves, on the same middleware object (no restart).
         for user, browser in browsers.items():

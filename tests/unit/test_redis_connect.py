@@ -17,7 +17,8 @@ from typing import Any, Optional
 import pytest
 import redis
 from redis.cluster import key_slot
-from redis.sentinel import MasterNotFoundError, SentinelConnectionPool
+from redis.connection import SSLConnection
+from redis.sentinel import MasterNotFoundError, SentinelConnectionPool, SentinelManagedSSLConnection
 
 from sso_middleware import SSOConfig, SSOMiddleware
 from sso_middleware._sealing import record_prefix
@@ -202,6 +203,20 @@ def test_a_sentinel_url_builds_a_sentinel_managed_master_client() -> None:
     assert [sentinel.connection_pool.connection_kwargs["port"] for sentinel in sentinels] == [1, 2]
     # Discovery asks every sentinel within the one timeout.
     assert all(s.connection_pool.connection_kwargs["socket_timeout"] == 0.25 for s in sentinels)
+
+
+def test_tls_and_passwords_reach_the_sentinels_and_the_master(pki: tuple[CertificateAuthority, Any]) -> None:
+    ca, client = pki
+    target = parse("rediss+sentinel://:data-pw@127.0.0.1:1/mymaster?sentinel_password=sentinel-pw")
+    pool = build(target, 0.5, str(ca.cert), str(client.cert), str(client.key)).connection_pool
+    assert pool.connection_class is SentinelManagedSSLConnection
+    tls = {"ssl_ca_certs": str(ca.cert), "ssl_certfile": str(client.cert), "ssl_keyfile": str(client.key),
+           "ssl_cert_reqs": "required", "ssl_check_hostname": True}
+    assert {name: pool.connection_kwargs[name] for name in [*tls, "password"]} == {**tls, "password": "data-pw"}
+    (sentinel,) = pool.sentinel_manager.sentinels
+    assert sentinel.connection_pool.connection_class is SSLConnection
+    assert {name: sentinel.connection_pool.connection_kwargs[name] for name in [*tls, "password"]} == {
+        **tls, "password": "sentinel-pw"}
 
 
 def test_a_cluster_url_builds_nothing_until_first_used() -> None:
