@@ -1,7 +1,8 @@
 """Redis Sentinel (``session_url = redis+sentinel://...``): a master failover under load, on real servers.
 
 Debian's ``redis-server`` and ``redis-sentinel`` on loopback ports (:mod:`tests.redis_ha_servers`):
-one master, one replica, three sentinels (quorum 2, a master is down after 1 s).  Users
+one master, one replica, three sentinels (quorum 2, a master is down after 1 s), in the
+clear and over TLS with passwords (``rediss+sentinel://:PW@.../service?sentinel_password=SPW``).  Users
 sign in through the in-memory provider -- and one through the real dev provider, on a second
 application served by waitress -- the replica acknowledges their records, and the master is
 killed (SIGKILL).  Requests during the failover are answered 503 ``session_store_unavailable``
@@ -27,8 +28,9 @@ import waitress
 from sso_middleware import SSOMiddleware
 from sso_middleware.testing import Clock, DevProvider
 
-from ..conftest import legacy_app
+from ..conftest import browser_for, legacy_app
 from ..fakes import FakeProvider
+from ..pki import CertificateAuthority
 from ..redis_ha_servers import SentinelGroup, kill
 from ..servers import free_port, stop_waitress
 from ..store_load import (
@@ -138,3 +140,40 @@ def test_a_master_failover_is_503_for_a_few_seconds_then_every_user_is_back_as_t
         assert who(sign_in_users(middleware, provider, 1)["user0"]) == "user0"
     finally:
         dev_app.stop()
+
+
+def test_over_tls_with_passwords_sentinels_and_servers_fail_over_the_same(
+        tmp_path: Path, make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider) -> None:
+    ca = CertificateAuthority(tmp_path / "pki", name="sentinel test CA")
+    group = SentinelGroup(tmp_path / "tls-sentinel", ca=ca, password="data-pass-4711",
+                          sentinel_password="sentinel-pass-0815").start()
+    try:
+        middleware = make_middleware(**store_settings(group.url), session_tls_ca_file=str(ca.cert))
+        browsers = sign_in_users(middleware, provider, 3)
+        group.replicated()
+        old = group.master_port()
+        with Load(browsers) as load:
+            killed_at = time.monotonic()
+            kill(group.data[old])
+            group.wait_new_master(old)
+            load.wait_all_served(RESUMES_WITHIN)
+        report = load.report(killed_at)
+        print(f"\nsentinel failover over TLS: {report.text()}")
+        assert report.wrong == [], report.wrong[:5]
+        for user, browser in browsers.items():
+            assert who(browser) == user
+        check_lock(middleware.store.backend)
+
+        # A wrong sentinel password: the master cannot be found, a clean 503 (and the doctor says why).
+        wrong = make_middleware(**store_settings(group.url.replace("sentinel-pass-0815", "guess")),
+                                session_tls_ca_file=str(ca.cert))
+        intruder = browser_for(wrong)
+        intruder.set_cookie("__Host-sso_session", browsers["user0"].cookies["__Host-sso_session"])
+        assert "session_store_unavailable" in intruder.get("/page", status=503).text
+        findings = list(wrong.store.backend.probe())
+        assert findings[0] == ("OK", f"session_tls_ca_file {ca.cert}: 1 CA certificate(s) trusted for Redis")
+        status, message = findings[-1]
+        assert status == "FAIL" and "MasterNotFoundError" in message
+        assert "sentinel-pass" not in message and "data-pass" not in message and "guess" not in message
+    finally:
+        group.stop()
