@@ -8,7 +8,9 @@ own subclasses :class:`~.text_records.TextRecords` (which seals for it) or, stor
 differently, this class with its own sealed record and index methods: Beaker reaches
 them through :class:`RecordNamespace`.  The built-in server-side back
 ends plug their own Beaker namespace managers in instead (:class:`NamespaceRecords`),
-and the cookie back end Beaker's encrypted cookie session.
+and the cookie back end Beaker's encrypted cookie session.  A signed-in request's
+session is read without Beaker's objects (:mod:`.direct`, in Beaker's formats); Beaker's
+session is built only to write one.
 
 Security caveats: the session cookie is HttpOnly, SameSite=Lax, Secure whenever
 ``base_url`` is https, and signed with a key bound to this application (for the cookie
@@ -172,15 +174,15 @@ class BeakerBackend(abc.ABC):
         return None if text is None else direct.decoded(text)
 
     def can_read_directly(self) -> bool:
-        """True when Beaker's sessions are exactly the records :meth:`read_record` reads (kind "session").
+        """True when Beaker's sessions are the records :meth:`read_record` reads (kind "session"), ids signed.
 
-        So for :class:`RecordNamespace` (over the record methods) and for :class:`NamespaceRecords`
-        (over the same namespace manager), with signed, unencrypted ids and no Beaker ``timeout``.
-        A back end plugging another Beaker namespace in keeps Beaker's reads.
+        So over :class:`RecordNamespace` or a :class:`NamespaceRecords`' own namespace manager; a back
+        end plugging another Beaker namespace in (or ``timeout``, encryption) keeps Beaker's reads.
         """
         options = self.options
         plugged = options.get("namespace_class")
-        same_records = plugged is RecordNamespace or (isinstance(self, NamespaceRecords) and plugged is self.namespace_class)
+        same_records = plugged is RecordNamespace or (
+            isinstance(self, NamespaceRecords) and plugged is self.namespace_class)
         return (self.session_class is Session and same_records and isinstance(options.get("secret"), str)
                 and not options.get("encrypt_key") and not options.get("timeout")
                 and isinstance(options.get("data_serializer"), BoundedJsonSerializer))
@@ -192,12 +194,10 @@ class BeakerBackend(abc.ABC):
         return self.session("")
 
     def save_session(self, session: Container, existing: bool = False) -> bool:
-        if isinstance(session, direct.StoredSession):
-            written = self._writable(session)
-            if written is None:
-                return False
-            session.written = written
-            session = written
+        if isinstance(session, direct.StoredSession):  # read directly: Beaker's session writes it
+            session = session.to_write(self.session)
+            if session is None:
+                return False  # its record is gone meanwhile: an update never recreates it
         namespace = getattr(session, "namespace", None)
         if namespace is not None and hasattr(namespace, "only_if_exists"):
             namespace.only_if_exists = existing
@@ -214,23 +214,6 @@ class BeakerBackend(abc.ABC):
                 raise SessionTooLarge(str(exc)) from None
             raise
         return True
-
-    def _writable(self, stored: direct.StoredSession) -> Optional[Container]:
-        """The Beaker session to write a directly read session with: loaded again, with the changes made since.
-
-        None when its record is gone meanwhile (a sign-out elsewhere): an update never recreates it.
-        Beaker's own keys (``_id``, ``_accessed_time``...) stay Beaker's.
-        """
-        try:
-            session = self.session(stored.cookie)
-        except ValueError:  # unreadable now: nothing to update
-            return None
-        if session.is_new:
-            return None
-        for key in [key for key in session if not key.startswith("_") and key not in stored]:
-            del session[key]
-        session.update({key: value for key, value in stored.items() if not key.startswith("_")})
-        return session
 
     def session_cookie(self, session: Container, created: bool) -> Optional[str]:
         """A new session's signed id (an existing one's cookie does not change)."""

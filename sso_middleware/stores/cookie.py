@@ -119,7 +119,7 @@ class CookieBackend(NoRecords, BeakerBackend):
         try:
             key = generateCryptoKeys(options["encrypt_key"], validate_key + nonce, 1, _CRYPTO.getKeyLength())
             data = options["data_serializer"].loads(_CRYPTO.aesDecrypt(b64decode(payload[nonce_length:]), key))
-        except Exception:  # noqa: BLE001 - whatever Beaker's decryption would raise: not a session of ours
+        except Exception:  # whatever Beaker's decryption would raise: not a session of ours
             return None
         if not isinstance(data, dict):
             return None

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from beaker._compat import b64decode
 
@@ -56,6 +56,25 @@ class StoredSession(dict):  # type: ignore[type-arg]
         """Forget the data (the caller deletes the record and sends the deletion cookie)."""
         self.clear()
 
+    def to_write(self, load: Callable[[str], Any]) -> Any:
+        """The Beaker session to write this one with, kept in :attr:`written`; None when its record is gone.
+
+        ``load(cookie)`` loads it again (``ValueError`` when it became unreadable); it then
+        carries the changes made since: the session layer's keys, while Beaker's own
+        (``_id``, ``_accessed_time``...) stay Beaker's.
+        """
+        try:
+            session = load(self.cookie)
+        except ValueError:
+            return None
+        if session.is_new:
+            return None
+        for key in [key for key in session if not key.startswith("_") and key not in self]:
+            del session[key]
+        session.update({key: value for key, value in self.items() if not key.startswith("_")})
+        self.written = session
+        return session
+
 
 def is_signed_id(value: str) -> bool:
     """True when a cookie value has the exact shape of a signed session id (anything else is Beaker's to judge)."""
@@ -82,6 +101,6 @@ def decoded(text: str) -> Optional[dict[str, Any]]:
     """
     try:
         data = _SERIALIZER.loads(b64decode(text))
-    except Exception:  # noqa: BLE001 - whatever Beaker's decoding would raise: an unreadable record is none
+    except Exception:  # whatever Beaker's decoding would raise: an unreadable record is none
         return None
     return data if isinstance(data, dict) and data else None
