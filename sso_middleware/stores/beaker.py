@@ -92,6 +92,7 @@ class BeakerBackend(abc.ABC):
         }
         #: True: :meth:`open_session` reads sessions directly (:mod:`.direct`), Beaker only writes them.
         self.direct_reads = self.can_read_directly()
+        self.id_key = str(self.options.get("secret", "")).encode("utf-8")  # what Beaker's SignedCookie keys with
 
     def beaker_options(self) -> dict[str, Any]:
         """Beaker's options for this back end's sessions (beyond the cookie's): by default, server-side records."""
@@ -156,7 +157,7 @@ class BeakerBackend(abc.ABC):
 
     def read_directly(self, value: str, cookie: str) -> Optional[direct.StoredSession]:
         """The session a signed id names, without Beaker's objects; None for a wrong signature or no record."""
-        session_id = direct.signed_part(value, self.options["secret"])
+        session_id = direct.signed_part(value, self.id_key)
         if session_id is None:
             return None  # as Beaker: a wrong signature names no session
         data = self.read_session(session_id)

@@ -111,7 +111,7 @@ class CookieBackend(NoRecords, BeakerBackend):
         """The session in an encrypted cookie, as Beaker's ``CookieSession`` reads it; None when it is not ours."""
         options = self.options
         validate_key = options["validate_key"]
-        payload = signed_part(value.strip('"'), validate_key)
+        payload = signed_part(value.strip('"'), validate_key.encode("utf-8"))
         if payload is None:
             return None  # as Beaker: a wrong signature is no session
         nonce_length = get_nonce_size(options.get("encrypt_nonce_bits", DEFAULT_NONCE_BITS))[1]

@@ -21,7 +21,6 @@ decompression is bounded (:class:`~sso_middleware._sealing.BoundedJsonSerializer
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from typing import Any, Callable, Optional
@@ -81,15 +80,15 @@ def is_signed_id(value: str) -> bool:
     return _SIGNED_ID.fullmatch(value) is not None
 
 
-def signed_part(value: str, secret: str) -> Optional[str]:
+def signed_part(value: str, secret: bytes) -> Optional[str]:
     """What follows the signature of a value Beaker's ``SignedCookie`` signed, or None when it is not ``secret``'s.
 
-    ``SignedCookie.value_decode``: HMAC-SHA1 keyed with the UTF-8 of ``secret`` over the
-    rest of the value, as 40 lower-case hex digits in front of it.  ``value`` is ASCII
-    (the callers matched its shape first); compared in constant time.
+    ``SignedCookie.value_decode``: HMAC-SHA1 keyed with ``secret`` (the UTF-8 of Beaker's
+    ``secret`` option) over the rest of the value, as 40 lower-case hex digits in front of
+    it.  ``value`` is ASCII (the callers matched its shape first); compared in constant time.
     """
     rest = value[40:]
-    expected = hmac.new(secret.encode("utf-8"), rest.encode("utf-8"), hashlib.sha1).hexdigest()
+    expected = hmac.digest(secret, rest.encode("utf-8"), "sha1").hex()
     return rest if hmac.compare_digest(value[:40], expected) else None
 
 

@@ -63,7 +63,7 @@ def both_reads(store: SessionStore, cookie: str) -> tuple[Optional[dict[str, Any
 def test_a_session_id_signed_by_beaker_is_read_back(session_id: str) -> None:
     value = SignedCookie(SECRET).value_encode(session_id)[1]
     assert is_signed_id(value)
-    assert signed_part(value, SECRET) == session_id
+    assert signed_part(value, SECRET.encode()) == session_id
 
 
 @pytest.mark.parametrize("position", [0, 17, 39])
@@ -71,8 +71,8 @@ def test_a_changed_signature_is_refused_like_beaker_refuses_it(position: int) ->
     value = SignedCookie(SECRET).value_encode("0123456789abcdef" * 2)[1]
     forged = value[:position] + ("0" if value[position] != "0" else "1") + value[position + 1:]
     assert SignedCookie(SECRET).value_decode(forged)[0] is InvalidSignature
-    assert signed_part(forged, SECRET) is None
-    assert signed_part(value, "cd" * 32) is None  # another key's
+    assert signed_part(forged, SECRET.encode()) is None
+    assert signed_part(value, b"cd" * 32) is None  # another key's
 
 
 @pytest.mark.parametrize(
