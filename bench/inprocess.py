@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from . import apps, ideal
-from .common import Deadline, Summary, base_environ, call_once, sign_in_wsgi
+from .common import Deadline, Summary, base_environ, call_once, refreshed, sign_in_wsgi
 from .servers import BenchError
 
 SIGNED_IN = b"hello alice"
@@ -63,12 +63,23 @@ def timer_overhead_ns(repeat: int = 20000) -> float:
 
 
 def sample(contestant: Contestant, n: int) -> None:
-    """Time ``n`` requests of one contestant, one by one."""
+    """Time ``n`` requests of one contestant, one by one.
+
+    A ``Set-Cookie`` the answers carry is kept for the next batch, as a browser keeps it (the cookie
+    store sends a new cookie whenever it writes the idle stamp: resent unchanged, every request would).
+    """
     app = contestant.app
     template = base_environ(contestant.cookie)
     out = contestant.samples
     pc = time.perf_counter_ns
-    start_response = _noop_start_response
+    set_cookies: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., None]:
+        for name, value in headers:
+            if name == "Set-Cookie":
+                set_cookies.append(value)
+        return _noop_write
+
     cpu0 = time.thread_time_ns()
     for _ in range(n):
         environ = template.copy()
@@ -81,6 +92,8 @@ def sample(contestant: Contestant, n: int) -> None:
             close()
         out.append(pc() - t0)
     contestant.cpu_batches.append((time.thread_time_ns() - cpu0) / 1000.0 / max(n, 1))
+    if set_cookies and contestant.cookie:
+        contestant.cookie = refreshed(contestant.cookie, set_cookies)
 
 
 def check(contestant: Contestant) -> None:
@@ -194,13 +207,11 @@ def session_sizes(contestants: list[Contestant]) -> dict[str, int]:
 
 def record_sizes(contestants: list[Contestant]) -> dict[str, int]:
     """Bytes of the file store's session record (sealed JSON) behind the signed-in file contestant."""
-    from sso_middleware.stores.file_records import record_path
-
     found = {}
     for contestant in contestants:
         backend = getattr(getattr(contestant.app, "store", None), "backend", None)
         if contestant.key == "sso_file" and backend is not None:
             session_id = contestant.cookie.split("=", 1)[1].strip('"')[40:]
-            with contextlib.suppress(OSError):
-                found["file session record (sealed)"] = os.path.getsize(record_path(backend.file_dir, session_id))
+            with contextlib.suppress(OSError):  # where Beaker's file namespace keeps it
+                found["file session record (sealed)"] = os.path.getsize(backend.namespace(session_id).file)
     return found

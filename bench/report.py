@@ -142,10 +142,12 @@ def growth_table(steps: list[GrowthStep]) -> str:
     for step in steps:
         rows.append([f"{step.sessions:,}", fmt(step.fill_seconds, 1), fmt(step.redis_memory_mb, 0),
                      fmt(step.bytes_per_session, 0), fmt(step.inprocess_us.median, 1),
-                     fmt(step.inprocess_us.p90, 1), fmt(step.rps, 0), f"{fmt(step.rps_min, 0)}–{fmt(step.rps_max, 0)}",
+                     fmt(step.inprocess_us.p90, 1), fmt(step.inprocess_cpu_us, 1), fmt(step.rps, 0),
+                     f"{fmt(step.rps_min, 0)}–{fmt(step.rps_max, 0)}",
                      fmt(step.p50_ms, 2), fmt(step.p99_ms, 2), fmt(step.redis_cpu_us, 1),
                      fmt(step.rss_start_mib, 1), fmt(step.rss_end_mib, 1), f"{step.distinct:,}", str(step.errors)])
-    out = table(["sessions in Redis", "fill s", "Redis MiB", "B/session", "in-process median µs", "p90 µs", "req/s",
+    out = table(["sessions in Redis", "fill s", "Redis MiB", "B/session", "in-process median µs", "p90 µs",
+                 "CPU µs/req", "req/s",
                  "passes min–max", "p50 ms", "p99 ms", "Redis CPU µs/req", "worker RSS MiB before", "after",
                  "distinct cookies sent", "errors"], rows)
     if steps:

@@ -107,8 +107,10 @@ class PrivateFileNamespace(_SealedRecords, FileNamespaceManager):  # type: ignor
 
 def record_path(file_dir: str, record_id: str) -> str:
     """Where Beaker's file namespace keeps a record (``encoded_path`` without digests): no folder is created."""
-    ident = os.path.basename(record_id).replace(".", "")
-    return os.path.join(file_dir, ident[0:1], ident[0:2], ident + ".cache")
+    ident = record_id.rpartition("/")[2].replace(".", "")  # os.path.basename, as Beaker takes it
+    if not ident:  # never one of ours; os.path.join drops the empty parts
+        return os.path.join(file_dir, ".cache")
+    return f"{file_dir}/{ident[0:1]}/{ident[0:2]}/{ident}.cache"
 
 
 def read_sealed_file(path: str, record_key: str, kind: str, seal: Optional[RecordSeal]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import zlib
 from typing import Any, Optional
 
 import pytest
+from beaker.container import MemoryNamespaceManager
 from beaker.session import InvalidSignature, SignedCookie
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,6 +26,8 @@ from sso_middleware._session.state import SessionStore, SignedInUser
 from sso_middleware.stores import PrivateFileNamespace
 from sso_middleware.stores.direct import StoredSession, decoded, is_signed_id, signed_part
 from sso_middleware.stores.file_records import record_path
+
+from ..custom_backend import DictBackend
 
 NOW = 1_700_000_000.0
 SECRET = "ab" * 32
@@ -121,7 +124,8 @@ def test_a_records_text_decodes_as_beaker_loads_it(text: str, expected: Optional
 # -- the file store's path ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("record_id", ["0123456789abcdef" * 2, "sso-tokens-" + "a" * 32, "sso-index-sid-x.y", "z"])
+@pytest.mark.parametrize("record_id", ["0123456789abcdef" * 2, "sso-tokens-" + "a" * 32, "sso-index-sid-x.y", "z",
+                                       "a/b.c", "..", "x/"])
 def test_a_records_path_is_beakers(tmp_path: Any, record_id: str) -> None:
     namespace = PrivateFileNamespace(record_id, data_dir=str(tmp_path), digest_filenames=False)
     assert record_path(str(tmp_path / "container_file"), record_id) == namespace.file
@@ -191,3 +195,38 @@ def test_a_record_replaced_under_the_id_reads_the_same_both_ways(settings: dict[
     with open(path, "rb") as source, open(victim_path, "wb") as target:
         target.write(source.read())  # sealed for another record: no session, either way
     assert both_reads(store, victim) == (None, None)
+
+
+# -- which back ends read directly -------------------------------------------------------------
+
+
+class _PluggedNamespace(DictBackend):
+    """Beaker's sessions in a Beaker namespace of its own: not the records ``read_record`` reads."""
+
+    namespace_class = MemoryNamespaceManager
+
+    def namespace_args(self) -> dict[str, Any]:
+        return {}
+
+
+class _TimedOut(DictBackend):
+    """Beaker's own ``timeout`` on: Beaker would expire sessions by its ``_accessed_time``."""
+
+    def beaker_options(self) -> dict[str, Any]:
+        return {**super().beaker_options(), "timeout": 600}
+
+
+@pytest.mark.parametrize(
+    ("backend", "direct"),
+    [
+        pytest.param(DictBackend, True, id="text-records"),
+        pytest.param(_PluggedNamespace, False, id="another-beaker-namespace"),
+        pytest.param(_TimedOut, False, id="beaker-timeout"),
+        pytest.param("file", True, id="file"),
+        pytest.param("cookie", True, id="cookie"),
+    ],
+)
+def test_only_back_ends_whose_sessions_are_their_records_read_directly(settings: dict[str, Any], backend: Any,
+                                                                       direct: bool) -> None:
+    store = SessionStore(SSOConfig(**settings, session_type=backend))
+    assert store.backend.direct_reads is direct  # type: ignore[attr-defined]
