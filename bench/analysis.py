@@ -31,6 +31,10 @@ def _ok(value: float) -> bool:
     return not math.isnan(value)
 
 
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _pct(ratio: float) -> str:
     return f"{ratio * 100:+.1f} %"
 
@@ -178,15 +182,17 @@ def _throughput(results: Any) -> list[str]:
                      "two cores, so the req/s ratios move from run to run more than the CPU figures.")
     if "sso_redis" in e:
         direct_file, direct_redis = _median(results, "direct_file"), _median(results, "direct_redis")
+        redis_cpu = e["sso_redis"].redis_cpu_per_request_us
         redis_text = (
             f" With Redis, {e['sso_redis'].mean_rps:,.0f} req/s at {e['sso_redis'].mean_cpu_us:.0f} µs of server CPU "
-            f"per request (files: {e['sso_file'].mean_cpu_us:.0f} µs): the CPU cost is about the same, the "
-            "difference is time a sync worker spends waiting for Redis's answer"
+            f"per request (files: {e['sso_file'].mean_cpu_us:.0f} µs): the worker's CPU goes to redis-py building "
+            "the command and reading the answer, and a sync worker waits for that answer"
+            + (f", while Redis itself spends {redis_cpu:.0f} µs per request on the same two cores" if _ok(redis_cpu)
+               else "")
         )
         if _ok(direct_file) and _ok(direct_redis):
             redis_text += (f" -- reading the record directly takes {direct_redis:.0f} µs from Redis against "
-                           f"{direct_file:.0f} µs from a file in-process, and Redis (whose CPU is not counted "
-                           "above) competes for the same two cores")
+                           f"{direct_file:.0f} µs from a file in-process")
         parts.append(redis_text + ".")
     if "flask_sso" in e:
         flask_plain, flask_sso, flask_authlib = (_median(results, key)
@@ -202,16 +208,30 @@ def _throughput(results: Any) -> list[str]:
             text += (f" In-process the two add {flask_sso - flask_plain:.0f} and {flask_authlib - flask_plain:.0f} "
                      f"µs to the plain Flask app's {flask_plain:.0f} µs.")
         parts.append(text)
-    spy = tp.spy
-    if spy is not None:
-        share = {name.split(" (")[0]: value for name, value in spy.inclusive}
-        whole, load = share.get("SSOMiddleware.__call__"), share.get("Session.__init__")
-        if whole is not None and load is not None:
-            parts.append(
-                f" In a gunicorn worker under load (py-spy, time holding the GIL), `SSOMiddleware.__call__` is "
-                f"{whole * 100:.0f} % of the worker's Python time and Beaker's `Session.__init__` inside it "
-                f"{load * 100:.0f} %; the rest is gunicorn parsing and answering the request."
-            )
+    spies = [spy for spy in (tp.spy, *tp.more_spies) if spy is not None]
+    shares = []
+    for spy in spies:
+        inclusive = {name.split(" (")[0]: value for name, value in spy.inclusive}
+        components = dict(spy.components)
+        whole = inclusive.get("SSOMiddleware.__call__")
+        if whole is None:
+            continue
+        store = spy.label.split(" (")[0].replace("SSOMiddleware, ", "").replace(", signed in", "")
+        text = (f"{store}: `SSOMiddleware.__call__` {whole * 100:.0f} %, gunicorn's own code "
+                f"{components.get('gunicorn', 0) * 100:.0f} %")
+        if components.get("redis"):
+            text += f", redis-py {components['redis'] * 100:.0f} %"
+        load = inclusive.get("Session.__init__")
+        if load is not None:
+            text += f", Beaker's `Session.__init__` {load * 100:.0f} %"
+        shares.append(text)
+    if shares:
+        parts.append(
+            " Where a worker's time goes under load (py-spy, time holding the GIL): " + "; ".join(shares) + ". "
+            "Gunicorn's sync worker parsing the request line and headers, building the environ and writing the "
+            "answer is the largest part of every signed-in request; what the middleware still spends is JSON, "
+            "base64 and zlib decoding, the two HMACs and, on Redis, redis-py (see the profiles in section 5)."
+        )
     spreads = [max(x.rps) / min(x.rps) for x in tp.entries if len(x.rps) > 1 and min(x.rps) > 0]
     load_start = results.header.get("load average at start", "?")
     load_end = results.header.get("load average at end", "?")
@@ -241,7 +261,7 @@ def _sign_in(results: Any) -> list[str]:
         protocol = [sum(median for name, median, _mean in cb.phases if name.startswith(protocol_prefixes))
                     for cb in results.callbacks]
         text += (
-            f"Over the 1.2 ms target: the {' and '.join(cb.store for cb in over)} store"
+            f"Over the 1.2 ms target: the {_listed([cb.store for cb in over])} store"
             + ("s" if len(over) > 1 else "")
             + ". A sign-in on a server-side store writes three records -- the new session and the back-channel "
             "logout index entries for the provider's `sid` and the user's `sub`; with the file store the session "
