@@ -209,13 +209,28 @@ def sign_in_http(provider: DevProvider, start_url: str, home_url: str, cookie_na
     return f"{cookie_name}={value}"
 
 
-def check_served(url: str, cookie: str, expect: str) -> None:
-    """The server answers ``expect`` (200) to this cookie: the load test measures what it claims to."""
+def check_served(url: str, cookie: str, expect: str) -> str:
+    """The server answers ``expect`` (200) to this cookie: the load test measures what it claims to.
+
+    Returns the cookie a browser would send next: the same, or the one the answer set in its place
+    (the cookie store sends a new cookie when the idle stamp is written; wrk would not keep it).
+    """
     headers = {"Cookie": cookie} if cookie else {}
     answer = requests.get(url, headers=headers, allow_redirects=False, timeout=10)
     if answer.status_code != 200 or answer.text != expect:
         raise BenchError(f"{url} with {'a' if cookie else 'no'} cookie answered {answer.status_code} "
                          f"{answer.text[:100]!r}, expected {expect!r}")
+    return refreshed(cookie, answer.raw.headers.getlist("Set-Cookie"))
+
+
+def refreshed(cookie: str, set_cookies: Iterable[str]) -> str:
+    """``cookie`` (``name=value``) as a browser keeps it after these ``Set-Cookie`` headers (new values only)."""
+    name = cookie.partition("=")[0]
+    for header in set_cookies:
+        set_name, _, value = header.split(";", 1)[0].strip().partition("=")
+        if name and set_name == name and value:
+            cookie = f"{name}={value}"
+    return cookie
 
 
 class Deadline:

@@ -30,14 +30,14 @@ class Options:
     callback_logins: int = 300
     round_trips: int = 1000
     round_trip_budget: float = 60.0
-    growth_sizes: tuple[int, ...] = (1000, 100000)
+    growth_sizes: tuple[int, ...] = (1000, 1000000)
     profile_seconds: float = 4.0
 
     @classmethod
     def quick_run(cls) -> Options:
         return cls(quick=True, wrk_seconds=2.0, wrk_warmup=0.5, wrk_passes=1, inprocess_rounds=6,
                    inprocess_budget=10.0, logins=200, callback_logins=100, round_trips=100, round_trip_budget=15.0,
-                   growth_sizes=(1000, 10000), profile_seconds=2.0)
+                   growth_sizes=(1000, 20000), profile_seconds=2.0)
 
 
 @dataclass

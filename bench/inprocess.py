@@ -10,13 +10,15 @@ instead of hitting one.  Every contestant is checked first: its answer must be
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from . import apps, ideal
-from .common import Deadline, Summary, base_environ, call_once, sign_in_wsgi
+from .common import Deadline, Summary, base_environ, call_once, refreshed, sign_in_wsgi
 from .servers import BenchError
 
 SIGNED_IN = b"hello alice"
@@ -35,6 +37,10 @@ class Contestant:
     target: Optional[float] = None  # allowed relative overhead over the reference (0.10 = 10 %)
     samples: list[int] = field(default_factory=list)
     summary: Optional[Summary] = None
+    cpu_batches: list[float] = field(default_factory=list)  # mean thread CPU µs per request, one per batch
+    #: This thread's CPU time per request, the median of the batches' means (timer included): the wall time
+    #: less the waiting (for Redis's answer, for the other processes sharing the cores).
+    cpu_us: float = float("nan")
 
 
 def _noop_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., None]:
@@ -57,12 +63,24 @@ def timer_overhead_ns(repeat: int = 20000) -> float:
 
 
 def sample(contestant: Contestant, n: int) -> None:
-    """Time ``n`` requests of one contestant, one by one."""
+    """Time ``n`` requests of one contestant, one by one.
+
+    A ``Set-Cookie`` the answers carry is kept for the next batch, as a browser keeps it (the cookie
+    store sends a new cookie whenever it writes the idle stamp: resent unchanged, every request would).
+    """
     app = contestant.app
     template = base_environ(contestant.cookie)
     out = contestant.samples
     pc = time.perf_counter_ns
-    start_response = _noop_start_response
+    set_cookies: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[..., None]:
+        for name, value in headers:
+            if name == "Set-Cookie":
+                set_cookies.append(value)
+        return _noop_write
+
+    cpu0 = time.thread_time_ns()
     for _ in range(n):
         environ = template.copy()
         t0 = pc()
@@ -73,6 +91,9 @@ def sample(contestant: Contestant, n: int) -> None:
         if close is not None:
             close()
         out.append(pc() - t0)
+    contestant.cpu_batches.append((time.thread_time_ns() - cpu0) / 1000.0 / max(n, 1))
+    if set_cookies and contestant.cookie:
+        contestant.cookie = refreshed(contestant.cookie, set_cookies)
 
 
 def check(contestant: Contestant) -> None:
@@ -97,6 +118,7 @@ def measure(contestants: list[Contestant], *, rounds: int, batch_seconds: float,
             continue
         sample(contestant, 200)  # warm-up (caches, lazily built objects, page cache)
         contestant.samples.clear()
+        contestant.cpu_batches.clear()
     # Calibrate the batch size of each contestant to about ``batch_seconds``.
     sizes = {}
     for contestant in contestants:
@@ -105,6 +127,7 @@ def measure(contestants: list[Contestant], *, rounds: int, batch_seconds: float,
         per_call = (time.perf_counter() - t0) / 50
         sizes[contestant.key] = max(20, min(20000, int(batch_seconds / max(per_call, 1e-7))))
         contestant.samples.clear()
+        contestant.cpu_batches.clear()
     overhead = timer_overhead_ns()
     order = list(contestants)
     rng = random.Random(seed)  # noqa: S311 - shuffling the order, not security
@@ -117,6 +140,7 @@ def measure(contestants: list[Contestant], *, rounds: int, batch_seconds: float,
             break
     for contestant in contestants:
         contestant.summary = Summary.of((ns / 1000.0 for ns in contestant.samples), offset=overhead / 1000.0)
+        contestant.cpu_us = Summary.of(contestant.cpu_batches).median
         try:
             check(contestant)  # still answering the same way after the run
         except BenchError as exc:
@@ -179,3 +203,15 @@ def build(ctx: Any) -> list[Contestant]:
 def session_sizes(contestants: list[Contestant]) -> dict[str, int]:
     """Bytes of each signed-in contestant's cookie (the cookie stores carry the whole session)."""
     return {c.key: len(c.cookie) for c in contestants if c.cookie and c.expect == SIGNED_IN}
+
+
+def record_sizes(contestants: list[Contestant]) -> dict[str, int]:
+    """Bytes of the file store's session record (sealed JSON) behind the signed-in file contestant."""
+    found = {}
+    for contestant in contestants:
+        backend = getattr(getattr(contestant.app, "store", None), "backend", None)
+        if contestant.key == "sso_file" and backend is not None:
+            session_id = contestant.cookie.split("=", 1)[1].strip('"')[40:]
+            with contextlib.suppress(OSError):  # where Beaker's file namespace keeps it
+                found["file session record (sealed)"] = os.path.getsize(backend.namespace(session_id).file)
+    return found

@@ -4,7 +4,7 @@
 
 Sections: ``inprocess`` (µs per request), ``throughput`` (gunicorn + wrk, Apache +
 mod_auth_openidc, Flask + Authlib), ``signin`` (callback CPU, /auth/sso round trips,
-provider fetches), ``growth`` (1,000 vs 100,000 Redis sessions), ``profile``
+provider fetches), ``growth`` (1,000 vs 1,000,000 Redis sessions), ``profile``
 (cProfile of the hot path; py-spy runs with ``throughput``).
 
 It installs what it lacks (Debian packages ``wrk apache2 libapache2-mod-auth-openidc
@@ -231,10 +231,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                     results.timer_overhead_ns = overhead
                     results.inprocess = contestants
                     results.session_sizes = inprocess.session_sizes(contestants)
+                    results.record_sizes = inprocess.record_sizes(contestants)
             if "profile" in sections and contestants:
                 log("profile: cProfile of the signed-in hot path")
                 for contestant in contestants:
-                    if contestant.key in ("sso_file", "floor_file", "sso_redis", "sso_cookie"):
+                    if contestant.key in ("sso_file", "floor_file", "sso_redis", "floor_redis", "sso_cookie"):
                         median = contestant.summary.median if contestant.summary else float("nan")
                         profile = attempt(f"profile of {contestant.key}",
                                           lambda c=contestant, m=median: profiling.profile_inprocess(c, 3000, m))

@@ -45,6 +45,8 @@ class Entry:
     p99: list[float] = field(default_factory=list)
     cpu_us: list[float] = field(default_factory=list)
     errors: int = 0
+    redis_port: Optional[int] = None  # the Redis server this contestant's sessions are in (its CPU is read too)
+    redis_cpu_us: list[float] = field(default_factory=list)  # Redis's CPU time per request, per pass
 
     @property
     def mean_rps(self) -> float:
@@ -55,13 +57,18 @@ class Entry:
     def mean_cpu_us(self) -> float:
         return statistics.median(self.cpu_us) if self.cpu_us else float("nan")
 
+    @property
+    def redis_cpu_per_request_us(self) -> float:
+        return statistics.median(self.redis_cpu_us) if self.redis_cpu_us else float("nan")
+
 
 @dataclass
 class ThroughputResult:
     entries: list[Entry]
     settings: str
-    spy: Optional[profiling.SpyProfile] = None
+    spy: Optional[profiling.SpyProfile] = None  # the file store's workers
     notes: list[str] = field(default_factory=list)
+    more_spies: list[profiling.SpyProfile] = field(default_factory=list)  # the cookie and Redis stores' workers
 
     def by_key(self) -> dict[str, Entry]:
         return {entry.key: entry for entry in self.entries}
@@ -83,14 +90,30 @@ def group_cpu_seconds(pgids: list[int]) -> float:
     return total / CLK_TCK
 
 
+def redis_cpu_seconds(port: int) -> float:
+    """Redis's own CPU time so far (``INFO cpu``: system + user), in seconds."""
+    import redis
+
+    client = redis.Redis(host=HOST, port=port, socket_timeout=5)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
 def _run_wrk(entry: Entry, ctx: Any, seconds: float, record: bool) -> None:
     options = ctx.options
     pgids = [server.process.pid for server in entry.servers]
+    redis0 = redis_cpu_seconds(entry.redis_port) if entry.redis_port else 0.0
     cpu0 = group_cpu_seconds(pgids)
     result = wrk(entry.url, seconds=seconds, connections=options.connections, cookie=entry.cookie)
     cpu1 = group_cpu_seconds(pgids)
+    redis1 = redis_cpu_seconds(entry.redis_port) if entry.redis_port else 0.0
     if not record:
         return
+    if entry.redis_port:
+        entry.redis_cpu_us.append((redis1 - redis0) / max(result.requests, 1) * 1e6)
     entry.errors += result.non_2xx + result.socket_errors
     entry.rps.append(result.requests_per_second)
     entry.p50.append(result.latency_ms.get("50", float("nan")))
@@ -130,7 +153,7 @@ def start_servers(ctx: Any, stack: contextlib.ExitStack) -> list[Entry]:
                          file_cookie, "hello alice"))
     sso_redis, redis_cookie = sso_server("sso-redis", "ext:redis")
     entries.append(Entry("sso_redis", "SSOMiddleware, Redis, signed in", [sso_redis], sso_redis.base_url + "/",
-                         redis_cookie, "hello alice"))
+                         redis_cookie, "hello alice", redis_port=ctx.redis.port))
     sso_cookie, cookie_cookie = sso_server("sso-cookie", "cookie")
     entries.append(Entry("sso_cookie", "SSOMiddleware, encrypted cookie, signed in", [sso_cookie],
                          sso_cookie.base_url + "/", cookie_cookie, "hello alice"))
@@ -176,16 +199,21 @@ def run(ctx: Any) -> ThroughputResult:
         for index in range(options.wrk_passes):
             order = entries if index % 2 == 0 else list(reversed(entries))
             for entry in order:
-                check_served(entry.url, entry.cookie, entry.expect)
+                entry.cookie = check_served(entry.url, entry.cookie, entry.expect)  # as a browser would keep it
                 if index == 0:
                     _run_wrk(entry, ctx, options.wrk_warmup, record=False)
                 _run_wrk(entry, ctx, options.wrk_seconds, record=True)
-                check_served(entry.url, entry.cookie, entry.expect)
+                entry.cookie = check_served(entry.url, entry.cookie, entry.expect)
         result = ThroughputResult(entries, settings)
-        sso_file = result.by_key()["sso_file"]
-        result.spy = spy_on(sso_file, ctx)
+        by_key = result.by_key()
+        result.spy = spy_on(by_key["sso_file"], ctx)
         if result.spy is None:
             result.notes.append("py-spy could not attach to the gunicorn workers; no worker profile")
+        else:
+            for key in ("sso_cookie", "sso_redis"):
+                found = spy_on(by_key[key], ctx)
+                if found is not None:
+                    result.more_spies.append(found)
     return result
 
 

@@ -111,7 +111,7 @@ class RecordSeal:
         if kind not in KINDS:
             raise ValueError(f"unknown record kind {kind!r}")
         message = b"\x00".join((kind.encode(), record_key.encode("utf-8", "surrogateescape"), payload))
-        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        digest = hmac.digest(self._key, message, "sha256")
         return base64.urlsafe_b64encode(digest).rstrip(b"=")
 
     def seal(self, kind: str, record_key: str, payload: str) -> str:

@@ -8,7 +8,9 @@ own subclasses :class:`~.text_records.TextRecords` (which seals for it) or, stor
 differently, this class with its own sealed record and index methods: Beaker reaches
 them through :class:`RecordNamespace`.  The built-in server-side back
 ends plug their own Beaker namespace managers in instead (:class:`NamespaceRecords`),
-and the cookie back end Beaker's encrypted cookie session.
+and the cookie back end Beaker's encrypted cookie session.  A signed-in request's
+session is read without Beaker's objects (:mod:`.direct`, in Beaker's formats); Beaker's
+session is built only to write one.
 
 Security caveats: the session cookie is HttpOnly, SameSite=Lax, Secure whenever
 ``base_url`` is https, and signed with a key bound to this application (for the cookie
@@ -31,6 +33,7 @@ from beaker.session import Session
 from .. import _cookies as cookies
 from .._sealing import BoundedJsonSerializer, RecordSeal, app_key_text, record_prefix
 from ..errors import ConfigError
+from . import direct
 from .backend import Finding
 from .backend import Session as Container
 from .errors import RecordGone, SessionTooLarge, StoreUnavailable
@@ -40,7 +43,7 @@ if TYPE_CHECKING:
 
 #: The key of a record's value inside its Beaker namespace: the one Beaker's session records use, so
 #: :meth:`NamespaceRecords.delete_record` deletes either kind of record.
-_VALUE_KEY = "session"
+RECORD_VALUE = "session"
 
 
 def _unavailable(exc: OSError) -> StoreUnavailable:
@@ -87,6 +90,9 @@ class BeakerBackend(abc.ABC):
             "cookie_expires": True,
             **self.beaker_options(),
         }
+        #: True: :meth:`open_session` reads sessions directly (:mod:`.direct`), Beaker only writes them.
+        self.direct_reads = self.can_read_directly()
+        self.id_key = str(self.options.get("secret", "")).encode("utf-8")  # what Beaker's SignedCookie keys with
 
     def beaker_options(self) -> dict[str, Any]:
         """Beaker's options for this back end's sessions (beyond the cookie's): by default, server-side records."""
@@ -133,13 +139,54 @@ class BeakerBackend(abc.ABC):
             raise ValueError(f"unreadable session: {type(exc).__name__}") from None
 
     def open_session(self, environ: dict[str, Any], cookie: str) -> Optional[Container]:
+        """The stored session ``cookie`` names: read directly (:mod:`.direct`) where it can be, else by Beaker."""
         if not cookie:
             return None
+        value = cookie.partition("=")[2]
+        if self.direct_reads and self.reads_directly(value):
+            return self.read_directly(value, cookie)
         try:
             session = self.session(cookie)
         except ValueError:  # unreadable record or cookie: no session
             return None
         return None if session.is_new else session
+
+    def reads_directly(self, value: str) -> bool:
+        """True when the cookie value has the shape Beaker writes (a signed id): judged here, not by Beaker."""
+        return direct.is_signed_id(value)
+
+    def read_directly(self, value: str, cookie: str) -> Optional[direct.StoredSession]:
+        """The session a signed id names, without Beaker's objects; None for a wrong signature or no record."""
+        session_id = direct.signed_part(value, self.id_key)
+        if session_id is None:
+            return None  # as Beaker: a wrong signature names no session
+        data = self.read_session(session_id)
+        return None if data is None else direct.StoredSession(session_id, data, cookie)
+
+    def read_session(self, session_id: str) -> Optional[dict[str, Any]]:
+        """The data of the stored session ``session_id`` (its signed cookie verified), or None when there is none.
+
+        The hot path's read (used while :attr:`direct_reads`): the record of kind "session"
+        through :meth:`read_record`, which verifies its seal, decoded as Beaker would.  A
+        back end with a cheaper way to the same record may override it; it must verify the
+        seal first, as :meth:`read_record` does.
+        """
+        text = self.read_record(session_id, kind="session")
+        return None if text is None else direct.decoded(text)
+
+    def can_read_directly(self) -> bool:
+        """True when Beaker's sessions are the records :meth:`read_record` reads (kind "session"), ids signed.
+
+        So over :class:`RecordNamespace` or a :class:`NamespaceRecords`' own namespace manager; a back
+        end plugging another Beaker namespace in (or ``timeout``, encryption) keeps Beaker's reads.
+        """
+        options = self.options
+        plugged = options.get("namespace_class")
+        same_records = plugged is RecordNamespace or (
+            isinstance(self, NamespaceRecords) and plugged is self.namespace_class)
+        return (self.session_class is Session and same_records and isinstance(options.get("secret"), str)
+                and not options.get("encrypt_key") and not options.get("timeout")
+                and isinstance(options.get("data_serializer"), BoundedJsonSerializer))
 
     def new_session(self, previous: Optional[Container], environ: dict[str, Any], keep_data: bool) -> Container:
         """A new, empty session: ours hold nothing but the sign-in, so nothing is kept; the previous one ends."""
@@ -148,6 +195,10 @@ class BeakerBackend(abc.ABC):
         return self.session("")
 
     def save_session(self, session: Container, existing: bool = False) -> bool:
+        if isinstance(session, direct.StoredSession):  # read directly: Beaker's session writes it
+            session = session.to_write(self.session)
+            if session is None:
+                return False  # its record is gone meanwhile: an update never recreates it
         namespace = getattr(session, "namespace", None)
         if namespace is not None and hasattr(namespace, "only_if_exists"):
             namespace.only_if_exists = existing
@@ -227,13 +278,13 @@ class RecordNamespace(NamespaceManager):  # type: ignore[misc]
         self.backend, self.ttl, self.kind = backend, ttl, kind
 
     def __getitem__(self, key: str) -> Any:
-        value = self.backend.read_record(self.namespace, self.kind) if key == _VALUE_KEY else None
+        value = self.backend.read_record(self.namespace, self.kind) if key == RECORD_VALUE else None
         if value is None:
             raise KeyError(key)
         return value
 
     def __contains__(self, key: str) -> bool:
-        return key == _VALUE_KEY and self.backend.read_record(self.namespace, self.kind) is not None
+        return key == RECORD_VALUE and self.backend.read_record(self.namespace, self.kind) is not None
 
     def set_value(self, key: str, value: Any, expiretime: Optional[int] = None) -> None:
         text = value.decode("ascii") if isinstance(value, bytes) else value  # Beaker's base64 text
@@ -251,7 +302,7 @@ class RecordNamespace(NamespaceManager):  # type: ignore[misc]
         self.backend.delete_record(self.namespace)
 
     def keys(self) -> list[str]:
-        return [_VALUE_KEY] if _VALUE_KEY in self else []
+        return [RECORD_VALUE] if RECORD_VALUE in self else []
 
 
 class NamespaceRecords(BeakerBackend):
@@ -274,7 +325,7 @@ class NamespaceRecords(BeakerBackend):
         try:
             namespace.acquire_read_lock()
             try:
-                value = namespace[_VALUE_KEY]
+                value = namespace[RECORD_VALUE]
             finally:
                 namespace.release_read_lock()
         except (KeyError, ValueError):  # ValueError: bytes we would not have written (not UTF-8...)
@@ -289,7 +340,7 @@ class NamespaceRecords(BeakerBackend):
         try:
             namespace.acquire_write_lock()
             try:
-                namespace[_VALUE_KEY] = text
+                namespace[RECORD_VALUE] = text
             finally:
                 namespace.release_write_lock()  # a file record is written (or refused: RecordGone) here
         except RecordGone:

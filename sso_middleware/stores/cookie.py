@@ -12,15 +12,25 @@ sign-out is only refused where the revocation journal reaches (one host).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any, ClassVar, Optional
 
+from beaker._compat import b64decode
+from beaker.crypto import DEFAULT_NONCE_BITS, generateCryptoKeys, get_crypto_module, get_nonce_size
 from beaker.session import CookieSession
 
-from .._sealing import app_key_text
+from .._sealing import BoundedJsonSerializer, app_key_text
 from .backend import Finding
 from .backend import Session as Container
 from .beaker import BeakerBackend
+from .direct import StoredSession, signed_part
+
+#: Beaker's encryption module of ``crypto_type = default`` (pyca/cryptography: AES-GCM).
+_CRYPTO = get_crypto_module("default")
+#: What Beaker writes in an encrypted session cookie: 40 hex digits of HMAC-SHA1, then nonce and base64 text
+#: (double-quoted by :mod:`http.cookies` whenever that holds ``/`` or ``=``).
+_ENCRYPTED = re.compile(r'([0-9a-f]{40}[A-Za-z0-9+/=]+)|"([0-9a-f]{40}[A-Za-z0-9+/=]+)"')
 
 
 class LazyCookieSession(CookieSession):  # type: ignore[misc]
@@ -71,7 +81,12 @@ class NoRecords:
 
 
 class CookieBackend(NoRecords, BeakerBackend):
-    """Beaker's encrypted cookie session (:class:`LazyCookieSession`)."""
+    """Beaker's encrypted cookie session (:class:`LazyCookieSession`), read directly, written by Beaker.
+
+    A request's cookie is verified and decrypted here, in Beaker's format (HMAC-SHA1 over
+    the rest, then a nonce, the AES-GCM key derived from both keys and the nonce, and
+    the bounded zlib JSON): :class:`LazyCookieSession` is built only to write a new cookie.
+    """
 
     keeps_records = False
     session_class = LazyCookieSession
@@ -80,9 +95,40 @@ class CookieBackend(NoRecords, BeakerBackend):
         return {"encrypt_key": app_key_text(self.config, "cookie encryption"),
                 "validate_key": app_key_text(self.config, "cookie signature")}
 
+    def can_read_directly(self) -> bool:
+        """True with the options this class gives Beaker (another subclass's keep Beaker's reads)."""
+        options = self.options
+        return (self.session_class is LazyCookieSession and not options.get("timeout")
+                and isinstance(options.get("encrypt_key"), str) and isinstance(options.get("validate_key"), str)
+                and options.get("crypto_type", "default") == "default" and _CRYPTO.has_aes
+                and isinstance(options.get("data_serializer"), BoundedJsonSerializer))
+
+    def reads_directly(self, value: str) -> bool:
+        """True for the shape Beaker writes: signature, nonce and base64, in double quotes or not."""
+        return _ENCRYPTED.fullmatch(value) is not None
+
+    def read_directly(self, value: str, cookie: str) -> Optional[StoredSession]:
+        """The session in an encrypted cookie, as Beaker's ``CookieSession`` reads it; None when it is not ours."""
+        options = self.options
+        validate_key = options["validate_key"]
+        payload = signed_part(value.strip('"'), validate_key.encode("utf-8"))
+        if payload is None:
+            return None  # as Beaker: a wrong signature is no session
+        nonce_length = get_nonce_size(options.get("encrypt_nonce_bits", DEFAULT_NONCE_BITS))[1]
+        nonce = payload[:nonce_length]
+        try:
+            key = generateCryptoKeys(options["encrypt_key"], validate_key + nonce, 1, _CRYPTO.getKeyLength())
+            data = options["data_serializer"].loads(_CRYPTO.aesDecrypt(b64decode(payload[nonce_length:]), key))
+        except Exception:  # whatever Beaker's decryption would raise: not a session of ours
+            return None
+        if not isinstance(data, dict):
+            return None
+        return StoredSession(str(data.get("_id", "")), data, cookie)
+
     def session_cookie(self, session: Container, created: bool) -> Optional[str]:
         """The whole session travels in the cookie: every save sends it again."""
-        return str(session.request["cookie_out"])
+        written = session.written if isinstance(session, StoredSession) else session
+        return str(written.request["cookie_out"])
 
     def probe(self) -> Iterator[Finding]:
         yield "INFO", "session_type cookie: the session lives in the encrypted cookie (about 4 KB at most); no server"

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, Optional
 from ..errors import ConfigError
 from .backend import TOKENS_PREFIX, Finding, stamp_interval
 from .backend import Session as Container
-from .beaker import NamespaceRecords
+from .beaker import RECORD_VALUE, NamespaceRecords
 from .errors import StoreUnavailable
-from .file_records import FileIndex, PrivateFileNamespace, open_locked
+from .file_records import FileIndex, PrivateFileNamespace, open_locked, read_sealed_file, record_path
 from .index import INDEX_PREFIX
 
 if TYPE_CHECKING:
@@ -53,12 +53,26 @@ class FileBackend(NamespaceRecords):
         self.data_dir = str(config.data_dir)
         self.index_dir = os.path.join(self.data_dir, "index")
         self.lock_dir = f"{self.data_dir}/locks"
+        self.file_dir = f"{self.data_dir}/container_file"  # Beaker's FileNamespaceManager's, from data_dir
         super().__init__(config)
         self._sweep_guard = threading.Lock()
         self._next_sweep = 0.0
 
     def namespace_args(self) -> dict[str, Any]:
         return {"data_dir": self.data_dir, "lock_dir": self.lock_dir, "seal": self.seal}
+
+    def read_record(self, record_id: str, kind: str = "tokens") -> Optional[str]:
+        """One open and read of the record's file: Beaker's namespace (folder checks, locks) is for writing.
+
+        Records are replaced by a rename, so the read needs no lock; the seal is verified before
+        the JSON is parsed (:func:`~.file_records.read_sealed_file`).
+        """
+        try:
+            record = read_sealed_file(record_path(self.file_dir, record_id), f"file:{record_id}", kind, self.seal)
+        except OSError as exc:
+            raise StoreUnavailable(f"session store: {exc.strerror or type(exc).__name__}") from None
+        value = record.get(RECORD_VALUE)
+        return value if isinstance(value, str) else None
 
     def _index(self, index_id: str, ttl: Optional[int] = None) -> FileIndex:
         return FileIndex(self.index_dir, index_id, self.seal)  # swept like the other index records, no TTL

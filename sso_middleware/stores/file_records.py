@@ -66,25 +66,7 @@ class PrivateFileNamespace(_SealedRecords, FileNamespaceManager):  # type: ignor
 
     def _read(self) -> dict[str, Any]:
         """The record's dict, or {} when there is none (or none sealed for it); never unpickles."""
-        try:
-            # O_NONBLOCK: a FIFO planted under a record's name must not hang the worker in open().
-            fd = os.open(self.file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.EACCES, errno.ELOOP):
-                return {}  # gone, or not a record of ours (a planted link)
-            raise
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return {}  # a FIFO, device or folder: not a record of ours
-            data = os.read(fd, MAX_RECORD_BYTES + 1)  # more than the limit is refused by the seal, unread
-        finally:
-            os.close(fd)
-        opened = self._opened(f"file:{self.namespace}", "session", data)
-        try:
-            record = json.loads(opened) if opened is not None else {}
-        except ValueError:  # pragma: no cover - we sealed JSON
-            return {}
-        return record if isinstance(record, dict) else {}
+        return read_sealed_file(self.file, f"file:{self.namespace}", self.kind, self.seal)
 
     def mark_fresh(self) -> None:
         self.fresh = True
@@ -121,6 +103,41 @@ class PrivateFileNamespace(_SealedRecords, FileNamespaceManager):  # type: ignor
             _private_write(self.file, data)
         self.hash = {}
         self.flags = None
+
+
+def record_path(file_dir: str, record_id: str) -> str:
+    """Where Beaker's file namespace keeps a record (``encoded_path`` without digests): no folder is created."""
+    ident = record_id.rpartition("/")[2].replace(".", "")  # os.path.basename, as Beaker takes it
+    if not ident:  # never one of ours; os.path.join drops the empty parts
+        return os.path.join(file_dir, ".cache")
+    return f"{file_dir}/{ident[0:1]}/{ident[0:2]}/{ident}.cache"
+
+
+def read_sealed_file(path: str, record_key: str, kind: str, seal: Optional[RecordSeal]) -> dict[str, Any]:
+    """The dict of the record file at ``path``, or {} when there is none (or none sealed for it); never unpickles.
+
+    No lock: every write replaces a record by a rename (or creates it whole), so the
+    read sees the old or the new record.  Reads are bounded by the size limit.
+    """
+    try:
+        # O_NONBLOCK: a FIFO planted under a record's name must not hang the worker in open().
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.EACCES, errno.ELOOP):
+            return {}  # gone, or not a record of ours (a planted link)
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return {}  # a FIFO, device or folder: not a record of ours
+        data = os.read(fd, MAX_RECORD_BYTES + 1)  # more than the limit is refused by the seal, unread
+    finally:
+        os.close(fd)
+    opened = None if seal is None else seal.open(kind, record_key, data)
+    try:
+        record = json.loads(opened) if opened is not None else {}
+    except ValueError:  # pragma: no cover - we sealed JSON
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _private_write(path: str, data: bytes) -> None:
