@@ -1481,3 +1481,15 @@ def test_the_base_url_is_chosen_by_the_request_host(environ: dict[str, str], cho
     config = build(base_url="https://a.example/app https://b.example/app")
     assert config.base_url_for(environ) == chosen
     assert config.redirect_uri_for(environ) == chosen + "/auth/callback"
+
+
+# -- review findings (h/review) ---------------------------------------------------
+
+
+def test_review_bearer_audience_may_not_be_the_providers_userinfo_audience() -> None:
+    """Auth0 puts ``<issuer>userinfo`` into the aud of every access token, for any API and any application.
+
+    The doctor already calls this a FAIL; the middleware itself starts with it and would then
+    accept another API's tokens.  It should be a ConfigError like ``bearer_audience == client_id``.
+    """
+    refused("bearer_audience", bearer_paths="/api", bearer_audience=ISSUER.rstrip("/") + "/userinfo")
