@@ -4,7 +4,7 @@
 (:meth:`Redactor.show`): it masks the configured secret values, the forms messages quote
 them in (percent-encoded, decoded, ``repr``-escaped) and any run of 8 or more characters
 of one, then escapes non-printable characters (:func:`escape_text`).  :func:`redact_url`
-masks the passwords of a store URL (``redis://:PW@host``, ``?password=PW``).
+masks the passwords of a store URL (``redis://:PW@host``, ``?password=PW``, ``?sentinel_password=PW``).
 
 Security caveat: masking pieces is a safety net, not a proof -- a secret shorter than 8
 characters is masked only whole, and a value the doctor was never told is secret is not
@@ -24,13 +24,14 @@ _MIN_MASKED = 4
 #: Runs of at least this many characters of a secret are masked wherever they appear.
 _MIN_PIECE = 8
 _MASK = "***"
-#: ``password=`` in a URL's query (redis-py reads the Redis password from there too).
+#: ``password=`` in a URL's query (redis-py reads the Redis password from there too; ``sentinel_password=``).
 _QUERY_PAIR = re.compile(r"(^|[&;])([^&;=#]*)(=)([^&;#]*)")
 
 
 def _is_password_key(key: str) -> bool:
-    """``password`` as a query key, however it is written (``PASSWORD``, ``%70assword``: clients decode it)."""
-    return unquote_plus(key).lower() == "password"
+    """``password`` (or ``..._password``) as a query key, however written (``%70assword``: clients decode it)."""
+    name = unquote_plus(key).lower()
+    return name == "password" or name.endswith("_password")
 
 
 def url_passwords(url: str) -> list[str]:

@@ -32,6 +32,8 @@ need npm           command -v npm
 need python3-venv  python3 -c 'import venv, ensurepip'
 need chromium      test -x /usr/bin/chromium          # the browser tests drive Debian's Chromium
 need redis-server  command -v redis-server            # shared-session, lock and refresh tests
+need redis-tools   command -v redis-cli               # the Cluster tests (redis-cli --cluster create, reshard)
+need redis-sentinel command -v redis-sentinel         # the Sentinel failover test (a package of its own)
 need memcached     command -v memcached
 need tinyproxy     command -v tinyproxy               # the egress proxy tests (http_proxy)
 need postgresql    have_postgres                      # the postgresql store's tests (initdb, pg_ctl)

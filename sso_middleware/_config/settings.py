@@ -210,8 +210,13 @@ class SSOConfig:
         "back end)."
     )
     session_url: str = _setting(  # not in repr: it may hold the Redis password
-        "", "`ext:redis`: `redis://host:port/db`; `ext:memcached`: `host:port` servers separated by `;`; "
-        "`postgresql`: `postgresql://user:password@host:port/dbname` (any libpq URL).", repr=False
+        "",
+        "`ext:redis`: `redis://host:port/db` (`rediss://` for TLS, `unix:///path?db=N`), "
+        "`redis+sentinel://host:port[,host:port]/service_name[/db]` or `redis+cluster://host:port[,host:port]` "
+        "(`rediss+sentinel://`, `rediss+cluster://` for TLS; see Session stores); "
+        "`ext:memcached`: `host:port` servers separated by `;`; "
+        "`postgresql`: `postgresql://user:password@host:port/dbname` (any libpq URL).",
+        repr=False,
     )
     session_environ_key: str = _setting(
         "beaker.session", "`environ`: the environ key of the outer Beaker `SessionMiddleware`'s session."
@@ -223,6 +228,15 @@ class SSOConfig:
         10, "`postgresql`: most connections each process keeps to the server; at least the worker's threads, so "
         "that no request waits for a connection."
     )
+    session_tls_ca_file: str = _setting(
+        "", "PEM file (or folder of `c_rehash`ed certificates) of the CAs trusted for a TLS `session_url` "
+        "(`rediss://`...) instead of the default bundle."
+    )
+    session_tls_cert_file: str = _setting(
+        "", "PEM client certificate presented to a TLS `session_url` (Redis `tls-auth-clients`); needs "
+        "session_tls_key_file."
+    )
+    session_tls_key_file: str = _setting("", "PEM private key (unencrypted) of `session_tls_cert_file`.")
     session_data_dir: str = _setting(
         "", "Directory of the `file` store (default: a private per-application folder in the temp dir). Must be "
         "this user's, without group/other access (created 0700), under folders other users cannot write to."

@@ -21,7 +21,6 @@ calls that carry the client secret and the users' codes.
 from __future__ import annotations
 
 import http.client
-import os
 import re
 import ssl
 from dataclasses import dataclass, field
@@ -31,11 +30,8 @@ from urllib.parse import urlsplit
 import requests
 import requests.utils
 import urllib3.exceptions
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 
-from .._config.setting_files import read_setting_file
+from .._config.certificates import check_client_certificate, count_ca_certificates
 from .._redaction import redact_url
 from ..errors import (
     ConfigError,
@@ -49,8 +45,6 @@ from ..errors import (
 if TYPE_CHECKING:  # pragma: no cover
     from .._config.settings import SSOConfig
 
-_HASHED_NAME = re.compile(r"^[0-9a-f]{8}\.[0-9]+$")
-_PEM_LIMIT = 4 * 1024 * 1024  # a trust bundle is a few hundred kB; refuse to read a huge file at start
 
 
 @dataclass(frozen=True)
@@ -183,67 +177,6 @@ def check_proxy_url(url: str) -> None:
         raise ConfigError("http_proxy", problem + " (no path, query or fragment)")
     if not all("\x21" <= char <= "\x7e" for char in url):
         raise ConfigError("http_proxy", "must not contain spaces or control characters (percent-encode them)")
-
-
-def count_ca_certificates(path: str) -> int:
-    """How many CA certificates ``ca_bundle`` (a PEM file, or a folder of hashed PEM files) holds; at least 1."""
-    if os.path.isdir(path):
-        count = 0
-        for name in sorted(os.listdir(path)):
-            if _HASHED_NAME.match(name) and os.path.isfile(os.path.join(path, name)):
-                count += len(_read_certificates("ca_bundle", os.path.join(path, name)))
-        if not count:
-            raise ConfigError("ca_bundle", f"folder {path!r} holds no hashed certificate files (NNNNNNNN.0); "
-                                           "run c_rehash (openssl rehash) on it, or give a PEM file")
-        return count
-    certificates = _read_certificates("ca_bundle", path)
-    try:
-        ssl.create_default_context(cafile=path)
-    except (ssl.SSLError, OSError, ValueError) as exc:
-        raise ConfigError("ca_bundle", f"{path!r} cannot be used as a trust store ({type(exc).__name__})") from None
-    return len(certificates)
-
-
-def check_client_certificate(cert: str, key: str) -> x509.Certificate:
-    """The client certificate, after checking that both PEM files load and the key matches it."""
-    first = _read_certificates("tls_client_cert", cert)[0]
-    try:
-        serialization.load_pem_private_key(_read_pem("tls_client_key", key), password=None)
-    except TypeError:  # an encrypted key: OpenSSL would ask for its passphrase on the terminal at each connection
-        raise ConfigError("tls_client_key", "is encrypted; give an unencrypted PEM private key "
-                                            "(protect it by file permissions)") from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise ConfigError("tls_client_key", "is not an unencrypted PEM private key") from None
-    try:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.load_cert_chain(cert, key, password=_no_passphrase)
-    except ssl.SSLError as exc:
-        reason = "does not match tls_client_cert" if "KEY_VALUES_MISMATCH" in str(exc) else \
-            "is not an unencrypted PEM private key"
-        raise ConfigError("tls_client_key", reason) from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError("tls_client_key", f"cannot be loaded ({type(exc).__name__})") from None
-    return first
-
-
-def _no_passphrase() -> str:
-    raise ValueError("no passphrase")  # never a prompt on the terminal
-
-
-def _read_pem(name: str, path: str) -> bytes:
-    data = read_setting_file(name, path, _PEM_LIMIT)
-    if b"-----BEGIN " not in data:
-        raise ConfigError(name, f"{path!r} is not a PEM file (no -----BEGIN line)")
-    return data
-
-
-def _read_certificates(name: str, path: str) -> list[x509.Certificate]:
-    data = _read_pem(name, path)
-    try:
-        certificates = x509.load_pem_x509_certificates(data)
-    except ValueError:
-        raise ConfigError(name, f"{path!r} holds no PEM certificate that can be parsed") from None
-    return certificates
 
 
 # -- classification helpers -------------------------------------------------------------

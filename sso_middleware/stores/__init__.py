@@ -4,6 +4,8 @@
 
 * ``file`` (default, :mod:`.file`): one machine, any number of processes (file locks).
 * ``ext:redis`` (:mod:`.redis`): ``session_url = redis://host:port/db``; many hosts.
+  Also Redis Sentinel (``redis+sentinel://``), Redis Cluster (``redis+cluster://``) and
+  TLS (``rediss...``): :mod:`.redis_connect` builds the client.
 * ``ext:memcached`` (:mod:`.memcached`): ``session_url = host:port;host:port``; many
   hosts (needs the ``python-memcached`` client).
 * ``postgresql`` (:mod:`.postgresql`): ``session_url = postgresql://user:pw@host/db``;

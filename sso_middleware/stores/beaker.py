@@ -321,21 +321,25 @@ class NamespaceRecords(BeakerBackend):
 class ServerRecords(NamespaceRecords):
     """A built-in store on servers named by ``session_url`` (Redis, memcached), through one shared client.
 
-    ``namespace_class.client_for(url, timeout)`` builds the client without connecting, so a
-    URL it cannot use fails when the middleware is built, not on the first request.  The
-    servers are shared by every process and host, and so is the lock.
+    :meth:`make_client` builds the client without connecting, so a URL it cannot use fails
+    when the middleware is built, not on the first request.  The servers are shared by
+    every process and host, and so is the lock.
     """
 
     shared_lock = True
 
     def __init__(self, config: SSOConfig) -> None:
-        super().__init__(config)
-        try:
-            self.client = self.namespace_class.client_for(config.session_url, config.session_store_timeout)
+        try:  # first: the Beaker options built next hand the client to the namespace managers
+            self.client = self.make_client(config)
         except ValueError as exc:
             raise ConfigError("session_url", str(exc)) from None  # not the URL: it may hold a password
         except StoreUnavailable as exc:  # its client library is not installed
             raise ConfigError("session_type", str(exc)) from None
+        super().__init__(config)
+
+    def make_client(self, config: SSOConfig) -> Any:
+        """The shared client of ``session_url`` (by default ``namespace_class.client_for(url, timeout)``)."""
+        return self.namespace_class.client_for(config.session_url, config.session_store_timeout)
 
     def namespace_args(self) -> dict[str, Any]:
         config = self.config

@@ -1,10 +1,14 @@
 """The Redis store (``session_type = ext:redis``): sealed text records (never pickles) with a TTL; many hosts.
 
-``session_url = redis://host:port/db`` (``rediss://``, ``unix://``).  Records are
-strings, index records sets of sealed members, and the lock ``SET key token NX PX
-ttl``, released by a compare-and-delete script, so a holder whose lock expired never
-releases the next holder's.  Every call is bounded by ``session_store_timeout``; a
-connection failure is :class:`~.errors.StoreUnavailable`.
+``session_url = redis://host:port/db`` (``rediss://``, ``unix://``), or Sentinel
+(``redis+sentinel://``) or Cluster (``redis+cluster://``): :mod:`.redis_connect` builds
+the client.  Records are strings, index records sets of sealed members, and the lock
+``SET key token NX PX ttl``, released by a compare-and-delete script, so a holder whose
+lock expired never releases the next holder's.  Every command touches one key (a
+script only the one key it names), so each is on one Cluster slot and the key layout is
+the same on one server, Sentinel and Cluster.  Every call is bounded by
+``session_store_timeout``; an outage (a failover in progress included) is
+:class:`~.errors.StoreUnavailable` (:func:`~.redis_connect.store_errors`).
 
 Security caveat: Beaker's own Redis back end pickles what it stores: anyone able to
 write to Redis could then run code in every process.  This one stores sealed text and
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import secrets
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Optional
@@ -26,10 +29,21 @@ from beaker.util import SyncDict
 
 from .._redaction import redact_url
 from .._sealing import MAX_RECORD_BYTES, RecordSeal
-from ..errors import ConfigError
 from .backend import Finding, lock_key, one_line
 from .beaker import ServerRecords
 from .errors import RecordGone, StoreUnavailable
+from .redis_connect import (
+    client_errors,
+    client_for,
+    failure_hint,
+    outage,
+    parse,
+    shared_client,
+    store_errors,
+    tls_findings,
+    topology,
+)
+from .redis_connect import validate as validate_url
 from .sealed import _SealedRecords
 
 if TYPE_CHECKING:
@@ -40,7 +54,16 @@ try:  # optional back end
 except ImportError:  # pragma: no cover - exercised only without the extra
     redis = None  # type: ignore[assignment]
 
+if TYPE_CHECKING:
+    pass
+
 log = logging.getLogger("sso_middleware")
+
+
+_INDEX_ADD_SCRIPT = """
+redis.call('sadd', KEYS[1], ARGV[1])
+return redis.call('expire', KEYS[1], ARGV[2])
+"""
 
 
 class JsonRedisNamespace(_SealedRecords, NamespaceManager):  # type: ignore[misc]
@@ -54,32 +77,29 @@ class JsonRedisNamespace(_SealedRecords, NamespaceManager):  # type: ignore[misc
 
     def __init__(self, namespace: str, url: str, ttl: Optional[int] = None,
                  socket_timeout: float = 2.0, seal: Optional[RecordSeal] = None,
-                 prefix: str = "sso_middleware", kind: str = "session", **kw: Any) -> None:
+                 prefix: str = "sso_middleware", kind: str = "session", client: Any = None, **kw: Any) -> None:
         super().__init__(namespace)
         self.ttl = ttl
         self.seal, self.prefix, self.kind = seal, prefix, kind
-        self.client = self.client_for(url, socket_timeout)
+        self.client = client if client is not None else self.client_for(url, socket_timeout)
 
     @classmethod
     def client_for(cls, url: str, socket_timeout: float) -> Any:
-        """The (shared) client of a URL; ``ValueError`` for a URL it cannot parse.  Does not connect."""
-        if redis is None:
-            raise StoreUnavailable("the redis package is not installed (pip install redis)")
-        return cls.clients.get(
-            (url, socket_timeout),
-            lambda: redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout),
-        )
+        """The (shared) client of a URL without TLS files; ``ValueError`` for a URL it cannot use.  Does not connect."""
+        return shared_client(url, socket_timeout)
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}:{self.namespace}:{key}"
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        try:
+        """One command; only WRONGTYPE (a wrong type under our key, the caller's) is left a ``redis.ResponseError``."""
+        try:  # (not store_errors(): this is every request's path, a context manager costs a microsecond)
             return getattr(self.client, method)(*args, **kwargs)
-        except redis.ResponseError:
-            raise  # the server answered: a wrong type under our key, handled by the caller
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
+        except client_errors() as exc:
+            failure = outage(exc)
+            if failure is None:
+                raise
+            raise failure from None
 
     def __getitem__(self, key: str) -> Any:
         try:
@@ -113,11 +133,9 @@ class JsonRedisNamespace(_SealedRecords, NamespaceManager):  # type: ignore[misc
         """Add a session id to this index record (a Redis set; atomic, refreshed TTL)."""
         sealed = self._sealed(self._key("index"), "index", member)
         for _attempt in range(2):
-            pipe = self.client.pipeline(transaction=True)
-            pipe.sadd(self._key("index"), sealed)
-            pipe.expire(self._key("index"), int(self.ttl or 0) or 86400)
             try:
-                self._call_pipe(pipe)
+                # A script, not MULTI: as atomic, and a Cluster client follows its MOVED/ASK during a resharding.
+                self._call("eval", _INDEX_ADD_SCRIPT, 1, self._key("index"), sealed, int(self.ttl or 0) or 86400)
                 return
             except redis.ResponseError:  # something else was planted under our key: replace it
                 self._call("delete", self._key("index"))
@@ -135,14 +153,6 @@ class JsonRedisNamespace(_SealedRecords, NamespaceManager):  # type: ignore[misc
         """Remove session ids (already deleted) from this index record."""
         if members:
             self._call("srem", self._key("index"), *(self._sealed(self._key("index"), "index", m) for m in members))
-
-    def _call_pipe(self, pipe: Any) -> Any:
-        try:
-            return pipe.execute()
-        except redis.ResponseError:
-            raise
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.set_value(key, value)
@@ -171,32 +181,41 @@ class RedisBackend(ServerRecords):
 
     @classmethod
     def validate(cls, config: SSOConfig) -> None:
-        if not re.match(r"^(rediss?|unix)://", config.session_url):
-            raise ConfigError("session_url", "ext:redis needs a redis://host:port/db (or rediss://, unix://) URL")
+        validate_url(config)
 
-    def __init__(self, config: SSOConfig) -> None:
-        super().__init__(config)
-        self._release_script = self.client.register_script(_RELEASE_SCRIPT)
+    def make_client(self, config: SSOConfig) -> Any:
+        return client_for(config)
+
+    def namespace_args(self) -> dict[str, Any]:
+        return {**super().namespace_args(), "client": self.client}
 
     def acquire(self, name: str, ttl: float) -> Optional[str]:
         token = secrets.token_hex(16)
-        try:
+        with store_errors():  # (SET NX PX never answers WRONGTYPE: it overwrites nothing)
             taken = self.client.set(lock_key(name), token, nx=True, px=max(1, int(ttl * 1000)))
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"redis: {type(exc).__name__}") from None
         return token if taken else None
 
     def release(self, name: str, handle: Any) -> None:
-        with contextlib.suppress(redis.RedisError):  # it expires by itself
-            self._release_script(keys=[lock_key(name)], args=[handle])
+        # EVAL, not EVALSHA: nothing to reload on a new master after a failover.  A failure leaves the
+        # lock to expire by itself.
+        with contextlib.suppress(StoreUnavailable, redis.ResponseError), store_errors():
+            self.client.eval(_RELEASE_SCRIPT, 1, lock_key(name), handle)
 
     def probe(self) -> Iterator[Finding]:
-        """Redis answers PING (the URL's password masked in every message)."""
+        """The TLS files, then Redis answers PING; where Sentinel says the master is, how many masters a cluster has.
+
+        The URL's passwords are masked in every message.
+        """
         config = self.config
+        target = parse(config.session_url)
         where = redact_url(config.session_url)
+        yield from tls_findings(config)
         try:
             self.client.ping()
+            found = topology(target, self.client)
         except Exception as exc:  # any client error is the finding; the URL's password is not in it
-            yield "FAIL", f"redis at {where} does not answer PING: {type(exc).__name__}: {one_line(str(exc))}"
+            yield "FAIL", (f"redis at {where} does not answer PING: {type(exc).__name__}: {one_line(str(exc))}"
+                           f"{failure_hint(exc)}")
             return
-        yield "OK", f"redis at {where} answers PING (session_store_timeout {config.session_store_timeout:g} s)"
+        yield "OK", (f"redis at {where} answers PING{found} "
+                     f"(session_store_timeout {config.session_store_timeout:g} s)")

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+from ..._config.certificates import certificate_validity, check_client_certificate, count_ca_certificates
 from ..._config.settings import SSOConfig
-from ..._oidc.egress import check_client_certificate, count_ca_certificates
 from ..._redaction import redact_url
 from .context import FAIL, INFO, OK, WARN, Context, Finding
 
@@ -64,14 +63,6 @@ def _probe_proxy(proxy: str, source: str, timeout: float) -> Iterator[Finding]:
 
 def _describe_client_certificate(config: SSOConfig, https: bool) -> Iterator[Finding]:
     cert = check_client_certificate(config.tls_client_cert, config.tls_client_key)
-    now = time.time()
-    until = cert.not_valid_after_utc.timestamp()
-    subject = cert.subject.rfc4514_string()
-    expires = time.strftime("%Y-%m-%d", time.gmtime(until))
-    if until < now or cert.not_valid_before_utc.timestamp() > now:
-        yield FAIL, f"tls_client_cert {subject} is not valid now (valid until {expires}): renew it"
-    elif until - now < 30 * 86400:
-        yield WARN, f"tls_client_cert {subject} expires on {expires}: renew it soon"
-    else:
-        note = "" if https else " (unused: the issuer is http://)"
-        yield OK, f"tls_client_cert {subject}, issued by {cert.issuer.rfc4514_string()}, valid until {expires}{note}"
+    status, message = certificate_validity(cert, "tls_client_cert")
+    note = "" if https or status != OK else " (unused: the issuer is http://)"
+    yield status, message + note
