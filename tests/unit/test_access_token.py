@@ -259,11 +259,11 @@ def test_the_real_clock_is_the_default_moment() -> None:
     assert validate(access_token(now), now=now)
 
 
-# -- review findings (h/review) ---------------------------------------------------
+# -- scope separators, sender-constrained tokens ----------------------------------
 
 
 @pytest.mark.parametrize("separator", ["\u00a0", "\u2003", "\x1f", "\u3000", "\t", "\n"])
-def test_review_scopes_are_separated_by_spaces_only(separator: str) -> None:
+def test_scopes_are_separated_by_spaces_only(separator: str) -> None:
     """RFC 6749 section 3.3: scope = scope-token *( SP scope-token ); SP is %x20 alone.
 
     ``str.split()`` also splits on NBSP, em space, \\x1c-\\x1f...: a scope the provider issued
@@ -273,16 +273,18 @@ def test_review_scopes_are_separated_by_spaces_only(separator: str) -> None:
     from sso_middleware._policy.rules import Condition
 
     scope = f"read:messages x{separator}read:admin"
-    assert "read:admin" not in scopes_of({"scope": scope})
+    assert scopes_of({"scope": scope}) == ("read:messages", f"x{separator}read:admin")
     assert not Condition("scope", "includes", ("read:admin",)).holds({"scope": scope})
+    assert scopes_of({"scope": "  read:messages   read:admin read:messages "}) == ("read:messages", "read:admin")
 
 
-def test_review_a_sender_constrained_token_is_not_a_bearer_token() -> None:
+def test_a_sender_constrained_token_is_not_a_bearer_token() -> None:
     """A DPoP- or mTLS-bound access token (``cnf``, RFC 9449 / RFC 8705) needs its proof checked.
 
     The gate checks no proof, so accepting such a token as plain ``Bearer`` turns a stolen
     sender-constrained token back into a bearer one.  Refuse tokens carrying ``cnf``.
     """
     token = access_token(NOW, cnf={"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
-    with pytest.raises(InvalidAccessToken):
+    with pytest.raises(InvalidAccessToken, match="sender-constrained"):
         validate(token)
+    assert validate(access_token(NOW))  # the same token without cnf passes

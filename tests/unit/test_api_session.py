@@ -319,10 +319,10 @@ def test_the_token_stays_out_of_reprs_and_logs(caplog: pytest.LogCaptureFixture)
     assert recorder.last[0].headers["Authorization"] == f"Bearer {TOKEN}"
 
 
-# -- review findings (h/review) ---------------------------------------------------
+# -- plain http to loopback -------------------------------------------------------
 
 
-def test_review_plain_http_to_loopback_never_goes_through_a_proxy() -> None:
+def test_plain_http_to_loopback_never_goes_through_a_proxy() -> None:
     """The plain-http rule lets the token travel unencrypted only to this machine's loopback.
 
     With ``http_proxy`` set, ``http://127.0.0.1/...`` is handed to the proxy host in clear text
@@ -331,9 +331,10 @@ def test_review_plain_http_to_loopback_never_goes_through_a_proxy() -> None:
     """
     settings = APISettings(egress=Egress(proxy=PROXY), allow_insecure_http=True)
     session, recorder = session_for(environ_with(settings))
-    try:
-        session.get("http://127.0.0.1:8080/orders")
-    except InsecureTransportError:
-        return  # refusing is a fix too
+    session.get("http://127.0.0.1:8080/orders")
     _, sent = recorder.last
     assert not sent["proxies"], "the bearer token went over plain http to a non-loopback proxy"
+    session.get("http://localhost:8080/orders", proxies={"all": PROXY})  # not even a proxy the caller names
+    assert not recorder.last[1]["proxies"]
+    session.get("https://api.example.com/orders")  # https still goes through the proxy
+    assert recorder.last[1]["proxies"] == {"all": PROXY}
