@@ -92,7 +92,8 @@ class SSOConfig:
     )
     bearer_audience: str = _setting(
         "", "The API's identifier (Auth0: the API Identifier, the `audience` clients ask for): an access token's "
-        "`aud` must contain it. Required with bearer_paths; never the client_id (ID tokens have that audience)."
+        "`aud` must contain it. Required with bearer_paths; never the client_id (ID tokens have that audience) nor "
+        "the userinfo audience `<issuer>/userinfo`."
     )
     bearer_only: bool = _setting(
         False, "On bearer_paths, accept only bearer tokens; otherwise a session cookie is honoured when a request "

@@ -237,10 +237,22 @@ def _check_bearer(config: SSOConfig) -> None:
     if config.bearer_audience == config.client_id:
         raise ConfigError("bearer_audience", "must not be the client_id: ID tokens have that audience, and one "
                           "presented as an access token must fail")
+    if config.bearer_audience.rstrip("/") == config.issuer_url.rstrip("/") + "/userinfo":
+        raise ConfigError("bearer_audience", "must not be the provider's userinfo audience (<issuer>/userinfo): "
+                          "Auth0 puts it in access tokens for any API and any application; name this API's own "
+                          "identifier")
     apis = tuple(AccessRule(path=prefix) for prefix in prefixes)
     for rule in config.bearer_rules:
         if not any(api.applies_to(rule.path_info) for api in apis):
             raise ConfigError("bearer_rules", f"{rule.path!r} is not under bearer_paths ({' '.join(prefixes)})")
+    for rule in config.access_rules:
+        # Access rules hold for bearer requests too (their claims against the token's); a step-up cannot:
+        # an access token is no sign-in the user could repeat, and its auth_time is nobody's promise here.
+        overlaps = any(api.applies_to(rule.path_info) or rule.applies_to(api.path_info) for api in apis)
+        if overlaps and (rule.max_age is not None or rule.acr_values):
+            raise ConfigError("access_rules", f"{rule.path!r} asks for max_age/acr_values on bearer_paths "
+                              f"({' '.join(prefixes)}), which an access token cannot satisfy; guard those paths "
+                              "with claims, and bearer_rules for scopes")
 
 
 def _check_base_urls(config: SSOConfig) -> None:

@@ -11,7 +11,9 @@ default profile); ``iss`` equals the issuer exactly; ``aud`` contains
 ``bearer_audience``; ``exp`` is in the future and ``iat`` (and ``nbf``) not, within
 ``clock_skew``; ``sub`` is a non-empty string; ``scope``, when present, is a string;
 and it carries no ``nonce`` and no ``events`` (an ID or logout token is no access
-token, whatever its ``typ``: RFC 8725 section 3.11).  The signature, algorithm, issuer,
+token, whatever its ``typ``: RFC 8725 section 3.11) and no ``cnf`` (a DPoP- or
+mTLS-bound token, RFC 9449 / RFC 8705, is only usable with a proof this API does not
+check: accepting it as a bearer token would undo the binding).  The signature, algorithm, issuer,
 audience and time checks are the ID tokens' own (:func:`.id_token._verified_claims`).
 
 :class:`AccessTokenVerifier` is what the WSGI side calls: JWTs through the above;
@@ -30,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from .._policy.rules import scope_tokens
 from ..errors import InvalidAccessToken
 from .client import OIDCClient
 from .id_token import TokenRules, _verified_claims
@@ -89,13 +92,17 @@ def checked_claims(claims: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidAccessToken("an ID token or logout token is not an access token")
     if "scope" in claims and not isinstance(claims["scope"], str):
         raise InvalidAccessToken("scope is not a space-separated string")
+    if "cnf" in claims:
+        # RFC 9449 (DPoP) / RFC 8705 (mTLS): only with its proof is such a token usable; no proof is checked here
+        raise InvalidAccessToken("the access token is sender-constrained (cnf: DPoP or mTLS bound); this API "
+                                 "accepts bearer tokens only")
     return dict(claims)
 
 
 def scopes_of(claims: Mapping[str, Any]) -> tuple[str, ...]:
     """The token's scopes, in order, without repeats (RFC 9068 section 2.2.3's ``scope``)."""
     scope = claims.get("scope")
-    return tuple(dict.fromkeys(scope.split())) if isinstance(scope, str) else ()
+    return scope_tokens(scope) if isinstance(scope, str) else ()
 
 
 class AccessTokenVerifier:

@@ -13,6 +13,7 @@ and every message shows it through :func:`~sso_middleware._redaction.redact_url`
 host names the middleware connects to (CONNECT), never the traffic: provider calls are
 TLS tunnels through it, verified end to end against ``ca_bundle``.  ``ca_bundle`` replaces
 the default trust store for the provider (and an ``https://`` proxy); it does not add to it.
+Plain ``http://`` to a loopback host (``allow_insecure_http``) never goes through a proxy.
 Environment proxies (``HTTPS_PROXY``, ``NO_PROXY``, ...) are read only with
 ``http_trust_env``: a variable set for some other program must not silently reroute the
 calls that carry the client secret and the users' codes.
@@ -30,8 +31,11 @@ from urllib.parse import urlsplit
 import requests
 import requests.utils
 import urllib3.exceptions
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from .._config.certificates import check_client_certificate, count_ca_certificates
+from .._config.urls import is_loopback_host
 from .._redaction import redact_url
 from ..errors import (
     ConfigError,
@@ -81,7 +85,10 @@ class Egress:
 
         ``http_proxy`` applies to every call; otherwise, with ``http_trust_env``, the
         environment's proxy for the URL's scheme unless ``NO_PROXY`` exempts its host.
+        A plain-http loopback URL always goes direct (:func:`goes_direct`).
         """
+        if goes_direct(url):
+            return "", ""
         if self.proxy:
             return self.proxy, "http_proxy"
         if self.trust_env:
@@ -145,6 +152,20 @@ class Egress:
                    "tls_client_key)"
         return "TLS handshake failed: the provider may require a client certificate (set tls_client_cert, " \
                "tls_client_key), or be reachable only through a proxy (set http_proxy)"
+
+
+def goes_direct(url: str) -> bool:
+    """Whether ``url`` is plain ``http://`` to a loopback host, which no proxy may ever carry.
+
+    Plain http is allowed only because the bytes never leave this machine; through a proxy
+    they would (credentials and tokens in clear text to the proxy host), and the proxy's own
+    loopback would answer.  The URL is read by urllib3's parser, the one ``requests`` connects with.
+    """
+    try:
+        parts = parse_url(url)
+    except LocationParseError:
+        return False
+    return (parts.scheme or "").lower() == "http" and bool(parts.host) and is_loopback_host(str(parts.host))
 
 
 # -- validation at build time ---------------------------------------------------------

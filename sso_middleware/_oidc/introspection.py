@@ -9,8 +9,13 @@ exactly, its ``aud`` contains ``bearer_audience``, ``exp`` (when given) has not 
 
 Answers are cached, keyed by the SHA-256 of the token (never the token itself), for
 ``bearer_introspection_ttl`` seconds at most and never past the token's ``exp``; a refusal
-is cached the same way (an inactive token does not come back).  The cache holds at most
-:data:`MAX_ENTRIES` answers, the oldest going first.
+is cached the same way (an inactive token does not come back), but apart: accepted answers
+in at most :data:`MAX_ENTRIES` entries, refusals in at most :data:`MAX_REFUSALS`, the oldest
+going first, so a flood of made-up tokens evicts only other refusals, never a valid token's
+answer.  Before any call, a token must look like one (at most :data:`MAX_OPAQUE_LENGTH`
+characters of RFC 6750's ``b64token``), and at most :data:`MAX_IN_FLIGHT` calls run at
+once: one more is a 503 (``provider_unreachable``) at once, not a thread waiting on the
+provider.
 
 Security caveats: a token revoked at the provider stays accepted until its cached
 answer expires (``bearer_introspection_ttl``: keep it short); a provider outage is a
@@ -21,9 +26,10 @@ sent only to the discovered endpoint and never logged.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
-from typing import Any, Optional, Union
+from typing import Any, Optional, TypeVar
 from urllib.parse import urlencode
 
 from ..errors import InvalidAccessToken, ProviderBadResponse, ProviderUnreachable
@@ -31,8 +37,16 @@ from . import client_auth
 from .client import OIDCClient
 from .id_token import _is_number
 
-#: Most answers kept; a flood of distinct tokens evicts the oldest, it never grows memory.
+#: Most accepted answers kept; a flood of distinct valid tokens evicts the oldest, it never grows memory.
 MAX_ENTRIES = 10000
+#: Most refusals kept, apart from the accepted answers (a flood of random tokens only evicts refusals).
+MAX_REFUSALS = 1000
+#: Longest opaque token sent to the provider (Auth0's and oidc-provider's are well under 100 characters).
+MAX_OPAQUE_LENGTH = 2048
+#: Most introspection calls in progress at once; one more is refused at once with a 503.
+MAX_IN_FLIGHT = 16
+#: RFC 6750 section 2.1's b64token: what a bearer token consists of.
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 #: ``token_type`` values of an access token (RFC 7662 section 2.2 names RFC 6749's types; lower-cased).
 _ACCESS_TOKEN_TYPES = frozenset({"bearer", "access_token", "urn:ietf:params:oauth:token-type:access_token"})
 
@@ -40,57 +54,63 @@ _ACCESS_TOKEN_TYPES = frozenset({"bearer", "access_token", "urn:ietf:params:oaut
 class Introspector:
     """RFC 7662 introspection of opaque access tokens for one API, cached."""
 
-    def __init__(self, client: OIDCClient, *, audience: str, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, client: OIDCClient, *, audience: str, max_entries: int = MAX_ENTRIES,
+                 max_refusals: int = MAX_REFUSALS, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self.client = client
         self.audience = audience
         self.ttl = client.config.bearer_introspection_ttl
         self.max_entries = max_entries
+        self.max_refusals = max_refusals
+        self._in_flight = threading.BoundedSemaphore(max_in_flight)
         self._lock = threading.Lock()
-        # sha256(token) -> (cached until, the answer's claims or the refusal's reason)
-        self._cache: OrderedDict[bytes, tuple[float, Union[dict[str, Any], str]]] = OrderedDict()
+        # sha256(token) -> (cached until, the answer's claims); and -> (cached until, the refusal's reason)
+        self._cache: OrderedDict[bytes, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._refusals: OrderedDict[bytes, tuple[float, str]] = OrderedDict()
 
     def claims(self, token: str) -> dict[str, Any]:
-        """The active token's introspection answer, or :class:`InvalidAccessToken`."""
+        """The active token's introspection answer, or :class:`InvalidAccessToken`.
+
+        :class:`~sso_middleware.errors.ProviderUnreachable` when :data:`MAX_IN_FLIGHT`
+        calls are already waiting for the provider.
+        """
+        if len(token) > MAX_OPAQUE_LENGTH or not B64TOKEN.fullmatch(token):
+            raise InvalidAccessToken("the access token is too long or has characters no token has")
         key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
         now = self.client.clock()
-        cached = self._cached(key, now)
-        if cached is None:
-            answer = self._ask(token)
+        with self._lock:
+            result = _fresh(self._cache, key, now)
+            refusal = _fresh(self._refusals, key, now) if result is None else None
+        if result is None and refusal is None:
+            if not self._in_flight.acquire(blocking=False):
+                raise ProviderUnreachable("introspection: too many calls in progress")
             try:
-                result: Union[dict[str, Any], str] = self._checked(answer, now)
-            except InvalidAccessToken as refusal:
-                result = refusal.detail
-            self._remember(key, now, result)
-        else:
-            result = cached
-        if isinstance(result, str):
-            raise InvalidAccessToken(result)
+                answer = self._ask(token)
+            finally:
+                self._in_flight.release()
+            try:
+                result = self._checked(answer, now)
+            except InvalidAccessToken as refused:
+                refusal = refused.detail
+            self._remember(key, now, result, refusal)
+        if refusal is not None:
+            raise InvalidAccessToken(refusal)
+        assert result is not None
         return dict(result)
 
     def __len__(self) -> int:
-        return len(self._cache)
+        return len(self._cache) + len(self._refusals)
 
-    def _cached(self, key: bytes, now: float) -> Optional[Union[dict[str, Any], str]]:
-        with self._lock:
-            entry = self._cache.get(key)
-            if entry is None:
-                return None
-            if entry[0] <= now:
-                del self._cache[key]
-                return None
-            return entry[1]
-
-    def _remember(self, key: bytes, now: float, result: Union[dict[str, Any], str]) -> None:
+    def _remember(self, key: bytes, now: float, result: Optional[dict[str, Any]], refusal: Optional[str]) -> None:
         until = now + self.ttl
-        if isinstance(result, dict) and _is_number(result.get("exp")):
+        if result is not None and _is_number(result.get("exp")):
             until = min(until, float(result["exp"]))
         if until <= now:
             return
         with self._lock:
-            self._cache[key] = (until, result)
-            self._cache.move_to_end(key)
-            while len(self._cache) > self.max_entries:
-                self._cache.popitem(last=False)
+            if result is not None:
+                _store(self._cache, key, (until, result), self.max_entries)
+            elif refusal is not None:
+                _store(self._refusals, key, (until, refusal), self.max_refusals)
 
     def _ask(self, token: str) -> dict[str, Any]:
         endpoint = self.client.metadata().introspection_endpoint
@@ -130,3 +150,26 @@ class Introspector:
         if answer.get("iat", 0) > now + leeway or answer.get("nbf", 0) > now + leeway:
             raise InvalidAccessToken("token is not valid yet (iat/nbf)")
         return {key: value for key, value in answer.items() if key != "active"}
+
+
+_Entry = TypeVar("_Entry")
+
+
+def _fresh(cache: OrderedDict[bytes, tuple[float, _Entry]], key: bytes, now: float) -> Optional[_Entry]:
+    """The entry cached under ``key`` unless it has expired (then it goes); the caller holds the lock."""
+    entry = cache.get(key)
+    if entry is None:
+        return None
+    if entry[0] <= now:
+        del cache[key]
+        return None
+    return entry[1]
+
+
+def _store(cache: OrderedDict[bytes, tuple[float, _Entry]], key: bytes, entry: tuple[float, _Entry],
+           limit: int) -> None:
+    """Keep ``entry`` as the newest, dropping the oldest beyond ``limit``; the caller holds the lock."""
+    cache[key] = entry
+    cache.move_to_end(key)
+    while len(cache) > limit:
+        cache.popitem(last=False)

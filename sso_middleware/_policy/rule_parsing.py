@@ -18,8 +18,9 @@ sign-in, which an access token does not describe); ``scope`` lines only there::
     /api/admin  scope read:admin
     /api/write  scope write:messages,write:files
 
-``scope A,B`` requires every one of the scopes (each becomes a ``claim scope includes``
-condition on the token's space-separated ``scope`` claim, RFC 9068 section 2.2.3).
+``scope A,B`` requires every one of the scopes (each becomes a :data:`.rules.GRANTED`
+condition, held against the scopes the access token was granted -- its space-separated
+``scope`` claim, RFC 9068 section 2.2.3 -- and never against a session user's claims).
 
 :func:`parse_rules` turns them into :class:`.rules.AccessRule` values (one
 :class:`ValueError` that quotes the offending line), which :func:`.rules.decide`
@@ -38,7 +39,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Union
 
-from .rules import AccessRule, Condition, claim_text, configured_prefix, longest_first
+from .rules import GRANTED, AccessRule, Condition, claim_text, configured_prefix, longest_first
 
 __all__ = ["BEARER_KEYWORDS", "KEYWORDS", "MAX_MAX_AGE", "OPERATORS", "SCOPE_CLAIM", "parse_rules"]
 
@@ -87,7 +88,7 @@ class _Builder:
     def add_scopes(self, path: str, scopes: tuple[str, ...], where: str) -> None:
         self.allow("scope", where)
         for scope in scopes:
-            self.add_condition(path, Condition(SCOPE_CLAIM, "includes", (scope,)))
+            self.add_condition(path, Condition(SCOPE_CLAIM, GRANTED, (scope,)))
 
     def add_max_age(self, path: str, seconds: int) -> None:
         current = self.max_age.get(path)
@@ -328,6 +329,9 @@ def _parse_rule(rule: AccessRule, where: str, builder: _Builder) -> None:
     for condition in rule.conditions:
         if not isinstance(condition, Condition):
             raise ValueError(f"{where}: {condition!r} is not a Condition")
+        if condition.op == GRANTED:
+            builder.add_scopes(path, _scope_list(condition.values, where), where)
+            continue
         builder.add_condition(path, _condition(condition.claim, condition.op, condition.values, where))
     if rule.max_age is not None:
         builder.add_max_age(path, _seconds(rule.max_age, where))

@@ -47,12 +47,13 @@ from __future__ import annotations
 import math
 import posixpath
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional
 from urllib.parse import quote, unquote_to_bytes
 
 __all__ = [
+    "GRANTED",
     "MAX_AGE_LEEWAY",
     "AccessRule",
     "Condition",
@@ -66,8 +67,12 @@ __all__ = [
     "matching",
     "normalized_path",
     "path_info_form",
+    "scope_tokens",
     "step_up_for",
 ]
+
+#: The :class:`Condition` operator that holds for scopes *granted* (an access token's), never for a claim.
+GRANTED = "granted"
 
 #: Seconds of leeway for ``max_age``: ID tokens state times in whole seconds.  Not ``clock_skew``: the
 #: middleware measures an authentication's age on one clock at a time (see ``handlers.local_auth_time``).
@@ -77,6 +82,16 @@ _SLASHES = re.compile(r"/{2,}")
 _ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 #: What stays unencoded in a canonical prefix: RFC 3986's pchar and "/" (never "%": it is always an escape).
 _PATH_SAFE = "/!$&'()*+,;=:@-._~"
+
+
+def scope_tokens(text: str) -> tuple[str, ...]:
+    """The tokens of a space-separated value such as ``scope``, in order, without repeats or empties.
+
+    RFC 6749 section 3.3 separates scope tokens with SP (``%x20``) alone: a tab, a newline
+    or a Unicode space (``str.split()``'s separators) is part of a token, so an opaque
+    ``x<NBSP>read:admin`` never yields the scope ``read:admin``.
+    """
+    return tuple(dict.fromkeys(token for token in text.split(" ") if token))
 
 
 def claim_text(value: Any) -> Optional[str]:
@@ -99,20 +114,28 @@ def claim_text(value: Any) -> Optional[str]:
 
 @dataclass(frozen=True)
 class Condition:
-    """One requirement on one claim: ``equals`` a value, ``includes`` one of some values, or is ``present``."""
+    """One requirement on one claim: ``equals`` a value, ``includes`` one of some values, or is ``present``.
+
+    ``op`` :data:`GRANTED` (claim ``scope``, written ``scope X`` in ``bearer_rules``) is
+    about the scopes an access token was *granted*, passed to :meth:`holds` apart from
+    the claims: a session user's own claim named ``scope`` grants nothing.
+    """
 
     claim: str
     op: str
     values: tuple[str, ...] = ()
 
-    def holds(self, claims: Mapping[str, Any]) -> bool:
-        """Whether the user's ``claims`` satisfy this condition.  A missing claim never does.
+    def holds(self, claims: Mapping[str, Any], granted: Optional[Collection[str]] = None) -> bool:
+        """Whether the user's ``claims`` (and ``granted`` scopes) satisfy this condition.  A missing claim never does.
 
         Values compare as text (``True`` is ``"true"``, ``3`` and ``3.0`` are ``"3"``).
         ``includes`` takes a list claim (any element) or a space-separated string claim
-        (any token, as in ``scope``).  An unknown operator or a wrong number of values
-        never holds (fails closed).
+        (any token, :func:`scope_tokens`).  :data:`GRANTED` holds when one of the values is
+        among ``granted`` (never without an access token's scopes).  An unknown operator or
+        a wrong number of values never holds (fails closed).
         """
+        if self.op == GRANTED:
+            return granted is not None and any(value in granted for value in self.values)
         if self.claim not in claims:
             return False
         value = claims[self.claim]
@@ -121,7 +144,7 @@ class Condition:
             return len(self.values) == 1 and claim_text(value) == self.values[0]
         if op == "includes":
             if isinstance(value, str):
-                return any(token in self.values for token in value.split())
+                return any(token in self.values for token in scope_tokens(value))
             if isinstance(value, (list, tuple)):
                 return any(claim_text(item) in self.values for item in value)
             return False
@@ -273,10 +296,12 @@ def decide(
     acr: Optional[str],
     now: float,
     leeway: float,
+    granted: Optional[Collection[str]] = None,
 ) -> Decision:
     """May a user with ``claims``, authenticated at ``auth_time`` with ``acr``, request ``path`` at ``now``?
 
-    Every condition of every rule that applies must hold, else the request is
+    ``granted``: an access token's scopes (a session has none: None), the only thing
+    :data:`GRANTED` conditions hold for.  Every condition of every rule that applies must hold, else the request is
     forbidden (checked first: authenticating again would not help).  Then the
     combined :class:`StepUp` of those rules must be satisfied, else the decision
     carries it.  No applicable rule: allowed.
@@ -286,9 +311,12 @@ def decide(
         return _ALLOWED
     for rule in applicable:
         for condition in rule.conditions:
-            if not condition.holds(claims):
-                missing = "" if condition.claim in claims else " (claim missing)"
-                reason = f"rule {rule.path!r}: claim {condition.claim!r} {condition.op} not satisfied{missing}"
+            if not condition.holds(claims, granted):
+                if condition.op == GRANTED:
+                    reason = f"rule {rule.path!r}: scope {' '.join(condition.values)!r} not granted"
+                else:
+                    missing = "" if condition.claim in claims else " (claim missing)"
+                    reason = f"rule {rule.path!r}: claim {condition.claim!r} {condition.op} not satisfied{missing}"
                 return Decision(False, None, reason)
     max_age, acr_values = _combined(applicable)
     if acr_values == ():

@@ -25,7 +25,8 @@ What it returns is a :class:`requests_oauthlib.OAuth2Session` (everything a
   ``OAUTHLIB_INSECURE_TRANSPORT`` switch (which this package never sets): ``https://``, or
   ``http://`` to a loopback host when ``allow_insecure_http`` is on.  Any other URL, a
   redirect's included, raises :class:`oauthlib.oauth2.InsecureTransportError` before
-  anything is sent.
+  anything is sent; such a loopback ``http://`` request never goes through a proxy (the
+  token would leave the machine in clear text).
 
 The session never refreshes the token: it holds no refresh token and no client secret,
 and ``fetch_token``/``refresh_token`` refuse.  Refreshing is the middleware's job (once per
@@ -53,7 +54,7 @@ from urllib3.util import parse_url
 
 from .._config.settings import SSOConfig
 from .._config.urls import insecure_transport
-from .._oidc.egress import Egress
+from .._oidc.egress import Egress, goes_direct
 from .environ import ACCESS_TOKEN_EXPIRES_KEY, API_SETTINGS_KEY, require_access_token
 
 
@@ -184,7 +185,9 @@ class APISession(OAuth2Session):
         url = str(request.url)
         self.settings.check_url(url)
         kwargs.setdefault("timeout", self.settings.timeout)
-        if not kwargs.get("proxies"):  # proxies the caller gave win; else the egress settings decide per URL
+        if goes_direct(url):  # plain http to loopback: the token must not reach any proxy, not even the caller's
+            kwargs["proxies"] = {}
+        elif not kwargs.get("proxies"):  # proxies the caller gave win; else the egress settings decide per URL
             kwargs["proxies"] = self.settings.egress.proxies_for(url)
         return super().send(request, **kwargs)
 

@@ -6,12 +6,14 @@ whose identifier is ``bearer_audience``).  On a bearer path:
 
 - ``Authorization: Bearer <token>`` (RFC 6750 section 2.1; the scheme in any case):
   the token is validated (:class:`~sso_middleware._oidc.access_token.AccessTokenVerifier`)
-  and, when ``bearer_rules`` allow the path, the application runs with
+  and, when ``access_rules`` (their claim conditions, against the token's claims) and
+  ``bearer_rules`` allow the path, the application runs with
   ``environ["sso.userinfo"]`` = the token's claims, ``REMOTE_USER`` = its
   ``remote_user_claim`` and ``environ["sso.scopes"]`` = its scopes.  No session is read,
   written or touched, and no cookie is set.
 - no ``Authorization`` header: a session cookie is honoured as on any other path (and
-  ``bearer_rules`` hold for its user too), unless ``bearer_only``; without a session,
+  ``bearer_rules`` hold for its user too, their scope requirements never met: a session
+  has no granted scopes), unless ``bearer_only``; without a session,
   401 with a bare ``Bearer realm=...`` challenge (RFC 6750 section 3.1: no error code for
   a request without credentials).
 - a malformed header, another scheme than Bearer with ``bearer_only``, or an
@@ -44,7 +46,8 @@ from webob import Response
 
 from .._config.settings import SSOConfig
 from .._oidc.access_token import AccessTokenVerifier, scopes_of
-from .._policy.rules import MAX_AGE_LEEWAY, AccessRule, decide, matching
+from .._oidc.introspection import B64TOKEN
+from .._policy.rules import GRANTED, MAX_AGE_LEEWAY, AccessRule, decide, matching
 from ..errors import (
     BearerFailure,
     BearerTokenMissing,
@@ -61,7 +64,7 @@ log = logging.getLogger("sso_middleware")
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 #: RFC 6750 section 2.1: ``Bearer`` 1*SP b64token; b64token = 1*( ALPHA / DIGIT / "-._~+/" ) *"=".
-_CREDENTIALS = re.compile(r"Bearer +([A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
+_CREDENTIALS = re.compile(rf"Bearer +({B64TOKEN.pattern})", re.IGNORECASE)
 #: A token longer than this is refused unread (a JWT access token is a few kilobytes at most).
 MAX_TOKEN_LENGTH = 16384
 #: ``error_description`` characters (RFC 6750 section 3): printable ASCII without '"' and '\\'.
@@ -75,6 +78,8 @@ class BearerGate:
         self.config = config
         self.verifier = verifier
         self.apis = tuple(AccessRule(path=prefix) for prefix in config.bearer_paths)
+        #: What a token is held to: every access rule (``/api/../admin`` fails closed too), and bearer_rules.
+        self.token_rules = tuple(config.access_rules) + tuple(config.bearer_rules)
 
     def covers(self, path: str) -> bool:
         """Whether ``path`` (a ``PATH_INFO``) is under ``bearer_paths`` (as resolved or as sent, like access rules)."""
@@ -91,12 +96,13 @@ class BearerGate:
                     raise BearerTokenMissing("this API accepts bearer tokens only")
                 return None
             claims = self.verifier.claims(token)
-            self.check_rules(environ, claims)
+            scopes = scopes_of(claims)
+            self.check_rules(environ, claims, scopes)
         except (BearerFailure, ProviderError) as failure:
             refused: Iterable[bytes] = self.refusal(failure)(environ, start_response)
             return refused
         environ[USERINFO_KEY] = claims
-        environ[SCOPES_KEY] = scopes_of(claims)
+        environ[SCOPES_KEY] = scopes
         remote_user = claims.get(self.config.remote_user_claim)
         if remote_user is not None:
             environ["REMOTE_USER"] = str(remote_user)
@@ -107,29 +113,37 @@ class BearerGate:
         try:
             if claims is None:
                 raise BearerTokenMissing()
-            self.check_rules(environ, claims)
+            self.check_rules(environ, claims, None)
         except BearerFailure as failure:
             return self.refusal(failure)
         return None
 
-    def check_rules(self, environ: dict[str, Any], claims: dict[str, Any]) -> None:
-        """:class:`InsufficientScope` unless every ``bearer_rules`` requirement for the path holds."""
-        rules = self.config.bearer_rules
+    def check_rules(self, environ: dict[str, Any], claims: dict[str, Any],
+                    granted: Optional[tuple[str, ...]]) -> None:
+        """:class:`InsufficientScope` unless every requirement for the path holds.
+
+        With a token (``granted``: its scopes): ``bearer_rules`` and ``access_rules`` alike, the
+        latter's claim conditions held against the token's claims (build time refuses their
+        ``max_age``/``acr_values`` here).  Without (a session: ``granted`` None): ``bearer_rules``,
+        whose scope requirements no session meets; the middleware applies ``access_rules`` itself.
+        """
+        rules = self.token_rules if granted is not None else self.config.bearer_rules
         if not rules:
             return
         path = environ.get("PATH_INFO", "")
-        decision = decide(rules, path, claims, None, None, 0.0, MAX_AGE_LEEWAY)
+        decision = decide(rules, path, claims, None, None, 0.0, MAX_AGE_LEEWAY, granted)
         if not decision.allowed:
             log.info("sso: bearer request stopped at %r: %s", path[:200], decision.reason)
             needed = dict.fromkeys(value for rule in matching(rules, path) for condition in rule.conditions
-                                   if condition.claim == "scope" for value in condition.values)
+                                   if condition.op == GRANTED for value in condition.values)
             raise InsufficientScope("the access token lacks a scope or claim this path requires",
                                     scopes=tuple(needed))
 
     def _token(self, environ: dict[str, Any]) -> Optional[str]:
         """The bearer token of the ``Authorization`` header; None when the request sends no credentials."""
+        # Parsed, not searched: ``access%5Ftoken`` is the same parameter to every application.
         query = environ.get("QUERY_STRING", "")
-        if "access_token" in query and any(name == "access_token" for name, _ in parse_qsl(query, True)):
+        if query and any(name == "access_token" for name, _ in parse_qsl(query, True)):
             raise InvalidBearerRequest("access tokens are not accepted in the URL; send the Authorization header")
         header = environ.get("HTTP_AUTHORIZATION")
         if header is None:

@@ -542,15 +542,37 @@ def test_an_explicit_proxy_carries_the_call_with_its_credentials(serve: Callable
 def test_environment_proxies_only_with_trust_env(serve: Callable[[Handler], Server],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     proxy = serve(json_answer(200, {"via": "proxy"}))
+    for name in ("NO_PROXY", "no_proxy", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+    # a host only the proxy knows: a call can only succeed through it
+    with pytest.raises(ProviderError):
+        egress_http().get_json("http://provider.example.invalid/a", "discovery")
+    assert egress_http(trust_env=True).get_json("http://provider.example.invalid/b", "discovery") == (
+        200, {"via": "proxy"})
+    monkeypatch.setenv("NO_PROXY", "provider.example.invalid")
+    with pytest.raises(ProviderError):
+        egress_http(trust_env=True).get_json("http://provider.example.invalid/c", "discovery")
+    assert [request.path for request in proxy.requests] == ["http://provider.example.invalid/b"]
+
+
+@pytest.mark.parametrize("settings", [{"trust_env": True}, {"proxy": "http://127.0.0.1:{port}"}],
+                         ids=["environment-proxy", "http_proxy"])
+def test_plain_http_to_loopback_never_goes_through_a_proxy(serve: Callable[[Handler], Server],
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           settings: dict[str, Any]) -> None:
+    """Plain http is allowed for loopback only; through a proxy the client secret would leave the machine."""
+    proxy = serve(json_answer(200, {"via": "proxy"}))
     direct = serve(json_answer(200, {"via": "direct"}))
     for name in ("NO_PROXY", "no_proxy", "http_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
-    assert egress_http().get_json(direct.url("/a"), "discovery") == (200, {"via": "direct"})
-    assert egress_http(trust_env=True).get_json(direct.url("/b"), "discovery") == (200, {"via": "proxy"})
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    assert egress_http(trust_env=True).get_json(direct.url("/c"), "discovery") == (200, {"via": "direct"})
-    assert [request.path for request in proxy.requests] == [direct.url("/b")]
+    http = egress_http(**{name: str(value).format(port=proxy.port) if isinstance(value, str) else value
+                          for name, value in settings.items()})
+    assert http.get_json(direct.url("/a"), "discovery") == (200, {"via": "direct"})
+    assert http.get_json(direct.url("/b").replace("127.0.0.1", "localhost"), "discovery") == (
+        200, {"via": "direct"})
+    assert proxy.requests == []
 
 
 def test_a_refused_proxy_is_a_proxy_error_naming_http_proxy() -> None:

@@ -257,3 +257,34 @@ def test_scopes_of() -> None:
 def test_the_real_clock_is_the_default_moment() -> None:
     now = time.time()
     assert validate(access_token(now), now=now)
+
+
+# -- scope separators, sender-constrained tokens ----------------------------------
+
+
+@pytest.mark.parametrize("separator", ["\u00a0", "\u2003", "\x1f", "\u3000", "\t", "\n"])
+def test_scopes_are_separated_by_spaces_only(separator: str) -> None:
+    """RFC 6749 section 3.3: scope = scope-token *( SP scope-token ); SP is %x20 alone.
+
+    ``str.split()`` also splits on NBSP, em space, \\x1c-\\x1f...: a scope the provider issued
+    as one opaque string ``x<NBSP>read:admin`` must not turn into the granted ``read:admin``
+    (neither in ``sso.scopes`` nor in a ``bearer_rules`` scope check).
+    """
+    from sso_middleware._policy.rules import Condition
+
+    scope = f"read:messages x{separator}read:admin"
+    assert scopes_of({"scope": scope}) == ("read:messages", f"x{separator}read:admin")
+    assert not Condition("scope", "includes", ("read:admin",)).holds({"scope": scope})
+    assert scopes_of({"scope": "  read:messages   read:admin read:messages "}) == ("read:messages", "read:admin")
+
+
+def test_a_sender_constrained_token_is_not_a_bearer_token() -> None:
+    """A DPoP- or mTLS-bound access token (``cnf``, RFC 9449 / RFC 8705) needs its proof checked.
+
+    The gate checks no proof, so accepting such a token as plain ``Bearer`` turns a stolen
+    sender-constrained token back into a bearer one.  Refuse tokens carrying ``cnf``.
+    """
+    token = access_token(NOW, cnf={"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+    with pytest.raises(InvalidAccessToken, match="sender-constrained"):
+        validate(token)
+    assert validate(access_token(NOW))  # the same token without cnf passes

@@ -317,3 +317,24 @@ def test_the_token_stays_out_of_reprs_and_logs(caplog: pytest.LogCaptureFixture)
         session.post(API, data={"a": "b"}, headers={"X-Trace": "1"})
     assert TOKEN not in caplog.text
     assert recorder.last[0].headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+# -- plain http to loopback -------------------------------------------------------
+
+
+def test_plain_http_to_loopback_never_goes_through_a_proxy() -> None:
+    """The plain-http rule lets the token travel unencrypted only to this machine's loopback.
+
+    With ``http_proxy`` set, ``http://127.0.0.1/...`` is handed to the proxy host in clear text
+    (``Authorization: Bearer`` included), and the proxy's own 127.0.0.1 answers: neither is
+    loopback any more.  A loopback http URL must go direct (or be refused).
+    """
+    settings = APISettings(egress=Egress(proxy=PROXY), allow_insecure_http=True)
+    session, recorder = session_for(environ_with(settings))
+    session.get("http://127.0.0.1:8080/orders")
+    _, sent = recorder.last
+    assert not sent["proxies"], "the bearer token went over plain http to a non-loopback proxy"
+    session.get("http://localhost:8080/orders", proxies={"all": PROXY})  # not even a proxy the caller names
+    assert not recorder.last[1]["proxies"]
+    session.get("https://api.example.com/orders")  # https still goes through the proxy
+    assert recorder.last[1]["proxies"] == {"all": PROXY}

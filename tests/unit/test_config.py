@@ -1481,3 +1481,31 @@ def test_the_base_url_is_chosen_by_the_request_host(environ: dict[str, str], cho
     config = build(base_url="https://a.example/app https://b.example/app")
     assert config.base_url_for(environ) == chosen
     assert config.redirect_uri_for(environ) == chosen + "/auth/callback"
+
+
+# -- bearer paths: the userinfo audience, step-up rules -----------------------------
+
+
+def test_bearer_audience_may_not_be_the_providers_userinfo_audience() -> None:
+    """Auth0 puts ``<issuer>userinfo`` into the aud of every access token, for any API and any application.
+
+    The doctor already calls this a FAIL; the middleware itself starts with it and would then
+    accept another API's tokens.  It should be a ConfigError like ``bearer_audience == client_id``.
+    """
+    refused("bearer_audience", bearer_paths="/api", bearer_audience=ISSUER.rstrip("/") + "/userinfo")
+    refused("bearer_audience", bearer_paths="/api", bearer_audience=ISSUER.rstrip("/") + "/userinfo/")
+    assert build(bearer_paths="/api", bearer_audience=ISSUER.rstrip("/") + "/userinfo-api").bearer_paths
+
+
+@pytest.mark.parametrize("rule", ["/api/admin max_age 300", "/ max_age 3600", "/api acr_values urn:mfa",
+                                  "/api/admin/x acr_values urn:mfa"])
+def test_step_up_access_rules_on_bearer_paths_are_refused(rule: str) -> None:
+    """A token has no sign-in to repeat: max_age/acr_values covering bearer_paths could never be met by one."""
+    error = refused("access_rules", bearer_paths="/api", bearer_audience="https://api.example", access_rules=rule)
+    assert "bearer_rules" in str(error)
+
+
+def test_claim_access_rules_and_step_up_elsewhere_go_with_bearer_paths() -> None:
+    config = build(bearer_paths="/api", bearer_audience="https://api.example",
+                   access_rules="/api/admin claim roles includes admin; /billing max_age 300; /apiary max_age 60")
+    assert [rule.path for rule in config.access_rules] == ["/api/admin", "/billing", "/apiary"]

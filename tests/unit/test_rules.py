@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from sso_middleware._policy.rule_parsing import parse_rules
 from sso_middleware._policy.rules import (
+    GRANTED,
     AccessRule,
     Condition,
     Decision,
@@ -110,7 +111,9 @@ def test_equals(value: Any, expected: str, holds: bool) -> None:
         pytest.param([True], True, id="list-bool-as-text"),
         pytest.param("admin", True, id="str-single"),
         pytest.param("read admin write", True, id="str-space-separated"),
-        pytest.param("read\tadmin\n", True, id="str-any-whitespace"),
+        pytest.param("read  admin ", True, id="str-repeated-spaces"),
+        pytest.param("read\tadmin\n", False, id="str-tab-newline-are-no-separators"),
+        pytest.param("read\u00a0admin", False, id="str-unicode-space-is-no-separator"),
         pytest.param("read write", False, id="str-no-token"),
         pytest.param("administrator", False, id="str-no-substring"),
         pytest.param("read,admin", False, id="str-not-comma-split"),
@@ -606,3 +609,24 @@ def test_decoded_prefixes_of_other_escapes(configured: str, path_info: str) -> N
     (rule,) = parse_rules([{"path": configured, "max_age": 5}])
     assert rule.path_info == path_info
     assert matching((rule,), path_info + "/x") == [rule]
+
+
+# -- scope requirements: the token's grant, never a claim ------------------------------
+
+
+def test_a_scope_requirement_holds_only_for_granted_scopes() -> None:
+    """``scope X`` (a GRANTED condition) reads the scopes passed apart, never a claim named ``scope``."""
+    rules = parse_rules("/api/admin scope read:admin,write:admin", bearer=True)
+    assert {condition.op for rule in rules for condition in rule.conditions} == {GRANTED}
+    claims = {"sub": "alice", "scope": "read:admin write:admin"}
+    refused = decide(rules, "/api/admin/x", claims, None, None, 0.0, 1.0)  # a session: nothing granted
+    assert not refused.allowed and "not granted" in refused.reason
+    assert not decide(rules, "/api/admin/x", {}, None, None, 0.0, 1.0, ("read:admin",)).allowed
+    assert decide(rules, "/api/admin/x", {}, None, None, 0.0, 1.0, ("write:admin", "read:admin")).allowed
+    # hand-built, it is checked and kept the same way; for access_rules it is refused
+    hand_built = AccessRule("/api/admin", (Condition("scope", GRANTED, ("read:admin",)),))
+    assert parse_rules([hand_built], bearer=True)[0].conditions == hand_built.conditions
+    with pytest.raises(ValueError, match="bearer_rules"):
+        parse_rules([hand_built])
+    with pytest.raises(ValueError, match="bad scope list"):
+        parse_rules([AccessRule("/api", (Condition("scope", GRANTED, ("a b",)),))], bearer=True)

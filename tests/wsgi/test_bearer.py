@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs
@@ -19,6 +20,7 @@ import requests
 import webtest
 
 from sso_middleware import SSOMiddleware, get_scopes
+from sso_middleware.errors import InvalidAccessToken
 from sso_middleware.testing import Clock
 
 from ..conftest import browser_for
@@ -376,6 +378,7 @@ class Introspection:
 
     def __init__(self, provider: FakeProvider) -> None:
         self.answers: dict[str, dict[str, Any]] = {}
+        self.provider = provider
         self.requests: list[tuple[dict[str, list[str]], str]] = []
         provider.discovery_overrides["introspection_endpoint"] = INTROSPECT
         provider.fail["/oauth/introspect"] = self
@@ -425,6 +428,11 @@ def test_opaque_tokens_are_introspected_with_the_clients_credentials(
         pytest.param({"exp": int(time.time()) - 3600}, "expired", id="expired"),
         pytest.param({"nbf": int(time.time()) + 3600}, "not valid yet", id="nbf-future"),
         pytest.param({"token_type": "refresh_token"}, "not an access token", id="a-refresh-token"),
+        pytest.param({"token_type": "urn:ietf:params:oauth:token-type:refresh_token"}, "not an access token",
+                     id="a-refresh-token-urn"),
+        pytest.param({"token_type": "Refresh_Token"}, "not an access token", id="a-refresh-token-any-case"),
+        pytest.param({"token_type": None, "aud": None}, "aud", id="no-token-type-no-aud"),
+        pytest.param({"token_type": None, "aud": ["https://other.example/"]}, "aud", id="no-token-type-other-aud"),
         pytest.param({"sub": None}, "sub", id="no-sub"),
         pytest.param({"scope": ["read:messages"]}, "scope", id="scope-a-list"),
     ],
@@ -495,6 +503,76 @@ def test_the_introspection_cache_is_bounded_and_keyed_by_hash(
     assert len(introspection.requests) == 11  # the oldest was evicted
 
 
+def test_without_token_type_the_audience_still_decides(make_api: Callable[..., Any],
+                                                      introspection: Introspection) -> None:
+    _, browser = make_api(bearer_introspection=True)
+    introspection.active("opaque-1", token_type=None, aud=["https://other.example/", API])
+    assert browser.get("/api/x", headers=bearer("opaque-1")).json["remote_user"] == "alice"
+
+
+def test_refusals_are_cached_apart_and_cannot_evict_valid_answers(
+        make_api: Callable[..., Any], introspection: Introspection) -> None:
+    middleware, browser = make_api(bearer_introspection=True)
+    cache = middleware.bearer.verifier.introspector
+    cache.max_refusals = 3
+    introspection.active("valid-1")
+    assert browser.get("/api/x", headers=bearer("valid-1")).status_int == 200
+    for number in range(20):  # random tokens: each asked once, each refused
+        refused(browser.get("/api/x", headers=bearer(f"random-{number}"), expect_errors=True), 401,
+                "invalid_access_token", "invalid_token")
+    assert (len(cache._cache), len(cache._refusals)) == (1, 3)
+    assert browser.get("/api/x", headers=bearer("valid-1")).status_int == 200
+    assert len(introspection.requests) == 21  # the valid answer was still cached
+    refused(browser.get("/api/x", headers=bearer("random-19"), expect_errors=True), 401,
+            "invalid_access_token", "invalid_token")
+    assert len(introspection.requests) == 21  # the newest refusal too
+
+
+@pytest.mark.parametrize("token", ["x" * 2049, "not a token", "tok\u00e9n", ""])
+def test_implausible_tokens_never_reach_the_provider(make_api: Callable[..., Any], introspection: Introspection,
+                                                     token: str) -> None:
+    middleware, browser = make_api(bearer_introspection=True)
+    with pytest.raises(InvalidAccessToken, match="too long or has characters"):
+        middleware.bearer.verifier.introspector.claims(token)
+    if token.isascii() and token.isalnum():  # the Authorization header can carry it: refused through the gate too
+        refused(browser.get("/api/x", headers=bearer(token), expect_errors=True), 401, "invalid_access_token",
+                "invalid_token")
+    assert introspection.requests == []
+
+
+def test_too_many_introspection_calls_at_once_are_a_clean_503(make_api: Callable[..., Any],
+                                                              introspection: Introspection) -> None:
+    """Calls waiting on a slow provider are capped: one more is refused at once, not queued."""
+    middleware, browser = make_api(bearer_introspection=True)
+    middleware.bearer.verifier.introspector._in_flight = threading.BoundedSemaphore(1)
+    introspection.active("slow-1")
+    introspection.active("other-1")
+    entered, release = threading.Event(), threading.Event()
+    answer = introspection.__call__
+
+    def slow(request: requests.PreparedRequest) -> requests.Response:
+        entered.set()
+        release.wait(10)
+        return answer(request)
+
+    introspection.provider.fail["/oauth/introspect"] = slow
+    statuses: list[int] = []
+    first = threading.Thread(target=lambda: statuses.append(
+        browser_for(middleware).get("/api/x", headers=bearer("slow-1")).status_int))
+    first.start()
+    try:
+        assert entered.wait(10)
+        started = time.monotonic()
+        response = browser.get("/api/x", headers=bearer("other-1"), expect_errors=True)
+        assert (response.status_int, response.json["code"]) == (503, "provider_unreachable")
+        assert time.monotonic() - started < 2
+    finally:
+        release.set()
+        first.join(10)
+    assert statuses == [200]
+    assert browser.get("/api/x", headers=bearer("other-1")).status_int == 200  # the slot is free again
+
+
 @pytest.mark.parametrize(
     ("fault", "status", "code"),
     [
@@ -516,3 +594,62 @@ def test_introspection_without_an_endpoint_is_a_provider_error(make_api: Callabl
     _, browser = make_api(bearer_introspection=True)
     response = browser.get("/api/x", headers=bearer("opaque-1"), expect_errors=True)
     assert (response.status_int, response.json["code"]) == (502, "provider_bad_response")
+
+
+# -- access_rules, scopes and the query string on bearer paths ---------------------------
+
+
+def test_access_rules_hold_for_bearer_tokens_too(make_api: Callable[..., Any]) -> None:
+    """An access rule on a path under bearer_paths is not skipped because a token was sent.
+
+    Session users on /api/admin are held to access_rules (roles includes admin); a token is
+    held to the same claim conditions, against its own claims (one decision, same engine).
+    """
+    _, browser = make_api(bearer_rules="", access_rules="/api/admin claim roles includes admin")
+    response = browser.get("/api/admin/users", headers=bearer(access_token()), expect_errors=True)
+    refused(response, 403, "insufficient_scope", "insufficient_scope")
+    # reached as /api/../admin... too: the access rule on a path outside bearer_paths holds as well
+    _, browser = make_api(bearer_rules="", access_rules="/admin claim roles includes admin")
+    response = browser.get("/api/../admin/x", headers=bearer(access_token()), expect_errors=True)
+    assert response.status_int == 403
+    admin = access_token(roles=["admin"])
+    assert browser.get("/api/../admin/x", headers=bearer(admin)).status_int == 200
+    _, browser = make_api(bearer_rules="", access_rules="/api/admin claim roles includes admin")
+    assert browser.get("/api/admin/users", headers=bearer(admin)).json["remote_user"] == "alice"
+    assert browser.get("/api/messages", headers=bearer(access_token())).status_int == 200
+
+
+def test_a_session_claim_named_scope_grants_no_scope(make_api: Callable[..., Any],
+                                                     provider: FakeProvider) -> None:
+    """bearer_rules' scope requirements are about an access token's grant; a session has none.
+
+    A user whose ID token / userinfo happens to carry a "scope" claim (a provider mapping a
+    user attribute, a custom claim) does not pass ``/api/admin scope read:admin`` on a session.
+    """
+    provider.users["bob"]["scope"] = "read:admin"
+    _, browser = make_api()
+    sign_in(browser, provider, "bob")
+    response = browser.get("/api/admin/users", expect_errors=True)
+    body = refused(response, 403, "insufficient_scope", "insufficient_scope")
+    assert body["scope"] == "read:admin"
+    assert browser.get("/api/messages").json["remote_user"] == "bob"  # no scope rule there: the session works
+
+
+@pytest.mark.parametrize("query", ["access%5Ftoken=", "access%5ftoken=", "%61ccess_token=", "a=1&access_token="])
+def test_an_encoded_access_token_query_parameter_is_refused_too(
+        api: tuple[SSOMiddleware, webtest.TestApp], query: str) -> None:
+    """RFC 6750 section 2.3 is refused; the name percent-encoded is the same parameter to every app."""
+    _, browser = api
+    token = access_token()
+    response = browser.get(f"/api/x?{query}{token}", headers=bearer(token), expect_errors=True)
+    refused(response, 400, "invalid_bearer_request", "invalid_request")
+
+
+def test_introspected_sender_constrained_tokens_are_refused(make_api: Callable[..., Any],
+                                                            introspection: Introspection) -> None:
+    """oidc-provider's introspection says ``cnf`` for DPoP/mTLS-bound tokens; no proof is checked here."""
+    _, browser = make_api(bearer_introspection=True)
+    introspection.active("bound-1", cnf={"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+    response = browser.get("/api/x", headers=bearer("bound-1"), expect_errors=True)
+    body = refused(response, 401, "invalid_access_token", "invalid_token")
+    assert "sender-constrained" in body["error_description"]

@@ -21,9 +21,6 @@ def check_bearer(ctx: Context) -> Iterator[Finding]:
     yield OK, (f"bearer_paths {names(config.bearer_paths)} accept access tokens for {config.bearer_audience} "
                f"(typ {config.bearer_token_type}, {names(config.bearer_algorithms)}"
                f"{'; bearer tokens only' if config.bearer_only else '; a session cookie also works'})")
-    if config.bearer_audience.rstrip("/") == config.issuer_url.rstrip("/") + "/userinfo":
-        yield FAIL, ("bearer_audience is the provider's userinfo audience, which access tokens for any API and any "
-                     "application carry: name this API's own identifier")
     if config.is_auth0 and config.bearer_token_type == "at+jwt":
         yield INFO, ("Auth0 types access tokens at+jwt only with the API's RFC 9068 token profile; with its "
                      "default (Auth0) profile set bearer_token_type = JWT")
