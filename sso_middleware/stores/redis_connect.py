@@ -213,12 +213,12 @@ def build(target: Target, timeout: float, ca_file: str = "", cert_file: str = ""
     if target.mode == "sentinel":
         # Master discovery asks the sentinels one after the other: all of them within the timeout.
         each = max(0.05, timeout / len(target.nodes))
-        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8
             list(target.nodes),
             sentinel_kwargs={"socket_timeout": each, "socket_connect_timeout": each, "retry": _no_retry(),
                              "username": target.sentinel_username, "password": target.sentinel_password, **tls},
         )
-        return sentinel.master_for(  # type: ignore[no-untyped-call]
+        return sentinel.master_for(  # type: ignore[no-untyped-call,unused-ignore]
             target.service, db=target.db, username=target.username, password=target.password, retry=_no_retry(),
             **bounded, **tls,
         )
