@@ -218,6 +218,15 @@ class DevProvider(ProviderAdmin, ProviderBrowser):
             kid = self.signing_kid
             if kid == previous_kid:  # pragma: no cover - a fresh random kid every start
                 raise DevProviderError("key rotation produced the same kid")
+            # What the port serves now, on a fresh connection: a test that sees a stale JWKS after
+            # a rotation learns here whether the provider or the client behind it is at fault.
+            with self._new_session() as fresh:
+                answer = fresh.get(self.endpoint("jwks_uri"), timeout=10)
+            served = [key.get("kid") for key in answer.json().get("keys", [])]
+            if kid not in served or (previous_kid in served) != keep_previous:
+                raise DevProviderError(
+                    f"after the rotation to {kid!r} (previously {previous_kid!r}) the port serves kids {served!r}"
+                )
             return kid
 
     def __enter__(self) -> DevProvider:

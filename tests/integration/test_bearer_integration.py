@@ -11,6 +11,7 @@ rotation by refetching the JWKS once.
 
 from __future__ import annotations
 
+import io
 import json
 import secrets
 import threading
@@ -85,7 +86,7 @@ def start_app(provider: DevProvider, tmp: Any, clock: Optional[Clock] = None, **
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     client = provider.register_client([base_url + "/auth/callback"])
-    transport = RecordingTransport()
+    transport = settings.pop("http_transport", None) or RecordingTransport()
     middleware = SSOMiddleware(
         api_app, issuer=provider.issuer, client_id=client.client_id, client_secret=client.client_secret,
         base_url=base_url, session_secret=secrets.token_urlsafe(32), session_data_dir=str(tmp / str(port)),
@@ -215,19 +216,55 @@ def test_an_expired_token_is_invalid(provider: DevProvider, spa: ClientCredentia
     assert "expired" in body["error_description"]
 
 
+class JwksRecordingTransport(RecordingTransport):
+    """Also keeps the kids of every JWKS answer, so a failing rotation test says what the app was served."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.served_kids: list[list[str]] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        response = super().send(request, **kwargs)
+        if str(request.url).endswith("/jwks.json") and response.status_code == 200:
+            body = response.raw.read(decode_content=False)
+            response.raw = _Replay(body)  # the middleware reads the (streamed) body itself
+            self.served_kids.append([key.get("kid") for key in json.loads(body).get("keys", [])])
+        return response
+
+
+class _Replay:
+    """A body already read, served again through ``read1`` as urllib3's response serves it."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = io.BytesIO(body)
+
+    def read1(self, size: int = -1, decode_content: bool = False) -> bytes:
+        return self._body.read(size)
+
+    def release_conn(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def test_a_key_rotation_is_picked_up_with_one_jwks_refetch(spa: ClientCredentials,
                                                            tmp_path_factory: pytest.TempPathFactory) -> None:
+    transport = JwksRecordingTransport()
     with DevProvider() as rotating:
         client = rotating.register_client(["http://127.0.0.1:8993/callback"], token_endpoint_auth_method="none")
-        app = start_app(rotating, tmp_path_factory.mktemp("rotation"), bearer_audience=DEFAULT_API)
+        app = start_app(rotating, tmp_path_factory.mktemp("rotation"), bearer_audience=DEFAULT_API,
+                        http_transport=transport)
         try:
             before = code_flow_tokens(rotating, client, scope="openid read:messages", audience=DEFAULT_API)
-            assert app.get("/api/x", before["access_token"]).status_code == 200
+            first_kid = jwt.get_unverified_header(before["access_token"])["kid"]
+            assert app.get("/api/x", before["access_token"]).status_code == 200, (first_kid, transport.served_kids)
             rotating.rotate_keys()
             after = code_flow_tokens(rotating, client, scope="openid read:messages", audience=DEFAULT_API)
-            assert jwt.get_unverified_header(after["access_token"])["kid"] == rotating.signing_kid
-            assert app.get("/api/x", after["access_token"]).status_code == 200
-            assert len(app.transport.requests_to("/jwks.json")) == 2
+            new_kid = jwt.get_unverified_header(after["access_token"])["kid"]
+            assert new_kid == rotating.signing_kid
+            assert app.get("/api/x", after["access_token"]).status_code == 200, (new_kid, transport.served_kids)
+            assert transport.served_kids == [[first_kid], [new_kid]]  # one fetch, then one refetch
             assert_refused(app.get("/api/x", before["access_token"]), 401, "invalid_token")  # its key is gone
         finally:
             stop_waitress(app.server)
