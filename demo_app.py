@@ -147,7 +147,8 @@ def start_demo(
         shared.update({"SSO_ISSUER": provider.issuer, "SSO_ALLOW_INSECURE_HTTP": "true"})
     demo.client_ids = {name: client_id for name, (client_id, _) in credentials.items()}
 
-    session_secret = shared.pop("SSO_SESSION_SECRET", None) or secrets.token_urlsafe(32)
+    # One secret per app unless the operator gives one (each app derives its own keys from it: _sealing.py).
+    session_secret = shared.pop("SSO_SESSION_SECRET", None)
     links = Links(spa_url=bases["app1"] + "/", app3_sso_url=_sso_link(bases["app3"], connection, "/"))
     # The API App 2's /api page calls: the provider's userinfo endpoint accepts the user's access token.
     userinfo = (demo.provider.endpoint("userinfo") if demo.provider is not None
@@ -172,7 +173,7 @@ def start_demo(
                 client_id=credentials[name][0],
                 client_secret=credentials[name][1],
                 base_url=bases[name],
-                session_secret=session_secret,
+                session_secret=session_secret or secrets.token_urlsafe(32),
                 cookie_name=f"{name}_session",  # the apps share the host 127.0.0.1
                 default_connection=connection,
                 **extra,
