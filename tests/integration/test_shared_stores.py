@@ -311,10 +311,13 @@ def test_sign_in_on_a_holds_on_every_worker_of_both_hosts(oidc_provider: DevProv
 
     for host in [hosts.a, hosts.b] * 5:  # one after the other, alternating
         check(host, ask(host, cookies))
-    for _ in range(5):  # then six at a time, until every worker of both hosts has answered
+    # Then six at a time, until every worker of both hosts has answered: on a loaded machine one
+    # sync worker can win every accept() for a while, so the bound is time, not a number of bursts.
+    deadline = time.monotonic() + 60
+    while True:
         for host, response in burst(hosts, cookies, 30):
             check(host, whoami(response, host))
-        if all(len(pids) == 2 for pids in seen.values()):
+        if all(len(pids) == 2 for pids in seen.values()) or time.monotonic() > deadline:
             break
     assert answers >= 40
     for host in hosts.both:
