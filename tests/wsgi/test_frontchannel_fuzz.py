@@ -36,9 +36,10 @@ from .test_backchannel import sign_in
 
 PATH = "/auth/frontchannel-logout"
 SID = "provider-session-1"
-ISSUERS = st.sampled_from([ISSUER, ISSUER, ISSUER, ISSUER.rstrip("/"), "https://evil.example/", "", "https://op.example/x",
-                           ISSUER + "\x00", "HTTPS://OP.EXAMPLE/"])
-SIDS = st.one_of(st.sampled_from([SID, SID, SID, "provider-session-2", "", "a" * 255, "a" * 256, SID + " ", "%00", SID.upper()]),
+ISSUERS = st.sampled_from([ISSUER, ISSUER, ISSUER, ISSUER.rstrip("/"), "https://evil.example/", "",
+                           "https://op.example/x", ISSUER + "\x00", "HTTPS://OP.EXAMPLE/"])
+SIDS = st.one_of(st.sampled_from([SID, SID, SID, "provider-session-2", "", "a" * 255, "a" * 256, SID + " ", "%00",
+                                  SID.upper()]),
                  st.text(max_size=40))
 OTHER = st.tuples(st.sampled_from(["x", "logout", "state", "ISS", "Sid", "iss[]"]), st.text(max_size=30))
 
