@@ -37,7 +37,7 @@ from typing import Callable, Optional
 from webob import Request, Response
 
 from .._config.settings import SSOConfig
-from .._config.urls import origin_of
+from .._config.urls import provider_origins
 from .._oidc.client import OIDCClient
 from .._session.state import SessionStore, SSOSession
 from ..errors import (
@@ -72,7 +72,6 @@ class FrontchannelLogout:
         self.client = client
         self.store = store
         self.clock = clock
-        self._issuer_origin = origin_of(config.issuer_url) or config.issuer_url
 
     def __call__(self, request: Request, session: SSOSession) -> Response:
         """Front-Channel Logout 1.0 section 2: end the session(s), answer 200 (4xx refused, 503 store down)."""
@@ -146,12 +145,8 @@ class FrontchannelLogout:
         The end-session endpoint comes from the cached discovery document; when the provider cannot be
         reached for it, the issuer's origin alone (the page that frames us is usually there).
         """
-        origins = [self._issuer_origin]
         try:
             endpoint = self.client.metadata().end_session_endpoint
         except ProviderError:
-            return origins
-        other = origin_of(endpoint) if endpoint else None
-        if other is not None and other not in origins:
-            origins.append(other)
-        return origins
+            endpoint = None
+        return provider_origins(self.config.issuer_url, endpoint)
