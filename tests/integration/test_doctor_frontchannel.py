@@ -8,7 +8,8 @@ import pytest
 
 from sso_middleware.testing import DevProvider
 
-from .test_doctor import MiniProvider, check, mini, mini_settings, run_settings  # noqa: F401 - mini: a fixture
+from .test_doctor import MiniProvider, check, mini_settings, run_settings
+from .test_doctor import mini as mini_fixture  # noqa: F401 - registers the "mini" fixture here
 
 CHECK = "front-channel logout"
 PATH = "/auth/frontchannel-logout"
