@@ -9,10 +9,16 @@ import pytest
 from sso_middleware.testing import DevProvider
 
 from .test_doctor import MiniProvider, check, mini_settings, run_settings
-from .test_doctor import mini as mini_fixture  # noqa: F401 - registers the "mini" fixture here
+from .test_doctor import mini as scripted_provider  # noqa: F401 - a fixture, registered under this name
 
 CHECK = "front-channel logout"
 PATH = "/auth/frontchannel-logout"
+
+
+@pytest.fixture
+def mini(scripted_provider: MiniProvider) -> MiniProvider:  # noqa: F811 - the imported fixture, used by name
+    """test_doctor's scripted provider (discovery served over real HTTP; ``discovery_changes`` edit it)."""
+    return scripted_provider
 
 
 def test_off_and_not_offered(capsys: pytest.CaptureFixture[str], mini: MiniProvider, tmp_path: Path) -> None:
