@@ -6,7 +6,9 @@
  * and when a user confirms an RP-initiated logout, the answer is not the bare redirect but a
  * page holding an <iframe> for each client of the ended provider session that registered a
  * frontchannel_logout_uri (with "iss" and that client's "sid" when it asked for them), which
- * goes on to the redirect once every frame has loaded (or after FRAME_TIMEOUT_MS).
+ * goes on to the redirect once every frame has loaded (or after FRAME_TIMEOUT_MS). The frames
+ * are small and visible (real providers hide them) so that a screenshot shows what each
+ * application answered.
  *
  * Which clients: those oidc-provider itself ends at that confirmation -- every client of the
  * session with "Yes, sign me out" (logout=yes), only the initiating one without it -- read
@@ -74,7 +76,7 @@ function frameUrl(client, issuer, sid) {
 }
 
 function logoutPage(frames, target) {
-  const iframes = frames.map(({ clientId, url }) => `<iframe class="frontchannel" data-client="${esc(clientId)}" src="${esc(url)}" title="Signing out of ${esc(clientId)}" width="0" height="0" style="border:0;visibility:hidden"></iframe>`).join('\n');
+  const iframes = frames.map(({ clientId, url }) => `<iframe class="frontchannel" data-client="${esc(clientId)}" src="${esc(url)}" title="Signing out of ${esc(clientId)}" width="360" height="56" style="display:block;border:1px solid #ccc;margin:.3em 0"></iframe>`).join('\n');
   return page('Signing out — devprovider', `
 <p id="frontchannel-pending" data-frames="${frames.length}">Signing you out of ${frames.length} application(s)…</p>
 ${iframes}
