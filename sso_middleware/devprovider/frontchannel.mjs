@@ -1,6 +1,6 @@
 /**
  * OpenID Connect Front-Channel Logout 1.0, the provider's side, which oidc-provider 9 no longer
- * has (its draft feature "frontchannelLogout" was removed in v8): clients may register
+ * has (v7's draft feature "frontchannelLogout" is gone; 9.13.3 has no front-channel code): clients may register
  * "frontchannel_logout_uri" and "frontchannel_logout_session_required" (section 2), discovery
  * says "frontchannel_logout_supported" and "frontchannel_logout_session_supported" (section 3),
  * and when a user confirms an RP-initiated logout, the answer is not the bare redirect but a
