@@ -187,6 +187,30 @@ class InvalidLogoutToken(AuthFailure):
     message = "The logout token could not be verified."
 
 
+# -- front-channel logout (OpenID Connect Front-Channel Logout 1.0; answered in the provider's iframe) --
+
+class InvalidLogoutRequest(AuthFailure):
+    """A front-channel logout request that is malformed: ``iss`` without ``sid`` (or the reverse), a
+    repeated or unreadable parameter, or a ``sid`` that no provider issues (empty, too long, not printable)."""
+    code = "invalid_logout_request"
+    status = 400
+    message = "The sign-out request from the sign-in provider is not valid."
+
+
+class LogoutIssuerMismatch(AuthFailure):
+    """A front-channel logout request whose ``iss`` is not the configured issuer (exact comparison)."""
+    code = "logout_issuer_mismatch"
+    status = 400
+    message = "The sign-out request did not come from this site's sign-in provider."
+
+
+class LogoutRequestTooLong(AuthFailure):
+    """A front-channel logout request whose query string is longer than any real one (refused unparsed)."""
+    code = "logout_request_too_long"
+    status = 414
+    message = "The sign-out request is too long."
+
+
 class UserinfoMismatch(AuthFailure):
     """A userinfo answer about someone else than the ID token's ``sub``."""
     code = "userinfo_mismatch"

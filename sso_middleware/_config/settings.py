@@ -64,6 +64,11 @@ class SSOConfig(DerivedValues):
     backchannel_logout_path: str = _setting(
         "/auth/backchannel-logout", "OpenID Connect Back-Channel Logout endpoint (POST); empty to disable."
     )
+    frontchannel_logout_path: str = _setting(
+        "", "OpenID Connect Front-Channel Logout endpoint (GET, framed by the provider's logout page), e.g. "
+        "`/auth/frontchannel-logout`; empty (the default) disables it. With `iss` and `sid` it ends that provider "
+        "session's sessions in the store; without them, the browser's own (see Front-channel logout)."
+    )
     max_request_body: int = _setting(
         65536, "Largest request body (bytes) an auth route reads (back-channel logout, the `form_post` callback); "
         "a larger or unsized (chunked) body gets 413 unread. Other auth routes never read a body."

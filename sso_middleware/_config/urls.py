@@ -92,3 +92,16 @@ def check_endpoint_url(name: str, url: str, allow_insecure_http: bool) -> None:
         raise ConfigError(name, "must not contain credentials")
     if parts.fragment or "#" in url or not all("\x21" <= char <= "\x7e" for char in url):
         raise ConfigError(name, f"{url!r} must not contain a fragment, spaces or control characters")
+
+
+def provider_origins(issuer_url: str, end_session_endpoint: Optional[str]) -> list[str]:
+    """The provider's page origins: the issuer's, and the end-session endpoint's when it differs.
+
+    What may frame the front-channel logout route (``frame-ancestors``): the provider's logout
+    page is served from one of them.
+    """
+    origins = [origin_of(issuer_url) or issuer_url]
+    other = origin_of(end_session_endpoint) if end_session_endpoint else None
+    if other is not None and other not in origins:
+        origins.append(other)
+    return origins

@@ -126,9 +126,10 @@ def validate(config: SSOConfig) -> None:
             raise ConfigError(name, "must not contain control characters")
 
     paths: dict[str, str] = {}
-    for name in ("sso_path", "login_path", "callback_path", "logout_path", "failure_path", "backchannel_logout_path"):
+    for name in ("sso_path", "login_path", "callback_path", "logout_path", "failure_path", "backchannel_logout_path",
+                 "frontchannel_logout_path"):
         value = getattr(config, name)
-        if not value and name == "backchannel_logout_path":
+        if not value and name in ("backchannel_logout_path", "frontchannel_logout_path"):
             continue
         if not _PATH_RE.match(value) or "//" in value:
             raise ConfigError(name, f"{value!r} is not an absolute path like /auth/login")

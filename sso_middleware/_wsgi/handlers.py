@@ -21,6 +21,8 @@ Routes (paths are settings):
 * ``failure``: the escaped failure page.
 * ``backchannel_logout``: a provider-signed ``logout_token`` (POST) ends every
   session of its ``sid`` (or ``sub``), on every process sharing the store.
+* ``frontchannel_logout`` (off by default): the provider's logout page frames it; ``iss``
+  and ``sid`` end that provider session's sessions, else the cookie's (:mod:`.frontchannel`).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from ..errors import (
 )
 from .backchannel import BackchannelLogout
 from .bodies import BodyError, read_form
+from .frontchannel import FrontchannelLogout
 from .pages import failure_page, no_store
 from .transactions import Transaction, TransactionCookies
 
@@ -89,6 +92,7 @@ class Handlers:
         self.clock = clock
         self.transactions = TransactionCookies(config)
         self.backchannel_logout = BackchannelLogout(config, client, store, clock)
+        self.frontchannel_logout = FrontchannelLogout(config, client, store, clock)
 
     def routes(self) -> dict[str, Handler]:
         config = self.config
@@ -102,6 +106,8 @@ class Handlers:
             routes[config.failure_path] = self.failure
         if config.backchannel_logout_path:
             routes[config.backchannel_logout_path] = self.backchannel_logout
+        if config.frontchannel_logout_path:
+            routes[config.frontchannel_logout_path] = self.frontchannel_logout
         return routes
 
     # -- entry points ------------------------------------------------------

@@ -3,8 +3,9 @@
  * (ROUTES), every client first-party (grants given without a consent screen), the claims
  * of ID tokens and userinfo (profile, email, roles, connection, org_id/org_name, sid, acr,
  * amr), acr_values enforced by the login prompt, refresh tokens whenever offline_access was
- * asked for, PKCE required, PAR, registration, RP-initiated and back-channel logout, JWT
- * access tokens for the APIs of --resources (Auth0's "audience"), token introspection.
+ * asked for, PKCE required, PAR, registration, RP-initiated, back-channel and front-channel
+ * (frontchannel.mjs) logout, JWT access tokens for the APIs of --resources (Auth0's "audience"),
+ * token introspection.
  *
  * Security caveat: CORS and the provider's outgoing requests (back-channel logout, a
  * client's jwks_uri) are opened to loopback only, the one place its relying parties live.
@@ -15,6 +16,7 @@ import { errors, interactionPolicy } from 'oidc-provider';
 
 import { ACR_VALUES, ORGANIZATIONS, ORGANIZATION_PARAMS, ROLES_CLAIM, USERS, requestedAcrs } from './accounts.mjs';
 import { FIRST_PARTY_DEFAULTS, ID_TOKEN_SID, idTokenSid } from './clients.mjs';
+import { FRONTCHANNEL_DISCOVERY, FRONTCHANNEL_METADATA, validateFrontchannelMetadata } from './frontchannel.mjs';
 import { lineageFor } from './lineage.mjs';
 import { isLoopbackHost } from './options.mjs';
 import { logoutSource, postLogoutSuccessSource, renderError } from './pages.mjs';
@@ -139,11 +141,12 @@ export function buildConfiguration({ clients, jwks, options, resources }) {
     jwks,
     findAccount,
     extraClientMetadata: {
-      properties: [ID_TOKEN_SID],
-      validator(ctx, key, value) {
+      properties: [ID_TOKEN_SID, ...FRONTCHANNEL_METADATA],
+      validator(ctx, key, value, metadata) {
         if (key === ID_TOKEN_SID && value !== undefined && typeof value !== 'boolean') {
           throw new errors.InvalidClientMetadata(`${ID_TOKEN_SID} must be a boolean`);
         }
+        validateFrontchannelMetadata(key, value, metadata);
       },
     },
     loadExistingGrant,
@@ -216,6 +219,8 @@ export function buildConfiguration({ clients, jwks, options, resources }) {
       url: (ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     routes: ROUTES,
+    // oidc-provider 9 has no front-channel logout of its own: frontchannel.mjs adds it
+    discovery: { claim_types_supported: ['normal'], ...FRONTCHANNEL_DISCOVERY },
     ttl: {
       // an API's own "ttl" (resources.mjs), else --access-token-ttl
       AccessToken: (ctx, token) => token.resourceServer?.accessTokenTTL ?? options.accessTokenTtl,

@@ -75,6 +75,11 @@
  *     "sid" (with backchannel_logout_session_required) and "sub": the provider that omits sid
  *     from ID tokens but names it at logout, which plain oidc-provider cannot be made to be
  *     (its includeSid() ties both to backchannel_logout_session_required).
+ *   - Front-Channel Logout 1.0 (which oidc-provider 9 dropped; frontchannel.mjs): a client may
+ *     register "frontchannel_logout_uri" (on the origin of one of its redirect_uris) and
+ *     "frontchannel_logout_session_required"; confirming an RP-initiated logout answers with a
+ *     page framing that URI (with iss and the client's sid when required) for every client the
+ *     logout ends, then goes on to the post-logout redirect once the frames have loaded.
  *
  * Step-up authentication (acr_values, max_age):
  *   - ACR values (discovery: acr_values_supported): "urn:dev:loa:pwd" (password only, amr
@@ -160,6 +165,7 @@
  *   end_session             {client_id, method, params}
  *   end_session_confirm     {logout: bool}
  *   backchannel_logout      {client_id, sub, sid, ok, error}
+ *   frontchannel_logout     {client_id, sid, url}  (an iframe of the confirmed logout's page)
  *   registration            {client_id, status, metadata (secrets redacted)}
  * auth_method is what the client actually used on the wire: "client_secret_basic" (an
  * Authorization: Basic header), "client_secret_post" (client_secret in the body),
@@ -178,12 +184,14 @@
 //   pages.mjs         HTML pages and raw responses of the custom routes
 //   interactions.mjs  the login form routes (/interaction/:uid[/login|/abort])
 //   events.mjs        the event log, its recording middleware and /_dev/events
+//   frontchannel.mjs  Front-Channel Logout 1.0 (client metadata, discovery, the page of iframes)
 //   listener.mjs      the http/https server, mutual TLS, --allow-peer, socket tracking
 import Provider from 'oidc-provider';
 
 import { loadClients, idTokenSid } from './clients.mjs';
 import { buildConfiguration } from './config.mjs';
 import { recordProviderEvents, recordingMiddleware, serveEvents } from './events.mjs';
+import { frontchannelLogout } from './frontchannel.mjs';
 import { handleInteraction } from './interactions.mjs';
 import { loadSigningKeys } from './keys.mjs';
 import { trackTokenLineage } from './lineage.mjs';
@@ -246,6 +254,7 @@ httpServer.listen(PORT, HOST, () => {
     fail(`invalid configuration: ${err.message}`);
   }
   provider.use(recordingMiddleware());
+  provider.use(frontchannelLogout(provider));
 
   // oidc-provider copies the session's sid into the authorization code (and from there into the
   // ID token) whenever a client has a back-channel logout URI with session_required; a client

@@ -63,6 +63,8 @@ class ProviderAdmin:
         backchannel_logout_uri: str | None = None,
         *,
         backchannel_logout_session_required: bool = True,
+        frontchannel_logout_uri: str | None = None,
+        frontchannel_logout_session_required: bool = True,
         grant_types: Sequence[str] = ("authorization_code", "refresh_token"),
         client_name: str | None = None,
         **metadata: Any,
@@ -70,7 +72,9 @@ class ProviderAdmin:
         """Register a confidential first-party client (RFC 7591) and return its credentials.
 
         Extra keyword arguments are sent as further client metadata. The client survives
-        ``rotate_keys()`` with the same id and secret.
+        ``rotate_keys()`` with the same id and secret. ``frontchannel_logout_uri`` (on the origin
+        of a redirect URI) has the provider's logout page frame it, with ``iss`` and ``sid`` unless
+        ``frontchannel_logout_session_required`` is False (Front-Channel Logout 1.0).
         """
         body: dict[str, Any] = {
             "redirect_uris": list(redirect_uris),
@@ -85,6 +89,9 @@ class ProviderAdmin:
         if backchannel_logout_uri is not None:
             body["backchannel_logout_uri"] = backchannel_logout_uri
             body["backchannel_logout_session_required"] = backchannel_logout_session_required
+        if frontchannel_logout_uri is not None:
+            body["frontchannel_logout_uri"] = frontchannel_logout_uri
+            body["frontchannel_logout_session_required"] = frontchannel_logout_session_required
         response = self._http.post(
             self.endpoint("registration"),
             json=body,
@@ -104,7 +111,8 @@ class ProviderAdmin:
 
         Types: ``authorize``, ``interaction``, ``login``, ``authorization_response``,
         ``token``, ``userinfo``, ``end_session``, ``end_session_confirm``,
-        ``backchannel_logout``, ``registration``, ``pushed_authorization`` (fields: see server.mjs).
+        ``backchannel_logout``, ``frontchannel_logout``, ``registration``, ``pushed_authorization``
+        (fields: see server.mjs).
         """
         params = {"type": event_type} if event_type else None
         response = self._http.get(f"{self.base_url}/_dev/events", params=params, timeout=10)

@@ -16,7 +16,7 @@ import requests
 
 from .accounts import DevUser
 from .errors import DevProviderError
-from .forms import auto_submit_form, form_by_id, forms
+from .forms import auto_submit_form, form_by_id, forms, frames_and_links
 
 __all__ = ["ProviderBrowser"]
 
@@ -155,6 +155,11 @@ class ProviderBrowser:
         in": only this client's authorization is dropped). Returns the first redirect
         leaving the provider (to ``post_logout_redirect_uri``, with ``state``), or the
         provider's own "signed out" page when no redirect URI was given.
+
+        When clients of the session registered a ``frontchannel_logout_uri``, the provider answers
+        with its front-channel logout page instead: its frames are loaded like a cross-site iframe
+        (:meth:`load_frontchannel_frames`: no cookies) and the page is returned -- or, with
+        ``follow_to_client``, its ``Continue`` link (where its script goes next) is followed.
         """
         if isinstance(response, str):
             current = http_session.get(response, allow_redirects=False, timeout=timeout)
@@ -182,11 +187,31 @@ class ProviderBrowser:
         )
         for _ in range(30):
             if current.status_code not in _REDIRECT_CODES or "Location" not in current.headers:
-                return current
+                frames, links = frames_and_links(current)
+                if not frames or not self.is_provider_url(current.url):
+                    return current
+                self.load_frontchannel_frames(current, timeout=timeout)
+                if not follow_to_client or "frontchannel-continue" not in links:
+                    return current
+                target = urljoin(current.url, links["frontchannel-continue"])
+                current = http_session.get(target, allow_redirects=False, timeout=timeout)
+                continue
             if self._left_provider(current) and not follow_to_client:
                 return current
             current = self._follow(http_session, current, True, timeout)
         return current
+
+    def load_frontchannel_frames(self, page: requests.Response, *, timeout: float = 10.0) -> list[requests.Response]:
+        """GET each ``<iframe src>`` of the provider's front-channel logout ``page``; their answers.
+
+        Without any cookie: a browser sends none of an application's ``SameSite=Lax`` cookies with
+        an iframe on another site's page, so what ends the application's session here is the
+        ``iss``/``sid`` the provider put into the URL. (Real browsers are in the Chromium tests.)
+        """
+        frames, _ = frames_and_links(page)
+        with requests.Session() as cross_site:
+            cross_site.trust_env = False
+            return [cross_site.get(urljoin(page.url, src), allow_redirects=False, timeout=timeout) for src in frames]
 
     def _left_provider(self, response: requests.Response) -> bool:
         target = urljoin(response.url, response.headers.get("Location", ""))

@@ -69,3 +69,28 @@ def auto_submit_form(response: requests.Response) -> Form | None:
         return found[0]
     return None
 
+
+
+class _FrameParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.frames: list[str] = []
+        self.links: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "iframe" and values.get("src"):
+            self.frames.append(values["src"])
+        elif tag == "a" and values.get("id") and "href" in values:
+            self.links[values["id"]] = values["href"]
+
+
+def frames_and_links(response: requests.Response) -> tuple[list[str], dict[str, str]]:
+    """The ``<iframe src>`` URLs of an HTML ``response`` and its links by ``id`` (e.g. the provider's
+    front-channel logout page: a frame per application, and ``frontchannel-continue``)."""
+    if "html" not in response.headers.get("Content-Type", ""):
+        return [], {}
+    parser = _FrameParser()
+    parser.feed(response.text)
+    parser.close()
+    return parser.frames, parser.links

@@ -187,6 +187,8 @@ def test_the_unknown_code_page_is_the_bare_auth_failure() -> None:
 
 #: Failures where the user did authenticate, just not well enough: 403, like the access rules' refusals.
 FORBIDDEN_CODES = ("step_up_failed", "invalid_organization", "insufficient_scope")
+#: Requests refused for their length before they are parsed: 414 (URI Too Long).
+TOO_LONG_CODES = ("logout_request_too_long",)
 
 
 def test_statuses_are_4xx_except_provider_trouble() -> None:
@@ -199,6 +201,8 @@ def test_statuses_are_4xx_except_provider_trouble() -> None:
                             "par_failed", "par_required", "par_unavailable", "authorize_hook_failed"), code
         elif code in FORBIDDEN_CODES:
             assert info.status == 403, code
+        elif code in TOO_LONG_CODES:
+            assert info.status == 414, code
         else:
             assert info.status in (400, 401), code
     assert describe("provider_unreachable")[0] == 503

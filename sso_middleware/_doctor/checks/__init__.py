@@ -6,6 +6,7 @@
   the URLs to register;
 * :mod:`.session`: tokens and access rules, the session cookie, the session store;
 * :mod:`.bearer`: bearer tokens on API paths (audience, keys, introspection);
+* :mod:`.frontchannel`: front-channel logout (what the provider offers, the URL to register);
 * :mod:`.context`: what they share (:class:`Context`, :class:`Check`, the statuses).
 
 To add a check, write a generator ``check_x(ctx)`` yielding ``(status, message)`` in the
@@ -28,6 +29,7 @@ from .client import (
 )
 from .context import Check
 from .egress import check_egress
+from .frontchannel import check_frontchannel_logout
 from .provider import check_capabilities, check_clock, check_discovery, check_endpoints, check_signing_keys
 from .session import check_cookies, check_session_store, check_tokens_and_rules
 
@@ -46,6 +48,7 @@ CHECKS: list[Check] = [
     Check("client authentication", check_client_authentication, needs_discovery=True),
     Check("pushed authorization", check_pushed_authorization, needs_discovery=True),
     Check("register at the provider", check_registration_urls),
+    Check("front-channel logout", check_frontchannel_logout, needs_discovery=True),
     Check("cookies", check_cookies),
     Check("session store", check_session_store),
 ]
