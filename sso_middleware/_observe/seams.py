@@ -23,6 +23,8 @@ from .recorder import Recorder
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 _Backend = TypeVar("_Backend")
+#: Methods without I/O that the session layer calls on every request (no timing, no delegation cost).
+_HOT_PASSTHROUGH = ("may_have_session", "session_cookie", "deletion_cookie")
 
 
 class ObservedBackend:
@@ -38,6 +40,8 @@ class ObservedBackend:
         self.shared_lock = backend.shared_lock
         for operation in labels.STORE_OPERATIONS:
             setattr(self, operation, recorder.store_call(operation, getattr(backend, operation)))
+        for name in _HOT_PASSTHROUGH:  # called on every request: bound here, not looked up through __getattr__
+            setattr(self, name, getattr(backend, name))
 
     def __getattr__(self, name: str) -> Any:  # only for what __init__ did not set
         return getattr(self.wrapped, name)

@@ -225,6 +225,15 @@ class Backend:
         for operation in metric_labels.STORE_OPERATIONS:
             setattr(self, operation, self._call)
 
+    def may_have_session(self, environ: dict[str, Any]) -> bool:
+        return True
+
+    def session_cookie(self, session: Any, created: bool) -> Optional[str]:
+        return None
+
+    def deletion_cookie(self) -> Optional[str]:
+        return None
+
     def _call(self, *args: Any, **kwargs: Any) -> Any:
         if self.down:
             raise StoreUnavailable("store: down")
@@ -238,6 +247,7 @@ def test_the_store_is_wrapped_once_and_every_operation_is_timed() -> None:
     assert isinstance(observed, ObservedBackend)
     assert observed.keeps_records is True and observed.shared_lock is False
     assert observed.own_attribute == "mine"  # everything else is the back end's own
+    assert observed.may_have_session({}) is True and observed.deletion_cookie() is None
     assert observed.read_record("r", kind="tokens") == ("r",)
     backend.down = True
     with pytest.raises(StoreUnavailable):
