@@ -32,7 +32,8 @@ def test_the_doctor_reports_metrics_and_health_and_never_prints_the_token(
 def test_a_bad_metrics_setting_is_one_failure_naming_it(
     capsys: pytest.CaptureFixture[str], oidc_provider: DevProvider, tmp_path: Path
 ) -> None:
-    settings = settings_for(oidc_provider, tmp_path, metrics_path="/auth/metrics", metrics_allowed_networks="10.0.0.0/33")
+    settings = settings_for(oidc_provider, tmp_path, metrics_path="/auth/metrics",
+                            metrics_allowed_networks="10.0.0.0/33")
     outcome = check(capsys, "--settings", write_settings(tmp_path, settings))
     assert outcome.code == 1
     assert "metrics_allowed_networks" in outcome.out
