@@ -41,6 +41,7 @@ ENDPOINTS = {
     "pushed authorization request": "par",
     "par": "par",
     "revocation": "revocation",
+    "token revocation": "revocation",
     "introspection": "introspection",
 }
 OTHER = "other"
