@@ -328,3 +328,18 @@ def test_a_multiprocess_folder_set_after_prometheus_client_was_imported_is_refus
 def test_a_multiprocess_folder_that_is_missing_is_refused(tmp_path: Path) -> None:
     result = _run(BUILD, {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "missing")})
     assert result.returncode != 0 and "must be an existing folder" in result.stderr
+
+
+def test_without_prometheus_client_metrics_off_works_and_metrics_on_is_one_clear_error() -> None:
+    """``sys.modules[name] = None`` makes any import of it fail, as if the package were not installed."""
+    code = ("import sys\nsys.modules['prometheus_client'] = None\n"
+            "from sso_middleware import SSOConfig\nfrom sso_middleware.errors import ConfigError\n"
+            "common = dict(issuer='http://127.0.0.1:1/', client_id='c', client_secret='x',"
+            " base_url='http://127.0.0.1:2', session_secret='s' * 40, allow_insecure_http=True)\n"
+            "SSOConfig(**common, health_path='/auth/health')\n"
+            "try:\n    SSOConfig(**common, metrics_path='/auth/metrics')\n"
+            "except ConfigError as exc:\n    print(exc.setting, '|', exc.message)\n")
+    result = _run(code, {})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ("metrics_path | needs the prometheus_client package: "
+                                     "pip install 'sso_middleware[metrics]'")
