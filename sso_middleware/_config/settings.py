@@ -269,6 +269,27 @@ class SSOConfig(DerivedValues):
         "When the provider refuses a refresh (revoked, `invalid_grant`): `sign_out`, or `keep_session` "
         "(the user stays signed in without a token; the app sees `environ['sso.token_error']`).",
     )
+    metrics_path: str = _setting(
+        "", "Path answering Prometheus metrics (e.g. `/auth/metrics`; needs the `metrics` extra), to "
+        "`metrics_allowed_networks` (and `metrics_token`); never passed to the app (see Metrics and health)."
+    )
+    metrics_allowed_networks: tuple[str, ...] = _setting(
+        ("127.0.0.0/8", "::1/128"),
+        "Client networks (or addresses) that may read `metrics_path`, checked against `REMOTE_ADDR`; behind a "
+        "proxy on the same host every client is loopback: set `metrics_token` then.",
+    )
+    metrics_token: str = _setting(
+        "", "Secret (32+ characters) a scraper must send as `Authorization: Bearer` to read `metrics_path`.",
+        repr=False,
+    )
+    metrics_registry: Any = _setting(  # noqa: RUF009 - a CollectorRegistry, or module:attr naming one
+        None, "Your own prometheus_client `CollectorRegistry` (`module:attr` in ini/env) to register the "
+        "metrics in, instead of (or besides) `metrics_path`."
+    )
+    health_path: str = _setting(
+        "", "Path answering `200 ok` when the session store and the provider's discovery answer, else `503 "
+        "unavailable` (e.g. `/auth/health`); never passed to the app."
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -206,6 +206,9 @@ def validate(config: SSOConfig) -> None:
         raise ConfigError("cookie_name", "a __Host- cookie needs Path=/, but base_url has a path (use __Secure-)")
     if config.cookie_domain and not re.fullmatch(r"\.?[A-Za-z0-9.-]+", config.cookie_domain):
         raise ConfigError("cookie_domain", "must be a host name")
+    from .._observe.settings import validate as validate_observability  # here: it reads this module
+
+    validate_observability(config)  # metrics_*, health_path
 
 
 def _check_bearer(config: SSOConfig) -> None:

@@ -69,7 +69,7 @@ def source_of(args: argparse.Namespace, command: str, err: TextIO) -> Optional[t
 
 def redact_config(redact: Redactor, config: SSOConfig) -> None:
     """Tell ``redact`` the configuration's secrets (and the public values that are no secret)."""
-    redact.add([config.client_secret, config.session_secret, *url_passwords(config.session_url),
+    redact.add([config.client_secret, config.session_secret, config.metrics_token, *url_passwords(config.session_url),
                 *url_passwords(config.http_proxy)])
     redact.add_public([config.client_id, config.issuer_url, *config.base_urls])
 

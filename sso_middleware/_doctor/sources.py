@@ -38,7 +38,7 @@ from .wording import one_line
 #: ``use`` values that mark the middleware's section in an ini file.
 USE_VALUES = frozenset({"egg:sso_middleware#main", "egg:sso_middleware", "egg:sso-middleware#main",
                         "egg:sso-middleware"})
-_SECRET_SETTINGS = ("client_secret", "session_secret")
+_SECRET_SETTINGS = ("client_secret", "session_secret", "metrics_token")
 
 
 class UsageError(Exception):

@@ -38,6 +38,7 @@ import requests
 import urllib3.exceptions
 from requests.adapters import BaseAdapter
 
+from .._observe import NO_METRICS, Recorder, metrics_for, observed_provider_call
 from ..errors import ProviderBadResponse, ProviderTimeout, ProviderUnreachable
 from .egress import Egress
 
@@ -53,6 +54,8 @@ _CHUNK_BYTES = 64 * 1024
 
 class ProviderHTTP:
     """A small JSON-over-HTTP client for the provider's endpoints."""
+
+    metrics: Recorder = NO_METRICS  # for_config's: every call timed by endpoint (sso_middleware._observe)
 
     def __init__(
         self,
@@ -78,7 +81,9 @@ class ProviderHTTP:
 
         ``transport`` (tests): a ``requests`` adapter that answers every request instead of the network.
         """
-        return cls(config.http_timeout, egress=Egress.from_config(config), transport=transport)
+        http = cls(config.http_timeout, egress=Egress.from_config(config), transport=transport)
+        http.metrics = metrics_for(config)
+        return http
 
     def get_json(self, url: str, what: str, headers: Optional[Mapping[str, str]] = None) -> tuple[int, Any]:
         """GET ``url``; returns (status, parsed JSON).  ``what`` names the endpoint in errors."""
@@ -97,6 +102,7 @@ class ProviderHTTP:
         merged.update(headers or {})
         return self._request("POST", url, what, headers=merged, data=data, auth=auth)
 
+    @observed_provider_call
     def _request(self, method: str, url: str, what: str, **kwargs: Any) -> tuple[int, Any]:
         headers = dict(self.session.headers)
         headers["Accept"] = "application/json"

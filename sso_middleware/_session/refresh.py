@@ -180,10 +180,13 @@ class TokenRefresher:
                 log.warning("sso: token refresh for sub=%r failed (%s); keeping the current token while valid",
                             user.sub, failure.code)
                 self._remember_failure("refresh-" + _fingerprint(tokens.refresh_token), now)
+                self.store.metrics.refresh("error")
                 return self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE)
             self.refreshes += 1
+            self.store.metrics.refresh("refused")
             if self.config.refresh_failure == "sign_out":
                 log.info("sso: token refresh for sub=%r refused (%s); signing out", user.sub, failure)
+                self.store.metrics.session_ended("refresh_refused")
                 session.sign_out()
                 return TokenState(None, None, REFRESH_FAILED)
             log.info("sso: token refresh for sub=%r refused (%s); keeping the session without a token",
@@ -192,6 +195,7 @@ class TokenRefresher:
                 return TokenState(None, None)  # the session was ended meanwhile
             return TokenState(user, None, REFRESH_FAILED)
         self.refreshes += 1
+        self.store.metrics.refresh("success")
         fresh = Tokens(
             access_token=result.access_token,
             expires_at=result.expires_at,

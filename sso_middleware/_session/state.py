@@ -34,6 +34,7 @@ from typing import Any, Optional
 
 from .._config.settings import SSOConfig
 from .._cookies import request_cookie
+from .._observe import metrics_for, observed_backend
 from .._sealing import app_key
 from ..stores import TOKENS_PREFIX, SessionBackend, SessionTooLarge, StoreUnavailable, backend_for, prepare_data_dir
 from ..stores import index as session_index
@@ -104,7 +105,8 @@ class SessionStore:
 
     def __init__(self, config: SSOConfig, backend: Optional[SessionBackend] = None) -> None:
         self.config = config
-        self.backend = backend if backend is not None else backend_for(config)
+        self.metrics = metrics_for(config)  # what the seams count and time (silent with metrics off)
+        self.backend = observed_backend(backend if backend is not None else backend_for(config), self.metrics)
         self.cookie_name = config.session_cookie_name
         self.stamp_interval = stamp_interval(config.session_idle_timeout)
         #: TTL of the records written only now and then (index and token records): the absolute timeout.
@@ -249,10 +251,12 @@ class SSOSession:
         last_seen = container.get("last_seen", user.signed_in_at)
         if now - user.signed_in_at > config.session_absolute_timeout or now - last_seen > config.session_idle_timeout:
             log.info("sso: session expired; signing out")
+            self._store.metrics.session_ended("expired")
             self.sign_out()
             return None
         if self._store.is_revoked(user):
             log.info("sso: session ended by a back-channel logout; signing out")
+            self._store.metrics.session_ended("revoked")
             self.sign_out()
             return None
         if now - last_seen > self._store.stamp_interval:
@@ -382,6 +386,7 @@ class SSOSession:
             self._backend.write_record(TOKENS_PREFIX + session.id, self._new_tokens.to_json(), self._store.record_ttl)
         if self._new_user is not None:
             self._store.remember(self._new_user, session.id)
+            self._store.metrics.signed_in(self._environ)
 
 
 def _held_by_another_user(session: Container, user: SignedInUser) -> bool:

@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional
 from webob import Request, Response
 
 from .._config.settings import SSOConfig
+from .._observe.seams import logout_outcome
 from .._oidc.client import OIDCClient
 from .._session.state import SessionStore, SSOSession
 from ..errors import AuthFailure, InvalidLogoutToken, InvalidRequest, ProviderError, StoreUnavailable
@@ -41,6 +42,7 @@ class BackchannelLogout:
         self._seen_jti: dict[str, float] = {}
         self._jti_lock = threading.Lock()
 
+    @logout_outcome("backchannel")
     def __call__(self, request: Request, session: SSOSession) -> Response:
         """OpenID Connect Back-Channel Logout 1.0 section 2.5-2.8: 200 when done, 400 when refused."""
         if request.method != "POST":
@@ -68,6 +70,7 @@ class BackchannelLogout:
             log.error("sso: back-channel logout could not end the sessions: %s", exc)
             return _json(503, {"error": "temporarily_unavailable"})
         self._record_jti(claims)
+        self.store.metrics.session_ended("backchannel", ended)
         log.info("sso: back-channel logout for %s ended %d session(s)", "sid" if sid else "sub", ended)
         return _json(200, None)
 

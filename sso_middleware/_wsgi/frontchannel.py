@@ -38,6 +38,7 @@ from webob import Request, Response
 
 from .._config.settings import SSOConfig
 from .._config.urls import provider_origins
+from .._observe.seams import logout_outcome
 from .._oidc.client import OIDCClient
 from .._session.state import SessionStore, SSOSession
 from ..errors import (
@@ -73,6 +74,7 @@ class FrontchannelLogout:
         self.store = store
         self.clock = clock
 
+    @logout_outcome("frontchannel")
     def __call__(self, request: Request, session: SSOSession) -> Response:
         """Front-Channel Logout 1.0 section 2: end the session(s), answer 200 (4xx refused, 503 store down)."""
         if request.method != "GET":
@@ -88,12 +90,14 @@ class FrontchannelLogout:
         try:
             if sid is not None:
                 ended = self.store.end_sessions(sid, None, now)  # the back-channel logout's own: one home
+                self.store.metrics.session_ended("frontchannel", ended)
                 log.info("sso: front-channel logout for a sid ended %d session(s)", ended)
             else:
                 user = session.stored_user()
                 if user is not None:
                     self.store.revoke_login(user, now)  # cookie stores: copies of this cookie end too
                     session.sign_out()
+                    self.store.metrics.session_ended("frontchannel", 1)
                     log.info("sso: front-channel logout signed out sub=%r (its cookie)", user.sub)
         except StoreUnavailable as exc:
             log.error("sso: front-channel logout could not end the sessions: %s", exc)

@@ -140,6 +140,7 @@ class Handlers:
             session.headers.extend(expire)  # used once, whatever happens next
         if transaction is None:
             raise InvalidState("unknown, expired or already used state")
+        self.store.metrics.attempt(request.environ, transaction.prompt)
         self.client.check_response_issuer(params.get("iss"))
 
         error = params.get("error")
@@ -209,6 +210,7 @@ class Handlers:
         session.sign_out()
         if user is not None:
             log.info("sso: signed out sub=%r", user.sub)
+            self.store.metrics.session_ended("logout")
         target = self._target(request, required=False)
         if user is not None and self.config.provider_logout:
             url = self.client.end_session_url(user.id_token, absolute_target(target, self._base(request)))
@@ -272,6 +274,7 @@ class Handlers:
     def _after_silent_failure(
         self, request: Request, session: SSOSession, transaction: Transaction, error: str, state: Optional[str]
     ) -> Response:
+        self.store.metrics.silent_fallback(request.environ)
         if self.config.silent_sso_fallback == "anonymous":
             log.info("sso: silent sign-in answered %s; continuing without a user", error)
             return self._redirect(transaction.target_url, request)

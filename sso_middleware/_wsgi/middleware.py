@@ -61,6 +61,7 @@ from .environ import (
     USERINFO_KEY,
 )
 from .handlers import Handler, Handlers, redirect
+from .observability import Observability
 from .pages import failure_page, forbidden, login_required, server_error, step_up_required
 
 log = logging.getLogger("sso_middleware")
@@ -115,6 +116,7 @@ class SSOMiddleware:
         self.refresher = TokenRefresher(config, self.client, self.store)
         self.api_settings = APISettings.from_config(config)  # handed to api_session next to each token
         self.routes: dict[str, Handler] = self.handlers.routes()
+        self.routes.update(Observability(config, self.client, self.store).routes())  # metrics_path, health_path
         # Paths that need a signed-in user: protected_paths and the paths of the access rules.
         # (protected_paths are canonical prefixes already: SSOConfig checked and normalized them.)
         self.guarded = tuple(AccessRule(path=prefix) for prefix in config.protected_paths) + tuple(config.access_rules)
@@ -149,9 +151,11 @@ class SSOMiddleware:
         except AuthFailure as failure:
             level = logging.WARNING if isinstance(failure, ProviderError) else logging.INFO
             log.log(level, "sso: %s failed: %s", request.path_info, failure)
+            self.store.metrics.route_failed(environ, failure.code)
             response = redirect(self.handlers.failure_location(failure.code, environ))
             headers = _commit_quietly(session)  # a redeemed sign-in stays used up
         except (StoreUnavailable, SessionTooLarge) as exc:
+            self.store.metrics.route_failed(environ, exc.code)
             response = redirect(self.handlers.failure_location(_store_failure(exc), environ))
             headers = list(session.headers)  # transaction cookies need no store: a redeemed one is still expired
         except Exception:

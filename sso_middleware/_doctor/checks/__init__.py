@@ -7,6 +7,7 @@
 * :mod:`.session`: tokens and access rules, the session cookie, the session store;
 * :mod:`.bearer`: bearer tokens on API paths (audience, keys, introspection);
 * :mod:`.frontchannel`: front-channel logout (what the provider offers, the URL to register);
+* :mod:`.metrics`: metrics and health (prometheus_client, multiprocess mode, the paths);
 * :mod:`.context`: what they share (:class:`Context`, :class:`Check`, the statuses).
 
 To add a check, write a generator ``check_x(ctx)`` yielding ``(status, message)`` in the
@@ -30,6 +31,7 @@ from .client import (
 from .context import Check
 from .egress import check_egress
 from .frontchannel import check_frontchannel_logout
+from .metrics import check_metrics
 from .provider import check_capabilities, check_clock, check_discovery, check_endpoints, check_signing_keys
 from .session import check_cookies, check_session_store, check_tokens_and_rules
 
@@ -51,4 +53,5 @@ CHECKS: list[Check] = [
     Check("front-channel logout", check_frontchannel_logout, needs_discovery=True),
     Check("cookies", check_cookies),
     Check("session store", check_session_store),
+    Check("metrics and health", check_metrics),
 ]

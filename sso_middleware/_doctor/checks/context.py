@@ -23,6 +23,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from ..._config.settings import SSOConfig
+from ..._observe import NO_METRICS
 from ..._oidc.discovery import ProviderMetadata
 from ..._oidc.http import ProviderHTTP
 from ...errors import ProviderError
@@ -83,6 +84,7 @@ class Context:
     @classmethod
     def for_config(cls, config: SSOConfig) -> Context:
         http = ProviderHTTP.for_config(config)
+        http.metrics = NO_METRICS  # the doctor's calls are not the application's (nor in its multiprocess folder)
         transport = RecordingAdapter()
         http.session.mount("http://", transport)
         http.session.mount("https://", transport)

@@ -1,0 +1,122 @@
+"""The checks of the metrics and health settings, when the configuration is built.
+
+``metrics_path``, ``health_path``, ``metrics_registry``, ``metrics_allowed_networks`` and
+``metrics_token``: each bad value is one :class:`~sso_middleware.errors.ConfigError` naming
+the setting.  With metrics on, ``prometheus_client`` must be importable (the ``metrics``
+extra), and a ``PROMETHEUS_MULTIPROC_DIR`` must be a writable folder that was set before
+prometheus_client was first imported (its multiprocess mode is decided at that import; set
+later, each worker would count alone while the scrape reads the folder).
+
+Security caveat: ``metrics_registry = module:attr`` imports and runs that module; settings
+come from the operator, never from a request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import TYPE_CHECKING, Union
+
+from .._config.setting_files import imported_object
+from .._config.validation import _PATH_RE
+from ..errors import ConfigError
+from .recorder import metrics_on
+
+if TYPE_CHECKING:
+    from .._config.settings import SSOConfig
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+#: The fewest characters of a ``metrics_token`` (a random secret, as long as ``session_secret``'s minimum).
+MIN_TOKEN_LENGTH = 32
+_OWN_PATHS = ("metrics_path", "health_path")
+
+
+def validate(config: SSOConfig) -> None:
+    _check_paths(config)
+    networks(config)  # raises for a bad network
+    token = config.metrics_token
+    if token and (len(token) < MIN_TOKEN_LENGTH or not token.isprintable() or " " in token):
+        raise ConfigError("metrics_token", f"must be at least {MIN_TOKEN_LENGTH} printable characters without "
+                                           "spaces (random data)")
+    if token and not config.metrics_path:
+        raise ConfigError("metrics_token", "needs metrics_path (the route it guards)")
+    if config.metrics_path and not config.metrics_allowed_networks and not token:
+        raise ConfigError("metrics_allowed_networks", "is empty and there is no metrics_token: nobody could read "
+                                                      "metrics_path (list networks, or set a token)")
+    if not metrics_on(config):
+        return
+    try:
+        import prometheus_client  # noqa: F401 - only to know it is there
+    except ImportError:
+        setting = "metrics_path" if config.metrics_path else "metrics_registry"
+        raise ConfigError(setting, "needs the prometheus_client package: pip install 'sso_middleware[metrics]'"
+                          ) from None
+    _resolve_registry(config)
+    _check_multiprocess_dir()
+
+
+def networks(config: SSOConfig) -> tuple[Network, ...]:
+    """``metrics_allowed_networks`` as networks (a bare address is a network of one)."""
+    found = []
+    for text in config.metrics_allowed_networks:
+        try:
+            found.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ConfigError("metrics_allowed_networks", f"{text!r} is not an address or network "
+                                                          "(like 127.0.0.0/8 or 10.1.2.3)") from None
+    return tuple(found)
+
+
+def _check_paths(config: SSOConfig) -> None:
+    """Each route path of ours: an absolute path, none equal to another route's (every ``*_path`` setting)."""
+    others = {getattr(config, name): name for name in _route_settings(config) if name not in _OWN_PATHS}
+    for name in _OWN_PATHS:
+        value = getattr(config, name)
+        if not value:
+            continue
+        if not _PATH_RE.match(value) or "//" in value or "%" in value:
+            raise ConfigError(name, f"{value!r} is not an absolute path like /auth/health (no percent-escapes)")
+        if value in others:
+            raise ConfigError(name, f"same path as {others[value]}")
+        others[value] = name
+
+
+def _route_settings(config: SSOConfig) -> list[str]:
+    from .._config.validation import field_types
+
+    return [name for name in field_types() if name.endswith("_path") and getattr(config, name)]
+
+
+def _resolve_registry(config: SSOConfig) -> None:
+    """``metrics_registry`` as the ``CollectorRegistry`` object (``module:attr`` imported now)."""
+    from .instruments import is_registry
+
+    value = config.metrics_registry
+    if value is None:
+        return
+    if isinstance(value, str):
+        if not value.strip():
+            object.__setattr__(config, "metrics_registry", None)
+            return
+        if ":" not in value:
+            raise ConfigError("metrics_registry", f"{value!r} is not module:attribute naming a CollectorRegistry")
+        value = imported_object("metrics_registry", value)
+    if not is_registry(value):
+        raise ConfigError("metrics_registry", f"must be a prometheus_client CollectorRegistry, not "
+                                              f"{type(value).__name__}")
+    object.__setattr__(config, "metrics_registry", value)
+
+
+def _check_multiprocess_dir() -> None:
+    from .instruments import MULTIPROC_ENV, multiprocess_mode
+
+    folder = os.environ.get(MULTIPROC_ENV)
+    if folder is None:
+        return
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError("metrics_path", f"{MULTIPROC_ENV}={folder!r} must be an existing folder this process "
+                                          "can write to (create it, empty, before the server starts)")
+    if not multiprocess_mode():
+        raise ConfigError("metrics_path", f"{MULTIPROC_ENV} was set after prometheus_client was imported: set it "
+                                          "in the environment before the server starts (or at the top of the "
+                                          "gunicorn config file)")
