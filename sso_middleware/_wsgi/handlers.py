@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 
 from webob import Request, Response
 from webob.exc import HTTPSeeOther
+from webob.multidict import MultiDict
 
 from .._config.settings import SSOConfig
 from .._config.validation import is_valid_connection
@@ -45,6 +46,7 @@ from .._policy.authorize_params import (
 )
 from .._policy.redirects import absolute_target, app_path, checked_target
 from .._policy.rules import MAX_AGE_LEEWAY, StepUp, matching, step_up_for
+from .._session.preserved_posts import PostRecords
 from .._session.state import SessionStore, SignedInUser, SSOSession, Tokens
 from ..errors import (
     ConnectionNotAllowed,
@@ -56,12 +58,14 @@ from ..errors import (
     MissingCode,
     MissingConnection,
     MissingTargetUrl,
+    PreservePostLost,
     ProviderRefused,
     StepUpFailed,
 )
 from .backchannel import BackchannelLogout
 from .bodies import BodyError, read_form
 from .pages import failure_page, no_store
+from .preserved_post import resubmit_page
 from .transactions import Transaction, TransactionCookies
 
 log = logging.getLogger("sso_middleware")
@@ -89,6 +93,7 @@ class Handlers:
         self.clock = clock
         self.transactions = TransactionCookies(config)
         self.backchannel_logout = BackchannelLogout(config, client, store, clock)
+        self.post_records = PostRecords(config, store.backend)
 
     def routes(self) -> dict[str, Handler]:
         config = self.config
@@ -165,7 +170,16 @@ class Handlers:
             tokens = Tokens(result.access_token, result.expires_at, result.refresh_token, obtained_at=now)
         session.sign_in(user, now, tokens)
         log.info("sso: signed in sub=%r through connection %r", result.claims["sub"], transaction.connection)
+        if transaction.preserved_post is not None:
+            return self._resubmit(transaction.preserved_post, transaction.target_url, request, now)
         return self._redirect(transaction.target_url, request)
+
+    def _resubmit(self, reference: str, target: str, request: Request, now: float) -> Response:
+        """preserve_post: the page that sends the kept form again (taken from the store: once), or 410."""
+        fields = self.post_records.take(reference, target, now)
+        if fields is None:
+            raise PreservePostLost("the kept form is gone (expired, evicted or already sent)")
+        return resubmit_page(absolute_target(target, self._base(request)), fields)
 
     def _callback_params(self, request: Request) -> dict[str, Optional[str]]:
         """The authorization response's parameters, from where ``response_mode`` puts them.
@@ -225,6 +239,7 @@ class Handlers:
         spent: Optional[str] = None,
         redirect_uri: Optional[str] = None,
         asked: Optional[RequestParams] = None,
+        preserved_post: Optional[str] = None,
     ) -> Response:
         """Redirect to the provider.
 
@@ -246,7 +261,7 @@ class Handlers:
                                   max_age=max_age, acr_values=acr_values,
                                   redirect_uri=redirect_uri if redirect_uri != self.config.redirect_uri else None,
                                   params=asked.params or None, organization=asked.organization,
-                                  invitation=asked.invitation)
+                                  invitation=asked.invitation, preserved_post=preserved_post)
         cookies = request.headers.get("Cookie", "")
         try:
             headers = self.transactions.issue(login.state, transaction, cookies, now, spent=spent)
@@ -276,7 +291,20 @@ class Handlers:
                               invitation=transaction.invitation)
         return self._start_sign_in(request, session, transaction.target_url, transaction.connection, prompt=None,
                                    spent=state, redirect_uri=transaction.redirect_uri or self.config.redirect_uri,
-                                   asked=asked)
+                                   asked=asked, preserved_post=transaction.preserved_post)
+
+    def start_preserved_sign_in(
+        self, request: Request, session: SSOSession, target: str, connection: Optional[str], reference: str
+    ) -> Response:
+        """preserve_post: the interactive sign-in a GET of ``target`` would start, carrying the kept form.
+
+        No query parameter of the application's URL is forwarded (they are the form's, not
+        sign-in options); ``authorize_params_hook`` and ``organization`` apply as for any login.
+        """
+        config = self.config
+        asked = from_request(MultiDict(), request.environ, (), config.authorize_params_hook, config.organization)
+        return self._start_sign_in(request, session, target, connection, prompt=None, asked=asked,
+                                   preserved_post=reference)
 
     def _step_up_for(self, target: str, request: Request) -> Optional[StepUp]:
         """The authentication the access rules demand for a target of this application (None: none)."""

@@ -62,6 +62,7 @@ from .environ import (
 )
 from .handlers import Handler, Handlers, redirect
 from .pages import failure_page, forbidden, login_required, server_error, step_up_required
+from .preserved_post import PreservePost
 
 log = logging.getLogger("sso_middleware")
 
@@ -119,6 +120,7 @@ class SSOMiddleware:
         # (protected_paths are canonical prefixes already: SSOConfig checked and normalized them.)
         self.guarded = tuple(AccessRule(path=prefix) for prefix in config.protected_paths) + tuple(config.access_rules)
         self.bearer = BearerGate(config, AccessTokenVerifier(self.client)) if config.bearer_paths else None
+        self.preserve = PreservePost(config, self.handlers.post_records) if config.preserve_post else None
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -239,6 +241,8 @@ class SSOMiddleware:
     def _require_login(
         self, environ: dict[str, Any], headers: list[tuple[str, str]], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
+        if self.preserve is not None and self.preserve.covers(environ):
+            return self._preserve(self.preserve, environ, headers, start_response, None)
         request = Request(environ)
         login_url = self._login_url(environ)
         response = redirect(login_url) if _is_page_load(request) else login_required(login_url, self.config.origin)
@@ -261,12 +265,38 @@ class SSOMiddleware:
         else:
             # The login route asks the provider for what the rules of the target demand (max_age, acr_values)
             # and refuses a sign-in that does not deliver it, so a provider ignoring them cannot cause a loop.
+            if self.preserve is not None and self.preserve.covers(environ):
+                return self._preserve(self.preserve, environ, headers, start_response, user.connection)
             login_url = self._login_url(environ, user.connection)
             if _is_page_load(request):
                 response = redirect(login_url)
             else:
                 response = step_up_required(login_url, self.config.origin, step_up.max_age, step_up.acr_values)
         return self._respond(response, headers, environ, start_response)
+
+    def _preserve(
+        self,
+        preserve: PreservePost,
+        environ: dict[str, Any],
+        headers: list[tuple[str, str]],
+        start_response: Callable[..., Any],
+        connection: Optional[str],
+    ) -> Iterable[bytes]:
+        """preserve_post: keep the form and start the sign-in at once; or a page saying it was not kept."""
+        request = Request(environ)
+        session = self.store.open(environ)  # only for the transaction cookie's header: nothing is read or written
+        home = self.config.base_url_for(environ) + "/"
+        target = _app_path_qs(environ)
+        try:
+            reference = preserve.keep(environ, target, self._clock())
+            response = self.handlers.start_preserved_sign_in(request, session, target, connection, reference)
+        except AuthFailure as failure:
+            level = logging.WARNING if isinstance(failure, ProviderError) else logging.INFO
+            log.log(level, "sso: form to %r not kept: %s", environ.get("PATH_INFO", "")[:200], failure)
+            response = failure_page(failure.code, home)
+        except (StoreUnavailable, SessionTooLarge) as exc:
+            response = failure_page(_store_failure(exc), home)
+        return self._respond(response, headers + session.headers, environ, start_response)
 
     def _login_url(self, environ: dict[str, Any], connection: Optional[str] = None) -> str:
         params = {"target_url": _app_path_qs(environ)}
