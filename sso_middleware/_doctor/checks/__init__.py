@@ -6,6 +6,7 @@
   the URLs to register;
 * :mod:`.session`: tokens and access rules, the session cookie, the session store;
 * :mod:`.bearer`: bearer tokens on API paths (audience, keys, introspection);
+* :mod:`.preserve_post`: forms kept across a sign-in (paths, bound, store cost);
 * :mod:`.context`: what they share (:class:`Context`, :class:`Check`, the statuses).
 
 To add a check, write a generator ``check_x(ctx)`` yielding ``(status, message)`` in the
@@ -28,6 +29,7 @@ from .client import (
 )
 from .context import Check
 from .egress import check_egress
+from .preserve_post import check_preserve_post
 from .provider import check_capabilities, check_clock, check_discovery, check_endpoints, check_signing_keys
 from .session import check_cookies, check_session_store, check_tokens_and_rules
 
@@ -48,4 +50,5 @@ CHECKS: list[Check] = [
     Check("register at the provider", check_registration_urls),
     Check("cookies", check_cookies),
     Check("session store", check_session_store),
+    Check("preserve post", check_preserve_post),
 ]
