@@ -63,7 +63,8 @@ class Served:
 
     def browser_headers(self) -> dict[str, str]:
         return {"Origin": self.base_url, "Sec-Fetch-Site": "same-origin", "Sec-Fetch-Mode": "navigate",
-                "Sec-Fetch-Dest": "document", "Accept": "text/html", "Content-Type": "application/x-www-form-urlencoded"}
+                "Sec-Fetch-Dest": "document", "Accept": "text/html",
+                "Content-Type": "application/x-www-form-urlencoded"}
 
 
 @pytest.fixture(params=["file", "redis", "memcached"])
@@ -95,7 +96,8 @@ def sign_in(http: requests.Session, provider: DevProvider, app: Served) -> None:
     assert final.status_code == 200 and final.json()["remote_user"] == "alice", final.text[:300]
 
 
-def post_after_expiry(http: requests.Session, app: Served, path: str = "/app/forms/report?draft=3") -> requests.Response:
+def post_after_expiry(http: requests.Session, app: Served,
+                      path: str = "/app/forms/report?draft=3") -> requests.Response:
     app.clock.advance(IDLE + 1)
     response = http.post(app.base_url + path, data=urlencode(FIELDS), headers=app.browser_headers(),
                          allow_redirects=False, timeout=10)
