@@ -16,7 +16,8 @@ Routes (paths are settings):
   ``response_mode = form_post`` a POSTed form, read within ``max_request_body``;
   the other method is refused): checks ``state`` (single use),
   RFC 9207 ``iss``, falls back once from a failed silent attempt, exchanges
-  the code and signs the user in under a new session id.
+  the code and signs the user in under a new session id; with a form kept for the
+  sign-in (``preserve_post``) it answers with the page that posts it again, once.
 * ``logout``: deletes the session, then ends the provider session.
 * ``failure``: the escaped failure page.
 * ``backchannel_logout``: a provider-signed ``logout_token`` (POST) ends every
