@@ -263,9 +263,10 @@ def _check_preserve_post(config: SSOConfig, keeps_records: bool) -> None:
     except ValueError as exc:
         raise ConfigError("preserve_post", str(exc)) from None
     object.__setattr__(config, "preserve_post", prefixes)
-    _positive(config, "preserve_post_max_body", maximum=config.max_request_body)
-    if not prefixes:
+    _positive(config, "preserve_post_max_body")
+    if not prefixes:  # off: a smaller max_request_body (kept for the auth routes) leaves the default bound be
         return
+    _positive(config, "preserve_post_max_body", maximum=config.max_request_body)
     if not keeps_records:
         raise ConfigError("preserve_post", "needs a session_type that keeps server-side records (file, ext:redis, "
                           "ext:memcached, postgresql): the form is kept there, never in a cookie")

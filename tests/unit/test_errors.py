@@ -187,6 +187,10 @@ def test_the_unknown_code_page_is_the_bare_auth_failure() -> None:
 
 #: Failures where the user did authenticate, just not well enough: 403, like the access rules' refusals.
 FORBIDDEN_CODES = ("step_up_failed", "invalid_organization", "insufficient_scope")
+#: preserve_post's pages, answered where the form was sent: the HTTP status that says why it was not kept.
+PRESERVE_POST_STATUSES = {"preserve_post_cross_site": 403, "preserve_post_unsupported": 415,
+                          "preserve_post_length_required": 411, "preserve_post_too_large": 413,
+                          "preserve_post_unreadable": 400, "preserve_post_refused": 400, "preserve_post_lost": 410}
 
 
 def test_statuses_are_4xx_except_provider_trouble() -> None:
@@ -199,6 +203,8 @@ def test_statuses_are_4xx_except_provider_trouble() -> None:
                             "par_failed", "par_required", "par_unavailable", "authorize_hook_failed"), code
         elif code in FORBIDDEN_CODES:
             assert info.status == 403, code
+        elif code in PRESERVE_POST_STATUSES:
+            assert info.status == PRESERVE_POST_STATUSES[code], code
         else:
             assert info.status in (400, 401), code
     assert describe("provider_unreachable")[0] == 503
