@@ -13,7 +13,8 @@ here (a request body over ``max_request_body``, or unsized, is refused with
 application untouched except for the environ: when a user is signed in,
 ``environ["sso.userinfo"]`` holds their claims and ``REMOTE_USER`` the
 ``remote_user_claim``; otherwise both are absent.  Anonymous requests for
-``protected_paths`` are sent to sign in (page loads) or answered 401 (API calls).
+``protected_paths`` are sent to sign in (page loads) or answered 401 (API calls);
+a form POST under ``preserve_post`` is kept across that sign-in (:mod:`.preserved_post`).
 On ``bearer_paths`` an ``Authorization: Bearer`` access token authenticates the
 request instead of a session (:mod:`.bearer`).
 

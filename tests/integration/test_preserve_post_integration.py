@@ -172,3 +172,18 @@ def test_a_cross_site_form_is_refused_against_the_real_provider(served: Served, 
                                    if key != "Content-Type"}, allow_redirects=False, timeout=10)
     assert multipart.status_code == 415 and "preserve_post_unsupported" in multipart.text
     assert not served.app.posts
+
+
+def test_the_doctor_reports_what_is_kept(capsys: pytest.CaptureFixture[str], oidc_provider: DevProvider,
+                                         tmp_path: Path) -> None:
+    from .test_doctor import run_settings
+
+    outcome = run_settings(capsys, oidc_provider, tmp_path, protected_paths="/", preserve_post="/",
+                           preserve_post_max_body="8192")
+    assert outcome.code == 0, outcome.out
+    kept = outcome.line("OK", "preserve post")
+    assert "same-origin form POSTs" in kept and "at most 8192 bytes" in kept and "to / across" in kept
+    assert "covers every path" in outcome.line("WARN", "preserve post")
+    assert "CSRF token" in outcome.line("INFO", "preserve post")
+    refused = run_settings(capsys, oidc_provider, tmp_path, protected_paths="/app", preserve_post="/elsewhere")
+    assert refused.code != 0 and "preserve_post" in refused.out + refused.err
