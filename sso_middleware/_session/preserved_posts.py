@@ -74,6 +74,12 @@ class PostRecords:
         self._backend.write_record(record_id, token, self._ttl, kind=KIND)
         return f"{record_id}.{key.decode('ascii')}"
 
+    def discard(self, reference: str) -> None:
+        """Delete the record of ``reference`` (its sign-in could not start: nobody will take it)."""
+        record_id = reference.partition(".")[0]
+        if record_id.startswith(RECORD_PREFIX):
+            self._backend.delete_record(record_id)
+
     def take(self, reference: str, target: str, now: float) -> Optional[Fields]:
         """The fields kept under ``reference`` for ``target``, deleted from the store now; None when gone.
 

@@ -288,10 +288,13 @@ class SSOMiddleware:
         session = self.store.open(environ)  # only for the transaction cookie's header: nothing is read or written
         home = self.config.base_url_for(environ) + "/"
         target = _app_path_qs(environ)
+        reference: Optional[str] = None
         try:
             reference = preserve.keep(environ, target, self._clock())
             response = self.handlers.start_preserved_sign_in(request, session, target, connection, reference)
         except AuthFailure as failure:
+            if reference is not None:  # kept, but the sign-in could not start: nobody would take it
+                _discard_quietly(preserve, reference)
             level = logging.WARNING if isinstance(failure, ProviderError) else logging.INFO
             log.log(level, "sso: form to %r not kept: %s", environ.get("PATH_INFO", "")[:200], failure)
             response = failure_page(failure.code, home)
@@ -352,6 +355,13 @@ def _store_failure(exc: Union[StoreUnavailable, SessionTooLarge]) -> str:
         return exc.code
     log.error("sso: session store unavailable: %s", exc)
     return exc.code
+
+
+def _discard_quietly(preserve: PreservePost, reference: str) -> None:
+    try:
+        preserve.records.discard(reference)
+    except (StoreUnavailable, SessionTooLarge) as exc:  # it expires with its TTL anyway
+        _store_failure(exc)
 
 
 def _commit_quietly(session: SSOSession) -> list[tuple[str, str]]:

@@ -22,6 +22,7 @@ from typing import Any, Optional
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import pytest
+import requests
 import webtest
 
 from sso_middleware import SSOMiddleware
@@ -461,3 +462,13 @@ def test_log_lines_name_no_field(build: Callable[..., SSOMiddleware], provider: 
                                  caplog: pytest.LogCaptureFixture) -> None:
     expired_session_posts(build(), provider, clock, fields=[("password_hint", "s3cr3t-value")])
     assert not re.search("s3cr3t-value|password_hint", caplog.text)
+
+
+def test_a_sign_in_that_cannot_start_drops_the_kept_form(build: Callable[..., SSOMiddleware], provider: FakeProvider,
+                                                         app: FormApp) -> None:
+    """The provider is down when the sign-in starts: a 503 page, and no record left behind for nobody."""
+    middleware = build()
+    provider.fail["/.well-known/openid-configuration"] = requests.ConnectionError("down")
+    response = post_form(browser_for(middleware), "/app/forms/report", [("a", "1")], status=503)
+    assert "provider_unreachable" in response.text
+    assert not records(middleware) and not app.posts
