@@ -189,6 +189,14 @@ class PreservePostCrossSite(PreservePostRefused):
                "Please sign in and use the form on this site.")
 
 
+class PreservePostOtherUser(AuthFailure):
+    """After the sign-in, the user is another one than the one whose session ended: the kept form is not sent."""
+    code = "preserve_post_other_user"
+    status = 409
+    message = ("You are signed in as another user than the one who filled in the form before, so it was not sent. "
+               "Please fill it in again if you meant to.")
+
+
 class PreservePostLost(AuthFailure):
     """After the sign-in, the kept form is gone (expired, evicted, or already sent once): it is not sent again."""
     code = "preserve_post_lost"

@@ -32,6 +32,7 @@ import json
 import logging
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Optional
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -42,7 +43,7 @@ from ..stores import SessionBackend
 
 log = logging.getLogger("sso_middleware")
 
-__all__ = ["RECORD_PREFIX", "Fields", "PostRecords"]
+__all__ = ["RECORD_PREFIX", "Fields", "KeptForm", "PostRecords"]
 
 #: Prefix of the records holding kept forms (``<prefix><random id>``).
 RECORD_PREFIX = "sso-post-"
@@ -55,6 +56,14 @@ _MARGIN = 60
 Fields = list[tuple[str, str]]
 
 
+@dataclass(frozen=True)
+class KeptForm:
+    """A form taken back: its fields, and the ``sub`` of the user whose session had ended (None: unknown)."""
+
+    fields: Fields = field(repr=False)  # what the user typed: never in a repr
+    sub: Optional[str] = None
+
+
 class PostRecords:
     """Keeps and hands back the forms of one middleware, in its session store's side records."""
 
@@ -62,14 +71,18 @@ class PostRecords:
         self._backend = backend
         self._ttl = int(config.transaction_ttl) + _MARGIN
 
-    def keep(self, fields: Sequence[tuple[str, str]], target: str, now: float) -> str:
+    def keep(self, fields: Sequence[tuple[str, str]], target: str, now: float, sub: Optional[str] = None) -> str:
         """Store ``fields`` for a POST to ``target``; the reference for the sign-in's transaction.
+
+        ``sub``: the user whose session had ended (expired, revoked, or too weak for a step-up),
+        when known; the form is then sent again only for that user.
 
         Raises :class:`~sso_middleware.stores.StoreUnavailable` when the store cannot be written.
         """
         record_id = RECORD_PREFIX + secrets.token_urlsafe(24)
         key = Fernet.generate_key()
-        payload = json.dumps({"target": target, "expires_at": now + self._ttl, "fields": [list(f) for f in fields]})
+        payload = json.dumps({"target": target, "expires_at": now + self._ttl, "sub": sub,
+                              "fields": [list(f) for f in fields]})
         token = Fernet(key).encrypt_at_time(payload.encode("utf-8"), int(now)).decode("ascii")
         self._backend.write_record(record_id, token, self._ttl, kind=KIND)
         return f"{record_id}.{key.decode('ascii')}"
@@ -80,7 +93,7 @@ class PostRecords:
         if record_id.startswith(RECORD_PREFIX):
             self._backend.delete_record(record_id)
 
-    def take(self, reference: str, target: str, now: float) -> Optional[Fields]:
+    def take(self, reference: str, target: str, now: float) -> Optional[KeptForm]:
         """The fields kept under ``reference`` for ``target``, deleted from the store now; None when gone.
 
         None also for a reference or record that is not one of ours, another target's,
@@ -95,12 +108,14 @@ class PostRecords:
         self._backend.delete_record(record_id)  # before anything else: at most once, whatever follows
         try:
             data = json.loads(Fernet(key.encode("ascii")).decrypt_at_time(token.encode("ascii"), self._ttl, int(now)))
-            kept_for, expires_at, raw = data["target"], float(data["expires_at"]), data["fields"]
+            kept_for, expires_at, raw, sub = data["target"], float(data["expires_at"]), data["fields"], data["sub"]
             fields = [(str(name), str(value)) for name, value in raw]
+            if sub is not None and not isinstance(sub, str):
+                raise TypeError("sub")
         except (InvalidToken, ValueError, TypeError, KeyError, UnicodeError):
             log.warning("sso: a kept form record could not be opened with its reference; dropped")
             return None
         if not isinstance(kept_for, str) or not same_text(kept_for, target) or expires_at <= now:
             log.info("sso: a kept form record was for another target or expired; dropped")
             return None
-        return fields
+        return KeptForm(fields, sub)

@@ -47,6 +47,7 @@ from .._policy.authorize_params import (
 )
 from .._policy.redirects import absolute_target, app_path, checked_target
 from .._policy.rules import MAX_AGE_LEEWAY, StepUp, matching, step_up_for
+from .._sealing import same_text
 from .._session.preserved_posts import PostRecords
 from .._session.state import SessionStore, SignedInUser, SSOSession, Tokens
 from ..errors import (
@@ -60,6 +61,7 @@ from ..errors import (
     MissingConnection,
     MissingTargetUrl,
     PreservePostLost,
+    PreservePostOtherUser,
     ProviderRefused,
     StepUpFailed,
 )
@@ -172,15 +174,21 @@ class Handlers:
         session.sign_in(user, now, tokens)
         log.info("sso: signed in sub=%r through connection %r", result.claims["sub"], transaction.connection)
         if transaction.preserved_post is not None:
-            return self._resubmit(transaction.preserved_post, transaction.target_url, request, now)
+            return self._resubmit(transaction.preserved_post, transaction.target_url, request, now, user.sub)
         return self._redirect(transaction.target_url, request)
 
-    def _resubmit(self, reference: str, target: str, request: Request, now: float) -> Response:
-        """preserve_post: the page that sends the kept form again (taken from the store: once), or 410."""
-        fields = self.post_records.take(reference, target, now)
-        if fields is None:
+    def _resubmit(self, reference: str, target: str, request: Request, now: float, sub: str) -> Response:
+        """preserve_post: the page that sends the kept form again (taken from the store: once), or a failure.
+
+        Only for the user whose session had ended, when it is known: a form typed under one
+        account is never sent by another who signs in in that browser.
+        """
+        kept = self.post_records.take(reference, target, now)
+        if kept is None:
             raise PreservePostLost("the kept form is gone (expired, evicted or already sent)")
-        return resubmit_page(absolute_target(target, self._base(request)), fields)
+        if kept.sub is not None and not same_text(kept.sub, sub):
+            raise PreservePostOtherUser("signed in as another user than the one whose session ended")
+        return resubmit_page(absolute_target(target, self._base(request)), kept.fields)
 
     def _callback_params(self, request: Request) -> dict[str, Optional[str]]:
         """The authorization response's parameters, from where ``response_mode`` puts them.

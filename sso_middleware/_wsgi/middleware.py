@@ -212,7 +212,8 @@ class SSOMiddleware:
                 return self._respond(refused, headers, environ, start_response)
         if user is None:
             if self._is_guarded(environ.get("PATH_INFO", "")):
-                return self._require_login(environ, headers, start_response)
+                ended = session.expired_user
+                return self._require_login(environ, headers, start_response, ended.sub if ended else None)
         elif self.config.access_rules and not self._is_failure_page(environ.get("PATH_INFO", "")):
             decision = decide(self.config.access_rules, environ.get("PATH_INFO", ""), user.claims, user.auth_time,
                               user.acr, now, MAX_AGE_LEEWAY)
@@ -240,10 +241,12 @@ class SSOMiddleware:
         return not self.config.serve_failure_page and as_sent(path) == self.config.failure_path
 
     def _require_login(
-        self, environ: dict[str, Any], headers: list[tuple[str, str]], start_response: Callable[..., Any]
+        self, environ: dict[str, Any], headers: list[tuple[str, str]], start_response: Callable[..., Any],
+        ended_sub: Optional[str] = None,
     ) -> Iterable[bytes]:
+        """Send to sign in, 401 for API calls; a form under preserve_post is kept (for ``ended_sub``, when known)."""
         if self.preserve is not None and self.preserve.covers(environ):
-            return self._preserve(self.preserve, environ, headers, start_response, None)
+            return self._preserve(self.preserve, environ, headers, start_response, None, ended_sub)
         request = Request(environ)
         login_url = self._login_url(environ)
         response = redirect(login_url) if _is_page_load(request) else login_required(login_url, self.config.origin)
@@ -267,7 +270,7 @@ class SSOMiddleware:
             # The login route asks the provider for what the rules of the target demand (max_age, acr_values)
             # and refuses a sign-in that does not deliver it, so a provider ignoring them cannot cause a loop.
             if self.preserve is not None and self.preserve.covers(environ):
-                return self._preserve(self.preserve, environ, headers, start_response, user.connection)
+                return self._preserve(self.preserve, environ, headers, start_response, user.connection, user.sub)
             login_url = self._login_url(environ, user.connection)
             if _is_page_load(request):
                 response = redirect(login_url)
@@ -282,15 +285,16 @@ class SSOMiddleware:
         headers: list[tuple[str, str]],
         start_response: Callable[..., Any],
         connection: Optional[str],
+        sub: Optional[str],
     ) -> Iterable[bytes]:
-        """preserve_post: keep the form and start the sign-in at once; or a page saying it was not kept."""
+        """preserve_post: keep the form (for ``sub``, when known), start the sign-in; or a page: not kept."""
         request = Request(environ)
         session = self.store.open(environ)  # only for the transaction cookie's header: nothing is read or written
         home = self.config.base_url_for(environ) + "/"
         target = _app_path_qs(environ)
         reference: Optional[str] = None
         try:
-            reference = preserve.keep(environ, target, self._clock())
+            reference = preserve.keep(environ, target, self._clock(), sub)
             response = self.handlers.start_preserved_sign_in(request, session, target, connection, reference)
         except AuthFailure as failure:
             if reference is not None:  # kept, but the sign-in could not start: nobody would take it

@@ -42,7 +42,7 @@ import hashlib
 import html
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
 
 from webob import Response
 
@@ -135,12 +135,15 @@ class PreservePost:
                 raise PreservePostUnreadable("a field a browser form cannot send back unchanged")
         return fields
 
-    def keep(self, environ: dict[str, Any], target: str, now: float) -> str:
-        """Read and store the POST to ``target`` (a login target); the reference for the sign-in's transaction."""
+    def keep(self, environ: dict[str, Any], target: str, now: float, sub: Optional[str] = None) -> str:
+        """Read and store the POST to ``target`` (a login target); the reference for the sign-in's transaction.
+
+        ``sub``: the user whose session ended, when known (the form goes back to that user only).
+        """
         if checked_target(target, self.config.origin, ()) is None:
             raise PreservePostUnreadable("the form's address is not one a sign-in may return to")
         fields = self.read(environ)
-        reference = self.records.keep(fields, target, now)
+        reference = self.records.keep(fields, target, now, sub)
         log.info("sso: kept a form of %d fields for %r across the sign-in", len(fields), target[:200])
         return reference
 

@@ -190,7 +190,8 @@ FORBIDDEN_CODES = ("step_up_failed", "invalid_organization", "insufficient_scope
 #: preserve_post's pages, answered where the form was sent: the HTTP status that says why it was not kept.
 PRESERVE_POST_STATUSES = {"preserve_post_cross_site": 403, "preserve_post_unsupported": 415,
                           "preserve_post_length_required": 411, "preserve_post_too_large": 413,
-                          "preserve_post_unreadable": 400, "preserve_post_refused": 400, "preserve_post_lost": 410}
+                          "preserve_post_unreadable": 400, "preserve_post_refused": 400, "preserve_post_lost": 410,
+                          "preserve_post_other_user": 409}
 
 
 def test_statuses_are_4xx_except_provider_trouble() -> None:

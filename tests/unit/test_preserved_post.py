@@ -102,9 +102,17 @@ def test_a_record_is_taken_once(records: tuple[PostRecords, DictBackend]) -> Non
     reference = posts.keep([("a", "1"), ("a", "2")], "/app/forms/x", 1000.0)
     assert reference.startswith(RECORD_PREFIX)
     assert len(backend.records) == 1
-    assert posts.take(reference, "/app/forms/x", 1001.0) == [("a", "1"), ("a", "2")]
+    kept = posts.take(reference, "/app/forms/x", 1001.0)
+    assert kept is not None and kept.fields == [("a", "1"), ("a", "2")] and kept.sub is None
+    assert "a" not in repr(kept).replace("KeptForm", "")  # what the user typed is never in a repr
     assert not backend.records
     assert posts.take(reference, "/app/forms/x", 1001.0) is None
+
+
+def test_a_record_remembers_whose_session_ended(records: tuple[PostRecords, DictBackend]) -> None:
+    posts, _backend = records
+    kept = posts.take(posts.keep([("a", "1")], "/app/forms/x", 1000.0, sub="alice"), "/app/forms/x", 1001.0)
+    assert kept is not None and kept.sub == "alice"
 
 
 @pytest.mark.parametrize(

@@ -236,7 +236,8 @@ def test_the_record_is_gone_once_taken_even_with_its_reference(build: Callable[.
     reference = records_api.keep([("a", "1")], "/app/forms/x", clock())
     assert records_api.take(reference, "/app/forms/y", clock()) is None  # another target: refused, and deleted
     reference = records_api.keep([("a", "1")], "/app/forms/x", clock())
-    assert records_api.take(reference, "/app/forms/x", clock()) == [("a", "1")]
+    kept = records_api.take(reference, "/app/forms/x", clock())
+    assert kept is not None and kept.fields == [("a", "1")] and kept.sub is None
     assert records_api.take(reference, "/app/forms/x", clock()) is None  # at most once
 
 
@@ -472,3 +473,34 @@ def test_a_sign_in_that_cannot_start_drops_the_kept_form(build: Callable[..., SS
     response = post_form(browser_for(middleware), "/app/forms/report", [("a", "1")], status=503)
     assert "provider_unreachable" in response.text
     assert not records(middleware) and not app.posts
+
+
+def test_another_user_signing_in_does_not_receive_the_form(build: Callable[..., SSOMiddleware],
+                                                           provider: FakeProvider, clock: Clock,
+                                                           app: FormApp) -> None:
+    """A shared terminal: alice's session ended while she typed; bob signs in at the login form shown."""
+    middleware = build()
+    browser, response = expired_session_posts(middleware, provider, clock)
+    answer = browser.get(provider.authorize(response.location, user="bob"), status=303)
+    assert answer.location.endswith("error=preserve_post_other_user")
+    page = browser.get(answer.location, status=409)
+    assert "another user" in page.text
+    assert whoami(browser) == "bob" and not app.posts and not records(middleware)
+
+
+def test_the_same_user_signing_in_again_receives_it(build: Callable[..., SSOMiddleware],
+                                                      provider: FakeProvider, clock: Clock, app: FormApp) -> None:
+    """Bound to alice (her session expired): alice signing in again gets the page."""
+    middleware = build()
+    browser, response = expired_session_posts(middleware, provider, clock, fields=[("a", "1")])
+    page = browser.get(provider.authorize(response.location, user="alice"))
+    assert parse_page(page.text).fields == [("a", "1")]
+
+
+def test_an_anonymous_form_is_not_bound_to_a_user(build: Callable[..., SSOMiddleware],
+                                                  provider: FakeProvider) -> None:
+    """No session cookie at all: nobody to bind to; whoever signs in in that browser gets the page."""
+    browser = browser_for(build())
+    response = post_form(browser, "/app/forms/report", [("a", "1")])
+    page = browser.get(provider.authorize(response.location, user="bob"))
+    assert parse_page(page.text).fields == [("a", "1")]
