@@ -1,4 +1,5 @@
-"""preserve_post against the real dev provider, through a real waitress server, on the file, Redis and memcached stores.
+"""preserve_post against the real dev provider, through a real waitress server, on the file, Redis, memcached and
+PostgreSQL stores.
 
 The "browser" is a cookie-keeping ``requests.Session`` walked through the provider's pages by
 :class:`~sso_middleware.testing.DevProvider` (``login``, ``logout_confirm``).  The session
@@ -26,6 +27,7 @@ from sso_middleware.stores.memcached import JsonMemcachedNamespace
 from sso_middleware.testing import Clock, DevProvider
 
 from ..conftest import SESSION_SECRET
+from ..postgres_server import PostgresServer
 from ..redis_ha_servers import collect_quietly
 from ..servers import free_port, stop_waitress
 from ..store_servers import StoreServer
@@ -67,12 +69,12 @@ class Served:
                 "Content-Type": "application/x-www-form-urlencoded"}
 
 
-@pytest.fixture(params=["file", "redis", "memcached"])
+@pytest.fixture(params=["file", "redis", "memcached", "postgresql"])
 def served(request: pytest.FixtureRequest, oidc_provider: DevProvider, tmp_path: Path) -> Iterator[Served]:
     store: Any = None
     settings: dict[str, Any] = {}
     if request.param != "file":
-        store = StoreServer(request.param).start()
+        store = PostgresServer().start() if request.param == "postgresql" else StoreServer(request.param).start()
         settings = {"session_type": store.session_type, "session_url": store.url}
     app = Served(oidc_provider, tmp_path, f"pp{request.param}", **settings)
     try:
@@ -80,7 +82,7 @@ def served(request: pytest.FixtureRequest, oidc_provider: DevProvider, tmp_path:
     finally:
         stop_waitress(app.server)
         if store is not None:
-            store.stop()
+            store.close()
         collect_quietly()  # the store clients' sockets of waitress's threads, closed now rather than in a later test
 
 
