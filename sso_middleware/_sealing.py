@@ -59,7 +59,7 @@ _TAG = b"1."
 _MAC_LENGTH = 43  # base64url of 32 bytes, unpadded
 
 #: The kinds of records; each is part of the MAC, so a record of one kind never passes for another.
-KINDS = frozenset({"session", "tokens", "index"})
+KINDS = frozenset({"session", "tokens", "index", "post"})  # post: a form kept across a sign-in (preserve_post)
 
 
 def same_text(a: str, b: str) -> bool:

@@ -136,6 +136,75 @@ class InvalidAuthorizeParam(AuthFailure):
                "allowed). Please start again from the application.")
 
 
+# -- form data kept across a sign-in (preserve_post) -------------------------
+
+class PreservePostRefused(AuthFailure):
+    """A form POST to a ``preserve_post`` path, without a session, that cannot be kept across the sign-in.
+
+    Answered where it was sent, with a page saying the form was not kept (never a
+    silent redirect that would drop it); nothing of the body is stored.
+    """
+    code = "preserve_post_refused"
+    status = 400
+    message = "Your session has ended, and the form you sent could not be kept. Please sign in and send it again."
+
+
+class PreservePostTooLarge(PreservePostRefused):
+    """The form's declared ``Content-Length`` is over ``preserve_post_max_body`` (nothing was read)."""
+    code = "preserve_post_too_large"
+    status = 413
+    message = ("Your session has ended, and the form you sent is too large to be kept while you sign in again. "
+               "Please copy what you typed, sign in, and send it again.")
+
+
+class PreservePostLengthRequired(PreservePostRefused):
+    """A form sent without ``Content-Length`` (chunked): its size cannot be checked before reading it."""
+    code = "preserve_post_length_required"
+    status = 411
+    message = ("Your session has ended, and the form you sent did not say its size, so it could not be kept. "
+               "Please sign in and send it again.")
+
+
+class PreservePostUnsupported(PreservePostRefused):
+    """A body that is not ``application/x-www-form-urlencoded`` in UTF-8 (file uploads: ``multipart/form-data``)."""
+    code = "preserve_post_unsupported"
+    status = 415
+    message = ("Your session has ended, and this kind of form (for example one with a file upload) cannot be kept "
+               "while you sign in again. Please copy what you typed, sign in, and send it again.")
+
+
+class PreservePostUnreadable(PreservePostRefused):
+    """A form body that is malformed, too many fields, or holds text a browser form cannot send back unchanged."""
+    code = "preserve_post_unreadable"
+    status = 400
+    message = ("Your session has ended, and the form you sent could not be read, so it was not kept. "
+               "Please sign in and send it again.")
+
+
+class PreservePostCrossSite(PreservePostRefused):
+    """A form POST that did not come from this site's own pages (``Sec-Fetch-Site``/``Origin``): never kept."""
+    code = "preserve_post_cross_site"
+    status = 403
+    message = ("Your session has ended, and the form was sent from another site, so it was not kept. "
+               "Please sign in and use the form on this site.")
+
+
+class PreservePostOtherUser(AuthFailure):
+    """After the sign-in, the user is another one than the one whose session ended: the kept form is not sent."""
+    code = "preserve_post_other_user"
+    status = 409
+    message = ("You are signed in as another user than the one who filled in the form before, so it was not sent. "
+               "Please fill it in again if you meant to.")
+
+
+class PreservePostLost(AuthFailure):
+    """After the sign-in, the kept form is gone (expired, evicted, or already sent once): it is not sent again."""
+    code = "preserve_post_lost"
+    status = 410
+    message = ("You are signed in again, but the form you sent before could not be restored (it expired, or was "
+               "already sent). Please fill it in again.")
+
+
 class OrganizationNotAllowed(AuthFailure):
     """A link naming another organization than the ``organization`` setting."""
     code = "organization_not_allowed"

@@ -73,6 +73,16 @@ class SSOConfig(DerivedValues):
         65536, "Largest request body (bytes) an auth route reads (back-channel logout, the `form_post` callback); "
         "a larger or unsized (chunked) body gets 413 unread. Other auth routes never read a body."
     )
+    # -- form data kept across a sign-in (see Form data kept across re-login) --
+    preserve_post: tuple[str, ...] = _setting(
+        (), "Path prefixes (canonicalized like protected_paths; under protected_paths or access_rules) where a "
+        "same-origin form POST (`application/x-www-form-urlencoded`) without a valid session is kept (sealed and "
+        "encrypted, server-side) across the sign-in and re-posted once afterwards. Empty: off (the POST gets 401)."
+    )
+    preserve_post_max_body: int = _setting(
+        16384, "Largest form body (bytes, a declared Content-Length) preserve_post keeps; at most max_request_body. "
+        "Larger ones get a 413 page saying the form could not be kept."
+    )
     default_connection: str = _setting("", "Connection used when a request names none.")
     allowed_connections: tuple[str, ...] = _setting((), "If set, the only connections accepted.")
     allowed_redirect_origins: tuple[str, ...] = _setting(

@@ -196,6 +196,7 @@ def validate(config: SSOConfig) -> None:
     _positive(config, "session_store_timeout", maximum=60)
     _positive(config, "session_pool_size", maximum=1000)
     backend.validate(config)  # the back end's own settings (session_url, session_environ_key...)
+    _check_preserve_post(config, keeps_records=bool(getattr(backend, "keeps_records", False)))
     if config.cookie_name and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", config.cookie_name):
         raise ConfigError("cookie_name", "must be a short token of letters, digits, '_', '.', '-'")
     if config.cookie_name.startswith(("__Host-", "__Secure-")) and not config.secure_cookies:
@@ -257,6 +258,28 @@ def _check_bearer(config: SSOConfig) -> None:
             raise ConfigError("access_rules", f"{rule.path!r} asks for max_age/acr_values on bearer_paths "
                               f"({' '.join(prefixes)}), which an access token cannot satisfy; guard those paths "
                               "with claims, and bearer_rules for scopes")
+
+
+def _check_preserve_post(config: SSOConfig, keeps_records: bool) -> None:
+    """``preserve_post`` (canonical like ``protected_paths``, each under a guarded path) and its size bound."""
+    try:
+        prefixes = tuple(dict.fromkeys(configured_prefix(prefix) for prefix in config.preserve_post))
+    except ValueError as exc:
+        raise ConfigError("preserve_post", str(exc)) from None
+    object.__setattr__(config, "preserve_post", prefixes)
+    _positive(config, "preserve_post_max_body")
+    if not prefixes:  # off: a smaller max_request_body (kept for the auth routes) leaves the default bound be
+        return
+    _positive(config, "preserve_post_max_body", maximum=config.max_request_body)
+    if not keeps_records:
+        raise ConfigError("preserve_post", "needs a session_type that keeps server-side records (file, ext:redis, "
+                          "ext:memcached, postgresql): the form is kept there, never in a cookie")
+    guarded = tuple(AccessRule(path=prefix) for prefix in config.protected_paths) + tuple(config.access_rules)
+    for prefix in prefixes:
+        kept = AccessRule(path=prefix)
+        if not any(rule.applies_to(kept.path_info) or kept.applies_to(rule.path_info) for rule in guarded):
+            raise ConfigError("preserve_post", f"{prefix!r} is not under protected_paths or access_rules: a POST "
+                              "there reaches the application without a session, and is never kept")
 
 
 def _check_base_urls(config: SSOConfig) -> None:

@@ -201,6 +201,8 @@ class SSOSession:
         self._tokens_read = False
         self.headers: list[tuple[str, str]] = []  # more headers for this response (transaction cookies)
         self.ended_elsewhere = False  # an update found the record deleted by a concurrent sign-out
+        #: The user of a session that :meth:`current_user` found expired or revoked (and signed out), else None.
+        self.expired_user: Optional[SignedInUser] = None
 
     def _loaded(self) -> Optional[Container]:
         """The session the request names (read once), or None when there is none stored."""
@@ -253,11 +255,13 @@ class SSOSession:
             log.info("sso: session expired; signing out")
             self._store.metrics.session_ended("expired")
             self.sign_out()
+            self.expired_user = user
             return None
         if self._store.is_revoked(user):
             log.info("sso: session ended by a back-channel logout; signing out")
             self._store.metrics.session_ended("revoked")
             self.sign_out()
+            self.expired_user = user
             return None
         if now - last_seen > self._store.stamp_interval:
             container["last_seen"] = now

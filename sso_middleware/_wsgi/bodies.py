@@ -29,7 +29,7 @@ from webob import Response
 from ..errors import SSOError
 from .pages import no_store
 
-__all__ = ["BodyError", "read_form", "refusal"]
+__all__ = ["BodyError", "read_form", "read_form_fields", "refusal"]
 
 #: Digits of a ``Content-Length`` beyond which it is over any cap (and never converted to int).
 _MAX_LENGTH_DIGITS = 18
@@ -79,6 +79,11 @@ def read_form(environ: dict[str, Any], limit: int) -> dict[str, list[str]]:
     Raises :class:`BodyError` for a body over ``limit``, unsized, shorter than
     announced, of another type or charset, or not valid UTF-8 once decoded.
     """
+    return _grouped(read_form_fields(environ, limit))
+
+
+def read_form_fields(environ: dict[str, Any], limit: int, max_fields: int = _MAX_FIELDS) -> list[tuple[str, str]]:
+    """:func:`read_form`'s fields as sent: a list of (name, value) pairs in order, repeated names kept."""
     length = body_length(environ, limit)
     media_type, _, parameters = (environ.get("CONTENT_TYPE") or "").partition(";")
     if media_type.strip().lower() != _FORM_TYPE:
@@ -90,9 +95,13 @@ def read_form(environ: dict[str, Any], limit: int) -> dict[str, list[str]]:
     data = _read_exactly(environ["wsgi.input"], length) if length else b""
     try:
         pairs = parse_qsl(data.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict",
-                          max_num_fields=_MAX_FIELDS)
+                          max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
         raise BodyError(400, "unreadable form body") from None
+    return pairs
+
+
+def _grouped(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
     fields: dict[str, list[str]] = {}
     for name, value in pairs:
         fields.setdefault(name, []).append(value)

@@ -16,7 +16,8 @@ Routes (paths are settings):
   ``response_mode = form_post`` a POSTed form, read within ``max_request_body``;
   the other method is refused): checks ``state`` (single use),
   RFC 9207 ``iss``, falls back once from a failed silent attempt, exchanges
-  the code and signs the user in under a new session id.
+  the code and signs the user in under a new session id; with a form kept for the
+  sign-in (``preserve_post``) it answers with the page that posts it again, once.
 * ``logout``: deletes the session, then ends the provider session.
 * ``failure``: the escaped failure page.
 * ``backchannel_logout``: a provider-signed ``logout_token`` (POST) ends every
@@ -34,6 +35,7 @@ from urllib.parse import urlencode
 
 from webob import Request, Response
 from webob.exc import HTTPSeeOther
+from webob.multidict import MultiDict
 
 from .._config.settings import SSOConfig
 from .._config.validation import is_valid_connection
@@ -47,6 +49,8 @@ from .._policy.authorize_params import (
 )
 from .._policy.redirects import absolute_target, app_path, checked_target
 from .._policy.rules import MAX_AGE_LEEWAY, StepUp, matching, step_up_for
+from .._sealing import same_text
+from .._session.preserved_posts import PostRecords
 from .._session.state import SessionStore, SignedInUser, SSOSession, Tokens
 from ..errors import (
     ConnectionNotAllowed,
@@ -58,6 +62,8 @@ from ..errors import (
     MissingCode,
     MissingConnection,
     MissingTargetUrl,
+    PreservePostLost,
+    PreservePostOtherUser,
     ProviderRefused,
     StepUpFailed,
 )
@@ -65,6 +71,7 @@ from .backchannel import BackchannelLogout
 from .bodies import BodyError, read_form
 from .frontchannel import FrontchannelLogout
 from .pages import failure_page, no_store
+from .preserved_post import resubmit_page
 from .transactions import Transaction, TransactionCookies
 
 log = logging.getLogger("sso_middleware")
@@ -93,6 +100,7 @@ class Handlers:
         self.transactions = TransactionCookies(config)
         self.backchannel_logout = BackchannelLogout(config, client, store, clock)
         self.frontchannel_logout = FrontchannelLogout(config, client, store, clock)
+        self.post_records = PostRecords(config, store.backend)
 
     def routes(self) -> dict[str, Handler]:
         config = self.config
@@ -172,7 +180,22 @@ class Handlers:
             tokens = Tokens(result.access_token, result.expires_at, result.refresh_token, obtained_at=now)
         session.sign_in(user, now, tokens)
         log.info("sso: signed in sub=%r through connection %r", result.claims["sub"], transaction.connection)
+        if transaction.preserved_post is not None:
+            return self._resubmit(transaction.preserved_post, transaction.target_url, request, now, user.sub)
         return self._redirect(transaction.target_url, request)
+
+    def _resubmit(self, reference: str, target: str, request: Request, now: float, sub: str) -> Response:
+        """preserve_post: the page that sends the kept form again (taken from the store: once), or a failure.
+
+        Only for the user whose session had ended, when it is known: a form typed under one
+        account is never sent by another who signs in in that browser.
+        """
+        kept = self.post_records.take(reference, target, now)
+        if kept is None:
+            raise PreservePostLost("the kept form is gone (expired, evicted or already sent)")
+        if kept.sub is not None and not same_text(kept.sub, sub):
+            raise PreservePostOtherUser("signed in as another user than the one whose session ended")
+        return resubmit_page(absolute_target(target, self._base(request)), kept.fields)
 
     def _callback_params(self, request: Request) -> dict[str, Optional[str]]:
         """The authorization response's parameters, from where ``response_mode`` puts them.
@@ -233,6 +256,7 @@ class Handlers:
         spent: Optional[str] = None,
         redirect_uri: Optional[str] = None,
         asked: Optional[RequestParams] = None,
+        preserved_post: Optional[str] = None,
     ) -> Response:
         """Redirect to the provider.
 
@@ -254,7 +278,7 @@ class Handlers:
                                   max_age=max_age, acr_values=acr_values,
                                   redirect_uri=redirect_uri if redirect_uri != self.config.redirect_uri else None,
                                   params=asked.params or None, organization=asked.organization,
-                                  invitation=asked.invitation)
+                                  invitation=asked.invitation, preserved_post=preserved_post)
         cookies = request.headers.get("Cookie", "")
         try:
             headers = self.transactions.issue(login.state, transaction, cookies, now, spent=spent)
@@ -285,7 +309,20 @@ class Handlers:
                               invitation=transaction.invitation)
         return self._start_sign_in(request, session, transaction.target_url, transaction.connection, prompt=None,
                                    spent=state, redirect_uri=transaction.redirect_uri or self.config.redirect_uri,
-                                   asked=asked)
+                                   asked=asked, preserved_post=transaction.preserved_post)
+
+    def start_preserved_sign_in(
+        self, request: Request, session: SSOSession, target: str, connection: Optional[str], reference: str
+    ) -> Response:
+        """preserve_post: the interactive sign-in a GET of ``target`` would start, carrying the kept form.
+
+        No query parameter of the application's URL is forwarded (they are the form's, not
+        sign-in options); ``authorize_params_hook`` and ``organization`` apply as for any login.
+        """
+        config = self.config
+        asked = from_request(MultiDict(), request.environ, (), config.authorize_params_hook, config.organization)
+        return self._start_sign_in(request, session, target, connection, prompt=None, asked=asked,
+                                   preserved_post=reference)
 
     def _step_up_for(self, target: str, request: Request) -> Optional[StepUp]:
         """The authentication the access rules demand for a target of this application (None: none)."""

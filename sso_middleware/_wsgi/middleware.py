@@ -13,7 +13,8 @@ here (a request body over ``max_request_body``, or unsized, is refused with
 application untouched except for the environ: when a user is signed in,
 ``environ["sso.userinfo"]`` holds their claims and ``REMOTE_USER`` the
 ``remote_user_claim``; otherwise both are absent.  Anonymous requests for
-``protected_paths`` are sent to sign in (page loads) or answered 401 (API calls).
+``protected_paths`` are sent to sign in (page loads) or answered 401 (API calls);
+a form POST under ``preserve_post`` is kept across that sign-in (:mod:`.preserved_post`).
 On ``bearer_paths`` an ``Authorization: Bearer`` access token authenticates the
 request instead of a session (:mod:`.bearer`).
 
@@ -63,6 +64,7 @@ from .environ import (
 from .handlers import Handler, Handlers, redirect
 from .observability import Observability
 from .pages import failure_page, forbidden, login_required, server_error, step_up_required
+from .preserved_post import PreservePost
 
 log = logging.getLogger("sso_middleware")
 
@@ -121,6 +123,7 @@ class SSOMiddleware:
         # (protected_paths are canonical prefixes already: SSOConfig checked and normalized them.)
         self.guarded = tuple(AccessRule(path=prefix) for prefix in config.protected_paths) + tuple(config.access_rules)
         self.bearer = BearerGate(config, AccessTokenVerifier(self.client)) if config.bearer_paths else None
+        self.preserve = PreservePost(config, self.handlers.post_records) if config.preserve_post else None
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -213,7 +216,8 @@ class SSOMiddleware:
                 return self._respond(refused, headers, environ, start_response)
         if user is None:
             if self._is_guarded(environ.get("PATH_INFO", "")):
-                return self._require_login(environ, headers, start_response)
+                ended = session.expired_user
+                return self._require_login(environ, headers, start_response, ended.sub if ended else None)
         elif self.config.access_rules and not self._is_failure_page(environ.get("PATH_INFO", "")):
             decision = decide(self.config.access_rules, environ.get("PATH_INFO", ""), user.claims, user.auth_time,
                               user.acr, now, MAX_AGE_LEEWAY)
@@ -241,8 +245,12 @@ class SSOMiddleware:
         return not self.config.serve_failure_page and as_sent(path) == self.config.failure_path
 
     def _require_login(
-        self, environ: dict[str, Any], headers: list[tuple[str, str]], start_response: Callable[..., Any]
+        self, environ: dict[str, Any], headers: list[tuple[str, str]], start_response: Callable[..., Any],
+        ended_sub: Optional[str] = None,
     ) -> Iterable[bytes]:
+        """Send to sign in, 401 for API calls; a form under preserve_post is kept (for ``ended_sub``, when known)."""
+        if self.preserve is not None and self.preserve.covers(environ):
+            return self._preserve(self.preserve, environ, headers, start_response, None, ended_sub)
         request = Request(environ)
         login_url = self._login_url(environ)
         response = redirect(login_url) if _is_page_load(request) else login_required(login_url, self.config.origin)
@@ -265,12 +273,42 @@ class SSOMiddleware:
         else:
             # The login route asks the provider for what the rules of the target demand (max_age, acr_values)
             # and refuses a sign-in that does not deliver it, so a provider ignoring them cannot cause a loop.
+            if self.preserve is not None and self.preserve.covers(environ):
+                return self._preserve(self.preserve, environ, headers, start_response, user.connection, user.sub)
             login_url = self._login_url(environ, user.connection)
             if _is_page_load(request):
                 response = redirect(login_url)
             else:
                 response = step_up_required(login_url, self.config.origin, step_up.max_age, step_up.acr_values)
         return self._respond(response, headers, environ, start_response)
+
+    def _preserve(
+        self,
+        preserve: PreservePost,
+        environ: dict[str, Any],
+        headers: list[tuple[str, str]],
+        start_response: Callable[..., Any],
+        connection: Optional[str],
+        sub: Optional[str],
+    ) -> Iterable[bytes]:
+        """preserve_post: keep the form (for ``sub``, when known), start the sign-in; or a page: not kept."""
+        request = Request(environ)
+        session = self.store.open(environ)  # only for the transaction cookie's header: nothing is read or written
+        home = self.config.base_url_for(environ) + "/"
+        target = _app_path_qs(environ)
+        reference: Optional[str] = None
+        try:
+            reference = preserve.keep(environ, target, self._clock(), sub)
+            response = self.handlers.start_preserved_sign_in(request, session, target, connection, reference)
+        except AuthFailure as failure:
+            if reference is not None:  # kept, but the sign-in could not start: nobody would take it
+                _discard_quietly(preserve, reference)
+            level = logging.WARNING if isinstance(failure, ProviderError) else logging.INFO
+            log.log(level, "sso: form to %r not kept: %s", environ.get("PATH_INFO", "")[:200], failure)
+            response = failure_page(failure.code, home)
+        except (StoreUnavailable, SessionTooLarge) as exc:
+            response = failure_page(_store_failure(exc), home)
+        return self._respond(response, headers + session.headers, environ, start_response)
 
     def _login_url(self, environ: dict[str, Any], connection: Optional[str] = None) -> str:
         params = {"target_url": _app_path_qs(environ)}
@@ -325,6 +363,13 @@ def _store_failure(exc: Union[StoreUnavailable, SessionTooLarge]) -> str:
         return exc.code
     log.error("sso: session store unavailable: %s", exc)
     return exc.code
+
+
+def _discard_quietly(preserve: PreservePost, reference: str) -> None:
+    try:
+        preserve.records.discard(reference)
+    except (StoreUnavailable, SessionTooLarge) as exc:  # it expires with its TTL anyway
+        _store_failure(exc)
 
 
 def _commit_quietly(session: SSOSession) -> list[tuple[str, str]]:

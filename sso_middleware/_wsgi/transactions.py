@@ -90,6 +90,8 @@ class Transaction:
     params: Optional[dict[str, str]] = None
     organization: Optional[str] = None  # Auth0 organization sent: the ID token's org_id/org_name must match
     invitation: Optional[str] = None  # Auth0 invitation id (sent again on the retry)
+    # preserve_post: the reference (record id and its key) of the form kept for this sign-in's target
+    preserved_post: Optional[str] = field(default=None, repr=False)
 
 
 #: Fields always written; the others (step-up) only when set, to keep the cookie short.

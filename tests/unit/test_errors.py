@@ -189,6 +189,11 @@ def test_the_unknown_code_page_is_the_bare_auth_failure() -> None:
 FORBIDDEN_CODES = ("step_up_failed", "invalid_organization", "insufficient_scope")
 #: Requests refused for their length before they are parsed: 414 (URI Too Long).
 TOO_LONG_CODES = ("logout_request_too_long",)
+#: preserve_post's pages, answered where the form was sent: the HTTP status that says why it was not kept.
+PRESERVE_POST_STATUSES = {"preserve_post_cross_site": 403, "preserve_post_unsupported": 415,
+                          "preserve_post_length_required": 411, "preserve_post_too_large": 413,
+                          "preserve_post_unreadable": 400, "preserve_post_refused": 400, "preserve_post_lost": 410,
+                          "preserve_post_other_user": 409}
 
 
 def test_statuses_are_4xx_except_provider_trouble() -> None:
@@ -203,6 +208,8 @@ def test_statuses_are_4xx_except_provider_trouble() -> None:
             assert info.status == 403, code
         elif code in TOO_LONG_CODES:
             assert info.status == 414, code
+        elif code in PRESERVE_POST_STATUSES:
+            assert info.status == PRESERVE_POST_STATUSES[code], code
         else:
             assert info.status in (400, 401), code
     assert describe("provider_unreachable")[0] == 503

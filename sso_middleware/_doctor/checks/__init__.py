@@ -8,6 +8,7 @@
 * :mod:`.bearer`: bearer tokens on API paths (audience, keys, introspection);
 * :mod:`.frontchannel`: front-channel logout (what the provider offers, the URL to register);
 * :mod:`.metrics`: metrics and health (prometheus_client, multiprocess mode, the paths);
+* :mod:`.preserve_post`: forms kept across a sign-in (paths, bound, store cost);
 * :mod:`.context`: what they share (:class:`Context`, :class:`Check`, the statuses).
 
 To add a check, write a generator ``check_x(ctx)`` yielding ``(status, message)`` in the
@@ -32,6 +33,7 @@ from .context import Check
 from .egress import check_egress
 from .frontchannel import check_frontchannel_logout
 from .metrics import check_metrics
+from .preserve_post import check_preserve_post
 from .provider import check_capabilities, check_clock, check_discovery, check_endpoints, check_signing_keys
 from .session import check_cookies, check_session_store, check_tokens_and_rules
 
@@ -54,4 +56,5 @@ CHECKS: list[Check] = [
     Check("cookies", check_cookies),
     Check("session store", check_session_store),
     Check("metrics and health", check_metrics),
+    Check("preserve post", check_preserve_post),
 ]
