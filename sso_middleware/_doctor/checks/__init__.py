@@ -6,6 +6,7 @@
   the URLs to register;
 * :mod:`.session`: tokens and access rules, the session cookie, the session store;
 * :mod:`.bearer`: bearer tokens on API paths (audience, keys, introspection);
+* :mod:`.sign_in`: the ``on_sign_in`` hook and ``userinfo_claims``, token revocation at sign-out;
 * :mod:`.context`: what they share (:class:`Context`, :class:`Check`, the statuses).
 
 To add a check, write a generator ``check_x(ctx)`` yielding ``(status, message)`` in the
@@ -30,6 +31,7 @@ from .context import Check
 from .egress import check_egress
 from .provider import check_capabilities, check_clock, check_discovery, check_endpoints, check_signing_keys
 from .session import check_cookies, check_session_store, check_tokens_and_rules
+from .sign_in import check_revocation, check_sign_in_hook
 
 #: The checklist, in order.  Append a :class:`Check` to add one.
 CHECKS: list[Check] = [
@@ -48,4 +50,6 @@ CHECKS: list[Check] = [
     Check("register at the provider", check_registration_urls),
     Check("cookies", check_cookies),
     Check("session store", check_session_store),
+    Check("sign-in hook", check_sign_in_hook),
+    Check("token revocation", check_revocation, needs_discovery=True),
 ]
