@@ -208,7 +208,8 @@ class Handlers:
         # Sign out first: a refused target_url must not leave the user signed in.  An expired
         # session still names the user whose provider session should end.
         user = session.stored_user()
-        tokens = session.tokens() if user is not None and self.config.keep_access_token else None
+        revoking = self.config.keep_access_token and self.config.revoke_tokens_on_logout != "off"
+        tokens = session.tokens() if user is not None and revoking else None
         if user is not None:  # where the data cannot be deleted (cookie sessions), copies of it are revoked
             self.store.revoke_login(user, self.clock())
         session.sign_out()
