@@ -294,3 +294,18 @@ def test_userinfo_claims_listing_the_rule_claims_builds(settings: dict[str, Any]
     config = SSOConfig(**settings, userinfo_claims="roles email", remote_user_claim="email",
                        access_rules="/admin claim roles includes admin; /billing max_age 300")
     assert config.userinfo_claims == ("roles", "email")
+
+
+def test_the_hooks_claims_survive_a_token_refresh_without_running_it_again(
+        make_browser: Callable[..., Browser], provider: FakeProvider) -> None:
+    from sso_middleware.testing import Clock
+
+    clock = Clock()
+    provider.clock, provider.expires_in, provider.refresh_id_token = clock, 120, True
+    hook = Recorder(provision)
+    browser = make_browser(on_sign_in=hook, userinfo_claims="app_user_id", keep_access_token=True, scope=SCOPE,
+                           clock=clock)
+    sign_in(browser, provider)
+    clock.advance(100)  # the access token is due: refreshed (with a new ID token) on the next request
+    assert whoami(browser)["userinfo"] == {"sub": "alice", "app_user_id": 7}
+    assert provider.refreshes == 1 and len(hook.calls) == 1
