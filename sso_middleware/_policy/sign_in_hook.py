@@ -153,9 +153,10 @@ def run(hook: Optional[SignInHook], claims: dict[str, Any], tokens: SignInTokens
     try:
         result = hook(given, tokens, environ)
     except SignInDenied as denied:
-        log.info("sso: on_sign_in denied sub=%r: %s%s", sub, denied.reason,
-                 f" ({_shown(denied.detail, tokens)})" if denied.detail else "")
-        raise
+        # Raised again with a detail fit for the log line the middleware writes for every failure:
+        # the user named, the application's text with this sign-in's tokens masked and escaped.
+        detail = f"sub={sub!r}" + (f": {_shown(denied.detail, tokens)}" if denied.detail else "")
+        raise SignInDenied(denied.reason, detail) from None
     except Exception as exc:
         log.error("sso: on_sign_in raised %s for sub=%r at %s: %s", type(exc).__name__, sub, _where(exc),
                   _shown(str(exc), tokens))

@@ -59,6 +59,16 @@ def test_a_denial_passes_through_with_its_reason() -> None:
     with pytest.raises(SignInDenied) as caught:
         run(hook, dict(CLAIMS), tokens(), {})
     assert caught.value.code == "sign_in_denied:not_provisioned" and caught.value.status == 403
+    assert caught.value.detail == "sub='alice': no row"
+
+
+def test_a_denials_detail_is_made_fit_for_a_log_line() -> None:
+    def hook(claims: dict[str, Any], t: SignInTokens, environ: dict[str, Any]) -> None:
+        raise SignInDenied("locked", f"token {t.access_token}\nFAKE LOG LINE")
+
+    with pytest.raises(SignInDenied) as caught:
+        run(hook, dict(CLAIMS), tokens(), {})
+    assert ACCESS not in str(caught.value) and "\n" not in str(caught.value) and "***" in str(caught.value)
     assert describe(caught.value.code)[:1] == (403,)
 
 
