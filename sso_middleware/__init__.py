@@ -13,6 +13,7 @@ change without notice.
 """
 
 from ._config.settings import SSOConfig
+from ._policy.sign_in_hook import SignInTokens
 from ._wsgi.api_session import api_session
 from ._wsgi.environ import (
     NoAccessToken,
@@ -23,7 +24,7 @@ from ._wsgi.environ import (
     get_userinfo,
 )
 from ._wsgi.middleware import SSOMiddleware
-from .errors import AuthFailure, ConfigError, SSOError
+from .errors import AuthFailure, ConfigError, SignInDenied, SSOError
 from .stores import SessionBackend, StoreUnavailable
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "SSOError",
     "SSOMiddleware",
     "SessionBackend",
+    "SignInDenied",
+    "SignInTokens",
     "StoreUnavailable",
     "api_session",
     "authorization_header",

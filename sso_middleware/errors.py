@@ -219,6 +219,43 @@ class AuthorizeHookFailed(AuthFailure):
     message = "Signing in cannot start right now; the site's operator has been told. Please try again later."
 
 
+#: What a :class:`SignInDenied` reason may be: it is shown on the failure page and travels in its URL.
+SIGN_IN_DENIED_REASON = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+class SignInDenied(AuthFailure):
+    """Raised by an ``on_sign_in`` hook to refuse a user the provider signed in: no session is created.
+
+    ``reason`` is a short code of the application's own (``not_provisioned``,
+    ``account_locked``): 1-64 letters, digits or ``_.-`` (anything else is a
+    ``ValueError`` here, so the hook fails loudly as ``sign_in_hook_failed``).  The
+    failure page (403) shows the code ``sign_in_denied:<reason>``; ``detail`` goes to
+    the operator's log only.
+
+    Security caveat: the failure page's URL can be typed by anyone, so a page showing
+    ``sign_in_denied:<reason>`` proves nothing; the reason is never free text.
+    """
+    code = "sign_in_denied"
+    status = 403
+    message = ("You signed in at the sign-in provider, but this site does not let your account in. "
+               "If you think it should, tell the site's support the error code below.")
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        if not isinstance(reason, str) or not SIGN_IN_DENIED_REASON.fullmatch(reason):
+            raise ValueError("SignInDenied(reason): the reason must be 1-64 letters, digits or '_.-'")
+        self.reason = reason
+        self.code = f"{SignInDenied.code}:{reason}"
+        super().__init__(detail)
+
+
+class SignInHookFailed(AuthFailure):
+    """The ``on_sign_in`` hook raised (other than :class:`SignInDenied`) or returned claims that break a rule."""
+    code = "sign_in_hook_failed"
+    status = 503
+    message = ("You signed in at the sign-in provider, but this site could not finish signing you in; "
+               "the site's operator has been told. Please try again later.")
+
+
 # -- the provider's answer ---------------------------------------------------
 
 class InvalidState(AuthFailure):
@@ -552,6 +589,9 @@ def describe(code: str) -> tuple[int, str, str]:
     kind = ERRORS.get(code)
     if kind is not None:
         return kind.status, kind.message, code
+    denied, _, reason = code.partition(":")
+    if denied == SignInDenied.code and SIGN_IN_DENIED_REASON.fullmatch(reason):
+        return SignInDenied.status, SignInDenied.message, code
     prefix = ProviderRefused.code + ":"
     detail = code[len(prefix):] if code.startswith(prefix) else ""
     if detail in OAUTH_ERRORS:

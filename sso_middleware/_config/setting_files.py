@@ -9,6 +9,7 @@ settings come from the operator, never from a request.
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any
 
 from ..errors import ConfigError
@@ -42,4 +43,22 @@ def imported_object(name: str, path: str) -> Any:
             found = getattr(found, part)
     except Exception as exc:
         raise ConfigError(name, f"cannot import {path!r}: {type(exc).__name__}: {exc}") from None
+    return found
+
+
+def imported_callable(name: str, value: Any) -> Any:
+    """A hook setting as a callable: given one, or imported from ``module:function`` text; None when unset.
+
+    The one resolution of every hook setting (``authorize_params_hook``, ``on_sign_in``):
+    one ``ConfigError`` naming the setting for anything else, at build time.
+    """
+    if value is None or value == "":
+        return None
+    if callable(value):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"[\w.]+:[\w.]+", value.strip()):
+        raise ConfigError(name, "must be a callable, or 'module:function' text")
+    found = imported_object(name, value)
+    if not callable(found):
+        raise ConfigError(name, f"{value!r} is not callable")
     return found

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from .._policy import authorize_params as authz
+from .._policy import sign_in_hook
 from .._policy.rule_parsing import parse_rules
 from .._policy.rules import AccessRule
 from ..errors import ConfigError
@@ -157,6 +158,16 @@ class SSOConfig(DerivedValues):
         "`org_id` (or `org_name`) must match (see Auth0 Organizations).",
     )
     remote_user_claim: str = _setting("sub", "Claim copied to `REMOTE_USER`.")
+    on_sign_in: Optional[sign_in_hook.SignInHook] = _setting(  # noqa: RUF009 - a field(), like the others
+        None,
+        "Python callable `hook(claims, tokens, environ)` run once per successful sign-in (`module:function` in "
+        "ini/env): returns the claims to keep (`sub` unchanged), or raises `SignInDenied(reason)` (403, no "
+        "session); any other exception is the `sign_in_hook_failed` page (see Sign-in hook).",
+    )
+    userinfo_claims: tuple[str, ...] = _setting(
+        (), "Allow-list of the claims a session keeps (and `sso.userinfo` shows), applied after on_sign_in; `sub` "
+        "is always kept; empty keeps all. Keeps cookie sessions small."
+    )
     silent_sso: bool = _setting(True, "`/auth/sso` first tries `prompt=none` (no login screen).")
     silent_sso_fallback: str = _setting(
         "interactive",
@@ -164,6 +175,11 @@ class SSOConfig(DerivedValues):
         "or `anonymous` (go to the target without a user).",
     )
     provider_logout: bool = _setting(True, "Sign-out also ends the provider session (RP-initiated logout).")
+    revoke_tokens_on_logout: str = _setting(
+        "auto", "Sign-out revokes the session's refresh token, then its access token, at the provider's "
+        "`revocation_endpoint` (RFC 7009) before the provider logout: `auto` (when discovery advertises one and "
+        "keep_access_token keeps tokens), `on` or `off`. A failed revocation never blocks sign-out."
+    )
     token_endpoint_auth_method: str = _setting(
         "client_secret_basic",
         "How the client authenticates to the token and PAR endpoints: `client_secret_basic`, `client_secret_post`, "
@@ -313,6 +329,7 @@ class SSOConfig(DerivedValues):
                 raise ConfigError(name, str(exc)) from None
         object.__setattr__(self, "authorize_params", authz.parse_fixed(self.authorize_params))
         object.__setattr__(self, "authorize_params_hook", authz.resolve_hook(self.authorize_params_hook))
+        object.__setattr__(self, "on_sign_in", sign_in_hook.resolve(self.on_sign_in))
         validate(self)
         # Compared with origin_of(target) later, so keep them in that canonical form.
         origins = tuple(dict.fromkeys(origin_of(origin) or origin for origin in self.allowed_redirect_origins))

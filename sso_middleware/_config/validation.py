@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urlsplit
 
-from .._oidc import client_auth, egress
+from .._oidc import client_auth, egress, revocation
 from .._policy import authorize_params as authz
+from .._policy import sign_in_hook
 from .._policy.rules import AccessRule, configured_prefix
 from ..errors import ConfigError
 from .urls import check_endpoint_url, origin_of
@@ -165,6 +166,9 @@ def validate(config: SSOConfig) -> None:
     authz.check_organization_setting(config.organization)
     if not _CLAIM_RE.match(config.remote_user_claim):
         raise ConfigError("remote_user_claim", "must be a claim name")
+    sign_in_hook.check_userinfo_claims(config.userinfo_claims, config.remote_user_claim,
+                                       config.access_rules + config.bearer_rules)
+    revocation.validate(config)
     if config.silent_sso_fallback not in FALLBACKS:
         raise ConfigError("silent_sso_fallback", f"must be one of {', '.join(FALLBACKS)}")
     if config.response_mode not in RESPONSE_MODES:
@@ -310,7 +314,8 @@ def _check_type(name: str, value: Any, kind: Any) -> None:
     if kind == tuple[str, ...]:
         ok = isinstance(value, tuple) and all(isinstance(v, str) for v in value)
         expected = "a tuple of strings"
-    elif kind in (tuple[AccessRule, ...], tuple[tuple[str, str], ...], Optional[authz.Hook], Any):
+    elif kind in (tuple[AccessRule, ...], tuple[tuple[str, str], ...], Optional[authz.Hook],
+                  Optional[sign_in_hook.SignInHook], Any):
         ok = True  # parsed (and checked) in __post_init__; session_type by the store registry
     elif kind is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)

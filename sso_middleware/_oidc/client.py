@@ -90,6 +90,7 @@ class SignInResult:
     access_token: str = field(repr=False)
     expires_at: Optional[float] = None
     refresh_token: Optional[str] = field(default=None, repr=False)
+    scope: Optional[str] = None  # the token response's granted scope (None: it did not say)
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,8 @@ class OIDCClient:
                                    allow_unsigned=self._token_endpoint_is_tls())
         userinfo = self._userinfo(access_token, claims["sub"])
         return SignInResult(id_token=id_token, claims=claims, userinfo=userinfo, access_token=access_token,
-                            expires_at=expires_at(tokens, now), refresh_token=optional_str(tokens, "refresh_token"))
+                            expires_at=expires_at(tokens, now), refresh_token=optional_str(tokens, "refresh_token"),
+                            scope=_granted_scope(tokens))
 
     def refresh(self, refresh_token: str, previous_id_token: str) -> RefreshResult:
         """Redeem a refresh token (RFC 6749 section 6) for fresh tokens.
@@ -383,3 +385,11 @@ class OIDCClient:
 def _add_query(url: str, params: Mapping[str, Optional[str]]) -> str:
     separator = "&" if urlsplit(url).query else "?"
     return url + separator + urlencode(params)
+
+
+def _granted_scope(tokens: Mapping[str, Any]) -> Optional[str]:
+    """The token response's ``scope`` as text (oauthlib may have made it a list), or None when not said."""
+    scope = tokens.get("scope")
+    if isinstance(scope, (list, tuple)):
+        scope = " ".join(str(item) for item in scope)
+    return scope if isinstance(scope, str) and scope else None

@@ -43,6 +43,8 @@ class ProviderMetadata:
     require_pushed_authorization_requests: bool = False
     #: RFC 7662/RFC 8414: the token introspection endpoint (None: not offered), for ``bearer_introspection``.
     introspection_endpoint: Optional[str] = None
+    #: RFC 7009/RFC 8414: the token revocation endpoint (None: not offered), for ``revoke_tokens_on_logout``.
+    revocation_endpoint: Optional[str] = None
 
     @classmethod
     def parse(cls, document: Any, config: SSOConfig) -> ProviderMetadata:
@@ -55,7 +57,8 @@ class ProviderMetadata:
             )
         urls: dict[str, Optional[str]] = {}
         for name in ("authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint",
-                     "end_session_endpoint", "pushed_authorization_request_endpoint", "introspection_endpoint"):
+                     "end_session_endpoint", "pushed_authorization_request_endpoint", "introspection_endpoint",
+                     "revocation_endpoint"):
             value = document.get(name)
             required = name in ("authorization_endpoint", "token_endpoint", "jwks_uri")
             if value is None and not required:
@@ -87,4 +90,5 @@ class ProviderMetadata:
             pushed_authorization_request_endpoint=urls["pushed_authorization_request_endpoint"],
             require_pushed_authorization_requests=document.get("require_pushed_authorization_requests") is True,
             introspection_endpoint=urls["introspection_endpoint"],
+            revocation_endpoint=urls["revocation_endpoint"],
         )

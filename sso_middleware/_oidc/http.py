@@ -102,12 +102,24 @@ class ProviderHTTP:
         merged.update(headers or {})
         return self._request("POST", url, what, headers=merged, data=data, auth=auth)
 
+    def post_form_any_body(
+        self, url: str, what: str, data: str, auth: Optional[tuple[str, str]] = None
+    ) -> tuple[int, Any]:
+        """POST a form-encoded body; returns (status, parsed JSON, or None for an empty or non-JSON body).
+
+        For endpoints whose success has no JSON body (RFC 7009 revocation answers 200 with
+        any body, often empty); every bound of :meth:`post_form` still holds.
+        """
+        return self._request("POST", url, what, headers={"Content-Type": "application/x-www-form-urlencoded"},
+                             data=data, auth=auth, any_body=True)
+
     @observed_provider_call
     def _request(self, method: str, url: str, what: str, **kwargs: Any) -> tuple[int, Any]:
         headers = dict(self.session.headers)
         headers["Accept"] = "application/json"
         headers["Accept-Encoding"] = "identity"  # see _refuse_encoded: nothing is ever decompressed
         headers.update(kwargs.pop("headers", None) or {})
+        any_body = kwargs.pop("any_body", False)
         deadline = time.monotonic() + self.timeout
         try:
             # Straight to the transport adapter: Session.send would read a redirect's whole body
@@ -129,6 +141,8 @@ class ProviderHTTP:
         try:
             return status, json.loads(body)
         except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+            if any_body:
+                return status, None
             if status >= 500:
                 raise ProviderUnreachable(f"{what}: HTTP {status}") from None
             raise ProviderBadResponse(f"{what}: HTTP {status}, body is not JSON") from None

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Union
 from urllib.parse import unquote
 
-from .._config.setting_files import imported_object
+from .._config.setting_files import imported_callable
 from ..errors import (
     AuthorizeHookFailed,
     ConfigError,
@@ -165,16 +165,7 @@ def check_forward(names: tuple[str, ...]) -> None:
 
 def resolve_hook(value: Any) -> Optional[Hook]:
     """``authorize_params_hook`` as a callable: given one, or imported from ``module:function``."""
-    if value is None or value == "":
-        return None
-    if callable(value):
-        return value  # type: ignore[no-any-return]
-    if not isinstance(value, str) or not re.fullmatch(r"[\w.]+:[\w.]+", value.strip()):
-        raise ConfigError("authorize_params_hook", "must be a callable, or 'module:function' text")
-    found = imported_object("authorize_params_hook", value)
-    if not callable(found):
-        raise ConfigError("authorize_params_hook", f"{value!r} is not callable")
-    return found  # type: ignore[no-any-return]
+    return imported_callable("authorize_params_hook", value)  # type: ignore[no-any-return]
 
 
 def check_organization_setting(value: str) -> None:

@@ -16,9 +16,11 @@ Routes (paths are settings):
   ``response_mode = form_post`` a POSTed form, read within ``max_request_body``;
   the other method is refused): checks ``state`` (single use),
   RFC 9207 ``iss``, falls back once from a failed silent attempt, exchanges
-  the code and signs the user in under a new session id; with a form kept for the
+  the code, runs the ``on_sign_in`` hook (:mod:`sso_middleware._policy.sign_in_hook`), keeps the
+  ``userinfo_claims`` and signs the user in under a new session id; with a form kept for the
   sign-in (``preserve_post``) it answers with the page that posts it again, once.
-* ``logout``: deletes the session, then ends the provider session.
+* ``logout``: deletes the session, revokes its tokens (RFC 7009, :mod:`sso_middleware._oidc.revocation`),
+  then ends the provider session.
 * ``failure``: the escaped failure page.
 * ``backchannel_logout``: a provider-signed ``logout_token`` (POST) ends every
   session of its ``sid`` (or ``sub``), on every process sharing the store.
@@ -40,6 +42,7 @@ from webob.multidict import MultiDict
 from .._config.settings import SSOConfig
 from .._config.validation import is_valid_connection
 from .._oidc.client import OIDCClient
+from .._oidc.revocation import TokenRevoker
 from .._policy.authorize_params import (
     RequestParams,
     checked_organization,
@@ -49,6 +52,8 @@ from .._policy.authorize_params import (
 )
 from .._policy.redirects import absolute_target, app_path, checked_target
 from .._policy.rules import MAX_AGE_LEEWAY, StepUp, matching, step_up_for
+from .._policy.sign_in_hook import SignInTokens, kept_claims
+from .._policy.sign_in_hook import run as run_sign_in_hook
 from .._sealing import same_text
 from .._session.preserved_posts import PostRecords
 from .._session.state import SessionStore, SignedInUser, SSOSession, Tokens
@@ -101,6 +106,7 @@ class Handlers:
         self.backchannel_logout = BackchannelLogout(config, client, store, clock)
         self.frontchannel_logout = FrontchannelLogout(config, client, store, clock)
         self.post_records = PostRecords(config, store.backend)
+        self.revoker = TokenRevoker(client)
 
     def routes(self) -> dict[str, Handler]:
         config = self.config
@@ -170,6 +176,10 @@ class Handlers:
         organization = checked_organization(transaction.organization, result.claims)
         claims = {key: value for key, value in result.claims.items() if key not in PROTOCOL_CLAIMS}
         claims.update(result.userinfo)
+        issued = SignInTokens.issued(result.claims, result.expires_at, result.scope, result.refresh_token,
+                                     result.access_token, result.id_token)
+        claims = kept_claims(run_sign_in_hook(self.config.on_sign_in, claims, issued, request.environ),
+                             self.config.userinfo_claims)  # SignInDenied, SignInHookFailed: no session
         sid = result.claims.get("sid")
         user = SignedInUser(
             claims=claims, connection=transaction.connection, id_token=result.id_token, signed_in_at=now,
@@ -228,12 +238,16 @@ class Handlers:
         # Sign out first: a refused target_url must not leave the user signed in.  An expired
         # session still names the user whose provider session should end.
         user = session.stored_user()
+        revoking = self.config.keep_access_token and self.config.revoke_tokens_on_logout != "off"
+        tokens = session.tokens() if user is not None and revoking else None
         if user is not None:  # where the data cannot be deleted (cookie sessions), copies of it are revoked
             self.store.revoke_login(user, self.clock())
         session.sign_out()
         if user is not None:
             log.info("sso: signed out sub=%r", user.sub)
             self.store.metrics.session_ended("logout")
+        if tokens is not None:  # before the provider logout redirect; a failure is logged, never raised
+            self.revoker.revoke(tokens.refresh_token, tokens.access_token or None)
         target = self._target(request, required=False)
         if user is not None and self.config.provider_logout:
             url = self.client.end_session_url(user.id_token, absolute_target(target, self._base(request)))

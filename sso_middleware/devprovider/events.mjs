@@ -104,7 +104,7 @@ function authMethodOf(ctx, body) {
   return method;
 }
 
-/** The Koa middleware recording authorize, PAR, token, userinfo, end_session and registration requests. */
+/** The Koa middleware recording authorize, PAR, token, userinfo, revocation, end_session and registration requests. */
 export function recordingMiddleware() {
   return async function devRecorder(ctx, next) {
     const { path, method } = ctx;
@@ -164,6 +164,15 @@ export function recordingMiddleware() {
         method,
         params,
         status: ctx.status,
+      });
+    } else if (path === ROUTES.revocation && method === 'POST') {
+      // RFC 7009: which client revoked which kind of token, authenticated how (never the token)
+      record('revocation', {
+        client_id: clientId ?? body.client_id ?? basicClientId(ctx.headers) ?? null,
+        auth_method: authMethodOf(ctx, body),
+        token_type_hint: body.token_type_hint ?? null,
+        status: ctx.status,
+        error: errorOf(ctx),
       });
     } else if (path === `${ROUTES.end_session}/confirm` && method === 'POST') {
       record('end_session_confirm', { logout: Boolean(body.logout), status: ctx.status, error: errorOf(ctx) });

@@ -162,6 +162,8 @@
  *   token                   {client_id, grant_type, auth_method, params (secrets redacted),
  *                            status, error, issued: [names of tokens returned]}
  *   userinfo                {status, auth: "header"|"body"|"query"|"none"}
+ *   revocation              {client_id, auth_method, token_type_hint, status, error} (RFC 7009, at
+ *                            /oauth/revoke; never the token)
  *   end_session             {client_id, method, params}
  *   end_session_confirm     {logout: bool}
  *   backchannel_logout      {client_id, sub, sid, ok, error}

@@ -35,6 +35,10 @@ claims, ``refresh_changes`` the refresh response's members (None removes one).
 request; ``revoke()`` revokes a refresh token; ``refresh_delay`` (seconds) and
 ``on_refresh`` (called while the request is in flight) make room for races.
 
+Revocation (RFC 7009, :mod:`.fake_revocation`): with ``revocation`` the provider serves
+``/oauth/revoke``; ``revocations`` records each request, a revoked refresh token fails
+its next refresh.
+
 Security caveat: it is a test double. It knows one client, keeps everything in memory,
 signs with keys shared by the whole process (:mod:`.keys`), and every code and token it
 hands out is also kept in :data:`ISSUED_SECRETS` (so a suite can check its logs never
@@ -57,6 +61,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from requests.adapters import BaseAdapter
 
 from .fake_refresh import RefreshTokens
+from .fake_revocation import RevocationEndpoint
 from .grants import ISSUED_SECRETS, Grant, RefreshGrant, issued
 from .keys import at_hash, public_jwk, rsa_key, s256
 from .transport import make_response
@@ -84,7 +89,7 @@ Fault = Union[Exception, int, Callable[[requests.PreparedRequest], requests.Resp
 
 
 @dataclass
-class FakeProvider(RefreshTokens):
+class FakeProvider(RefreshTokens, RevocationEndpoint):
     """An in-memory provider for one confidential client; see the module docstring.
 
     Configure the middleware with ``issuer``, ``client_id`` and ``client_secret`` (the
@@ -168,6 +173,8 @@ class FakeProvider(RefreshTokens):
             document["end_session_endpoint"] = base + "/oidc/logout"
         if self.par:
             document["pushed_authorization_request_endpoint"] = base + "/oauth/par"
+        if self.revocation:
+            document["revocation_endpoint"] = base + "/oauth/revoke"
         document.update(self.discovery_overrides)
         return {key: value for key, value in document.items() if value is not None}
 
@@ -273,6 +280,11 @@ class FakeProvider(RefreshTokens):
             return self._par(request)
         if route == "/userinfo":
             return self._userinfo(request)
+        if route == "/oauth/revoke" and self.revocation:  # RFC 7009: fake_revocation
+            body = request.body.decode() if isinstance(request.body, bytes) else str(request.body or "")
+            form = {key: values[0] for key, values in parse_qs(body).items()}
+            with self._refresh_lock:
+                return self._revoke(self._authenticate(request, form), form, self.refresh_tokens, self._access_tokens)
         return 404, {"error": "not_found"}
 
     def _token(self, request: requests.PreparedRequest) -> tuple[int, Any]:

@@ -186,7 +186,7 @@ def test_the_unknown_code_page_is_the_bare_auth_failure() -> None:
 
 
 #: Failures where the user did authenticate, just not well enough: 403, like the access rules' refusals.
-FORBIDDEN_CODES = ("step_up_failed", "invalid_organization", "insufficient_scope")
+FORBIDDEN_CODES = ("step_up_failed", "invalid_organization", "insufficient_scope", "sign_in_denied")
 #: Requests refused for their length before they are parsed: 414 (URI Too Long).
 TOO_LONG_CODES = ("logout_request_too_long",)
 #: preserve_post's pages, answered where the form was sent: the HTTP status that says why it was not kept.
@@ -203,7 +203,8 @@ def test_statuses_are_4xx_except_provider_trouble() -> None:
             assert code in ("provider_bad_response", "provider_unreachable", "provider_timeout",
                             "invalid_token_response", "session_store_unavailable", "session_too_large",
                             "signing_algorithm_mismatch", "provider_proxy_error", "provider_tls_error",
-                            "par_failed", "par_required", "par_unavailable", "authorize_hook_failed"), code
+                            "par_failed", "par_required", "par_unavailable", "authorize_hook_failed",
+                            "sign_in_hook_failed"), code
         elif code in FORBIDDEN_CODES:
             assert info.status == 403, code
         elif code in TOO_LONG_CODES:

@@ -155,6 +155,32 @@ def test_revoke_ends_a_refresh_token() -> None:
     assert refresh(http, token).json()["error"] == "invalid_grant"
 
 
+def test_the_revocation_endpoint_kills_refresh_and_access_tokens_and_records_each_call() -> None:
+    provider = FakeProvider(revocation=True)
+    assert provider.discovery()["revocation_endpoint"] == ISSUER + "oauth/revoke"
+    assert "revocation_endpoint" not in FakeProvider().discovery()
+    http = http_for(provider)
+    tokens = sign_in(provider, http, scope="openid offline_access")
+
+    def revoke(token: str, hint: str, secret: str = CLIENT_SECRET) -> requests.Response:
+        return http.post(ISSUER + "oauth/revoke", auth=(CLIENT_ID, secret),
+                         data={"token": token, "token_type_hint": hint})
+
+    assert revoke(tokens["refresh_token"], "refresh_token", secret="wrong").status_code == 401
+    assert refresh(http, tokens["refresh_token"]).status_code == 200  # refused revocation: still alive (rotated)
+    fresh = sign_in(provider, http, scope="openid offline_access")
+    assert revoke(fresh["refresh_token"], "refresh_token").status_code == 200
+    assert refresh(http, fresh["refresh_token"]).json()["error"] == "invalid_grant"
+    assert revoke(fresh["access_token"], "access_token").status_code == 200
+    bearer = {"Authorization": "Bearer " + fresh["access_token"]}
+    assert http.get(ISSUER + "userinfo", headers=bearer).status_code == 401
+    assert revoke("never-issued", "refresh_token").status_code == 200  # RFC 7009 section 2.2
+    assert provider.revocations == [("refresh_token", "refresh_token"), ("access_token", "access_token"),
+                                    ("refresh_token", "unknown")]
+    provider.revocation_status = 503
+    assert revoke("x", "access_token").status_code == 503
+
+
 def test_the_repr_shows_no_code_or_token() -> None:
     provider = FakeProvider()
     verifier = secrets.token_urlsafe(32)

@@ -9,6 +9,7 @@
 * :mod:`.frontchannel`: front-channel logout (what the provider offers, the URL to register);
 * :mod:`.metrics`: metrics and health (prometheus_client, multiprocess mode, the paths);
 * :mod:`.preserve_post`: forms kept across a sign-in (paths, bound, store cost);
+* :mod:`.sign_in`: the ``on_sign_in`` hook and ``userinfo_claims``, token revocation at sign-out;
 * :mod:`.context`: what they share (:class:`Context`, :class:`Check`, the statuses).
 
 To add a check, write a generator ``check_x(ctx)`` yielding ``(status, message)`` in the
@@ -36,6 +37,7 @@ from .metrics import check_metrics
 from .preserve_post import check_preserve_post
 from .provider import check_capabilities, check_clock, check_discovery, check_endpoints, check_signing_keys
 from .session import check_cookies, check_session_store, check_tokens_and_rules
+from .sign_in import check_revocation, check_sign_in_hook
 
 #: The checklist, in order.  Append a :class:`Check` to add one.
 CHECKS: list[Check] = [
@@ -57,4 +59,6 @@ CHECKS: list[Check] = [
     Check("session store", check_session_store),
     Check("metrics and health", check_metrics),
     Check("preserve post", check_preserve_post),
+    Check("sign-in hook", check_sign_in_hook),
+    Check("token revocation", check_revocation, needs_discovery=True),
 ]
