@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 from webob import Request, Response
 from webob.exc import HTTPSeeOther
 
+from .._config import page_template
 from .._config.settings import SSOConfig
 from .._config.validation import is_valid_connection
 from .._oidc.client import OIDCClient
@@ -89,6 +90,8 @@ class Handlers:
         self.clock = clock
         self.transactions = TransactionCookies(config)
         self.backchannel_logout = BackchannelLogout(config, client, store, clock)
+        #: The operator's failure page (``failure_page_template``), read when the middleware is built; None: built-in.
+        self.page_template = page_template.load(config.failure_page_template) if config.failure_page_template else None
 
     def routes(self) -> dict[str, Handler]:
         config = self.config
@@ -211,7 +214,8 @@ class Handlers:
         return self._redirect(target, request)
 
     def failure(self, request: Request, session: SSOSession) -> Response:
-        return failure_page(_param(request, "error") or "", self._base(request) + "/")
+        return failure_page(_param(request, "error") or "", self._base(request) + "/", request.environ,
+                            self.page_template)
 
     # -- helpers -----------------------------------------------------------
 

@@ -186,7 +186,9 @@ def test_the_unknown_code_page_is_the_bare_auth_failure() -> None:
 
 
 #: Failures where the user did authenticate, just not well enough: 403, like the access rules' refusals.
-FORBIDDEN_CODES = ("step_up_failed", "invalid_organization", "insufficient_scope")
+FORBIDDEN_CODES = ("step_up_failed", "invalid_organization", "insufficient_scope", "cross_origin_refused")
+#: The session endpoint's JSON answers that are neither 400 nor 401: a wrong method, nothing to refresh with.
+OTHER_4XX = {"method_not_allowed": 405, "no_refresh_token": 409}
 
 
 def test_statuses_are_4xx_except_provider_trouble() -> None:
@@ -196,9 +198,12 @@ def test_statuses_are_4xx_except_provider_trouble() -> None:
             assert code in ("provider_bad_response", "provider_unreachable", "provider_timeout",
                             "invalid_token_response", "session_store_unavailable", "session_too_large",
                             "signing_algorithm_mismatch", "provider_proxy_error", "provider_tls_error",
-                            "par_failed", "par_required", "par_unavailable", "authorize_hook_failed"), code
+                            "par_failed", "par_required", "par_unavailable", "authorize_hook_failed",
+                            "refresh_unavailable"), code
         elif code in FORBIDDEN_CODES:
             assert info.status == 403, code
+        elif code in OTHER_4XX:
+            assert info.status == OTHER_4XX[code], code
         else:
             assert info.status in (400, 401), code
     assert describe("provider_unreachable")[0] == 503
