@@ -9,6 +9,9 @@ and the tokens the store holds are read back without the middleware.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -23,18 +26,7 @@ from sso_middleware.testing import Clock
 from ..conftest import browser_for
 from ..fakes import BASE_URL, FakeProvider, make_response
 from ..store_servers import StoreServer
-from .test_refresh import (
-    LIFETIME,
-    Backend,
-    Build,
-    backend,  # noqa: F401 - a fixture
-    build,  # noqa: F401 - a fixture
-    clock,  # noqa: F401 - a fixture
-    latest_access_token,
-    provider,  # noqa: F401 - a fixture
-    sign_in,
-    view,
-)
+from .test_refresh import LIFETIME, Backend, Build, builder, latest_access_token, sign_in, view
 
 PATH = "/auth/session"
 SAME_ORIGIN = {"Origin": BASE_URL, "X-SSO-CSRF": "1"}
@@ -43,7 +35,34 @@ ABSOLUTE = 86400
 
 
 @pytest.fixture
-def endpoint(build: Build) -> Callable[..., SSOMiddleware]:  # noqa: F811 - the fixture above
+def clock() -> Clock:
+    """One time for the middleware and the provider, standing still from a whole second."""
+    return Clock(int(time.time()))
+
+
+@pytest.fixture
+def provider(clock: Clock) -> FakeProvider:
+    """The suite's fake provider (it replaces conftest's here), on the middleware's clock, with short-lived tokens."""
+    return FakeProvider(clock=clock, expires_in=LIFETIME)
+
+
+@pytest.fixture(params=["file", "cookie", "redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    server = StoreServer("redis").start() if request.param == "redis" else None
+    try:
+        yield Backend(request.param, server, tmp_path / "sessions")
+    finally:
+        if server is not None:
+            server.stop()
+
+
+@pytest.fixture
+def build(make_middleware: Callable[..., SSOMiddleware], backend: Backend, clock: Clock) -> Build:
+    return builder(make_middleware, backend, clock)
+
+
+@pytest.fixture
+def endpoint(build: Build) -> Callable[..., SSOMiddleware]:
     """A middleware with the session endpoint on, short timeouts, keep_access_token and offline_access."""
 
     def make(**overrides: Any) -> SSOMiddleware:
@@ -92,8 +111,8 @@ def test_anonymous_get_is_200_not_signed_in_and_never_reaches_the_app(endpoint: 
 
 
 def test_signed_in_get_shows_sub_claims_and_expiries_but_no_token(
-        endpoint: Callable[..., SSOMiddleware], provider: FakeProvider, clock: Clock,  # noqa: F811
-        backend: Backend) -> None:  # noqa: F811
+        endpoint: Callable[..., SSOMiddleware], provider: FakeProvider, clock: Clock,
+        backend: Backend) -> None:
     browser = browser_for(endpoint())
     signed_in_at = clock.now
     sign_in(browser, provider)
@@ -115,7 +134,7 @@ def test_signed_in_get_shows_sub_claims_and_expiries_but_no_token(
 
 
 def test_get_does_not_extend_the_session_so_polling_cannot_keep_it_alive(
-        endpoint: Callable[..., SSOMiddleware], provider: FakeProvider, clock: Clock) -> None:  # noqa: F811
+        endpoint: Callable[..., SSOMiddleware], provider: FakeProvider, clock: Clock) -> None:
     browser = browser_for(endpoint())
     signed_in_at = clock.now
     sign_in(browser, provider)
@@ -131,13 +150,13 @@ def test_get_does_not_extend_the_session_so_polling_cannot_keep_it_alive(
 
 
 def test_get_without_keep_access_token_has_no_token_members(endpoint: Callable[..., SSOMiddleware],
-                                                            provider: FakeProvider) -> None:  # noqa: F811
+                                                            provider: FakeProvider) -> None:
     browser = browser_for(endpoint(keep_access_token=False))
     sign_in(browser, provider)
     assert set(browser.get(PATH).json) == {"signed_in", "sub", "claims", "idle_expires_at", "expires_at"}
 
 
-def test_off_by_default_the_path_is_the_apps(build: Build) -> None:  # noqa: F811
+def test_off_by_default_the_path_is_the_apps(build: Build) -> None:
     spy = Spy()
     middleware = build()
     middleware.app = spy
@@ -184,7 +203,7 @@ def test_head_answers_like_get_without_a_body(endpoint: Callable[..., SSOMiddlew
     pytest.param({"Sec-Fetch-Site": "same-origin"}, id="fetch-metadata-without-csrf-header"),
 ])
 def test_a_post_not_from_this_sites_pages_is_403_and_changes_nothing(
-        endpoint: Callable[..., SSOMiddleware], provider: FakeProvider, clock: Clock,  # noqa: F811
+        endpoint: Callable[..., SSOMiddleware], provider: FakeProvider, clock: Clock,
         headers: dict[str, str]) -> None:
     browser = browser_for(endpoint())
     signed_in_at = clock.now
@@ -204,8 +223,8 @@ def test_a_post_not_from_this_sites_pages_is_403_and_changes_nothing(
     pytest.param({**SAME_ORIGIN, "Sec-Fetch-Site": "same-origin"}, id="both"),
 ])
 def test_a_same_origin_post_refreshes_now_and_extends_the_idle_deadline(
-        endpoint: Callable[..., SSOMiddleware], provider: FakeProvider, clock: Clock,  # noqa: F811
-        backend: Backend, headers: dict[str, str]) -> None:  # noqa: F811
+        endpoint: Callable[..., SSOMiddleware], provider: FakeProvider, clock: Clock,
+        backend: Backend, headers: dict[str, str]) -> None:
     browser = browser_for(endpoint())
     sign_in(browser, provider)
     before = backend.tokens_of(browser)
@@ -227,7 +246,7 @@ def test_a_same_origin_post_refreshes_now_and_extends_the_idle_deadline(
 
 
 def test_a_post_in_another_listed_origin_is_same_origin(endpoint: Callable[..., SSOMiddleware],
-                                                         provider: FakeProvider) -> None:  # noqa: F811
+                                                         provider: FakeProvider) -> None:
     middleware = endpoint(base_url=f"{BASE_URL} https://www.app2.example")
     browser = browser_for(middleware)
     sign_in(browser, provider)
@@ -242,7 +261,7 @@ def test_anonymous_post_is_401_login_required(endpoint: Callable[..., SSOMiddlew
 
 
 def test_post_without_keep_access_token_only_extends(endpoint: Callable[..., SSOMiddleware], provider: FakeProvider,
-                                                     clock: Clock) -> None:  # noqa: F811
+                                                     clock: Clock) -> None:
     browser = browser_for(endpoint(keep_access_token=False))
     sign_in(browser, provider)
     clock.advance(30)
@@ -253,7 +272,7 @@ def test_post_without_keep_access_token_only_extends(endpoint: Callable[..., SSO
 
 
 def test_post_without_a_refresh_token_is_409(endpoint: Callable[..., SSOMiddleware], provider: FakeProvider,
-                                             clock: Clock) -> None:  # noqa: F811
+                                             clock: Clock) -> None:
     browser = browser_for(endpoint(scope="openid profile email"))  # no offline_access: no refresh token
     sign_in(browser, provider)
     clock.advance(30)
@@ -264,8 +283,8 @@ def test_post_without_a_refresh_token_is_409(endpoint: Callable[..., SSOMiddlewa
 
 
 def test_a_post_after_a_due_refresh_refreshes_the_new_tokens(endpoint: Callable[..., SSOMiddleware],
-                                                                provider: FakeProvider, clock: Clock,  # noqa: F811
-                                                                backend: Backend) -> None:  # noqa: F811
+                                                                provider: FakeProvider, clock: Clock,
+                                                                backend: Backend) -> None:
     """A due refresh, then a forced one: each replaces the tokens it found, and the store keeps the last."""
     middleware = endpoint()
     browser = browser_for(middleware)
@@ -291,8 +310,8 @@ def test_a_post_after_a_due_refresh_refreshes_the_new_tokens(endpoint: Callable[
                  502, "provider_error:invalid_client", id="client-refused"),
 ])
 def test_provider_trouble_during_a_post_is_a_json_error_and_keeps_the_session(
-        endpoint: Callable[..., SSOMiddleware], provider: FakeProvider, clock: Clock,  # noqa: F811
-        backend: Backend, fault: Any, status: int, code: str) -> None:  # noqa: F811
+        endpoint: Callable[..., SSOMiddleware], provider: FakeProvider, clock: Clock,
+        backend: Backend, fault: Any, status: int, code: str) -> None:
     browser = browser_for(endpoint())
     sign_in(browser, provider)
     before = backend.tokens_of(browser)
@@ -313,7 +332,7 @@ def test_provider_trouble_during_a_post_is_a_json_error_and_keeps_the_session(
     assert view(browser)["access_token"] == latest_access_token(provider)
 
 
-def test_a_refused_refresh_token_signs_out(endpoint: Callable[..., SSOMiddleware], provider: FakeProvider) -> None:  # noqa: F811
+def test_a_refused_refresh_token_signs_out(endpoint: Callable[..., SSOMiddleware], provider: FakeProvider) -> None:
     browser = browser_for(endpoint())
     sign_in(browser, provider)
     provider.revoke(sub="alice")
@@ -324,7 +343,7 @@ def test_a_refused_refresh_token_signs_out(endpoint: Callable[..., SSOMiddleware
 
 
 def test_a_refused_refresh_token_with_keep_session(endpoint: Callable[..., SSOMiddleware],
-                                                   provider: FakeProvider) -> None:  # noqa: F811
+                                                   provider: FakeProvider) -> None:
     browser = browser_for(endpoint(refresh_failure="keep_session"))
     sign_in(browser, provider)
     provider.revoke(sub="alice")
@@ -339,7 +358,7 @@ def test_a_refused_refresh_token_with_keep_session(endpoint: Callable[..., SSOMi
 
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
-def test_a_store_that_goes_down_is_503_json(make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider,  # noqa: F811
+def test_a_store_that_goes_down_is_503_json(make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider,
                                             method: str) -> None:
     server = StoreServer("redis").start()
     try:
