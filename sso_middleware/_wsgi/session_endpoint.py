@@ -100,8 +100,10 @@ class SessionEndpoint:
         elif method == "POST":
             refused = refusal(environ, self.config.max_request_body, as_json=True)  # never read, but bounded
             reason = cross_origin_reason(environ, self.config.origins)
-            if refused is not None:
+            if refused is not None:  # 413, or 400 for a malformed length: JSON too, with this endpoint's headers
                 response = refused
+                response.headers["Vary"] = "Cookie"
+                response.headers["X-Content-Type-Options"] = "nosniff"
             elif reason is not None:
                 log.info("sso: session endpoint POST refused: %s", reason)
                 response = _json(CrossOriginRefused.status, _error(CrossOriginRefused))
