@@ -1,4 +1,4 @@
-"""The failure pages' languages: every code a failure page shows has a German text (:mod:`sso_middleware._translations`).
+"""The failure pages' languages: every code a page shows has its German text (:mod:`sso_middleware._translations`).
 
 The catalogue is the failure classes of :mod:`sso_middleware.errors` (their ``message`` is
 the English text); the German texts are one table keyed by code.  These tests read the
