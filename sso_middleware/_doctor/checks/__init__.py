@@ -6,6 +6,7 @@
   the URLs to register;
 * :mod:`.session`: tokens and access rules, the session cookie, the session store;
 * :mod:`.bearer`: bearer tokens on API paths (audience, keys, introspection);
+* :mod:`.pages`: the failure pages' template and languages, the session endpoint;
 * :mod:`.context`: what they share (:class:`Context`, :class:`Check`, the statuses).
 
 To add a check, write a generator ``check_x(ctx)`` yielding ``(status, message)`` in the
@@ -28,6 +29,7 @@ from .client import (
 )
 from .context import Check
 from .egress import check_egress
+from .pages import check_failure_pages, check_session_endpoint
 from .provider import check_capabilities, check_clock, check_discovery, check_endpoints, check_signing_keys
 from .session import check_cookies, check_session_store, check_tokens_and_rules
 
@@ -48,4 +50,6 @@ CHECKS: list[Check] = [
     Check("register at the provider", check_registration_urls),
     Check("cookies", check_cookies),
     Check("session store", check_session_store),
+    Check("failure pages", check_failure_pages),
+    Check("session endpoint", check_session_endpoint),
 ]
