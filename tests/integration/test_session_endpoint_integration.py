@@ -25,6 +25,7 @@ from sso_middleware._translations import GERMAN
 from sso_middleware.testing import DevProvider
 
 from ..servers import stop_waitress
+from .test_doctor import check, settings_for, write_settings
 from .test_tokens_integration import App, browse, get, refreshes, session_id, sign_in, start_app, token_settings
 
 TTL = 120  # long: nothing refreshes by itself during these tests, only the POST does
@@ -137,3 +138,18 @@ def test_a_replayed_callback_ends_on_the_branded_page_in_german(provider: DevPro
     assert f'<p id="message">{GERMAN["invalid_state"]}</p>' in page.text
     assert '<code id="code">invalid_state</code>' in page.text
     assert page.headers["Content-Language"] == "de" and "Accept-Language" in page.headers["Vary"]
+
+
+def test_the_doctor_reports_both_against_the_provider(capsys: pytest.CaptureFixture[str], provider: DevProvider,
+                                                      tmp_path: Path) -> None:
+    template = tmp_path / "failure.html"
+    template.write_text(BRAND, encoding="utf-8")
+    settings = settings_for(provider, tmp_path, session_endpoint_path=PATH, failure_page_template=str(template),
+                            keep_access_token="true", scope="openid profile email offline_access")
+    outcome = check(capsys, "--settings", write_settings(tmp_path, settings))
+    assert outcome.code == 0, outcome.out
+    assert "{title}, {message}, {code}, {lang}" in outcome.line("OK", "failure pages")
+    assert f"{PATH}: GET the session's state" in outcome.line("OK", "session endpoint")
+    template.write_text("<p>{title}</p>", encoding="utf-8")  # broken after the fact: the doctor says so
+    broken = check(capsys, "--settings", write_settings(tmp_path, settings))
+    assert broken.code == 1 and "lacks the placeholders {message}, {code}" in broken.out, broken.out
