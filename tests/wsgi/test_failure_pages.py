@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import pytest
 import webtest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sso_middleware import ConfigError, SSOMiddleware
 from sso_middleware._translations import GERMAN
@@ -104,3 +106,18 @@ def test_the_template_is_read_once_at_build(make_middleware: Callable[..., SSOMi
     Path(template).write_text("changed", encoding="utf-8")  # the running middleware keeps what it checked
     page = browser_for(middleware).get("/auth/failure", {"error": "invalid_state"}, status=400)
     assert "<header>ACME intranet</header>" in page.text
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(accept=st.one_of(st.text(max_size=60), st.sampled_from(["de", "de;q=0", "*;q=0", "de-DE,en;q=0.1"]),
+                        st.binary(max_size=40).map(lambda data: data.decode("latin-1"))),
+       error=st.one_of(st.sampled_from(sorted(GERMAN)), st.text(max_size=40)))
+def test_any_language_header_and_error_get_a_clean_page(make_browser: Callable[..., webtest.TestApp], template: str,
+                                                        accept: str, error: str) -> None:
+    browser = make_browser(failure_page_template=template)
+    environ = {"HTTP_ACCEPT_LANGUAGE": accept}
+    response = browser.get("/auth/failure", {"error": error}, extra_environ=environ, status="*")
+    assert 400 <= response.status_int < 600 and response.status_int not in (500, 501)
+    assert response.headers["Content-Language"] in ("en", "de")
+    assert f'<html lang="{response.headers["Content-Language"]}">' in response.text
+    assert "<script" not in response.text.lower() and "Traceback" not in response.text
