@@ -117,7 +117,7 @@ class TokenRefresher:
         """The user and a token valid for ``refresh_margin`` more seconds (refreshed if due), or why not.
 
         ``force``: refresh now even if the token is not due (the session endpoint's POST), through the same
-        lock, so a forced refresh and a due one of the same session still make one provider call between them.
+        lock: forced and due refreshes of one session running at once make one provider call between them.
         """
         tokens = session.tokens()
         if tokens is None:

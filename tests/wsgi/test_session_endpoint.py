@@ -9,6 +9,7 @@ and the tokens the store holds are read back without the middleware.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +27,7 @@ from sso_middleware.testing import Clock
 from ..conftest import browser_for
 from ..fakes import BASE_URL, FakeProvider, make_response
 from ..store_servers import StoreServer
-from .test_refresh import LIFETIME, Backend, Build, builder, latest_access_token, sign_in, view
+from .test_refresh import LIFETIME, Backend, Build, builder, copy_of, latest_access_token, sign_in, view
 
 PATH = "/auth/session"
 SAME_ORIGIN = {"Origin": BASE_URL, "X-SSO-CSRF": "1"}
@@ -296,6 +297,42 @@ def test_a_post_after_a_due_refresh_refreshes_the_new_tokens(endpoint: Callable[
     assert response.status_int == 200
     assert provider.refresh_requests == 2  # a forced refresh of the new tokens: a new token again
     assert backend.tokens_of(browser)["access_token"] not in (fresh, None)  # type: ignore[index]
+
+
+def test_concurrent_posts_and_page_loads_never_reuse_a_refresh_token(
+        endpoint: Callable[..., SSOMiddleware], provider: FakeProvider, clock: Clock, backend: Backend) -> None:
+    """The POST takes the refresher's lock: a request that waited finds the new tokens (no second call for them).
+
+    A POST that reads the tokens after a refresh finished asks for a newer token again, so there may be several
+    refreshes; but never two with one refresh token (the fake provider refuses a rotated one: a refusal here
+    would sign the user out), and every request gets a token the provider issued.
+    """
+    browser = browser_for(endpoint())
+    sign_in(browser, provider)
+    clock.advance(LIFETIME - 60)  # due for page loads too
+    copies = [copy_of(browser) for _ in range(8)]
+    barrier = threading.Barrier(len(copies))
+    results: list[Any] = [None] * len(copies)
+
+    def run(index: int) -> None:
+        barrier.wait(10)
+        if index % 2:
+            results[index] = view(copies[index])["access_token"]
+        else:
+            results[index] = post(copies[index]).json["access_token_expires_at"]
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(copies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert 1 <= provider.refresh_requests <= len(copies) // 2 + 1, results
+    assert provider.refreshes == provider.refresh_requests  # none refused: no refresh token was sent twice
+    issued = set(provider._access_tokens)
+    assert all(results[index] in issued for index in range(1, len(copies), 2)), results
+    assert [results[index] for index in range(0, len(copies), 2)] == [clock.now + LIFETIME] * (len(copies) // 2)
+    if backend.server_side:  # (a cookie session is the cookie each response sent: this browser's is an old one)
+        assert view(browser)["access_token"] == latest_access_token(provider)  # the store kept the last one
 
 
 # -- POST: the provider and the store fail -----------------------------------------------
