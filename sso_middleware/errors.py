@@ -523,6 +523,57 @@ class InsufficientScope(BearerFailure):
         self.scopes = scopes
 
 
+# -- the session endpoint (session_endpoint_path) ----------------------------
+
+class SessionEndpointFailure(SSOFailure):
+    """A request to ``session_endpoint_path`` that is refused or cannot be done: answered there, as JSON.
+
+    Never a redirect and never the failure page: the page's script gets the status and
+    ``{"error": code, "message": ...}`` (plus the session's state where there is one).
+    Raised bare it is a generic refusal (``session_endpoint_refused``).
+    """
+    code = "session_endpoint_refused"
+    status = 400
+    message = "The session endpoint refused the request."
+
+
+class MethodNotAllowed(SessionEndpointFailure):
+    """A method other than GET, HEAD or POST (the answer names them in ``Allow``)."""
+    code = "method_not_allowed"
+    status = 405
+    message = "The session endpoint answers GET (the session's state) and POST (refresh and extend it) only."
+
+
+class CrossOriginRefused(SessionEndpointFailure):
+    """A POST not proven to come from this site's own pages: ``Origin`` (or ``Sec-Fetch-Site``) or the CSRF header."""
+    code = "cross_origin_refused"
+    status = 403
+    message = ("Only this site's own pages may refresh the session: a same-origin request with the header "
+               "X-SSO-CSRF: 1.")
+
+
+class NoRefreshToken(SessionEndpointFailure):
+    """A POST asking for a refresh in a session that holds an access token but no refresh token."""
+    code = "no_refresh_token"
+    status = 409
+    message = ("This session has no refresh token (scope without offline_access), so its access token cannot be "
+               "refreshed; sign in again for a new one.")
+
+
+class RefreshUnavailable(SessionEndpointFailure):
+    """A POST whose refresh cannot be made now: one failed seconds ago, or another request's is still running."""
+    code = "refresh_unavailable"
+    status = 503
+    message = "The access token cannot be refreshed right now; the current one still serves. Try again shortly."
+
+
+class RefreshRefused(SessionEndpointFailure):
+    """A POST whose refresh the provider refused (``invalid_grant``), or whose new ID token is about someone else."""
+    code = "refresh_failed"
+    status = 401
+    message = "The sign-in provider refused to refresh the access token; sign in again for a new one."
+
+
 # -- the session store -------------------------------------------------------
 
 class StoreUnavailable(SSOFailure):

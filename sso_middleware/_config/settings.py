@@ -62,6 +62,11 @@ class SSOConfig(DerivedValues):
     )
     logout_path: str = _setting("/auth/logout", "Sign-out (`?target_url=...`).")
     failure_path: str = _setting("/auth/failure", "Failure page (`?error=CODE`).")
+    session_endpoint_path: str = _setting(
+        "", "Session endpoint for the page's own scripts, e.g. `/auth/session` (empty: off): `GET` tells whether "
+        "someone is signed in, with `sub`, claims and expiries (never a token); a same-origin `POST` with "
+        "`X-SSO-CSRF: 1` refreshes the access token and extends the idle timeout (see Session endpoint)."
+    )
     backchannel_logout_path: str = _setting(
         "/auth/backchannel-logout", "OpenID Connect Back-Channel Logout endpoint (POST); empty to disable."
     )
@@ -281,6 +286,10 @@ class SSOConfig(DerivedValues):
     allow_insecure_http: bool = _setting(False, "Allow an `http://` issuer and base_url, on loopback hosts only.")
     serve_failure_page: bool = _setting(
         True, "Serve the built-in failure page; if false, `failure_path` passes through to the app."
+    )
+    failure_page_template: str = _setting(
+        "", "HTML file branding the failure and 403 pages: `{title}`, `{message}` and `{code}` required, `{lang}` "
+        "and `{home}` optional, every value HTML-escaped; read and checked at start-up (see Failure pages)."
     )
     keep_access_token: bool = _setting(
         False,

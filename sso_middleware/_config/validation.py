@@ -18,6 +18,7 @@ from .._policy import authorize_params as authz
 from .._policy import sign_in_hook
 from .._policy.rules import AccessRule, configured_prefix
 from ..errors import ConfigError
+from . import page_template
 from .urls import check_endpoint_url, origin_of
 
 if TYPE_CHECKING:
@@ -128,9 +129,10 @@ def validate(config: SSOConfig) -> None:
 
     paths: dict[str, str] = {}
     for name in ("sso_path", "login_path", "callback_path", "logout_path", "failure_path", "backchannel_logout_path",
-                 "frontchannel_logout_path"):
+                 "frontchannel_logout_path", "session_endpoint_path"):
         value = getattr(config, name)
-        if not value and name in ("backchannel_logout_path", "frontchannel_logout_path"):
+        if not value and name in ("backchannel_logout_path", "frontchannel_logout_path",
+                                  "session_endpoint_path"):  # empty: the route is off
             continue
         if not _PATH_RE.match(value) or "//" in value:
             raise ConfigError(name, f"{value!r} is not an absolute path like /auth/login")
@@ -184,6 +186,8 @@ def validate(config: SSOConfig) -> None:
         # RFC 7518 section 3.2: the HMAC key (here the client secret) must be at least as long as the hash.
         raise ConfigError("client_secret", "must be at least 32 bytes long when id_token_algorithms allows HS256")
 
+    if config.failure_page_template:
+        page_template.load(config.failure_page_template)  # read and checked now: ConfigError naming the setting
     _positive(config, "clock_skew", allow_zero=True, maximum=600)
     _positive(config, "http_timeout", maximum=120)
     egress.validate(config)  # http_proxy, ca_bundle, tls_client_cert/key: the files are read now

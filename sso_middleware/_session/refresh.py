@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 from .._config.settings import SSOConfig
@@ -64,6 +64,8 @@ _MAX_RECENT = 10000
 REFRESH_FAILED = "refresh_failed"  # the provider refused the refresh token
 TEMPORARILY_UNAVAILABLE = "temporarily_unavailable"  # the provider (or the lock) could not be had in time
 TOKEN_EXPIRED = "token_expired"  # expired and there is no refresh token
+#: ``TokenState.skipped`` when the session has no refresh token to refresh with.
+NO_REFRESH_TOKEN = "no_refresh_token"
 
 
 
@@ -80,6 +82,10 @@ class TokenState:
     user: Optional[SignedInUser]  # None: signed out (the refresh token was refused)
     tokens: Optional[Tokens]  # None: no usable access token
     error: Optional[str] = None  # why there is no token, for the application
+    #: Why a refresh that was due (or forced) did not happen although the session goes on: ``NO_REFRESH_TOKEN``,
+    #: ``TEMPORARILY_UNAVAILABLE`` (a recent failure, or another request's refresh still running) or the failure
+    #: code of the provider's trouble (``provider_unreachable``...).  None when it happened or was not needed.
+    skipped: Optional[str] = None
 
 
 class TokenRefresher:
@@ -107,8 +113,12 @@ class TokenRefresher:
         #: How many refreshes this process has made (for tests and benchmarks).
         self.refreshes = 0
 
-    def current(self, session: SSOSession, user: SignedInUser, now: float) -> TokenState:
-        """The user and a token valid for ``refresh_margin`` more seconds (refreshed if due), or why not."""
+    def current(self, session: SSOSession, user: SignedInUser, now: float, *, force: bool = False) -> TokenState:
+        """The user and a token valid for ``refresh_margin`` more seconds (refreshed if due), or why not.
+
+        ``force``: refresh now even if the token is not due (the session endpoint's POST), through the same
+        lock: forced and due refreshes of one session running at once make one provider call between them.
+        """
         tokens = session.tokens()
         if tokens is None:
             return TokenState(user, None)
@@ -116,23 +126,26 @@ class TokenRefresher:
             return TokenState(user, None, tokens.error)
         if not self.store.backend.keeps_records:  # the tokens travel with the session: a replaced one may come back
             tokens = self._adopt_recent(session, tokens, now)
-        if not self._due(tokens, now):
+        if not force and not self._due(tokens, now):
             return TokenState(user, tokens)
         if tokens.refresh_token is None:
-            return self._without_refresh(user, tokens, now, TOKEN_EXPIRED)
+            return replace(self._without_refresh(user, tokens, now, TOKEN_EXPIRED), skipped=NO_REFRESH_TOKEN)
         name = "refresh-" + _fingerprint(tokens.refresh_token)
         still_valid = tokens.expires_at is not None and tokens.expires_at > now
         if still_valid and self._failed_recently(name, now):
-            return TokenState(user, tokens)  # the provider just failed us: no new attempt while the token serves
+            # The provider just failed us: no new attempt while the token serves.
+            return TokenState(user, tokens, skipped=TEMPORARILY_UNAVAILABLE)
         # Waiters reuse the refresh in progress; while the current token is valid they wait only briefly for it
-        # (a healthy refresh takes milliseconds), and then use the current token.
-        wait = min(self.lock_wait, VALID_TOKEN_WAIT) if still_valid else self.lock_wait
+        # (a healthy refresh takes milliseconds), and then use the current token.  A forced refresh was asked for
+        # a new token: it waits as long as an expired one does.
+        wait = min(self.lock_wait, VALID_TOKEN_WAIT) if still_valid and not force else self.lock_wait
         with self.locks.hold(name, ttl=self.lock_ttl, wait=wait) as held:
             if not held:
                 if still_valid:
-                    return TokenState(user, tokens)
+                    return TokenState(user, tokens, skipped=TEMPORARILY_UNAVAILABLE)
                 log.warning("sso: a token refresh of this session is still running elsewhere; not waiting longer")
-                return self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE)
+                return replace(self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE),
+                               skipped=TEMPORARILY_UNAVAILABLE)
             if self.store.backend.keeps_records:
                 latest = session.reload_tokens()
             else:
@@ -181,7 +194,8 @@ class TokenRefresher:
                             user.sub, failure.code)
                 self._remember_failure("refresh-" + _fingerprint(tokens.refresh_token), now)
                 self.store.metrics.refresh("error")
-                return self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE)
+                return replace(self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE),
+                               skipped=failure.code)
             self.refreshes += 1
             self.store.metrics.refresh("refused")
             if self.config.refresh_failure == "sign_out":

@@ -243,8 +243,12 @@ class SSOSession:
         config = self._store.config
         return asdict(dataclasses.replace(user, issuer=config.issuer_url, client_id=config.client_id))
 
-    def current_user(self, now: float) -> Optional[SignedInUser]:
-        """The signed-in user, or None; an expired or revoked session is signed out here."""
+    def current_user(self, now: float, *, stamp: bool = True) -> Optional[SignedInUser]:
+        """The signed-in user, or None; an expired or revoked session is signed out here.
+
+        ``stamp=False``: the request does not count as activity (the session endpoint's GET, which a page may
+        poll: polling must not keep an abandoned session alive).
+        """
         user = self.stored_user()
         container = self._session
         if user is None or container is None:
@@ -263,10 +267,25 @@ class SSOSession:
             self.sign_out()
             self.expired_user = user
             return None
-        if now - last_seen > self._store.stamp_interval:
+        if stamp and now - last_seen > self._store.stamp_interval:
             container["last_seen"] = now
             self._dirty = True
         return user
+
+    def extend(self, now: float) -> None:
+        """Restart the idle timeout now (the session endpoint's POST), whatever the stamp interval."""
+        container = self._loaded()
+        if container is not None and container.get("user") is not None:
+            container["last_seen"] = now
+            self._dirty = True
+
+    def deadlines(self, user: SignedInUser) -> tuple[float, float]:
+        """When the session ends if idle from now on, and when it ends regardless (Unix time, this host's clock)."""
+        config = self._store.config
+        container = self._session
+        last_seen = container.get("last_seen", user.signed_in_at) if container is not None else user.signed_in_at
+        absolute = user.signed_in_at + config.session_absolute_timeout
+        return min(float(last_seen) + config.session_idle_timeout, absolute), absolute
 
     # -- tokens (keep_access_token) ------------------------------------------
 

@@ -39,6 +39,7 @@ from webob import Request, Response
 from webob.exc import HTTPSeeOther
 from webob.multidict import MultiDict
 
+from .._config import page_template
 from .._config.settings import SSOConfig
 from .._config.validation import is_valid_connection
 from .._oidc.client import OIDCClient
@@ -107,6 +108,8 @@ class Handlers:
         self.frontchannel_logout = FrontchannelLogout(config, client, store, clock)
         self.post_records = PostRecords(config, store.backend)
         self.revoker = TokenRevoker(client)
+        #: The operator's failure page (``failure_page_template``), read when the middleware is built; None: built-in.
+        self.page_template = page_template.load(config.failure_page_template) if config.failure_page_template else None
 
     def routes(self) -> dict[str, Handler]:
         config = self.config
@@ -256,7 +259,8 @@ class Handlers:
         return self._redirect(target, request)
 
     def failure(self, request: Request, session: SSOSession) -> Response:
-        return failure_page(_param(request, "error") or "", self._base(request) + "/")
+        return failure_page(_param(request, "error") or "", self._base(request) + "/", request.environ,
+                            self.page_template)
 
     # -- helpers -----------------------------------------------------------
 

@@ -7,7 +7,8 @@ Wrap the application once::
                         base_url="https://app2.example", session_secret="...")
 
 Requests to the authentication paths (``/auth/sso``, ``/auth/login``,
-``/auth/callback``, ``/auth/logout``, ``/auth/failure`` by default) are answered
+``/auth/callback``, ``/auth/logout``, ``/auth/failure`` by default, and the
+session endpoint when ``session_endpoint_path`` is set: :mod:`.session_endpoint`) are answered
 here (a request body over ``max_request_body``, or unsized, is refused with
 413 before anything reads it).  Every other request passes through to the
 application untouched except for the environ: when a user is signed in,
@@ -65,6 +66,7 @@ from .handlers import Handler, Handlers, redirect
 from .observability import Observability
 from .pages import failure_page, forbidden, login_required, server_error, step_up_required
 from .preserved_post import PreservePost
+from .session_endpoint import SessionEndpoint
 
 log = logging.getLogger("sso_middleware")
 
@@ -124,6 +126,8 @@ class SSOMiddleware:
         self.guarded = tuple(AccessRule(path=prefix) for prefix in config.protected_paths) + tuple(config.access_rules)
         self.bearer = BearerGate(config, AccessTokenVerifier(self.client)) if config.bearer_paths else None
         self.preserve = PreservePost(config, self.handlers.post_records) if config.preserve_post else None
+        self.session_endpoint = (SessionEndpoint(config, self.store, self.refresher, self._clock)
+                                 if config.session_endpoint_path else None)
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -131,9 +135,14 @@ class SSOMiddleware:
         return self._clock
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        handler = self.routes.get(environ.get("PATH_INFO", ""))
+        path = environ.get("PATH_INFO", "")
+        handler = self.routes.get(path)
         if handler is not None:
             return self._answer(handler, environ, start_response)
+        if self.session_endpoint is not None and path == self.config.session_endpoint_path:
+            for key in OWN_KEYS:  # nothing downstream reads them, but no request keeps them either
+                environ.pop(key, None)
+            return self.session_endpoint(environ, start_response)
         return self._pass_through(environ, start_response)
 
     # -- authentication routes ---------------------------------------------
@@ -196,7 +205,8 @@ class SSOMiddleware:
             if session.ended_elsewhere:  # signed out by a concurrent request: not signed in any more
                 user = None
         except (StoreUnavailable, SessionTooLarge) as exc:
-            page = failure_page(_store_failure(exc), self.config.base_url_for(environ) + "/")
+            page = failure_page(_store_failure(exc), self.config.base_url_for(environ) + "/", environ,
+                                self.handlers.page_template)
             answer: Iterable[bytes] = page(environ, start_response)
             return answer
         if user is not None:
@@ -269,7 +279,8 @@ class SSOMiddleware:
         log.info("sso: sub=%r stopped at %r: %s", user.sub, environ.get("PATH_INFO", "")[:200], decision.reason)
         step_up = decision.step_up
         if step_up is None:
-            response = forbidden(self.config.base_url_for(environ) + "/", as_json=not _is_page_load(request))
+            response = forbidden(self.config.base_url_for(environ) + "/", as_json=not _is_page_load(request),
+                                 environ=environ, template=self.handlers.page_template)
         else:
             # The login route asks the provider for what the rules of the target demand (max_age, acr_values)
             # and refuses a sign-in that does not deliver it, so a provider ignoring them cannot cause a loop.

@@ -186,7 +186,8 @@ def test_the_unknown_code_page_is_the_bare_auth_failure() -> None:
 
 
 #: Failures where the user did authenticate, just not well enough: 403, like the access rules' refusals.
-FORBIDDEN_CODES = ("step_up_failed", "invalid_organization", "insufficient_scope", "sign_in_denied")
+FORBIDDEN_CODES = ("step_up_failed", "invalid_organization", "insufficient_scope", "sign_in_denied",
+                   "cross_origin_refused")
 #: Requests refused for their length before they are parsed: 414 (URI Too Long).
 TOO_LONG_CODES = ("logout_request_too_long",)
 #: preserve_post's pages, answered where the form was sent: the HTTP status that says why it was not kept.
@@ -194,6 +195,8 @@ PRESERVE_POST_STATUSES = {"preserve_post_cross_site": 403, "preserve_post_unsupp
                           "preserve_post_length_required": 411, "preserve_post_too_large": 413,
                           "preserve_post_unreadable": 400, "preserve_post_refused": 400, "preserve_post_lost": 410,
                           "preserve_post_other_user": 409}
+#: The session endpoint's JSON answers that are neither 400 nor 401: a wrong method, nothing to refresh with.
+OTHER_4XX = {"method_not_allowed": 405, "no_refresh_token": 409}
 
 
 def test_statuses_are_4xx_except_provider_trouble() -> None:
@@ -204,13 +207,15 @@ def test_statuses_are_4xx_except_provider_trouble() -> None:
                             "invalid_token_response", "session_store_unavailable", "session_too_large",
                             "signing_algorithm_mismatch", "provider_proxy_error", "provider_tls_error",
                             "par_failed", "par_required", "par_unavailable", "authorize_hook_failed",
-                            "sign_in_hook_failed"), code
+                            "sign_in_hook_failed", "refresh_unavailable"), code
         elif code in FORBIDDEN_CODES:
             assert info.status == 403, code
         elif code in TOO_LONG_CODES:
             assert info.status == 414, code
         elif code in PRESERVE_POST_STATUSES:
             assert info.status == PRESERVE_POST_STATUSES[code], code
+        elif code in OTHER_4XX:
+            assert info.status == OTHER_4XX[code], code
         else:
             assert info.status in (400, 401), code
     assert describe("provider_unreachable")[0] == 503

@@ -10,6 +10,7 @@
 * :mod:`.metrics`: metrics and health (prometheus_client, multiprocess mode, the paths);
 * :mod:`.preserve_post`: forms kept across a sign-in (paths, bound, store cost);
 * :mod:`.sign_in`: the ``on_sign_in`` hook and ``userinfo_claims``, token revocation at sign-out;
+* :mod:`.pages`: the failure pages' template and languages, the session endpoint;
 * :mod:`.context`: what they share (:class:`Context`, :class:`Check`, the statuses).
 
 To add a check, write a generator ``check_x(ctx)`` yielding ``(status, message)`` in the
@@ -34,6 +35,7 @@ from .context import Check
 from .egress import check_egress
 from .frontchannel import check_frontchannel_logout
 from .metrics import check_metrics
+from .pages import check_failure_pages, check_session_endpoint
 from .preserve_post import check_preserve_post
 from .provider import check_capabilities, check_clock, check_discovery, check_endpoints, check_signing_keys
 from .session import check_cookies, check_session_store, check_tokens_and_rules
@@ -61,4 +63,6 @@ CHECKS: list[Check] = [
     Check("preserve post", check_preserve_post),
     Check("sign-in hook", check_sign_in_hook),
     Check("token revocation", check_revocation, needs_discovery=True),
+    Check("failure pages", check_failure_pages),
+    Check("session endpoint", check_session_endpoint),
 ]
