@@ -21,9 +21,14 @@ Security caveats:
   the callback that takes it has redeemed a single-use ``state`` and exchanged a
   single-use code.  Two callbacks racing with a *copied* transaction cookie would both
   need the provider to accept one code twice.
-* An anonymous client can make the store hold up to ``preserve_post_max_body`` bytes
-  (plus about a third for the encoding) per POST, for ``transaction_ttl`` seconds; the
-  paths are the operator's choice, and a proxy's rate limit bounds the rest.
+* Keeping a form is a store write by an anonymous client (its headers prove nothing to a
+  script), so each process holds at most :data:`MAX_KEPT_BYTES` of forms it kept and that
+  are not yet taken or expired (:class:`_Budget`; a small record counts
+  :data:`MIN_RECORD_BYTES`); beyond that a form is refused, unwritten.  Without it a
+  script POSTing in a loop fills the store at request rate -- memcached or an LRU Redis
+  then evict *sessions*, the file store fills its disk.  The bound is per process, so the
+  store holds at most that times the processes; while a flood holds it, real users' forms
+  are refused too (a page saying so, as before ``preserve_post``), never a session lost.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional
@@ -39,6 +45,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from .._config.settings import SSOConfig
 from .._sealing import same_text
+from ..errors import PreservePostRefused
 from ..stores import SessionBackend
 
 log = logging.getLogger("sso_middleware")
@@ -51,6 +58,12 @@ RECORD_PREFIX = "sso-post-"
 KIND = "post"
 #: Seconds a record outlives its sign-in's ``transaction_ttl`` (the callback comes within that).
 _MARGIN = 60
+#: Most bytes of kept forms (as stored) one process holds in the store, not yet taken or expired.
+MAX_KEPT_BYTES = 32 * 1024 * 1024
+#: What a record counts against :data:`MAX_KEPT_BYTES` at least (the store's own overhead per record).
+MIN_RECORD_BYTES = 1024
+#: Seconds between two warnings that the budget is full (a flood would otherwise write one line per request).
+_WARN_INTERVAL = 60.0
 
 #: The fields of a form, in order, repeated names kept.
 Fields = list[tuple[str, str]]
@@ -70,6 +83,7 @@ class PostRecords:
     def __init__(self, config: SSOConfig, backend: SessionBackend) -> None:
         self._backend = backend
         self._ttl = int(config.transaction_ttl) + _MARGIN
+        self._budget = _Budget(MAX_KEPT_BYTES)
 
     def keep(self, fields: Sequence[tuple[str, str]], target: str, now: float, sub: Optional[str] = None) -> str:
         """Store ``fields`` for a POST to ``target``; the reference for the sign-in's transaction.
@@ -77,20 +91,29 @@ class PostRecords:
         ``sub``: the user whose session had ended (expired, revoked, or too weak for a step-up),
         when known; the form is then sent again only for that user.
 
-        Raises :class:`~sso_middleware.stores.StoreUnavailable` when the store cannot be written.
+        Raises :class:`~sso_middleware.errors.PreservePostRefused` when this process already holds
+        :data:`MAX_KEPT_BYTES` of forms (nothing written), :class:`~sso_middleware.stores.StoreUnavailable`
+        when the store cannot be written.
         """
         record_id = RECORD_PREFIX + secrets.token_urlsafe(24)
         key = Fernet.generate_key()
         payload = json.dumps({"target": target, "expires_at": now + self._ttl, "sub": sub,
                               "fields": [list(f) for f in fields]})
         token = Fernet(key).encrypt_at_time(payload.encode("utf-8"), int(now)).decode("ascii")
-        self._backend.write_record(record_id, token, self._ttl, kind=KIND)
+        if not self._budget.reserve(record_id, max(len(token), MIN_RECORD_BYTES), now, now + self._ttl):
+            raise PreservePostRefused(f"this process already keeps {MAX_KEPT_BYTES} bytes of forms")
+        try:
+            self._backend.write_record(record_id, token, self._ttl, kind=KIND)
+        except BaseException:
+            self._budget.release(record_id)
+            raise
         return f"{record_id}.{key.decode('ascii')}"
 
     def discard(self, reference: str) -> None:
         """Delete the record of ``reference`` (its sign-in could not start: nobody will take it)."""
         record_id = reference.partition(".")[0]
         if record_id.startswith(RECORD_PREFIX):
+            self._budget.release(record_id)
             self._backend.delete_record(record_id)
 
     def take(self, reference: str, target: str, now: float) -> Optional[KeptForm]:
@@ -102,6 +125,7 @@ class PostRecords:
         record_id, _, key = reference.partition(".")
         if not record_id.startswith(RECORD_PREFIX) or not key:
             return None
+        self._budget.release(record_id)  # (kept by another process: not in this one's budget)
         token = self._backend.read_record(record_id, kind=KIND)
         if token is None:
             return None
@@ -119,3 +143,43 @@ class PostRecords:
             log.info("sso: a kept form record was for another target or expired; dropped")
             return None
         return KeptForm(fields, sub)
+
+
+class _Budget:
+    """The bytes of the records one process kept that are neither taken, discarded nor expired.
+
+    Every record lives the same TTL, so insertion order is expiry order: expired entries
+    are dropped from the front, in amortized constant time per reservation.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._held: dict[str, tuple[float, int]] = {}  # record id -> (expires at, bytes), oldest first
+        self._total = 0
+        self._warned_at = float("-inf")
+
+    def reserve(self, record_id: str, size: int, now: float, expires_at: float) -> bool:
+        """Count ``size`` bytes for ``record_id`` until ``expires_at``; False (nothing counted) when over the limit."""
+        with self._lock:
+            while self._held:
+                oldest = next(iter(self._held))
+                if self._held[oldest][0] > now:
+                    break
+                self._total -= self._held.pop(oldest)[1]
+            if self._total + size > self._limit:
+                if now - self._warned_at >= _WARN_INTERVAL:
+                    self._warned_at = now
+                    log.warning("sso: preserve_post keeps %d bytes of forms in this process (the most it may): "
+                                "new forms are refused until some are taken or expire", self._total)
+                return False
+            self._held[record_id] = (expires_at, size)
+            self._total += size
+            return True
+
+    def release(self, record_id: str) -> None:
+        """The record is gone (taken or discarded): its bytes count no more."""
+        with self._lock:
+            held = self._held.pop(record_id, None)
+            if held is not None:
+                self._total -= held[1]

@@ -504,3 +504,34 @@ def test_an_anonymous_form_is_not_bound_to_a_user(build: Callable[..., SSOMiddle
     response = post_form(browser, "/app/forms/report", [("a", "1")])
     page = browser.get(provider.authorize(response.location, user="bob"))
     assert parse_page(page.text).fields == [("a", "1")]
+
+
+def test_anonymous_posts_cannot_fill_the_store(build: Callable[..., SSOMiddleware], provider: FakeProvider,
+                                               clock: Clock, app: FormApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Attack: a script (no browser, no cookie, headers forged) POSTs forms in a loop; each would be one store write.
+
+    Without a bound the store (Redis, memcached: evicting sessions; the file store: the disk) fills at request
+    rate.  This process keeps at most ``MAX_KEPT_BYTES`` of forms not yet taken (a small one counts 1 KiB);
+    beyond it a form is refused, nothing written; room comes back as records are taken or expire.
+    """
+    from sso_middleware._session import preserved_posts
+
+    monkeypatch.setattr(preserved_posts, "MAX_KEPT_BYTES", 6 * 1024, raising=False)
+    middleware = build()
+    browsers = [browser_for(middleware) for _ in range(20)]
+    answers = [post_form(browser, "/app/forms/report", [("a", str(n))], status="*")
+               for n, browser in enumerate(browsers)]
+    assert len(records(middleware)) == 6
+    assert [answer.status_int for answer in answers] == [303] * 6 + [400] * 14
+    assert "preserve_post_refused" in answers[-1].text and "Please" in answers[-1].text
+    # A form taken frees its room at once...
+    assert parse_page(browsers[0].get(provider.authorize(answers[0].location)).text).fields == [("a", "0")]
+    late = browser_for(middleware)
+    assert post_form(late, "/app/forms/report", [("b", "1")], status="*").status_int == 303
+    assert post_form(browser_for(middleware), "/app/forms/report", [("b", "2")], status="*").status_int == 400
+    # ... and expiry frees the rest.
+    clock.advance(middleware.config.transaction_ttl + 61)
+    browser = browser_for(middleware)
+    response = post_form(browser, "/app/forms/report", [("c", "3")])
+    assert response.status_int == 303
+    assert parse_page(browser.get(provider.authorize(response.location)).text).fields == [("c", "3")]
