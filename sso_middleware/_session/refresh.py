@@ -30,6 +30,12 @@ the current token is used while it is valid (a request holding one waits at most
 ``VALID_TOKEN_WAIT`` for another's refresh), and a session whose refresh failed is
 not retried for ``RETRY_SECONDS``.
 
+Forced refreshes (the session endpoint's POST) take the same path, except for a token
+obtained less than ``FORCED_REFRESH_MIN_AGE`` seconds ago: that one is as good as a new
+one and is returned as it is, so a script POSTing in a loop costs the provider one token
+request per session per ``FORCED_REFRESH_MIN_AGE``, not one per POST (the provider's rate
+limit is the client's, shared by every user).
+
 Security caveat: tokens are never logged; the lock names are hashes of the
 refresh token, never the token.
 """
@@ -57,6 +63,8 @@ GRACE_SECONDS = 60.0
 VALID_TOKEN_WAIT = 2.0
 #: Seconds a process leaves a session's failed refresh (provider trouble) alone while its token still serves.
 RETRY_SECONDS = 5.0
+#: Seconds after a token was obtained during which a forced refresh returns it instead of asking the provider.
+FORCED_REFRESH_MIN_AGE = 5.0
 #: At most this many remembered refresh results (and failures) per process.
 _MAX_RECENT = 10000
 
@@ -118,6 +126,7 @@ class TokenRefresher:
 
         ``force``: refresh now even if the token is not due (the session endpoint's POST), through the same
         lock: forced and due refreshes of one session running at once make one provider call between them.
+        A token obtained less than ``FORCED_REFRESH_MIN_AGE`` seconds ago is returned as it is (unless due).
         """
         tokens = session.tokens()
         if tokens is None:
@@ -126,6 +135,8 @@ class TokenRefresher:
             return TokenState(user, None, tokens.error)
         if not self.store.backend.keeps_records:  # the tokens travel with the session: a replaced one may come back
             tokens = self._adopt_recent(session, tokens, now)
+        if force and tokens.obtained_at is not None and now - tokens.obtained_at < FORCED_REFRESH_MIN_AGE:
+            force = False  # as good as new: one provider call per session per FORCED_REFRESH_MIN_AGE at most
         if not force and not self._due(tokens, now):
             return TokenState(user, tokens)
         if tokens.refresh_token is None:

@@ -20,7 +20,7 @@ import requests
 import webtest
 
 from sso_middleware import ConfigError, SSOMiddleware
-from sso_middleware._session.refresh import RETRY_SECONDS
+from sso_middleware._session.refresh import FORCED_REFRESH_MIN_AGE, RETRY_SECONDS
 from sso_middleware.stores.backend import stamp_interval
 from sso_middleware.testing import Clock
 
@@ -247,10 +247,11 @@ def test_a_same_origin_post_refreshes_now_and_extends_the_idle_deadline(
 
 
 def test_a_post_in_another_listed_origin_is_same_origin(endpoint: Callable[..., SSOMiddleware],
-                                                         provider: FakeProvider) -> None:
+                                                         provider: FakeProvider, clock: Clock) -> None:
     middleware = endpoint(base_url=f"{BASE_URL} https://www.app2.example")
     browser = browser_for(middleware)
     sign_in(browser, provider)
+    clock.advance(FORCED_REFRESH_MIN_AGE)
     response = post(browser, {"Origin": "https://www.app2.example", "X-SSO-CSRF": "1"})
     assert response.status_int == 200 and provider.refresh_requests == 1
 
@@ -293,10 +294,30 @@ def test_a_post_after_a_due_refresh_refreshes_the_new_tokens(endpoint: Callable[
     clock.advance(LIFETIME - 60)  # due
     fresh = view(browser)["access_token"]
     assert provider.refresh_requests == 1
+    clock.advance(FORCED_REFRESH_MIN_AGE)
     response = post(browser)
     assert response.status_int == 200
     assert provider.refresh_requests == 2  # a forced refresh of the new tokens: a new token again
     assert backend.tokens_of(browser)["access_token"] not in (fresh, None)  # type: ignore[index]
+
+
+def test_a_burst_of_posts_makes_one_provider_call(endpoint: Callable[..., SSOMiddleware], provider: FakeProvider,
+                                                  clock: Clock) -> None:
+    """Attack: a page's script (or a user's own loop) POSTs as fast as it can; each POST was one token request.
+
+    One signed-in user could so spend the client's rate limit at the provider (Auth0 limits the token endpoint
+    per tenant), failing every user's sign-in.  A token at most ``FORCED_REFRESH_MIN_AGE`` seconds old is as
+    good as a new one: it is answered, and the provider is not asked again.
+    """
+    browser = browser_for(endpoint())
+    sign_in(browser, provider)
+    clock.advance(10)
+    answers = [post(browser) for _ in range(20)]
+    assert [answer.status_int for answer in answers] == [200] * 20
+    assert provider.refresh_requests == 1
+    assert {answer.json["access_token_expires_at"] for answer in answers} == {clock.now + LIFETIME}
+    clock.advance(FORCED_REFRESH_MIN_AGE)
+    assert post(browser).status_int == 200 and provider.refresh_requests == 2
 
 
 def test_concurrent_posts_and_page_loads_never_reuse_a_refresh_token(
@@ -369,9 +390,11 @@ def test_provider_trouble_during_a_post_is_a_json_error_and_keeps_the_session(
     assert view(browser)["access_token"] == latest_access_token(provider)
 
 
-def test_a_refused_refresh_token_signs_out(endpoint: Callable[..., SSOMiddleware], provider: FakeProvider) -> None:
+def test_a_refused_refresh_token_signs_out(endpoint: Callable[..., SSOMiddleware], provider: FakeProvider,
+                                           clock: Clock) -> None:
     browser = browser_for(endpoint())
     sign_in(browser, provider)
+    clock.advance(FORCED_REFRESH_MIN_AGE)
     provider.revoke(sub="alice")
     response = post(browser)
     assert response.status_int == 401
@@ -380,9 +403,10 @@ def test_a_refused_refresh_token_signs_out(endpoint: Callable[..., SSOMiddleware
 
 
 def test_a_refused_refresh_token_with_keep_session(endpoint: Callable[..., SSOMiddleware],
-                                                   provider: FakeProvider) -> None:
+                                                   provider: FakeProvider, clock: Clock) -> None:
     browser = browser_for(endpoint(refresh_failure="keep_session"))
     sign_in(browser, provider)
+    clock.advance(FORCED_REFRESH_MIN_AGE)
     provider.revoke(sub="alice")
     response = post(browser)
     assert response.status_int == 401 and response.json["error"] == "refresh_failed"

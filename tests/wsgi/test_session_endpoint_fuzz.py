@@ -26,7 +26,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sso_middleware import SSOMiddleware
+from sso_middleware._session.refresh import FORCED_REFRESH_MIN_AGE
 from sso_middleware._wsgi.session_endpoint import cross_origin_reason
+from sso_middleware.testing import Clock
 
 from ..fakes import BASE_URL, FakeProvider
 from .test_fuzz import HEADER_TEXT, call, environ_for, mutations
@@ -52,13 +54,16 @@ class Target:
         from ..conftest import SESSION_SECRET, browser_for
         from ..fakes import CLIENT_ID, CLIENT_SECRET, ISSUER
 
-        self.provider = FakeProvider()
+        # One clock for both, moved on per example: a forced refresh of a token younger than
+        # FORCED_REFRESH_MIN_AGE is answered without the provider.
+        self.clock = Clock()
+        self.provider = FakeProvider(clock=self.clock)
         self.reached_app: list[str] = []
         self.middleware = SSOMiddleware(
             self._app, issuer=ISSUER, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, base_url=BASE_URL,
             session_secret=SESSION_SECRET, session_data_dir=directory, session_endpoint_path=PATH,
             keep_access_token=True, scope="openid profile email offline_access",
-            http_transport=self.provider.transport(),
+            http_transport=self.provider.transport(), clock=self.clock,
         )
         self._browser_for = browser_for
         self.cookie = ""
@@ -89,6 +94,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Target:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_the_session_endpoint_answers_any_request_cleanly(target: Target, data: Any) -> None:
+    target.clock.advance(FORCED_REFRESH_MIN_AGE)
     cookie = target.signed_in_cookie()
     # Half the requests are what this site's page sends (a POST with the real cookie, Origin or fetch metadata,
     # the CSRF header), of which half then get one header changed: they probe the rule's edges, and many pass,
