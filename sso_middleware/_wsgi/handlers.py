@@ -75,6 +75,7 @@ from ..errors import (
 )
 from .backchannel import BackchannelLogout
 from .bodies import BodyError, read_form
+from .failure_codes import SIG_PARAM, failure_query, shown_code
 from .frontchannel import FrontchannelLogout
 from .pages import failure_page, no_store
 from .preserved_post import resubmit_page
@@ -259,8 +260,8 @@ class Handlers:
         return self._redirect(target, request)
 
     def failure(self, request: Request, session: SSOSession) -> Response:
-        return failure_page(_param(request, "error") or "", self._base(request) + "/", request.environ,
-                            self.page_template)
+        code = shown_code(self.config, _param(request, "error") or "", _param(request, SIG_PARAM))
+        return failure_page(code, self._base(request) + "/", request.environ, self.page_template)
 
     # -- helpers -----------------------------------------------------------
 
@@ -396,7 +397,7 @@ class Handlers:
 
     def failure_location(self, code: str, environ: Optional[dict[str, Any]] = None) -> str:
         base = self.config.base_url_for(environ) if environ is not None else self.config.primary_url
-        return f"{base}{self.config.failure_path}?{urlencode({'error': code})}"
+        return f"{base}{self.config.failure_path}?{urlencode(failure_query(self.config, code))}"
 
 
 def local_auth_time(claims: dict[str, Any], now: float) -> Optional[float]:

@@ -212,6 +212,34 @@ def test_describe_shows_only_safe_reasons(code: str, status: int, shown: str) ->
     assert describe(code)[0] == status and describe(code)[2] == shown
 
 
+@pytest.mark.parametrize("lang", ["en", "de"])
+def test_a_crafted_denial_reason_in_a_link_is_not_shown(make_browser: Callable[..., Browser], lang: str) -> None:
+    """Attack: content spoofing. Anyone can link to the failure page; a reason is up to 64 characters of
+    ``[A-Za-z0-9_.-]``, enough for ``sign_in_denied:account_locked.call_support_at_evil-help.example``.
+
+    Only a reason the middleware itself sent (its failure redirect) is shown; a typed one shows the bare
+    ``sign_in_denied`` code, as any other code outside the catalogue shows ``unknown_error``.
+    """
+    spoof = "sign_in_denied:account_locked.call_support_at_evil-help.example"
+    browser = make_browser()
+    headers = {"Accept-Language": lang}
+    for forged in ({"error": spoof}, {"error": spoof, "sig": "A" * 22}, {"error": spoof, "sig": ""}):
+        page = browser.get("/auth/failure", forged, headers=headers, status=403)
+        assert "evil-help" not in page.text and "sign_in_denied" in page.text
+
+
+def test_a_signed_denial_link_shows_only_its_own_reason(make_browser: Callable[..., Browser],
+                                                        provider: FakeProvider) -> None:
+    """The middleware's own link shows its reason; its signature does not fit another reason."""
+    provider.users["alice"]["email"] = "alice@elsewhere.example"
+    browser = make_browser(on_sign_in=provision)
+    location = sign_in(browser, provider).location
+    genuine = query(location)
+    assert genuine["error"] == "sign_in_denied:not_provisioned"
+    assert "sign_in_denied:not_provisioned" in browser.get(location, status=403).text
+    other = browser.get("/auth/failure", {**genuine, "error": "sign_in_denied:evil-help.example"}, status=403)
+    assert "evil-help" not in other.text
+
 @pytest.mark.parametrize("reason", ["", "a b", "x" * 65, "é", "<b>", 7])
 def test_sign_in_denied_refuses_a_reason_outside_the_charset(reason: Any) -> None:
     with pytest.raises(ValueError, match="1-64"):
