@@ -135,7 +135,8 @@ class TokenRefresher:
             return TokenState(user, None, tokens.error)
         if not self.store.backend.keeps_records:  # the tokens travel with the session: a replaced one may come back
             tokens = self._adopt_recent(session, tokens, now)
-        if force and tokens.obtained_at is not None and now - tokens.obtained_at < FORCED_REFRESH_MIN_AGE:
+        if (force and tokens.refresh_token is not None and tokens.obtained_at is not None
+                and now - tokens.obtained_at < FORCED_REFRESH_MIN_AGE):
             force = False  # as good as new: one provider call per session per FORCED_REFRESH_MIN_AGE at most
         if not force and not self._due(tokens, now):
             return TokenState(user, tokens)

@@ -277,6 +277,7 @@ def test_post_without_a_refresh_token_is_409(endpoint: Callable[..., SSOMiddlewa
                                              clock: Clock) -> None:
     browser = browser_for(endpoint(scope="openid profile email"))  # no offline_access: no refresh token
     sign_in(browser, provider)
+    assert post(browser).json["error"] == "no_refresh_token"  # also for a young token (nothing to hold back)
     clock.advance(30)
     response = post(browser)
     assert response.status_int == 409 and response.json["error"] == "no_refresh_token"
