@@ -149,7 +149,9 @@ class _Budget:
     """The bytes of the records one process kept that are neither taken, discarded nor expired.
 
     Every record lives the same TTL, so insertion order is expiry order: expired entries
-    are dropped from the front, in amortized constant time per reservation.
+    are dropped from the front, in amortized constant time per reservation.  A record taken
+    by another process (its callback landed there) counts here until it expires: the bound
+    errs on the safe side.
     """
 
     def __init__(self, limit: int) -> None:
