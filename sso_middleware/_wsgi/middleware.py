@@ -316,9 +316,9 @@ class SSOMiddleware:
                 _discard_quietly(preserve, reference)
             level = logging.WARNING if isinstance(failure, ProviderError) else logging.INFO
             log.log(level, "sso: form to %r not kept: %s", environ.get("PATH_INFO", "")[:200], failure)
-            response = failure_page(failure.code, home)
+            response = failure_page(failure.code, home, environ, self.handlers.page_template)
         except (StoreUnavailable, SessionTooLarge) as exc:
-            response = failure_page(_store_failure(exc), home)
+            response = failure_page(_store_failure(exc), home, environ, self.handlers.page_template)
         return self._respond(response, headers + session.headers, environ, start_response)
 
     def _login_url(self, environ: dict[str, Any], connection: Optional[str] = None) -> str:

@@ -535,3 +535,17 @@ def test_anonymous_posts_cannot_fill_the_store(build: Callable[..., SSOMiddlewar
     response = post_form(browser, "/app/forms/report", [("c", "3")])
     assert response.status_int == 303
     assert parse_page(browser.get(provider.authorize(response.location)).text).fields == [("c", "3")]
+
+
+def test_a_form_not_kept_gets_the_branded_page_in_the_users_language(build: Callable[..., SSOMiddleware],
+                                                                     tmp_path: Any) -> None:
+    """The page saying a form was not kept is a failure page like the others: the operator's template, German."""
+    template = tmp_path / "page.html"
+    template.write_text('<html lang="{lang}"><p class="brand">ACME</p><h1>{title}</h1><p>{message}</p>'
+                        "<code>{code}</code></html>", encoding="utf-8")
+    middleware = build(failure_page_template=str(template))
+    response = post_form(browser_for(middleware), "/app/forms/report", [("a", "1")],
+                         headers={**SAME_ORIGIN, "Origin": "https://evil.example", "Accept-Language": "de"},
+                         status=403)
+    assert "ACME" in response.text and "preserve_post_cross_site" in response.text
+    assert response.headers["Content-Language"] == "de" and 'lang="de"' in response.text
