@@ -21,6 +21,13 @@ self-contained JWT access tokens) is expected, not a failure.  Anything else -- 
 provider down, slow, 4xx or 5xx -- is one warning line, and sign-out goes on: a revocation
 that fails never keeps a user signed in.
 
+Sign-out waits at most :data:`REVOCATION_BUDGET` seconds for all of it (discovery included):
+the calls run on a worker thread the request stops waiting for.  The per-call timeout alone
+is no bound -- it bounds each socket read, not their sum, so a provider (or a proxy) that
+trickles its answer holds a call open far longer (a header line a second kept a 3 s call
+open 12 s, measured) -- and sign-out is what a user does to leave *now*.  A revocation still
+running then finishes (or fails, with its own warning) in the background.
+
 Security caveats: a revoked refresh token is dead at the provider, but an access token
 that is a JWT stays valid for any API that checks it locally until its ``exp``; the
 tokens are sent only to the discovered endpoint and never logged.
@@ -29,6 +36,7 @@ tokens are sent only to the discovered endpoint and never logged.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 from urllib.parse import urlencode
@@ -46,6 +54,8 @@ log = logging.getLogger("sso_middleware")
 MODES = ("auto", "on", "off")
 #: Most seconds one revocation call may take (``http_timeout`` when shorter): sign-out waits for it.
 REVOCATION_TIMEOUT = 3.0
+#: Most seconds sign-out waits for the revocations altogether, whatever the provider does (two calls' worth).
+REVOCATION_BUDGET = 2 * REVOCATION_TIMEOUT
 
 
 def validate(config: SSOConfig) -> None:
@@ -83,10 +93,35 @@ class TokenRevoker:
         self.http = ProviderHTTP(min(http.timeout, REVOCATION_TIMEOUT), session=http.session, egress=http.egress)
 
     def revoke(self, refresh_token: Optional[str], access_token: Optional[str]) -> Revocation:
-        """Revoke the refresh token, then the access token (either may be None); never raises for the provider."""
+        """Revoke the refresh token, then the access token (either may be None); never raises for the provider.
+
+        Returns within :data:`REVOCATION_BUDGET` seconds (``failure="provider_timeout"`` when the
+        calls are still running then; they go on in the background).
+        """
         config = self.client.config
         if config.revoke_tokens_on_logout == "off" or not (refresh_token or access_token):
             return Revocation()
+        done: list[Revocation] = []
+        worker = threading.Thread(target=lambda: done.append(self._revoke(refresh_token, access_token)),
+                                  name="sso-revocation", daemon=True)
+        worker.start()
+        worker.join(REVOCATION_BUDGET)
+        if done:
+            return done[0]
+        log.warning("sso: token revocation at sign-out still running after %.0f s; signed out without waiting "
+                    "for it", REVOCATION_BUDGET)
+        return Revocation(failure="provider_timeout")
+
+    def _revoke(self, refresh_token: Optional[str], access_token: Optional[str]) -> Revocation:
+        """:meth:`revoke`'s calls, on its worker thread; never raises."""
+        config = self.client.config
+        try:
+            return self._revoke_all(config, refresh_token, access_token)
+        except Exception:  # a bug must not kill the thread silently: the sign-out is done anyway
+            log.exception("sso: unexpected error revoking tokens at sign-out")
+            return Revocation(failure="internal_error")
+
+    def _revoke_all(self, config: SSOConfig, refresh_token: Optional[str], access_token: Optional[str]) -> Revocation:
         try:
             endpoint = self.client.metadata().revocation_endpoint
         except ProviderError as exc:

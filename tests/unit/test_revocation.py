@@ -6,6 +6,7 @@ client authentication, the timeout) and what each answer means.  No WSGI.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -118,3 +119,23 @@ def test_discovery_failing_at_sign_out_is_a_failure_not_an_exception() -> None:
     provider = FakeProvider(revocation=True)
     provider.fail["/.well-known/openid-configuration"] = requests.ConnectionError("down")
     assert revoker(provider).revoke("rt", "at").failure == "provider_unreachable"
+
+
+def test_sign_out_waits_a_bounded_time_whatever_the_provider_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A provider (or a middlebox) that trickles its answer holds a call past its timeout: the socket timeout
+    bounds each read, not their sum (a header line a second kept a 3 s call open 12 s, measured over a real
+    socket).  Sign-out waits at most ``REVOCATION_BUDGET`` for both revocations, whatever happens."""
+    from sso_middleware._oidc import revocation
+
+    monkeypatch.setattr(revocation, "REVOCATION_BUDGET", 0.5, raising=False)
+    provider = FakeProvider(revocation=True)
+
+    def slow(request: requests.PreparedRequest) -> requests.Response:
+        time.sleep(2.5)
+        return make_response(request, 200, b"")
+
+    provider.fail["/oauth/revoke"] = slow
+    started = time.monotonic()
+    outcome = revoker(provider).revoke("rt-slow", "at-slow")
+    assert time.monotonic() - started < 1.5
+    assert outcome.failure == "provider_timeout" and outcome.revoked == ()
