@@ -103,8 +103,9 @@ GERMAN: Mapping[str, str] = MappingProxyType({
     "preserve_post_other_user": ("Sie sind als ein anderer Benutzer angemeldet als derjenige, der das Formular "
                                  "ausgefüllt hat, daher wurde es nicht gesendet. Bitte füllen Sie es erneut aus, wenn "
                                  "Sie das wollten."),
-    "preserve_post_lost": ("Sie sind wieder angemeldet, aber das zuvor gesendete Formular konnte nicht wiederhergestellt "
-                           "werden (es ist abgelaufen oder wurde bereits gesendet). Bitte füllen Sie es erneut aus."),
+    "preserve_post_lost": ("Sie sind wieder angemeldet, aber das zuvor gesendete Formular konnte nicht "
+                           "wiederhergestellt werden (es ist abgelaufen oder wurde bereits gesendet). Bitte füllen "
+                           "Sie es erneut aus."),
 })
 
 #: ``ProviderRefused``'s ``{detail}`` for a provider error outside the OAuth vocabulary, by language.
