@@ -107,6 +107,11 @@ class Revocations:
                 return True
         return False
 
+    def known(self, key: str) -> bool:
+        """True when ``key`` was recorded (at any time within the horizon) by any process sharing the folder."""
+        self._refresh()
+        return self.name(key) in self._entries
+
     def _refresh(self) -> None:
         """Read what other processes appended since the last look: one ``lstat`` when nothing changed."""
         try:

@@ -43,6 +43,9 @@ from .revocations import Revocations
 
 log = logging.getLogger("sso_middleware")
 
+#: The journal key noting that a provider session signed in on this host (cookie and environ stores).
+SIGNED_IN_SID = "signed-in-sid:"
+
 #: A session as the back end hands it out: a dict with ``id`` and ``is_new`` (Beaker's; Beaker is untyped).
 Container = Any
 
@@ -139,9 +142,15 @@ class SessionStore:
     # -- back-channel logout -------------------------------------------------
 
     def remember(self, user: SignedInUser, session_id: str) -> None:
-        """Index a new sign-in by ``sid`` (or ``nosid``) and ``sub`` so a back-channel logout can find it."""
+        """Index a new sign-in by ``sid`` (or ``nosid``) and ``sub`` so a back-channel logout can find it.
+
+        Cookie and environ stores have no index: with front-channel logout on, the journal notes the
+        ``sid`` instead, so that :meth:`end_provider_session` revokes only a sid that signed in here.
+        """
         if self.backend.keeps_records:
             session_index.remember(self.backend, user.sid, user.sub, session_id, self.record_ttl)
+        elif self.revocations is not None and user.sid and self.config.frontchannel_logout_path:
+            self.revocations.record([SIGNED_IN_SID + user.sid], user.signed_in_at)
 
     def end_sessions(self, sid: Optional[str], sub: Optional[str], now: float) -> int:
         """End the sessions a logout token names; how many were found (0 where they are revoked instead).
@@ -154,6 +163,18 @@ class SessionStore:
             self.revocations.record(session_index.logout_keys(sid, sub), now)
             return 0
         return session_index.end_sessions(self.backend, sid, sub, (TOKENS_PREFIX,))
+
+    def end_provider_session(self, sid: str, now: float) -> int:
+        """End the sessions of the provider session ``sid`` for a caller that proved nothing (front-channel logout).
+
+        Security caveat: anyone can name any ``sid``.  Server-side stores only look it up in the
+        index (an unknown one writes nothing); the revocation journal of cookie and environ stores
+        would keep every made-up ``sid`` for the absolute timeout, on disk and in every worker, so
+        there only a ``sid`` noted at a sign-in here (:meth:`remember`) is revoked.
+        """
+        if self.revocations is not None and not self.revocations.known(SIGNED_IN_SID + sid):
+            return 0
+        return self.end_sessions(sid, None, now)
 
     def revoke_login(self, user: SignedInUser, now: float) -> None:
         """End one sign-in everywhere on this host (cookie and environ stores, whose data cannot be deleted).

@@ -9,6 +9,7 @@ user's own browser without them (what a same-site iframe sends).
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Callable, Optional
 from urllib.parse import urlencode
 
@@ -277,3 +278,32 @@ def test_the_sid_is_never_logged(middleware: SSOMiddleware, provider: FakeProvid
     frame(middleware, 400, iss="https://evil.example/", sid="provider-session-1")
     assert "front-channel logout" in caplog.text
     assert "provider-session-1" not in caplog.text
+
+
+# -- forged sids and the revocation journal (cookie and environ stores) -------------------------------
+
+
+def journal_size(middleware: SSOMiddleware) -> tuple[int, int]:
+    """The revocation journal's bytes on disk and the entries this process holds."""
+    revocations = middleware.store.revocations
+    assert revocations is not None
+    revocations.revoked_since([], 0)  # read what the journal holds now
+    size = os.path.getsize(revocations.path) if os.path.exists(revocations.path) else 0
+    return size, len(revocations._entries)
+
+
+def test_forged_sids_do_not_grow_the_revocation_journal(make_middleware: Callable[..., SSOMiddleware],
+                                                        provider: FakeProvider) -> None:
+    """Anyone may send ``iss`` (public) and a made-up ``sid``: with no index to look it up in, each one
+    was appended to the host's journal and held by every worker until the absolute timeout (disk and
+    memory without bound).  Only a sid that signed in here is revoked."""
+    middleware = make_middleware(frontchannel_logout_path=PATH, session_type="cookie")
+    browser = browser_for(middleware)
+    sign_in(browser, provider)
+    before = journal_size(middleware)
+    for n in range(200):
+        frame(middleware, iss=ISSUER, sid=f"forged-{n}")
+    assert journal_size(middleware) == before
+    assert who(browser) == "alice"
+    frame(middleware, iss=ISSUER, sid="provider-session-1")  # the real one still ends, on every worker
+    assert who(browser) is None
