@@ -18,7 +18,10 @@ nothing to ask: the store part is then healthy.
 Security caveat: the metrics are operational data (sign-in failure rates, provider
 latency), not secrets -- but they are nobody else's business.  The network check reads
 ``REMOTE_ADDR``: behind a reverse proxy on the same host every client is the proxy, i.e.
-loopback; block ``metrics_path`` at the proxy or set ``metrics_token`` there.
+loopback.  So without ``metrics_token`` a request carrying ``Forwarded``, ``X-Forwarded-For``
+or ``X-Real-IP`` (a proxy relayed it) is refused whatever its address; a proxy that adds none
+of them still makes every client loopback: block ``metrics_path`` at the proxy or set
+``metrics_token``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sso_middleware")
 
+#: Headers a reverse proxy adds when it relays a request (RFC 7239 and the de-facto ones).
+FORWARDED_HEADERS = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
 #: The record the health check reads: it never exists, so the read is the cheapest one a back end has.
 HEALTH_RECORD = "sso-health-probe"
 
@@ -88,8 +93,13 @@ class Observability:
         return response
 
     def _refusal(self, request: Request) -> Optional[Response]:
-        """403 for a client outside ``metrics_allowed_networks``; 401 without the right ``metrics_token``."""
+        """403 for a client outside ``metrics_allowed_networks`` (or relayed by a proxy, without a token); 401
+        without the right ``metrics_token``."""
         if self.networks and not _within(request.environ.get("REMOTE_ADDR", ""), self.networks):
+            return _text(403, "forbidden\n")
+        if not self.token and any(name in request.environ for name in FORWARDED_HEADERS):
+            # Relayed by a proxy: REMOTE_ADDR is the proxy's (loopback, for one on this host), not the
+            # client's; the address proves nothing, only a token can.
             return _text(403, "forbidden\n")
         if self.token:
             scheme, _, presented = request.headers.get("Authorization", "").partition(" ")

@@ -280,6 +280,19 @@ def test_with_a_token_and_no_networks_any_client_with_the_token(build: Callable[
     internet.get(METRICS, headers={"Authorization": "bearer " + TOKEN}, status=200)
 
 
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
+def test_a_request_relayed_by_a_proxy_is_not_a_loopback_client(build: Callable[..., SSOMiddleware],
+                                                                 header: str) -> None:
+    """nginx on the same host relays an internet client: REMOTE_ADDR is 127.0.0.1 (the proxy), the default
+    networks let it in, and the metrics were public.  A relayed request proves nothing about its client."""
+    value = "for=203.0.113.9" if header == "Forwarded" else "203.0.113.9"
+    relayed = browser_of(build())  # REMOTE_ADDR 127.0.0.1, as from a proxy on this host
+    response = relayed.get(METRICS, headers={header: value}, status=403)
+    assert "sso_" not in response.text
+    with_token = browser_of(build(metrics_token=TOKEN))  # the token proves it: the proxy may relay a scraper
+    with_token.get(METRICS, headers={header: value, "Authorization": "Bearer " + TOKEN}, status=200)
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
 def test_only_get_and_head(build: Callable[..., SSOMiddleware], method: str) -> None:
     middleware = build(health_path=HEALTH)
