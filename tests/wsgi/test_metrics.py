@@ -7,15 +7,19 @@ Prometheus server would get), so the route and the numbers are checked together.
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
 import webtest
 from prometheus_client import CollectorRegistry
+from prometheus_client import values as prometheus_values
 from prometheus_client.parser import text_string_to_metric_families
 
 from sso_middleware import SSOMiddleware
+from sso_middleware._observe import instruments
 from sso_middleware.errors import StoreUnavailable
 from sso_middleware.stores import FileBackend
 from sso_middleware.testing import Clock
@@ -366,3 +370,35 @@ def test_health_counts_its_store_read(build: Callable[..., SSOMiddleware]) -> No
     middleware = build(health_path=HEALTH)
     browser_of(middleware).get(HEALTH)
     assert count(middleware, "sso_store_request_duration_seconds_count", operation="read_record") == 1
+
+
+# -- a metric that cannot be written -------------------------------------------------------------
+
+
+def test_a_broken_multiprocess_folder_never_fails_a_request(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, app: App, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker forked after the folder went (a tmp cleaner, a worker recycled by max_requests, a worker
+    that dropped privileges): prometheus_client opens its files at the first write after the fork, and
+    that write raises.  The store and provider seams are on every request: a metric must never be the
+    request's failure (it was: every signed-in request a 500, every sign-in failed)."""
+    folder = tmp_path / "multiproc"
+    folder.mkdir()
+    pid = [4000]
+    monkeypatch.setenv(instruments.MULTIPROC_ENV, str(folder))
+    monkeypatch.setattr(prometheus_values, "ValueClass", prometheus_values.MultiProcessValue(lambda: pid[0]))
+    monkeypatch.setattr(instruments, "_multiprocess", None)  # this test's own metric objects, in its folder
+    middleware = make_middleware(app, metrics_path=METRICS)
+    browser = browser_of(middleware)
+    assert sso(browser, provider).status_int == 303
+    assert browser.get("/page").text == "app: alice"
+    pid[0] += 1  # a fork ...
+    shutil.rmtree(folder)  # ... after the folder went
+    assert browser.get("/page").text == "app: alice"  # the session read (a timed store call)
+    other = browser_of(middleware)
+    assert sso(other, provider).location == "https://app2.example/page"  # a sign-in: provider calls, counts
+    assert other.get("/page").text == "app: alice"
+    browser.get("/auth/logout", status=303)
+    assert browser.get("/page").text == "app: -"
+    assert "sso: a metric could not be written" in caplog.text
