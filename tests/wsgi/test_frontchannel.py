@@ -307,3 +307,20 @@ def test_forged_sids_do_not_grow_the_revocation_journal(make_middleware: Callabl
     assert who(browser) == "alice"
     frame(middleware, iss=ISSUER, sid="provider-session-1")  # the real one still ends, on every worker
     assert who(browser) is None
+
+
+@pytest.mark.parametrize("endpoint", [
+    "https://*/logout",  # host-source "*": any https site could frame the route
+    "https://*.example/logout",
+    "https://op.example;script-src/logout",  # a second directive
+    "https://op.example,evil.example/logout",
+    "https://op.example'unsafe-inline'/logout",
+])
+def test_an_end_session_endpoint_that_is_no_origin_never_widens_frame_ancestors(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, endpoint: str
+) -> None:
+    """The discovery document's URL passes the endpoint checks (https, visible ASCII), but its host is spliced
+    into a CSP source list: only an origin whose host is a host name or an IP address may be added."""
+    provider.discovery_overrides["end_session_endpoint"] = endpoint
+    middleware = make_middleware(frontchannel_logout_path=PATH)
+    assert_frame_headers(frame(middleware, iss=ISSUER, sid="s"), ancestors="https://op.example")
