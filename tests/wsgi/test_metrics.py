@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sso_middleware import SSOMiddleware
 from sso_middleware._observe import instruments
+from sso_middleware._wsgi.observability import HEALTH_CACHE_SECONDS
 from sso_middleware.errors import StoreUnavailable
 from sso_middleware.stores import FileBackend
 from sso_middleware.testing import Clock
@@ -348,13 +349,36 @@ def test_health_is_503_without_details_when_discovery_fails(
 def test_health_is_503_when_the_store_does_not_answer(
     make_middleware: Callable[..., SSOMiddleware], app: App, settings: dict[str, Any]
 ) -> None:
-    middleware = make_middleware(app, health_path=HEALTH, session_type=FlakyFileStore)
+    clock = Clock(int(time.time()))
+    middleware = make_middleware(app, health_path=HEALTH, session_type=FlakyFileStore, clock=clock)
     browser = browser_of(middleware)
     assert browser.get(HEALTH).text == "ok\n"
     middleware.store.backend.down = True  # type: ignore[attr-defined]
+    clock.advance(HEALTH_CACHE_SECONDS)
     assert browser.get(HEALTH, status=503).text == "unavailable\n"
     middleware.store.backend.down = False  # type: ignore[attr-defined]
+    clock.advance(HEALTH_CACHE_SECONDS)
     assert browser.get(HEALTH).text == "ok\n"
+
+
+def test_a_flood_of_health_probes_reads_the_store_once_a_second(
+    make_middleware: Callable[..., SSOMiddleware], app: App
+) -> None:
+    """The health route is public and each probe read the session store (during an outage: each one
+    waiting ``session_store_timeout``, holding a worker): the one unauthenticated route that costs a
+    store call.  Its answer is kept a second, and probes arriving meanwhile share it."""
+    clock = Clock(int(time.time()))
+    middleware = make_middleware(app, health_path=HEALTH, session_type=FlakyFileStore, clock=clock)
+    reads = []
+    read_record = middleware.store.backend.read_record
+    middleware.store.backend.read_record = lambda *a, **k: reads.append(1) or read_record(*a, **k)  # type: ignore
+    internet = browser_of(middleware, REMOTE_ADDR="203.0.113.9")
+    for _ in range(100):
+        assert internet.get(HEALTH).text == "ok\n"
+    assert len(reads) == 1
+    clock.advance(HEALTH_CACHE_SECONDS)
+    internet.get(HEALTH)
+    assert len(reads) == 2
 
 
 def test_health_of_a_cookie_store_reads_no_store(
