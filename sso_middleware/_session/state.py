@@ -180,8 +180,12 @@ class SessionStore:
         """End one sign-in everywhere on this host (cookie and environ stores, whose data cannot be deleted).
 
         Server-side stores delete the record instead, which ends every copy of the cookie.
+
+        Security caveat: the copies stay readable (that is why they are revoked), so a copy of an
+        already-revoked sign-in sent again is not recorded again: each one would append a line to
+        the journal, whose size only a compaction past the absolute timeout brings down.
         """
-        if self.revocations is not None and user.login_id:
+        if self.revocations is not None and user.login_id and not self.is_revoked(user):
             self.revocations.record([f"login:{user.login_id}"], now)
 
     def is_revoked(self, user: SignedInUser) -> bool:

@@ -324,3 +324,25 @@ def test_an_end_session_endpoint_that_is_no_origin_never_widens_frame_ancestors(
     provider.discovery_overrides["end_session_endpoint"] = endpoint
     middleware = make_middleware(frontchannel_logout_path=PATH)
     assert_frame_headers(frame(middleware, iss=ISSUER, sid="s"), ancestors="https://op.example")
+
+
+@pytest.mark.parametrize("path", [PATH, "/auth/logout"])
+def test_a_replayed_revoked_cookie_does_not_grow_the_revocation_journal(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, path: str
+) -> None:
+    """One account is enough: sign in, keep the cookie, sign out, and send the old cookie again and again.
+    Each request named the same (revoked) sign-in and appended its line again, until the journal is
+    compacted (only once its first line is past the absolute timeout): the disk filled at ~48 bytes a
+    request.  A sign-in already revoked is not revoked again."""
+    middleware = make_middleware(frontchannel_logout_path=PATH, session_type="cookie")
+    browser = browser_for(middleware)
+    sign_in(browser, provider)
+    copied_cookie = browser.cookies[middleware.config.session_cookie_name]
+    browser.get(path)
+    assert who(browser) is None
+    after_sign_out = journal_size(middleware)
+    for _ in range(50):
+        replayed = browser_for(middleware)
+        replayed.set_cookie(middleware.config.session_cookie_name, copied_cookie)
+        replayed.get(path)
+    assert journal_size(middleware) == after_sign_out
