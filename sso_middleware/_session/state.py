@@ -149,8 +149,17 @@ class SessionStore:
         """
         if self.backend.keeps_records:
             session_index.remember(self.backend, user.sid, user.sub, session_id, self.record_ttl)
-        elif self.revocations is not None and user.sid and self.config.frontchannel_logout_path:
-            self.revocations.record([SIGNED_IN_SID + user.sid], user.signed_in_at)
+        else:
+            self._note_sid(user)
+
+    def _note_sid(self, user: SignedInUser) -> None:
+        """Note ``user``'s sid in the journal (cookie and environ stores, front-channel logout on), once."""
+        revocations = self.revocations
+        if revocations is None or not user.sid or not self.config.frontchannel_logout_path:
+            return
+        key = SIGNED_IN_SID + user.sid
+        if not revocations.known(key):  # silent SSO signs one provider session in again and again: one line
+            revocations.record([key], user.signed_in_at)
 
     def end_sessions(self, sid: Optional[str], sub: Optional[str], now: float) -> int:
         """End the sessions a logout token names; how many were found (0 where they are revoked instead).

@@ -346,3 +346,14 @@ def test_a_replayed_revoked_cookie_does_not_grow_the_revocation_journal(
         replayed.set_cookie(middleware.config.session_cookie_name, copied_cookie)
         replayed.get(path)
     assert journal_size(middleware) == after_sign_out
+
+
+def test_signing_one_provider_session_in_again_notes_its_sid_once(make_middleware: Callable[..., SSOMiddleware],
+                                                                  provider: FakeProvider) -> None:
+    """Silent SSO signs the same provider session in on every visit: one journal line, not one a visit."""
+    middleware = make_middleware(frontchannel_logout_path=PATH, session_type="cookie")
+    sign_in(browser_for(middleware), provider)
+    noted = journal_size(middleware)
+    for _ in range(5):
+        sign_in(browser_for(middleware), provider)
+    assert journal_size(middleware) == noted
