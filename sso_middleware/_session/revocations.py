@@ -52,6 +52,8 @@ log = logging.getLogger("sso_middleware")
 FILE_NAME = "revocations"
 #: Below this size the journal is never compacted (a few thousand lines).
 COMPACT_SIZE = 64 * 1024
+#: The key noting a provider session that signed in on this host (front-channel logout on).
+SIGNED_IN_SID = "signed-in-sid:"
 #: Keys whose hashed name is remembered (per process).
 NAME_CACHE_SIZE = 10000
 _LINE = re.compile(rb"([0-9a-f]{32}) ([0-9]{1,12}(?:\.[0-9]{1,6})?)")
@@ -107,10 +109,20 @@ class Revocations:
                 return True
         return False
 
-    def known(self, key: str) -> bool:
-        """True when ``key`` was recorded (at any time within the horizon) by any process sharing the folder."""
+    def note_sign_in(self, sid: str, when: float) -> None:
+        """Note that provider session ``sid`` signed in on this host (once: silent SSO signs it in again and again)."""
+        if not self.signed_in_here(sid):
+            self.record([SIGNED_IN_SID + sid], when)
+
+    def signed_in_here(self, sid: str) -> bool:
+        """True when :meth:`note_sign_in` noted ``sid`` within the horizon, in any process sharing the folder.
+
+        Security caveat: a front-channel logout names a ``sid`` and proves nothing; recording every
+        made-up one would keep it for the absolute timeout, on disk and in every worker, so only a
+        noted ``sid`` is revoked.
+        """
         self._refresh()
-        return self.name(key) in self._entries
+        return self.name(SIGNED_IN_SID + sid) in self._entries
 
     def _refresh(self) -> None:
         """Read what other processes appended since the last look: one ``lstat`` when nothing changed."""

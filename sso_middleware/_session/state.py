@@ -43,9 +43,6 @@ from .revocations import Revocations
 
 log = logging.getLogger("sso_middleware")
 
-#: The journal key noting that a provider session signed in on this host (cookie and environ stores).
-SIGNED_IN_SID = "signed-in-sid:"
-
 #: A session as the back end hands it out: a dict with ``id`` and ``is_new`` (Beaker's; Beaker is untyped).
 Container = Any
 
@@ -144,55 +141,36 @@ class SessionStore:
     def remember(self, user: SignedInUser, session_id: str) -> None:
         """Index a new sign-in by ``sid`` (or ``nosid``) and ``sub`` so a back-channel logout can find it.
 
-        Cookie and environ stores have no index: with front-channel logout on, the journal notes the
-        ``sid`` instead, so that :meth:`end_provider_session` revokes only a sid that signed in here.
+        Cookie and environ stores have none: with front-channel logout on, the journal notes the sid.
         """
         if self.backend.keeps_records:
             session_index.remember(self.backend, user.sid, user.sub, session_id, self.record_ttl)
-        else:
-            self._note_sid(user)
+        elif self.revocations is not None and user.sid and self.config.frontchannel_logout_path:
+            self.revocations.note_sign_in(user.sid, user.signed_in_at)
 
-    def _note_sid(self, user: SignedInUser) -> None:
-        """Note ``user``'s sid in the journal (cookie and environ stores, front-channel logout on), once."""
-        revocations = self.revocations
-        if revocations is None or not user.sid or not self.config.frontchannel_logout_path:
-            return
-        key = SIGNED_IN_SID + user.sid
-        if not revocations.known(key):  # silent SSO signs one provider session in again and again: one line
-            revocations.record([key], user.signed_in_at)
-
-    def end_sessions(self, sid: Optional[str], sub: Optional[str], now: float) -> int:
+    def end_sessions(self, sid: Optional[str], sub: Optional[str], now: float, proven: bool = True) -> int:
         """End the sessions a logout token names; how many were found (0 where they are revoked instead).
 
         With a ``sid``: that provider session's, plus (when ``sub`` is named too)
         that user's sessions whose ID token had no ``sid`` -- never a session of
-        another ``sid``.  Without one: every session of ``sub``.
+        another ``sid``.  Without one: every session of ``sub``.  ``proven=False`` (a
+        front-channel logout: anyone can name any ``sid``): a ``sid`` that never signed in
+        here writes nothing (:meth:`~.revocations.Revocations.signed_in_here`).
         """
         if self.revocations is not None:
+            if not proven and not (sid and self.revocations.signed_in_here(sid)):
+                return 0
             self.revocations.record(session_index.logout_keys(sid, sub), now)
             return 0
         return session_index.end_sessions(self.backend, sid, sub, (TOKENS_PREFIX,))
-
-    def end_provider_session(self, sid: str, now: float) -> int:
-        """End the sessions of the provider session ``sid`` for a caller that proved nothing (front-channel logout).
-
-        Security caveat: anyone can name any ``sid``.  Server-side stores only look it up in the
-        index (an unknown one writes nothing); the revocation journal of cookie and environ stores
-        would keep every made-up ``sid`` for the absolute timeout, on disk and in every worker, so
-        there only a ``sid`` noted at a sign-in here (:meth:`remember`) is revoked.
-        """
-        if self.revocations is not None and not self.revocations.known(SIGNED_IN_SID + sid):
-            return 0
-        return self.end_sessions(sid, None, now)
 
     def revoke_login(self, user: SignedInUser, now: float) -> None:
         """End one sign-in everywhere on this host (cookie and environ stores, whose data cannot be deleted).
 
         Server-side stores delete the record instead, which ends every copy of the cookie.
 
-        Security caveat: the copies stay readable (that is why they are revoked), so a copy of an
-        already-revoked sign-in sent again is not recorded again: each one would append a line to
-        the journal, whose size only a compaction past the absolute timeout brings down.
+        Security caveat: a copy of an already-revoked sign-in sent again is not recorded again (each
+        would be one more journal line until the absolute timeout).
         """
         if self.revocations is not None and user.login_id and not self.is_revoked(user):
             self.revocations.record([f"login:{user.login_id}"], now)
