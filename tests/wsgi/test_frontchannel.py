@@ -17,7 +17,7 @@ import pytest
 import webtest
 
 from sso_middleware import SSOMiddleware
-from sso_middleware.errors import InvalidLogoutRequest, LogoutIssuerMismatch, LogoutRequestTooLong
+from sso_middleware.errors import InvalidLogoutRequest, LogoutIssuerMismatch, LogoutRequestTooLong, StoreUnavailable
 
 from ..conftest import browser_for
 from ..fakes import ISSUER, FakeProvider
@@ -357,3 +357,23 @@ def test_signing_one_provider_session_in_again_notes_its_sid_once(make_middlewar
     for _ in range(5):
         sign_in(browser_for(middleware), provider)
     assert journal_size(middleware) == noted
+
+
+def test_a_sign_in_whose_sid_cannot_be_noted_is_a_clean_store_failure(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The note is part of the sign-in (without it a front-channel logout could not end the session):
+    a journal that cannot be written is the store-unavailable page, and no session -- never a 500."""
+    middleware = make_middleware(frontchannel_logout_path=PATH, session_type="cookie")
+    revocations = middleware.store.revocations
+    assert revocations is not None
+
+    def unwritable(keys: Any, now: float) -> None:
+        raise StoreUnavailable("revocations: No space left on device (test)")
+
+    monkeypatch.setattr(revocations, "record", unwritable)
+    browser = browser_for(middleware)
+    response = browser.get("/auth/sso", {"connection": "Username-Password-Authentication", "target_url": "/"})
+    response = browser.get(provider.authorize(response.location))
+    assert response.status_int == 303 and "error=session_store_unavailable" in response.location
+    assert who(browser) is None
