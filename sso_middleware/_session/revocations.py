@@ -109,9 +109,15 @@ class Revocations:
                 return True
         return False
 
-    def note_sign_in(self, sid: str, when: float) -> None:
-        """Note that provider session ``sid`` signed in on this host (once: silent SSO signs it in again and again)."""
-        if not self.signed_in_here(sid):
+    def note_sign_in(self, sid: str, when: float, lifetime: float) -> None:
+        """Note that provider session ``sid`` signed in on this host at ``when``, for a session of ``lifetime`` s.
+
+        Silent SSO signs one sid in again and again: a note that outlives this session already (it
+        stays until ``horizon`` after it was written) is not written again.
+        """
+        self._refresh()
+        noted = self._entries.get(self.name(SIGNED_IN_SID + sid))
+        if noted is None or noted + self.horizon < when + lifetime:
             self.record([SIGNED_IN_SID + sid], when)
 
     def signed_in_here(self, sid: str) -> bool:

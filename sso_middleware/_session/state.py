@@ -146,7 +146,7 @@ class SessionStore:
         if self.backend.keeps_records:
             session_index.remember(self.backend, user.sid, user.sub, session_id, self.record_ttl)
         elif self.revocations is not None and user.sid and self.config.frontchannel_logout_path:
-            self.revocations.note_sign_in(user.sid, user.signed_in_at)
+            self.revocations.note_sign_in(user.sid, user.signed_in_at, self.config.session_absolute_timeout)
 
     def end_sessions(self, sid: Optional[str], sub: Optional[str], now: float, proven: bool = True) -> int:
         """End the sessions a logout token names; how many were found (0 where they are revoked instead).

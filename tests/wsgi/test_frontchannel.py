@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any, Callable, Optional
 from urllib.parse import urlencode
 
@@ -17,7 +18,9 @@ import pytest
 import webtest
 
 from sso_middleware import SSOMiddleware
+from sso_middleware._session.revocations import SIGNED_IN_SID
 from sso_middleware.errors import InvalidLogoutRequest, LogoutIssuerMismatch, LogoutRequestTooLong, StoreUnavailable
+from sso_middleware.testing import Clock
 
 from ..conftest import browser_for
 from ..fakes import ISSUER, FakeProvider
@@ -377,3 +380,22 @@ def test_a_sign_in_whose_sid_cannot_be_noted_is_a_clean_store_failure(
     response = browser.get(provider.authorize(response.location))
     assert response.status_int == 303 and "error=session_store_unavailable" in response.location
     assert who(browser) is None
+
+
+def test_a_later_sign_in_of_the_same_sid_keeps_its_note_alive_as_long_as_its_session(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider
+) -> None:
+    """The journal drops a note once it is past the horizon (the absolute timeout): a sid signed in again
+    later must be noted again, or its newer session would outlive the note and a front-channel logout
+    of that sid would no longer end it."""
+    clock = Clock(int(time.time()))
+    provider.clock = clock
+    middleware = make_middleware(frontchannel_logout_path=PATH, session_type="cookie", clock=clock)
+    revocations = middleware.store.revocations
+    assert revocations is not None
+    sign_in(browser_for(middleware), provider)
+    clock.advance(3600)  # well past the clock skew: the first note would go an hour before this session
+    sign_in(browser_for(middleware), provider)
+    revocations.revoked_since([], 0)
+    noted = revocations._entries[revocations.name(SIGNED_IN_SID + "provider-session-1")]
+    assert noted >= clock() - 2 * middleware.config.clock_skew
