@@ -7,6 +7,7 @@ configured origins, never to build a URL.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from typing import Any, Optional
 from urllib.parse import urlsplit
@@ -14,6 +15,9 @@ from urllib.parse import urlsplit
 from ..errors import ConfigError
 
 _LOOPBACK_NAMES = frozenset({"localhost"})
+#: An origin as origin_of() writes it whose host is a CSP host-source without wildcards: DNS labels or an IP address.
+_PLAIN_ORIGIN = re.compile(r"https?://(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
+                           r"|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
 
 
 def origin_of(url: str) -> Optional[str]:
@@ -99,9 +103,13 @@ def provider_origins(issuer_url: str, end_session_endpoint: Optional[str]) -> li
 
     What may frame the front-channel logout route (``frame-ancestors``): the provider's logout
     page is served from one of them.
+
+    Security caveat: the end-session endpoint comes from discovery and is spliced into a CSP
+    source list, so its origin is added only when its host is plain (CSP host characters or an
+    IP address): ``https://*``, ``;``, ``,`` or quotes would widen the policy or add directives.
     """
     origins = [origin_of(issuer_url) or issuer_url]
     other = origin_of(end_session_endpoint) if end_session_endpoint else None
-    if other is not None and other not in origins:
+    if other is not None and other not in origins and _PLAIN_ORIGIN.fullmatch(other):
         origins.append(other)
     return origins

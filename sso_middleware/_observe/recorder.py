@@ -17,9 +17,10 @@ path or URL ever reaches a metric.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..errors import StoreUnavailable
 from . import labels
@@ -27,6 +28,8 @@ from . import labels
 if TYPE_CHECKING:
     from .._config.settings import SSOConfig
     from .instruments import Instruments
+
+log = logging.getLogger("sso_middleware")
 
 #: The environ key where the callback notes that its sign-in was silent (read when it ends).
 SILENT_KEY = "sso_middleware.metrics.silent"
@@ -79,7 +82,13 @@ class ProviderCall:
 
 
 class Metrics(Recorder):
-    """The live recorder over the metric objects of :mod:`.instruments`."""
+    """The live recorder over the metric objects of :mod:`.instruments`.
+
+    Security caveat (availability): a metric write can fail -- in multiprocess mode
+    prometheus_client opens its files at the first write after a fork, so a folder removed or
+    not writable by a worker makes every write raise.  Every write goes through :func:`_write`,
+    which logs and drops the failure: counting must never be the request's failure.
+    """
 
     enabled = True
 
@@ -93,32 +102,42 @@ class Metrics(Recorder):
             environ[SILENT_KEY] = True
 
     def signed_in(self, environ: dict[str, Any]) -> None:
+        silent = bool(environ.get(SILENT_KEY))
+        _write(self._signed_in, silent)
+
+    def _signed_in(self, silent: bool) -> None:
         self.instruments.sign_ins.labels(labels.SUCCESS).inc()
         self.instruments.sessions_created.inc()
-        if environ.get(SILENT_KEY):
+        if silent:
             self.instruments.silent.labels("signed_in").inc()
 
     def silent_fallback(self, environ: dict[str, Any]) -> None:
         environ.pop(SILENT_KEY, None)  # the interactive retry is a sign-in of its own
-        self.instruments.silent.labels("login_required").inc()
+        _write(lambda: self.instruments.silent.labels("login_required").inc())
 
     def route_failed(self, environ: dict[str, Any], code: str) -> None:
         if environ.get("PATH_INFO") not in self._sign_in_paths:
             return  # a failed sign-out is no failed sign-in
-        self.instruments.sign_ins.labels(labels.outcome_code(code)).inc()
-        if environ.pop(SILENT_KEY, None):
+        silent = bool(environ.pop(SILENT_KEY, None))
+        _write(self._route_failed, labels.outcome_code(code), silent)
+
+    def _route_failed(self, outcome: str, silent: bool) -> None:
+        self.instruments.sign_ins.labels(outcome).inc()
+        if silent:
             self.instruments.silent.labels("error").inc()
 
     def refresh(self, outcome: str) -> None:
-        self.instruments.refreshes.labels(outcome if outcome in labels.REFRESH_OUTCOMES else labels.OTHER).inc()
+        label = outcome if outcome in labels.REFRESH_OUTCOMES else labels.OTHER
+        _write(lambda: self.instruments.refreshes.labels(label).inc())
 
     def session_ended(self, reason: str, count: int = 1) -> None:
         if count > 0:
-            self.instruments.sessions_ended.labels(labels.end_reason(reason)).inc(count)
+            label = labels.end_reason(reason)
+            _write(lambda: self.instruments.sessions_ended.labels(label).inc(count))
 
     def logout_notification(self, channel: str, status: int) -> None:
         outcome = labels.SUCCESS if status < 400 else "unavailable" if status >= 500 else "refused"
-        self.instruments.logouts.labels(labels.channel(channel), outcome).inc()
+        _write(lambda: self.instruments.logouts.labels(labels.channel(channel), outcome).inc())
 
     @contextlib.contextmanager
     def provider_call(self, what: str) -> Iterator[ProviderCall]:
@@ -128,12 +147,14 @@ class Metrics(Recorder):
         try:
             yield call
         except Exception as failure:
-            self.instruments.provider_failures.labels(endpoint, labels.failure_reason(failure)).inc()
+            reason = labels.failure_reason(failure)
+            _write(lambda: self.instruments.provider_failures.labels(endpoint, reason).inc())
             raise
         finally:
-            self.instruments.provider_seconds.labels(endpoint).observe(time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            _write(lambda: self.instruments.provider_seconds.labels(endpoint).observe(elapsed))
         if call.status >= 500:
-            self.instruments.provider_failures.labels(endpoint, "http_5xx").inc()
+            _write(lambda: self.instruments.provider_failures.labels(endpoint, "http_5xx").inc())
 
     def store_call(self, operation: str, call: Any) -> Any:
         seconds = self.instruments.store_seconds.labels(operation)  # bound once: no label lookup per call
@@ -145,12 +166,30 @@ class Metrics(Recorder):
             try:
                 return call(*args, **kwargs)
             except StoreUnavailable:
-                failures.inc()
+                _write(failures.inc)
                 raise
             finally:
-                seconds.observe(clock() - start)
+                _write(seconds.observe, clock() - start)
 
         return observed
+
+
+#: Seconds between two log lines about metric writes that failed (one per process at most this often).
+WRITE_FAILURE_LOG_INTERVAL = 60.0
+_write_failure_logged_at = float("-inf")
+
+
+def _write(metric_write: Callable[..., Any], *args: Any) -> None:
+    """Do one metric write; a failure is logged (at most once a minute) and dropped, never raised."""
+    global _write_failure_logged_at
+    try:
+        metric_write(*args)
+    except Exception as exc:  # OSError from a multiprocess file, or anything a collector raises
+        now = time.monotonic()
+        if now - _write_failure_logged_at >= WRITE_FAILURE_LOG_INTERVAL:
+            _write_failure_logged_at = now
+            log.error("sso: a metric could not be written (%s: %s); requests go on, uncounted (check "
+                      "PROMETHEUS_MULTIPROC_DIR)", type(exc).__name__, exc)
 
 
 def metrics_on(config: SSOConfig) -> bool:

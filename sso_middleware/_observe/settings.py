@@ -5,7 +5,9 @@
 the setting.  With metrics on, ``prometheus_client`` must be importable (the ``metrics``
 extra), and a ``PROMETHEUS_MULTIPROC_DIR`` must be a writable folder that was set before
 prometheus_client was first imported (its multiprocess mode is decided at that import; set
-later, each worker would count alone while the scrape reads the folder).
+later, each worker would count alone while the scrape reads the folder), owned by this user and
+writable by no one else (prometheus_client writes ``<type>_<pid>.db`` files there: a folder others
+can write lets them plant links or counts).
 
 Security caveat: ``metrics_registry = module:attr`` imports and runs that module; settings
 come from the operator, never from a request.
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from .._config.setting_files import imported_object
 from .._config.validation import _PATH_RE
@@ -107,15 +109,31 @@ def _resolve_registry(config: SSOConfig) -> None:
     object.__setattr__(config, "metrics_registry", value)
 
 
+def multiprocess_folder_problem(folder: str) -> Optional[str]:
+    """What is wrong with ``folder`` as ``PROMETHEUS_MULTIPROC_DIR`` (None: nothing); the doctor says the same.
+
+    prometheus_client writes ``<type>_<pid>.db`` files there (pids are predictable) and every
+    scrape parses every ``*.db`` in it: a folder another user can write lets them plant a link
+    to clobber a file of ours through, or made-up counts.
+    """
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+        return "must be an existing folder this process can write to (create it, empty, before the server starts)"
+    info = os.stat(folder)
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        return ("must be a folder of this user that no other user can write to (not group- or world-writable: "
+                "chmod 0700 or 0755)")
+    return None
+
+
 def _check_multiprocess_dir() -> None:
     from .instruments import MULTIPROC_ENV, multiprocess_mode
 
     folder = os.environ.get(MULTIPROC_ENV)
     if folder is None:
         return
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
-        raise ConfigError("metrics_path", f"{MULTIPROC_ENV}={folder!r} must be an existing folder this process "
-                                          "can write to (create it, empty, before the server starts)")
+    problem = multiprocess_folder_problem(folder)
+    if problem is not None:
+        raise ConfigError("metrics_path", f"{MULTIPROC_ENV}={folder!r} {problem}")
     if not multiprocess_mode():
         raise ConfigError("metrics_path", f"{MULTIPROC_ENV} was set after prometheus_client was imported: set it "
                                           "in the environment before the server starts (or at the top of the "

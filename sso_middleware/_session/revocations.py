@@ -52,6 +52,8 @@ log = logging.getLogger("sso_middleware")
 FILE_NAME = "revocations"
 #: Below this size the journal is never compacted (a few thousand lines).
 COMPACT_SIZE = 64 * 1024
+#: The key noting a provider session that signed in on this host (front-channel logout on).
+SIGNED_IN_SID = "signed-in-sid:"
 #: Keys whose hashed name is remembered (per process).
 NAME_CACHE_SIZE = 10000
 _LINE = re.compile(rb"([0-9a-f]{32}) ([0-9]{1,12}(?:\.[0-9]{1,6})?)")
@@ -106,6 +108,27 @@ class Revocations:
             if when is not None and when >= since:
                 return True
         return False
+
+    def note_sign_in(self, sid: str, when: float, lifetime: float) -> None:
+        """Note that provider session ``sid`` signed in on this host at ``when``, for a session of ``lifetime`` s.
+
+        Silent SSO signs one sid in again and again: a note that outlives this session already (it
+        stays until ``horizon`` after it was written) is not written again.
+        """
+        self._refresh()
+        noted = self._entries.get(self.name(SIGNED_IN_SID + sid))
+        if noted is None or noted + self.horizon < when + lifetime:
+            self.record([SIGNED_IN_SID + sid], when)
+
+    def signed_in_here(self, sid: str) -> bool:
+        """True when :meth:`note_sign_in` noted ``sid`` within the horizon, in any process sharing the folder.
+
+        Security caveat: a front-channel logout names a ``sid`` and proves nothing; recording every
+        made-up one would keep it for the absolute timeout, on disk and in every worker, so only a
+        noted ``sid`` is revoked.
+        """
+        self._refresh()
+        return self.name(SIGNED_IN_SID + sid) in self._entries
 
     def _refresh(self) -> None:
         """Read what other processes appended since the last look: one ``lstat`` when nothing changed."""

@@ -139,18 +139,27 @@ class SessionStore:
     # -- back-channel logout -------------------------------------------------
 
     def remember(self, user: SignedInUser, session_id: str) -> None:
-        """Index a new sign-in by ``sid`` (or ``nosid``) and ``sub`` so a back-channel logout can find it."""
+        """Index a new sign-in by ``sid`` (or ``nosid``) and ``sub`` so a back-channel logout can find it.
+
+        Cookie and environ stores have none: with front-channel logout on, the journal notes the sid.
+        """
         if self.backend.keeps_records:
             session_index.remember(self.backend, user.sid, user.sub, session_id, self.record_ttl)
+        elif self.revocations is not None and user.sid and self.config.frontchannel_logout_path:
+            self.revocations.note_sign_in(user.sid, user.signed_in_at, self.config.session_absolute_timeout)
 
-    def end_sessions(self, sid: Optional[str], sub: Optional[str], now: float) -> int:
+    def end_sessions(self, sid: Optional[str], sub: Optional[str], now: float, proven: bool = True) -> int:
         """End the sessions a logout token names; how many were found (0 where they are revoked instead).
 
         With a ``sid``: that provider session's, plus (when ``sub`` is named too)
         that user's sessions whose ID token had no ``sid`` -- never a session of
-        another ``sid``.  Without one: every session of ``sub``.
+        another ``sid``.  Without one: every session of ``sub``.  ``proven=False`` (a
+        front-channel logout: anyone can name any ``sid``): a ``sid`` that never signed in
+        here writes nothing (:meth:`~.revocations.Revocations.signed_in_here`).
         """
         if self.revocations is not None:
+            if not proven and not (sid and self.revocations.signed_in_here(sid)):
+                return 0
             self.revocations.record(session_index.logout_keys(sid, sub), now)
             return 0
         return session_index.end_sessions(self.backend, sid, sub, (TOKENS_PREFIX,))
@@ -159,8 +168,11 @@ class SessionStore:
         """End one sign-in everywhere on this host (cookie and environ stores, whose data cannot be deleted).
 
         Server-side stores delete the record instead, which ends every copy of the cookie.
+
+        Security caveat: a copy of an already-revoked sign-in sent again is not recorded again (each
+        would be one more journal line until the absolute timeout).
         """
-        if self.revocations is not None and user.login_id:
+        if self.revocations is not None and user.login_id and not self.is_revoked(user):
             self.revocations.record([f"login:{user.login_id}"], now)
 
     def is_revoked(self, user: SignedInUser) -> bool:

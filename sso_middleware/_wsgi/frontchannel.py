@@ -6,8 +6,9 @@ application the user signed in to, and the browser loads this route in it.  Two 
 
 * ``?iss=<issuer>&sid=<sid>`` (the client registered ``frontchannel_logout_session_required``):
   every session of that provider session is ended in the store -- through the same sid
-  index, and the same :meth:`~sso_middleware._session.state.SessionStore.end_sessions`, as
-  a back-channel logout -- so it ends on every process and host, and needs no cookie.
+  index as a back-channel logout (:meth:`~sso_middleware._session.state.SessionStore.end_sessions`, unproven:
+  on cookie and environ stores, only a sid that signed in on this host) -- so it ends on
+  every process and host, and needs no cookie.
 * no ``iss``/``sid``: the session of the cookie the browser sent is ended.  A cross-site
   iframe carries no ``SameSite=Lax`` cookie, so this form only works when the provider and
   the application are the same site (e.g. ``login.example.com`` and ``app.example.com``).
@@ -89,7 +90,7 @@ class FrontchannelLogout:
         now = self.clock()
         try:
             if sid is not None:
-                ended = self.store.end_sessions(sid, None, now)  # the back-channel logout's own: one home
+                ended = self.store.end_sessions(sid, None, now, proven=False)  # the back-channel logout's own
                 self.store.metrics.session_ended("frontchannel", ended)
                 log.info("sso: front-channel logout for a sid ended %d session(s)", ended)
             else:

@@ -120,7 +120,8 @@ class SSOMiddleware:
         self.refresher = TokenRefresher(config, self.client, self.store)
         self.api_settings = APISettings.from_config(config)  # handed to api_session next to each token
         self.routes: dict[str, Handler] = self.handlers.routes()
-        self.routes.update(Observability(config, self.client, self.store).routes())  # metrics_path, health_path
+        observability = Observability(config, self.client, self.store, self._clock)
+        self.routes.update(observability.routes())  # metrics_path, health_path
         # Paths that need a signed-in user: protected_paths and the paths of the access rules.
         # (protected_paths are canonical prefixes already: SSOConfig checked and normalized them.)
         self.guarded = tuple(AccessRule(path=prefix) for prefix in config.protected_paths) + tuple(config.access_rules)

@@ -12,13 +12,18 @@ that does not exist) and the provider's discovery document is cached (or fetched
 else ``503 unavailable`` -- never any detail (the reason goes to the log, on each change).
 Bounded: at most ``session_store_timeout`` plus, when discovery is not cached,
 ``http_timeout`` (a failed discovery is retried at most every few seconds, so a probe
-during an outage answers at once).  Stores that keep no records (cookie, environ) have
+during an outage answers at once).  The answer is kept for ``HEALTH_CACHE_SECONDS`` (one
+second), and probes arriving while one asks wait for its answer: a flood of probes costs
+one store read a second per process.  Stores that keep no records (cookie, environ) have
 nothing to ask: the store part is then healthy.
 
 Security caveat: the metrics are operational data (sign-in failure rates, provider
 latency), not secrets -- but they are nobody else's business.  The network check reads
 ``REMOTE_ADDR``: behind a reverse proxy on the same host every client is the proxy, i.e.
-loopback; block ``metrics_path`` at the proxy or set ``metrics_token`` there.
+loopback.  So without ``metrics_token`` a request carrying ``Forwarded``, ``X-Forwarded-For``
+or ``X-Real-IP`` (a proxy relayed it) is refused whatever its address; a proxy that adds none
+of them still makes every client loopback: block ``metrics_path`` at the proxy or set
+``metrics_token``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import hmac
 import ipaddress
 import logging
 import threading
-from typing import TYPE_CHECKING, Optional
+import time
+from typing import TYPE_CHECKING, Callable, Optional
 
 from webob import Request, Response
 
@@ -43,6 +49,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sso_middleware")
 
+#: Headers a reverse proxy adds when it relays a request (RFC 7239 and the de-facto ones).
+FORWARDED_HEADERS = ("HTTP_FORWARDED", "HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP")
+#: Seconds a health answer is kept (probes come every few seconds; a flood shares one store read a second).
+HEALTH_CACHE_SECONDS = 1.0
 #: The record the health check reads: it never exists, so the read is the cheapest one a back end has.
 HEALTH_RECORD = "sso-health-probe"
 
@@ -50,14 +60,19 @@ HEALTH_RECORD = "sso-health-probe"
 class Observability:
     """The ``metrics_path`` and ``health_path`` handlers of one middleware."""
 
-    def __init__(self, config: SSOConfig, client: OIDCClient, store: SessionStore) -> None:
+    def __init__(self, config: SSOConfig, client: OIDCClient, store: SessionStore,
+                 clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.client = client
         self.store = store
+        self.clock = clock
         self.networks = networks(config)
         self.token = config.metrics_token.encode()
         self._healthy: Optional[bool] = None
         self._lock = threading.Lock()
+        #: The last health answer: (when, problem); and the lock a probe holds while it asks the store.
+        self._checked: Optional[tuple[float, Optional[str]]] = None
+        self._check_lock = threading.Lock()
 
     def routes(self) -> dict[str, Handler]:
         routes: dict[str, Handler] = {}
@@ -88,8 +103,13 @@ class Observability:
         return response
 
     def _refusal(self, request: Request) -> Optional[Response]:
-        """403 for a client outside ``metrics_allowed_networks``; 401 without the right ``metrics_token``."""
+        """403 for a client outside ``metrics_allowed_networks`` (or relayed by a proxy, without a token); 401
+        without the right ``metrics_token``."""
         if self.networks and not _within(request.environ.get("REMOTE_ADDR", ""), self.networks):
+            return _text(403, "forbidden\n")
+        if not self.token and any(name in request.environ for name in FORWARDED_HEADERS):
+            # Relayed by a proxy: REMOTE_ADDR is the proxy's (loopback, for one on this host), not the
+            # client's; the address proves nothing, only a token can.
             return _text(403, "forbidden\n")
         if self.token:
             scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
@@ -106,9 +126,23 @@ class Observability:
         refused = _only_get(request)
         if refused is not None:
             return refused
-        problem = self._problem()
-        self._log_change(problem)
+        problem = self._recent_problem()
         return _text(200, "ok\n") if problem is None else _text(503, "unavailable\n")
+
+    def _recent_problem(self) -> Optional[str]:
+        """:meth:`_problem`, asked at most once per ``HEALTH_CACHE_SECONDS``; probes meanwhile share the answer.
+
+        The route is public: without this, each probe of a flood was a store read (and, during an
+        outage, a worker held for ``session_store_timeout``).
+        """
+        with self._check_lock:  # one probe asks; the others wait for its answer instead of asking too
+            now = self.clock()
+            if self._checked is not None and 0 <= now - self._checked[0] < HEALTH_CACHE_SECONDS:
+                return self._checked[1]
+            problem = self._problem()
+            self._checked = (self.clock(), problem)
+        self._log_change(problem)
+        return problem
 
     def _problem(self) -> Optional[str]:
         """None when healthy; else what is wrong, for the log (never for the caller)."""

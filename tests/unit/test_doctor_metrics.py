@@ -63,7 +63,13 @@ def test_a_writable_multiprocess_folder(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 def test_a_missing_multiprocess_folder_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     found = findings(monkeypatch, multiproc=tmp_path / "missing", metrics_path="/auth/metrics")
-    assert any(s == "FAIL" and "not a folder this user can write to" in m for s, m in found)
+    assert any(s == "FAIL" and "must be an existing folder this process can write to" in m for s, m in found)
+
+
+def test_a_multiprocess_folder_others_can_write_to_fails(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    tmp_path.chmod(0o777)
+    found = findings(monkeypatch, multiproc=tmp_path, metrics_path="/auth/metrics")
+    assert any(s == "FAIL" and "no other user can write to" in m for s, m in found)
 
 
 @pytest.mark.parametrize(("settings", "warned"), [

@@ -91,7 +91,7 @@ def test_the_catalogue_is_built_from_the_classes() -> None:
 
 
 def test_a_failure_code_declared_outside_errors_is_refused() -> None:
-    """The catalogue is built when errors.py is imported: a code declared elsewhere would have no page."""
+    """The catalogue is built when the errors package is imported: a code declared elsewhere would have no page."""
     with pytest.raises(TypeError, match=r"declared in sso_middleware\.errors"):
         class Elsewhere(AuthFailure):
             code = "elsewhere"

@@ -343,3 +343,18 @@ def test_without_prometheus_client_metrics_off_works_and_metrics_on_is_one_clear
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ("metrics_path | needs the prometheus_client package: "
                                      "pip install 'sso_middleware[metrics]'")
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770], ids=["world-writable", "sticky-like-tmp", "group-writable"])
+def test_a_multiprocess_folder_others_can_write_to_is_refused(tmp_path: Path, mode: int) -> None:
+    """prometheus_client opens ``counter_<pid>.db`` there for writing (pids are predictable) and every scrape
+    parses every ``*.db`` in it: another local user who can write the folder plants a link to a file of ours
+    (clobbered through it) or files of made-up counts."""
+    folder = tmp_path / "multiproc"
+    folder.mkdir()
+    folder.chmod(mode)
+    result = _run(BUILD, {"PROMETHEUS_MULTIPROC_DIR": str(folder)})
+    assert result.returncode != 0, result.stdout
+    assert "'metrics_path'" in result.stderr and "no other user can write to" in result.stderr
+    folder.chmod(0o755)  # ours, others may read the counts: fine
+    assert _run(BUILD, {"PROMETHEUS_MULTIPROC_DIR": str(folder)}).stdout.strip() == "built"

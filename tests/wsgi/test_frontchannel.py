@@ -9,6 +9,8 @@ user's own browser without them (what a same-site iframe sends).
 from __future__ import annotations
 
 import logging
+import os
+import time
 from typing import Any, Callable, Optional
 from urllib.parse import urlencode
 
@@ -16,7 +18,9 @@ import pytest
 import webtest
 
 from sso_middleware import SSOMiddleware
-from sso_middleware.errors import InvalidLogoutRequest, LogoutIssuerMismatch, LogoutRequestTooLong
+from sso_middleware._session.revocations import SIGNED_IN_SID
+from sso_middleware.errors import InvalidLogoutRequest, LogoutIssuerMismatch, LogoutRequestTooLong, StoreUnavailable
+from sso_middleware.testing import Clock
 
 from ..conftest import browser_for
 from ..fakes import ISSUER, FakeProvider
@@ -277,3 +281,121 @@ def test_the_sid_is_never_logged(middleware: SSOMiddleware, provider: FakeProvid
     frame(middleware, 400, iss="https://evil.example/", sid="provider-session-1")
     assert "front-channel logout" in caplog.text
     assert "provider-session-1" not in caplog.text
+
+
+# -- forged sids and the revocation journal (cookie and environ stores) -------------------------------
+
+
+def journal_size(middleware: SSOMiddleware) -> tuple[int, int]:
+    """The revocation journal's bytes on disk and the entries this process holds."""
+    revocations = middleware.store.revocations
+    assert revocations is not None
+    revocations.revoked_since([], 0)  # read what the journal holds now
+    size = os.path.getsize(revocations.path) if os.path.exists(revocations.path) else 0
+    return size, len(revocations._entries)
+
+
+def test_forged_sids_do_not_grow_the_revocation_journal(make_middleware: Callable[..., SSOMiddleware],
+                                                        provider: FakeProvider) -> None:
+    """Anyone may send ``iss`` (public) and a made-up ``sid``: with no index to look it up in, each one
+    was appended to the host's journal and held by every worker until the absolute timeout (disk and
+    memory without bound).  Only a sid that signed in here is revoked."""
+    middleware = make_middleware(frontchannel_logout_path=PATH, session_type="cookie")
+    browser = browser_for(middleware)
+    sign_in(browser, provider)
+    before = journal_size(middleware)
+    for n in range(200):
+        frame(middleware, iss=ISSUER, sid=f"forged-{n}")
+    assert journal_size(middleware) == before
+    assert who(browser) == "alice"
+    frame(middleware, iss=ISSUER, sid="provider-session-1")  # the real one still ends, on every worker
+    assert who(browser) is None
+
+
+@pytest.mark.parametrize("endpoint", [
+    "https://*/logout",  # host-source "*": any https site could frame the route
+    "https://*.example/logout",
+    "https://op.example;script-src/logout",  # a second directive
+    "https://op.example,evil.example/logout",
+    "https://op.example'unsafe-inline'/logout",
+])
+def test_an_end_session_endpoint_that_is_no_origin_never_widens_frame_ancestors(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, endpoint: str
+) -> None:
+    """The discovery document's URL passes the endpoint checks (https, visible ASCII), but its host is spliced
+    into a CSP source list: only an origin whose host is a host name or an IP address may be added."""
+    provider.discovery_overrides["end_session_endpoint"] = endpoint
+    middleware = make_middleware(frontchannel_logout_path=PATH)
+    assert_frame_headers(frame(middleware, iss=ISSUER, sid="s"), ancestors="https://op.example")
+
+
+@pytest.mark.parametrize("path", [PATH, "/auth/logout"])
+def test_a_replayed_revoked_cookie_does_not_grow_the_revocation_journal(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, path: str
+) -> None:
+    """One account is enough: sign in, keep the cookie, sign out, and send the old cookie again and again.
+    Each request named the same (revoked) sign-in and appended its line again, until the journal is
+    compacted (only once its first line is past the absolute timeout): the disk filled at ~48 bytes a
+    request.  A sign-in already revoked is not revoked again."""
+    middleware = make_middleware(frontchannel_logout_path=PATH, session_type="cookie")
+    browser = browser_for(middleware)
+    sign_in(browser, provider)
+    copied_cookie = browser.cookies[middleware.config.session_cookie_name]
+    browser.get(path)
+    assert who(browser) is None
+    after_sign_out = journal_size(middleware)
+    for _ in range(50):
+        replayed = browser_for(middleware)
+        replayed.set_cookie(middleware.config.session_cookie_name, copied_cookie)
+        replayed.get(path)
+    assert journal_size(middleware) == after_sign_out
+
+
+def test_signing_one_provider_session_in_again_notes_its_sid_once(make_middleware: Callable[..., SSOMiddleware],
+                                                                  provider: FakeProvider) -> None:
+    """Silent SSO signs the same provider session in on every visit: one journal line, not one a visit."""
+    middleware = make_middleware(frontchannel_logout_path=PATH, session_type="cookie")
+    sign_in(browser_for(middleware), provider)
+    noted = journal_size(middleware)
+    for _ in range(5):
+        sign_in(browser_for(middleware), provider)
+    assert journal_size(middleware) == noted
+
+
+def test_a_sign_in_whose_sid_cannot_be_noted_is_a_clean_store_failure(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The note is part of the sign-in (without it a front-channel logout could not end the session):
+    a journal that cannot be written is the store-unavailable page, and no session -- never a 500."""
+    middleware = make_middleware(frontchannel_logout_path=PATH, session_type="cookie")
+    revocations = middleware.store.revocations
+    assert revocations is not None
+
+    def unwritable(keys: Any, now: float) -> None:
+        raise StoreUnavailable("revocations: No space left on device (test)")
+
+    monkeypatch.setattr(revocations, "record", unwritable)
+    browser = browser_for(middleware)
+    response = browser.get("/auth/sso", {"connection": "Username-Password-Authentication", "target_url": "/"})
+    response = browser.get(provider.authorize(response.location))
+    assert response.status_int == 303 and "error=session_store_unavailable" in response.location
+    assert who(browser) is None
+
+
+def test_a_later_sign_in_of_the_same_sid_keeps_its_note_alive_as_long_as_its_session(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider
+) -> None:
+    """The journal drops a note once it is past the horizon (the absolute timeout): a sid signed in again
+    later must be noted again, or its newer session would outlive the note and a front-channel logout
+    of that sid would no longer end it."""
+    clock = Clock(int(time.time()))
+    provider.clock = clock
+    middleware = make_middleware(frontchannel_logout_path=PATH, session_type="cookie", clock=clock)
+    revocations = middleware.store.revocations
+    assert revocations is not None
+    sign_in(browser_for(middleware), provider)
+    clock.advance(3600)  # well past the clock skew: the first note would go an hour before this session
+    sign_in(browser_for(middleware), provider)
+    revocations.revoked_since([], 0)
+    noted = revocations._entries[revocations.name(SIGNED_IN_SID + "provider-session-1")]
+    assert noted >= clock() - 2 * middleware.config.clock_skew

@@ -7,15 +7,20 @@ Prometheus server would get), so the route and the numbers are checked together.
 
 from __future__ import annotations
 
+import shutil
 import time
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
 import webtest
 from prometheus_client import CollectorRegistry
+from prometheus_client import values as prometheus_values
 from prometheus_client.parser import text_string_to_metric_families
 
 from sso_middleware import SSOMiddleware
+from sso_middleware._observe import instruments
+from sso_middleware._wsgi.observability import HEALTH_CACHE_SECONDS
 from sso_middleware.errors import StoreUnavailable
 from sso_middleware.stores import FileBackend
 from sso_middleware.testing import Clock
@@ -280,6 +285,19 @@ def test_with_a_token_and_no_networks_any_client_with_the_token(build: Callable[
     internet.get(METRICS, headers={"Authorization": "bearer " + TOKEN}, status=200)
 
 
+@pytest.mark.parametrize("header", ["X-Forwarded-For", "Forwarded", "X-Real-IP"])
+def test_a_request_relayed_by_a_proxy_is_not_a_loopback_client(build: Callable[..., SSOMiddleware],
+                                                                 header: str) -> None:
+    """nginx on the same host relays an internet client: REMOTE_ADDR is 127.0.0.1 (the proxy), the default
+    networks let it in, and the metrics were public.  A relayed request proves nothing about its client."""
+    value = "for=203.0.113.9" if header == "Forwarded" else "203.0.113.9"
+    relayed = browser_of(build())  # REMOTE_ADDR 127.0.0.1, as from a proxy on this host
+    response = relayed.get(METRICS, headers={header: value}, status=403)
+    assert "sso_" not in response.text
+    with_token = browser_of(build(metrics_token=TOKEN))  # the token proves it: the proxy may relay a scraper
+    with_token.get(METRICS, headers={header: value, "Authorization": "Bearer " + TOKEN}, status=200)
+
+
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
 def test_only_get_and_head(build: Callable[..., SSOMiddleware], method: str) -> None:
     middleware = build(health_path=HEALTH)
@@ -331,13 +349,36 @@ def test_health_is_503_without_details_when_discovery_fails(
 def test_health_is_503_when_the_store_does_not_answer(
     make_middleware: Callable[..., SSOMiddleware], app: App, settings: dict[str, Any]
 ) -> None:
-    middleware = make_middleware(app, health_path=HEALTH, session_type=FlakyFileStore)
+    clock = Clock(int(time.time()))
+    middleware = make_middleware(app, health_path=HEALTH, session_type=FlakyFileStore, clock=clock)
     browser = browser_of(middleware)
     assert browser.get(HEALTH).text == "ok\n"
     middleware.store.backend.down = True  # type: ignore[attr-defined]
+    clock.advance(HEALTH_CACHE_SECONDS)
     assert browser.get(HEALTH, status=503).text == "unavailable\n"
     middleware.store.backend.down = False  # type: ignore[attr-defined]
+    clock.advance(HEALTH_CACHE_SECONDS)
     assert browser.get(HEALTH).text == "ok\n"
+
+
+def test_a_flood_of_health_probes_reads_the_store_once_a_second(
+    make_middleware: Callable[..., SSOMiddleware], app: App
+) -> None:
+    """The health route is public and each probe read the session store (during an outage: each one
+    waiting ``session_store_timeout``, holding a worker): the one unauthenticated route that costs a
+    store call.  Its answer is kept a second, and probes arriving meanwhile share it."""
+    clock = Clock(int(time.time()))
+    middleware = make_middleware(app, health_path=HEALTH, session_type=FlakyFileStore, clock=clock)
+    reads = []
+    read_record = middleware.store.backend.read_record
+    middleware.store.backend.read_record = lambda *a, **k: reads.append(1) or read_record(*a, **k)  # type: ignore
+    internet = browser_of(middleware, REMOTE_ADDR="203.0.113.9")
+    for _ in range(100):
+        assert internet.get(HEALTH).text == "ok\n"
+    assert len(reads) == 1
+    clock.advance(HEALTH_CACHE_SECONDS)
+    internet.get(HEALTH)
+    assert len(reads) == 2
 
 
 def test_health_of_a_cookie_store_reads_no_store(
@@ -353,3 +394,35 @@ def test_health_counts_its_store_read(build: Callable[..., SSOMiddleware]) -> No
     middleware = build(health_path=HEALTH)
     browser_of(middleware).get(HEALTH)
     assert count(middleware, "sso_store_request_duration_seconds_count", operation="read_record") == 1
+
+
+# -- a metric that cannot be written -------------------------------------------------------------
+
+
+def test_a_broken_multiprocess_folder_never_fails_a_request(
+    make_middleware: Callable[..., SSOMiddleware], provider: FakeProvider, app: App, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker forked after the folder went (a tmp cleaner, a worker recycled by max_requests, a worker
+    that dropped privileges): prometheus_client opens its files at the first write after the fork, and
+    that write raises.  The store and provider seams are on every request: a metric must never be the
+    request's failure (it was: every signed-in request a 500, every sign-in failed)."""
+    folder = tmp_path / "multiproc"
+    folder.mkdir()
+    pid = [4000]
+    monkeypatch.setenv(instruments.MULTIPROC_ENV, str(folder))
+    monkeypatch.setattr(prometheus_values, "ValueClass", prometheus_values.MultiProcessValue(lambda: pid[0]))
+    monkeypatch.setattr(instruments, "_multiprocess", None)  # this test's own metric objects, in its folder
+    middleware = make_middleware(app, metrics_path=METRICS)
+    browser = browser_of(middleware)
+    assert sso(browser, provider).status_int == 303
+    assert browser.get("/page").text == "app: alice"
+    pid[0] += 1  # a fork ...
+    shutil.rmtree(folder)  # ... after the folder went
+    assert browser.get("/page").text == "app: alice"  # the session read (a timed store call)
+    other = browser_of(middleware)
+    assert sso(other, provider).location == "https://app2.example/page"  # a sign-in: provider calls, counts
+    assert other.get("/page").text == "app: alice"
+    browser.get("/auth/logout", status=303)
+    assert browser.get("/page").text == "app: -"
+    assert "sso: a metric could not be written" in caplog.text

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 
 from ..._observe import metrics_on
+from ..._observe.settings import multiprocess_folder_problem
 from ..._policy.rules import AccessRule, matching
 from ..wording import names
 from .context import FAIL, INFO, OK, WARN, Context, Finding
@@ -54,8 +55,9 @@ def _multiprocess() -> Iterator[Finding]:
         yield INFO, (f"{MULTIPROC_ENV} is not set here: fine for one process; with several worker processes "
                      "(gunicorn --workers N) set it for the server, or each scrape shows one worker's counts")
         return
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
-        yield FAIL, f"{MULTIPROC_ENV}={folder} is not a folder this user can write to: the middleware refuses to start"
+    problem = multiprocess_folder_problem(folder)
+    if problem is not None:
+        yield FAIL, f"{MULTIPROC_ENV}={folder} {problem}: the middleware refuses to start"
         return
     files = len([name for name in os.listdir(folder) if name.endswith(".db")])
     yield OK, (f"multiprocess mode: {MULTIPROC_ENV}={folder} is writable ({files} metric file(s); empty it "
