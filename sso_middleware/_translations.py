@@ -100,6 +100,8 @@ GERMAN: Mapping[str, str] = MappingProxyType({
     "preserve_post_cross_site": ("Ihre Sitzung ist abgelaufen, und das Formular wurde von einer anderen Website "
                                  "gesendet, daher wurde es nicht aufbewahrt. Bitte melden Sie sich an und verwenden "
                                  "Sie das Formular auf dieser Website."),
+    "preserve_post_busy": ("Ihre Sitzung ist abgelaufen, und das gesendete Formular konnte gerade nicht aufbewahrt "
+                           "werden. Bitte kopieren Sie Ihre Eingaben, melden Sie sich an und senden Sie es erneut."),
     "preserve_post_other_user": ("Sie sind als ein anderer Benutzer angemeldet als derjenige, der das Formular "
                                  "ausgefüllt hat, daher wurde es nicht gesendet. Bitte füllen Sie es erneut aus, wenn "
                                  "Sie das wollten."),

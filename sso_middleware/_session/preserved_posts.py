@@ -45,7 +45,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from .._config.settings import SSOConfig
 from .._sealing import same_text
-from ..errors import PreservePostRefused
+from ..errors import PreservePostBusy
 from ..stores import SessionBackend
 
 log = logging.getLogger("sso_middleware")
@@ -91,7 +91,7 @@ class PostRecords:
         ``sub``: the user whose session had ended (expired, revoked, or too weak for a step-up),
         when known; the form is then sent again only for that user.
 
-        Raises :class:`~sso_middleware.errors.PreservePostRefused` when this process already holds
+        Raises :class:`~sso_middleware.errors.PreservePostBusy` when this process already holds
         :data:`MAX_KEPT_BYTES` of forms (nothing written), :class:`~sso_middleware.stores.StoreUnavailable`
         when the store cannot be written.
         """
@@ -101,7 +101,7 @@ class PostRecords:
                               "fields": [list(f) for f in fields]})
         token = Fernet(key).encrypt_at_time(payload.encode("utf-8"), int(now)).decode("ascii")
         if not self._budget.reserve(record_id, max(len(token), MIN_RECORD_BYTES), now, now + self._ttl):
-            raise PreservePostRefused(f"this process already keeps {MAX_KEPT_BYTES} bytes of forms")
+            raise PreservePostBusy(f"this process already keeps {MAX_KEPT_BYTES} bytes of forms")
         try:
             self._backend.write_record(record_id, token, self._ttl, kind=KIND)
         except BaseException:

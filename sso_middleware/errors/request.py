@@ -113,6 +113,18 @@ class PreservePostCrossSite(PreservePostRefused):
                "Please sign in and use the form on this site.")
 
 
+class PreservePostBusy(PreservePostRefused):
+    """This process already keeps as many forms as it may (``MAX_KEPT_BYTES``): the form is refused, nothing written.
+
+    A flood of anonymous POSTs must not fill the store (evicting sessions from memcached or
+    an LRU Redis, filling the file store's disk); while it lasts, real forms are refused too.
+    """
+    code = "preserve_post_busy"
+    status = 503
+    message = ("Your session has ended, and the form you sent could not be kept right now. "
+               "Please copy what you typed, sign in, and send it again.")
+
+
 class PreservePostOtherUser(AuthFailure):
     """After the sign-in, the user is another one than the one whose session ended: the kept form is not sent."""
     code = "preserve_post_other_user"

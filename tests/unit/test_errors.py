@@ -207,7 +207,7 @@ def test_statuses_are_4xx_except_provider_trouble() -> None:
                             "invalid_token_response", "session_store_unavailable", "session_too_large",
                             "signing_algorithm_mismatch", "provider_proxy_error", "provider_tls_error",
                             "par_failed", "par_required", "par_unavailable", "authorize_hook_failed",
-                            "sign_in_hook_failed", "refresh_unavailable"), code
+                            "sign_in_hook_failed", "refresh_unavailable", "preserve_post_busy"), code
         elif code in FORBIDDEN_CODES:
             assert info.status == 403, code
         elif code in TOO_LONG_CODES:

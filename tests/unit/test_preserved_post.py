@@ -173,26 +173,26 @@ def test_the_doctor_says_what_is_kept_and_warns_about_cost() -> None:
 
 def test_the_budget_refuses_unwritten_and_frees_on_take_discard_and_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
     from sso_middleware._session import preserved_posts
-    from sso_middleware.errors import PreservePostRefused
+    from sso_middleware.errors import PreservePostBusy
 
     monkeypatch.setattr(preserved_posts, "MAX_KEPT_BYTES", 3 * preserved_posts.MIN_RECORD_BYTES)
     config = SSOConfig(**SETTINGS)
     backend = DictBackend(config)
     posts = PostRecords(config, backend)
     kept = [posts.keep([("a", str(n))], "/app/forms/x", 1000.0 + n) for n in range(3)]
-    with pytest.raises(PreservePostRefused):
+    with pytest.raises(PreservePostBusy):
         posts.keep([("a", "3")], "/app/forms/x", 1003.0)
     assert len(backend.records) == 3  # the refused one was never written
     assert posts.take(kept[0], "/app/forms/x", 1004.0) is not None
     kept.append(posts.keep([("a", "4")], "/app/forms/x", 1004.0))  # a taken record's room is free
     posts.discard(kept[1])
     kept.append(posts.keep([("a", "5")], "/app/forms/x", 1005.0))  # so is a discarded one's
-    with pytest.raises(PreservePostRefused):
+    with pytest.raises(PreservePostBusy):
         posts.keep([("a", "6")], "/app/forms/x", 1006.0)
     later = 1002.0 + config.transaction_ttl + 60  # the record kept at 1002 has expired, the others not
     posts.keep([("a", "7")], "/app/forms/x", later)
-    with pytest.raises(PreservePostRefused):
+    with pytest.raises(PreservePostBusy):
         posts.keep([("a", "8")], "/app/forms/x", later)
     big = [("a", "x" * (3 * preserved_posts.MIN_RECORD_BYTES))]  # one record over the whole budget
-    with pytest.raises(PreservePostRefused):
+    with pytest.raises(PreservePostBusy):
         PostRecords(config, DictBackend(config)).keep(big, "/app/forms/x", 1000.0)

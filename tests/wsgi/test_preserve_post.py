@@ -522,13 +522,13 @@ def test_anonymous_posts_cannot_fill_the_store(build: Callable[..., SSOMiddlewar
     answers = [post_form(browser, "/app/forms/report", [("a", str(n))], status="*")
                for n, browser in enumerate(browsers)]
     assert len(records(middleware)) == 6
-    assert [answer.status_int for answer in answers] == [303] * 6 + [400] * 14
-    assert "preserve_post_refused" in answers[-1].text and "Please" in answers[-1].text
+    assert [answer.status_int for answer in answers] == [303] * 6 + [503] * 14
+    assert "preserve_post_busy" in answers[-1].text and "Please" in answers[-1].text
     # A form taken frees its room at once...
     assert parse_page(browsers[0].get(provider.authorize(answers[0].location)).text).fields == [("a", "0")]
     late = browser_for(middleware)
     assert post_form(late, "/app/forms/report", [("b", "1")], status="*").status_int == 303
-    assert post_form(browser_for(middleware), "/app/forms/report", [("b", "2")], status="*").status_int == 400
+    assert post_form(browser_for(middleware), "/app/forms/report", [("b", "2")], status="*").status_int == 503
     # ... and expiry frees the rest.
     clock.advance(middleware.config.transaction_ttl + 61)
     browser = browser_for(middleware)
