@@ -291,8 +291,8 @@ def test_an_issuer_differing_by_a_trailing_slash_fails_discovery_and_skips_provi
     assert "set issuer = " + oidc_provider.issuer in line
     skipped = outcome.lines("SKIP")
     assert skipped == ["[SKIP] provider checks: clock, signing keys, provider capabilities, endpoints, "
-                       "client credentials, client authentication, pushed authorization, token revocation "
-                       "(discovery failed)"]
+                       "client credentials, client authentication, pushed authorization, front-channel logout, "
+                       "token revocation (discovery failed)"]
     # the checks that need no provider still run
     outcome.line("INFO", "register at the provider")
     outcome.line("OK", "session store")

@@ -90,7 +90,8 @@ def store_kind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[
     running: Any = PostgresServer() if request.param == "postgresql" else StoreServer(request.param)
     running.start()
     try:
-        settings = {"session_type": running.session_type, "session_url": running.url, "session_store_timeout": 0.5}
+        # No outage here: a generous timeout, so that a loaded machine is not a store failure.
+        settings = {"session_type": running.session_type, "session_url": running.url, "session_store_timeout": 5.0}
 
         def plant(record_id: str, value: Any) -> None:
             raw_plant(running, record_id, value)
