@@ -41,7 +41,6 @@ from webob.multidict import MultiDict
 
 from .._config import page_template
 from .._config.settings import SSOConfig
-from .._config.validation import is_valid_connection
 from .._oidc.client import OIDCClient
 from .._oidc.revocation import TokenRevoker
 from .._policy.authorize_params import (
@@ -51,7 +50,7 @@ from .._policy.authorize_params import (
     from_request,
     organization_matches,
 )
-from .._policy.redirects import absolute_target, app_path, checked_target
+from .._policy.redirects import absolute_target, app_path
 from .._policy.rules import MAX_AGE_LEEWAY, StepUp, matching, step_up_for
 from .._policy.sign_in_hook import SignInTokens, kept_claims
 from .._policy.sign_in_hook import run as run_sign_in_hook
@@ -59,26 +58,21 @@ from .._sealing import same_text
 from .._session.preserved_posts import PostRecords
 from .._session.state import SessionStore, SignedInUser, SSOSession, Tokens
 from ..errors import (
-    ConnectionNotAllowed,
     InvalidAuthorizeParam,
-    InvalidConnection,
-    InvalidRequest,
     InvalidState,
     InvalidTargetUrl,
     MissingCode,
-    MissingConnection,
-    MissingTargetUrl,
     PreservePostLost,
     PreservePostOtherUser,
     ProviderRefused,
     StepUpFailed,
 )
 from .backchannel import BackchannelLogout
-from .bodies import BodyError, read_form
 from .failure_codes import SIG_PARAM, failure_query, shown_code
 from .frontchannel import FrontchannelLogout
 from .pages import failure_page, no_store
 from .preserved_post import resubmit_page
+from .route_params import callback_params, connection_param, param, target_param
 from .transactions import Transaction, TransactionCookies
 
 log = logging.getLogger("sso_middleware")
@@ -131,8 +125,8 @@ class Handlers:
     # -- entry points ------------------------------------------------------
 
     def sso(self, request: Request, session: SSOSession) -> Response:
-        target = self._target(request, required=True)
-        connection = self._connection(request, required=True)
+        target = target_param(self.config, request, required=True)
+        connection = connection_param(self.config, request, required=True)
         asked = self._request_params(request)
         user = session.current_user(self.clock())
         if user is not None and user.connection == connection and (
@@ -144,13 +138,13 @@ class Handlers:
 
     def login(self, request: Request, session: SSOSession) -> Response:
         """Interactive sign-in; also Auth0's "Application Login URI" (``?invitation=&organization=``)."""
-        target = self._target(request, required=False)
-        connection = self._connection(request, required=False)
+        target = target_param(self.config, request, required=False)
+        connection = connection_param(self.config, request, required=False)
         return self._start_sign_in(request, session, target, connection, prompt=None,
                                    asked=self._request_params(request))
 
     def callback(self, request: Request, session: SSOSession) -> Response:
-        params = self._callback_params(request)
+        params = callback_params(self.config, request)
         state = params.get("state")
         transaction = None
         if state:
@@ -211,33 +205,6 @@ class Handlers:
             raise PreservePostOtherUser("signed in as another user than the one whose session ended")
         return resubmit_page(absolute_target(target, self._base(request)), kept.fields)
 
-    def _callback_params(self, request: Request) -> dict[str, Optional[str]]:
-        """The authorization response's parameters, from where ``response_mode`` puts them.
-
-        ``form_post``: only a POSTed form counts (its query string is ignored); a GET is
-        refused before any ``state`` is redeemed, so a code pushed in a URL (logs, history,
-        a forged link) neither signs in nor spends the browser's real sign-in.  ``query``:
-        only a GET's (or HEAD's) query string; a POST is refused unread.
-        """
-        names = ("state", "code", "error", "iss")
-        if self.config.response_mode == "form_post":
-            if request.method != "POST":
-                raise InvalidRequest("response_mode is form_post: the callback must be a POST")
-            try:
-                form = read_form(request.environ, self.config.max_request_body)
-            except BodyError as refused:
-                raise InvalidRequest(refused.reason) from None
-            params: dict[str, Optional[str]] = {}
-            for name in names:
-                values = form.get(name, [])
-                if len(values) > 1:
-                    raise InvalidRequest(f"parameter {name!r} given more than once")
-                params[name] = values[0] if values else None
-            return params
-        if request.method not in ("GET", "HEAD"):
-            raise InvalidRequest("response_mode is query: the callback must be a GET")
-        return {name: _param(request, name) for name in names}
-
     def logout(self, request: Request, session: SSOSession) -> Response:
         # Sign out first: a refused target_url must not leave the user signed in.  An expired
         # session still names the user whose provider session should end.
@@ -252,7 +219,7 @@ class Handlers:
             self.store.metrics.session_ended("logout")
         if tokens is not None:  # before the provider logout redirect; a failure is logged, never raised
             self.revoker.revoke(tokens.refresh_token, tokens.access_token or None)
-        target = self._target(request, required=False)
+        target = target_param(self.config, request, required=False)
         if user is not None and self.config.provider_logout:
             url = self.client.end_session_url(user.id_token, absolute_target(target, self._base(request)))
             if url is not None:
@@ -260,7 +227,7 @@ class Handlers:
         return self._redirect(target, request)
 
     def failure(self, request: Request, session: SSOSession) -> Response:
-        code = shown_code(self.config, _param(request, "error") or "", _param(request, SIG_PARAM))
+        code = shown_code(self.config, param(request, "error") or "", param(request, SIG_PARAM))
         return failure_page(code, self._base(request) + "/", request.environ, self.page_template)
 
     # -- helpers -----------------------------------------------------------
@@ -364,30 +331,6 @@ class Handlers:
         if not step_up.satisfied_by(auth_time, acr, now, MAX_AGE_LEEWAY):
             raise StepUpFailed("the new ID token's auth_time or acr does not meet the request")
 
-    def _target(self, request: Request, required: bool) -> str:
-        value = _param(request, "target_url")
-        if not value:
-            if required:
-                raise MissingTargetUrl()
-            return "/"
-        # Every listed origin of this app is its own (several hostnames), besides allowed_redirect_origins.
-        target = checked_target(value, self.config.origin, self.config.allowed_redirect_origins + self.config.origins)
-        if target is None:
-            raise InvalidTargetUrl("refused redirect target")
-        return target
-
-    def _connection(self, request: Request, required: bool) -> Optional[str]:
-        connection = _param(request, "connection") or self.config.default_connection or None
-        if connection is None:
-            if required:
-                raise MissingConnection()
-            return None
-        if not is_valid_connection(connection):
-            raise InvalidConnection()
-        if self.config.allowed_connections and connection not in self.config.allowed_connections:
-            raise ConnectionNotAllowed(f"connection {connection!r} is not allowed")
-        return connection
-
     def _base(self, request: Request) -> str:
         """The ``base_url`` of the origin this request came to (the first when its Host is not listed)."""
         return self.config.base_url_for(request.environ)
@@ -416,17 +359,3 @@ def local_auth_time(claims: dict[str, Any], now: float) -> Optional[float]:
 def redirect(location: str) -> Response:
     """A 303 that is never cached.  ``location`` is absolute: never built from the request's Host."""
     return no_store(HTTPSeeOther(location=location))
-
-
-def _param(request: Request, name: str) -> Optional[str]:
-    """One text parameter from the query string.  The body is never read here (see :func:`_form_param`).
-
-    Anything unreadable (bad encodings) is bad input, never a 500.
-    """
-    try:
-        value = request.GET.get(name)
-    except (UnicodeDecodeError, LookupError, ValueError, TypeError, Warning):
-        raise InvalidRequest("unreadable request parameters") from None
-    if value is not None and not isinstance(value, str):
-        raise InvalidRequest(f"parameter {name!r} is not text")
-    return value
