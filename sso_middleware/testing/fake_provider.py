@@ -47,7 +47,6 @@ hold one); never put it in front of real users.
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
 import time
@@ -60,6 +59,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from requests.adapters import BaseAdapter
 
+from .fake_client_auth import authenticated_client
 from .fake_refresh import RefreshTokens
 from .fake_revocation import RevocationEndpoint
 from .grants import ISSUED_SECRETS, Grant, RefreshGrant, issued
@@ -324,27 +324,8 @@ class FakeProvider(RefreshTokens, RevocationEndpoint):
 
     def _authenticate(self, request: requests.PreparedRequest, form: dict[str, str]) -> Optional[str]:
         """The authenticated client id (secret basic/post, or a client assertion), or None."""
-        auth = request.headers.get("Authorization", "")
-        if "client_assertion" in form:
-            if self.assertion_key is None or auth or "client_secret" in form:
-                return None
-            if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
-                return None
-            try:
-                claims = jwt.decode(form["client_assertion"], self.assertion_key,
-                                    algorithms=["RS256", "PS256", "ES256", "HS256"], audience=self.issuer,
-                                    issuer=self.client_id, options={"require": ["exp", "iat", "jti", "sub"]})
-            except jwt.PyJWTError:
-                return None
-            if claims["sub"] != self.client_id or form.get("client_id", self.client_id) != self.client_id:
-                return None
-            self.assertions.append((claims, jwt.get_unverified_header(form["client_assertion"])))
-            return self.client_id
-        if auth.startswith("Basic "):
-            client_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
-        else:
-            client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
-        return client_id if (client_id, secret) == (self.client_id, self.client_secret) else None
+        return authenticated_client(request, form, self.client_id, self.client_secret, self.issuer,
+                                    self.assertion_key, self.assertions)
 
     def _par(self, request: requests.PreparedRequest) -> tuple[int, Any]:
         """RFC 9126 section 2: authenticate the client, keep the parameters, answer a request_uri."""
