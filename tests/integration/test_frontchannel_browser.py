@@ -26,41 +26,23 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import waitress
 from playwright.sync_api import Browser, BrowserContext, Page, Response, Route
 
-from sso_middleware import SSOMiddleware
 from sso_middleware.testing import DevProvider
 
-from ..conftest import SESSION_SECRET, legacy_app
 from ..servers import free_port, stop_waitress
 from .test_demo_browser import ARTIFACTS, chromium_browser
+from .test_frontchannel_integration import FrontApp
 
 PATH = "/auth/frontchannel-logout"
 CONNECTION = "Username-Password-Authentication"
 
 
-class BrowserApp:
-    """A wrapped application on ``host`` whose client registered its front-channel logout URI."""
+class BrowserApp(FrontApp):
+    """A wrapped application on ``host`` whose client registered its front-channel logout URI (no query of its own)."""
 
     def __init__(self, provider: DevProvider, tmp: Path, name: str, host: str, with_sid: bool) -> None:
-        port = free_port()
-        self.base_url = f"http://{host}:{port}"
-        self.client = provider.register_client(
-            [self.base_url + "/auth/callback"], post_logout_redirect_uris=[self.base_url + "/"], client_name=name,
-            frontchannel_logout_uri=self.base_url + PATH, frontchannel_logout_session_required=with_sid,
-        )
-        self.middleware = SSOMiddleware(
-            legacy_app, issuer=provider.issuer, client_id=self.client.client_id,
-            client_secret=self.client.client_secret, base_url=self.base_url, session_secret=SESSION_SECRET,
-            session_data_dir=str(tmp / name), allow_insecure_http=True, cookie_name=f"{name}_session",
-            frontchannel_logout_path=PATH,
-        )
-        self.server = waitress.create_server(self.middleware, host="127.0.0.1", port=port, threads=4)
-        threading.Thread(target=self.server.run, daemon=True).start()
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
+        super().__init__(provider, tmp, name, with_sid, host=host, tagged=False)
 
 
 @pytest.fixture(scope="module")

@@ -35,12 +35,14 @@ PATH = "/auth/frontchannel-logout"
 class FrontApp:
     """A wrapped application whose client registered a front-channel logout URI."""
 
-    def __init__(self, provider: DevProvider, tmp: Path, name: str, with_sid: bool = True) -> None:
+    def __init__(self, provider: DevProvider, tmp: Path, name: str, with_sid: bool = True, *,
+                 host: str = "127.0.0.1", tagged: bool = True) -> None:
         port = free_port()
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.base_url = f"http://{host}:{port}"
+        # ``tagged``: the URI has a query of its own, which the provider must keep (section 2).
         self.client = provider.register_client(
             [self.base_url + "/auth/callback"], post_logout_redirect_uris=[self.base_url + "/"], client_name=name,
-            frontchannel_logout_uri=self.base_url + PATH + "?app=" + name,  # its own query is kept (section 2)
+            frontchannel_logout_uri=self.base_url + PATH + ("?app=" + name if tagged else ""),
             frontchannel_logout_session_required=with_sid,
         )
         self.middleware = SSOMiddleware(
