@@ -30,15 +30,13 @@ outermost among the authentication-related middlewares.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterable
 from typing import Any, Callable, Optional, Union
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from requests.adapters import BaseAdapter
 from webob import Request, Response
-from webob.request import PATH_SAFE
 
 from .._config.settings import SSOConfig
 from .._config.validation import check_known
@@ -63,17 +61,13 @@ from .environ import (
     USERINFO_KEY,
 )
 from .handlers import Handler, Handlers, redirect
+from .navigation import is_page_load, login_target
 from .observability import Observability
 from .pages import failure_page, forbidden, login_required, server_error, step_up_required
 from .preserved_post import PreservePost
 from .session_endpoint import SessionEndpoint
 
 log = logging.getLogger("sso_middleware")
-
-
-_SLASHES = re.compile(r"/{2,}")
-#: What a query string may keep as it is in a login target (``%`` too: it is already quoted).
-_QUERY_SAFE = "!$&'()*+,/:;=?@~%-._"
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -264,7 +258,7 @@ class SSOMiddleware:
             return self._preserve(self.preserve, environ, headers, start_response, None, ended_sub)
         request = Request(environ)
         login_url = self._login_url(environ)
-        response = redirect(login_url) if _is_page_load(request) else login_required(login_url, self.config.origin)
+        response = redirect(login_url) if is_page_load(request) else login_required(login_url, self.config.origin)
         return self._respond(response, headers, environ, start_response)
 
     def _refuse(
@@ -280,7 +274,7 @@ class SSOMiddleware:
         log.info("sso: sub=%r stopped at %r: %s", user.sub, environ.get("PATH_INFO", "")[:200], decision.reason)
         step_up = decision.step_up
         if step_up is None:
-            response = forbidden(self.config.base_url_for(environ) + "/", as_json=not _is_page_load(request),
+            response = forbidden(self.config.base_url_for(environ) + "/", as_json=not is_page_load(request),
                                  environ=environ, template=self.handlers.page_template)
         else:
             # The login route asks the provider for what the rules of the target demand (max_age, acr_values)
@@ -288,7 +282,7 @@ class SSOMiddleware:
             if self.preserve is not None and self.preserve.covers(environ):
                 return self._preserve(self.preserve, environ, headers, start_response, user.connection, user.sub)
             login_url = self._login_url(environ, user.connection)
-            if _is_page_load(request):
+            if is_page_load(request):
                 response = redirect(login_url)
             else:
                 response = step_up_required(login_url, self.config.origin, step_up.max_age, step_up.acr_values)
@@ -307,7 +301,7 @@ class SSOMiddleware:
         request = Request(environ)
         session = self.store.open(environ)  # only for the transaction cookie's header: nothing is read or written
         home = self.config.base_url_for(environ) + "/"
-        target = _app_path_qs(environ)
+        target = login_target(environ)
         reference: Optional[str] = None
         try:
             reference = preserve.keep(environ, target, self._clock(), sub)
@@ -323,7 +317,7 @@ class SSOMiddleware:
         return self._respond(response, headers + session.headers, environ, start_response)
 
     def _login_url(self, environ: dict[str, Any], connection: Optional[str] = None) -> str:
-        params = {"target_url": _app_path_qs(environ)}
+        params = {"target_url": login_target(environ)}
         if connection:
             params["connection"] = connection
         return f"{self.config.base_url_for(environ)}{self.config.login_path}?{urlencode(params)}"
@@ -346,25 +340,6 @@ def _set_token_keys(environ: dict[str, Any], state: TokenState, api_settings: AP
         environ[TOKEN_ERROR_KEY] = state.error
     else:
         environ[TOKEN_ERROR_KEY] = "no_token"
-
-
-def _app_path_qs(environ: dict[str, Any]) -> str:
-    """The request's path and query below the mount point (SCRIPT_NAME), URL-quoted: a login target.
-
-    Repeated slashes collapse (``//admin`` would read as a host to go to, and be refused
-    as a target), and whatever a client left unquoted in the query is quoted.
-    """
-    path = quote(_latin1(_SLASHES.sub("/", environ.get("PATH_INFO", "")) or "/"), safe=PATH_SAFE)
-    query = quote(_latin1(environ.get("QUERY_STRING", "")), safe=_QUERY_SAFE)
-    return f"{path}?{query}" if query else path
-
-
-def _latin1(text: str) -> bytes:
-    """PEP 3333: the bytes the client sent, carried as latin-1 text."""
-    try:
-        return text.encode("latin-1")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass")
 
 
 def _store_failure(exc: Union[StoreUnavailable, SessionTooLarge]) -> str:
@@ -390,16 +365,3 @@ def _commit_quietly(session: SSOSession) -> list[tuple[str, str]]:
     except (StoreUnavailable, SessionTooLarge) as exc:
         _store_failure(exc)
         return list(session.headers)
-
-
-def _is_page_load(request: Request) -> bool:
-    """True for a top-level navigation (which may be redirected to sign in), False for API calls."""
-    if request.method not in ("GET", "HEAD"):
-        return False
-    mode = request.headers.get("Sec-Fetch-Mode")
-    if mode is not None:
-        return bool(mode == "navigate")
-    if request.headers.get("X-Requested-With"):
-        return False
-    return "text/html" in request.headers.get("Accept", "")
-
