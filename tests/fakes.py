@@ -13,14 +13,13 @@ from sso_middleware.testing.fake_provider import (
     ISSUED_SECRETS,
     ISSUER,
     FakeProvider,
-    FakeProviderAdapter,
     Fault,
     Grant,
     RefreshGrant,
 )
 from sso_middleware.testing.grants import issued
 from sso_middleware.testing.keys import at_hash, public_jwk, rsa_key, s256
-from sso_middleware.testing.transport import make_response
+from sso_middleware.testing.transport import FakeProviderAdapter, make_response
 
 __all__ = [
     "BASE_URL",

@@ -85,9 +85,9 @@ from .accounts import (
 from .clock import Clock
 from .devprovider import DevProvider
 from .errors import DevProviderError, DevProviderStartTimeout
-from .fake_provider import FakeProvider, FakeProviderAdapter
+from .fake_provider import FakeProvider
 from .install import devprovider_source_dir, ensure_devprovider_installed, npm_install_cached
-from .transport import RecordingTransport, make_response
+from .transport import FakeProviderAdapter, RecordingTransport, make_response
 
 __all__ = [
     "ACR_MFA",

@@ -3,7 +3,7 @@
 Use it to test an application behind ``SSOMiddleware`` without Node.js or a network: pass
 ``http_transport=provider.transport()`` to the middleware and every request it makes to
 the provider is answered here. Only the transport is fake: the middleware's real
-``requests`` code sends real request objects, which :class:`FakeProviderAdapter` answers
+``requests`` code sends real request objects, which :class:`~.transport.FakeProviderAdapter` answers
 the way a provider would. Tokens are real JWTs signed with real RSA keys
 (:meth:`FakeProvider.make_id_token`), codes are bound to their PKCE challenge, redirect
 URI and client, and every call is recorded in ``provider.calls`` so tests can assert on
@@ -47,7 +47,6 @@ hold one); never put it in front of real users.
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -57,14 +56,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
-from requests.adapters import BaseAdapter
 
 from .fake_client_auth import authenticated_client
 from .fake_refresh import RefreshTokens
 from .fake_revocation import RevocationEndpoint
 from .grants import ISSUED_SECRETS, Grant, RefreshGrant, issued
 from .keys import at_hash, public_jwk, rsa_key, s256
-from .transport import make_response
+from .transport import FakeProviderAdapter
 
 __all__ = [
     "CLIENT_ID",
@@ -72,7 +70,6 @@ __all__ = [
     "ISSUED_SECRETS",
     "ISSUER",
     "FakeProvider",
-    "FakeProviderAdapter",
     "Fault",
     "Grant",
     "RefreshGrant",
@@ -381,21 +378,3 @@ class FakeProvider(RefreshTokens, RevocationEndpoint):
     def requests_to(self, suffix: str) -> list[requests.PreparedRequest]:
         """The requests received so far whose URL path ends with ``suffix``, oldest first."""
         return [call for call in self.calls if urlsplit(str(call.url)).path.endswith(suffix)]
-
-
-class FakeProviderAdapter(BaseAdapter):
-    """A ``requests`` transport that answers from a :class:`FakeProvider`."""
-
-    def __init__(self, provider: FakeProvider) -> None:
-        super().__init__()
-        self.provider = provider
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        self.provider.calls.append(request)
-        status, payload = self.provider.handle(request)
-        if isinstance(payload, requests.Response):
-            return payload
-        return make_response(request, status, json.dumps(payload).encode())
-
-    def close(self) -> None:
-        pass

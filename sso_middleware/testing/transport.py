@@ -6,7 +6,8 @@ test puts there:
 
 - :func:`make_response`: a ``requests.Response`` whose body is read from memory the way
   the middleware reads a real one (streamed, size-bounded), for adapters that answer
-  requests themselves (:class:`~.fake_provider.FakeProviderAdapter` does).
+  requests themselves.
+- :class:`FakeProviderAdapter`: a :class:`~.fake_provider.FakeProvider` as a transport.
 - :class:`RecordingTransport`: sends every request on through a real (or any other)
   adapter and keeps it, so a test against a real provider can count what went over the
   wire (``requests_to("/jwks")``) without patching the middleware.
@@ -15,13 +16,17 @@ test puts there:
 from __future__ import annotations
 
 import io
+import json
 import threading
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 from urllib3.response import HTTPResponse
+
+if TYPE_CHECKING:
+    from .fake_provider import FakeProvider
 
 __all__ = ["RecordingTransport", "make_response"]
 
@@ -67,3 +72,21 @@ class RecordingTransport(BaseAdapter):
 
     def close(self) -> None:
         self.inner.close()
+
+
+class FakeProviderAdapter(BaseAdapter):
+    """A ``requests`` transport that answers from a :class:`FakeProvider`."""
+
+    def __init__(self, provider: FakeProvider) -> None:
+        super().__init__()
+        self.provider = provider
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self.provider.calls.append(request)
+        status, payload = self.provider.handle(request)
+        if isinstance(payload, requests.Response):
+            return payload
+        return make_response(request, status, json.dumps(payload).encode())
+
+    def close(self) -> None:
+        pass
