@@ -33,13 +33,9 @@ SCOPE = "openid profile email offline_access"
 
 
 @pytest.fixture(scope="module")
-def provider() -> Iterator[DevProvider]:
-    started = DevProvider()
-    started.start()
-    try:
-        yield started
-    finally:
-        started.stop()
+def provider(oidc_provider: DevProvider) -> DevProvider:
+    """The suite's shared provider: these tests register clients of their own and read only their events."""
+    return oidc_provider
 
 
 @pytest.fixture

@@ -54,13 +54,9 @@ def claims_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> l
 
 
 @pytest.fixture(scope="module")
-def provider() -> Iterator[DevProvider]:
-    started = DevProvider()
-    started.start()
-    try:
-        yield started
-    finally:
-        started.stop()
+def provider(oidc_provider: DevProvider) -> DevProvider:
+    """The suite's shared provider: these tests register clients of their own and read only their events."""
+    return oidc_provider
 
 
 @pytest.fixture
