@@ -13,11 +13,12 @@ button without JavaScript), exactly once.
 What is kept (:meth:`PreservePost.read`, else a 4xx page saying the form was not kept,
 never a silent loss): a top-level form submission (``Sec-Fetch-Mode: navigate``, or
 without Fetch metadata an ``Accept: text/html`` request that is not XHR) from this
-site's own pages (``Sec-Fetch-Site: same-origin``, and an ``Origin`` that is one of
-``base_url``'s), of ``application/x-www-form-urlencoded`` UTF-8, with a declared
-``Content-Length`` of at most ``preserve_post_max_body``, at most :data:`MAX_FIELDS`
-fields, every name and value one a browser form sends back unchanged.  Where it is
-kept: :mod:`sso_middleware._session.preserved_posts`.
+site's own pages (:func:`~sso_middleware._wsgi.same_origin.foreign_origin`: an ``Origin``
+that is one of ``base_url``'s, ``Sec-Fetch-Site: same-origin`` when sent), of
+``application/x-www-form-urlencoded`` UTF-8, with a declared ``Content-Length`` of at
+most ``preserve_post_max_body``, at most :data:`MAX_FIELDS` fields, every name and value
+one a browser form sends back unchanged.  Where it is kept:
+:mod:`sso_middleware._session.preserved_posts`.
 
 Security caveats:
 
@@ -59,6 +60,7 @@ from ..errors import (
 )
 from .bodies import BodyError, read_form_fields
 from .pages import no_store
+from .same_origin import foreign_origin
 
 log = logging.getLogger("sso_middleware")
 
@@ -106,8 +108,9 @@ class PreservePost:
         The checks that need no body come first; the body is read (at most its declared
         length) only when every one of them passed.
         """
-        if not self._same_origin(environ):
-            raise PreservePostCrossSite("not a same-origin form submission")
+        foreign = foreign_origin(environ, self.config.origins)
+        if foreign is not None:
+            raise PreservePostCrossSite(f"not a same-origin form submission: {foreign}")
         media_type, _, parameters = (environ.get("CONTENT_TYPE") or "").partition(";")
         if media_type.strip().lower() != _FORM_TYPE:
             raise PreservePostUnsupported(f"content type {media_type.strip()[:60]!r}")
@@ -146,18 +149,6 @@ class PreservePost:
         reference = self.records.keep(fields, target, now, sub)
         log.info("sso: kept a form of %d fields for %r across the sign-in", len(fields), target[:200])
         return reference
-
-    def _same_origin(self, environ: dict[str, Any]) -> bool:
-        """Sent by this site's own pages: Fetch metadata says so, and ``Origin`` (when sent) is ours.
-
-        Without both headers nothing proves it (a modern browser sends ``Origin`` with every POST).
-        """
-        site, origin = environ.get("HTTP_SEC_FETCH_SITE"), environ.get("HTTP_ORIGIN")
-        if site is None and origin is None:
-            return False
-        if site is not None and site != "same-origin":
-            return False
-        return origin is None or origin.lower() in self.config.origins
 
 
 def sendable(text: str) -> bool:

@@ -54,6 +54,7 @@ from ..errors import (
 )
 from .bodies import refusal
 from .pages import no_store
+from .same_origin import foreign_origin
 
 log = logging.getLogger("sso_middleware")
 
@@ -68,16 +69,13 @@ LOGIN_REQUIRED = "login_required"
 
 
 def cross_origin_reason(environ: dict[str, Any], origins: tuple[str, ...]) -> Optional[str]:
-    """Why a POST is not proven to come from this site's own pages (for the log), or None when it is."""
-    origin = environ.get("HTTP_ORIGIN")
-    site = environ.get("HTTP_SEC_FETCH_SITE")
-    if origin is not None:
-        if origin not in origins:  # browsers send the canonical serialization; "null" never matches
-            return "Origin is not one of base_url's origins"
-    elif site != "same-origin":
-        return "no Origin, and Sec-Fetch-Site is not same-origin"
-    if site is not None and site != "same-origin":
-        return "Sec-Fetch-Site is not same-origin"
+    """Why a POST is not proven to come from this site's own pages (for the log), or None when it is.
+
+    The origin rule is :func:`~sso_middleware._wsgi.same_origin.foreign_origin`'s; this endpoint adds its header.
+    """
+    foreign = foreign_origin(environ, origins)
+    if foreign is not None:
+        return foreign
     if environ.get("HTTP_" + CSRF_HEADER.upper().replace("-", "_")) != CSRF_VALUE:
         return f"no {CSRF_HEADER}: {CSRF_VALUE} header"
     return None
