@@ -54,11 +54,12 @@ from .._session.preserved_posts import Fields, PostRecords
 from ..errors import (
     PreservePostCrossSite,
     PreservePostLengthRequired,
+    PreservePostRefused,
     PreservePostTooLarge,
     PreservePostUnreadable,
     PreservePostUnsupported,
 )
-from .bodies import BodyError, read_form_fields
+from .bodies import TOO_LARGE, UNSIZED, UNSUPPORTED, BodyError, read_form_fields
 from .pages import no_store
 from .same_origin import foreign_origin
 
@@ -68,8 +69,12 @@ __all__ = ["MAX_FIELDS", "PreservePost", "resubmit_page", "sendable"]
 
 #: Most fields one kept form may have (PHP's ``max_input_vars`` default: forms beyond it are rare).
 MAX_FIELDS = 1000
-_FORM_TYPE = "application/x-www-form-urlencoded"
-_UTF8 = ("utf-8", "utf8")
+#: The page of a body :func:`~sso_middleware._wsgi.bodies.read_form_fields` refused, by what was wrong.
+_REFUSALS: dict[str, type[PreservePostRefused]] = {
+    TOO_LARGE: PreservePostTooLarge,  # 413
+    UNSIZED: PreservePostLengthRequired,  # 411
+    UNSUPPORTED: PreservePostUnsupported,  # 415
+}
 #: The page's only script; allowed by its hash.  ``HTMLFormElement.prototype.submit``: a field named
 #: ``submit`` would shadow the form's own method.
 _SCRIPT = "HTMLFormElement.prototype.submit.call(document.forms[0]);"
@@ -111,26 +116,10 @@ class PreservePost:
         foreign = foreign_origin(environ, self.config.origins)
         if foreign is not None:
             raise PreservePostCrossSite(f"not a same-origin form submission: {foreign}")
-        media_type, _, parameters = (environ.get("CONTENT_TYPE") or "").partition(";")
-        if media_type.strip().lower() != _FORM_TYPE:
-            raise PreservePostUnsupported(f"content type {media_type.strip()[:60]!r}")
-        for parameter in parameters.split(";"):
-            name, _, value = parameter.partition("=")
-            if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in _UTF8:
-                raise PreservePostUnsupported("charset other than UTF-8")
-        length = (environ.get("CONTENT_LENGTH") or "").strip()
-        if not length:
-            if environ.get("HTTP_TRANSFER_ENCODING"):
-                raise PreservePostLengthRequired("no Content-Length (chunked)")
-            return []  # no body: a form without fields
-        if not (length.isascii() and length.isdigit()):
-            raise PreservePostUnreadable("malformed Content-Length")
-        if len(length) > 18 or int(length) > self.config.preserve_post_max_body:
-            raise PreservePostTooLarge(f"Content-Length {length[:20]} over {self.config.preserve_post_max_body}")
         try:
             fields = read_form_fields(environ, self.config.preserve_post_max_body, MAX_FIELDS)
         except BodyError as refused:
-            raise PreservePostUnreadable(refused.reason) from None
+            raise _REFUSALS.get(refused.kind, PreservePostUnreadable)(refused.reason) from None
         for name, value in fields:
             if not name or not sendable(name) or not sendable(value) or (
                 name.lower() == "_charset_" and value != "UTF-8"
