@@ -43,7 +43,6 @@ from .._config.settings import SSOConfig
 from .._session.refresh import NO_REFRESH_TOKEN, REFRESH_FAILED, RETRY_SECONDS, TEMPORARILY_UNAVAILABLE, TokenRefresher
 from .._session.state import SessionStore, SessionTooLarge, SignedInUser, SSOSession, StoreUnavailable, Tokens
 from ..errors import (
-    ERRORS,
     CrossOriginRefused,
     MethodNotAllowed,
     NoRefreshToken,
@@ -187,10 +186,8 @@ def _failure_of(error: Optional[str], skipped: Optional[str],
     if skipped == TEMPORARILY_UNAVAILABLE:
         return RefreshUnavailable.status, _error(RefreshUnavailable)
     if skipped is not None:  # the provider's trouble: its code (provider_unreachable...), never a 4xx of ours
-        status, message, code = describe(skipped)
-        kind = ERRORS.get(code)
-        status = kind.status if kind is not None and kind.status >= 500 else 502
-        return status, {"error": code, "message": message}
+        status, message, code = describe(skipped)  # a code outside the catalogue is a 4xx here: 502 then
+        return (status if status >= 500 else 502), {"error": code, "message": message}
     return None
 
 
