@@ -135,7 +135,7 @@ class SessionEndpoint:
     def _state(self, session: SSOSession, refresh: bool) -> tuple[int, dict[str, Any]]:
         """The status and JSON document of a GET (``refresh=False``) or a POST."""
         now = self.clock()
-        user = session.current_user(now, stamp=refresh)
+        user = session.current_user(now, stamp=False)  # a GET is no activity; a POST extends below, always
         if user is None:
             if refresh:
                 return 401, {"signed_in": False, "error": LOGIN_REQUIRED,
