@@ -119,8 +119,9 @@ class PostRecords:
     def take(self, reference: str, target: str, now: float) -> Optional[KeptForm]:
         """The fields kept under ``reference`` for ``target``, deleted from the store now; None when gone.
 
-        None also for a reference or record that is not one of ours, another target's,
-        or expired -- in every case the record named is deleted first.
+        None also for a reference that is not one of ours (no record id of this kind, or no key:
+        nothing is read), and for a record that does not open with the key, is another target's
+        or expired -- a record that was found is deleted before any of that is checked.
         """
         record_id, _, key = reference.partition(".")
         if not record_id.startswith(RECORD_PREFIX) or not key:

@@ -45,7 +45,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Optional
 
 from .._config.settings import SSOConfig
@@ -141,7 +141,7 @@ class TokenRefresher:
         if not force and not self._due(tokens, now):
             return TokenState(user, tokens)
         if tokens.refresh_token is None:
-            return replace(self._without_refresh(user, tokens, now, TOKEN_EXPIRED), skipped=NO_REFRESH_TOKEN)
+            return self._without_refresh(user, tokens, now, TOKEN_EXPIRED, NO_REFRESH_TOKEN)
         name = "refresh-" + _fingerprint(tokens.refresh_token)
         still_valid = tokens.expires_at is not None and tokens.expires_at > now
         if still_valid and self._failed_recently(name, now):
@@ -156,8 +156,7 @@ class TokenRefresher:
                 if still_valid:
                     return TokenState(user, tokens, skipped=TEMPORARILY_UNAVAILABLE)
                 log.warning("sso: a token refresh of this session is still running elsewhere; not waiting longer")
-                return replace(self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE),
-                               skipped=TEMPORARILY_UNAVAILABLE)
+                return self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE, TEMPORARILY_UNAVAILABLE)
             if self.store.backend.keeps_records:
                 latest = session.reload_tokens()
             else:
@@ -187,11 +186,11 @@ class TokenRefresher:
         return tokens.expires_at - now <= margin
 
     @staticmethod
-    def _without_refresh(user: SignedInUser, tokens: Tokens, now: float, error: str) -> TokenState:
-        """The current token while it is still valid; else no token and why."""
+    def _without_refresh(user: SignedInUser, tokens: Tokens, now: float, error: str, skipped: str) -> TokenState:
+        """The current token while it is still valid; else no token and why (``error``); ``skipped``: why no refresh."""
         if tokens.expires_at is None or tokens.expires_at > now:
-            return TokenState(user, tokens)
-        return TokenState(user, None, error)
+            return TokenState(user, tokens, skipped=skipped)
+        return TokenState(user, None, error, skipped)
 
     def _refresh(self, session: SSOSession, user: SignedInUser, tokens: Tokens, now: float) -> TokenState:
         assert tokens.refresh_token is not None
@@ -206,8 +205,7 @@ class TokenRefresher:
                             user.sub, failure.code)
                 self._remember_failure("refresh-" + _fingerprint(tokens.refresh_token), now)
                 self.store.metrics.refresh("error")
-                return replace(self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE),
-                               skipped=failure.code)
+                return self._without_refresh(user, tokens, now, TEMPORARILY_UNAVAILABLE, failure.code)
             self.refreshes += 1
             self.store.metrics.refresh("refused")
             if self.config.refresh_failure == "sign_out":

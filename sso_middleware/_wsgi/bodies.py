@@ -2,7 +2,8 @@
 
 Only routes that need a body read one -- the back-channel logout route
 (a form carrying the provider's ``logout_token``) and, with ``response_mode =
-form_post``, the callback (the provider's authorization response); every other route takes its
+form_post``, the callback (the provider's authorization response) -- and ``preserve_post``, which
+keeps a form (:func:`read_form_fields`, its own codes by :attr:`BodyError.kind`); every other route takes its
 parameters from the query string and never touches ``wsgi.input``.  Before any
 auth route runs, :func:`refusal` answers a body that would be too large --
 ``Content-Length`` over ``max_request_body``, or unsized (``Transfer-Encoding``
@@ -38,13 +39,22 @@ _MAX_FIELDS = 64
 _FORM_TYPE = "application/x-www-form-urlencoded"
 
 
-class BodyError(SSOError):
-    """A request body that is refused: ``status`` 413 (too large or unsized) or 400 (unreadable)."""
+#: :attr:`BodyError.kind` values: what was wrong (a caller with its own codes, preserve_post, maps them).
+TOO_LARGE, UNSIZED, UNSUPPORTED, UNREADABLE = "too_large", "unsized", "unsupported", "unreadable"
 
-    def __init__(self, status: int, reason: str) -> None:
+
+class BodyError(SSOError):
+    """A request body that is refused: ``status`` 413 (too large or unsized) or 400 (unreadable).
+
+    ``kind``: :data:`TOO_LARGE`, :data:`UNSIZED`, :data:`UNSUPPORTED` (another type or charset) or
+    :data:`UNREADABLE` (a malformed length, a short or undecodable body, too many fields).
+    """
+
+    def __init__(self, status: int, reason: str, kind: str = UNREADABLE) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.kind = kind
 
 
 def body_length(environ: Mapping[str, Any], limit: int) -> int:
@@ -52,12 +62,12 @@ def body_length(environ: Mapping[str, Any], limit: int) -> int:
     raw = environ.get("CONTENT_LENGTH") or ""
     if not raw:
         if environ.get("HTTP_TRANSFER_ENCODING"):  # chunked: no length to check before reading
-            raise BodyError(413, "a request body without Content-Length is not accepted here")
+            raise BodyError(413, "a request body without Content-Length is not accepted here", UNSIZED)
         return 0
     if not (raw.isascii() and raw.isdigit()):
         raise BodyError(400, "malformed Content-Length")
     if len(raw) > _MAX_LENGTH_DIGITS or int(raw) > limit:
-        raise BodyError(413, f"request body too large (at most {limit} bytes)")
+        raise BodyError(413, f"request body too large (at most {limit} bytes)", TOO_LARGE)
     return int(raw)
 
 
@@ -83,15 +93,19 @@ def read_form(environ: dict[str, Any], limit: int) -> dict[str, list[str]]:
 
 
 def read_form_fields(environ: dict[str, Any], limit: int, max_fields: int = _MAX_FIELDS) -> list[tuple[str, str]]:
-    """:func:`read_form`'s fields as sent: a list of (name, value) pairs in order, repeated names kept."""
-    length = body_length(environ, limit)
+    """:func:`read_form`'s fields as sent: a list of (name, value) pairs in order, repeated names kept.
+
+    The type is checked before the length (a large file upload is refused as :data:`UNSUPPORTED`);
+    nothing is read unless both pass.
+    """
     media_type, _, parameters = (environ.get("CONTENT_TYPE") or "").partition(";")
     if media_type.strip().lower() != _FORM_TYPE:
-        raise BodyError(400, f"the body must be {_FORM_TYPE}")
+        raise BodyError(400, f"the body must be {_FORM_TYPE}", UNSUPPORTED)
     for parameter in parameters.split(";"):
         name, _, value = parameter.partition("=")
         if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
-            raise BodyError(400, "the body's charset must be UTF-8")
+            raise BodyError(400, "the body's charset must be UTF-8", UNSUPPORTED)
+    length = body_length(environ, limit)
     data = _read_exactly(environ["wsgi.input"], length) if length else b""
     try:
         pairs = parse_qsl(data.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict",

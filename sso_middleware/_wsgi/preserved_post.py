@@ -13,11 +13,12 @@ button without JavaScript), exactly once.
 What is kept (:meth:`PreservePost.read`, else a 4xx page saying the form was not kept,
 never a silent loss): a top-level form submission (``Sec-Fetch-Mode: navigate``, or
 without Fetch metadata an ``Accept: text/html`` request that is not XHR) from this
-site's own pages (``Sec-Fetch-Site: same-origin``, and an ``Origin`` that is one of
-``base_url``'s), of ``application/x-www-form-urlencoded`` UTF-8, with a declared
-``Content-Length`` of at most ``preserve_post_max_body``, at most :data:`MAX_FIELDS`
-fields, every name and value one a browser form sends back unchanged.  Where it is
-kept: :mod:`sso_middleware._session.preserved_posts`.
+site's own pages (:func:`~sso_middleware._wsgi.same_origin.foreign_origin`: an ``Origin``
+that is one of ``base_url``'s, ``Sec-Fetch-Site: same-origin`` when sent), of
+``application/x-www-form-urlencoded`` UTF-8, with a declared ``Content-Length`` of at
+most ``preserve_post_max_body``, at most :data:`MAX_FIELDS` fields, every name and value
+one a browser form sends back unchanged.  Where it is kept:
+:mod:`sso_middleware._session.preserved_posts`.
 
 Security caveats:
 
@@ -53,12 +54,14 @@ from .._session.preserved_posts import Fields, PostRecords
 from ..errors import (
     PreservePostCrossSite,
     PreservePostLengthRequired,
+    PreservePostRefused,
     PreservePostTooLarge,
     PreservePostUnreadable,
     PreservePostUnsupported,
 )
-from .bodies import BodyError, read_form_fields
+from .bodies import TOO_LARGE, UNSIZED, UNSUPPORTED, BodyError, read_form_fields
 from .pages import no_store
+from .same_origin import foreign_origin
 
 log = logging.getLogger("sso_middleware")
 
@@ -66,8 +69,12 @@ __all__ = ["MAX_FIELDS", "PreservePost", "resubmit_page", "sendable"]
 
 #: Most fields one kept form may have (PHP's ``max_input_vars`` default: forms beyond it are rare).
 MAX_FIELDS = 1000
-_FORM_TYPE = "application/x-www-form-urlencoded"
-_UTF8 = ("utf-8", "utf8")
+#: The page of a body :func:`~sso_middleware._wsgi.bodies.read_form_fields` refused, by what was wrong.
+_REFUSALS: dict[str, type[PreservePostRefused]] = {
+    TOO_LARGE: PreservePostTooLarge,  # 413
+    UNSIZED: PreservePostLengthRequired,  # 411
+    UNSUPPORTED: PreservePostUnsupported,  # 415
+}
 #: The page's only script; allowed by its hash.  ``HTMLFormElement.prototype.submit``: a field named
 #: ``submit`` would shadow the form's own method.
 _SCRIPT = "HTMLFormElement.prototype.submit.call(document.forms[0]);"
@@ -106,28 +113,13 @@ class PreservePost:
         The checks that need no body come first; the body is read (at most its declared
         length) only when every one of them passed.
         """
-        if not self._same_origin(environ):
-            raise PreservePostCrossSite("not a same-origin form submission")
-        media_type, _, parameters = (environ.get("CONTENT_TYPE") or "").partition(";")
-        if media_type.strip().lower() != _FORM_TYPE:
-            raise PreservePostUnsupported(f"content type {media_type.strip()[:60]!r}")
-        for parameter in parameters.split(";"):
-            name, _, value = parameter.partition("=")
-            if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in _UTF8:
-                raise PreservePostUnsupported("charset other than UTF-8")
-        length = (environ.get("CONTENT_LENGTH") or "").strip()
-        if not length:
-            if environ.get("HTTP_TRANSFER_ENCODING"):
-                raise PreservePostLengthRequired("no Content-Length (chunked)")
-            return []  # no body: a form without fields
-        if not (length.isascii() and length.isdigit()):
-            raise PreservePostUnreadable("malformed Content-Length")
-        if len(length) > 18 or int(length) > self.config.preserve_post_max_body:
-            raise PreservePostTooLarge(f"Content-Length {length[:20]} over {self.config.preserve_post_max_body}")
+        foreign = foreign_origin(environ, self.config.origins)
+        if foreign is not None:
+            raise PreservePostCrossSite(f"not a same-origin form submission: {foreign}")
         try:
             fields = read_form_fields(environ, self.config.preserve_post_max_body, MAX_FIELDS)
         except BodyError as refused:
-            raise PreservePostUnreadable(refused.reason) from None
+            raise _REFUSALS.get(refused.kind, PreservePostUnreadable)(refused.reason) from None
         for name, value in fields:
             if not name or not sendable(name) or not sendable(value) or (
                 name.lower() == "_charset_" and value != "UTF-8"
@@ -146,18 +138,6 @@ class PreservePost:
         reference = self.records.keep(fields, target, now, sub)
         log.info("sso: kept a form of %d fields for %r across the sign-in", len(fields), target[:200])
         return reference
-
-    def _same_origin(self, environ: dict[str, Any]) -> bool:
-        """Sent by this site's own pages: Fetch metadata says so, and ``Origin`` (when sent) is ours.
-
-        Without both headers nothing proves it (a modern browser sends ``Origin`` with every POST).
-        """
-        site, origin = environ.get("HTTP_SEC_FETCH_SITE"), environ.get("HTTP_ORIGIN")
-        if site is None and origin is None:
-            return False
-        if site is not None and site != "same-origin":
-            return False
-        return origin is None or origin.lower() in self.config.origins
 
 
 def sendable(text: str) -> bool:

@@ -43,7 +43,6 @@ from .._config.settings import SSOConfig
 from .._session.refresh import NO_REFRESH_TOKEN, REFRESH_FAILED, RETRY_SECONDS, TEMPORARILY_UNAVAILABLE, TokenRefresher
 from .._session.state import SessionStore, SessionTooLarge, SignedInUser, SSOSession, StoreUnavailable, Tokens
 from ..errors import (
-    ERRORS,
     CrossOriginRefused,
     MethodNotAllowed,
     NoRefreshToken,
@@ -54,6 +53,7 @@ from ..errors import (
 )
 from .bodies import refusal
 from .pages import no_store
+from .same_origin import foreign_origin
 
 log = logging.getLogger("sso_middleware")
 
@@ -68,16 +68,13 @@ LOGIN_REQUIRED = "login_required"
 
 
 def cross_origin_reason(environ: dict[str, Any], origins: tuple[str, ...]) -> Optional[str]:
-    """Why a POST is not proven to come from this site's own pages (for the log), or None when it is."""
-    origin = environ.get("HTTP_ORIGIN")
-    site = environ.get("HTTP_SEC_FETCH_SITE")
-    if origin is not None:
-        if origin not in origins:  # browsers send the canonical serialization; "null" never matches
-            return "Origin is not one of base_url's origins"
-    elif site != "same-origin":
-        return "no Origin, and Sec-Fetch-Site is not same-origin"
-    if site is not None and site != "same-origin":
-        return "Sec-Fetch-Site is not same-origin"
+    """Why a POST is not proven to come from this site's own pages (for the log), or None when it is.
+
+    The origin rule is :func:`~sso_middleware._wsgi.same_origin.foreign_origin`'s; this endpoint adds its header.
+    """
+    foreign = foreign_origin(environ, origins)
+    if foreign is not None:
+        return foreign
     if environ.get("HTTP_" + CSRF_HEADER.upper().replace("-", "_")) != CSRF_VALUE:
         return f"no {CSRF_HEADER}: {CSRF_VALUE} header"
     return None
@@ -138,7 +135,7 @@ class SessionEndpoint:
     def _state(self, session: SSOSession, refresh: bool) -> tuple[int, dict[str, Any]]:
         """The status and JSON document of a GET (``refresh=False``) or a POST."""
         now = self.clock()
-        user = session.current_user(now, stamp=refresh)
+        user = session.current_user(now, stamp=False)  # a GET is no activity; a POST extends below, always
         if user is None:
             if refresh:
                 return 401, {"signed_in": False, "error": LOGIN_REQUIRED,
@@ -189,10 +186,8 @@ def _failure_of(error: Optional[str], skipped: Optional[str],
     if skipped == TEMPORARILY_UNAVAILABLE:
         return RefreshUnavailable.status, _error(RefreshUnavailable)
     if skipped is not None:  # the provider's trouble: its code (provider_unreachable...), never a 4xx of ours
-        status, message, code = describe(skipped)
-        kind = ERRORS.get(code)
-        status = kind.status if kind is not None and kind.status >= 500 else 502
-        return status, {"error": code, "message": message}
+        status, message, code = describe(skipped)  # a code outside the catalogue is a 4xx here: 502 then
+        return (status if status >= 500 else 502), {"error": code, "message": message}
     return None
 
 

@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 from typing import Any, Optional
 
 import pytest
+from cryptography.fernet import Fernet
 
 from sso_middleware import SSOConfig
 from sso_middleware._doctor.checks.preserve_post import check_preserve_post
@@ -118,7 +119,9 @@ def test_a_record_remembers_whose_session_ended(records: tuple[PostRecords, Dict
 @pytest.mark.parametrize(
     ("change", "why"),
     [
-        pytest.param(lambda ref: ref.split(".")[0] + "." + "A" * 44, "another key", id="wrong-key"),
+        pytest.param(lambda ref: ref.split(".")[0] + "." + "A" * 44, "not a key", id="malformed-key"),
+        pytest.param(lambda ref: ref.split(".")[0] + "." + Fernet.generate_key().decode(), "another key",
+                     id="another-valid-key"),
         pytest.param(lambda ref: ref.split(".")[0] + ".", "no key", id="no-key"),
         pytest.param(lambda ref: "sso-tokens-" + ref.removeprefix(RECORD_PREFIX), "another kind", id="other-prefix"),
         pytest.param(lambda ref: ref + "é", "not ascii", id="non-ascii"),
