@@ -28,7 +28,6 @@ of them still makes every client loopback: block ``metrics_path`` at the proxy o
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import threading
@@ -41,6 +40,7 @@ from .._config.settings import SSOConfig
 from .._observe import metrics_for
 from .._observe.settings import networks
 from .._oidc.client import OIDCClient
+from .._sealing import same_text
 from .._session.state import SessionStore, SSOSession
 from .pages import no_store
 
@@ -67,7 +67,7 @@ class Observability:
         self.store = store
         self.clock = clock
         self.networks = networks(config)
-        self.token = config.metrics_token.encode()
+        self.token = config.metrics_token
         self._healthy: Optional[bool] = None
         self._lock = threading.Lock()
         #: The last health answer: (when, problem); and the lock a probe holds while it asks the store.
@@ -113,8 +113,7 @@ class Observability:
             return _text(403, "forbidden\n")
         if self.token:
             scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-            given = presented.strip().encode("utf-8", "surrogateescape")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given, self.token):
+            if scheme.lower() != "bearer" or not same_text(presented.strip(), self.token):
                 response = _text(401, "unauthorized\n")
                 response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
                 return response
