@@ -68,8 +68,6 @@ class Observability:
         self.clock = clock
         self.networks = networks(config)
         self.token = config.metrics_token
-        self._healthy: Optional[bool] = None
-        self._lock = threading.Lock()
         #: The last health answer: (when, problem); and the lock a probe holds while it asks the store.
         self._checked: Optional[tuple[float, Optional[str]]] = None
         self._check_lock = threading.Lock()
@@ -138,9 +136,10 @@ class Observability:
             now = self.clock()
             if self._checked is not None and 0 <= now - self._checked[0] < HEALTH_CACHE_SECONDS:
                 return self._checked[1]
+            before = self._checked
             problem = self._problem()
             self._checked = (self.clock(), problem)
-        self._log_change(problem)
+        _log_change(before, problem)
         return problem
 
     def _problem(self) -> Optional[str]:
@@ -157,14 +156,14 @@ class Observability:
             return f"discovery: {exc}"
         return None
 
-    def _log_change(self, problem: Optional[str]) -> None:
-        with self._lock:
-            healthy = problem is None
-            changed, self._healthy = self._healthy != healthy, healthy
-        if changed and problem is not None:
-            log.warning("sso: health check failing: %s", problem)
-        elif changed and self._healthy is not None:
-            log.info("sso: health check passing")
+
+def _log_change(before: Optional[tuple[float, Optional[str]]], problem: Optional[str]) -> None:
+    """Log the health answer when it changed since ``before`` (the previous check; None: this is the first)."""
+    was_healthy = None if before is None else before[1] is None
+    if problem is not None and was_healthy is not False:
+        log.warning("sso: health check failing: %s", problem)
+    elif problem is None and was_healthy is False:
+        log.info("sso: health check passing")
 
 
 def _only_get(request: Request) -> Optional[Response]:
