@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 from webob import Request, Response
 
 from .._config.settings import SSOConfig
-from .._observe import metrics_for
+from .._observe import Metrics
 from .._observe.settings import networks
 from .._oidc.client import OIDCClient
 from .._sealing import same_text
@@ -68,13 +68,15 @@ class Observability:
         self.clock = clock
         self.networks = networks(config)
         self.token = config.metrics_token
+        #: What the store's seams write (metrics_path set means metrics are on): the scrape reads the same objects.
+        self.instruments = store.metrics.instruments if isinstance(store.metrics, Metrics) else None
         #: The last health answer: (when, problem); and the lock a probe holds while it asks the store.
         self._checked: Optional[tuple[float, Optional[str]]] = None
         self._check_lock = threading.Lock()
 
     def routes(self) -> dict[str, Handler]:
         routes: dict[str, Handler] = {}
-        if self.config.metrics_path:
+        if self.config.metrics_path and self.instruments is not None:
             routes[self.config.metrics_path] = self.metrics
         if self.config.health_path:
             routes[self.config.health_path] = self.health
@@ -88,10 +90,8 @@ class Observability:
             return refused
         from .._observe.instruments import exposition
 
-        recorder = metrics_for(self.config)
-        instruments = getattr(recorder, "instruments", None)
-        if instruments is None:  # pragma: no cover - metrics_path set means metrics are on
-            return _text(404, "not found\n")
+        instruments = self.instruments
+        assert instruments is not None  # routes() serves metrics_path only then
         try:
             body, content_type = exposition(instruments, request.headers.get("Accept", ""))
         except ValueError:  # an Accept header prometheus_client cannot read: the plain text format
