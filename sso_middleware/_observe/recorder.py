@@ -92,10 +92,9 @@ class Metrics(Recorder):
 
     enabled = True
 
-    def __init__(self, instruments: Instruments, sign_in_paths: frozenset[str], callback_path: str) -> None:
+    def __init__(self, instruments: Instruments, sign_in_paths: frozenset[str]) -> None:
         self.instruments = instruments
         self._sign_in_paths = sign_in_paths
-        self._callback_path = callback_path
 
     def attempt(self, environ: dict[str, Any], prompt: Optional[str]) -> None:
         if prompt == "none":
@@ -203,4 +202,4 @@ def metrics_for(config: SSOConfig) -> Recorder:
     from .instruments import instruments_for  # only now: prometheus_client is needed only with metrics on
 
     paths = frozenset({config.sso_path, config.login_path, config.callback_path})
-    return Metrics(instruments_for(config.metrics_registry), paths, config.callback_path)
+    return Metrics(instruments_for(config.metrics_registry), paths)
