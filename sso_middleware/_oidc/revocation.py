@@ -43,7 +43,6 @@ from urllib.parse import urlencode
 
 from ..errors import ConfigError, ProviderError
 from . import client_auth
-from .http import ProviderHTTP
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._config.settings import SSOConfig
@@ -88,9 +87,8 @@ class TokenRevoker:
 
     def __init__(self, client: OIDCClient) -> None:
         self.client = client
-        http = client.http
-        # The client's own HTTP session (its pool, its test transport) and egress, with the shorter timeout.
-        self.http = ProviderHTTP(min(http.timeout, REVOCATION_TIMEOUT), session=http.session, egress=http.egress)
+        # The client's own HTTP session (its pool, its test transport), egress and metrics, with the shorter timeout.
+        self.http = client.http.with_timeout(min(client.http.timeout, REVOCATION_TIMEOUT))
 
     def revoke(self, refresh_token: Optional[str], access_token: Optional[str]) -> Revocation:
         """Revoke the refresh token, then the access token (either may be None); never raises for the provider.

@@ -229,6 +229,19 @@ def test_refreshes_by_outcome(make_middleware: Callable[..., SSOMiddleware], app
     assert count(middleware, "sso_provider_request_duration_seconds_count", endpoint="token") == 3
 
 
+
+def test_revocations_at_sign_out_are_timed_by_endpoint(
+    build: Callable[..., SSOMiddleware], provider: FakeProvider
+) -> None:
+    """The revoker's client has its own (shorter) timeout: it must keep the middleware's recorder too."""
+    provider.revocation = True
+    middleware = build(keep_access_token=True, scope="openid profile email offline_access")
+    browser = browser_of(middleware)
+    sso(browser, provider)
+    browser.get("/auth/logout")
+    assert len(provider.revocations) == 2
+    assert count(middleware, "sso_provider_request_duration_seconds_count", endpoint="revocation") == 2
+
 # -- the metrics route -----------------------------------------------------------------------
 
 
