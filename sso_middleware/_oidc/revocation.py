@@ -38,7 +38,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urlencode
 
 from ..errors import ConfigError, ProviderError
@@ -47,6 +47,7 @@ from . import client_auth
 if TYPE_CHECKING:  # pragma: no cover
     from .._config.settings import SSOConfig
     from .client import OIDCClient
+    from .http import ProviderHTTP
 
 log = logging.getLogger("sso_middleware")
 
@@ -72,6 +73,17 @@ def enabled(config: SSOConfig, revocation_endpoint: Optional[str]) -> bool:
     if config.revoke_tokens_on_logout == "off" or not config.keep_access_token:
         return False
     return revocation_endpoint is not None
+
+
+def post_revocation(http: ProviderHTTP, config: SSOConfig, endpoint: str, token: str, hint: str) -> tuple[int, Any]:
+    """One RFC 7009 request (``token``, ``token_type_hint``), the client authenticated as at the token endpoint.
+
+    Returns the status and the JSON body (None when there is none); raises ``ProviderError``.
+    The one place that builds it: sign-out's revoker and the doctor's check send the same request.
+    """
+    fields, auth = client_auth.authenticate(config, endpoint)
+    body = urlencode({"token": token, "token_type_hint": hint, **fields})
+    return http.post_form_any_body(endpoint, "revocation", body, auth=auth)
 
 
 @dataclass(frozen=True)
@@ -144,10 +156,8 @@ class TokenRevoker:
 
     def _revoke_one(self, endpoint: str, token: str, hint: str) -> Optional[str]:
         """None when revoked (or the provider cannot revoke that kind), else why not (a code, no token)."""
-        fields, auth = client_auth.authenticate(self.client.config, endpoint)
-        body = urlencode({"token": token, "token_type_hint": hint, **fields})
         try:
-            status, document = self.http.post_form_any_body(endpoint, "revocation", body, auth=auth)
+            status, document = post_revocation(self.http, self.client.config, endpoint, token, hint)
         except ProviderError as exc:
             return exc.code
         if status == 200:
