@@ -261,8 +261,7 @@ def _check_bearer(config: SSOConfig) -> None:
     for rule in config.access_rules:
         # Access rules hold for bearer requests too (their claims against the token's); a step-up cannot:
         # an access token is no sign-in the user could repeat, and its auth_time is nobody's promise here.
-        overlaps = any(api.applies_to(rule.path_info) or rule.applies_to(api.path_info) for api in apis)
-        if overlaps and (rule.max_age is not None or rule.acr_values):
+        if any(api.overlaps(rule) for api in apis) and (rule.max_age is not None or rule.acr_values):
             raise ConfigError("access_rules", f"{rule.path!r} asks for max_age/acr_values on bearer_paths "
                               f"({' '.join(prefixes)}), which an access token cannot satisfy; guard those paths "
                               "with claims, and bearer_rules for scopes")
@@ -285,7 +284,7 @@ def _check_preserve_post(config: SSOConfig, keeps_records: bool) -> None:
     guarded = tuple(AccessRule(path=prefix) for prefix in config.protected_paths) + tuple(config.access_rules)
     for prefix in prefixes:
         kept = AccessRule(path=prefix)
-        if not any(rule.applies_to(kept.path_info) or kept.applies_to(rule.path_info) for rule in guarded):
+        if not any(rule.overlaps(kept) for rule in guarded):
             raise ConfigError("preserve_post", f"{prefix!r} is not under protected_paths or access_rules: a POST "
                               "there reaches the application without a session, and is never kept")
 
