@@ -27,6 +27,8 @@ from .recorder import metrics_on
 if TYPE_CHECKING:
     from .._config.settings import SSOConfig
 
+#: Where prometheus_client's multiprocess mode keeps its files (read here, by the instruments and the doctor).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 #: The fewest characters of a ``metrics_token`` (a random secret, as long as ``session_secret``'s minimum).
 MIN_TOKEN_LENGTH = 32
@@ -104,7 +106,7 @@ def multiprocess_folder_problem(folder: str) -> Optional[str]:
 
 
 def _check_multiprocess_dir() -> None:
-    from .instruments import MULTIPROC_ENV, multiprocess_mode
+    from .instruments import multiprocess_mode
 
     folder = os.environ.get(MULTIPROC_ENV)
     if folder is None:
