@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urlsplit
 
+from .._observe import settings as observe_settings
 from .._oidc import client_auth, egress, revocation
 from .._policy import authorize_params as authz
 from .._policy import sign_in_hook
@@ -45,6 +46,9 @@ PUSHED_AUTHORIZATION = ("auto", "required", "off")
 #: The largest ``max_request_body`` accepted (16 MiB): auth routes need a few kilobytes.
 MAX_REQUEST_BODY_LIMIT = 16 * 1024 * 1024
 _PATH_RE = re.compile(r"^/[A-Za-z0-9._~!$&'()*+,;=:@/%-]*$")
+#: The route settings that may be empty (the route is off); each set one is checked like the others.
+_OPTIONAL_ROUTES = ("backchannel_logout_path", "frontchannel_logout_path", "session_endpoint_path", "metrics_path",
+                    "health_path")
 _CLAIM_RE = re.compile(r"^[\x21-\x7e]{1,256}$")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
@@ -128,11 +132,9 @@ def validate(config: SSOConfig) -> None:
             raise ConfigError(name, "must not contain control characters")
 
     paths: dict[str, str] = {}
-    for name in ("sso_path", "login_path", "callback_path", "logout_path", "failure_path", "backchannel_logout_path",
-                 "frontchannel_logout_path", "session_endpoint_path"):
+    for name in ("sso_path", "login_path", "callback_path", "logout_path", "failure_path", *_OPTIONAL_ROUTES):
         value = getattr(config, name)
-        if not value and name in ("backchannel_logout_path", "frontchannel_logout_path",
-                                  "session_endpoint_path"):  # empty: the route is off
+        if not value and name in _OPTIONAL_ROUTES:  # empty: the route is off
             continue
         if not _PATH_RE.match(value) or "//" in value:
             raise ConfigError(name, f"{value!r} is not an absolute path like /auth/login")
@@ -215,9 +217,7 @@ def validate(config: SSOConfig) -> None:
         raise ConfigError("cookie_name", "a __Host- cookie needs Path=/, but base_url has a path (use __Secure-)")
     if config.cookie_domain and not re.fullmatch(r"\.?[A-Za-z0-9.-]+", config.cookie_domain):
         raise ConfigError("cookie_domain", "must be a host name")
-    from .._observe.settings import validate as validate_observability  # here: it reads this module
-
-    validate_observability(config)  # metrics_*, health_path
+    observe_settings.validate(config)  # metrics_* (the route paths are checked above with the others)
 
 
 def _check_bearer(config: SSOConfig) -> None:
@@ -261,8 +261,7 @@ def _check_bearer(config: SSOConfig) -> None:
     for rule in config.access_rules:
         # Access rules hold for bearer requests too (their claims against the token's); a step-up cannot:
         # an access token is no sign-in the user could repeat, and its auth_time is nobody's promise here.
-        overlaps = any(api.applies_to(rule.path_info) or rule.applies_to(api.path_info) for api in apis)
-        if overlaps and (rule.max_age is not None or rule.acr_values):
+        if any(api.overlaps(rule) for api in apis) and (rule.max_age is not None or rule.acr_values):
             raise ConfigError("access_rules", f"{rule.path!r} asks for max_age/acr_values on bearer_paths "
                               f"({' '.join(prefixes)}), which an access token cannot satisfy; guard those paths "
                               "with claims, and bearer_rules for scopes")
@@ -285,7 +284,7 @@ def _check_preserve_post(config: SSOConfig, keeps_records: bool) -> None:
     guarded = tuple(AccessRule(path=prefix) for prefix in config.protected_paths) + tuple(config.access_rules)
     for prefix in prefixes:
         kept = AccessRule(path=prefix)
-        if not any(rule.applies_to(kept.path_info) or kept.applies_to(rule.path_info) for rule in guarded):
+        if not any(rule.overlaps(kept) for rule in guarded):
             raise ConfigError("preserve_post", f"{prefix!r} is not under protected_paths or access_rules: a POST "
                               "there reaches the application without a session, and is never kept")
 

@@ -37,13 +37,13 @@ from prometheus_client import values as prometheus_values
 from prometheus_client.exposition import choose_encoder
 
 from . import labels
+from .settings import MULTIPROC_ENV
 
 #: Store calls take about a millisecond (a file or a Redis round trip); a few seconds is a timeout.
 STORE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 #: Provider calls take tens to hundreds of milliseconds; ``http_timeout`` (5 s by default) bounds them.
 PROVIDER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class Instruments:

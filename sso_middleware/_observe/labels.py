@@ -39,9 +39,7 @@ ENDPOINTS = {
     "token": "token",
     "userinfo": "userinfo",
     "pushed authorization request": "par",
-    "par": "par",
     "revocation": "revocation",
-    "token revocation": "revocation",
     "introspection": "introspection",
 }
 OTHER = "other"

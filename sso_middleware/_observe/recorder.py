@@ -36,7 +36,11 @@ SILENT_KEY = "sso_middleware.metrics.silent"
 
 
 class Recorder:
-    """The silent recorder: metrics are off, every method does nothing."""
+    """The silent recorder: metrics are off, every method does nothing.
+
+    The two timing seams (the store wrapper, the provider-call decorator) are not here: with
+    metrics off they are not in the way at all (:mod:`.seams`), so only :class:`Metrics` has them.
+    """
 
     enabled = False
 
@@ -61,15 +65,6 @@ class Recorder:
     def logout_notification(self, channel: str, status: int) -> None:
         """A logout notification from the provider (``channel``) was answered with HTTP ``status``."""
 
-    @contextlib.contextmanager
-    def provider_call(self, what: str) -> Iterator[ProviderCall]:
-        """Time one call to the provider endpoint ``what`` (discovery, jwks, token...)."""
-        yield ProviderCall()
-
-    def store_call(self, operation: str, call: Any) -> Any:
-        """``call`` (a back end's method), timed as ``operation``; here: ``call`` itself."""
-        return call
-
 
 #: The recorder of every configuration with metrics off.
 NO_METRICS = Recorder()
@@ -92,10 +87,9 @@ class Metrics(Recorder):
 
     enabled = True
 
-    def __init__(self, instruments: Instruments, sign_in_paths: frozenset[str], callback_path: str) -> None:
+    def __init__(self, instruments: Instruments, sign_in_paths: frozenset[str]) -> None:
         self.instruments = instruments
         self._sign_in_paths = sign_in_paths
-        self._callback_path = callback_path
 
     def attempt(self, environ: dict[str, Any], prompt: Optional[str]) -> None:
         if prompt == "none":
@@ -141,6 +135,7 @@ class Metrics(Recorder):
 
     @contextlib.contextmanager
     def provider_call(self, what: str) -> Iterator[ProviderCall]:
+        """Time one call to the provider endpoint ``what`` (discovery, jwks, token...)."""
         endpoint = labels.endpoint(what)
         call = ProviderCall()
         start = time.perf_counter()
@@ -157,6 +152,7 @@ class Metrics(Recorder):
             _write(lambda: self.instruments.provider_failures.labels(endpoint, "http_5xx").inc())
 
     def store_call(self, operation: str, call: Any) -> Any:
+        """``call`` (a back end's method), timed as ``operation``, its ``StoreUnavailable`` counted."""
         seconds = self.instruments.store_seconds.labels(operation)  # bound once: no label lookup per call
         failures = self.instruments.store_failures.labels(operation)
         clock = time.perf_counter
@@ -203,4 +199,4 @@ def metrics_for(config: SSOConfig) -> Recorder:
     from .instruments import instruments_for  # only now: prometheus_client is needed only with metrics on
 
     paths = frozenset({config.sso_path, config.login_path, config.callback_path})
-    return Metrics(instruments_for(config.metrics_registry), paths, config.callback_path)
+    return Metrics(instruments_for(config.metrics_registry), paths)

@@ -19,7 +19,7 @@ import functools
 from typing import Any, Callable, TypeVar, cast
 
 from . import labels
-from .recorder import Recorder
+from .recorder import Metrics, Recorder
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 _Backend = TypeVar("_Backend")
@@ -34,7 +34,7 @@ class ObservedBackend:
     (its flags are copied, the rest is delegated), so the session layer behaves the same.
     """
 
-    def __init__(self, backend: Any, recorder: Recorder) -> None:
+    def __init__(self, backend: Any, recorder: Metrics) -> None:
         self.wrapped = backend
         self.keeps_records = backend.keeps_records
         self.shared_lock = backend.shared_lock
@@ -52,7 +52,7 @@ class ObservedBackend:
 
 def observed_backend(backend: _Backend, recorder: Recorder) -> _Backend:
     """``backend`` with its store calls timed; ``backend`` itself when metrics are off."""
-    if not recorder.enabled:
+    if not isinstance(recorder, Metrics):
         return backend
     return cast(_Backend, ObservedBackend(backend, recorder))  # the same protocol, by delegation
 
@@ -67,7 +67,7 @@ def observed_provider_call(method: _Method) -> _Method:
     @functools.wraps(method)
     def timed(http: Any, verb: str, url: str, what: str, **kwargs: Any) -> Any:
         recorder: Recorder = http.metrics
-        if not recorder.enabled:
+        if not isinstance(recorder, Metrics):
             return method(http, verb, url, what, **kwargs)
         with recorder.provider_call(what) as call:
             answer = method(http, verb, url, what, **kwargs)

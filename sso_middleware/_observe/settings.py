@@ -1,7 +1,8 @@
 """The checks of the metrics and health settings, when the configuration is built.
 
-``metrics_path``, ``health_path``, ``metrics_registry``, ``metrics_allowed_networks`` and
-``metrics_token``: each bad value is one :class:`~sso_middleware.errors.ConfigError` naming
+``metrics_registry``, ``metrics_allowed_networks`` and ``metrics_token`` (``metrics_path``
+and ``health_path`` are route paths: :mod:`sso_middleware._config.validation` checks them with
+the other routes): each bad value is one :class:`~sso_middleware.errors.ConfigError` naming
 the setting.  With metrics on, ``prometheus_client`` must be importable (the ``metrics``
 extra), and a ``PROMETHEUS_MULTIPROC_DIR`` must be a writable folder that was set before
 prometheus_client was first imported (its multiprocess mode is decided at that import; set
@@ -20,21 +21,20 @@ import os
 from typing import TYPE_CHECKING, Optional, Union
 
 from .._config.setting_files import imported_object
-from .._config.validation import _PATH_RE
 from ..errors import ConfigError
 from .recorder import metrics_on
 
 if TYPE_CHECKING:
     from .._config.settings import SSOConfig
 
+#: Where prometheus_client's multiprocess mode keeps its files (read here, by the instruments and the doctor).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 #: The fewest characters of a ``metrics_token`` (a random secret, as long as ``session_secret``'s minimum).
 MIN_TOKEN_LENGTH = 32
-_OWN_PATHS = ("metrics_path", "health_path")
 
 
 def validate(config: SSOConfig) -> None:
-    _check_paths(config)
     networks(config)  # raises for a bad network
     token = config.metrics_token
     if token and (len(token) < MIN_TOKEN_LENGTH or not token.isprintable() or " " in token):
@@ -67,26 +67,6 @@ def networks(config: SSOConfig) -> tuple[Network, ...]:
             raise ConfigError("metrics_allowed_networks", f"{text!r} is not an address or network "
                                                           "(like 127.0.0.0/8 or 10.1.2.3)") from None
     return tuple(found)
-
-
-def _check_paths(config: SSOConfig) -> None:
-    """Each route path of ours: an absolute path, none equal to another route's (every ``*_path`` setting)."""
-    others = {getattr(config, name): name for name in _route_settings(config) if name not in _OWN_PATHS}
-    for name in _OWN_PATHS:
-        value = getattr(config, name)
-        if not value:
-            continue
-        if not _PATH_RE.match(value) or "//" in value or "%" in value:
-            raise ConfigError(name, f"{value!r} is not an absolute path like /auth/health (no percent-escapes)")
-        if value in others:
-            raise ConfigError(name, f"same path as {others[value]}")
-        others[value] = name
-
-
-def _route_settings(config: SSOConfig) -> list[str]:
-    from .._config.validation import field_types
-
-    return [name for name in field_types() if name.endswith("_path") and getattr(config, name)]
 
 
 def _resolve_registry(config: SSOConfig) -> None:
@@ -126,7 +106,7 @@ def multiprocess_folder_problem(folder: str) -> Optional[str]:
 
 
 def _check_multiprocess_dir() -> None:
-    from .instruments import MULTIPROC_ENV, multiprocess_mode
+    from .instruments import multiprocess_mode
 
     folder = os.environ.get(MULTIPROC_ENV)
     if folder is None:

@@ -85,6 +85,12 @@ class ProviderHTTP:
         http.metrics = metrics_for(config)
         return http
 
+    def with_timeout(self, timeout: float) -> ProviderHTTP:
+        """This client with another ``timeout``: the same session (pool, test transport), egress and metrics."""
+        http = ProviderHTTP(timeout, session=self.session, egress=self.egress)
+        http.metrics = self.metrics
+        return http
+
     def get_json(self, url: str, what: str, headers: Optional[Mapping[str, str]] = None) -> tuple[int, Any]:
         """GET ``url``; returns (status, parsed JSON).  ``what`` names the endpoint in errors."""
         return self._request("GET", url, what, headers=headers)

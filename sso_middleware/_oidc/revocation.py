@@ -38,16 +38,16 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import urlencode
 
 from ..errors import ConfigError, ProviderError
 from . import client_auth
-from .http import ProviderHTTP
 
 if TYPE_CHECKING:  # pragma: no cover
     from .._config.settings import SSOConfig
     from .client import OIDCClient
+    from .http import ProviderHTTP
 
 log = logging.getLogger("sso_middleware")
 
@@ -75,6 +75,17 @@ def enabled(config: SSOConfig, revocation_endpoint: Optional[str]) -> bool:
     return revocation_endpoint is not None
 
 
+def post_revocation(http: ProviderHTTP, config: SSOConfig, endpoint: str, token: str, hint: str) -> tuple[int, Any]:
+    """One RFC 7009 request (``token``, ``token_type_hint``), the client authenticated as at the token endpoint.
+
+    Returns the status and the JSON body (None when there is none); raises ``ProviderError``.
+    The one place that builds it: sign-out's revoker and the doctor's check send the same request.
+    """
+    fields, auth = client_auth.authenticate(config, endpoint)
+    body = urlencode({"token": token, "token_type_hint": hint, **fields})
+    return http.post_form_any_body(endpoint, "revocation", body, auth=auth)
+
+
 @dataclass(frozen=True)
 class Revocation:
     """What one sign-out's revocation did: the hints ``revoked``, and ``failure``: why it stopped (None: it did not)."""
@@ -88,9 +99,8 @@ class TokenRevoker:
 
     def __init__(self, client: OIDCClient) -> None:
         self.client = client
-        http = client.http
-        # The client's own HTTP session (its pool, its test transport) and egress, with the shorter timeout.
-        self.http = ProviderHTTP(min(http.timeout, REVOCATION_TIMEOUT), session=http.session, egress=http.egress)
+        # The client's own HTTP session (its pool, its test transport), egress and metrics, with the shorter timeout.
+        self.http = client.http.with_timeout(min(client.http.timeout, REVOCATION_TIMEOUT))
 
     def revoke(self, refresh_token: Optional[str], access_token: Optional[str]) -> Revocation:
         """Revoke the refresh token, then the access token (either may be None); never raises for the provider.
@@ -146,10 +156,8 @@ class TokenRevoker:
 
     def _revoke_one(self, endpoint: str, token: str, hint: str) -> Optional[str]:
         """None when revoked (or the provider cannot revoke that kind), else why not (a code, no token)."""
-        fields, auth = client_auth.authenticate(self.client.config, endpoint)
-        body = urlencode({"token": token, "token_type_hint": hint, **fields})
         try:
-            status, document = self.http.post_form_any_body(endpoint, "revocation", body, auth=auth)
+            status, document = post_revocation(self.http, self.client.config, endpoint, token, hint)
         except ProviderError as exc:
             return exc.code
         if status == 200:

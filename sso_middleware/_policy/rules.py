@@ -196,6 +196,10 @@ class AccessRule:
             return True
         return path == prefix or (path.startswith(prefix) and path[len(prefix) : len(prefix) + 1] == "/")
 
+    def overlaps(self, other: AccessRule) -> bool:
+        """Whether some path is under both rules' paths (one covers the other's): checks between settings."""
+        return self.applies_to(other.path_info) or other.applies_to(self.path_info)
+
 
 @dataclass(frozen=True)
 class Decision:

@@ -51,6 +51,7 @@ from ..errors import (
     SSOFailure,
     StoreUnavailable,
 )
+from .route_params import query_values
 
 log = logging.getLogger("sso_middleware")
 
@@ -109,10 +110,8 @@ class FrontchannelLogout:
         """The checked ``sid`` of an ``iss``/``sid`` request; None for a request naming neither (cookie form)."""
         if len(request.environ.get("QUERY_STRING", "")) > MAX_QUERY:
             raise LogoutRequestTooLong(f"query string over {MAX_QUERY} characters")
-        try:
-            issuers, sids = request.GET.getall("iss"), request.GET.getall("sid")
-        except (UnicodeDecodeError, LookupError, ValueError, TypeError, Warning):
-            raise InvalidLogoutRequest("unreadable query string") from None
+        issuers = query_values(request, "iss", InvalidLogoutRequest)
+        sids = query_values(request, "sid", InvalidLogoutRequest)
         if len(issuers) > 1 or len(sids) > 1:
             raise InvalidLogoutRequest("iss or sid given more than once")
         if not issuers and not sids:
@@ -122,7 +121,7 @@ class FrontchannelLogout:
         if issuers[0] != self.config.issuer_url:
             raise LogoutIssuerMismatch("iss is not the configured issuer")
         sid = sids[0]
-        if not isinstance(sid, str) or not _SID.fullmatch(sid):
+        if not _SID.fullmatch(sid):
             raise InvalidLogoutRequest("sid is not 1-255 visible ASCII characters")
         return sid
 

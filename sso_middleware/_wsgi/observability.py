@@ -28,7 +28,6 @@ of them still makes every client loopback: block ``metrics_path`` at the proxy o
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import logging
 import threading
@@ -38,9 +37,10 @@ from typing import TYPE_CHECKING, Callable, Optional
 from webob import Request, Response
 
 from .._config.settings import SSOConfig
-from .._observe import metrics_for
+from .._observe import Metrics
 from .._observe.settings import networks
 from .._oidc.client import OIDCClient
+from .._sealing import same_text
 from .._session.state import SessionStore, SSOSession
 from .pages import no_store
 
@@ -67,16 +67,16 @@ class Observability:
         self.store = store
         self.clock = clock
         self.networks = networks(config)
-        self.token = config.metrics_token.encode()
-        self._healthy: Optional[bool] = None
-        self._lock = threading.Lock()
+        self.token = config.metrics_token
+        #: What the store's seams write (metrics_path set means metrics are on): the scrape reads the same objects.
+        self.instruments = store.metrics.instruments if isinstance(store.metrics, Metrics) else None
         #: The last health answer: (when, problem); and the lock a probe holds while it asks the store.
         self._checked: Optional[tuple[float, Optional[str]]] = None
         self._check_lock = threading.Lock()
 
     def routes(self) -> dict[str, Handler]:
         routes: dict[str, Handler] = {}
-        if self.config.metrics_path:
+        if self.config.metrics_path and self.instruments is not None:
             routes[self.config.metrics_path] = self.metrics
         if self.config.health_path:
             routes[self.config.health_path] = self.health
@@ -90,10 +90,8 @@ class Observability:
             return refused
         from .._observe.instruments import exposition
 
-        recorder = metrics_for(self.config)
-        instruments = getattr(recorder, "instruments", None)
-        if instruments is None:  # pragma: no cover - metrics_path set means metrics are on
-            return _text(404, "not found\n")
+        instruments = self.instruments
+        assert instruments is not None  # routes() serves metrics_path only then
         try:
             body, content_type = exposition(instruments, request.headers.get("Accept", ""))
         except ValueError:  # an Accept header prometheus_client cannot read: the plain text format
@@ -113,8 +111,7 @@ class Observability:
             return _text(403, "forbidden\n")
         if self.token:
             scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-            given = presented.strip().encode("utf-8", "surrogateescape")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given, self.token):
+            if scheme.lower() != "bearer" or not same_text(presented.strip(), self.token):
                 response = _text(401, "unauthorized\n")
                 response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
                 return response
@@ -139,9 +136,10 @@ class Observability:
             now = self.clock()
             if self._checked is not None and 0 <= now - self._checked[0] < HEALTH_CACHE_SECONDS:
                 return self._checked[1]
+            before = self._checked
             problem = self._problem()
             self._checked = (self.clock(), problem)
-        self._log_change(problem)
+        _log_change(before, problem)
         return problem
 
     def _problem(self) -> Optional[str]:
@@ -158,14 +156,14 @@ class Observability:
             return f"discovery: {exc}"
         return None
 
-    def _log_change(self, problem: Optional[str]) -> None:
-        with self._lock:
-            healthy = problem is None
-            changed, self._healthy = self._healthy != healthy, healthy
-        if changed and problem is not None:
-            log.warning("sso: health check failing: %s", problem)
-        elif changed and self._healthy is not None:
-            log.info("sso: health check passing")
+
+def _log_change(before: Optional[tuple[float, Optional[str]]], problem: Optional[str]) -> None:
+    """Log the health answer when it changed since ``before`` (the previous check; None: this is the first)."""
+    was_healthy = None if before is None else before[1] is None
+    if problem is not None and was_healthy is not False:
+        log.warning("sso: health check failing: %s", problem)
+    elif problem is None and was_healthy is False:
+        log.info("sso: health check passing")
 
 
 def _only_get(request: Request) -> Optional[Response]:

@@ -11,7 +11,7 @@ accepts only this application's origins and ``allowed_redirect_origins``
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from webob import Request
 
@@ -19,6 +19,7 @@ from .._config.settings import SSOConfig
 from .._config.validation import is_valid_connection
 from .._policy.redirects import checked_target
 from ..errors import (
+    AuthFailure,
     ConnectionNotAllowed,
     InvalidConnection,
     InvalidRequest,
@@ -30,17 +31,26 @@ from .bodies import BodyError, read_form
 
 
 def param(request: Request, name: str) -> Optional[str]:
-    """One text parameter from the query string.  The body is never read here (see :mod:`.bodies`).
+    """One text parameter from the query string (its last value).  The body is never read here (see :mod:`.bodies`).
 
     Anything unreadable (bad encodings) is bad input, never a 500.
     """
+    values = query_values(request, name)
+    return values[-1] if values else None
+
+
+def query_values(request: Request, name: str, failure: type[AuthFailure] = InvalidRequest) -> list[str]:
+    """Every value of ``name`` in the query string, in order (a route that allows one refuses more itself).
+
+    Anything unreadable (bad encodings) raises ``failure`` (a 4xx of the route's own code), never a 500.
+    """
     try:
-        value = request.GET.get(name)
+        values: list[Any] = request.GET.getall(name)
     except (UnicodeDecodeError, LookupError, ValueError, TypeError, Warning):
-        raise InvalidRequest("unreadable request parameters") from None
-    if value is not None and not isinstance(value, str):
-        raise InvalidRequest(f"parameter {name!r} is not text")
-    return value
+        raise failure("unreadable request parameters") from None
+    if not all(isinstance(value, str) for value in values):
+        raise failure(f"parameter {name!r} is not text")
+    return values
 
 
 def callback_params(config: SSOConfig, request: Request) -> dict[str, Optional[str]]:

@@ -1335,7 +1335,8 @@ def test_max_request_body_must_be_a_sensible_size(value: Any) -> None:
 
 
 @pytest.mark.parametrize("setting", ["sso_path", "login_path", "callback_path", "logout_path", "failure_path",
-                                     "backchannel_logout_path"])
+                                     "backchannel_logout_path", "frontchannel_logout_path", "session_endpoint_path",
+                                     "metrics_path", "health_path"])
 def test_route_paths_with_percent_escapes_are_refused(setting: str) -> None:
     """Routes are looked up by PATH_INFO, which servers decode: /auth/log%69n could never be reached."""
     assert "percent-escapes" in str(refused(setting, **{setting: "/auth/log%69n"}))

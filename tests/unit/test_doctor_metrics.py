@@ -48,6 +48,17 @@ def test_metrics_on_loopback_only_without_a_token(monkeypatch: pytest.MonkeyPatc
     assert not any(s in ("WARN", "FAIL") for s, _ in found)
 
 
+@pytest.mark.parametrize(("allowed", "hint"), [
+    pytest.param("127.0.0.1/32", True, id="one-loopback-address-as-a-network"),
+    pytest.param("::1 127.0.0.2", True, id="loopback-addresses"),
+    pytest.param("127.0.0.0/8 10.0.0.0/8", False, id="a-lan-too"),
+])
+def test_the_proxy_hint_whenever_every_listed_network_is_loopback(monkeypatch: pytest.MonkeyPatch, allowed: str,
+                                                                  hint: bool) -> None:
+    found = findings(monkeypatch, metrics_path="/auth/metrics", metrics_allowed_networks=allowed)
+    assert any("reverse proxy" in m for _, m in found) is hint
+
+
 def test_with_a_token_no_proxy_hint_and_the_token_never_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     found = findings(monkeypatch, metrics_path="/auth/metrics", metrics_token=TOKEN)
     assert not any("reverse proxy" in m for _, m in found)

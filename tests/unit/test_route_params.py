@@ -8,10 +8,11 @@ import pytest
 from webob import Request
 
 from sso_middleware import SSOConfig
-from sso_middleware._wsgi.route_params import callback_params, connection_param, param, target_param
+from sso_middleware._wsgi.route_params import callback_params, connection_param, param, query_values, target_param
 from sso_middleware.errors import (
     ConnectionNotAllowed,
     InvalidConnection,
+    InvalidLogoutRequest,
     InvalidRequest,
     InvalidTargetUrl,
     MissingConnection,
@@ -28,6 +29,20 @@ def test_an_undecodable_query_is_an_invalid_request() -> None:
     broken.environ["QUERY_STRING"] = "target_url=%ff%fe"
     with pytest.raises(InvalidRequest):
         param(broken, "target_url")
+
+
+def test_query_values_keeps_every_value_and_param_the_last() -> None:
+    repeated = request("sid=a&sid=b&other=c")
+    assert query_values(repeated, "sid") == ["a", "b"]
+    assert query_values(repeated, "absent") == []
+    assert param(repeated, "sid") == "b"
+
+
+def test_an_undecodable_query_is_the_routes_own_failure() -> None:
+    broken = Request.blank("/auth/frontchannel-logout")
+    broken.environ["QUERY_STRING"] = "sid=%ff%fe"
+    with pytest.raises(InvalidLogoutRequest):
+        query_values(broken, "sid", InvalidLogoutRequest)
 
 
 def test_a_target_of_another_origin_is_refused_and_an_absent_one_is_home_or_required(

@@ -1,4 +1,4 @@
-"""rules: Condition.holds, StepUp, applies_to, normalized_path, matching, step_up_for, decide, prefixes.
+"""rules: Condition.holds, StepUp, applies_to, overlaps, normalized_path, matching, step_up_for, decide, prefixes.
 
 Parsing (text, iterables, errors, the round trip) is tested in test_rule_parsing.py."""
 
@@ -255,6 +255,22 @@ def test_step_up_an_older_authentication_never_does_better(
 )
 def test_applies_to(prefix: str, path: str, applies: bool) -> None:
     assert AccessRule(prefix, max_age=1).applies_to(path) is applies
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "overlap"),
+    [
+        pytest.param("/app", "/app", True, id="same"),
+        pytest.param("/app", "/app/forms", True, id="other-below"),
+        pytest.param("/app/forms", "/app", True, id="other-above"),
+        pytest.param("/", "/api", True, id="root"),
+        pytest.param("/app", "/application", False, id="longer-name"),
+        pytest.param("/app/forms", "/app/api", False, id="siblings"),
+    ],
+)
+def test_overlaps_either_way(one: str, other: str, overlap: bool) -> None:
+    assert AccessRule(path=one).overlaps(AccessRule(path=other)) is overlap
+    assert AccessRule(path=other).overlaps(AccessRule(path=one)) is overlap
 
 
 @pytest.mark.parametrize(

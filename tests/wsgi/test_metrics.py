@@ -7,6 +7,7 @@ Prometheus server would get), so the route and the numbers are checked together.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -228,6 +229,19 @@ def test_refreshes_by_outcome(make_middleware: Callable[..., SSOMiddleware], app
     assert count(middleware, "sso_provider_request_duration_seconds_count", endpoint="token") == 3
 
 
+
+def test_revocations_at_sign_out_are_timed_by_endpoint(
+    build: Callable[..., SSOMiddleware], provider: FakeProvider
+) -> None:
+    """The revoker's client has its own (shorter) timeout: it must keep the middleware's recorder too."""
+    provider.revocation = True
+    middleware = build(keep_access_token=True, scope="openid profile email offline_access")
+    browser = browser_of(middleware)
+    sso(browser, provider)
+    browser.get("/auth/logout")
+    assert len(provider.revocations) == 2
+    assert count(middleware, "sso_provider_request_duration_seconds_count", endpoint="revocation") == 2
+
 # -- the metrics route -----------------------------------------------------------------------
 
 
@@ -359,6 +373,27 @@ def test_health_is_503_when_the_store_does_not_answer(
     middleware.store.backend.down = False  # type: ignore[attr-defined]
     clock.advance(HEALTH_CACHE_SECONDS)
     assert browser.get(HEALTH).text == "ok\n"
+
+
+def test_health_logs_each_change_once_and_nothing_while_healthy(
+    make_middleware: Callable[..., SSOMiddleware], app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock(int(time.time()))
+    middleware = make_middleware(app, health_path=HEALTH, session_type=FlakyFileStore, clock=clock)
+    browser = browser_of(middleware)
+
+    def health_lines() -> list[str]:
+        return [record.getMessage() for record in caplog.records if "health check" in record.getMessage()]
+
+    with caplog.at_level(logging.INFO, logger="sso_middleware"):
+        browser.get(HEALTH)
+        assert health_lines() == []  # healthy from the start: nothing changed
+        for down in (True, True, False, False):
+            middleware.store.backend.down = down  # type: ignore[attr-defined]
+            clock.advance(HEALTH_CACHE_SECONDS)
+            browser.get(HEALTH, status=503 if down else 200)
+    assert health_lines() == ["sso: health check failing: session store: file: down (test)",
+                              "sso: health check passing"]
 
 
 def test_a_flood_of_health_probes_reads_the_store_once_a_second(

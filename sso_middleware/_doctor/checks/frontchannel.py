@@ -41,8 +41,9 @@ def check_frontchannel_logout(ctx: Context) -> Iterator[Finding]:
         yield WARN, (f"the provider does not advertise frontchannel_logout_supported: {path} will not be framed "
                      "(Auth0 documents back-channel logout only: use backchannel_logout_path there)")
         return
-    ancestors = provider_origins(config.issuer_url, document.get("end_session_endpoint")
-                                 if isinstance(document.get("end_session_endpoint"), str) else None)
+    assert ctx.metadata is not None  # needs_discovery
+    # The end-session endpoint as discovery parsed it for the middleware: the same origins the route sends.
+    ancestors = provider_origins(config.issuer_url, ctx.metadata.end_session_endpoint)
     yield OK, f"front-channel logout supported; {path} may be framed by {' '.join(ancestors)} only"
     if with_sid:
         yield OK, ("frontchannel_logout_session_supported: with iss and sid the sessions end in the session store, "

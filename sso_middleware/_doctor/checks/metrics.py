@@ -12,13 +12,10 @@ import os
 from collections.abc import Iterator
 
 from ..._observe import metrics_on
-from ..._observe.settings import multiprocess_folder_problem
+from ..._observe.settings import MULTIPROC_ENV, multiprocess_folder_problem, networks
 from ..._policy.rules import AccessRule, matching
 from ..wording import names
 from .context import FAIL, INFO, OK, WARN, Context, Finding
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-LOOPBACK = {"127.0.0.0/8", "::1/128", "127.0.0.1", "::1"}
 
 
 def check_metrics(ctx: Context) -> Iterator[Finding]:
@@ -42,7 +39,7 @@ def check_metrics(ctx: Context) -> Iterator[Finding]:
             "any client"
         token = "with metrics_token" if config.metrics_token else "without a token"
         yield OK, f"metrics_path {config.metrics_path} answers {guard}, {token}"
-        if not config.metrics_token and set(config.metrics_allowed_networks) <= LOOPBACK:
+        if not config.metrics_token and all(network.is_loopback for network in networks(config)):
             yield INFO, ("metrics_path is guarded by the client address alone: behind a reverse proxy on this host "
                          "every client is loopback, so block the path at the proxy or set metrics_token")
     for name in ("metrics_path", "health_path"):

@@ -30,7 +30,7 @@ def check_preserve_post(ctx: Context) -> Iterator[Finding]:
     apis = tuple(AccessRule(path=prefix) for prefix in config.bearer_paths)
     for prefix in config.preserve_post:
         kept = AccessRule(path=prefix)
-        overlap = [api.path for api in apis if api.applies_to(kept.path_info) or kept.applies_to(api.path_info)]
+        overlap = [api.path for api in apis if api.overlaps(kept)]
         if overlap:
             yield WARN, (f"preserve_post {prefix} overlaps bearer_paths {names(overlap)}: POSTs there are answered "
                          "as API calls (401 without a token) and never kept")

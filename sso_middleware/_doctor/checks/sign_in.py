@@ -10,10 +10,8 @@ from __future__ import annotations
 import inspect
 import secrets
 from collections.abc import Iterator
-from urllib.parse import urlencode
 
-from ..._oidc import client_auth
-from ..._oidc.revocation import enabled
+from ..._oidc.revocation import enabled, post_revocation
 from ...errors import ProviderError
 from ..wording import describe_error, names, provider_words
 from .context import FAIL, INFO, OK, WARN, Context, Finding
@@ -66,11 +64,9 @@ def check_revocation(ctx: Context) -> Iterator[Finding]:
     advertised = ctx.document.get("revocation_endpoint_auth_methods_supported")
     if isinstance(advertised, list) and method not in advertised:
         yield WARN, f"the provider's revocation_endpoint_auth_methods_supported does not list {method}"
-    fields, auth = client_auth.authenticate(config, endpoint)
-    body = urlencode({"token": "sso-middleware-check-" + secrets.token_urlsafe(16),
-                      "token_type_hint": "refresh_token", **fields})
+    made_up = "sso-middleware-check-" + secrets.token_urlsafe(16)
     try:
-        status, document = ctx.http.post_form_any_body(endpoint, "revocation", body, auth=auth)
+        status, document = post_revocation(ctx.http, config, endpoint, made_up, "refresh_token")
     except ProviderError as exc:
         yield FAIL, f"the revocation endpoint did not answer usably: {describe_error(exc)} (sign-out goes on)"
         return
